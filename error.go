@@ -1,0 +1,100 @@
+package linkbridge
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Application error codes. Handlers map them to HTTP statuses and FHIR
+// OperationOutcome issue codes; workers decide retries from them.
+const (
+	// EINVALID marks structurally invalid input (HTTP 400).
+	EINVALID = "invalid"
+	// EUNPROCESSABLE marks well-formed input that breaks a business rule (HTTP 422).
+	EUNPROCESSABLE = "unprocessable"
+	// ENOTFOUND marks a missing resource, or one outside the caller's scope (HTTP 404).
+	ENOTFOUND = "not_found"
+	// ECONFLICT marks a conflict with the current state, such as an illegal
+	// status transition (HTTP 409).
+	ECONFLICT = "conflict"
+	// EDUPLICATE marks a replayed message or an already-stored business
+	// identifier (HTTP 409 for messages; intake turns it into 200 + existing).
+	EDUPLICATE = "duplicate"
+	// EPRECONDITION marks a failed If-Match version check (HTTP 412).
+	EPRECONDITION = "precondition"
+	// ETOOLARGE marks a request body over the configured limit (HTTP 413).
+	ETOOLARGE = "too_large"
+	// EUNSUPPORTED marks an unsupported media type (HTTP 415).
+	EUNSUPPORTED = "unsupported_media_type"
+	// EMETHOD marks a method that the resource does not allow (HTTP 405).
+	EMETHOD = "method_not_allowed"
+	// EUNAUTHORIZED marks missing or bad credentials (HTTP 401).
+	EUNAUTHORIZED = "unauthorized"
+	// EINTERNAL marks anything else; users only see "internal error".
+	EINTERNAL = "internal"
+)
+
+// Error is the application error. Message is safe to show to a caller: it
+// never carries names, NHS numbers or notes. Expression names the offending
+// FHIR element(s), as in OperationOutcome.issue.expression.
+type Error struct {
+	Code       string
+	Message    string
+	Expression []string
+	// Existing names the stored resource ("Type/id") that an EDUPLICATE
+	// error collided with, when known.
+	Existing string
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if len(e.Expression) > 0 {
+		return fmt.Sprintf("linkbridge error: code=%s message=%s expression=%v", e.Code, e.Message, e.Expression)
+	}
+	return fmt.Sprintf("linkbridge error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// At returns a copy of the error naming the offending element paths.
+func (e *Error) At(expr ...string) *Error {
+	c := *e
+	c.Expression = append(append([]string(nil), e.Expression...), expr...)
+	return &c
+}
+
+// ErrorCode returns the code of the application error in err's chain, or
+// EINTERNAL when there is none. A nil error has no code.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the caller-safe message of the application error in
+// err's chain, or "Internal error." for anything else.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Internal error."
+}
+
+// ErrorExpression returns the element paths named by the application error in
+// err's chain.
+func ErrorExpression(err error) []string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Expression
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package linkbridge
+
+import "strings"
+
+// FHIR identifier systems used across the NHS (UK Core).
+const (
+	// NHSNumberSystem is the UK Core identifier system of the NHS number.
+	NHSNumberSystem = "https://fhir.nhs.uk/Id/nhs-number"
+	// ODSSystem is the UK Core identifier system of ODS organisation codes.
+	ODSSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
+	// odsSystemLower is the lower-case variant seen in published BaRS
+	// examples; accepted on input and stored as ODSSystem.
+	odsSystemLower = "https://fhir.nhs.uk/id/ods-organization-code"
+	// SNOMEDSystem is the FHIR system URI of SNOMED CT.
+	SNOMEDSystem = "http://snomed.info/sct"
+	// LOINCSystem is the FHIR system URI of LOINC.
+	LOINCSystem = "http://loinc.org"
+)
+
+// NormalizeNHSNumber strips the spaces and hyphens that people type into an
+// NHS number and checks it: ten digits whose tenth is the Modulus 11 check
+// digit of the first nine (NHS Data Dictionary). It returns the ten digits, or
+// an EUNPROCESSABLE error that never repeats the number itself.
+func NormalizeNHSNumber(s string) (string, error) {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == ' ' || r == '-':
+			continue
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			return "", Errorf(EUNPROCESSABLE, "NHS number must contain only digits, spaces or hyphens")
+		}
+	}
+	n := b.String()
+	if len(n) != 10 {
+		return "", Errorf(EUNPROCESSABLE, "NHS number must have 10 digits, got %d", len(n))
+	}
+	if !nhsCheckDigitOK(n) {
+		return "", Errorf(EUNPROCESSABLE, "NHS number fails the Modulus 11 check")
+	}
+	return n, nil
+}
+
+// nhsCheckDigitOK applies the Modulus 11 rule to ten ASCII digits: weights
+// 10..2 over digits 1-9, check = 11 - (sum mod 11), 11 becomes 0, 10 is
+// invalid.
+func nhsCheckDigitOK(n string) bool {
+	sum := 0
+	for i := 0; i < 9; i++ {
+		sum += int(n[i]-'0') * (10 - i)
+	}
+	check := 11 - sum%11
+	if check == 11 {
+		check = 0
+	}
+	if check == 10 {
+		return false
+	}
+	return int(n[9]-'0') == check
+}
+
+// IsODSSystem reports whether system names ODS organisation codes, in the
+// canonical or the lower-case "/id/" spelling seen in real messages.
+func IsODSSystem(system string) bool {
+	return system == ODSSystem || system == odsSystemLower
+}
+
+// NormalizeODSCode checks an ODS organisation code (1 to 9 letters and
+// digits) and returns it upper-cased.
+func NormalizeODSCode(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) < 1 || len(s) > 9 {
+		return "", Errorf(EUNPROCESSABLE, "ODS code must have 1 to 9 characters")
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') {
+			return "", Errorf(EUNPROCESSABLE, "ODS code must contain only letters and digits")
+		}
+	}
+	return strings.ToUpper(s), nil
+}
+
+// Verhoeff tables (dihedral group D5 multiplication, permutation, inverse).
+var (
+	verhoeffD = [10][10]int{
+		{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5},
+		{2, 3, 4, 0, 1, 7, 8, 9, 5, 6}, {3, 4, 0, 1, 2, 8, 9, 5, 6, 7},
+		{4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
+		{6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3},
+		{8, 7, 6, 5, 9, 3, 2, 1, 0, 4}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0},
+	}
+	verhoeffP = [8][10]int{
+		{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 5, 7, 6, 2, 8, 3, 0, 9, 4},
+		{5, 8, 0, 3, 7, 9, 6, 1, 4, 2}, {8, 9, 1, 6, 0, 4, 3, 5, 2, 7},
+		{9, 4, 5, 3, 1, 2, 6, 8, 7, 0}, {4, 2, 8, 6, 5, 7, 3, 9, 0, 1},
+		{2, 7, 9, 3, 8, 0, 6, 4, 1, 5}, {7, 0, 4, 6, 9, 1, 3, 2, 5, 8},
+	}
+)
+
+// ValidSCTID reports whether s is a well-formed SNOMED CT identifier: 6 to 18
+// digits, no leading zero, and a valid Verhoeff check digit.
+func ValidSCTID(s string) bool {
+	if len(s) < 6 || len(s) > 18 || s[0] == '0' {
+		return false
+	}
+	c := 0
+	for i := 0; i < len(s); i++ {
+		d := s[len(s)-1-i]
+		if d < '0' || d > '9' {
+			return false
+		}
+		c = verhoeffD[c][verhoeffP[i%8][d-'0']]
+	}
+	return c == 0
+}

@@ -1,0 +1,143 @@
+package linkbridge
+
+import (
+	"strings"
+	"time"
+)
+
+// Social prescribing SNOMED CT concepts (DOMAIN.md §1.1).
+const (
+	// SCTReferralToSocialPrescribing is "Referral to social prescribing
+	// service (procedure)": identifies a social prescribing referral, and is
+	// written to the GP record when the person accepts.
+	SCTReferralToSocialPrescribing = "871731000000106"
+	// SCTSocialPrescribingDeclined is "Social prescribing declined
+	// (situation)", written to the GP record on decline.
+	SCTSocialPrescribingDeclined = "871711000000103"
+	// EMISLocalSocialPrescribingReferral is the EMIS-local code "Referral to
+	// social prescribing service from other agency" seen in real extracts; it
+	// is tolerated on input as identifying a social prescribing referral.
+	EMISLocalSocialPrescribingReferral = "EMISNQRE582"
+)
+
+// Coding is a code from a code system, as in FHIR Coding.
+type Coding struct {
+	System  string `json:"system,omitempty"`
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+}
+
+// Identifier is a business identifier, as in FHIR Identifier.
+type Identifier struct {
+	System string `json:"system,omitempty"`
+	Value  string `json:"value"`
+}
+
+// String renders the identifier as a FHIR token "system|value".
+func (i Identifier) String() string { return i.System + "|" + i.Value }
+
+// ParseToken splits a FHIR search token "system|value" (or a bare value).
+func ParseToken(s string) Identifier {
+	if sys, val, ok := strings.Cut(s, "|"); ok {
+		return Identifier{System: sys, Value: val}
+	}
+	return Identifier{Value: s}
+}
+
+// Person is someone referred to social prescribing. Its ID is also the id of
+// the FHIR Patient resource the gateway serves for them. Names and other
+// demographics stay in that stored resource; the domain keeps only what the
+// workflow needs.
+type Person struct {
+	ID        string    `json:"id"`
+	NHSNumber string    `json:"nhsNumber"`
+	BirthDate string    `json:"birthDate,omitempty"`
+	GPODS     string    `json:"gpOds,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Validate checks the person's identifiers without I/O.
+func (p *Person) Validate() error {
+	if p.ID == "" {
+		return Errorf(EINVALID, "person has no id")
+	}
+	if _, err := NormalizeNHSNumber(p.NHSNumber); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Referral is one referral of a person to a social prescribing service, as
+// the link worker's system of record holds it.
+type Referral struct {
+	// ID is the gateway's id of the referral; it is also the id of the FHIR
+	// ServiceRequest resource that carries it.
+	ID string `json:"id"`
+	// TaskID is the id of the referral Task that tracks it.
+	TaskID string `json:"taskId"`
+	// PersonID is the referred Person (and Patient resource id).
+	PersonID string `json:"personId"`
+	// Identifier is the referrer's business identifier of the ServiceRequest;
+	// a second referral with the same identifier is the same referral.
+	Identifier Identifier `json:"identifier"`
+	// Status is the referral Task status: the workflow state.
+	Status TaskStatus `json:"status"`
+	// BusinessStatus is a finer, local workflow step (Task.businessStatus).
+	BusinessStatus string `json:"businessStatus,omitempty"`
+	// StatusReason explains rejected, cancelled, on-hold and failed states.
+	StatusReason string `json:"statusReason,omitempty"`
+	// RequestStatus is the ServiceRequest status set by the requester
+	// (active, revoked, completed, ...).
+	RequestStatus string `json:"requestStatus"`
+	// Priority is routine, urgent, asap or stat.
+	Priority string `json:"priority,omitempty"`
+	// ReferrerODS is the ODS code of the referring organisation.
+	ReferrerODS string `json:"referrerOds"`
+	// ServiceODS is the ODS code of the social prescribing service the
+	// referral is addressed to.
+	ServiceODS string `json:"serviceOds"`
+	// Reasons are the coded reasons for referral (ServiceRequest.reasonCode).
+	Reasons []Coding `json:"reasons,omitempty"`
+	// DoNotContact records the SDOH "contacting-subject-prohibited" flag.
+	DoNotContact bool `json:"doNotContact,omitempty"`
+	// AuthoredOn is when the referrer wrote the referral.
+	AuthoredOn time.Time `json:"authoredOn"`
+	// ReceivedAt is when the gateway stored it.
+	ReceivedAt time.Time `json:"receivedAt"`
+	// UpdatedAt is when the referral last changed.
+	UpdatedAt time.Time `json:"updatedAt"`
+	// Version counts changes to the referral, starting at 1.
+	Version int `json:"version"`
+}
+
+// Validate checks the referral's own rules without I/O.
+func (r *Referral) Validate() error {
+	switch {
+	case r.ID == "" || r.TaskID == "" || r.PersonID == "":
+		return Errorf(EINVALID, "referral needs ids for itself, its Task and its person")
+	case r.Identifier.Value == "":
+		return Errorf(EUNPROCESSABLE, "referral has no business identifier").At("ServiceRequest.identifier")
+	case r.ReferrerODS == "":
+		return Errorf(EUNPROCESSABLE, "referral does not name the referring organisation by ODS code").At("ServiceRequest.requester")
+	case r.ServiceODS == "":
+		return Errorf(EUNPROCESSABLE, "referral does not name the social prescribing service by ODS code").At("ServiceRequest.performer")
+	case r.AuthoredOn.IsZero():
+		return Errorf(EUNPROCESSABLE, "referral has no authoredOn").At("ServiceRequest.authoredOn")
+	case !r.Status.Valid():
+		return Errorf(EUNPROCESSABLE, "referral has an unknown status %q", r.Status).At("Task.status")
+	}
+	return nil
+}
+
+// IsSocialPrescribingCode reports whether a coding identifies a social
+// prescribing referral: SNOMED 871731000000106, or the EMIS local code that
+// real GP systems send.
+func IsSocialPrescribingCode(c Coding) bool {
+	switch {
+	case c.System == SNOMEDSystem && c.Code == SCTReferralToSocialPrescribing:
+		return true
+	case c.Code == EMISLocalSocialPrescribingReferral:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,142 @@
+package linkbridge
+
+import (
+	"context"
+	"time"
+)
+
+// Resource is one version of a FHIR resource held by the gateway.
+type Resource struct {
+	// Type is the FHIR resource type, e.g. "Task".
+	Type string
+	// ID is the logical id.
+	ID string
+	// VersionID counts versions from 1 (meta.versionId).
+	VersionID int
+	// LastUpdated is meta.lastUpdated of this version, in UTC.
+	LastUpdated time.Time
+	// Body is the resource JSON exactly as served (with id and meta set).
+	// Reads return it as stored; it is never re-marshalled.
+	Body []byte
+	// Params are the search parameter values of this version; the store
+	// indexes the current version's params.
+	Params []SearchParam
+}
+
+// Reference returns "Type/id".
+func (r *Resource) Reference() string { return r.Type + "/" + r.ID }
+
+// SearchParam is one indexed value of a FHIR search parameter, e.g.
+// {Name: "patient", Value: "Patient/123"} or {Name: "identifier",
+// Value: "https://fhir.nhs.uk/Id/nhs-number|9434765919"}.
+type SearchParam struct {
+	Name  string
+	Value string
+}
+
+// ParamFilter matches resources that have parameter Name equal to any of
+// Values (FHIR comma = OR). Several filters are ANDed.
+type ParamFilter struct {
+	Name   string
+	Values []string
+}
+
+// DateFilter compares meta.lastUpdated with Time using a FHIR search prefix:
+// eq, gt, ge, lt or le.
+type DateFilter struct {
+	Prefix string
+	Time   time.Time
+}
+
+// ResourceQuery is a search over one resource type.
+type ResourceQuery struct {
+	Type        string
+	IDs         []string
+	Params      []ParamFilter
+	LastUpdated []DateFilter
+	// Count is the page size (at least 1), Offset the number of matches to
+	// skip. Results are ordered by lastUpdated, then id.
+	Count  int
+	Offset int
+}
+
+// SearchResult is one page of a search.
+type SearchResult struct {
+	Resources []*Resource
+	// Total counts every match, not only this page.
+	Total int
+}
+
+// Intake is everything one inbound referral stores, atomically.
+type Intake struct {
+	// Person is the referred person. When NewPerson is false the person
+	// already exists and is only linked.
+	Person    *Person
+	NewPerson bool
+	// Referral is the new referral (Version 1).
+	Referral *Referral
+	// Resources are the version-1 resources to create: the Patient (when
+	// NewPerson), ServiceRequest, Task and any supporting resources.
+	Resources []*Resource
+	// MessageID is the X-Request-Id of the message that carried the
+	// referral, recorded so that a replay is refused. Empty for RESTful
+	// creates.
+	MessageID string
+}
+
+// ReferralChange is one versioned change to a referral.
+type ReferralChange struct {
+	// Referral is the new state; its Version must be the stored version + 1.
+	Referral *Referral
+	// Resources are new versions of existing resources, or version-1
+	// resources to create. Each VersionID must be the stored version + 1.
+	Resources []*Resource
+	// MessageID is the X-Request-Id of the message that asked for the
+	// change, if any (recorded for replay detection).
+	MessageID string
+}
+
+// Store is the social prescribing store: the link workers' system of record
+// and the gateway's FHIR resource store. Implementations: adapter/sqlite and
+// adapter/postgres; both pass adapter/storetest.
+type Store interface {
+	// CreateReferral stores an intake atomically: all or nothing. It returns
+	// EDUPLICATE (with Error.Existing naming the stored resource) when the
+	// referral identifier is already stored ("ServiceRequest/<id>"), when
+	// MessageID was already processed ("MessageHeader/<request id>"), or when
+	// NewPerson is set and the NHS number is already stored
+	// ("Patient/<id>").
+	CreateReferral(ctx context.Context, in *Intake) error
+
+	// UpdateReferral applies a change atomically. It returns ENOTFOUND when
+	// the referral does not exist, EPRECONDITION when the referral or a
+	// resource is not at the version the change expects, and EDUPLICATE when
+	// MessageID was already processed.
+	UpdateReferral(ctx context.Context, ch *ReferralChange) error
+
+	// FindReferral returns a referral by id, or ENOTFOUND.
+	FindReferral(ctx context.Context, id string) (*Referral, error)
+	// FindReferralByTaskID returns the referral tracked by a Task, or ENOTFOUND.
+	FindReferralByTaskID(ctx context.Context, taskID string) (*Referral, error)
+	// FindReferralByIdentifier returns the referral with a business
+	// identifier, or ENOTFOUND.
+	FindReferralByIdentifier(ctx context.Context, id Identifier) (*Referral, error)
+	// FindPersonByNHSNumber returns the person with a normalised NHS number,
+	// or ENOTFOUND.
+	FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*Person, error)
+	// FindPerson returns a person by id, or ENOTFOUND.
+	FindPerson(ctx context.Context, id string) (*Person, error)
+
+	// ReadResource returns the current version of a resource, or ENOTFOUND.
+	ReadResource(ctx context.Context, typ, id string) (*Resource, error)
+	// ReadResourceVersion returns one version of a resource, or ENOTFOUND.
+	ReadResourceVersion(ctx context.Context, typ, id string, version int) (*Resource, error)
+	// ResourceHistory returns every version of a resource, newest first, or
+	// ENOTFOUND.
+	ResourceHistory(ctx context.Context, typ, id string) ([]*Resource, error)
+	// SearchResources returns one page of the current versions matching q.
+	SearchResources(ctx context.Context, q *ResourceQuery) (*SearchResult, error)
+
+	// Close releases the store.
+	Close() error
+}
