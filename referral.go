@@ -100,6 +100,19 @@ type Referral struct {
 	Reasons []Coding `json:"reasons,omitempty"`
 	// DoNotContact records the SDOH "contacting-subject-prohibited" flag.
 	DoNotContact bool `json:"doNotContact,omitempty"`
+	// LinkWorker is the link worker who accepted the referral.
+	LinkWorker LinkWorker `json:"linkWorker,omitempty"`
+	// Consent is what the person agreed may be shared with the GP record;
+	// until recorded, only codes and statuses are shared.
+	Consent ConsentLevel `json:"consent,omitempty"`
+	// DeclineReason and DischargeReason are coded reasons (DeclineReasons,
+	// DischargeReasons); DischargeSummary is the free-text summary.
+	DeclineReason    string `json:"declineReason,omitempty"`
+	DischargeReason  string `json:"dischargeReason,omitempty"`
+	DischargeSummary string `json:"dischargeSummary,omitempty"`
+	// AcceptedAt and CompletedAt mark the episode (zero until set).
+	AcceptedAt  time.Time `json:"acceptedAt,omitempty"`
+	CompletedAt time.Time `json:"completedAt,omitempty"`
 	// AuthoredOn is when the referrer wrote the referral.
 	AuthoredOn time.Time `json:"authoredOn"`
 	// ReceivedAt is when the gateway stored it.

@@ -94,6 +94,13 @@ type ReferralChange struct {
 	// MessageID is the X-Request-Id of the message that asked for the
 	// change, if any (recorded for replay detection).
 	MessageID string
+	// Plan, when set, replaces the referral's care and support plan.
+	Plan *Plan
+	// Contacts and Measures are new case-record entries to add.
+	Contacts []*Contact
+	Measures []*Measure
+	// Event, when set, is appended to the referral's history.
+	Event *ReferralEvent
 }
 
 // Store is the social prescribing store: the link workers' system of record
@@ -139,4 +146,59 @@ type Store interface {
 
 	// Close releases the store.
 	Close() error
+}
+
+// CaseRecord is the link worker's record of one referral.
+type CaseRecord struct {
+	Referral *Referral
+	Person   *Person
+	Plan     Plan
+	Contacts []*Contact
+	Measures []*Measure
+	// Events is the referral's history, oldest first.
+	Events []*ReferralEvent
+}
+
+// ReferralEvent is one entry of a referral's history: every versioned change.
+type ReferralEvent struct {
+	ReferralID string `json:"referralId"`
+	// Version is the referral version the change produced.
+	Version int       `json:"version"`
+	At      time.Time `json:"at"`
+	// Action names the change: "received", "accept", "contact", "plan", ...
+	Action string `json:"action"`
+	// Actor is who made it: "requester", "performer", or a link worker id.
+	Actor string `json:"actor"`
+	// Status is the Task status after the change.
+	Status TaskStatus `json:"status"`
+}
+
+// ReferralFilter selects referrals for an inbox or caseload.
+type ReferralFilter struct {
+	// ServiceODS restricts to referrals addressed to one service.
+	ServiceODS string
+	// ReferrerODS restricts to referrals made by one organisation.
+	ReferrerODS string
+	Statuses    []TaskStatus
+	// LinkWorkerID restricts to one link worker's referrals.
+	LinkWorkerID string
+	// ReceivedFrom and ReceivedTo bound ReceivedAt (inclusive, exclusive);
+	// zero means unbounded.
+	ReceivedFrom, ReceivedTo time.Time
+	// Limit (at least 1) and Offset page the result, newest first.
+	Limit, Offset int
+}
+
+// CaseStore holds the link workers' case records. The same
+// ReferralChange that moves a referral carries its case-record changes and
+// history event, so they commit together.
+type CaseStore interface {
+	// GetCaseRecord returns a referral's case record, or ENOTFOUND.
+	GetCaseRecord(ctx context.Context, referralID string) (*CaseRecord, error)
+	// ListReferrals returns one page of referrals matching f, newest
+	// received first, and the total count of matches.
+	ListReferrals(ctx context.Context, f ReferralFilter) ([]*Referral, int, error)
+	// CountContacts returns, per referral id, the number of attended
+	// contacts.
+	CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error)
 }

@@ -1,0 +1,427 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/fhirmap"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	patpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
+	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
+	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+// intakeResult says what an intake stored (or found already stored).
+type intakeResult struct {
+	// Created is false when the referral was already stored (idempotent
+	// re-send): the resources are then the stored ones.
+	Created bool
+	// PersonCreated is false when the Patient already existed.
+	PersonCreated  bool
+	Patient        *linkbridge.Resource
+	ServiceRequest *linkbridge.Resource
+	Task           *linkbridge.Resource
+	// ByEntry maps each request entry to the resource it became (nil for
+	// contained resources and for entries of an already-stored referral).
+	ByEntry  map[*fhirmap.Entry]*linkbridge.Resource
+	Referral *linkbridge.Referral
+}
+
+// intake validates, maps and stores one inbound referral. It is idempotent:
+// a referral whose ServiceRequest identifier is stored already returns the
+// stored referral with Created false.
+func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID string) (*intakeResult, error) {
+	ref, err := fhirmap.MapReferral(entries)
+	if err != nil {
+		return nil, err
+	}
+	// Idempotency: the same referral identifier is the same referral.
+	if res, err := s.existingReferral(ctx, ref.Referral.Identifier); err != nil || res != nil {
+		if res != nil && messageID != "" {
+			// A new message (new X-Request-Id) re-sending a stored referral.
+			return res, nil
+		}
+		return res, err
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := s.storeIntake(ctx, ref, messageID)
+		var le *linkbridge.Error
+		if errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE {
+			switch {
+			case strings.HasPrefix(le.Existing, "ServiceRequest/"):
+				// Lost a race with an identical referral: answer with it.
+				return s.existingReferral(ctx, ref.Referral.Identifier)
+			case strings.HasPrefix(le.Existing, "Patient/") && attempt == 0:
+				// The person was created concurrently: link to them.
+				continue
+			}
+		}
+		return res, err
+	}
+}
+
+// existingReferral returns the stored referral with a business identifier,
+// or nil when there is none.
+func (s *Server) existingReferral(ctx context.Context, id linkbridge.Identifier) (*intakeResult, error) {
+	rf, err := s.Store.FindReferralByIdentifier(ctx, id)
+	if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	out := &intakeResult{Referral: rf, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
+	if out.ServiceRequest, err = s.Store.ReadResource(ctx, "ServiceRequest", rf.ID); err != nil {
+		return nil, err
+	}
+	if out.Task, err = s.Store.ReadResource(ctx, "Task", rf.TaskID); err != nil {
+		return nil, err
+	}
+	if out.Patient, err = s.Store.ReadResource(ctx, "Patient", rf.PersonID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// storeIntake assigns ids, rewrites references, renders and stores.
+func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, messageID string) (*intakeResult, error) {
+	now := s.now()
+	person := ref.Person
+	newPerson := true
+	var existing *linkbridge.Person
+	var err error
+	switch {
+	case ref.SubjectID != "":
+		existing, err = s.Store.FindPerson(ctx, ref.SubjectID)
+		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+			return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject Patient/%s is not held by this server", ref.SubjectID).At("ServiceRequest.subject")
+		}
+	default:
+		existing, err = s.Store.FindPersonByNHSNumber(ctx, person.NHSNumber)
+		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+			err = nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		person = *existing
+		newPerson = false
+	} else {
+		person.ID = s.newID()
+		person.CreatedAt = now
+	}
+
+	rf := ref.Referral
+	rf.ID = s.newID()
+	rf.PersonID = person.ID
+	rf.ReceivedAt, rf.UpdatedAt, rf.Version = now, now, 1
+	if rf.ServiceODS == "" {
+		rf.ServiceODS = s.DefaultServiceODS
+	}
+	if rf.Status == "" {
+		rf.Status = linkbridge.TaskRequested
+	}
+
+	// Assign ids to every stored entry; the ServiceRequest's id is the
+	// referral id.
+	type idPair struct{ typ, id string }
+	newIDs := map[string]idPair{} // old reference or fullUrl -> new
+	ids := map[*fhirmap.Entry]string{}
+	for _, e := range ref.Entries {
+		if e.Contained {
+			continue
+		}
+		typ := fhirmap.TypeName(e.Resource)
+		var id string
+		switch {
+		case e == ref.ServiceRequest:
+			id = rf.ID
+		case e == ref.Patient:
+			id = person.ID
+		default:
+			id = s.newID()
+		}
+		ids[e] = id
+		if e.FullURL != "" {
+			newIDs[e.FullURL] = idPair{typ, id}
+		}
+		if old := fhirmap.ID(e.Resource); old != "" {
+			newIDs[typ+"/"+old] = idPair{typ, id}
+		}
+	}
+	resolve := func(typ, id string) (string, string, bool) {
+		key := id
+		if typ != "" {
+			key = typ + "/" + id
+		}
+		if p, ok := newIDs[key]; ok {
+			return p.typ, p.id, true
+		}
+		return "", "", false
+	}
+
+	in := &linkbridge.Intake{Person: &person, NewPerson: newPerson, MessageID: messageID}
+	out := &intakeResult{Created: true, PersonCreated: newPerson, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
+	render := func(res proto.Message, id string) (*linkbridge.Resource, error) {
+		fhirmap.SetID(res, id)
+		fhirmap.SetMeta(res, 1, now)
+		params := fhirmap.SearchParams(res) // before Encode, which denormalises references in place
+		body, err := s.Codec.Encode(res)
+		if err != nil {
+			return nil, fmt.Errorf("httpapi: render %s: %w", fhirmap.TypeName(res), err)
+		}
+		return &linkbridge.Resource{Type: fhirmap.TypeName(res), ID: id, VersionID: 1, LastUpdated: now, Body: body, Params: params}, nil
+	}
+
+	var srRequester *dpb.Reference
+	for _, e := range ref.Entries {
+		if e.Contained {
+			continue
+		}
+		if e == ref.Patient && !newPerson {
+			continue // link to the stored person; their record is not replaced
+		}
+		fhirmap.RewriteReferences(e.Resource, resolve)
+		if e == ref.ServiceRequest {
+			srRequester = e.Resource.(*srpb.ServiceRequest).GetRequester()
+		}
+		if e == ref.Task {
+			if t := e.Resource.(*taskpb.Task); t.GetLastModified() == nil {
+				t.LastModified = fhirmap.DateTime(now)
+			}
+		}
+		r, err := render(e.Resource, ids[e])
+		if err != nil {
+			return nil, err
+		}
+		in.Resources = append(in.Resources, r)
+		out.ByEntry[e] = r
+		switch e {
+		case ref.ServiceRequest:
+			out.ServiceRequest = r
+		case ref.Task:
+			out.Task = r
+			rf.TaskID = r.ID
+		case ref.Patient:
+			out.Patient = r
+		}
+	}
+	if newPerson && ref.Patient == nil {
+		// Named only by NHS number: the gateway keeps a minimal Patient.
+		p := &patpb.Patient{Identifier: []*dpb.Identifier{{
+			System: &dpb.Uri{Value: linkbridge.NHSNumberSystem}, Value: &dpb.String{Value: person.NHSNumber},
+		}}}
+		r, err := render(p, person.ID)
+		if err != nil {
+			return nil, err
+		}
+		in.Resources = append(in.Resources, r)
+		out.Patient = r
+	}
+	if ref.Task == nil {
+		rf.TaskID = s.newID()
+		t := fhirmap.NewReferralTask(&rf, srRequester, now)
+		r, err := render(t, rf.TaskID)
+		if err != nil {
+			return nil, err
+		}
+		in.Resources = append(in.Resources, r)
+		out.Task = r
+	}
+	if err := rf.Validate(); err != nil {
+		return nil, err
+	}
+	if out.Patient == nil {
+		if out.Patient, err = s.Store.ReadResource(ctx, "Patient", person.ID); err != nil {
+			return nil, err
+		}
+	}
+	in.Referral = &rf
+	if err := s.Store.CreateReferral(ctx, in); err != nil {
+		return nil, err
+	}
+	out.Referral = &rf
+	s.Logger.InfoContext(ctx, "referral stored", slog.String("referral_id", rf.ID), slog.String("task_id", rf.TaskID),
+		slog.String("person_id", person.ID), slog.Bool("new_person", newPerson), slog.String("referrer_ods", rf.ReferrerODS), slog.String("service_ods", rf.ServiceODS))
+	return out, nil
+}
+
+// handleTransaction answers POST /fhir with a referral transaction Bundle.
+func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
+	b, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.decode(b)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	bundle, ok := res.(*rpb.Bundle)
+	if !ok {
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "POST to the base URL takes a transaction Bundle, not %s", fhirmap.TypeName(res)).At(fhirmap.TypeName(res)))
+		return
+	}
+	entries, err := fhirmap.TransactionEntries(bundle)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out, err := s.intake(r.Context(), entries, "")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("transaction-response"), Timestamp: instantNow(s.now())}
+	be := make([]bundleEntry, len(entries))
+	for i, e := range entries {
+		stored := out.ByEntry[e]
+		status := "201 Created"
+		if !out.Created {
+			status = "200 OK"
+			switch e.Resource.(type) {
+			case *srpb.ServiceRequest:
+				stored = out.ServiceRequest
+			case *taskpb.Task:
+				stored = out.Task
+			case *patpb.Patient:
+				stored = out.Patient
+			}
+		} else if _, isPatient := e.Resource.(*patpb.Patient); isPatient && !out.PersonCreated {
+			status, stored = "200 OK", out.Patient
+		}
+		if stored == nil {
+			be[i] = bundleEntry{entry: &rpb.Bundle_Entry{Response: &rpb.Bundle_Entry_Response{Status: &dpb.String{Value: status}}}}
+			continue
+		}
+		be[i] = bundleEntry{entry: responseEntry(stored, status)}
+		if preferReturn(r) != "minimal" {
+			be[i].raw = stored.Body
+			be[i].entry.FullUrl = &dpb.Uri{Value: s.baseURL(r) + "/" + stored.Type + "/" + stored.ID}
+		}
+	}
+	body, err := s.renderBundle(resp, be)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// handleCreateServiceRequest answers POST /fhir/ServiceRequest: a referral
+// without a Task; the gateway creates the referral Task itself.
+func (s *Server) handleCreateServiceRequest(w http.ResponseWriter, r *http.Request) {
+	s.handleCreate(w, r, "ServiceRequest")
+}
+
+// handleCreateTask answers POST /fhir/Task (SDOH "direct"): the Task's
+// focus ServiceRequest is contained in it or already held by the gateway.
+func (s *Server) handleCreateTask(w http.ResponseWriter, r *http.Request) {
+	s.handleCreate(w, r, "Task")
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string) {
+	b, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.decode(b)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if got := fhirmap.TypeName(res); got != typ {
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "POST /%s takes a %s, not %s", typ, typ, got).At(got))
+		return
+	}
+	ctx := r.Context()
+	// Conditional create (If-None-Exist): one match returns it, several 412.
+	if cond := r.Header.Get("If-None-Exist"); cond != "" {
+		found, err := s.conditionalMatch(ctx, typ, cond)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if found != nil {
+			s.writeWriteResult(w, r, found, http.StatusOK, "Resource already exists; nothing was created.")
+			return
+		}
+	}
+	if t, ok := res.(*taskpb.Task); ok {
+		// A Task whose focus is a ServiceRequest this gateway holds tracks
+		// a referral that already has its Task: answer with that Task.
+		if ftyp, fid := fhirmap.RefTarget(t.GetFocus()); ftyp == "ServiceRequest" {
+			rf, err := s.Store.FindReferral(ctx, fid)
+			if err == nil {
+				found, err := s.Store.ReadResource(ctx, "Task", rf.TaskID)
+				if err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+				s.writeWriteResult(w, r, found, http.StatusOK, "The referral already has a Task; nothing was created.")
+				return
+			} else if linkbridge.ErrorCode(err) != linkbridge.ENOTFOUND {
+				s.writeError(w, r, err)
+				return
+			}
+			s.writeError(w, r, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.focus ServiceRequest/%s is not held by this server; contain the ServiceRequest or send a transaction", fid).At("Task.focus"))
+			return
+		}
+	}
+	out, err := s.intake(ctx, []*fhirmap.Entry{{Resource: res, Path: typ}}, "")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	stored := out.ServiceRequest
+	if typ == "Task" {
+		stored = out.Task
+	}
+	if !out.Created {
+		s.writeWriteResult(w, r, stored, http.StatusOK, "The referral is already held; nothing was created.")
+		return
+	}
+	s.writeWriteResult(w, r, stored, http.StatusCreated, "Referral created.")
+}
+
+// conditionalMatch runs an If-None-Exist query ("identifier=system|value").
+func (s *Server) conditionalMatch(ctx context.Context, typ, cond string) (*linkbridge.Resource, error) {
+	q, err := s.parseSearch(typ, cond)
+	if err != nil {
+		return nil, err
+	}
+	q.Count, q.Offset = 2, 0
+	res, err := s.Store.SearchResources(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	switch res.Total {
+	case 0:
+		return nil, nil
+	case 1:
+		return res.Resources[0], nil
+	}
+	return nil, linkbridge.Errorf(linkbridge.EPRECONDITION, "If-None-Exist matched %d resources", res.Total)
+}
+
+// baseURL is the absolute base of the FHIR API as the caller reached it.
+func (s *Server) baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/fhir"
+}

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+)
+
+// renderCapabilityStatement builds the CapabilityStatement from the routes
+// and search parameters the server implements, parses it with google/fhir
+// (so it is checked like any resource) and renders it once.
+func (s *Server) renderCapabilityStatement() ([]byte, error) {
+	type param struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+	}
+	type interaction struct {
+		Code string `json:"code"`
+	}
+	type resource struct {
+		Type              string        `json:"type"`
+		Interaction       []interaction `json:"interaction"`
+		Versioning        string        `json:"versioning"`
+		ReadHistory       bool          `json:"readHistory"`
+		UpdateCreate      bool          `json:"updateCreate"`
+		ConditionalCreate bool          `json:"conditionalCreate,omitempty"`
+		ConditionalUpdate bool          `json:"conditionalUpdate"`
+		SearchInclude     []string      `json:"searchInclude,omitempty"`
+		SearchParam       []param       `json:"searchParam"`
+	}
+	paramType := func(p string) string {
+		switch {
+		case isReferenceParam(p):
+			return "reference"
+		}
+		return "token"
+	}
+	types := make([]string, 0, len(searchable))
+	for t := range searchable {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	var resources []resource
+	for _, t := range types {
+		res := resource{Type: t, Versioning: "versioned", ReadHistory: true,
+			Interaction: []interaction{{"read"}, {"vread"}, {"history-instance"}, {"search-type"}}}
+		switch t {
+		case "ServiceRequest", "Task":
+			res.Interaction = append(res.Interaction, interaction{"create"}, interaction{"update"})
+			res.ConditionalCreate = true
+		}
+		for inc := range includes {
+			if len(inc) > len(t) && inc[:len(t)+1] == t+":" {
+				res.SearchInclude = append(res.SearchInclude, inc)
+			}
+		}
+		sort.Strings(res.SearchInclude)
+		res.SearchParam = append(res.SearchParam, param{"_id", "token"}, param{"_lastUpdated", "date"})
+		for _, p := range searchable[t] {
+			res.SearchParam = append(res.SearchParam, param{p, paramType(p)})
+		}
+		resources = append(resources, res)
+	}
+	cs := map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         "2026-11-22",
+		"publisher":    "linkbridge",
+		"kind":         "instance",
+		"software":     map[string]any{"name": "linkbridge"},
+		"implementation": map[string]any{
+			"description": "linkbridge: GP referrals to social prescribing, and the link worker's record back to the GP record",
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []string{"application/fhir+json", "json"},
+		"rest": []any{map[string]any{
+			"mode":        "server",
+			"resource":    resources,
+			"interaction": []interaction{{"transaction"}},
+			"operation": []any{map[string]any{
+				"name":       "process-message",
+				"definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+			}},
+		}},
+	}
+	raw, err := json.Marshal(cs)
+	if err != nil {
+		return nil, err
+	}
+	cr, err := s.Codec.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	return s.Codec.Encode(cr)
+}
+
+// handleMetadata answers GET /fhir/metadata.
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	_, _ = w.Write(s.capability)
+}

@@ -1,0 +1,254 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/fhirmap"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+// ContentTypeFHIR is the media type of FHIR JSON.
+const ContentTypeFHIR = "application/fhir+json; charset=utf-8"
+
+// writeError sends err as an OperationOutcome with the status its code maps
+// to. Only internal errors are logged at error level; their details never
+// reach the caller.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := linkbridge.ErrorCode(err)
+	status := fhirjson.StatusForCode(code)
+	if code == linkbridge.EINTERNAL {
+		s.Logger.ErrorContext(r.Context(), "internal error", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	} else {
+		s.Logger.DebugContext(r.Context(), "request refused", slog.String("code", code), slog.Int("status", status))
+	}
+	body, mErr := s.Codec.Encode(fhirjson.OutcomeFromError(err))
+	if mErr != nil {
+		s.Logger.ErrorContext(r.Context(), "render OperationOutcome", slog.Any("error", mErr))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// readBody checks the content type and reads the body within the limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
+		return nil, linkbridge.Errorf(linkbridge.EUNSUPPORTED, "Content-Type must be application/fhir+json or application/json")
+	}
+	limit := s.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, linkbridge.Errorf(linkbridge.ETOOLARGE, "request body is larger than %d bytes", limit)
+		}
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "could not read request body")
+	}
+	return b, nil
+}
+
+// decode parses a FHIR resource body, returning the resource proto.
+func (s *Server) decode(b []byte) (proto.Message, error) {
+	cr, err := s.Codec.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	res := fhirmap.Unwrap(cr)
+	if res == nil {
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "body is not a FHIR resource")
+	}
+	return res, nil
+}
+
+// etag renders a version as a weak ETag.
+func etag(version int) string { return `W/"` + strconv.Itoa(version) + `"` }
+
+// parseETag reads W/"n" or "n" from If-Match.
+func parseETag(v string) (int, bool) {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.Atoi(v)
+	return n, err == nil && n > 0
+}
+
+// setResourceHeaders sets ETag, Last-Modified and (for writes) Location.
+func setResourceHeaders(w http.ResponseWriter, res *linkbridge.Resource, location bool) {
+	h := w.Header()
+	h.Set("ETag", etag(res.VersionID))
+	h.Set("Last-Modified", res.LastUpdated.UTC().Format(http.TimeFormat))
+	if location {
+		h.Set("Location", locationOf(res))
+	}
+}
+
+func locationOf(res *linkbridge.Resource) string {
+	return res.Type + "/" + res.ID + "/_history/" + strconv.Itoa(res.VersionID)
+}
+
+// writeResource sends a stored resource as stored (never re-marshalled).
+func (s *Server) writeResource(w http.ResponseWriter, res *linkbridge.Resource, status int) {
+	setResourceHeaders(w, res, false)
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(status)
+	_, _ = w.Write(res.Body)
+}
+
+// writeWriteResult answers a create or update, honouring Prefer:
+// return=minimal | representation (default) | OperationOutcome.
+func (s *Server) writeWriteResult(w http.ResponseWriter, r *http.Request, res *linkbridge.Resource, status int, msg string) {
+	setResourceHeaders(w, res, true)
+	switch preferReturn(r) {
+	case "minimal":
+		w.WriteHeader(status)
+	case "OperationOutcome":
+		body, err := s.Codec.Encode(fhirjson.InformationOutcome(msg))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", ContentTypeFHIR)
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	default:
+		w.Header().Set("Content-Type", ContentTypeFHIR)
+		w.WriteHeader(status)
+		_, _ = w.Write(res.Body)
+	}
+}
+
+// preferReturn reads the return preference of the Prefer header.
+func preferReturn(r *http.Request) string {
+	for _, p := range strings.Split(r.Header.Get("Prefer"), ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if ok && strings.TrimSpace(k) == "return" {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return ""
+}
+
+// bundleEntry is one entry of a Bundle the gateway renders: the envelope
+// parts as protos, and the resource either as stored bytes (spliced in, not
+// re-marshalled) or as a proto to encode.
+type bundleEntry struct {
+	entry *rpb.Bundle_Entry
+	raw   []byte
+}
+
+// renderBundle encodes the Bundle envelope with google/fhir and splices each
+// entry's stored resource bytes into it.
+func (s *Server) renderBundle(b *rpb.Bundle, entries []bundleEntry) ([]byte, error) {
+	b.Entry = make([]*rpb.Bundle_Entry, len(entries))
+	for i, e := range entries {
+		b.Entry[i] = e.entry
+	}
+	env, err := s.Codec.Encode(b)
+	if err != nil {
+		return nil, err
+	}
+	needSplice := false
+	for _, e := range entries {
+		if e.raw != nil {
+			needSplice = true
+		}
+	}
+	if !needSplice {
+		return env, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(env, &top); err != nil {
+		return nil, err
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(top["entry"], &raws); err != nil {
+		return nil, err
+	}
+	for i, e := range entries {
+		if e.raw == nil {
+			continue
+		}
+		rest := strings.TrimPrefix(string(raws[i]), "{")
+		sep := ","
+		if strings.HasPrefix(strings.TrimSpace(rest), "}") {
+			sep = ""
+		}
+		raws[i] = json.RawMessage(`{"resource":` + string(e.raw) + sep + rest)
+	}
+	if top["entry"], err = marshalNoEscape(raws); err != nil {
+		return nil, err
+	}
+	return marshalOrdered(top)
+}
+
+// marshalOrdered writes a JSON object with resourceType first, then the
+// other keys in sorted order.
+func marshalOrdered(top map[string]json.RawMessage) ([]byte, error) {
+	rt := top["resourceType"]
+	delete(top, "resourceType")
+	rest, err := marshalNoEscape(top)
+	if err != nil {
+		return nil, err
+	}
+	if len(rt) == 0 {
+		return rest, nil
+	}
+	out := make([]byte, 0, len(rest)+len(rt)+20)
+	out = append(out, `{"resourceType":`...)
+	out = append(out, rt...)
+	if len(rest) > 2 {
+		out = append(out, ',')
+		out = append(out, rest[1:]...)
+	} else {
+		out = append(out, '}')
+	}
+	return out, nil
+}
+
+// responseEntry builds a transaction-response entry for a stored resource.
+func responseEntry(res *linkbridge.Resource, status string) *rpb.Bundle_Entry {
+	return &rpb.Bundle_Entry{Response: &rpb.Bundle_Entry_Response{
+		Status:       &dpb.String{Value: status},
+		Location:     &dpb.Uri{Value: locationOf(res)},
+		Etag:         &dpb.String{Value: etag(res.VersionID)},
+		LastModified: fhirmap.Instant(res.LastUpdated),
+	}}
+}
+
+func bundleType(t string) *rpb.Bundle_TypeCode {
+	bt := &rpb.Bundle_TypeCode{}
+	fhirmap.SetCode(bt, t)
+	return bt
+}
+
+func instantNow(t time.Time) *dpb.Instant { return fhirmap.Instant(t) }
+
+// marshalNoEscape marshals without HTML escaping, so URLs keep their "&".
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

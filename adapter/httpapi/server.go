@@ -1,0 +1,178 @@
+// Package httpapi is linkbridge's inbound HTTP API: the FHIR R4 REST API at
+// /fhir that GP systems send referrals to and the MDT reads from, plus the
+// health endpoints. Every handler decodes, validates, calls the store, then
+// writes exactly one response; every failure goes through writeError, which
+// sends a FHIR OperationOutcome.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+)
+
+// DefaultMaxBodyBytes is the default request body limit (413 above it).
+const DefaultMaxBodyBytes = 4 << 20
+
+// Server serves the FHIR API over a Store.
+type Server struct {
+	// Store is the social prescribing store.
+	Store linkbridge.Store
+	// Cases is the case-record side of the store (/sp/v1).
+	Cases linkbridge.CaseStore
+	// Codec parses and renders FHIR JSON; build it once and share it.
+	Codec *fhirjson.Codec
+	// Logger receives structured logs (ids only, never personal data).
+	Logger *slog.Logger
+	// Now returns the current time; defaults to time.Now.
+	Now func() time.Time
+	// NewID returns a new resource id; defaults to a random UUID.
+	NewID func() string
+	// MaxBodyBytes limits request bodies; defaults to DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// DefaultServiceODS is the ODS code of the social prescribing service
+	// referrals are addressed to when they name none (optional).
+	DefaultServiceODS string
+
+	capability []byte
+}
+
+// NewServer builds a Server and renders its CapabilityStatement once.
+func NewServer(store linkbridge.Store, codec *fhirjson.Codec, logger *slog.Logger) (*Server, error) {
+	s := &Server{Store: store, Codec: codec, Logger: logger}
+	if cs, ok := store.(linkbridge.CaseStore); ok {
+		s.Cases = cs
+	}
+	cs, err := s.renderCapabilityStatement()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: capability statement: %w", err)
+	}
+	s.capability = cs
+	return s, nil
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Server) newID() string {
+	if s.NewID != nil {
+		return s.NewID()
+	}
+	return NewUUID()
+}
+
+// NewUUID returns a random (version 4) UUID string.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Handler returns the routed HTTP handler.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, linkbridge.Errorf(linkbridge.ENOTFOUND, "no such endpoint"))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method))
+	})
+	r.Use(s.logRequests)
+	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
+	if s.Cases != nil {
+		s.registerSPRoutes(r)
+	}
+
+	f := r.PathPrefix("/fhir").Subrouter()
+	f.Use(s.fhirHeaders)
+	f.HandleFunc("", s.handleTransaction).Methods(http.MethodPost)
+	f.HandleFunc("/", s.handleTransaction).Methods(http.MethodPost)
+	f.HandleFunc("/metadata", s.handleMetadata).Methods(http.MethodGet)
+	f.HandleFunc("/$process-message", s.handleProcessMessage).Methods(http.MethodPost)
+	f.HandleFunc("/ServiceRequest", s.handleCreateServiceRequest).Methods(http.MethodPost)
+	f.HandleFunc("/Task", s.handleCreateTask).Methods(http.MethodPost)
+	f.HandleFunc("/Task/{id}", s.handleUpdateTask).Methods(http.MethodPut)
+	f.HandleFunc("/ServiceRequest/{id}", s.handleUpdateServiceRequest).Methods(http.MethodPut)
+	f.HandleFunc("/{type:[A-Z][A-Za-z]+}", s.handleSearch).Methods(http.MethodGet)
+	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/_search", s.handleSearch).Methods(http.MethodPost)
+	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/{id}", s.handleRead).Methods(http.MethodGet)
+	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/{id}/_history", s.handleHistory).Methods(http.MethodGet)
+	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/{id}/_history/{vid}", s.handleVRead).Methods(http.MethodGet)
+	return r
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// handleReadyz reports ready when the store answers a query.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.Store.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Patient", Count: 1}); err != nil {
+		s.Logger.WarnContext(ctx, "readiness check failed", slog.Any("error", err))
+		http.Error(w, "store unavailable\n", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (sr *statusRecorder) WriteHeader(code int) {
+	sr.status = code
+	sr.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests logs method, route, status and duration. It never logs the
+// query string, which can hold NHS numbers.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		route := r.URL.Path
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("route", route),
+			slog.String("id", mux.Vars(r)["id"]),
+			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", r.Header.Get("X-Request-Id")))
+	})
+}
+
+// fhirHeaders echoes the BaRS transaction headers on every FHIR response.
+func (s *Server) fhirHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"X-Request-Id", "X-Correlation-Id"} {
+			if v := r.Header.Get(h); v != "" {
+				w.Header().Set(h, v)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

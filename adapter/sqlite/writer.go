@@ -1,0 +1,296 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// writeReq is one write waiting for the writer. apply runs inside the
+// request's own SAVEPOINT; it is built by the caller's goroutine, with its
+// arguments already converted, so the writer goroutine only runs SQL.
+type writeReq struct {
+	ctx   context.Context
+	apply func(w *writer) error
+	done  chan error // buffered (1): the writer never blocks answering
+}
+
+// writer owns the single write connection. It commits requests in groups:
+// see the package documentation.
+type writer struct {
+	db   *DB
+	conn *sql.Conn
+	log  *slog.Logger
+
+	reqs    chan *writeReq // unbuffered: a waiting sender is a queued request
+	quit    chan struct{}  // closed by stop
+	stopped chan struct{}  // closed when run returns
+
+	// now is the time of the batch in progress, as stored.
+	now string
+
+	// Statements prepared once on the write connection.
+	begin, commit, rollback        *sql.Stmt
+	savepoint, release, rollbackTo *sql.Stmt
+	insMessage                     *sql.Stmt
+	insPerson, selPersonIDByNHS    *sql.Stmt
+	insReferral, updReferral       *sql.Stmt
+	selReferralVersion             *sql.Stmt
+	selReferralIDByIdentifier      *sql.Stmt
+	insResource, updResource       *sql.Stmt
+	insHistory, delParams          *sql.Stmt
+	selResourceExists              *sql.Stmt
+	stmts                          []*sql.Stmt
+
+	// multi caches the multi-row INSERT statements, by text.
+	multi map[string]*sql.Stmt
+}
+
+// bg is the context of every statement the writer runs. A caller's context
+// must not reach SQLite: cancelling it would interrupt a statement, and an
+// interrupted write rolls back the whole shared transaction. Callers'
+// contexts are checked before their request starts instead.
+var bg = context.Background()
+
+// startWriter takes the write connection, prepares the statements and
+// starts the writer goroutine.
+func startWriter(ctx context.Context, db *DB) (*writer, error) {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: start writer: %w", err)
+	}
+	w := &writer{
+		db:      db,
+		conn:    conn,
+		log:     db.Logger,
+		multi:   make(map[string]*sql.Stmt),
+		reqs:    make(chan *writeReq),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	prep := func(dst **sql.Stmt, query string) {
+		if err != nil {
+			return
+		}
+		var s *sql.Stmt
+		if s, err = conn.PrepareContext(ctx, query); err != nil {
+			err = fmt.Errorf("sqlite: prepare %q: %w", query, err)
+			return
+		}
+		*dst = s
+		w.stmts = append(w.stmts, s)
+	}
+	prep(&w.begin, `BEGIN IMMEDIATE`)
+	prep(&w.commit, `COMMIT`)
+	prep(&w.rollback, `ROLLBACK`)
+	prep(&w.savepoint, `SAVEPOINT req`)
+	prep(&w.release, `RELEASE req`)
+	prep(&w.rollbackTo, `ROLLBACK TO req`)
+	prep(&w.insMessage, `INSERT INTO message (request_id, received_at) VALUES (?, ?)`)
+	prep(&w.insPerson, `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES (?, ?, ?, ?, ?)`)
+	prep(&w.selPersonIDByNHS, `SELECT id FROM person WHERE nhs_number = ?`)
+	prep(&w.insReferral, `INSERT INTO referral (`+referralColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&w.updReferral, `UPDATE referral SET
+		task_id = ?, person_id = ?, identifier_system = ?, identifier_value = ?, status = ?,
+		business_status = ?, status_reason = ?, request_status = ?, priority = ?, referrer_ods = ?,
+		service_ods = ?, reasons = ?, do_not_contact = ?, authored_on = ?, received_at = ?,
+		updated_at = ?, version = ?
+		WHERE id = ? AND version = ?`)
+	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
+	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE identifier_system = ? AND identifier_value = ?`)
+	prep(&w.insResource, `INSERT INTO resource (type, id, version_id, last_updated, body) VALUES (?, ?, ?, ?, ?)`)
+	prep(&w.updResource, `UPDATE resource SET version_id = ?, last_updated = ?, body = ?
+		WHERE type = ? AND id = ? AND version_id = ?`)
+	prep(&w.insHistory, `INSERT INTO resource_history (type, id, version_id, last_updated, body) VALUES (?, ?, ?, ?, ?)`)
+	prep(&w.delParams, `DELETE FROM search_param WHERE type = ? AND id = ?`)
+	prep(&w.selResourceExists, `SELECT COUNT(*) FROM resource WHERE type = ? AND id = ?`)
+	if err != nil {
+		_ = w.close()
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+// Multi-row INSERTs: one statement per table and request instead of one per
+// row. Each statement is a head, n copies of a row of placeholders, and a
+// tail; the writer prepares each n it meets once.
+const (
+	resourceInsert = `INSERT INTO resource (type, id, version_id, last_updated, body) VALUES `
+	historyInsert  = `INSERT INTO resource_history (type, id, version_id, last_updated, body) VALUES `
+	paramInsert    = `INSERT INTO search_param (type, id, name, value) VALUES `
+	// A resource may carry the same value twice; the index keeps one.
+	paramInsertTail = ` ON CONFLICT DO NOTHING`
+	// maxRowsPerInsert bounds the statements (and so the cache): longer
+	// lists are inserted in chunks.
+	maxRowsPerInsert = 32
+)
+
+// execRows runs head+rows+tail over args, width values a row, in chunks of
+// at most maxRowsPerInsert rows.
+func (w *writer) execRows(head, tail string, width int, args []any) error {
+	for len(args) > 0 {
+		n := min(len(args)/width, maxRowsPerInsert)
+		q := head + strings.Repeat(`(`+placeholders(width)+`), `, n-1) + `(` + placeholders(width) + `)` + tail
+		st, ok := w.multi[q]
+		if !ok {
+			var err error
+			if st, err = w.conn.PrepareContext(bg, q); err != nil {
+				return fmt.Errorf("sqlite: prepare: %w", err)
+			}
+			w.multi[q] = st
+			w.stmts = append(w.stmts, st)
+		}
+		if _, err := st.ExecContext(bg, args[:n*width]...); err != nil {
+			return err
+		}
+		args = args[n*width:]
+	}
+	return nil
+}
+
+// do hands a request to the writer and waits for its outcome. Once the writer
+// has taken the request, do waits for the answer even if ctx ends, because the
+// request may already be committed; the wait is at most one batch.
+func (w *writer) do(ctx context.Context, apply func(w *writer) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &writeReq{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+	case <-w.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+// run is the writer goroutine: wait for a request, gather the others that
+// are waiting, commit them together, repeat until stopped.
+func (w *writer) run() {
+	defer close(w.stopped)
+	batch := make([]*writeReq, 0, w.db.MaxBatch)
+	for {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch[:0], r)
+		case <-w.quit:
+			return
+		}
+	gather:
+		for len(batch) < w.db.MaxBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		t0 := time.Now()
+		w.runBatch(batch)
+		dbgBatches++
+		dbgReqs += len(batch)
+		dbgTime += time.Since(t0)
+		clear(batch) // drop references to finished requests
+	}
+}
+
+// runBatch runs a batch in one transaction, each request in its own
+// savepoint, and answers every request.
+func (w *writer) runBatch(batch []*writeReq) {
+	errs := make([]error, len(batch))
+	answer := func() {
+		for i, r := range batch {
+			r.done <- errs[i]
+		}
+	}
+	failAll := func(err error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		answer()
+	}
+
+	w.now = formatTime(w.db.Now())
+	if _, err := w.begin.ExecContext(bg); err != nil {
+		w.log.Error("begin write batch", slog.Any("error", err))
+		failAll(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := w.savepoint.ExecContext(bg); err != nil {
+			w.abort(fmt.Errorf("sqlite: savepoint: %w", err), failAll)
+			return
+		}
+		if err := r.apply(w); err != nil {
+			errs[i] = err
+			// Undo this request only. If SQLite already rolled back the
+			// whole transaction (I/O error, disk full), this fails and the
+			// batch is lost.
+			if _, rerr := w.rollbackTo.ExecContext(bg); rerr != nil {
+				w.abort(fmt.Errorf("sqlite: rollback to savepoint: %w (after %w)", rerr, err), failAll)
+				return
+			}
+		}
+		if _, err := w.release.ExecContext(bg); err != nil {
+			w.abort(fmt.Errorf("sqlite: release savepoint: %w", err), failAll)
+			return
+		}
+	}
+	tc := time.Now()
+	_, err := w.commit.ExecContext(bg)
+	dbgCommit += time.Since(tc)
+	if err != nil {
+		// Every request fails, including those that failed already: their
+		// errors may name rows of this batch that are now not stored.
+		w.abort(fmt.Errorf("sqlite: commit: %w", err), failAll)
+		return
+	}
+	answer()
+}
+
+// abort rolls back the batch's transaction and fails every request with err.
+func (w *writer) abort(err error, failAll func(error)) {
+	w.log.Error("write batch failed", slog.Any("error", err))
+	if _, rerr := w.rollback.ExecContext(bg); rerr != nil {
+		// "no transaction is active" when SQLite rolled back already.
+		w.log.Debug("rollback write batch", slog.Any("error", rerr))
+	}
+	failAll(err)
+}
+
+// stop makes the writer finish its batch in progress and return. Later
+// writes get ErrClosed.
+var dbgBatches, dbgReqs int
+var dbgTime, dbgCommit time.Duration
+
+func (w *writer) stop() {
+	fmt.Println("batches", dbgBatches, "reqs", dbgReqs, "avg", float64(dbgReqs)/float64(max(dbgBatches, 1)), "busy", dbgTime, "commit", dbgCommit)
+	close(w.quit)
+	<-w.stopped
+}
+
+// close releases the statements and the write connection. The writer must
+// not be running.
+func (w *writer) close() error {
+	var errs []error
+	for _, s := range w.stmts {
+		errs = append(errs, s.Close())
+	}
+	w.stmts = nil
+	if w.conn != nil {
+		errs = append(errs, w.conn.Close())
+		w.conn = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,985 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/parseonly"
+)
+
+// Bounds on a bench run: it is a load generator for a loopback gateway, not
+// a tool to hammer anything for long.
+const (
+	maxBenchConcurrency = 1024
+	maxBenchDuration    = time.Hour
+	maxBenchWarmup      = time.Minute
+	maxBenchRequests    = 10_000_000
+	benchRequestTimeout = 30 * time.Second
+)
+
+// Targets from the issue: the durable gateway against the parse-only
+// baseline on a 2-core machine at concurrency 32.
+const (
+	benchTargetRatio = 0.8
+	benchTargetP99   = 50 * time.Millisecond
+	benchTargetRSSMB = 150
+)
+
+// BenchConfig is the configuration of "linkbridge bench".
+type BenchConfig struct {
+	// Target is the FHIR base URL of a running gateway (loopback only).
+	// Empty starts a gateway in this process on a fresh SQLite file.
+	Target string
+	// Concurrency is the number of requests in flight.
+	Concurrency int
+	// Duration bounds the measured run.
+	Duration time.Duration
+	// Requests, if positive, also caps the number of measured requests.
+	Requests int
+	// Warmup is an unmeasured run before each measured one.
+	Warmup time.Duration
+	// CompareParseOnly also measures an in-process parse-only server.
+	CompareParseOnly bool
+	// JSON prints the results as one JSON object.
+	JSON bool
+	// LogLevel is the log level of the in-process gateway. Its logs are
+	// rendered (so their cost is measured) but only warnings and errors
+	// are shown.
+	LogLevel string
+}
+
+// Validate checks the configuration.
+func (c *BenchConfig) Validate() error {
+	switch {
+	case c.Concurrency < 1 || c.Concurrency > maxBenchConcurrency:
+		return fmt.Errorf("--concurrency must be between 1 and %d", maxBenchConcurrency)
+	case c.Duration <= 0 || c.Duration > maxBenchDuration:
+		return fmt.Errorf("--duration must be positive and at most %s", maxBenchDuration)
+	case c.Warmup < 0 || c.Warmup > maxBenchWarmup:
+		return fmt.Errorf("--warmup must be between 0 and %s", maxBenchWarmup)
+	case c.Requests < 0 || c.Requests > maxBenchRequests:
+		return fmt.Errorf("--requests must be between 0 (no cap) and %d", maxBenchRequests)
+	}
+	if c.Target != "" {
+		base, err := loopbackBase(c.Target)
+		if err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+		c.Target = base
+	}
+	return nil
+}
+
+// loopbackBase checks that s is an http(s) URL of a loopback host and
+// returns it without a trailing slash.
+func loopbackBase(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", fmt.Errorf("host %q is not a loopback address: bench only loads a gateway on this machine", host)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("the FHIR base URL takes no query or fragment")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// BenchCommand is "linkbridge bench": it POSTs referral transaction Bundles,
+// each with a unique valid NHS number and unique identifiers, to a gateway at
+// a fixed concurrency for a fixed time, and prints throughput, latency
+// percentiles, errors and peak RSS. With --compare-parse-only it runs the
+// same load against a parse-only server (google/fhir parse and marshal,
+// nothing stored) and prints the ratio of the two throughputs.
+type BenchCommand struct {
+	Stdout, Stderr io.Writer
+}
+
+func (c *BenchCommand) flags(cfg *BenchConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	fs.StringVar(&cfg.Target, "target", "", "FHIR base URL of a running gateway on this machine, e.g. http://127.0.0.1:8080/fhir (default: start one in-process on a fresh SQLite file)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "requests in flight")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each measured run")
+	fs.IntVar(&cfg.Requests, "requests", 0, "stop each measured run after this many requests (0: no cap)")
+	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each measured run")
+	fs.BoolVar(&cfg.CompareParseOnly, "compare-parse-only", false, "also run the load against an in-process parse-only server and print the ratio")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the in-process gateway (logs are rendered; only warnings and errors are shown)")
+	return fs
+}
+
+// BenchReport is the outcome of a bench run (the --json output).
+type BenchReport struct {
+	Concurrency int          `json:"concurrency"`
+	DurationS   float64      `json:"duration_s"`
+	WarmupS     float64      `json:"warmup_s"`
+	Requests    int          `json:"requests_cap,omitempty"`
+	GOMAXPROCS  int          `json:"gomaxprocs"`
+	NumCPU      int          `json:"num_cpu"`
+	PID         int          `json:"pid"`
+	Gateway     *BenchResult `json:"gateway"`
+	ParseOnly   *BenchResult `json:"parse_only,omitempty"`
+	// Ratio is gateway req/s divided by parse-only req/s.
+	Ratio float64 `json:"ratio,omitempty"`
+}
+
+// BenchResult is the measured run against one server.
+type BenchResult struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// InProcess is true when the server ran inside this process, so that
+	// PeakRSSMB and CPUCores include both the client and the server.
+	InProcess bool `json:"in_process"`
+
+	Requests       int            `json:"requests"`
+	OK             int            `json:"ok"`
+	Errors         int            `json:"errors"`
+	ErrorsByStatus map[string]int `json:"errors_by_status,omitempty"`
+	FirstError     string         `json:"first_error,omitempty"`
+	ElapsedS       float64        `json:"elapsed_s"`
+	RPS            float64        `json:"req_per_s"`
+	Latency        BenchLatency   `json:"latency_ms"`
+
+	// PeakRSSMB is this process's VmHWM over the warmup and measured run
+	// (reset before the warmup when the kernel allows it).
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// PeakRSSReset says whether the peak was reset before this server's
+	// run; when false it is the peak since the process started.
+	PeakRSSReset bool `json:"peak_rss_reset"`
+	// CPUCores is this process's CPU time over the measured run divided by
+	// its wall time; CPUPerReqMS is that CPU time per request. On a shared
+	// machine CPUPerReqMS is steadier than req/s.
+	CPUCores    float64 `json:"cpu_cores"`
+	CPUPerReqMS float64 `json:"cpu_ms_per_req"`
+
+	// WarmupOK counts the successful warmup requests.
+	WarmupOK int `json:"warmup_ok"`
+	// Stored is how many ServiceRequests the gateway's search total grew
+	// by over warmup and run; nil when it could not be read.
+	Stored *int `json:"stored,omitempty"`
+
+	// ServerPID and ServerPeakRSSMB describe a separate --target process
+	// when it can be found from its listening socket.
+	ServerPID       int     `json:"server_pid,omitempty"`
+	ServerPeakRSSMB float64 `json:"server_peak_rss_mb,omitempty"`
+	ServerRSSMB     float64 `json:"server_rss_mb,omitempty"`
+	// ServerCPUPerReqMS is the --target process's CPU time per request
+	// over the measured run.
+	ServerCPUPerReqMS float64 `json:"server_cpu_ms_per_req,omitempty"`
+}
+
+// BenchLatency holds latency figures in milliseconds.
+type BenchLatency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// Run parses flags, starts whatever servers it needs, runs the load and
+// prints the report.
+func (c *BenchCommand) Run(ctx context.Context, args []string) error {
+	var cfg BenchConfig
+	fs := c.flags(&cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench takes no arguments, got %q", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	rep := &BenchReport{
+		Concurrency: cfg.Concurrency,
+		DurationS:   cfg.Duration.Seconds(),
+		WarmupS:     cfg.Warmup.Seconds(),
+		Requests:    cfg.Requests,
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		NumCPU:      runtime.NumCPU(),
+		PID:         os.Getpid(),
+	}
+	gen := newReferralGen()
+	if !cfg.JSON {
+		fmt.Fprintf(c.Stdout, "linkbridge bench: concurrency %d, duration %s, warmup %s", cfg.Concurrency, cfg.Duration, cfg.Warmup)
+		if cfg.Requests > 0 {
+			fmt.Fprintf(c.Stdout, ", at most %d requests", cfg.Requests)
+		}
+		fmt.Fprintf(c.Stdout, "; GOMAXPROCS %d, %d CPUs, pid %d\n", rep.GOMAXPROCS, rep.NumCPU, rep.PID)
+	}
+
+	// The gateway.
+	res, err := c.benchGateway(ctx, &cfg, gen)
+	if err != nil {
+		return err
+	}
+	rep.Gateway = res
+	if !cfg.JSON {
+		printBenchResult(c.Stdout, res)
+	}
+
+	// The parse-only baseline.
+	if cfg.CompareParseOnly {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := c.benchParseOnly(ctx, &cfg, gen)
+		if err != nil {
+			return err
+		}
+		rep.ParseOnly = res
+		if res.RPS > 0 {
+			rep.Ratio = rep.Gateway.RPS / res.RPS
+		}
+		if !cfg.JSON {
+			printBenchResult(c.Stdout, res)
+		}
+	}
+
+	if cfg.JSON {
+		enc := json.NewEncoder(c.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printBenchSummary(c.Stdout, rep)
+	return nil
+}
+
+// benchGateway measures the gateway at cfg.Target, or at one it starts
+// in-process on a fresh SQLite file.
+func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *referralGen) (*BenchResult, error) {
+	base := cfg.Target
+	inProcess := base == ""
+	if inProcess {
+		dir, err := os.MkdirTemp("", "linkbridge-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		gw, err := startBenchGateway(ctx, filepath.Join(dir, "bench.db"), cfg.LogLevel, c.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		defer gw.stop()
+		base = gw.base
+	}
+	client := newBenchClient(cfg.Concurrency)
+	defer client.CloseIdleConnections()
+
+	before, beforeErr := storedServiceRequests(ctx, client, base)
+	res := &BenchResult{Name: "gateway", URL: base, InProcess: inProcess}
+	if !inProcess {
+		res.ServerPID = listenerPID(base)
+	}
+	if err := runBenchLoad(ctx, client, base, cfg, gen, res); err != nil {
+		return nil, err
+	}
+	if after, err := storedServiceRequests(ctx, client, base); err == nil && beforeErr == nil {
+		n := after - before
+		res.Stored = &n
+	}
+	if res.ServerPID > 0 {
+		st := procStatus(fmt.Sprintf("/proc/%d/status", res.ServerPID))
+		res.ServerPeakRSSMB, res.ServerRSSMB = st["VmHWM"], st["VmRSS"]
+	}
+	return res, nil
+}
+
+// benchParseOnly measures an in-process parse-only server.
+func (c *BenchCommand) benchParseOnly(ctx context.Context, cfg *BenchConfig, gen *referralGen) (*BenchResult, error) {
+	codec, err := fhirjson.New()
+	if err != nil {
+		return nil, err
+	}
+	srv, base, err := startBenchServer(parseonly.New(codec))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	client := newBenchClient(cfg.Concurrency)
+	defer client.CloseIdleConnections()
+	res := &BenchResult{Name: "parse-only", URL: base, InProcess: true}
+	if err := runBenchLoad(ctx, client, base, cfg, gen, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// benchGateway is a gateway running in this process: the real "serve"
+// command (same wiring, flags and HTTP server settings) on 127.0.0.1:0.
+type benchGateway struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.Writer) (*benchGateway, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	ready := make(chan string, 1)
+	gw := &benchGateway{cancel: cancel, done: make(chan error, 1)}
+	serve := &ServeCommand{
+		Getenv: func(string) string { return "" }, // flags only: ignore LINKBRIDGE_*
+		Stdout: io.Discard,
+		Stderr: &warnFilter{w: stderr},
+		Ready:  ready,
+	}
+	go func() {
+		gw.done <- serve.Run(ctx, []string{"--addr", "127.0.0.1:0", "--db", dbPath, "--log-level", logLevel, "--log-format", "text"})
+	}()
+	select {
+	case addr := <-ready:
+		gw.base = "http://" + addr + "/fhir"
+		return gw, nil
+	case err := <-gw.done:
+		cancel()
+		if err == nil {
+			err = errors.New("stopped before it was ready")
+		}
+		return nil, fmt.Errorf("in-process gateway: %w", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		return nil, errors.New("in-process gateway: not ready after 30s")
+	}
+}
+
+// stop shuts the gateway down (in-flight requests finish, the store closes).
+func (g *benchGateway) stop() {
+	g.cancel()
+	<-g.done
+}
+
+// warnFilter passes on only the warning and error lines of a text slog
+// handler, which writes one record per Write.
+type warnFilter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (f *warnFilter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(" level=WARN ")) || bytes.Contains(p, []byte(" level=ERROR ")) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, _ = f.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// startBenchServer serves h on 127.0.0.1:0 with the gateway's HTTP server
+// settings and returns the FHIR base URL.
+func startBenchServer(h http.Handler) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, "http://" + ln.Addr().String() + "/fhir", nil
+}
+
+// newBenchClient returns a client that keeps one connection per worker and
+// never goes through a proxy.
+func newBenchClient(concurrency int) *http.Client {
+	return &http.Client{
+		Timeout: benchRequestTimeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        concurrency,
+			MaxIdleConnsPerHost: concurrency,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// runBenchLoad runs the warmup and then the measured load against base and
+// fills res.
+func runBenchLoad(ctx context.Context, client *http.Client, base string, cfg *BenchConfig, gen *referralGen, res *BenchResult) error {
+	res.PeakRSSReset = resetPeakRSS()
+	if cfg.Warmup > 0 {
+		w := runBenchPhase(ctx, client, base, cfg.Concurrency, cfg.Warmup, 0, gen)
+		res.WarmupOK = w.ok
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	cpu0, scpu0 := processCPU(0), processCPU(res.ServerPID)
+	p := runBenchPhase(ctx, client, base, cfg.Concurrency, cfg.Duration, cfg.Requests, gen)
+	cpu, scpu := processCPU(0)-cpu0, processCPU(res.ServerPID)-scpu0
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	res.PeakRSSMB = procStatus("/proc/self/status")["VmHWM"]
+	res.Requests = len(p.latencies)
+	res.OK = p.ok
+	res.Errors = res.Requests - p.ok
+	if len(p.errs) > 0 {
+		res.ErrorsByStatus = p.errs
+	}
+	res.FirstError = p.firstErr
+	res.ElapsedS = p.elapsed.Seconds()
+	if p.elapsed > 0 {
+		res.RPS = float64(res.Requests) / p.elapsed.Seconds()
+		res.CPUCores = cpu.Seconds() / p.elapsed.Seconds()
+	}
+	if res.Requests > 0 {
+		res.CPUPerReqMS = float64(cpu.Microseconds()) / 1e3 / float64(res.Requests)
+		if res.ServerPID > 0 {
+			res.ServerCPUPerReqMS = float64(scpu.Microseconds()) / 1e3 / float64(res.Requests)
+		}
+	}
+	res.Latency = latencySummary(p.latencies)
+	return nil
+}
+
+// benchPhase is the raw outcome of one timed load.
+type benchPhase struct {
+	latencies []time.Duration
+	ok        int
+	errs      map[string]int
+	firstErr  string
+	elapsed   time.Duration
+}
+
+// runBenchPhase keeps concurrency requests in flight until d has passed or
+// limit requests (if positive) have been sent, and waits for the last
+// response. Every request counts, successful or not.
+func runBenchPhase(ctx context.Context, client *http.Client, base string, concurrency int, d time.Duration, limit int, gen *referralGen) *benchPhase {
+	type worker struct {
+		lat      []time.Duration
+		ok       int
+		errs     map[string]int
+		firstErr string
+	}
+	var (
+		sent    atomic.Int64
+		wg      sync.WaitGroup
+		workers = make([]worker, concurrency)
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for i := range workers {
+		w := &workers[i]
+		w.errs = map[string]int{}
+		w.lat = make([]time.Duration, 0, 1024)
+		wg.Go(func() {
+			rng := gen.rand()
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				if limit > 0 && sent.Add(1) > int64(limit) {
+					return
+				}
+				// A fresh buffer each time: the transport may still hold
+				// the previous body when the response has arrived.
+				body, reqID := gen.next(make([]byte, 0, 4096), rng)
+				t0 := time.Now()
+				status, err := postBundle(ctx, client, base, body, reqID)
+				w.lat = append(w.lat, time.Since(t0))
+				switch {
+				case err != nil:
+					if ctx.Err() != nil {
+						// Interrupted: not the server's failure.
+						w.lat = w.lat[:len(w.lat)-1]
+						return
+					}
+					w.errs["transport"]++
+					if w.firstErr == "" {
+						w.firstErr = err.Error()
+					}
+				case status >= 200 && status < 300:
+					w.ok++
+				default:
+					w.errs[strconv.Itoa(status)]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	p := &benchPhase{elapsed: time.Since(start), errs: map[string]int{}}
+	for i := range workers {
+		w := &workers[i]
+		p.latencies = append(p.latencies, w.lat...)
+		p.ok += w.ok
+		for k, v := range w.errs {
+			p.errs[k] += v
+		}
+		if p.firstErr == "" {
+			p.firstErr = w.firstErr
+		}
+	}
+	return p
+}
+
+// postBundle POSTs one transaction Bundle and drains the response so that
+// the connection is reused.
+func postBundle(ctx context.Context, client *http.Client, base string, body []byte, reqID string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("X-Request-Id", reqID)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
+
+// latencySummary returns nearest-rank percentiles of ds (which it sorts).
+func latencySummary(ds []time.Duration) BenchLatency {
+	if len(ds) == 0 {
+		return BenchLatency{}
+	}
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+	rank := func(q float64) time.Duration {
+		i := int(math.Ceil(q*float64(len(ds)))) - 1
+		return ds[max(0, min(i, len(ds)-1))]
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return BenchLatency{
+		P50:  ms(rank(0.50)),
+		P90:  ms(rank(0.90)),
+		P99:  ms(rank(0.99)),
+		Max:  ms(ds[len(ds)-1]),
+		Mean: ms(sum / time.Duration(len(ds))),
+	}
+}
+
+// storedServiceRequests reads the total of GET {base}/ServiceRequest?_count=1.
+func storedServiceRequests(ctx context.Context, client *http.Client, base string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ServiceRequest?_count=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("search ServiceRequest: HTTP %d", resp.StatusCode)
+	}
+	var b struct {
+		Total *int `json:"total"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&b); err != nil {
+		return 0, err
+	}
+	if b.Total == nil {
+		return 0, errors.New("search ServiceRequest: no total")
+	}
+	return *b.Total, nil
+}
+
+// printBenchResult prints one server's figures.
+func printBenchResult(w io.Writer, r *BenchResult) {
+	where := "separate process"
+	if r.InProcess {
+		where = "in-process"
+	}
+	fmt.Fprintf(w, "\n%s  %s (%s)\n", r.Name, r.URL, where)
+	fmt.Fprintf(w, "  requests %d  ok %d  errors %d", r.Requests, r.OK, r.Errors)
+	if len(r.ErrorsByStatus) > 0 {
+		keys := make([]string, 0, len(r.ErrorsByStatus))
+		for k := range r.ErrorsByStatus {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s: %d", k, r.ErrorsByStatus[k])
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "  first transport error: %s\n", r.FirstError)
+	}
+	fmt.Fprintf(w, "  throughput %.1f req/s over %.2fs\n", r.RPS, r.ElapsedS)
+	l := r.Latency
+	fmt.Fprintf(w, "  latency ms  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	if r.Stored != nil {
+		want := r.OK + r.WarmupOK
+		check := "ok"
+		if *r.Stored != want {
+			check = "MISMATCH"
+		}
+		fmt.Fprintf(w, "  stored +%d ServiceRequests (warmup+run 2xx: %d, %s)\n", *r.Stored, want, check)
+	}
+	peak := "since start"
+	if r.PeakRSSReset {
+		peak = "this run"
+	}
+	who := "client + server"
+	if !r.InProcess {
+		who = "client only"
+	}
+	fmt.Fprintf(w, "  this process (%s): peak RSS %.1f MB (%s), CPU %.2f cores, %.2f ms/request\n", who, r.PeakRSSMB, peak, r.CPUCores, r.CPUPerReqMS)
+	if !r.InProcess {
+		if r.ServerPID > 0 {
+			fmt.Fprintf(w, "  server pid %d: peak RSS %.1f MB (since it started), RSS now %.1f MB (from /proc/%d/status), CPU %.2f ms/request\n", r.ServerPID, r.ServerPeakRSSMB, r.ServerRSSMB, r.ServerPID, r.ServerCPUPerReqMS)
+		} else {
+			fmt.Fprintln(w, "  server RSS: read VmHWM in /proc/<pid of linkbridge serve>/status")
+		}
+	}
+}
+
+// printBenchSummary prints the ratio and the issue's targets.
+func printBenchSummary(w io.Writer, rep *BenchReport) {
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT MET"
+	}
+	g := rep.Gateway
+	fmt.Fprintln(w)
+	if rep.ParseOnly != nil {
+		fmt.Fprintf(w, "ratio gateway/parse-only: %.2f (%.1f / %.1f req/s)\n", rep.Ratio, g.RPS, rep.ParseOnly.RPS)
+	}
+	fmt.Fprintf(w, "targets at concurrency %d:", rep.Concurrency)
+	if rep.ParseOnly != nil {
+		fmt.Fprintf(w, " ratio ≥ %.1f %s;", benchTargetRatio, mark(rep.Ratio >= benchTargetRatio))
+	}
+	p99 := time.Duration(g.Latency.P99 * float64(time.Millisecond))
+	fmt.Fprintf(w, " gateway p99 ≤ %s %s;", benchTargetP99, mark(p99 <= benchTargetP99))
+	rss, who := g.PeakRSSMB, "process incl. client"
+	if !g.InProcess {
+		rss, who = g.ServerPeakRSSMB, "server"
+	}
+	if rss > 0 {
+		fmt.Fprintf(w, " RSS ≤ %d MB %s (%.1f MB, %s);", benchTargetRSSMB, mark(rss <= benchTargetRSSMB), rss, who)
+	}
+	fmt.Fprintf(w, " errors %d\n", g.Errors)
+}
+
+// resetPeakRSS resets this process's VmHWM to its current RSS (Linux 4.0+)
+// and reports whether it could.
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// procStatus reads the kB fields of a /proc/PID/status file as MB.
+func procStatus(path string) map[string]float64 {
+	out := map[string]float64{}
+	f, err := os.Open(path)
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		v = strings.TrimSpace(v)
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		if n, err := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64); err == nil {
+			out[k] = math.Round(n/1024*10) / 10
+		}
+	}
+	return out
+}
+
+// processCPU returns the user+system CPU time of process pid (0: this
+// process) from /proc/PID/stat, assuming 100 ticks a second; 0 where there
+// is no procfs.
+func processCPU(pid int) time.Duration {
+	path := "/proc/self/stat"
+	if pid > 0 {
+		path = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name: state is field 3,
+	// utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// listenerPID finds the process listening on base's port on this machine
+// from /proc/net/tcp{,6} and the /proc/PID/fd links it can read; 0 when it
+// cannot.
+func listenerPID(base string) int {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	pn, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return 0
+	}
+	want := fmt.Sprintf(":%04X", pn)
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			// local_address is field 1, st is field 3 (0A = LISTEN),
+			// inode is field 9.
+			if len(fs) > 9 && strings.HasSuffix(fs[1], want) && fs[3] == "0A" {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		fds, err := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if l, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && inodes[l] {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// Synthetic referral content. NHS numbers come from the 999 range that NHS
+// England reserves for test data, so no generated number is a real
+// patient's; telephone numbers from Ofcom's drama range.
+var (
+	benchGiven  = []string{"Ann", "Margaret", "Joan", "David", "John", "Peter", "Susan", "Aisha", "Mohammed", "Priya", "Tomasz", "Grace"}
+	benchFamily = []string{"Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Khan", "Patel", "Evans", "Nowak", "Okafor", "Hughes"}
+	benchStreet = []string{"Acacia Avenue", "Station Road", "Church Lane", "High Street", "Victoria Road", "Mill Lane", "Park Road", "The Crescent"}
+	benchTown   = []struct{ city, postcode string }{
+		{"Leeds", "LS6 2AB"}, {"Bradford", "BD7 1DP"}, {"Wakefield", "WF1 3JS"}, {"Halifax", "HX1 5LU"}, {"Huddersfield", "HD1 2TA"},
+	}
+	benchGPODS     = []string{"B86001", "B86002", "B82005", "B83010", "B85016", "A81001"}
+	benchGPName    = []string{"Park Lane Surgery", "Chapeltown Health Centre", "Moorland Medical Practice", "Riverside Surgery", "Hillside Practice", "Example Surgery"}
+	benchServiceOD = []string{"Y02662", "Y03641", "Y05381"}
+	benchNotes     = []string{
+		"Lives alone since bereavement last year; would like to meet people.",
+		"Struggling with debt and housing worries; low mood.",
+		"Recently retired, wants to get more active and find local groups.",
+		"Carer for spouse, isolated, asks for support and respite information.",
+	}
+	// benchReasons are SNOMED CT findings for a social prescribing
+	// referral; each passes linkbridge.ValidSCTID (checked in tests).
+	benchReasons = []struct{ code, display string }{
+		{"267076002", "Feeling lonely"},
+		{"422650009", "Social isolation"},
+		{"105529008", "Lives alone"},
+		{"73595000", "Stress"},
+		{"73438004", "Unemployed"},
+		{"32911000", "Homeless"},
+	}
+)
+
+// referralGen builds referral transaction Bundles from a byte template, a
+// few microseconds each. NHS numbers are unique across all its Bundles (up
+// to the 909,091 valid numbers of the 999 test range) and every identifier
+// and fullUrl is a fresh UUID.
+type referralGen struct {
+	seq      atomic.Uint64
+	nhsStart uint64
+	seed     uint64
+	seeds    atomic.Uint64
+	authored string
+}
+
+func newReferralGen() *referralGen {
+	g := &referralGen{nhsStart: rand.Uint64N(1_000_000), seed: rand.Uint64()}
+	g.authored = time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+	return g
+}
+
+// rand returns a random source for one worker.
+func (g *referralGen) rand() *rand.Rand {
+	return rand.New(rand.NewPCG(g.seed, g.seeds.Add(1)))
+}
+
+// nhsNumber returns the next unused valid test NHS number (999 range).
+func (g *referralGen) nhsNumber() string {
+	for {
+		n := 999_000_000 + (g.nhsStart+g.seq.Add(1))%1_000_000
+		var d [10]byte
+		sum := 0
+		for i := 8; i >= 0; i-- {
+			d[i] = byte('0' + n%10)
+			n /= 10
+		}
+		for i := 0; i < 9; i++ {
+			sum += int(d[i]-'0') * (10 - i)
+		}
+		check := 11 - sum%11
+		if check == 11 {
+			check = 0
+		}
+		if check == 10 {
+			continue // no valid NHS number has these nine digits
+		}
+		d[9] = byte('0' + check)
+		return string(d[:])
+	}
+}
+
+// appendUUID appends a random version 4 UUID.
+func appendUUID(b []byte, rng *rand.Rand) []byte {
+	var u [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := rng.Uint64()
+		for j := 0; j < 8; j++ {
+			u[i+j] = byte(v >> (8 * j))
+		}
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], u[10:16])
+	return append(b, s[:]...)
+}
+
+// next appends a new referral transaction Bundle to b and returns it with
+// a fresh X-Request-Id.
+func (g *referralGen) next(b []byte, rng *rand.Rand) ([]byte, string) {
+	pick := func(n int) int { return rng.IntN(n) }
+	var ids [36 * 4]byte
+	u := appendUUID(ids[:0], rng)
+	u = appendUUID(u, rng)
+	u = appendUUID(u, rng)
+	u = appendUUID(u, rng)
+	patient, org, sr, reqID := u[0:36], u[36:72], u[72:108], string(u[108:144])
+	gp := pick(len(benchGPODS))
+	town := benchTown[pick(len(benchTown))]
+	reason := benchReasons[pick(len(benchReasons))]
+	gender := "female"
+	if pick(2) == 0 {
+		gender = "male"
+	}
+
+	b = append(b, `{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"urn:uuid:`...)
+	b = append(b, patient...)
+	b = append(b, `","resource":{"resourceType":"Patient","identifier":[{"system":"`+linkbridge.NHSNumberSystem+`","value":"`...)
+	b = append(b, g.nhsNumber()...)
+	b = append(b, `"}],"name":[{"use":"official","family":"`...)
+	b = append(b, benchFamily[pick(len(benchFamily))]...)
+	b = append(b, `","given":["`...)
+	b = append(b, benchGiven[pick(len(benchGiven))]...)
+	b = append(b, `"]}],"telecom":[{"system":"phone","value":"07700 900`...)
+	b = fmt.Appendf(b, "%03d", pick(1000))
+	b = append(b, `","use":"mobile"}],"gender":"`...)
+	b = append(b, gender...)
+	b = append(b, `","birthDate":"`...)
+	b = fmt.Appendf(b, "%04d-%02d-%02d", 1930+pick(75), 1+pick(12), 1+pick(28))
+	b = append(b, `","address":[{"use":"home","line":["`...)
+	b = strconv.AppendInt(b, int64(1+pick(200)), 10)
+	b = append(b, ' ')
+	b = append(b, benchStreet[pick(len(benchStreet))]...)
+	b = append(b, `"],"city":"`...)
+	b = append(b, town.city...)
+	b = append(b, `","postalCode":"`...)
+	b = append(b, town.postcode...)
+	b = append(b, `"}]},"request":{"method":"POST","url":"Patient"}},{"fullUrl":"urn:uuid:`...)
+	b = append(b, org...)
+	b = append(b, `","resource":{"resourceType":"Organization","identifier":[{"system":"`+linkbridge.ODSSystem+`","value":"`...)
+	b = append(b, benchGPODS[gp]...)
+	b = append(b, `"}],"name":"`...)
+	b = append(b, benchGPName[gp]...)
+	b = append(b, `"},"request":{"method":"POST","url":"Organization"}},{"fullUrl":"urn:uuid:`...)
+	b = append(b, sr...)
+	b = append(b, `","resource":{"resourceType":"ServiceRequest","identifier":[{"system":"https://fhir.example-gp.nhs.uk/Id/referral","value":"`...)
+	b = appendUUID(b, rng)
+	b = append(b, `"}],"status":"active","intent":"order","priority":"routine","category":[{"coding":[{"system":"`+linkbridge.SNOMEDSystem+`","code":"871731000000106","display":"Referral to social prescribing service"}]}],"code":{"coding":[{"system":"`+linkbridge.SNOMEDSystem+`","code":"871731000000106"}]},"subject":{"reference":"urn:uuid:`...)
+	b = append(b, patient...)
+	b = append(b, `"},"authoredOn":"`...)
+	b = append(b, g.authored...)
+	b = append(b, `","requester":{"reference":"urn:uuid:`...)
+	b = append(b, org...)
+	b = append(b, `"},"performer":[{"identifier":{"system":"`+linkbridge.ODSSystem+`","value":"`...)
+	b = append(b, benchServiceOD[pick(len(benchServiceOD))]...)
+	b = append(b, `"}}],"reasonCode":[{"coding":[{"system":"`+linkbridge.SNOMEDSystem+`","code":"`...)
+	b = append(b, reason.code...)
+	b = append(b, `","display":"`...)
+	b = append(b, reason.display...)
+	b = append(b, `"}]}],"note":[{"text":"`...)
+	b = append(b, benchNotes[pick(len(benchNotes))]...)
+	b = append(b, `"}]},"request":{"method":"POST","url":"ServiceRequest"}}]}`...)
+	return b, reqID
+}

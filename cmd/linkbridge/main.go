@@ -1,0 +1,62 @@
+// Command linkbridge is the linkbridge gateway: GP referrals to social
+// prescribing over FHIR R4, and the link worker's record back to the GP
+// record.
+//
+// Usage:
+//
+//	linkbridge serve [flags]     run the gateway
+//	linkbridge bench [flags]     load-test a gateway with referral Bundles
+//	linkbridge help              show help
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "linkbridge:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches a subcommand. Tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return (&ServeCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "bench":
+		return (&BenchCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "help", "-h", "--help":
+		usage(stdout)
+		return nil
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `linkbridge: GP referrals to social prescribing over FHIR R4.
+
+Commands:
+  serve   run the gateway (FHIR API at /fhir)
+  bench   load-test a gateway with referral transaction Bundles
+  help    show this help
+
+Run "linkbridge <command> -h" for a command's flags.
+`)
+}

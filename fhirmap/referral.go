@@ -1,0 +1,454 @@
+package fhirmap
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/linkbridge/linkbridge"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	hspb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/healthcare_service_go_proto"
+	orgpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/organization_go_proto"
+	patpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
+	prpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/practitioner_role_go_proto"
+	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
+	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Entry is one resource of an inbound referral: a Bundle entry, a contained
+// resource, or the body of a RESTful create.
+type Entry struct {
+	// FullURL is Bundle.entry.fullUrl ("urn:uuid:..." or absolute), if any.
+	FullURL string
+	// Resource is the resource proto (e.g. *patpb.Patient).
+	Resource proto.Message
+	// Path is where the entry sits in the request, for error messages,
+	// e.g. "Bundle.entry[2]".
+	Path string
+	// Contained marks a resource found inside another's contained list;
+	// it stays inside its container and is not stored on its own.
+	Contained bool
+}
+
+// Referral is an inbound referral after mapping and validation: the
+// resources to store and the domain records they describe. Ids are not yet
+// assigned.
+type Referral struct {
+	// Entries are every resource of the request, in order.
+	Entries []*Entry
+	// Patient is the entry holding the referred person's Patient, or nil
+	// when the ServiceRequest points at a Patient the gateway already holds
+	// (SubjectID) or names the person only by NHS number.
+	Patient *Entry
+	// SubjectID is the id of an already-stored Patient the request refers
+	// to ("Patient/<id>" with no Patient in the request).
+	SubjectID string
+	// ServiceRequest is the referral's ServiceRequest entry.
+	ServiceRequest *Entry
+	// Task is the referral Task entry, or nil when the gateway must create
+	// one.
+	Task *Entry
+	// Person and Referral are the domain records (ids unset).
+	Person   linkbridge.Person
+	Referral linkbridge.Referral
+}
+
+// index resolves references among the entries of one request.
+type index struct {
+	byURL  map[string]*Entry
+	byRef  map[string]*Entry
+	byFrag map[string]*Entry
+}
+
+func newIndex(entries []*Entry) *index {
+	ix := &index{byURL: map[string]*Entry{}, byRef: map[string]*Entry{}, byFrag: map[string]*Entry{}}
+	for _, e := range entries {
+		typ, id := TypeName(e.Resource), ID(e.Resource)
+		if e.Contained {
+			ix.byFrag[id] = e
+			continue
+		}
+		if e.FullURL != "" {
+			ix.byURL[e.FullURL] = e
+			// An absolute fullUrl ends in Type/id; relative references to
+			// that resource use the tail.
+			if i := strings.LastIndex(e.FullURL, "/"+typ+"/"); i >= 0 {
+				ix.byRef[e.FullURL[i+1:]] = e
+			}
+		}
+		if id != "" {
+			ix.byRef[typ+"/"+id] = e
+		}
+	}
+	return ix
+}
+
+// resolve finds the entry a reference points at, or nil.
+func (ix *index) resolve(ref *dpb.Reference) *Entry {
+	typ, id := RefTarget(ref)
+	switch typ {
+	case "":
+		if id == "" {
+			return nil
+		}
+		if e := ix.byURL[id]; e != nil {
+			return e
+		}
+		return nil
+	case "#":
+		return ix.byFrag[id]
+	default:
+		return ix.byRef[typ+"/"+id]
+	}
+}
+
+// ExpandContained appends the contained resources of each entry as entries
+// of their own (marked Contained), so references like "#p1" resolve.
+func ExpandContained(entries []*Entry) []*Entry {
+	out := entries
+	for _, e := range entries {
+		for i, c := range Contained(e.Resource) {
+			out = append(out, &Entry{Resource: c, Path: fmt.Sprintf("%s.contained[%d]", e.Path, i), Contained: true})
+		}
+	}
+	return out
+}
+
+// MapReferral validates an inbound referral and maps it to the domain. It
+// enforces the referral rules of linkbridge (STANDARDS.md §1, §7; DOMAIN.md
+// §1, §6): exactly one ServiceRequest identifying a social prescribing
+// referral, with status, intent, subject, requester, authoredOn and a
+// business identifier; a Patient with a valid NHS number; SNOMED codes that
+// pass Verhoeff; well-formed ODS codes; and, when a Task is sent, the SDOH
+// referral Task rules. It normalises NHS numbers and ODS identifier systems
+// in place. Errors are EUNPROCESSABLE (or EINVALID) *linkbridge.Error values
+// naming the element.
+func MapReferral(entries []*Entry) (*Referral, error) {
+	entries = ExpandContained(entries)
+	out := &Referral{Entries: entries}
+	for _, e := range entries {
+		if err := normaliseIdentifiers(e); err != nil {
+			return nil, err
+		}
+		if err := checkSNOMED(e); err != nil {
+			return nil, err
+		}
+	}
+	ix := newIndex(entries)
+
+	for _, e := range entries {
+		switch e.Resource.(type) {
+		case *srpb.ServiceRequest:
+			if e.Contained && out.ServiceRequest != nil {
+				continue
+			}
+			if out.ServiceRequest != nil && !out.ServiceRequest.Contained {
+				return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "a referral carries exactly one ServiceRequest; found another at %s", e.Path).At("ServiceRequest")
+			}
+			out.ServiceRequest = e
+		case *taskpb.Task:
+			if out.Task != nil {
+				return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "a referral carries at most one Task; found another at %s", e.Path).At("Task")
+			}
+			out.Task = e
+		}
+	}
+	if out.ServiceRequest == nil {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "a referral needs a ServiceRequest").At("ServiceRequest")
+	}
+	sr := out.ServiceRequest.Resource.(*srpb.ServiceRequest)
+	if err := mapServiceRequest(sr, ix, out); err != nil {
+		return nil, err
+	}
+	if out.Task != nil {
+		if err := checkTask(out.Task.Resource.(*taskpb.Task), ix, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func mapServiceRequest(sr *srpb.ServiceRequest, ix *index, out *Referral) error {
+	r := &out.Referral
+	status := Code(sr.GetStatus())
+	if status != "active" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "a new referral must have ServiceRequest.status active, not %q", status).At("ServiceRequest.status")
+	}
+	r.RequestStatus = status
+	switch intent := Code(sr.GetIntent()); intent {
+	case "order", "original-order", "filler-order", "plan":
+	default:
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.intent %q is not a referral order (order, original-order, filler-order or plan)", intent).At("ServiceRequest.intent")
+	}
+	if !isSocialPrescribing(sr) {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest does not identify a social prescribing referral: code or category must carry SNOMED CT %s", linkbridge.SCTReferralToSocialPrescribing).At("ServiceRequest.code")
+	}
+	for i, id := range sr.GetIdentifier() {
+		if id.GetValue().GetValue() != "" {
+			r.Identifier = linkbridge.Identifier{System: id.GetSystem().GetValue(), Value: id.GetValue().GetValue()}
+			break
+		}
+		_ = i
+	}
+	if r.Identifier.Value == "" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest needs a business identifier so that a re-sent referral is recognised").At("ServiceRequest.identifier")
+	}
+	if sr.GetAuthoredOn() == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.authoredOn is required").At("ServiceRequest.authoredOn")
+	}
+	r.AuthoredOn = DateTimeToTime(sr.GetAuthoredOn())
+	r.Priority = Code(sr.GetPriority())
+	if sr.GetRequester() == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.requester is required").At("ServiceRequest.requester")
+	}
+	ods := odsOf(sr.GetRequester(), ix, 0)
+	if ods == "" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.requester must lead to an organisation with an ODS code (%s)", linkbridge.ODSSystem).At("ServiceRequest.requester")
+	}
+	r.ReferrerODS = ods
+	for _, p := range sr.GetPerformer() {
+		if ods := odsOf(p, ix, 0); ods != "" {
+			r.ServiceODS = ods
+			break
+		}
+	}
+	for _, cc := range sr.GetReasonCode() {
+		for _, c := range cc.GetCoding() {
+			r.Reasons = append(r.Reasons, linkbridge.Coding{System: c.GetSystem().GetValue(), Code: c.GetCode().GetValue(), Display: c.GetDisplay().GetValue()})
+		}
+		if len(cc.GetCoding()) == 0 && cc.GetText().GetValue() != "" {
+			r.Reasons = append(r.Reasons, linkbridge.Coding{Display: cc.GetText().GetValue()})
+		}
+	}
+	for _, od := range sr.GetOrderDetail() {
+		for _, c := range od.GetCoding() {
+			if c.GetCode().GetValue() == "contacting-subject-prohibited" {
+				r.DoNotContact = true
+			}
+		}
+	}
+	r.Status = linkbridge.TaskRequested
+
+	// The subject: a Patient in the request, one the gateway holds, or an
+	// NHS number identifier.
+	subj := sr.GetSubject()
+	if subj == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject is required").At("ServiceRequest.subject")
+	}
+	if e := ix.resolve(subj); e != nil {
+		p, ok := e.Resource.(*patpb.Patient)
+		if !ok {
+			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject must be a Patient, not %s", TypeName(e.Resource)).At("ServiceRequest.subject")
+		}
+		out.Patient = e
+		return mapPatient(p, out)
+	}
+	if typ, id := RefTarget(subj); typ == "Patient" {
+		out.SubjectID = id
+		return nil
+	} else if typ != "" && typ != "#" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject must be a Patient, not %s", typ).At("ServiceRequest.subject")
+	}
+	if id := subj.GetIdentifier(); id.GetSystem().GetValue() == linkbridge.NHSNumberSystem {
+		nhs, err := linkbridge.NormalizeNHSNumber(id.GetValue().GetValue())
+		if err != nil {
+			return err.(*linkbridge.Error).At("ServiceRequest.subject.identifier.value")
+		}
+		id.Value = &dpb.String{Value: nhs}
+		out.Person.NHSNumber = nhs
+		return nil
+	}
+	return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject does not resolve to a Patient in the request, on this server, or by NHS number").At("ServiceRequest.subject")
+}
+
+// mapPatient takes the person's NHS number (normalised in place) and GP.
+func mapPatient(p *patpb.Patient, out *Referral) error {
+	for i, id := range p.GetIdentifier() {
+		if id.GetSystem().GetValue() != linkbridge.NHSNumberSystem {
+			continue
+		}
+		nhs, err := linkbridge.NormalizeNHSNumber(id.GetValue().GetValue())
+		if err != nil {
+			return err.(*linkbridge.Error).At(fmt.Sprintf("Patient.identifier[%d].value", i))
+		}
+		id.Value = &dpb.String{Value: nhs}
+		out.Person.NHSNumber = nhs
+		break
+	}
+	if out.Person.NHSNumber == "" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Patient needs an NHS number identifier (system %s)", linkbridge.NHSNumberSystem).At("Patient.identifier")
+	}
+	if bd := p.GetBirthDate(); bd != nil {
+		out.Person.BirthDate = DateTimeToTime(&dpb.DateTime{ValueUs: bd.GetValueUs()}).Format("2006-01-02")
+	}
+	for _, gp := range p.GetGeneralPractitioner() {
+		if id := gp.GetIdentifier(); linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
+			out.Person.GPODS = id.GetValue().GetValue()
+		}
+	}
+	return nil
+}
+
+// checkTask applies the SDOH "Task for Referral Management" rules to a Task
+// sent with the referral.
+func checkTask(t *taskpb.Task, ix *index, out *Referral) error {
+	if Code(t.GetIntent()) != "order" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.intent must be order, not %q", Code(t.GetIntent())).At("Task.intent")
+	}
+	if !hasCoding(t.GetCode(), TaskCodeSystem, "fulfill") {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.code must be %s#fulfill", TaskCodeSystem).At("Task.code")
+	}
+	st, err := linkbridge.InitialTaskStatus(linkbridge.TaskStatus(Code(t.GetStatus())))
+	if err != nil {
+		return err
+	}
+	if st == linkbridge.TaskReceived {
+		st = linkbridge.TaskRequested
+	}
+	if st != linkbridge.TaskStatus(Code(t.GetStatus())) {
+		SetCode(t.GetStatus(), string(st))
+	}
+	out.Referral.Status = st
+	if t.GetFocus() == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.focus must reference the ServiceRequest").At("Task.focus")
+	}
+	if e := ix.resolve(t.GetFocus()); e != out.ServiceRequest {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.focus does not resolve to the ServiceRequest of this referral").At("Task.focus")
+	}
+	if t.GetForValue() == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.for is required").At("Task.for")
+	}
+	if out.Patient != nil {
+		if e := ix.resolve(t.GetForValue()); e != nil && e != out.Patient {
+			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.for must be the ServiceRequest's subject").At("Task.for")
+		}
+	}
+	if t.GetAuthoredOn() == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.authoredOn is required").At("Task.authoredOn")
+	}
+	if t.GetRequester() == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.requester is required").At("Task.requester")
+	}
+	if out.Referral.ServiceODS == "" && t.GetOwner() != nil {
+		out.Referral.ServiceODS = odsOf(t.GetOwner(), ix, 0)
+	}
+	if sr := t.GetStatusReason(); sr != nil {
+		out.Referral.StatusReason = sr.GetText().GetValue()
+	}
+	return nil
+}
+
+// odsOf follows a reference to an organisation's ODS code: an identifier on
+// the reference itself, an Organization, a PractitionerRole's organization,
+// or a HealthcareService's providedBy.
+func odsOf(ref *dpb.Reference, ix *index, depth int) string {
+	if ref == nil || depth > 3 {
+		return ""
+	}
+	if id := ref.GetIdentifier(); linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
+		return id.GetValue().GetValue()
+	}
+	e := ix.resolve(ref)
+	if e == nil {
+		return ""
+	}
+	switch r := e.Resource.(type) {
+	case *orgpb.Organization:
+		for _, id := range r.GetIdentifier() {
+			if linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
+				return id.GetValue().GetValue()
+			}
+		}
+	case *prpb.PractitionerRole:
+		return odsOf(r.GetOrganization(), ix, depth+1)
+	case *hspb.HealthcareService:
+		for _, id := range r.GetIdentifier() {
+			if linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
+				return id.GetValue().GetValue()
+			}
+		}
+		return odsOf(r.GetProvidedBy(), ix, depth+1)
+	}
+	return ""
+}
+
+// isSocialPrescribing reports whether the ServiceRequest's code or category
+// carries a social prescribing referral code.
+func isSocialPrescribing(sr *srpb.ServiceRequest) bool {
+	ccs := append([]*dpb.CodeableConcept{sr.GetCode()}, sr.GetCategory()...)
+	for _, cc := range ccs {
+		for _, c := range cc.GetCoding() {
+			if linkbridge.IsSocialPrescribingCode(linkbridge.Coding{System: c.GetSystem().GetValue(), Code: c.GetCode().GetValue()}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasCoding(cc *dpb.CodeableConcept, system, code string) bool {
+	for _, c := range cc.GetCoding() {
+		if c.GetSystem().GetValue() == system && c.GetCode().GetValue() == code {
+			return true
+		}
+	}
+	return false
+}
+
+// walk visits every message in m with its FHIRPath-like path.
+func walk(m protoreflect.Message, path string, visit func(m protoreflect.Message, path string) error) error {
+	if err := visit(m, path); err != nil {
+		return err
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
+			return true
+		}
+		name := fd.JSONName()
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len() && err == nil; i++ {
+				err = walk(l.Get(i).Message(), fmt.Sprintf("%s.%s[%d]", path, name, i), visit)
+			}
+		} else if !fd.IsMap() {
+			err = walk(v.Message(), path+"."+name, visit)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// normaliseIdentifiers rewrites the lower-case ODS system variant to the
+// canonical one and checks and upper-cases every ODS code, in place.
+func normaliseIdentifiers(e *Entry) error {
+	return walk(e.Resource.ProtoReflect(), TypeName(e.Resource), func(m protoreflect.Message, path string) error {
+		id, ok := m.Interface().(*dpb.Identifier)
+		if !ok || !linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
+			return nil
+		}
+		code, err := linkbridge.NormalizeODSCode(id.GetValue().GetValue())
+		if err != nil {
+			return err.(*linkbridge.Error).At(path + ".value")
+		}
+		id.System = &dpb.Uri{Value: linkbridge.ODSSystem}
+		id.Value = &dpb.String{Value: code}
+		return nil
+	})
+}
+
+// checkSNOMED checks the Verhoeff check digit of every SNOMED CT code.
+func checkSNOMED(e *Entry) error {
+	return walk(e.Resource.ProtoReflect(), TypeName(e.Resource), func(m protoreflect.Message, path string) error {
+		c, ok := m.Interface().(*dpb.Coding)
+		if !ok || c.GetSystem().GetValue() != linkbridge.SNOMEDSystem {
+			return nil
+		}
+		if !linkbridge.ValidSCTID(c.GetCode().GetValue()) {
+			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "SNOMED CT code is not a valid concept id (Verhoeff check failed)").At(path + ".code")
+		}
+		return nil
+	})
+}

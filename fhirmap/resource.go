@@ -1,0 +1,306 @@
+// Package fhirmap maps between FHIR R4 resources (google/fhir/go protos) and
+// the linkbridge domain. It is pure: no JSON, no HTTP, no SQL and no clock;
+// time and ids are passed in. It resolves typed references, unpacks contained
+// resources and computes the search parameters the store indexes.
+package fhirmap
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Unwrap returns the resource held by a ContainedResource, or nil.
+func Unwrap(cr *rpb.ContainedResource) proto.Message {
+	if cr == nil {
+		return nil
+	}
+	m := cr.ProtoReflect()
+	od := m.Descriptor().Oneofs().ByName("oneof_resource")
+	fd := m.WhichOneof(od)
+	if fd == nil {
+		return nil
+	}
+	return m.Get(fd).Message().Interface()
+}
+
+// Wrap puts a resource into a ContainedResource.
+func Wrap(res proto.Message) *rpb.ContainedResource {
+	cr := &rpb.ContainedResource{}
+	m := cr.ProtoReflect()
+	od := m.Descriptor().Oneofs().ByName("oneof_resource")
+	name := res.ProtoReflect().Descriptor().FullName()
+	fields := od.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if fd.Message().FullName() == name {
+			m.Set(fd, protoreflect.ValueOfMessage(res.ProtoReflect()))
+			return cr
+		}
+	}
+	return nil
+}
+
+// TypeName returns the FHIR resource type of a resource proto, e.g. "Task".
+func TypeName(res proto.Message) string {
+	if res == nil {
+		return ""
+	}
+	return string(res.ProtoReflect().Descriptor().Name())
+}
+
+// ID returns the logical id of a resource.
+func ID(res proto.Message) string {
+	m := res.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("id")
+	if fd == nil || !m.Has(fd) {
+		return ""
+	}
+	return m.Get(fd).Message().Interface().(*dpb.Id).GetValue()
+}
+
+// SetID sets the logical id of a resource.
+func SetID(res proto.Message, id string) {
+	m := res.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("id")
+	m.Set(fd, protoreflect.ValueOfMessage((&dpb.Id{Value: id}).ProtoReflect()))
+}
+
+// GetMeta returns the resource's meta, or nil.
+func GetMeta(res proto.Message) *dpb.Meta {
+	m := res.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("meta")
+	if fd == nil || !m.Has(fd) {
+		return nil
+	}
+	return m.Get(fd).Message().Interface().(*dpb.Meta)
+}
+
+// SetMeta sets meta.versionId and meta.lastUpdated, keeping any profile,
+// security and tag elements the sender gave.
+func SetMeta(res proto.Message, version int, lastUpdated time.Time) {
+	meta := GetMeta(res)
+	if meta == nil {
+		meta = &dpb.Meta{}
+	} else {
+		meta = proto.Clone(meta).(*dpb.Meta)
+	}
+	meta.VersionId = &dpb.Id{Value: strconv.Itoa(version)}
+	meta.LastUpdated = Instant(lastUpdated)
+	m := res.ProtoReflect()
+	m.Set(m.Descriptor().Fields().ByName("meta"), protoreflect.ValueOfMessage(meta.ProtoReflect()))
+}
+
+// Instant converts a time to a FHIR instant in UTC with microsecond precision.
+func Instant(t time.Time) *dpb.Instant {
+	return &dpb.Instant{ValueUs: t.UnixMicro(), Timezone: "Z", Precision: dpb.Instant_MICROSECOND}
+}
+
+// DateTime converts a time to a FHIR dateTime in UTC with second precision.
+func DateTime(t time.Time) *dpb.DateTime {
+	return &dpb.DateTime{ValueUs: t.Truncate(time.Second).UnixMicro(), Timezone: "Z", Precision: dpb.DateTime_SECOND}
+}
+
+// DateTimeToTime converts a FHIR dateTime to a time; the zero time for nil.
+func DateTimeToTime(dt *dpb.DateTime) time.Time {
+	if dt == nil {
+		return time.Time{}
+	}
+	return time.UnixMicro(dt.GetValueUs()).UTC()
+}
+
+// Contained unpacks the contained resources of a resource.
+func Contained(res proto.Message) []proto.Message {
+	m := res.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("contained")
+	if fd == nil {
+		return nil
+	}
+	list := m.Get(fd).List()
+	out := make([]proto.Message, 0, list.Len())
+	for i := 0; i < list.Len(); i++ {
+		a, ok := list.Get(i).Message().Interface().(*anypb.Any)
+		if !ok {
+			continue
+		}
+		cr := new(rpb.ContainedResource)
+		if err := a.UnmarshalTo(cr); err != nil {
+			continue
+		}
+		if r := Unwrap(cr); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// RefTarget returns the resource type and id of a typed literal reference
+// ("Patient/123" arrives as Reference.patient_id), or the fragment id with
+// typ "#" for an internal reference, or the URI with typ "" for an absolute
+// or urn:uuid reference. All empty when the reference has no literal part.
+func RefTarget(ref *dpb.Reference) (typ, id string) {
+	if ref == nil {
+		return "", ""
+	}
+	m := ref.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("reference"))
+	if fd == nil {
+		return "", ""
+	}
+	switch fd.Name() {
+	case "uri":
+		// A relative "Type/id" left as a string (the marshaller denormalises
+		// typed references in place) is still a typed reference.
+		u := ref.GetUri().GetValue()
+		if t, id, ok := strings.Cut(u, "/"); ok && !strings.Contains(id, "/") && !strings.Contains(t, ":") && t != "" && t[0] >= 'A' && t[0] <= 'Z' {
+			return t, id
+		}
+		return "", u
+	case "fragment":
+		return "#", ref.GetFragment().GetValue()
+	}
+	rid, ok := m.Get(fd).Message().Interface().(*dpb.ReferenceId)
+	if !ok {
+		return "", ""
+	}
+	return typeFromField(string(fd.Name())), rid.GetValue()
+}
+
+// NewRef builds a typed literal reference to Type/id.
+func NewRef(typ, id string) *dpb.Reference {
+	ref := &dpb.Reference{}
+	setRefTarget(ref, typ, id)
+	return ref
+}
+
+// setRefTarget points ref at Type/id, replacing any literal reference.
+func setRefTarget(ref *dpb.Reference, typ, id string) bool {
+	m := ref.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(fieldFromType(typ)))
+	if fd == nil {
+		return false
+	}
+	m.Set(fd, protoreflect.ValueOfMessage((&dpb.ReferenceId{Value: id}).ProtoReflect()))
+	return true
+}
+
+// typeFromField turns "service_request_id" into "ServiceRequest".
+func typeFromField(f string) string {
+	f = strings.TrimSuffix(f, "_id")
+	var b strings.Builder
+	up := true
+	for _, r := range f {
+		if r == '_' {
+			up = true
+			continue
+		}
+		if up {
+			b.WriteRune(unicode.ToUpper(r))
+			up = false
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// fieldFromType turns "ServiceRequest" into "service_request_id".
+func fieldFromType(t string) string {
+	var b strings.Builder
+	for i, r := range t {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(r))
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	b.WriteString("_id")
+	return b.String()
+}
+
+// RewriteReferences walks every Reference in res (not into contained
+// resources) and lets resolve repoint literal references: typed ones arrive
+// as (Type, id), absolute and urn:uuid ones as ("", uri); fragments are left
+// alone. It returns the number of references rewritten.
+func RewriteReferences(res proto.Message, resolve func(typ, id string) (newTyp, newID string, ok bool)) int {
+	n := 0
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if ref, ok := m.Interface().(*dpb.Reference); ok {
+			if typ, id := RefTarget(ref); typ != "#" && id != "" {
+				if t, nid, ok := resolve(typ, id); ok && setRefTarget(ref, t, nid) {
+					n++
+				}
+			}
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
+				return true
+			}
+			switch {
+			case fd.IsList():
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					walk(l.Get(i).Message())
+				}
+			case fd.IsMap():
+			default:
+				walk(v.Message())
+			}
+			return true
+		})
+	}
+	walk(res.ProtoReflect())
+	return n
+}
+
+// Code returns the FHIR code string of a google/fhir code proto (a message
+// with an enum "value" field), e.g. "in-progress"; "" when unset.
+func Code(c proto.Message) string {
+	if c == nil {
+		return ""
+	}
+	m := c.ProtoReflect()
+	if !m.IsValid() {
+		return ""
+	}
+	fd := m.Descriptor().Fields().ByName("value")
+	if fd == nil || fd.Kind() != protoreflect.EnumKind {
+		return ""
+	}
+	ev := fd.Enum().Values().ByNumber(m.Get(fd).Enum())
+	if ev == nil || ev.Number() == 0 {
+		return ""
+	}
+	return enumToCode(string(ev.Name()))
+}
+
+// SetCode sets a google/fhir code proto from its FHIR code string; it
+// reports false when the code is not in the value set.
+func SetCode(c proto.Message, code string) bool {
+	m := c.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("value")
+	if fd == nil || fd.Kind() != protoreflect.EnumKind {
+		return false
+	}
+	ev := fd.Enum().Values().ByName(protoreflect.Name(codeToEnum(code)))
+	if ev == nil {
+		return false
+	}
+	m.Set(fd, protoreflect.ValueOfEnum(ev.Number()))
+	return true
+}
+
+func enumToCode(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
+func codeToEnum(s string) string { return strings.ReplaceAll(strings.ToUpper(s), "-", "_") }

@@ -1,0 +1,96 @@
+package fhirmap
+
+import (
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+
+	cpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+	vspb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/valuesets_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+// Code systems linkbridge emits.
+const (
+	// TaskCodeSystem is the FHIR task-code system (code "fulfill").
+	TaskCodeSystem = "http://hl7.org/fhir/CodeSystem/task-code"
+	// BusinessStatusSystem is linkbridge's CodeSystem for finer referral
+	// workflow steps carried in Task.businessStatus.
+	BusinessStatusSystem = "https://linkbridge.example.org/fhir/CodeSystem/referral-business-status"
+)
+
+// NewReferralTask builds the referral Task the gateway creates when a
+// referral arrives without one (SDOH Task for Referral Management: status
+// requested, intent order, code fulfill, focus the ServiceRequest, for the
+// Patient, requester as on the ServiceRequest, owner the social prescribing
+// service by ODS identifier).
+func NewReferralTask(r *linkbridge.Referral, requester *dpb.Reference, now time.Time) *taskpb.Task {
+	t := &taskpb.Task{
+		Status: &taskpb.Task_StatusCode{Value: cpb.TaskStatusCode_REQUESTED},
+		Intent: &taskpb.Task_IntentCode{Value: vspb.TaskIntentValueSet_ORDER},
+		Code: &dpb.CodeableConcept{Coding: []*dpb.Coding{{
+			System:  &dpb.Uri{Value: TaskCodeSystem},
+			Code:    &dpb.Code{Value: "fulfill"},
+			Display: &dpb.String{Value: "Fulfill the focal request"},
+		}}},
+		Focus:        NewRef("ServiceRequest", r.ID),
+		ForValue:     NewRef("Patient", r.PersonID),
+		AuthoredOn:   DateTime(r.AuthoredOn),
+		LastModified: DateTime(now),
+	}
+	if r.Status != "" {
+		SetCode(t.Status, string(r.Status))
+	}
+	if requester != nil {
+		t.Requester = proto.Clone(requester).(*dpb.Reference)
+	} else {
+		t.Requester = odsRef(r.ReferrerODS)
+	}
+	if r.ServiceODS != "" {
+		t.Owner = odsRef(r.ServiceODS)
+	}
+	if p := r.Priority; p != "" {
+		t.Priority = &taskpb.Task_PriorityCode{}
+		if !SetCode(t.Priority, p) {
+			t.Priority = nil
+		}
+	}
+	return t
+}
+
+// odsRef is a logical reference to an organisation by ODS code.
+func odsRef(ods string) *dpb.Reference {
+	return &dpb.Reference{
+		Type:       &dpb.Uri{Value: "Organization"},
+		Identifier: &dpb.Identifier{System: &dpb.Uri{Value: linkbridge.ODSSystem}, Value: &dpb.String{Value: ods}},
+	}
+}
+
+// TaskStatusOf returns the Task's status as a domain status.
+func TaskStatusOf(t *taskpb.Task) linkbridge.TaskStatus {
+	return linkbridge.TaskStatus(Code(t.GetStatus()))
+}
+
+// ApplyReferralToTask writes the referral's workflow state onto its Task:
+// status, statusReason text (for rejected, cancelled, on-hold and failed),
+// businessStatus and lastModified.
+func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) {
+	if t.Status == nil {
+		t.Status = &taskpb.Task_StatusCode{}
+	}
+	SetCode(t.Status, string(r.Status))
+	t.StatusReason = nil
+	if r.StatusReason != "" {
+		t.StatusReason = &dpb.CodeableConcept{Text: &dpb.String{Value: r.StatusReason}}
+	}
+	t.BusinessStatus = nil
+	if r.BusinessStatus != "" {
+		t.BusinessStatus = &dpb.CodeableConcept{
+			Coding: []*dpb.Coding{{System: &dpb.Uri{Value: BusinessStatusSystem}, Code: &dpb.Code{Value: r.BusinessStatus}}},
+			Text:   &dpb.String{Value: r.BusinessStatus},
+		}
+	}
+	t.LastModified = DateTime(now)
+}
