@@ -116,12 +116,12 @@ func TestNormalizeODSCode(t *testing.T) {
 func TestIsODSSystem(t *testing.T) {
 	t.Parallel()
 	for sys, want := range map[string]bool{
-		"https://fhir.nhs.uk/Id/ods-organization-code":  true,
-		"https://fhir.nhs.uk/id/ods-organization-code":  true, // BaRS examples
-		"http://fhir.nhs.uk/Id/ods-organization-code":   false,
-		"https://fhir.nhs.uk/Id/ods-site-code":          false,
-		"https://fhir.nhs.uk/ID/ODS-ORGANIZATION-CODE":  false,
-		"":                                              false,
+		"https://fhir.nhs.uk/Id/ods-organization-code": true,
+		"https://fhir.nhs.uk/id/ods-organization-code": true, // BaRS examples
+		"http://fhir.nhs.uk/Id/ods-organization-code":  false,
+		"https://fhir.nhs.uk/Id/ods-site-code":         false,
+		"https://fhir.nhs.uk/ID/ODS-ORGANIZATION-CODE": false,
+		"": false,
 		"https://fhir.nhs.uk/Id/ods-organization-code/": false,
 	} {
 		if got := linkbridge.IsODSSystem(sys); got != want {

@@ -121,6 +121,10 @@ type Store interface {
 	// MessageID was already processed.
 	UpdateReferral(ctx context.Context, ch *ReferralChange) error
 
+	// MessageProcessed reports whether a message with this X-Request-Id was
+	// already processed (recorded by CreateReferral or UpdateReferral).
+	MessageProcessed(ctx context.Context, requestID string) (bool, error)
+
 	// FindReferral returns a referral by id, or ENOTFOUND.
 	FindReferral(ctx context.Context, id string) (*Referral, error)
 	// FindReferralByTaskID returns the referral tracked by a Task, or ENOTFOUND.

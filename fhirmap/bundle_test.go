@@ -124,7 +124,7 @@ func TestMapMessage(t *testing.T) {
 		wantExpr string
 	}{
 		{"ErrNotMessage", func(b jsonDoc) { b["type"] = "collection" }, "Bundle.type"},
-		{"ErrNoEntries", func(b jsonDoc) { b["entry"] = []any{} }, "Bundle.entry"},
+		{"ErrNoEntries", func(b jsonDoc) { delete(b, "entry") }, "Bundle.entry"},
 		{"ErrHeaderNotFirst", func(b jsonDoc) {
 			e := b["entry"].([]any)
 			e[0], e[1] = e[1], e[0]

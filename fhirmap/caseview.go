@@ -54,9 +54,9 @@ func (g Generated) Reference() string { return g.Type + "/" + g.ID }
 
 // Ids of the resources generated for a referral: stable, so each change
 // writes a new version of the same resource (and the GP side can PUT them).
-func CarePlanID(referralID string) string    { return "careplan-" + referralID }
-func AcceptanceID(referralID string) string  { return "accepted-" + referralID }
-func DeclinedID(referralID string) string    { return "declined-" + referralID }
+func CarePlanID(referralID string) string   { return "careplan-" + referralID }
+func AcceptanceID(referralID string) string { return "accepted-" + referralID }
+func DeclinedID(referralID string) string   { return "declined-" + referralID }
 
 // CaseView renders the FHIR view of a case record for the GP record and the
 // MDT: the coded acceptance entry (Procedure, SNOMED 871731000000106) or
@@ -213,7 +213,7 @@ func ApplyCaseToTask(t *taskpb.Task, r *linkbridge.Referral, view []Generated, n
 			continue // reached through the CarePlan
 		}
 		t.Output = append(t.Output, &taskpb.Task_Output{
-			Type: &dpb.CodeableConcept{Coding: []*dpb.Coding{{System: &dpb.Uri{Value: SDOHTaskOutputSystem}, Code: &dpb.Code{Value: typ}}}},
+			Type:  &dpb.CodeableConcept{Coding: []*dpb.Coding{{System: &dpb.Uri{Value: SDOHTaskOutputSystem}, Code: &dpb.Code{Value: typ}}}},
 			Value: &taskpb.Task_Output_ValueX{Choice: &taskpb.Task_Output_ValueX_Reference{Reference: NewRef(g.Type, g.ID)}},
 		})
 	}
@@ -414,4 +414,3 @@ type jsonNumber string
 
 // MarshalJSON implements json.Marshaler.
 func (n jsonNumber) MarshalJSON() ([]byte, error) { return []byte(n), nil }
-

@@ -32,9 +32,9 @@ var referenceParams = map[string][]struct{ param, field string }{
 
 // SearchParams computes the search parameter values the store indexes for a
 // resource: identifier (as "system|value" and bare "value"), status, intent,
-// code and category tokens, and reference parameters (as "Type/id" and bare
-// "id", or "system|value" under "<param>:identifier" for logical
-// references).
+// code and category tokens, and reference parameters (as "Type/id", or
+// "system|value" under "<param>:identifier" for logical references). A
+// subject that is a Patient is indexed once, as patient.
 func SearchParams(res proto.Message) []linkbridge.SearchParam {
 	var out []linkbridge.SearchParam
 	add := func(name, value string) {
@@ -76,9 +76,13 @@ func SearchParams(res proto.Message) []linkbridge.SearchParam {
 		}
 		for _, ref := range messages[*dpb.Reference](m, fd) {
 			typ, id := RefTarget(ref)
-			if typ != "" && typ != "#" && (rp.param != "patient" || typ == "Patient") {
+			switch {
+			case typ == "" || typ == "#":
+			case rp.param == "patient" && typ != "Patient":
+			case rp.param == "subject" && typ == "Patient":
+				// indexed as patient; searches on subject=Patient/x use it
+			default:
 				add(rp.param, typ+"/"+id)
-				add(rp.param, id)
 			}
 			if lid := ref.GetIdentifier(); lid.GetValue().GetValue() != "" {
 				add(rp.param+":identifier", lid.GetSystem().GetValue()+"|"+lid.GetValue().GetValue())

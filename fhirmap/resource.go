@@ -230,14 +230,14 @@ func fieldFromType(t string) string {
 
 // RewriteReferences walks every Reference in res (not into contained
 // resources) and lets resolve repoint literal references: typed ones arrive
-// as (Type, id), absolute and urn:uuid ones as ("", uri); fragments are left
-// alone. It returns the number of references rewritten.
+// as (Type, id), absolute and urn:uuid ones as ("", uri), fragments as
+// ("#", id). It returns the number of references rewritten.
 func RewriteReferences(res proto.Message, resolve func(typ, id string) (newTyp, newID string, ok bool)) int {
 	n := 0
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
 		if ref, ok := m.Interface().(*dpb.Reference); ok {
-			if typ, id := RefTarget(ref); typ != "#" && id != "" {
+			if typ, id := RefTarget(ref); id != "" {
 				if t, nid, ok := resolve(typ, id); ok && setRefTarget(ref, t, nid) {
 					n++
 				}
@@ -304,3 +304,35 @@ func SetCode(c proto.Message, code string) bool {
 
 func enumToCode(s string) string { return strings.ReplaceAll(strings.ToLower(s), "_", "-") }
 func codeToEnum(s string) string { return strings.ReplaceAll(strings.ToUpper(s), "-", "_") }
+
+// PointAt makes ref a literal reference to Type/id, keeping its identifier
+// and display.
+func PointAt(ref *dpb.Reference, typ, id string) bool { return setRefTarget(ref, typ, id) }
+
+// DropContained removes the contained resources whose ids are in drop.
+func DropContained(res proto.Message, drop map[string]bool) {
+	m := res.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("contained")
+	if fd == nil || !m.Has(fd) {
+		return
+	}
+	list := m.Get(fd).List()
+	kept := m.NewField(fd).List()
+	for i := 0; i < list.Len(); i++ {
+		a, ok := list.Get(i).Message().Interface().(*anypb.Any)
+		if ok {
+			cr := new(rpb.ContainedResource)
+			if err := a.UnmarshalTo(cr); err == nil {
+				if r := Unwrap(cr); r != nil && drop[ID(r)] {
+					continue
+				}
+			}
+		}
+		kept.Append(list.Get(i))
+	}
+	if kept.Len() == 0 {
+		m.Clear(fd)
+		return
+	}
+	m.Set(fd, protoreflect.ValueOfList(kept))
+}

@@ -222,15 +222,12 @@ func TestSearchParams(t *testing.T) {
 		{Name: "intent", Value: "order"},
 		{Name: "code", Value: "http://hl7.org/fhir/CodeSystem/task-code|fulfill"},
 		{Name: "code", Value: "fulfill"},
+		// References are indexed as Type/id only (the API expands bare ids),
+		// and a Patient subject once, under patient.
 		{Name: "patient", Value: "Patient/p1"},
-		{Name: "patient", Value: "p1"},
-		{Name: "subject", Value: "Patient/p1"},
-		{Name: "subject", Value: "p1"},
 		{Name: "focus", Value: "ServiceRequest/sr1"},
-		{Name: "focus", Value: "sr1"},
 		{Name: "owner:identifier", Value: "https://fhir.nhs.uk/Id/ods-organization-code|Y02662"},
 		{Name: "requester", Value: "Organization/o1"},
-		{Name: "requester", Value: "o1"},
 	}
 	sortParams := func(p []linkbridge.SearchParam) {
 		slices.SortFunc(p, func(a, b linkbridge.SearchParam) int {
@@ -254,12 +251,18 @@ func TestSearchParams(t *testing.T) {
 		t.Errorf("SearchParams(Task) mismatch (-want +got):\n%s", diff)
 	}
 
-	// "patient" only indexes Patient references.
+	// "patient" only indexes Patient references; a Group subject stays a
+	// subject.
 	sr := decodeResource(t, `{"resourceType":"ServiceRequest","status":"active","intent":"order","subject":{"reference":"Group/g1"}}`).(*srpb.ServiceRequest)
+	subject := false
 	for _, p := range fhirmap.SearchParams(sr) {
 		if p.Name == "patient" {
 			t.Errorf("ServiceRequest with a Group subject indexed patient=%s", p.Value)
 		}
+		subject = subject || (p.Name == "subject" && p.Value == "Group/g1")
+	}
+	if !subject {
+		t.Errorf("ServiceRequest with a Group subject not indexed as subject=Group/g1")
 	}
 }
 

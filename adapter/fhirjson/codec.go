@@ -9,8 +9,9 @@
 //   - Decode returns a *linkbridge.Error with code EINVALID when the body is
 //     empty, is not a JSON object, is not valid JSON, or does not parse as a
 //     FHIR R4 resource (unknown element, wrong JSON type, malformed primitive,
-//     unknown resourceType). Expression names the offending element when
-//     jsonformat reports one.
+//     unknown resourceType), or breaks a FHIR JSON rule jsonformat lets
+//     through (empty string, null outside an array, empty object or array,
+//     duplicate key). Expression names the offending element when known.
 //   - Decode and Validate return an *InvalidResourceError when the resource
 //     parses but breaks FHIR rules that google/fhir validates (a missing
 //     required element, a malformed id, a reference to a resource type the
@@ -81,7 +82,9 @@ func New() (*Codec, error) {
 // validates it with google/fhir.
 //
 // It returns a *linkbridge.Error with code EINVALID when b is not a FHIR R4
-// JSON resource, and an *InvalidResourceError (which unwraps to an EINVALID
+// JSON resource, including FHIR JSON rules jsonformat does not check (an
+// empty string, a null outside an array, an empty object or array, a
+// duplicate key), and an *InvalidResourceError (which unwraps to an EINVALID
 // *linkbridge.Error) when the resource breaks a rule that google/fhir
 // validates. A leading UTF-8 byte order mark is ignored.
 func (c *Codec) Decode(b []byte) (*rpb.ContainedResource, error) {
@@ -100,8 +103,11 @@ func (c *Codec) Decode(b []byte) (*rpb.ContainedResource, error) {
 		return nil, structuralError(err)
 	}
 	cr, ok := msg.(*rpb.ContainedResource)
-	if !ok {
-		return nil, fmt.Errorf("fhirjson: decode: unmarshaller returned %T, want *ContainedResource", msg)
+	if !ok || Resource(cr) == nil {
+		return nil, fmt.Errorf("fhirjson: decode: unmarshaller returned %T without a resource", msg)
+	}
+	if ae := checkJSONRules(body, string(Resource(cr).ProtoReflect().Descriptor().Name())); ae != nil {
+		return nil, ae
 	}
 	if outcome != nil && hasErrorIssue(outcome.R4Outcome) {
 		return nil, &InvalidResourceError{Outcome: outcome.R4Outcome}
@@ -149,15 +155,17 @@ func (c *Codec) EncodeContained(cr *rpb.ContainedResource) ([]byte, error) {
 	return b, nil
 }
 
-// Validate runs google/fhir's validation (required elements, primitive
-// formats, reference target types) on m, a *ContainedResource or a bare R4
-// resource. Use it on resources the gateway builds before they are stored or
-// sent.
+// Validate checks m, a *ContainedResource or a bare R4 resource, before the
+// gateway stores or sends it: google/fhir's validation (required elements,
+// primitive formats, reference target types), then the FHIR JSON rules on
+// its encoding, which catch what the proto allows but FHIR does not (an empty
+// string primitive, an empty element such as "maritalStatus":{}).
 //
 // It returns an *InvalidResourceError (unwrapping to an EINVALID
-// *linkbridge.Error) listing every issue, or an internal error if m is not an
-// R4 resource. Resources inside contained[] are not descended into: they are
-// opaque Any messages to the validator.
+// *linkbridge.Error) listing every google/fhir issue, an EINVALID
+// *linkbridge.Error for a JSON rule, or an internal error if m is not an R4
+// resource. Resources inside contained[] are opaque Any messages to
+// google/fhir's validator, so only the JSON rules reach them.
 func (c *Codec) Validate(m proto.Message) error {
 	cr, err := Contain(m)
 	if err != nil {
@@ -169,6 +177,13 @@ func (c *Codec) Validate(m proto.Message) error {
 	}
 	if hasErrorIssue(er.Outcome.R4Outcome) {
 		return &InvalidResourceError{Outcome: er.Outcome.R4Outcome}
+	}
+	b, err := c.EncodeContained(cr)
+	if err != nil {
+		return err
+	}
+	if ae := checkJSONRules(b, string(Resource(cr).ProtoReflect().Descriptor().Name())); ae != nil {
+		return ae
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	linkbridge "github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson/fhirschema"
 
 	cpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -125,6 +126,14 @@ func TestDecode(t *testing.T) {
 				t.Errorf("want a Patient")
 			}
 		}},
+		{"NullAlignsPrimitiveArray", []byte(`{"resourceType":"Patient","name":[{"given":["Alex",null],
+			"_given":[null,{"extension":[{"url":"http://example.org/x","valueBoolean":true}]}]}]}`), func(t *testing.T, cr *rpb.ContainedResource) {
+			given := cr.GetPatient().GetName()[0].GetGiven()
+			// google/fhir adds its primitiveHasNoValue extension to the null entry.
+			if len(given) != 2 || given[1].GetValue() != "" || len(given[1].GetExtension()) == 0 {
+				t.Errorf("given = %v, want 2 entries, the second with an extension", given)
+			}
+		}},
 		{"LeadingWhitespace", []byte("\r\n\t " + patientJSON), func(t *testing.T, cr *rpb.ContainedResource) {
 			if cr.GetPatient() == nil {
 				t.Errorf("want a Patient")
@@ -212,6 +221,20 @@ func TestDecodeStructuralErrors(t *testing.T) {
 		{"InvalidJSON", `{"resourceType":"Patient","name":[{"family":"Smith"`, "invalid JSON", nil, "Smith"},
 		{"TrailingData", `{"resourceType":"Patient"} {"family":"Smith"}`, "invalid JSON", nil, "Smith"},
 		{"TooDeep", deep, "field exceeded the maximum nesting depth 64", nil, ""},
+		{"EmptyRequiredCode", `{"resourceType":"Bundle","type":""}`, "empty string: FHIR primitive values must not be empty", []string{"Bundle.type"}, ""},
+		{"EmptyStatus", `{"resourceType":"ServiceRequest","status":"","intent":"order","subject":{"reference":"Patient/p1"}}`,
+			"empty string: FHIR primitive values must not be empty", []string{"ServiceRequest.status"}, ""},
+		{"EmptyStringInArray", `{"resourceType":"Patient","name":[{"given":["Alex",""]}]}`, "empty string: FHIR primitive values must not be empty", []string{"Patient.name[0].given[1]"}, "Alex"},
+		{"EmptyStringInEntry", `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","gender":""}}]}`,
+			"empty string: FHIR primitive values must not be empty", []string{"Bundle.entry[0].resource.gender"}, ""},
+		{"EmptyStringResourceTypeLast", `{"gender":"","resourceType":"Patient"}`, "empty string: FHIR primitive values must not be empty", []string{"Patient.gender"}, ""},
+		{"NullStatus", `{"resourceType":"ServiceRequest","status":null,"intent":"order","subject":{"reference":"Patient/p1"}}`,
+			"null value: null is only allowed inside arrays", []string{"ServiceRequest.status"}, ""},
+		{"EmptyObject", `{"resourceType":"Patient","meta":{}}`, "empty object: FHIR elements must have a value or children", []string{"Patient.meta"}, ""},
+		{"EmptyArray", `{"resourceType":"Patient","name":[]}`, "empty array: FHIR arrays must have at least one element", []string{"Patient.name"}, ""},
+		{"DuplicateKey", `{"resourceType":"Patient","gender":"male","gender":"female"}`, "duplicate JSON key", []string{"Patient.gender"}, "female"},
+		{"DuplicateEscapedKey", `{"resourceType":"Patient","gender":"male","gend\u0065r":"female"}`, "duplicate JSON key", []string{"Patient.gender"}, "female"},
+		{"DuplicateResourceType", `{"resourceType":"Patient","resourceType":"Patient"}`, "duplicate JSON key", []string{"Patient.resourceType"}, ""},
 		{"Empty", ``, "request body is empty: expected a FHIR R4 JSON resource", nil, ""},
 		{"Whitespace", " \r\n\t", "request body is empty: expected a FHIR R4 JSON resource", nil, ""},
 		{"Array", `[{"resourceType":"Patient"}]`, "request body is not a JSON object: expected a FHIR R4 JSON resource", nil, ""},
@@ -389,6 +412,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(first, second, protocmp.Transform()); diff != "" {
 				t.Errorf("Decode(Encode(x)) mismatch (-first +second):\n%s", diff)
 			}
+			fhirschema.Validate(t, out)
 			if strings.ContainsAny(string(out), "\n\t") {
 				t.Errorf("Encode() is not compact: %s", out)
 			}
@@ -505,6 +529,26 @@ func TestValidate(t *testing.T) {
 		err := c.Validate(badID)
 		if got := linkbridge.ErrorExpression(err); !slices.Equal(got, []string{"Patient.id"}) {
 			t.Errorf("ErrorExpression() = %q, want [Patient.id] (err %v)", got, err)
+		}
+	})
+	t.Run("ErrEmptyElement", func(t *testing.T) {
+		t.Parallel()
+		p := &patpb.Patient{MaritalStatus: &dpb.CodeableConcept{}}
+		err := c.Validate(p)
+		want := &linkbridge.Error{Code: linkbridge.EINVALID, Message: "empty object: FHIR elements must have a value or children", Expression: []string{"Patient.maritalStatus"}}
+		var ae *linkbridge.Error
+		if !errors.As(err, &ae) {
+			t.Fatalf("Validate() = %v, want *linkbridge.Error", err)
+		}
+		if diff := cmp.Diff(want, ae); diff != "" {
+			t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("ErrEmptyString", func(t *testing.T) {
+		t.Parallel()
+		p := &patpb.Patient{Name: []*dpb.HumanName{{Given: []*dpb.String{{Value: "Alex"}, {Value: ""}}}}}
+		if got := linkbridge.ErrorExpression(c.Validate(p)); !slices.Equal(got, []string{"Patient.name[0].given[1]"}) {
+			t.Errorf("ErrorExpression(Validate()) = %q, want [Patient.name[0].given[1]]", got)
 		}
 	})
 	t.Run("ErrNotAResource", func(t *testing.T) {

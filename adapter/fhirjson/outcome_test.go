@@ -14,6 +14,7 @@ import (
 
 	linkbridge "github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson/fhirschema"
 )
 
 func TestStatusForCode(t *testing.T) {
@@ -118,6 +119,7 @@ func TestOutcomeFromError(t *testing.T) {
 			if diff := cmp.Diff(normJSON(t, []byte(tt.want)), normJSON(t, got)); diff != "" {
 				t.Errorf("OutcomeFromError(%v) mismatch (-want +got):\n%s", tt.err, diff)
 			}
+			fhirschema.Validate(t, got)
 			if strings.Contains(string(got), "9434765919") {
 				t.Errorf("outcome %s leaks internal detail", got)
 			}
@@ -150,6 +152,7 @@ func TestOutcomeFromInvalidResourceError(t *testing.T) {
 	if diff := cmp.Diff(normJSON(t, []byte(want)), normJSON(t, got)); diff != "" {
 		t.Errorf("outcome mismatch (-want +got):\n%s", diff)
 	}
+	fhirschema.Validate(t, got)
 	// The google/fhir issues themselves are left untouched.
 	var ire *fhirjson.InvalidResourceError
 	if !errors.As(err, &ire) {
@@ -174,6 +177,7 @@ func TestInformationOutcome(t *testing.T) {
 	if diff := cmp.Diff(normJSON(t, []byte(want)), normJSON(t, got)); diff != "" {
 		t.Errorf("InformationOutcome mismatch (-want +got):\n%s", diff)
 	}
+	fhirschema.Validate(t, got)
 }
 
 // TestOutcomeMatchesBaRSExamples compares our outcomes with the published

@@ -43,14 +43,9 @@ func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID
 	if err != nil {
 		return nil, err
 	}
-	// Idempotency: the same referral identifier is the same referral.
-	if res, err := s.existingReferral(ctx, ref.Referral.Identifier); err != nil || res != nil {
-		if res != nil && messageID != "" {
-			// A new message (new X-Request-Id) re-sending a stored referral.
-			return res, nil
-		}
-		return res, err
-	}
+	// Idempotency: the same referral identifier is the same referral. The
+	// store's unique constraint decides (no read-then-write race); the
+	// duplicate answer is then read back.
 	for attempt := 0; ; attempt++ {
 		res, err := s.storeIntake(ctx, ref, messageID)
 		var le *linkbridge.Error
@@ -136,8 +131,15 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 	type idPair struct{ typ, id string }
 	newIDs := map[string]idPair{} // old reference or fullUrl -> new
 	ids := map[*fhirmap.Entry]string{}
+	// The referral's own ServiceRequest and Patient are stored as resources
+	// of their own even when they arrive contained: they are lifted out of
+	// their container and "#id" references to them are repointed.
+	lifted := func(e *fhirmap.Entry) bool {
+		return !e.Contained || e == ref.ServiceRequest || e == ref.Patient
+	}
+	dropContained := map[string]bool{}
 	for _, e := range ref.Entries {
-		if e.Contained {
+		if !lifted(e) {
 			continue
 		}
 		typ := fhirmap.TypeName(e.Resource)
@@ -155,12 +157,21 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 			newIDs[e.FullURL] = idPair{typ, id}
 		}
 		if old := fhirmap.ID(e.Resource); old != "" {
-			newIDs[typ+"/"+old] = idPair{typ, id}
+			if e.Contained {
+				newIDs["#"+old] = idPair{typ, id}
+				dropContained[old] = true
+			} else {
+				newIDs[typ+"/"+old] = idPair{typ, id}
+			}
 		}
 	}
 	resolve := func(typ, id string) (string, string, bool) {
 		key := id
-		if typ != "" {
+		switch typ {
+		case "":
+		case "#":
+			key = "#" + id
+		default:
 			key = typ + "/" + id
 		}
 		if p, ok := newIDs[key]; ok {
@@ -184,19 +195,29 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 
 	var srRequester *dpb.Reference
 	for _, e := range ref.Entries {
-		if e.Contained {
+		if !lifted(e) {
 			continue
 		}
 		if e == ref.Patient && !newPerson {
 			continue // link to the stored person; their record is not replaced
 		}
 		fhirmap.RewriteReferences(e.Resource, resolve)
+		fhirmap.DropContained(e.Resource, dropContained)
 		if e == ref.ServiceRequest {
-			srRequester = e.Resource.(*srpb.ServiceRequest).GetRequester()
+			sr := e.Resource.(*srpb.ServiceRequest)
+			srRequester = sr.GetRequester()
+			if typ, id := fhirmap.RefTarget(sr.GetSubject()); typ == "" && id == "" {
+				// Named by NHS number only: point at the person's Patient too.
+				fhirmap.PointAt(sr.Subject, "Patient", person.ID)
+			}
 		}
 		if e == ref.Task {
-			if t := e.Resource.(*taskpb.Task); t.GetLastModified() == nil {
+			t := e.Resource.(*taskpb.Task)
+			if t.GetLastModified() == nil {
 				t.LastModified = fhirmap.DateTime(now)
+			}
+			if typ, id := fhirmap.RefTarget(t.GetForValue()); typ == "" && id == "" {
+				fhirmap.PointAt(t.ForValue, "Patient", person.ID)
 			}
 		}
 		r, err := render(e.Resource, ids[e])

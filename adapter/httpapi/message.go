@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/fhirmap"
@@ -27,6 +29,16 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 	b, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	// BaRS: a message already processed is refused as a duplicate, with no
+	// second effect. (Two copies racing are settled by the store's unique
+	// constraint on the request id.)
+	if seen, err := s.Store.MessageProcessed(ctx, reqID); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if seen {
+		s.writeError(w, r, duplicateMessage())
 		return
 	}
 	res, err := s.decode(b)
@@ -56,6 +68,10 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 	case "update":
 		sr := msg.Focus.Resource.(*srpb.ServiceRequest)
 		out, err = s.cancelByMessage(r, sr, reqID)
+	}
+	var le *linkbridge.Error
+	if errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE && strings.HasPrefix(le.Existing, "MessageHeader/") {
+		err = duplicateMessage()
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -123,4 +139,9 @@ func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, ms
 		{raw: out.ServiceRequest.Body, entry: &rpb.Bundle_Entry{FullUrl: &dpb.Uri{Value: base + "/ServiceRequest/" + out.ServiceRequest.ID}}},
 	}
 	s.writeBundle(w, r, b, entries)
+}
+
+// duplicateMessage is the BaRS REC_CONFLICT answer to a replayed message.
+func duplicateMessage() error {
+	return linkbridge.Errorf(linkbridge.EDUPLICATE, "this message (X-Request-Id) has already been processed")
 }

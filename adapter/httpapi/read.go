@@ -308,8 +308,9 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 			for _, v := range vs {
 				values := splitComma(v)
 				if modifier == "" && isReferenceParam(base) {
-					for i, x := range values {
-						values[i] = normaliseRef(x)
+					values = expandRefs(base, values)
+					if base == "subject" && allPrefixed(values, "Patient/") {
+						name = "patient" // a Patient subject is indexed as patient
 					}
 				}
 				q.Params = append(q.Params, linkbridge.ParamFilter{Name: name, Values: values})
@@ -325,6 +326,46 @@ func isReferenceParam(p string) bool {
 		return true
 	}
 	return false
+}
+
+// refTargets lists the resource types a reference search parameter can
+// point at, so that a bare id can be searched as Type/id.
+var refTargets = map[string][]string{
+	"patient":              {"Patient"},
+	"subject":              {"Patient", "Group"},
+	"focus":                {"ServiceRequest"},
+	"owner":                {"Organization", "PractitionerRole", "Practitioner", "HealthcareService"},
+	"requester":            {"Organization", "PractitionerRole", "Practitioner"},
+	"performer":            {"Organization", "PractitionerRole", "Practitioner", "HealthcareService"},
+	"based-on":             {"ServiceRequest", "CarePlan"},
+	"part-of":              {"Task"},
+	"general-practitioner": {"Organization", "Practitioner", "PractitionerRole"},
+}
+
+// expandRefs normalises reference search values to Type/id: absolute URLs
+// lose their base, bare ids become every Type/id the parameter allows.
+func expandRefs(param string, values []string) []string {
+	var out []string
+	for _, v := range values {
+		v = normaliseRef(v)
+		if strings.Contains(v, "/") {
+			out = append(out, v)
+			continue
+		}
+		for _, t := range refTargets[param] {
+			out = append(out, t+"/"+v)
+		}
+	}
+	return out
+}
+
+func allPrefixed(values []string, prefix string) bool {
+	for _, v := range values {
+		if !strings.HasPrefix(v, prefix) {
+			return false
+		}
+	}
+	return len(values) > 0
 }
 
 // normaliseRef turns an absolute reference into Type/id.

@@ -72,11 +72,18 @@ func (s *Server) newID() string {
 	return NewUUID()
 }
 
-// NewUUID returns a random (version 4) UUID string.
+// NewUUID returns a time-ordered UUID (version 7, RFC 9562): 48 bits of
+// Unix milliseconds, then random bits. Time order keeps the store's id
+// indexes append-mostly.
 func NewUUID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
+	_, _ = rand.Read(b[6:])
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
@@ -97,21 +104,26 @@ func (s *Server) Handler() http.Handler {
 		s.registerSPRoutes(r)
 	}
 
-	f := r.PathPrefix("/fhir").Subrouter()
+	// The FHIR routes carry the full "/fhir" path on a matcher-less
+	// subrouter: with r.PathPrefix("/fhir").Subrouter(), gorilla/mux v1.8.1
+	// copies the prefix matcher into every route, which clears a method
+	// mismatch found by an earlier route, so unsupported methods got 404
+	// instead of 405.
+	f := r.NewRoute().Subrouter()
 	f.Use(s.fhirHeaders)
-	f.HandleFunc("", s.handleTransaction).Methods(http.MethodPost)
-	f.HandleFunc("/", s.handleTransaction).Methods(http.MethodPost)
-	f.HandleFunc("/metadata", s.handleMetadata).Methods(http.MethodGet)
-	f.HandleFunc("/$process-message", s.handleProcessMessage).Methods(http.MethodPost)
-	f.HandleFunc("/ServiceRequest", s.handleCreateServiceRequest).Methods(http.MethodPost)
-	f.HandleFunc("/Task", s.handleCreateTask).Methods(http.MethodPost)
-	f.HandleFunc("/Task/{id}", s.handleUpdateTask).Methods(http.MethodPut)
-	f.HandleFunc("/ServiceRequest/{id}", s.handleUpdateServiceRequest).Methods(http.MethodPut)
-	f.HandleFunc("/{type:[A-Z][A-Za-z]+}", s.handleSearch).Methods(http.MethodGet)
-	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/_search", s.handleSearch).Methods(http.MethodPost)
-	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/{id}", s.handleRead).Methods(http.MethodGet)
-	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/{id}/_history", s.handleHistory).Methods(http.MethodGet)
-	f.HandleFunc("/{type:[A-Z][A-Za-z]+}/{id}/_history/{vid}", s.handleVRead).Methods(http.MethodGet)
+	f.HandleFunc("/fhir", s.handleTransaction).Methods(http.MethodPost)
+	f.HandleFunc("/fhir/", s.handleTransaction).Methods(http.MethodPost)
+	f.HandleFunc("/fhir/metadata", s.handleMetadata).Methods(http.MethodGet)
+	f.HandleFunc("/fhir/$process-message", s.handleProcessMessage).Methods(http.MethodPost)
+	f.HandleFunc("/fhir/ServiceRequest", s.handleCreateServiceRequest).Methods(http.MethodPost)
+	f.HandleFunc("/fhir/Task", s.handleCreateTask).Methods(http.MethodPost)
+	f.HandleFunc("/fhir/Task/{id}", s.handleUpdateTask).Methods(http.MethodPut)
+	f.HandleFunc("/fhir/ServiceRequest/{id}", s.handleUpdateServiceRequest).Methods(http.MethodPut)
+	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}", s.handleSearch).Methods(http.MethodGet)
+	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/_search", s.handleSearch).Methods(http.MethodPost)
+	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.handleRead).Methods(http.MethodGet)
+	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history", s.handleHistory).Methods(http.MethodGet)
+	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history/{vid}", s.handleVRead).Methods(http.MethodGet)
 	return r
 }
 

@@ -63,12 +63,18 @@ type resourceRow struct {
 	params      []linkbridge.SearchParam
 }
 
-// newResourceRows converts resources to column values.
+// newResourceRows converts resources to column values. It returns EINVALID
+// for a resource without a type or id, or one listed twice.
 func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
 	rows := make([]resourceRow, len(rs))
 	for i, r := range rs {
 		if r == nil || r.Type == "" || r.ID == "" {
 			return nil, linkbridge.Errorf(linkbridge.EINVALID, "resource %d has no type or id", i)
+		}
+		for _, prev := range rs[:i] {
+			if prev.Type == r.Type && prev.ID == r.ID {
+				return nil, linkbridge.Errorf(linkbridge.EINVALID, "%s/%s is listed twice", r.Type, r.ID)
+			}
 		}
 		rows[i] = resourceRow{
 			typ: r.Type, id: r.ID, versionID: r.VersionID,
@@ -488,4 +494,18 @@ func (db *DB) findPerson(ctx context.Context, what, where string, args ...any) (
 		return nil, err
 	}
 	return &p, nil
+}
+
+// MessageProcessed reports whether a message with this X-Request-Id was
+// recorded by CreateReferral or UpdateReferral. An empty id is never
+// recorded, so it reports false.
+func (db *DB) MessageProcessed(ctx context.Context, requestID string) (bool, error) {
+	if requestID == "" {
+		return false, nil
+	}
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM message WHERE request_id = ?`, requestID).Scan(&n); err != nil {
+		return false, fmt.Errorf("sqlite: message processed: %w", err)
+	}
+	return n > 0, nil
 }

@@ -108,10 +108,11 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 	}
 	for _, f := range q.Params {
 		// IN (subquery) lets SQLite drive the search from the value index
-		// when a parameter is selective.
+		// when a parameter is selective. The subquery is not correlated
+		// (p.type = ?, not r.type), so SQLite evaluates it only once.
 		where.WriteString(` AND r.id IN (SELECT p.id FROM search_param p
-			WHERE p.type = r.type AND p.name = ? AND p.value IN (` + placeholders(len(f.Values)) + `))`)
-		args = append(args, f.Name)
+			WHERE p.type = ? AND p.name = ? AND p.value IN (` + placeholders(len(f.Values)) + `))`)
+		args = append(args, q.Type, f.Name)
 		for _, v := range f.Values {
 			args = append(args, v)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 )
 
 // writeReq is one write waiting for the writer. apply runs inside the
@@ -41,13 +40,13 @@ type writer struct {
 	insReferral, updReferral       *sql.Stmt
 	selReferralVersion             *sql.Stmt
 	selReferralIDByIdentifier      *sql.Stmt
-	insResource, updResource       *sql.Stmt
+	updResource                    *sql.Stmt
 	insHistory, delParams          *sql.Stmt
 	selResourceExists              *sql.Stmt
 	stmts                          []*sql.Stmt
 
-	// multi caches the multi-row INSERT statements, by text.
-	multi map[string]*sql.Stmt
+	// multi caches the multi-row INSERT statements.
+	multi map[multiKey]*sql.Stmt
 }
 
 // bg is the context of every statement the writer runs. A caller's context
@@ -67,7 +66,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		db:      db,
 		conn:    conn,
 		log:     db.Logger,
-		multi:   make(map[string]*sql.Stmt),
+		multi:   make(map[multiKey]*sql.Stmt),
 		reqs:    make(chan *writeReq),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -102,7 +101,6 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		WHERE id = ? AND version = ?`)
 	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
 	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE identifier_system = ? AND identifier_value = ?`)
-	prep(&w.insResource, `INSERT INTO resource (type, id, version_id, last_updated, body) VALUES (?, ?, ?, ?, ?)`)
 	prep(&w.updResource, `UPDATE resource SET version_id = ?, last_updated = ?, body = ?
 		WHERE type = ? AND id = ? AND version_id = ?`)
 	prep(&w.insHistory, `INSERT INTO resource_history (type, id, version_id, last_updated, body) VALUES (?, ?, ?, ?, ?)`)
@@ -130,19 +128,26 @@ const (
 	maxRowsPerInsert = 32
 )
 
+// multiKey names a multi-row INSERT: its head and its number of rows.
+type multiKey struct {
+	head string
+	n    int
+}
+
 // execRows runs head+rows+tail over args, width values a row, in chunks of
 // at most maxRowsPerInsert rows.
 func (w *writer) execRows(head, tail string, width int, args []any) error {
 	for len(args) > 0 {
 		n := min(len(args)/width, maxRowsPerInsert)
-		q := head + strings.Repeat(`(`+placeholders(width)+`), `, n-1) + `(` + placeholders(width) + `)` + tail
-		st, ok := w.multi[q]
+		st, ok := w.multi[multiKey{head, n}]
 		if !ok {
+			row := `(` + placeholders(width) + `)`
+			q := head + strings.Repeat(row+`, `, n-1) + row + tail
 			var err error
 			if st, err = w.conn.PrepareContext(bg, q); err != nil {
 				return fmt.Errorf("sqlite: prepare: %w", err)
 			}
-			w.multi[q] = st
+			w.multi[multiKey{head, n}] = st
 			w.stmts = append(w.stmts, st)
 		}
 		if _, err := st.ExecContext(bg, args[:n*width]...); err != nil {
@@ -192,11 +197,7 @@ func (w *writer) run() {
 				break gather
 			}
 		}
-		t0 := time.Now()
 		w.runBatch(batch)
-		dbgBatches++
-		dbgReqs += len(batch)
-		dbgTime += time.Since(t0)
 		clear(batch) // drop references to finished requests
 	}
 }
@@ -247,10 +248,7 @@ func (w *writer) runBatch(batch []*writeReq) {
 			return
 		}
 	}
-	tc := time.Now()
-	_, err := w.commit.ExecContext(bg)
-	dbgCommit += time.Since(tc)
-	if err != nil {
+	if _, err := w.commit.ExecContext(bg); err != nil {
 		// Every request fails, including those that failed already: their
 		// errors may name rows of this batch that are now not stored.
 		w.abort(fmt.Errorf("sqlite: commit: %w", err), failAll)
@@ -271,11 +269,7 @@ func (w *writer) abort(err error, failAll func(error)) {
 
 // stop makes the writer finish its batch in progress and return. Later
 // writes get ErrClosed.
-var dbgBatches, dbgReqs int
-var dbgTime, dbgCommit time.Duration
-
 func (w *writer) stop() {
-	fmt.Println("batches", dbgBatches, "reqs", dbgReqs, "avg", float64(dbgReqs)/float64(max(dbgBatches, 1)), "busy", dbgTime, "commit", dbgCommit)
 	close(w.quit)
 	<-w.stopped
 }

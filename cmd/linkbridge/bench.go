@@ -120,6 +120,8 @@ func loopbackBase(s string) (string, error) {
 // same load against a parse-only server (google/fhir parse and marshal,
 // nothing stored) and prints the ratio of the two throughputs.
 type BenchCommand struct {
+	// Stdout receives the report; Stderr flag errors and the in-process
+	// gateway's warnings.
 	Stdout, Stderr io.Writer
 }
 
@@ -139,35 +141,54 @@ func (c *BenchCommand) flags(cfg *BenchConfig) *flag.FlagSet {
 
 // BenchReport is the outcome of a bench run (the --json output).
 type BenchReport struct {
-	Concurrency int          `json:"concurrency"`
-	DurationS   float64      `json:"duration_s"`
-	WarmupS     float64      `json:"warmup_s"`
-	Requests    int          `json:"requests_cap,omitempty"`
-	GOMAXPROCS  int          `json:"gomaxprocs"`
-	NumCPU      int          `json:"num_cpu"`
-	PID         int          `json:"pid"`
-	Gateway     *BenchResult `json:"gateway"`
-	ParseOnly   *BenchResult `json:"parse_only,omitempty"`
+	// Concurrency, DurationS, WarmupS and Requests echo the flags.
+	Concurrency int     `json:"concurrency"`
+	DurationS   float64 `json:"duration_s"`
+	WarmupS     float64 `json:"warmup_s"`
+	Requests    int     `json:"requests_cap,omitempty"`
+	// GOMAXPROCS, NumCPU and PID describe this process.
+	GOMAXPROCS int `json:"gomaxprocs"`
+	NumCPU     int `json:"num_cpu"`
+	PID        int `json:"pid"`
+	// Gateway is the run against the gateway.
+	Gateway *BenchResult `json:"gateway"`
+	// ParseOnly is the run against the parse-only server, if asked for.
+	ParseOnly *BenchResult `json:"parse_only,omitempty"`
 	// Ratio is gateway req/s divided by parse-only req/s.
 	Ratio float64 `json:"ratio,omitempty"`
+	// CPURatio is parse-only CPU time per request divided by the
+	// gateway's (client included in both; for a --target gateway its
+	// process's CPU is added when it was found). It is the throughput
+	// ratio the two would reach if CPU were the only limit, and is much
+	// steadier than Ratio on a machine that other work shares.
+	CPURatio float64 `json:"cpu_ratio,omitempty"`
 }
 
 // BenchResult is the measured run against one server.
 type BenchResult struct {
+	// Name is "gateway" or "parse-only".
 	Name string `json:"name"`
-	URL  string `json:"url"`
+	// URL is the FHIR base the Bundles were POSTed to.
+	URL string `json:"url"`
 	// InProcess is true when the server ran inside this process, so that
 	// PeakRSSMB and CPUCores include both the client and the server.
 	InProcess bool `json:"in_process"`
 
+	// Requests counts the measured requests; OK those answered 2xx;
+	// Errors the rest, by HTTP status or "transport" in ErrorsByStatus.
 	Requests       int            `json:"requests"`
 	OK             int            `json:"ok"`
 	Errors         int            `json:"errors"`
 	ErrorsByStatus map[string]int `json:"errors_by_status,omitempty"`
-	FirstError     string         `json:"first_error,omitempty"`
-	ElapsedS       float64        `json:"elapsed_s"`
-	RPS            float64        `json:"req_per_s"`
-	Latency        BenchLatency   `json:"latency_ms"`
+	// FirstError is the first transport error, if any.
+	FirstError string `json:"first_error,omitempty"`
+	// ElapsedS is the wall time of the measured run, up to the last
+	// response; RPS is Requests divided by it.
+	ElapsedS float64 `json:"elapsed_s"`
+	RPS      float64 `json:"req_per_s"`
+	// Latency summarises the time from sending a request to reading the
+	// whole response.
+	Latency BenchLatency `json:"latency_ms"`
 
 	// PeakRSSMB is this process's VmHWM over the warmup and measured run
 	// (reset before the warmup when the kernel allows it).
@@ -197,7 +218,8 @@ type BenchResult struct {
 	ServerCPUPerReqMS float64 `json:"server_cpu_ms_per_req,omitempty"`
 }
 
-// BenchLatency holds latency figures in milliseconds.
+// BenchLatency holds latency figures in milliseconds: nearest-rank
+// percentiles, the maximum and the mean.
 type BenchLatency struct {
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
@@ -260,6 +282,9 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 		rep.ParseOnly = res
 		if res.RPS > 0 {
 			rep.Ratio = rep.Gateway.RPS / res.RPS
+		}
+		if g := rep.Gateway.CPUPerReqMS + rep.Gateway.ServerCPUPerReqMS; g > 0 && (rep.Gateway.InProcess || rep.Gateway.ServerPID > 0) {
+			rep.CPURatio = res.CPUPerReqMS / g
 		}
 		if !cfg.JSON {
 			printBenchResult(c.Stdout, res)
@@ -339,18 +364,20 @@ func (c *BenchCommand) benchParseOnly(ctx context.Context, cfg *BenchConfig, gen
 	return res, nil
 }
 
-// benchGateway is a gateway running in this process: the real "serve"
+// inProcessGateway is a gateway running in this process: the real "serve"
 // command (same wiring, flags and HTTP server settings) on 127.0.0.1:0.
-type benchGateway struct {
+type inProcessGateway struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.Writer) (*benchGateway, error) {
+// startBenchGateway runs "serve" on 127.0.0.1:0 with a SQLite file at dbPath
+// and waits until it accepts connections.
+func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.Writer) (*inProcessGateway, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	ready := make(chan string, 1)
-	gw := &benchGateway{cancel: cancel, done: make(chan error, 1)}
+	gw := &inProcessGateway{cancel: cancel, done: make(chan error, 1)}
 	serve := &ServeCommand{
 		Getenv: func(string) string { return "" }, // flags only: ignore LINKBRIDGE_*
 		Stdout: io.Discard,
@@ -377,7 +404,7 @@ func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.W
 }
 
 // stop shuts the gateway down (in-flight requests finish, the store closes).
-func (g *benchGateway) stop() {
+func (g *inProcessGateway) stop() {
 	g.cancel()
 	<-g.done
 }
@@ -687,6 +714,10 @@ func printBenchSummary(w io.Writer, rep *BenchReport) {
 	fmt.Fprintln(w)
 	if rep.ParseOnly != nil {
 		fmt.Fprintf(w, "ratio gateway/parse-only: %.2f (%.1f / %.1f req/s)\n", rep.Ratio, g.RPS, rep.ParseOnly.RPS)
+		if rep.CPURatio > 0 {
+			fmt.Fprintf(w, "CPU-bound ratio: %.2f (parse-only %.2f / gateway %.2f CPU ms per request, client included)\n",
+				rep.CPURatio, rep.ParseOnly.CPUPerReqMS, g.CPUPerReqMS+g.ServerCPUPerReqMS)
+		}
 	}
 	fmt.Fprintf(w, "targets at concurrency %d:", rep.Concurrency)
 	if rep.ParseOnly != nil {

@@ -61,6 +61,16 @@ type ServeCommand struct {
 	Ready chan<- string
 }
 
+// readyKey is the context key of the Ready channel threaded through run().
+type readyKey struct{}
+
+// withReady returns a context under which "serve", started through run(),
+// reports its listening address on ch as ServeCommand.Ready does. Tests use
+// it to run the real command line on port 0.
+func withReady(ctx context.Context, ch chan<- string) context.Context {
+	return context.WithValue(ctx, readyKey{}, ch)
+}
+
 // flags binds the configuration to flags with env defaults.
 func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	env := func(name, def string) string {
@@ -132,8 +142,12 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", "http://"+ln.Addr().String()+"/fhir"), slog.String("db", cfg.DB))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	if c.Ready != nil {
-		c.Ready <- ln.Addr().String()
+	ready := c.Ready
+	if ready == nil {
+		ready, _ = ctx.Value(readyKey{}).(chan<- string)
+	}
+	if ready != nil {
+		ready <- ln.Addr().String()
 	}
 	select {
 	case err := <-errc:

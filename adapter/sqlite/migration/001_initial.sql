@@ -39,7 +39,7 @@ CREATE TABLE referral (
 	updated_at        TEXT    NOT NULL,
 	version           INTEGER NOT NULL,
 	UNIQUE (identifier_system, identifier_value)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 CREATE INDEX referral_person_id ON referral (person_id);
 
@@ -82,5 +82,7 @@ CREATE TABLE search_param (
 	id    TEXT NOT NULL,
 	name  TEXT NOT NULL,
 	value TEXT NOT NULL,
-	PRIMARY KEY (type, name, value, id)
+	PRIMARY KEY (type, id, name, value)
 ) STRICT, WITHOUT ROWID;
+
+CREATE INDEX search_param_value ON search_param (type, name, value, id);

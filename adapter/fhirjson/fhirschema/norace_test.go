@@ -1,0 +1,5 @@
+//go:build !race
+
+package fhirschema
+
+const raceEnabled = false

@@ -1,0 +1,236 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/fhirmap"
+
+	mhpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/message_header_go_proto"
+	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
+	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+)
+
+const (
+	reqID1  = "4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e01"
+	reqID2  = "4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e02"
+	reqID3  = "4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e03"
+	corrID1 = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c01"
+)
+
+func barsHeaders(requestID, correlationID string) hdr {
+	return hdr{"X-Request-Id": requestID, "X-Correlation-Id": correlationID}
+}
+
+func TestProcessMessageRequiresTransactionHeaders(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	body := mustRead(t, fixMsgNew)
+	for name, h := range map[string]hdr{
+		"ErrNoCorrelationID": {"X-Request-Id": reqID1},
+		"ErrNoRequestID":     {"X-Correlation-Id": corrID1},
+		"ErrNeither":         nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := ts.post("/$process-message", body, h)
+			wantOutcome(t, r, http.StatusBadRequest, "invalid", "X-Correlation-Id")
+			// Whatever was sent is still echoed.
+			for _, k := range []string{"X-Request-Id", "X-Correlation-Id"} {
+				if h[k] != "" && r.Header.Get(k) != h[k] {
+					t.Errorf("%s not echoed: %q", k, r.Header.Get(k))
+				}
+			}
+		})
+	}
+	if c := ts.counts(); c != (counts{}) {
+		t.Errorf("refused messages stored resources: %+v", c)
+	}
+}
+
+func TestProcessMessage(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	body := mustRead(t, fixMsgNew)
+
+	resp := ts.post("/$process-message", body, barsHeaders(reqID1, corrID1))
+	b := bundle(t, resp, "message")
+	if resp.Header.Get("X-Request-Id") != reqID1 || resp.Header.Get("X-Correlation-Id") != corrID1 {
+		t.Errorf("headers not echoed: X-Request-Id %q, X-Correlation-Id %q", resp.Header.Get("X-Request-Id"), resp.Header.Get("X-Correlation-Id"))
+	}
+	mh, ok := fhirmap.Unwrap(b.GetEntry()[0].GetResource()).(*mhpb.MessageHeader)
+	if !ok {
+		t.Fatalf("first entry of the response is %T, want MessageHeader", fhirmap.Unwrap(b.GetEntry()[0].GetResource()))
+	}
+	if got := mh.GetEvent().GetCoding().GetCode().GetValue(); got != "servicerequest-response" {
+		t.Errorf("response eventCoding = %q, want servicerequest-response", got)
+	}
+	if got := fhirmap.Code(mh.GetResponse().GetCode()); got != "ok" {
+		t.Errorf("response.code = %q, want ok", got)
+	}
+	if got := mh.GetResponse().GetIdentifier().GetValue(); got != "7c9f3f0e-1b1a-4d8e-8f8e-6a1d0c5b2e01" {
+		t.Errorf("response.identifier = %q, want the request MessageHeader id", got)
+	}
+	task := entryResource[*taskpb.Task](t, b)
+	sr := entryResource[*srpb.ServiceRequest](t, b)
+	if typ, id := fhirmap.RefTarget(mh.GetFocus()[0]); typ != "Task" || id != fhirmap.ID(task) {
+		t.Errorf("response focus = %s/%s, want Task/%s", typ, id, fhirmap.ID(task))
+	}
+	if fhirmap.TaskStatusOf(task) != linkbridge.TaskRequested {
+		t.Errorf("Task.status = %s, want requested", fhirmap.TaskStatusOf(task))
+	}
+	if typ, id := fhirmap.RefTarget(task.GetFocus()); typ != "ServiceRequest" || id != fhirmap.ID(sr) {
+		t.Errorf("Task.focus = %s/%s, want ServiceRequest/%s", typ, id, fhirmap.ID(sr))
+	}
+	if n := ts.total("ServiceRequest", vals("identifier", referralIDSys+"|"+msgNewReferral)); n != 1 {
+		t.Errorf("ServiceRequest?identifier total = %d, want 1", n)
+	}
+
+	// The same referral under a new X-Request-Id (a sender retry with a new
+	// id): answered with the referral held, still one referral.
+	again := bundle(t, ts.post("/$process-message", body, barsHeaders(reqID2, corrID1)), "message")
+	if got := fhirmap.ID(entryResource[*taskpb.Task](t, again)); got != fhirmap.ID(task) {
+		t.Errorf("new X-Request-Id re-send answered with Task %s, want %s", got, fhirmap.ID(task))
+	}
+	if c := ts.counts(); c.ServiceRequest != 1 || c.Task != 1 {
+		t.Errorf("after re-send: %+v, want one referral", c)
+	}
+}
+
+// TestProcessMessageReplayIsDuplicate: BaRS receivers answer a message
+// whose X-Request-Id was already processed with 409 REC_CONFLICT, issue
+// code duplicate, and no second effect (STANDARDS.md §2.3, §7 row 30, §8
+// scenario 3).
+func TestProcessMessageReplayIsDuplicate(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	body := mustRead(t, fixMsgNew)
+	bundle(t, ts.post("/$process-message", body, barsHeaders(reqID1, corrID1)), "message")
+
+	// Replay of the same X-Request-Id: 409 duplicate, no second effect.
+	replay := ts.post("/$process-message", body, barsHeaders(reqID1, corrID1))
+	oo := wantOutcome(t, replay, http.StatusConflict, "duplicate", "")
+	if got := oo.GetIssue()[0].GetDetails().GetCoding(); len(got) == 0 || got[0].GetCode().GetValue() != "REC_CONFLICT" {
+		t.Errorf("duplicate details = %v, want REC_CONFLICT", got)
+	}
+	if replay.Header.Get("X-Request-Id") != reqID1 || replay.Header.Get("X-Correlation-Id") != corrID1 {
+		t.Errorf("headers not echoed on 409")
+	}
+	if c := ts.counts(); c.ServiceRequest != 1 || c.Task != 1 || c.Patient != 1 {
+		t.Errorf("after replay: %+v, want one referral", c)
+	}
+
+}
+
+func TestProcessMessageCancellation(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	created := bundle(t, ts.post("/$process-message", mustRead(t, fixMsgNew), barsHeaders(reqID1, corrID1)), "message")
+	taskID := fhirmap.ID(entryResource[*taskpb.Task](t, created))
+	srID := fhirmap.ID(entryResource[*srpb.ServiceRequest](t, created))
+	ts.Clock.Set(ts.Clock.Now().Add(24 * time.Hour))
+
+	cancel := mustRead(t, fixMsgCancel)
+	resp := ts.post("/$process-message", cancel, barsHeaders(reqID3, corrID1))
+	b := bundle(t, resp, "message")
+	if resp.Header.Get("X-Request-Id") != reqID3 {
+		t.Errorf("X-Request-Id not echoed")
+	}
+	task := entryResource[*taskpb.Task](t, b)
+	if fhirmap.ID(task) != taskID || fhirmap.TaskStatusOf(task) != linkbridge.TaskCancelled {
+		t.Errorf("response Task %s status %s, want %s cancelled", fhirmap.ID(task), fhirmap.TaskStatusOf(task), taskID)
+	}
+
+	read := ts.get("/Task/" + taskID)
+	wantStatus(t, read, http.StatusOK)
+	rt := read.Resource.(*taskpb.Task)
+	if fhirmap.TaskStatusOf(rt) != linkbridge.TaskCancelled {
+		t.Errorf("GET Task status = %s, want cancelled", fhirmap.TaskStatusOf(rt))
+	}
+	if rt.GetStatusReason().GetText().GetValue() == "" {
+		t.Errorf("cancelled Task has no statusReason.text (SDOH SHOULD)")
+	}
+	if read.Header.Get("ETag") != `W/"2"` {
+		t.Errorf("cancelled Task ETag = %q, want W/\"2\"", read.Header.Get("ETag"))
+	}
+	srr := ts.get("/ServiceRequest/" + srID)
+	if got := fhirmap.Code(srr.Resource.(*srpb.ServiceRequest).GetStatus()); got != "revoked" {
+		t.Errorf("ServiceRequest.status = %q, want revoked", got)
+	}
+	if n := ts.total("Task", vals("status", "cancelled", "_id", taskID)); n != 1 {
+		t.Errorf("Task?status=cancelled&_id total = %d, want 1", n)
+	}
+	// The first version is kept.
+	v1 := ts.get("/Task/" + taskID + "/_history/1")
+	if fhirmap.TaskStatusOf(v1.Resource.(*taskpb.Task)) != linkbridge.TaskRequested {
+		t.Errorf("Task version 1 status = %s, want requested", fhirmap.TaskStatusOf(v1.Resource.(*taskpb.Task)))
+	}
+	if hb := bundle(t, ts.get("/Task/"+taskID+"/_history"), "history"); hb.GetTotal().GetValue() != 2 {
+		t.Errorf("Task history total = %d, want 2", hb.GetTotal().GetValue())
+	}
+
+	// Cancelling again under a new X-Request-Id is a conflict: the
+	// referral is no longer active.
+	wantOutcome(t, ts.post("/$process-message", cancel, barsHeaders("4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e09", corrID1)), http.StatusConflict, "conflict", "ServiceRequest.status")
+}
+
+// TestProcessMessageCancellationReplayIsDuplicate: replaying a processed
+// cancellation (same X-Request-Id) is a duplicate, not a state conflict, so
+// the sender knows not to retry.
+func TestProcessMessageCancellationReplayIsDuplicate(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	bundle(t, ts.post("/$process-message", mustRead(t, fixMsgNew), barsHeaders(reqID1, corrID1)), "message")
+	cancel := mustRead(t, fixMsgCancel)
+	bundle(t, ts.post("/$process-message", cancel, barsHeaders(reqID3, corrID1)), "message")
+	wantOutcome(t, ts.post("/$process-message", cancel, barsHeaders(reqID3, corrID1)), http.StatusConflict, "duplicate", "")
+}
+
+func TestProcessMessageCancelUnknownReferral(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	r := ts.post("/$process-message", mustRead(t, fixMsgCancel), barsHeaders(reqID1, corrID1))
+	wantOutcome(t, r, http.StatusNotFound, "not-found", "ServiceRequest")
+}
+
+func TestProcessMessageRefusals(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	base := mustRead(t, fixMsgNew)
+	header := func(d jsonDoc) jsonDoc { return d["entry"].([]any)[0].(jsonDoc)["resource"].(jsonDoc) }
+	tests := []struct {
+		name   string
+		mutate func(d jsonDoc)
+		status int
+		code   string
+		expr   string
+	}{
+		{"ErrNotMessage", func(d jsonDoc) { d["type"] = "collection" }, http.StatusBadRequest, "invalid", "Bundle.type"},
+		{"ErrUnknownEvent", func(d jsonDoc) {
+			header(d)["eventCoding"] = jsonDoc{"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "booking-request"}
+		}, http.StatusBadRequest, "invalid", "MessageHeader.eventCoding"},
+		{"ErrReasonDelete", func(d jsonDoc) {
+			header(d)["reason"] = jsonDoc{"coding": []any{jsonDoc{"system": "https://fhir.nhs.uk/CodeSystem/message-reason-bars", "code": "delete"}}}
+		}, http.StatusBadRequest, "invalid", "MessageHeader.reason"},
+		{"ErrFocusNotInBundle", func(d jsonDoc) {
+			header(d)["focus"] = []any{jsonDoc{"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}}
+		}, http.StatusBadRequest, "invalid", "MessageHeader.focus"},
+		{"ErrNHSNumberFailsModulus11", func(d jsonDoc) { setNHS(d, "3478526985") }, http.StatusUnprocessableEntity, "processing", "Patient.identifier[0].value"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := mustParseJSON(t, base)
+			tt.mutate(d)
+			id := "4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4f" + string(rune('a'+i)) + "0"
+			wantOutcome(t, ts.post("/$process-message", mustJSON(t, d), barsHeaders(id, corrID1)), tt.status, tt.code, tt.expr)
+		})
+	}
+	if c := ts.counts(); c != (counts{}) {
+		t.Errorf("refused messages stored resources: %+v", c)
+	}
+	// A refused message is not recorded: the same X-Request-Id may carry the
+	// corrected message.
+	r := ts.post("/$process-message", base, barsHeaders("4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4fa0", corrID1))
+	bundle(t, r, "message")
+}
