@@ -101,6 +101,10 @@ type ReferralChange struct {
 	Measures []*Measure
 	// Event, when set, is appended to the referral's history.
 	Event *ReferralEvent
+	// Outbox are write-backs to the GP record produced by the change; they
+	// commit with it (no change without its write-back, no write-back for a
+	// change that rolled back).
+	Outbox []*OutboxMessage
 }
 
 // Store is the social prescribing store: the link workers' system of record

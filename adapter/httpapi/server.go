@@ -37,6 +37,12 @@ type Server struct {
 	NewID func() string
 	// MaxBodyBytes limits request bodies; defaults to DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// WriteBack enqueues every case-record change for delivery to the GP
+	// record (set when a GP-side endpoint is configured).
+	WriteBack bool
+	// OnWriteBack, if set, is called after a change with write-backs
+	// commits (it wakes the relay).
+	OnWriteBack func()
 	// DefaultServiceODS is the ODS code of the social prescribing service
 	// referrals are addressed to when they name none (optional).
 	DefaultServiceODS string

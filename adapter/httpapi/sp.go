@@ -231,19 +231,55 @@ func (s *Server) changeCase(ctx context.Context, r *http.Request, id string, cha
 	}
 	next.Version++
 	next.UpdatedAt = now
-	resources, err := s.renderCase(ctx, cr, now)
+	versions, err := s.renderCase(ctx, cr, now)
 	if err != nil {
 		return nil, err
 	}
-	ch.Resources = resources
+	for _, v := range versions {
+		ch.Resources = append(ch.Resources, v.res)
+	}
+	if s.WriteBack {
+		if ch.Outbox, err = s.writeBacks(cr, versions, now); err != nil {
+			return nil, err
+		}
+	}
 	ch.Event = &linkbridge.ReferralEvent{ReferralID: next.ID, Version: next.Version, At: now, Action: action, Actor: actorName(&next), Status: next.Status}
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}
 	cr.Events = append(cr.Events, ch.Event)
+	if len(ch.Outbox) > 0 && s.OnWriteBack != nil {
+		s.OnWriteBack()
+	}
 	s.Logger.InfoContext(ctx, "case record changed", slog.String("referral_id", next.ID), slog.String("action", action),
-		slog.Int("version", next.Version), slog.String("status", string(next.Status)), slog.Int("fhir_versions", len(resources)))
+		slog.Int("version", next.Version), slog.String("status", string(next.Status)), slog.Int("fhir_versions", len(versions)))
 	return cr, nil
+}
+
+// writeBacks renders the outbox messages of a change: each new resource
+// version as the GP record should hold it (patient by NHS number, the
+// referral by the referrer's identifier), parsed and rendered by google/fhir
+// now, in the transaction of the change.
+func (s *Server) writeBacks(cr *linkbridge.CaseRecord, versions []version, now time.Time) ([]*linkbridge.OutboxMessage, error) {
+	nhs := ""
+	if cr.Person != nil {
+		nhs = cr.Person.NHSNumber
+	}
+	out := make([]*linkbridge.OutboxMessage, 0, len(versions))
+	for _, v := range versions {
+		res := v.res
+		body, err := s.Codec.Encode(fhirmap.ForGPRecord(v.msg, cr.Referral, nhs))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &linkbridge.OutboxMessage{
+			OrderKey: cr.Referral.PersonID, ReferralID: cr.Referral.ID,
+			ResourceType: res.Type, ResourceID: res.ID, Version: res.VersionID,
+			Body: body, NHSNumber: nhs, State: linkbridge.OutboxPending,
+			AvailableAt: now, CreatedAt: now,
+		})
+	}
+	return out, nil
 }
 
 func actorName(r *linkbridge.Referral) string {
@@ -256,9 +292,9 @@ func actorName(r *linkbridge.Referral) string {
 // renderCase regenerates the FHIR view of a case and returns a new version
 // of every resource whose content changed (and version 1 of new ones).
 // Each is parsed and validated by google/fhir before it is stored.
-func (s *Server) renderCase(ctx context.Context, cr *linkbridge.CaseRecord, now time.Time) ([]*linkbridge.Resource, error) {
+func (s *Server) renderCase(ctx context.Context, cr *linkbridge.CaseRecord, now time.Time) ([]version, error) {
 	view := fhirmap.CaseView(cr)
-	var out []*linkbridge.Resource
+	var out []version
 	for _, g := range view {
 		g.Doc["id"] = g.ID
 		raw, err := json.Marshal(g.Doc)
@@ -274,7 +310,7 @@ func (s *Server) renderCase(ctx context.Context, cr *linkbridge.CaseRecord, now 
 			return nil, err
 		}
 		if res != nil {
-			out = append(out, res)
+			out = append(out, version{res, msg})
 		}
 	}
 	// The referral Task carries the workflow state and the outputs.
@@ -296,9 +332,15 @@ func (s *Server) renderCase(ctx context.Context, cr *linkbridge.CaseRecord, now 
 		return nil, err
 	}
 	if res != nil {
-		out = append(out, res)
+		out = append(out, version{res, t})
 	}
 	return out, nil
+}
+
+// version is a new resource version with the proto it was rendered from.
+type version struct {
+	res *linkbridge.Resource
+	msg proto.Message
 }
 
 // versionIfChanged renders msg as the next version of its stored resource,

@@ -6,15 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/linkbridge/linkbridge"
 )
 
-// referralColumns lists the referral table's columns in the order that
-// referralArgs and scanReferral use.
-const referralColumns = `id, task_id, person_id, identifier_system, identifier_value, status,
-	business_status, status_reason, request_status, priority, referrer_ods, service_ods,
-	reasons, do_not_contact, authored_on, received_at, updated_at, version`
+// referralColumnList names the referral table's columns in the order that
+// referralRow.args and scanReferral use.
+var referralColumnList = []string{"id", "task_id", "person_id", "identifier_system", "identifier_value", "status",
+	"business_status", "status_reason", "request_status", "priority", "referrer_ods", "service_ods",
+	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
+	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
+	"authored_on", "received_at", "updated_at", "version"}
+
+// referralColumns is referralColumnList as a SELECT or INSERT column list.
+var referralColumns = strings.Join(referralColumnList, ", ")
 
 // referralRow is a referral converted to column values.
 type referralRow struct {
@@ -25,6 +31,11 @@ type referralRow struct {
 	referrerODS, serviceODS              string
 	reasons                              string
 	doNotContact                         int
+	linkWorkerID, linkWorkerName         string
+	consent                              string
+	declineReason, dischargeReason       string
+	dischargeSummary                     string
+	acceptedAt, completedAt              any // nil (NULL) when unset, else a stored time
 	authoredOn, receivedAt, updatedAt    string
 	version                              int
 }
@@ -44,7 +55,11 @@ func newReferralRow(r *linkbridge.Referral) (*referralRow, error) {
 		status: string(r.Status), businessStatus: r.BusinessStatus, statusReason: r.StatusReason,
 		requestStatus: r.RequestStatus, priority: r.Priority,
 		referrerODS: r.ReferrerODS, serviceODS: r.ServiceODS,
-		reasons:    string(reasons),
+		reasons:      string(reasons),
+		linkWorkerID: r.LinkWorker.ID, linkWorkerName: r.LinkWorker.Name,
+		consent:       string(r.Consent),
+		declineReason: r.DeclineReason, dischargeReason: r.DischargeReason, dischargeSummary: r.DischargeSummary,
+		acceptedAt: nullTime(r.AcceptedAt), completedAt: nullTime(r.CompletedAt),
 		authoredOn: formatTime(r.AuthoredOn), receivedAt: formatTime(r.ReceivedAt), updatedAt: formatTime(r.UpdatedAt),
 		version: r.Version,
 	}
@@ -61,6 +76,7 @@ type resourceRow struct {
 	lastUpdated string
 	body        []byte
 	params      []linkbridge.SearchParam
+	paramsJSON  string // params as resource.params stores them
 }
 
 // newResourceRows converts resources to column values. It returns EINVALID
@@ -83,6 +99,10 @@ func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
 		if rows[i].body == nil {
 			rows[i].body = []byte{} // body is NOT NULL
 		}
+		var err error
+		if rows[i].paramsJSON, err = encodeParams(r.Params); err != nil {
+			return nil, err
+		}
 	}
 	return rows, nil
 }
@@ -94,7 +114,9 @@ func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
 // stored ("Patient/<id>"; but "ServiceRequest/<id>" if the identifier is
 // stored too). It returns ECONFLICT when a person, referral, Task or resource
 // id is taken, ENOTFOUND when an existing person to link is not stored, and
-// EINVALID when the intake is incomplete or not at version 1.
+// EINVALID when the intake is incomplete or not at version 1. It records the
+// referral's first event: version 1, "received" by the "requester" at
+// ReceivedAt, with the referral's status.
 func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	if in == nil || in.Referral == nil {
 		return linkbridge.Errorf(linkbridge.EINVALID, "intake has no referral")
@@ -127,6 +149,8 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	}
 	msgID := in.MessageID
 	subject := writeSubject{messageID: msgID, person: person, ref: ref}
+	// The referral's history starts with its receipt.
+	received := []any{ref.id, 1, ref.receivedAt, "received", "requester", ref.status}
 
 	return db.w.do(ctx, func(w *writer) error {
 		if err := w.recordMessage(msgID); err != nil {
@@ -140,21 +164,34 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		if _, err := w.insReferral.ExecContext(bg, ref.args()...); err != nil {
 			return w.formatError(err, "create referral", subject)
 		}
+		if _, err := w.insEvent.ExecContext(bg, received...); err != nil {
+			return fmt.Errorf("sqlite: record event: %w", err)
+		}
 		return w.createResources(res)
 	})
 }
 
-// args returns the row's values in referralColumns order.
+// args returns the row's values in referralColumnList order.
 func (r *referralRow) args() []any {
 	return []any{r.id, r.taskID, r.personID, r.identifierSystem, r.identifierValue, r.status,
 		r.businessStatus, r.statusReason, r.requestStatus, r.priority, r.referrerODS, r.serviceODS,
-		r.reasons, r.doNotContact, r.authoredOn, r.receivedAt, r.updatedAt, r.version}
+		r.reasons, r.doNotContact, r.linkWorkerID, r.linkWorkerName, r.consent,
+		r.declineReason, r.dischargeReason, r.dischargeSummary, r.acceptedAt, r.completedAt,
+		r.authoredOn, r.receivedAt, r.updatedAt, r.version}
 }
 
 // UpdateReferral applies a change atomically. It returns ENOTFOUND when the
 // referral does not exist, EPRECONDITION when the referral is not at
 // Version-1 or a resource is not at VersionID-1 (or, for VersionID 1, exists
 // already), and EDUPLICATE when MessageID was already processed.
+//
+// In the same transaction it replaces the plan when Plan is set, adds
+// Contacts and Measures (ECONFLICT when an id is taken) and appends Event
+// when set; if any of it fails, nothing of the change is stored. Entries
+// that name no referral are the change's referral's; an event's zero
+// Version, At and Status default to the new referral's Version, UpdatedAt
+// and Status. A change that names another referral or version in its
+// entries, or an event without an action, is EINVALID.
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
 	if ch == nil || ch.Referral == nil {
 		return linkbridge.Errorf(linkbridge.EINVALID, "change has no referral")
@@ -171,6 +208,10 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		if r.versionID < 1 {
 			return linkbridge.Errorf(linkbridge.EINVALID, "resource %s/%s has version %d", r.typ, r.id, r.versionID)
 		}
+	}
+	cr, err := newCaseRows(ch)
+	if err != nil {
+		return err
 	}
 	msgID := ch.MessageID
 
@@ -213,7 +254,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 				return err
 			}
 		}
-		return nil
+		return cr.apply(w)
 	})
 }
 
@@ -229,28 +270,26 @@ func (w *writer) recordMessage(id string) error {
 	return nil
 }
 
-// createResources inserts version 1 of resources, their history rows and
-// their search parameters. A resource that exists already is ECONFLICT, with
-// Existing naming it.
+// createResources inserts version 1 of resources and their search
+// parameters. A resource that exists already is ECONFLICT, with Existing
+// naming it. The current version is not written to resource_history: it is
+// copied there when a new version replaces it.
 func (w *writer) createResources(rs []resourceRow) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 5*len(rs))
+	args := make([]any, 0, 6*len(rs))
 	for i := range rs {
 		r := &rs[i]
-		args = append(args, r.typ, r.id, r.versionID, r.lastUpdated, r.body)
+		args = append(args, r.typ, r.id, r.versionID, r.lastUpdated, r.body, r.paramsJSON)
 	}
-	if err := w.execRows(resourceInsert, "", 5, args); err != nil {
+	if err := w.execRows(resourceInsert, "", 6, args); err != nil {
 		if c := constraintOf(err); c.kind == "unique" {
 			return w.existingResource(rs, err)
 		}
 		return fmt.Errorf("sqlite: create resources: %w", err)
 	}
-	if err := w.execRows(historyInsert, "", 5, args); err != nil {
-		return fmt.Errorf("sqlite: create resource history: %w", err)
-	}
-	return w.insertParams(rs)
+	return w.insertParams(rs, nil)
 }
 
 // existingResource names the first of rs that is stored already, after an
@@ -272,28 +311,55 @@ func (w *writer) existingResource(rs []resourceRow, err error) error {
 }
 
 // updateResource stores a new version of an existing resource, or returns
-// EPRECONDITION if the stored version is not the one before it.
+// EPRECONDITION if the stored version is not the one before it. The version
+// it replaces moves to resource_history, and only the search parameter
+// values that changed are deleted and inserted.
 func (w *writer) updateResource(r *resourceRow) error {
-	result, err := w.updResource.ExecContext(bg, r.versionID, r.lastUpdated, r.body, r.typ, r.id, r.versionID-1)
-	if err != nil {
+	var (
+		stored    int
+		oldParams string
+	)
+	switch err := w.selResource.QueryRowContext(bg, r.typ, r.id).Scan(&stored, &oldParams); {
+	case errors.Is(err, sql.ErrNoRows):
+		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d: it does not exist", r.typ, r.id, r.versionID-1)
+	case err != nil:
 		return fmt.Errorf("sqlite: update resource: %w", err)
+	case stored != r.versionID-1:
+		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.typ, r.id, stored, r.versionID-1)
 	}
-	if n, err := result.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: update resource: %w", err)
-	} else if n == 0 {
-		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d", r.typ, r.id, r.versionID-1)
-	}
-	if _, err := w.insHistory.ExecContext(bg, r.typ, r.id, r.versionID, r.lastUpdated, r.body); err != nil {
+	if _, err := w.insHistory.ExecContext(bg, r.typ, r.id); err != nil {
 		return fmt.Errorf("sqlite: update resource history: %w", err)
 	}
-	if _, err := w.delParams.ExecContext(bg, r.typ, r.id); err != nil {
-		return fmt.Errorf("sqlite: update resource: delete params: %w", err)
+	if _, err := w.updResource.ExecContext(bg, r.versionID, r.lastUpdated, r.body, r.paramsJSON, r.typ, r.id); err != nil {
+		return fmt.Errorf("sqlite: update resource: %w", err)
 	}
-	return w.insertParams([]resourceRow{*r})
+	old, err := decodeParams(oldParams)
+	if err != nil {
+		return fmt.Errorf("sqlite: update resource %s/%s: %w", r.typ, r.id, err)
+	}
+	keep := make(map[linkbridge.SearchParam]bool, len(r.params))
+	for _, p := range r.params {
+		keep[p] = true
+	}
+	had := make(map[linkbridge.SearchParam]bool, len(old))
+	for _, p := range old {
+		if had[p] {
+			continue
+		}
+		had[p] = true
+		if keep[p] {
+			continue
+		}
+		if _, err := w.delParam.ExecContext(bg, r.typ, p.Name, p.Value, r.id); err != nil {
+			return fmt.Errorf("sqlite: update resource: delete params: %w", err)
+		}
+	}
+	return w.insertParams([]resourceRow{*r}, had)
 }
 
-// insertParams indexes the search parameters of resources.
-func (w *writer) insertParams(rs []resourceRow) error {
+// insertParams indexes the search parameters of resources, but for those in
+// skip (indexed already).
+func (w *writer) insertParams(rs []resourceRow, skip map[linkbridge.SearchParam]bool) error {
 	n := 0
 	for i := range rs {
 		n += len(rs[i].params)
@@ -305,13 +371,48 @@ func (w *writer) insertParams(rs []resourceRow) error {
 	for i := range rs {
 		r := &rs[i]
 		for _, p := range r.params {
-			args = append(args, r.typ, r.id, p.Name, p.Value)
+			if !skip[p] {
+				args = append(args, r.typ, r.id, p.Name, p.Value)
+			}
 		}
 	}
 	if err := w.execRows(paramInsert, paramInsertTail, 4, args); err != nil {
 		return fmt.Errorf("sqlite: index search parameters: %w", err)
 	}
 	return nil
+}
+
+// encodeParams renders search parameter values as resource.params stores
+// them: a JSON array of [name, value] pairs.
+func encodeParams(ps []linkbridge.SearchParam) (string, error) {
+	if len(ps) == 0 {
+		return "[]", nil
+	}
+	pairs := make([][2]string, len(ps))
+	for i, p := range ps {
+		pairs[i] = [2]string{p.Name, p.Value}
+	}
+	b, err := json.Marshal(pairs)
+	if err != nil {
+		return "", fmt.Errorf("sqlite: encode search parameters: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeParams reads resource.params.
+func decodeParams(s string) ([]linkbridge.SearchParam, error) {
+	if s == "[]" || s == "" {
+		return nil, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, fmt.Errorf("bad stored search parameters: %w", err)
+	}
+	ps := make([]linkbridge.SearchParam, len(pairs))
+	for i, p := range pairs {
+		ps[i] = linkbridge.SearchParam{Name: p[0], Value: p[1]}
+	}
+	return ps, nil
 }
 
 // writeSubject is what a request writes, for naming the rows that a failed
@@ -423,7 +524,18 @@ func (db *DB) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identi
 // findReferral reads the referral matching a WHERE clause; what names it in
 // the ENOTFOUND message.
 func (db *DB) findReferral(ctx context.Context, what, where string, args ...any) (*linkbridge.Referral, error) {
-	row := db.read.QueryRowContext(ctx, `SELECT `+referralColumns+` FROM referral `+where, args...)
+	return findReferral(ctx, db.read, what, where, args...)
+}
+
+// querier is what reads need of *sql.DB and *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// findReferral reads, through q, the referral matching a WHERE clause.
+func findReferral(ctx context.Context, q querier, what, where string, args ...any) (*linkbridge.Referral, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+referralColumns+` FROM referral `+where, args...)
 	r, err := scanReferral(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s not found", what)
@@ -433,34 +545,38 @@ func (db *DB) findReferral(ctx context.Context, what, where string, args ...any)
 	return r, nil
 }
 
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
 // scanReferral reads a row of referralColumns.
-func scanReferral(row *sql.Row) (*linkbridge.Referral, error) {
+func scanReferral(row scanner) (*linkbridge.Referral, error) {
 	var (
 		r                                 linkbridge.Referral
-		status, reasons                   string
+		status, reasons, consent          string
 		doNotContact                      int
+		acceptedAt, completedAt           sql.NullString
 		authoredOn, receivedAt, updatedAt string
 	)
 	if err := row.Scan(&r.ID, &r.TaskID, &r.PersonID, &r.Identifier.System, &r.Identifier.Value, &status,
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
-		&reasons, &doNotContact, &authoredOn, &receivedAt, &updatedAt, &r.Version); err != nil {
+		&reasons, &doNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
+		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
+		&authoredOn, &receivedAt, &updatedAt, &r.Version); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)
+	r.Consent = linkbridge.ConsentLevel(consent)
 	r.DoNotContact = doNotContact != 0
 	if reasons != "[]" && reasons != "" {
 		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
 			return nil, fmt.Errorf("bad stored reasons: %w", err)
 		}
 	}
-	var err error
-	if r.AuthoredOn, err = parseTime(authoredOn); err != nil {
-		return nil, err
-	}
-	if r.ReceivedAt, err = parseTime(receivedAt); err != nil {
-		return nil, err
-	}
-	if r.UpdatedAt, err = parseTime(updatedAt); err != nil {
+	if err := parseTimes(storedTime{&r.AuthoredOn, authoredOn}, storedTime{&r.ReceivedAt, receivedAt},
+		storedTime{&r.UpdatedAt, updatedAt}, storedTime{&r.AcceptedAt, acceptedAt.String},
+		storedTime{&r.CompletedAt, completedAt.String}); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -479,11 +595,16 @@ func (db *DB) FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*lin
 
 // findPerson reads the person matching a WHERE clause.
 func (db *DB) findPerson(ctx context.Context, what, where string, args ...any) (*linkbridge.Person, error) {
+	return findPerson(ctx, db.read, what, where, args...)
+}
+
+// findPerson reads, through q, the person matching a WHERE clause.
+func findPerson(ctx context.Context, q querier, what, where string, args ...any) (*linkbridge.Person, error) {
 	var (
 		p         linkbridge.Person
 		createdAt string
 	)
-	err := db.read.QueryRowContext(ctx, `SELECT id, nhs_number, birth_date, gp_ods, created_at FROM person `+where, args...).
+	err := q.QueryRowContext(ctx, `SELECT id, nhs_number, birth_date, gp_ods, created_at FROM person `+where, args...).
 		Scan(&p.ID, &p.NHSNumber, &p.BirthDate, &p.GPODS, &createdAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s not found", what)

@@ -34,8 +34,13 @@ func (db *DB) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Res
 func (db *DB) ReadResourceVersion(ctx context.Context, typ, id string, version int) (*linkbridge.Resource, error) {
 	r := &linkbridge.Resource{Type: typ, ID: id, VersionID: version}
 	var lastUpdated string
-	err := db.read.QueryRowContext(ctx, `SELECT last_updated, body FROM resource_history
-		WHERE type = ? AND id = ? AND version_id = ?`, typ, id, version).
+	// The current version is in resource, the versions it replaced in
+	// resource_history.
+	err := db.read.QueryRowContext(ctx, `SELECT last_updated, body FROM resource
+		WHERE type = ?1 AND id = ?2 AND version_id = ?3
+		UNION ALL
+		SELECT last_updated, body FROM resource_history
+		WHERE type = ?1 AND id = ?2 AND version_id = ?3`, typ, id, version).
 		Scan(&lastUpdated, &r.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s/%s version %d not found", typ, id, version)
@@ -51,8 +56,13 @@ func (db *DB) ReadResourceVersion(ctx context.Context, typ, id string, version i
 // ResourceHistory returns every version of a resource, newest first, or
 // ENOTFOUND.
 func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridge.Resource, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT version_id, last_updated, body FROM resource_history
-		WHERE type = ? AND id = ? ORDER BY version_id DESC`, typ, id)
+	// One statement reads both tables from one snapshot.
+	rows, err := db.read.QueryContext(ctx, `SELECT version_id, last_updated, body FROM resource
+		WHERE type = ?1 AND id = ?2
+		UNION ALL
+		SELECT version_id, last_updated, body FROM resource_history
+		WHERE type = ?1 AND id = ?2
+		ORDER BY version_id DESC`, typ, id)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: resource history: %w", err)
 	}

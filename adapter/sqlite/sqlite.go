@@ -1,5 +1,6 @@
-// Package sqlite implements linkbridge.Store on an embedded SQLite database
-// (modernc.org/sqlite, pure Go, driver name "sqlite").
+// Package sqlite implements linkbridge.Store and linkbridge.CaseStore on an
+// embedded SQLite database (modernc.org/sqlite, pure Go, driver name
+// "sqlite").
 //
 // The database is one file, created with mode 0600 in a directory created
 // with mode 0700, because it holds patient data. It runs in WAL mode with
@@ -13,7 +14,12 @@
 // own SAVEPOINT of one transaction, and COMMITs once, so one fsync serves many
 // requests while each request still succeeds or fails on its own. Reads use a
 // separate pool of read-only connections, which WAL lets run alongside the
-// writer.
+// writer. WAL checkpoints run on a connection of their own, off the write
+// path (see checkpoint.go).
+//
+// A resource's current version is in the resource table, the versions it
+// replaced in resource_history; search_param indexes the current version's
+// search parameter values, which resource.params lists.
 package sqlite
 
 import (
@@ -32,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -52,8 +59,11 @@ var ErrClosed = errors.New("sqlite: database is closed")
 // time order (for years 0000 to 9999).
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
-// Compile-time check that DB implements the store contract.
-var _ linkbridge.Store = (*DB)(nil)
+// Compile-time checks that DB implements the store contracts.
+var (
+	_ linkbridge.Store     = (*DB)(nil)
+	_ linkbridge.CaseStore = (*DB)(nil)
+)
 
 // DB is the SQLite store. Create it with NewDB, set its fields, then call
 // Open; or use the Open function. Its methods are safe for concurrent use.
@@ -69,10 +79,18 @@ type DB struct {
 	// MaxBatch caps how many write requests share one commit. Defaults to
 	// DefaultMaxBatch.
 	MaxBatch int
+	// CheckpointInterval is the time between background WAL checkpoints
+	// (see checkpoint.go). Defaults to DefaultCheckpointInterval; a negative
+	// interval leaves checkpoints to SQLite, inside the writer's commits.
+	CheckpointInterval time.Duration
 
 	read  *sql.DB // pool of query_only connections
 	write *sql.DB // exactly one connection, owned by the writer
 	w     *writer
+	ckpt  *checkpointer // nil when SQLite checkpoints automatically
+
+	// wantCheckpoint asks the writer to checkpoint after its next commit.
+	wantCheckpoint atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -110,6 +128,9 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	if db.MaxBatch <= 0 {
 		db.MaxBatch = DefaultMaxBatch
 	}
+	if db.CheckpointInterval == 0 {
+		db.CheckpointInterval = DefaultCheckpointInterval
+	}
 	path, err := filepath.Abs(db.Path)
 	if err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
@@ -140,12 +161,19 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	// processes, and synchronous=FULL so that a commit is durable when it
 	// returns. temp_store=MEMORY keeps the sub-journal that every SAVEPOINT
 	// of a group commit writes in memory instead of a temporary file (it was
-	// 40% of the writer's time). _txlock=immediate makes BeginTx (used by
-	// migrations) take the write lock at once instead of failing to upgrade
-	// later.
+	// 40% of the writer's time). A 64 MiB page cache holds the pages that
+	// intake writes at random keys (ids, NHS numbers, search values) for
+	// longer, which saves reading them back. wal_autocheckpoint=0 leaves
+	// checkpoints to the checkpointer. _txlock=immediate makes BeginTx (used
+	// by migrations) take the write lock at once instead of failing to
+	// upgrade later.
+	pragmas := []string{"busy_timeout(5000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)",
+		"temp_store(MEMORY)", "cache_size(-65536)"}
+	if db.CheckpointInterval > 0 {
+		pragmas = append(pragmas, "wal_autocheckpoint(0)")
+	}
 	db.write, err = sql.Open("sqlite", dsn(path, url.Values{
-		"_pragma": {"busy_timeout(5000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)",
-			"temp_store(MEMORY)", "cache_size(-16384)"},
+		"_pragma": pragmas,
 		"_txlock": {"immediate"},
 	}))
 	if err != nil {
@@ -186,6 +214,13 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
 
+	if db.CheckpointInterval > 0 {
+		db.ckpt, err = startCheckpointer(ctx, path, db.CheckpointInterval, &db.wantCheckpoint, db.Logger)
+		if err != nil {
+			return err
+		}
+	}
+	// The writer starts last: nothing after it can fail.
 	db.w, err = startWriter(ctx, db)
 	if err != nil {
 		return err
@@ -211,8 +246,9 @@ func chmodFiles(path string) error {
 	return nil
 }
 
-// Close stops the writer, letting the batch in progress finish, and closes
-// the database. Writes after Close return ErrClosed. Close is idempotent.
+// Close stops the checkpointer and the writer, letting the batch in progress
+// finish, checkpoints the whole WAL into the database file and closes the
+// database. Writes after Close return ErrClosed. Close is idempotent.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		if db.w != nil {
@@ -223,11 +259,23 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-// closeHandles closes the read pool and then the write connection; closing
-// the writer last lets it checkpoint and remove the WAL.
+// closeHandles stops the checkpointer, truncates the WAL, and closes the
+// read pool and then the write connection.
 func (db *DB) closeHandles() error {
 	var errs []error
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.stop())
+	}
 	if db.w != nil {
+		if db.w.conn != nil {
+			// Readers may still hold a snapshot: then the WAL is not
+			// truncated, and closing the last connection checkpoints it.
+			if res, err := checkpoint(db.w.conn, "TRUNCATE"); err != nil {
+				errs = append(errs, err)
+			} else if res.busy {
+				db.Logger.Debug("final checkpoint did not complete")
+			}
+		}
 		errs = append(errs, db.w.close())
 	}
 	if db.read != nil {
@@ -343,6 +391,14 @@ func (db *DB) Migrations(ctx context.Context) ([]string, error) {
 // formatTime renders t as stored: UTC, fixed width.
 func formatTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
+}
+
+// nullTime renders t as stored, or nil (NULL) for the zero time.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return formatTime(t)
 }
 
 // parseTime reads a stored time.

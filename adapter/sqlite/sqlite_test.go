@@ -2,7 +2,10 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -56,6 +59,11 @@ func mustOpenPath(tb testing.TB, path string) *sqlite.DB {
 func TestStore(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
+}
+
+func TestCaseStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return mustOpen(t) })
 }
 
 func TestOpen(t *testing.T) {
@@ -328,6 +336,7 @@ func BenchmarkCreateReferral(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			start := readProcStat()
 			if bc.parallelism == 0 {
 				for b.Loop() {
 					if err := create(); err != nil {
@@ -346,6 +355,255 @@ func BenchmarkCreateReferral(b *testing.B) {
 				})
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "referrals/s")
+			// CPU time and bytes written per referral depend less on what
+			// else the machine runs than throughput does.
+			if end := readProcStat(); start.ok && end.ok {
+				b.ReportMetric(float64((end.cpu-start.cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+				b.ReportMetric(float64(end.wchar-start.wchar)/float64(b.N), "wB/op")
+			}
 		})
 	}
+}
+
+// TestUpgrade opens a database that only 001_initial.sql built and that
+// holds a referral, as a deployed gateway's would be: the later migrations
+// apply, and the stored referral reads with the new fields unset and works
+// with the case record.
+func TestUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "linkbridge.db")
+
+	script, err := os.ReadFile(filepath.Join("migration", "001_initial.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = "2025-03-14T09:30:00.000000000Z"
+	for _, q := range []string{
+		`CREATE TABLE migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`,
+		string(script),
+		`INSERT INTO migrations VALUES ('001_initial.sql', '` + at + `')`,
+		`INSERT INTO person VALUES ('p-old', '9434765919', '1956-07-21', 'Y01234', '` + at + `')`,
+		`INSERT INTO referral (id, task_id, person_id, identifier_system, identifier_value, status, request_status,
+			referrer_ods, service_ods, authored_on, received_at, updated_at, version)
+			VALUES ('sr-old', 'task-old', 'p-old', 'urn:x', 'REF-old', 'requested', 'active', 'Y01234', 'RAT01',
+			'` + at + `', '` + at + `', '` + at + `', 1)`,
+		`INSERT INTO resource VALUES ('Task', 'task-old', 1, '` + at + `', X'7B7D')`,
+		`INSERT INTO resource_history VALUES ('Task', 'task-old', 1, '` + at + `', X'7B7D')`,
+		`INSERT INTO search_param VALUES ('Task', 'task-old', 'status', 'requested')`,
+		`INSERT INTO message VALUES ('msg-old', '` + at + `')`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatalf("building a 001 database: %v", err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := mustOpenPath(t, path)
+	names, err := db.Migrations(ctx)
+	if err != nil {
+		t.Fatalf("Migrations returned unexpected error: %v", err)
+	}
+	if len(names) < 2 || names[1] != "002_case_record.sql" {
+		t.Fatalf("Migrations = %v, want 002_case_record.sql applied", names)
+	}
+
+	t0, _ := time.Parse(time.RFC3339, "2025-03-14T09:30:00Z")
+	want := &linkbridge.Referral{
+		ID: "sr-old", TaskID: "task-old", PersonID: "p-old",
+		Identifier: linkbridge.Identifier{System: "urn:x", Value: "REF-old"},
+		Status:     linkbridge.TaskRequested, RequestStatus: "active", ReferrerODS: "Y01234", ServiceODS: "RAT01",
+		AuthoredOn: t0, ReceivedAt: t0, UpdatedAt: t0, Version: 1,
+	}
+	got, err := db.FindReferral(ctx, "sr-old")
+	if err != nil {
+		t.Fatalf("FindReferral returned unexpected error: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("FindReferral after upgrade mismatch (-want +got):\n%s", diff)
+	}
+	if ok, err := db.MessageProcessed(ctx, "msg-old"); err != nil || !ok {
+		t.Fatalf("MessageProcessed(msg-old) after upgrade = %v, %v; want true", ok, err)
+	}
+	if res, err := db.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Task", Count: 10,
+		Params: []linkbridge.ParamFilter{{Name: "status", Values: []string{"requested"}}}}); err != nil || res.Total != 1 {
+		t.Fatalf("SearchResources(Task?status=requested) after upgrade = %+v, %v; want 1 match", res, err)
+	}
+	if h, err := db.ResourceHistory(ctx, "Task", "task-old"); err != nil || len(h) != 1 || h[0].VersionID != 1 {
+		t.Fatalf("ResourceHistory(Task/task-old) after upgrade = %v, %v; want version 1", h, err)
+	}
+
+	// The old referral has no history; its next change starts one.
+	rec, err := db.GetCaseRecord(ctx, "sr-old")
+	if err != nil {
+		t.Fatalf("GetCaseRecord returned unexpected error: %v", err)
+	}
+	if len(rec.Events) != 0 || rec.Person.ID != "p-old" {
+		t.Fatalf("GetCaseRecord after upgrade = person %s, events %v; want p-old and none", rec.Person.ID, rec.Events)
+	}
+	next := *want
+	next.Version, next.Status, next.LinkWorker = 2, linkbridge.TaskAccepted, linkbridge.LinkWorker{ID: "lw-1"}
+	task := &linkbridge.Resource{Type: "Task", ID: "task-old", VersionID: 2, LastUpdated: t0.Add(time.Hour), Body: []byte(`{"v":2}`),
+		Params: []linkbridge.SearchParam{{Name: "status", Value: "accepted"}}}
+	if err := db.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: &next, Resources: []*linkbridge.Resource{task},
+		Event: &linkbridge.ReferralEvent{Action: "accept", Actor: "lw-1"}}); err != nil {
+		t.Fatalf("UpdateReferral after upgrade returned unexpected error: %v", err)
+	}
+	if h, err := db.ResourceHistory(ctx, "Task", "task-old"); err != nil || len(h) != 2 || string(h[1].Body) != "{}" {
+		t.Fatalf("ResourceHistory(Task/task-old) after an update = %v, %v; want versions 2 and 1", h, err)
+	}
+	for status, want := range map[string]int{"requested": 0, "accepted": 1} {
+		res, err := db.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Task", Count: 10,
+			Params: []linkbridge.ParamFilter{{Name: "status", Values: []string{status}}}})
+		if err != nil || res.Total != want {
+			t.Fatalf("SearchResources(Task?status=%s) after an update = %+v, %v; want %d matches", status, res, err, want)
+		}
+	}
+	list, total, err := db.ListReferrals(ctx, linkbridge.ReferralFilter{LinkWorkerID: "lw-1", Limit: 10})
+	if err != nil || total != 1 || len(list) != 1 {
+		t.Fatalf("ListReferrals(lw-1) after upgrade = %v, %d, %v; want sr-old", list, total, err)
+	}
+}
+
+func TestUpdateReferralCaseRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	// setup stores intake 0 and returns its next version.
+	setup := func(t *testing.T) (*sqlite.DB, *linkbridge.Referral) {
+		db := mustOpen(t)
+		in := mustCreate(t, db, 0)
+		next := *in.Referral
+		next.Version, next.Status, next.UpdatedAt = 2, linkbridge.TaskAccepted, next.UpdatedAt.Add(time.Hour)
+		return db, &next
+	}
+
+	t.Run("EventDefaults", func(t *testing.T) {
+		t.Parallel()
+		db, next := setup(t)
+		if err := db.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: next,
+			Event: &linkbridge.ReferralEvent{Action: "accept", Actor: "lw-1"}}); err != nil {
+			t.Fatalf("UpdateReferral returned unexpected error: %v", err)
+		}
+		rec, err := db.GetCaseRecord(ctx, next.ID)
+		if err != nil {
+			t.Fatalf("GetCaseRecord returned unexpected error: %v", err)
+		}
+		want := &linkbridge.ReferralEvent{ReferralID: next.ID, Version: 2, At: next.UpdatedAt, Action: "accept", Actor: "lw-1", Status: linkbridge.TaskAccepted}
+		if len(rec.Events) != 2 {
+			t.Fatalf("GetCaseRecord events = %v, want received and accept", rec.Events)
+		}
+		if diff := cmp.Diff(want, rec.Events[1]); diff != "" {
+			t.Fatalf("event mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		change func(ch *linkbridge.ReferralChange)
+	}{
+		{"ErrContactOfOtherReferral", func(ch *linkbridge.ReferralChange) {
+			ch.Contacts = []*linkbridge.Contact{{ID: "c1", ReferralID: "sr-other", Mode: linkbridge.ContactPhone}}
+		}},
+		{"ErrContactWithoutID", func(ch *linkbridge.ReferralChange) {
+			ch.Contacts = []*linkbridge.Contact{{Mode: linkbridge.ContactPhone}}
+		}},
+		{"ErrMeasureOfOtherReferral", func(ch *linkbridge.ReferralChange) {
+			ch.Measures = []*linkbridge.Measure{{ID: "m1", ReferralID: "sr-other"}}
+		}},
+		{"ErrMeasureWithoutID", func(ch *linkbridge.ReferralChange) { ch.Measures = []*linkbridge.Measure{nil} }},
+		{"ErrEventOfOtherVersion", func(ch *linkbridge.ReferralChange) {
+			ch.Event = &linkbridge.ReferralEvent{Version: 3, Action: "accept"}
+		}},
+		{"ErrEventOfOtherReferral", func(ch *linkbridge.ReferralChange) {
+			ch.Event = &linkbridge.ReferralEvent{ReferralID: "sr-other", Action: "accept"}
+		}},
+		{"ErrEventWithoutAction", func(ch *linkbridge.ReferralChange) { ch.Event = &linkbridge.ReferralEvent{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, next := setup(t)
+			ch := &linkbridge.ReferralChange{Referral: next}
+			tc.change(ch)
+			err := db.UpdateReferral(ctx, ch)
+			if code := linkbridge.ErrorCode(err); code != linkbridge.EINVALID {
+				t.Fatalf("error code %q, want %q (error: %v)", code, linkbridge.EINVALID, err)
+			}
+			if got, err := db.FindReferral(ctx, next.ID); err != nil || got.Version != 1 {
+				t.Fatalf("FindReferral after a refused change = %v, %v; want version 1", got, err)
+			}
+		})
+	}
+}
+
+func TestCheckpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	walSize := func(t *testing.T, path string) int64 {
+		t.Helper()
+		fi, err := os.Stat(path + "-wal")
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+
+	// Without checkpoints, 300 serial intakes grow the WAL to about 40 MiB (one
+	// commit each, tens of pages a commit). The background checkpoints keep
+	// it to a few MiB, and Close empties it.
+	t.Run("BoundsTheWAL", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "linkbridge.db")
+		db := sqlite.NewDB(path)
+		db.CheckpointInterval = 10 * time.Millisecond
+		if err := db.Open(ctx); err != nil {
+			t.Fatalf("Open returned unexpected error: %v", err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		for i := range int64(300) {
+			mustCreate(t, db, i)
+		}
+		if got, limit := walSize(t, path), int64(12<<20); got > limit {
+			t.Errorf("WAL is %d bytes after 300 intakes, want at most %d", got, limit)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("Close returned unexpected error: %v", err)
+		}
+		if got := walSize(t, path); got != 0 {
+			t.Errorf("WAL is %d bytes after Close, want 0", got)
+		}
+		db = mustOpenPath(t, path)
+		if _, err := db.FindReferral(ctx, "sr-299"); err != nil {
+			t.Fatalf("FindReferral after reopen returned unexpected error: %v", err)
+		}
+	})
+
+	t.Run("Automatic", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "linkbridge.db")
+		db := sqlite.NewDB(path)
+		db.CheckpointInterval = -1
+		if err := db.Open(ctx); err != nil {
+			t.Fatalf("Open returned unexpected error: %v", err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		for i := range int64(50) {
+			mustCreate(t, db, i)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("Close returned unexpected error: %v", err)
+		}
+		db = mustOpenPath(t, path)
+		if _, err := db.FindReferral(ctx, "sr-49"); err != nil {
+			t.Fatalf("FindReferral after reopen returned unexpected error: %v", err)
+		}
+	})
 }

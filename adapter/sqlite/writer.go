@@ -40,9 +40,11 @@ type writer struct {
 	insReferral, updReferral       *sql.Stmt
 	selReferralVersion             *sql.Stmt
 	selReferralIDByIdentifier      *sql.Stmt
-	updResource                    *sql.Stmt
-	insHistory, delParams          *sql.Stmt
+	selResource, updResource       *sql.Stmt
+	insHistory, delParam           *sql.Stmt
 	selResourceExists              *sql.Stmt
+	upsertPlan, insContact         *sql.Stmt
+	insMeasure, insEvent           *sql.Stmt
 	stmts                          []*sql.Stmt
 
 	// multi caches the multi-row INSERT statements.
@@ -92,20 +94,26 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.insMessage, `INSERT INTO message (request_id, received_at) VALUES (?, ?)`)
 	prep(&w.insPerson, `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES (?, ?, ?, ?, ?)`)
 	prep(&w.selPersonIDByNHS, `SELECT id FROM person WHERE nhs_number = ?`)
-	prep(&w.insReferral, `INSERT INTO referral (`+referralColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	prep(&w.updReferral, `UPDATE referral SET
-		task_id = ?, person_id = ?, identifier_system = ?, identifier_value = ?, status = ?,
-		business_status = ?, status_reason = ?, request_status = ?, priority = ?, referrer_ods = ?,
-		service_ods = ?, reasons = ?, do_not_contact = ?, authored_on = ?, received_at = ?,
-		updated_at = ?, version = ?
+	prep(&w.insReferral, `INSERT INTO referral (`+referralColumns+`) VALUES (`+placeholders(len(referralColumnList))+`)`)
+	// SET takes every column but id; WHERE takes id and the stored version.
+	prep(&w.updReferral, `UPDATE referral SET `+strings.Join(referralColumnList[1:], ` = ?, `)+` = ?
 		WHERE id = ? AND version = ?`)
 	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
 	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE identifier_system = ? AND identifier_value = ?`)
-	prep(&w.updResource, `UPDATE resource SET version_id = ?, last_updated = ?, body = ?
-		WHERE type = ? AND id = ? AND version_id = ?`)
-	prep(&w.insHistory, `INSERT INTO resource_history (type, id, version_id, last_updated, body) VALUES (?, ?, ?, ?, ?)`)
-	prep(&w.delParams, `DELETE FROM search_param WHERE type = ? AND id = ?`)
+	prep(&w.selResource, `SELECT version_id, params FROM resource WHERE type = ? AND id = ?`)
+	prep(&w.insHistory, `INSERT INTO resource_history (type, id, version_id, last_updated, body)
+		SELECT type, id, version_id, last_updated, body FROM resource WHERE type = ? AND id = ?`)
+	prep(&w.updResource, `UPDATE resource SET version_id = ?, last_updated = ?, body = ?, params = ?
+		WHERE type = ? AND id = ?`)
+	prep(&w.delParam, `DELETE FROM search_param WHERE type = ? AND name = ? AND value = ? AND id = ?`)
 	prep(&w.selResourceExists, `SELECT COUNT(*) FROM resource WHERE type = ? AND id = ?`)
+	prep(&w.upsertPlan, `INSERT INTO case_plan (referral_id, body) VALUES (?, ?)
+		ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`)
+	prep(&w.insContact, `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&w.insMeasure, `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&w.insEvent, `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		_ = w.close()
 		return nil, err
@@ -118,8 +126,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 // row. Each statement is a head, n copies of a row of placeholders, and a
 // tail; the writer prepares each n it meets once.
 const (
-	resourceInsert = `INSERT INTO resource (type, id, version_id, last_updated, body) VALUES `
-	historyInsert  = `INSERT INTO resource_history (type, id, version_id, last_updated, body) VALUES `
+	resourceInsert = `INSERT INTO resource (type, id, version_id, last_updated, body, params) VALUES `
 	paramInsert    = `INSERT INTO search_param (type, id, name, value) VALUES `
 	// A resource may carry the same value twice; the index keeps one.
 	paramInsertTail = ` ON CONFLICT DO NOTHING`
@@ -255,6 +262,13 @@ func (w *writer) runBatch(batch []*writeReq) {
 		return
 	}
 	answer()
+	if w.db.wantCheckpoint.CompareAndSwap(true, false) {
+		// The background checkpointer copied most of the WAL already; this
+		// copies the rest, so that the next transaction restarts the WAL.
+		if _, err := checkpoint(w.conn, "PASSIVE"); err != nil {
+			w.log.Warn("writer checkpoint", slog.Any("error", err))
+		}
+	}
 }
 
 // abort rolls back the batch's transaction and fails every request with err.

@@ -6,15 +6,22 @@
 //		storetest.Run(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
 //	}
 //
-// The suite uses only the linkbridge.Store interface. Its times have
-// microsecond precision, the finest that PostgreSQL keeps. Import it only
-// from tests.
+// A store that also implements linkbridge.CaseStore runs RunCaseStore too:
+//
+//	func TestCaseStore(t *testing.T) {
+//		storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return mustOpen(t) })
+//	}
+//
+// The suites use only the linkbridge.Store and linkbridge.CaseStore
+// interfaces. Their times have microsecond precision, the finest that
+// PostgreSQL keeps. Import the package only from tests.
 package storetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -34,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 	t.Run("ResourceHistory", func(t *testing.T) { t.Parallel(); testResourceHistory(t, open) })
 	t.Run("SearchResources", func(t *testing.T) { t.Parallel(); testSearchResources(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { t.Parallel(); testConcurrent(t, open) })
+	t.Run("MessageProcessed", func(t *testing.T) { t.Parallel(); testMessageProcessed(t, open) })
+	t.Run("EpisodeFields", func(t *testing.T) { t.Parallel(); testEpisodeFields(t, open) })
 }
 
 // t0 is the suite's reference time.
@@ -795,6 +804,49 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 			t.Fatalf("SearchResources(status=accepted) mismatch (-want +got):\n%s", diff)
 		}
 	})
+
+	t.Run("ParamsOfEachVersion", func(t *testing.T) {
+		// Each version's values replace the last's: kept, dropped (even one
+		// listed twice), added, and dropped then added back.
+		s := open(t)
+		in := newIntake("c", nhsNumbers()())
+		code := func(c string) linkbridge.SearchParam { return param("code", sct+c) }
+		obs := func(v int, ps ...linkbridge.SearchParam) *linkbridge.Resource {
+			return resource("Observation", "obs-c", v, t0.Add(time.Duration(v)*time.Hour), "", ps...)
+		}
+		in.Resources = append(in.Resources, obs(1, code("A"), code("B"), code("B"), param("status", "final")))
+		mustCreate(t, s, in)
+
+		ref := in.Referral
+		for v, tc := range []struct {
+			params     []linkbridge.SearchParam
+			want, gone []linkbridge.SearchParam
+		}{
+			{[]linkbridge.SearchParam{code("A"), code("C"), param("status", "final")}, []linkbridge.SearchParam{code("A"), code("C"), param("status", "final")}, []linkbridge.SearchParam{code("B")}},
+			{[]linkbridge.SearchParam{code("B"), code("B")}, []linkbridge.SearchParam{code("B")}, []linkbridge.SearchParam{code("A"), code("C"), param("status", "final")}},
+			{nil, nil, []linkbridge.SearchParam{code("B")}},
+			{[]linkbridge.SearchParam{code("A")}, []linkbridge.SearchParam{code("A")}, []linkbridge.SearchParam{code("B")}},
+		} {
+			ref = nextVersion(ref, t0.Add(time.Duration(v+2)*time.Hour), nil)
+			o := obs(v+2, tc.params...)
+			mustUpdate(t, s, &linkbridge.ReferralChange{Referral: ref, Resources: []*linkbridge.Resource{o}})
+			for _, p := range append(tc.want, tc.gone...) {
+				got, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{
+					Type: "Observation", Count: 10, Params: []linkbridge.ParamFilter{{Name: p.Name, Values: []string{p.Value}}},
+				})
+				if err != nil {
+					t.Fatalf("SearchResources(%s=%s) returned unexpected error: %v", p.Name, p.Value, err)
+				}
+				want := 0
+				if slices.Contains(tc.want, p) {
+					want = 1
+				}
+				if got.Total != want {
+					t.Fatalf("version %d: SearchResources(%s=%s) Total = %d, want %d", v+2, p.Name, p.Value, got.Total, want)
+				}
+			}
+		}
+	})
 }
 
 // concurrency is how many goroutines the concurrent tests run.
@@ -906,5 +958,126 @@ func testConcurrent(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 		}
 		checkReferral(t, s, changes[winner].Referral)
 		checkResource(t, s, changes[winner].Resources[0])
+	})
+}
+
+func testMessageProcessed(t *testing.T, open func(t *testing.T) linkbridge.Store) {
+	ctx := context.Background()
+	s := open(t)
+	nhs := nhsNumbers()
+	check := func(t *testing.T, id string, want bool) {
+		t.Helper()
+		got, err := s.MessageProcessed(ctx, id)
+		if err != nil {
+			t.Fatalf("MessageProcessed(%q) returned unexpected error: %v", id, err)
+		}
+		if got != want {
+			t.Fatalf("MessageProcessed(%q) = %v, want %v", id, got, want)
+		}
+	}
+
+	in := newIntake("a", nhs())
+	check(t, in.MessageID, false)
+	mustCreate(t, s, in)
+	check(t, in.MessageID, true)
+
+	t1 := t0.Add(time.Hour)
+	ref := nextVersion(in.Referral, t1, func(r *linkbridge.Referral) { r.Status = linkbridge.TaskAccepted })
+	ch := &linkbridge.ReferralChange{Referral: ref, Resources: []*linkbridge.Resource{taskResource(ref, 2, t1)}, MessageID: "msg-update"}
+	check(t, ch.MessageID, false)
+	mustUpdate(t, s, ch)
+	check(t, ch.MessageID, true)
+
+	t.Run("NotRecordedOnFailure", func(t *testing.T) {
+		// A failed create and a failed update record nothing.
+		dup := newIntake("b", nhs())
+		dup.Referral.Identifier = in.Referral.Identifier
+		dup.MessageID = "msg-failed-create"
+		if err := s.CreateReferral(ctx, dup); err == nil {
+			t.Fatal("CreateReferral with a stored identifier returned no error")
+		}
+		check(t, dup.MessageID, false)
+
+		stale := *ch
+		stale.MessageID = "msg-failed-update"
+		if err := s.UpdateReferral(ctx, &stale); err == nil {
+			t.Fatal("UpdateReferral at a stale version returned no error")
+		}
+		check(t, stale.MessageID, false)
+	})
+
+	t.Run("Unknown", func(t *testing.T) {
+		check(t, "msg-never-sent", false)
+		check(t, "", false)
+	})
+}
+
+// testEpisodeFields checks that every Referral field round-trips: the link
+// worker, consent, decline and discharge reasons, summary and episode times,
+// on create and on update, and that unsetting them is stored too.
+func testEpisodeFields(t *testing.T, open func(t *testing.T) linkbridge.Store) {
+	t.Run("Create", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		in := newIntake("a", nhsNumbers()())
+		r := in.Referral
+		r.Status = linkbridge.TaskAccepted
+		r.LinkWorker = linkbridge.LinkWorker{ID: "lw-1", Name: "Sam Linkworker"}
+		r.Consent = linkbridge.ConsentCodesOnly
+		r.AcceptedAt = t0.Add(time.Minute)
+		mustCreate(t, s, in)
+		checkReferral(t, s, r)
+	})
+
+	t.Run("Update", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		in := newIntake("a", nhsNumbers()())
+		mustCreate(t, s, in)
+
+		t1, t2, t3 := t0.Add(time.Hour), t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+		accepted := nextVersion(in.Referral, t1, func(r *linkbridge.Referral) {
+			r.Status = linkbridge.TaskAccepted
+			r.LinkWorker = linkbridge.LinkWorker{ID: "lw-1", Name: "Sam Linkworker"}
+			r.Consent = linkbridge.ConsentFull
+			r.AcceptedAt = t1
+		})
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: accepted})
+		checkReferral(t, s, accepted)
+
+		completed := nextVersion(accepted, t2, func(r *linkbridge.Referral) {
+			r.Status = linkbridge.TaskCompleted
+			r.DischargeReason = "goals-met"
+			r.DischargeSummary = "Joined a walking group; feels less isolated."
+			r.CompletedAt = t2
+		})
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: completed})
+		checkReferral(t, s, completed)
+
+		// Fields can be cleared again (entered-in-error, say).
+		cleared := nextVersion(completed, t3, func(r *linkbridge.Referral) {
+			r.Status = linkbridge.TaskEnteredInError
+			r.LinkWorker = linkbridge.LinkWorker{}
+			r.Consent = ""
+			r.DischargeReason, r.DischargeSummary = "", ""
+			r.AcceptedAt, r.CompletedAt = time.Time{}, time.Time{}
+		})
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: cleared})
+		checkReferral(t, s, cleared)
+	})
+
+	t.Run("Decline", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		in := newIntake("a", nhsNumbers()())
+		mustCreate(t, s, in)
+		t1 := t0.Add(time.Hour)
+		declined := nextVersion(in.Referral, t1, func(r *linkbridge.Referral) {
+			r.Status = linkbridge.TaskRejected
+			r.DeclineReason = "out-of-area"
+			r.StatusReason = "out of area"
+		})
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: declined})
+		checkReferral(t, s, declined)
 	})
 }

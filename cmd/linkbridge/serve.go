@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,12 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/outbox"
+	"github.com/linkbridge/linkbridge/adapter/prom"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
 )
 
@@ -28,6 +34,21 @@ type ServeConfig struct {
 	MaxBodyBytes      int64
 	DefaultServiceODS string
 	ShutdownTimeout   time.Duration
+	// GP-side FHIR endpoint for write-back (empty: no write-back).
+	GPBase         string
+	GPMode         string
+	GPToken        string
+	GPLinkPatients bool
+	GPClientCert   string
+	GPClientKey    string
+	GPCACert       string
+	// RelayWorker names this process in claimed outbox rows.
+	RelayWorker string
+	// RescueAfter returns write-backs left in flight longer than this to
+	// the queue; it must exceed the longest send (timeout × attempts).
+	RescueAfter time.Duration
+	// GPTimeout bounds one attempt to the GP endpoint.
+	GPTimeout time.Duration
 }
 
 // Validate checks the configuration.
@@ -40,6 +61,17 @@ func (c *ServeConfig) Validate() error {
 	}
 	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
 		return errors.New("--db: the PostgreSQL backend is not available in this build yet; use a SQLite file path")
+	}
+	switch gpfhir.Mode(c.GPMode) {
+	case gpfhir.ModeAuto, gpfhir.ModeClientID, gpfhir.ModeConditional:
+	default:
+		return fmt.Errorf("--gp-mode must be auto, client-id or conditional, not %q", c.GPMode)
+	}
+	if c.GPBase != "" && c.RescueAfter < 2*c.GPTimeout {
+		return errors.New("--rescue-after must be at least 2 × --gp-timeout (a send is cut off at half of --rescue-after)")
+	}
+	if (c.GPClientCert == "") != (c.GPClientKey == "") {
+		return errors.New("--gp-client-cert and --gp-client-key go together")
 	}
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("--max-body must be positive")
@@ -93,6 +125,17 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	_, _ = fmt.Sscan(maxBody, &cfg.MaxBodyBytes)
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
+	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
+	fs.StringVar(&cfg.GPMode, "gp-mode", env("GP_MODE", "auto"), "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=), or auto from the endpoint's CapabilityStatement (LINKBRIDGE_GP_MODE)")
+	fs.StringVar(&cfg.GPToken, "gp-token", env("GP_TOKEN", ""), "static bearer token for the GP endpoint (LINKBRIDGE_GP_TOKEN)")
+	fs.BoolVar(&cfg.GPLinkPatients, "gp-link-patients", env("GP_LINK_PATIENTS", "true") == "true", "look up the GP's Patient by NHS number and add a literal reference (LINKBRIDGE_GP_LINK_PATIENTS)")
+	fs.StringVar(&cfg.GPClientCert, "gp-client-cert", env("GP_CLIENT_CERT", ""), "client certificate (PEM) for mutual TLS to the GP endpoint (LINKBRIDGE_GP_CLIENT_CERT)")
+	fs.StringVar(&cfg.GPClientKey, "gp-client-key", env("GP_CLIENT_KEY", ""), "client key (PEM) for mutual TLS (LINKBRIDGE_GP_CLIENT_KEY)")
+	fs.StringVar(&cfg.GPCACert, "gp-ca", env("GP_CA", ""), "CA certificate (PEM) to trust for the GP endpoint (LINKBRIDGE_GP_CA)")
+	fs.DurationVar(&cfg.RescueAfter, "rescue-after", envDuration(c.Getenv, "RESCUE_AFTER", 2*time.Minute), "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it (LINKBRIDGE_RESCUE_AFTER)")
+	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
+	host, _ := os.Hostname()
+	fs.StringVar(&cfg.RelayWorker, "relay-worker", env("RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid())), "name of this relay worker in claimed outbox rows (LINKBRIDGE_RELAY_WORKER)")
 	return fs
 }
 
@@ -127,8 +170,26 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	api.MaxBodyBytes = cfg.MaxBodyBytes
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 
+	obStore, _ := any(db).(linkbridge.OutboxStore)
+	metrics := prom.New(obStore, logger)
+	var relay *outbox.Relay
+	if cfg.GPBase != "" {
+		if obStore == nil {
+			return errors.New("--gp-base: this store has no outbox")
+		}
+		relay, err = newRelay(&cfg, obStore, codec, logger, metrics)
+		if err != nil {
+			return err
+		}
+		api.WriteBack = true
+		api.OnWriteBack = relay.Notify
+	}
+	root := http.NewServeMux()
+	root.Handle("/metrics", metrics.Handler())
+	root.Handle("/", api.Handler())
+
 	srv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -142,6 +203,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", "http://"+ln.Addr().String()+"/fhir"), slog.String("db", cfg.DB))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if relay != nil {
+		if err := relay.Start(ctx); err != nil {
+			return err
+		}
+		defer relay.Stop()
+		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
+	}
 	ready := c.Ready
 	if ready == nil {
 		ready, _ = ctx.Value(readyKey{}).(chan<- string)
@@ -159,6 +227,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if relay != nil {
+		relay.Stop() // in-flight sends finish; anything unsent stays in the outbox
 	}
 	logger.Info("stopped")
 	return nil
@@ -178,4 +249,58 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+// newRelay wires the write-back relay: the GP endpoint client (retrying
+// HTTP, bearer token, optional mutual TLS) and the outbox relay over the
+// store.
+func newRelay(cfg *ServeConfig, store linkbridge.OutboxStore, codec *fhirjson.Codec, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
+	gcfg := gpfhir.Config{BaseURL: cfg.GPBase, Mode: gpfhir.Mode(cfg.GPMode), Logger: logger, RetryMax: 2, Timeout: cfg.GPTimeout}
+	if cfg.GPToken != "" {
+		gcfg.Auth = gpfhir.BearerToken(cfg.GPToken)
+	}
+	if cfg.GPClientCert != "" || cfg.GPCACert != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.GPClientCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.GPClientCert, cfg.GPClientKey)
+			if err != nil {
+				return nil, fmt.Errorf("--gp-client-cert: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		if cfg.GPCACert != "" {
+			pem, err := os.ReadFile(cfg.GPCACert)
+			if err != nil {
+				return nil, fmt.Errorf("--gp-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, errors.New("--gp-ca: no certificates found")
+			}
+			tc.RootCAs = pool
+		}
+		gcfg.TLS = tc
+	}
+	client, err := gpfhir.New(gcfg)
+	if err != nil {
+		return nil, err
+	}
+	return &outbox.Relay{
+		Store:       store,
+		Sender:      &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients},
+		Logger:      logger,
+		Worker:      cfg.RelayWorker,
+		RescueAfter: cfg.RescueAfter,
+		Metrics:     metrics,
+	}, nil
+}
+
+// envDuration reads a duration from LINKBRIDGE_<name>, or def.
+func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
+	if v := getenv("LINKBRIDGE_" + name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
 }

@@ -1,0 +1,394 @@
+// Package gpfhir is linkbridge's client of the GP-side FHIR R4 endpoint that
+// receives write-backs. Every call goes through hashicorp/go-retryablehttp,
+// configured for short in-process retries only: long waits (a Retry-After
+// beyond MaxInProcessWait) are handed back to the outbox, which schedules
+// them durably instead of parking a goroutine. Responses are classified as
+// delivered, retryable (408, 429, 5xx, network errors) or permanent (any
+// other 4xx, with the endpoint's OperationOutcome kept).
+package gpfhir
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/outbox"
+)
+
+// Mode is how resources are written idempotently.
+type Mode string
+
+const (
+	// ModeClientID writes PUT [base]/Type/id with the gateway's stable ids
+	// (update-as-create). Writing the same version twice has one effect.
+	ModeClientID Mode = "client-id"
+	// ModeConditional writes PUT [base]/Type?identifier=system|value for
+	// servers that refuse client-assigned ids: every resource linkbridge
+	// writes back carries an identifier in WritebackIdentifierSystem.
+	ModeConditional Mode = "conditional"
+	// ModeAuto reads the endpoint's CapabilityStatement once and picks
+	// client-id when the resource type allows updateCreate, else
+	// conditional when it allows conditionalUpdate.
+	ModeAuto Mode = "auto"
+)
+
+// WritebackIdentifierSystem is the identifier system of the business
+// identifier every written-back resource carries (value "Type/id").
+const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
+
+// Config configures a Client.
+type Config struct {
+	// BaseURL is the GP-side FHIR base, e.g. https://gp.example.nhs.uk/fhir.
+	BaseURL string
+	Mode    Mode
+	// Auth adds credentials to each request (nil: none).
+	Auth Authorizer
+	// TLS is used for https (client certificates for mutual TLS, roots).
+	TLS *tls.Config
+	// Timeout bounds each attempt.
+	Timeout time.Duration
+	// RetryMax, RetryWaitMin and RetryWaitMax bound in-process retries.
+	RetryMax                   int
+	RetryWaitMin, RetryWaitMax time.Duration
+	// MaxInProcessWait caps a Retry-After honoured in process; longer waits
+	// are returned as *RetryableError for the outbox to schedule.
+	MaxInProcessWait time.Duration
+	Logger           *slog.Logger
+}
+
+// Authorizer adds credentials to an outbound request.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *http.Request) error
+}
+
+// BearerToken is a static bearer token Authorizer.
+type BearerToken string
+
+// Authorize sets the Authorization header.
+func (t BearerToken) Authorize(_ context.Context, req *http.Request) error {
+	req.Header.Set("Authorization", "Bearer "+string(t))
+	return nil
+}
+
+// Client writes resources to the GP-side endpoint.
+type Client struct {
+	cfg  Config
+	http *retryablehttp.Client
+
+	mu    sync.Mutex
+	modes map[string]Mode // per resource type, from the CapabilityStatement
+	caps  *capabilities
+}
+
+// New builds a Client. The retryablehttp client is configured explicitly:
+// the injected logger, short in-process retries, a retry policy that also
+// retries 408 and stops at long Retry-After waits, and the passthrough error
+// handler so the last response (and its OperationOutcome) is kept.
+func New(cfg Config) (*Client, error) {
+	if _, err := url.ParseRequestURI(cfg.BaseURL); err != nil || cfg.BaseURL == "" {
+		return nil, fmt.Errorf("gpfhir: base URL %q is not an absolute URL", cfg.BaseURL)
+	}
+	cfg.BaseURL = strings.TrimSuffix(cfg.BaseURL, "/")
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAuto
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.RetryWaitMin <= 0 {
+		cfg.RetryWaitMin = 100 * time.Millisecond
+	}
+	if cfg.RetryWaitMax <= 0 {
+		cfg.RetryWaitMax = 2 * time.Second
+	}
+	if cfg.MaxInProcessWait <= 0 {
+		cfg.MaxInProcessWait = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	hc := cleanhttp.DefaultPooledClient()
+	hc.Timeout = cfg.Timeout
+	if cfg.TLS != nil {
+		hc.Transport.(*http.Transport).TLSClientConfig = cfg.TLS
+	}
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = hc
+	rc.Logger = cfg.Logger // *slog.Logger satisfies retryablehttp.LeveledLogger
+	rc.RetryMax, rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryMax, cfg.RetryWaitMin, cfg.RetryWaitMax
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	maxWait := cfg.MaxInProcessWait
+	rc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if resp != nil {
+			if d, ok := RetryAfter(resp); ok && d > maxWait {
+				return false, nil // the outbox schedules long waits
+			}
+			if resp.StatusCode == http.StatusRequestTimeout {
+				return true, nil
+			}
+		}
+		return retryablehttp.ErrorPropagatedRetryPolicy(ctx, resp, err)
+	}
+	rc.Backoff = func(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+		d := retryablehttp.LinearJitterBackoff(min, max, attempt, resp)
+		if resp != nil {
+			if ra, ok := RetryAfter(resp); ok && ra > d {
+				d = ra
+			}
+		}
+		if d > maxWait {
+			d = maxWait
+		}
+		return d
+	}
+	if cfg.Auth != nil {
+		auth := cfg.Auth
+		rc.PrepareRetry = func(req *http.Request) error { return auth.Authorize(req.Context(), req) }
+	}
+	return &Client{cfg: cfg, http: rc, modes: map[string]Mode{}}, nil
+}
+
+// RetryableError and PermanentError are the outbox's classification of a
+// failed write: retry (after After, if the endpoint said) or dead-letter
+// (keeping the endpoint's OperationOutcome).
+type (
+	RetryableError = outbox.RetryableError
+	PermanentError = outbox.PermanentError
+)
+
+// Result is a successful write.
+type Result struct {
+	Status int
+	// Location and ETag as the endpoint answered.
+	Location, ETag string
+}
+
+// Put writes one resource version idempotently (see Mode).
+func (c *Client) Put(ctx context.Context, typ, id string, body []byte) (*Result, error) {
+	mode, err := c.modeFor(ctx, typ)
+	if err != nil {
+		return nil, err
+	}
+	u := c.cfg.BaseURL + "/" + typ + "/" + url.PathEscape(id)
+	if mode == ModeConditional {
+		u = c.cfg.BaseURL + "/" + typ + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+typ+"/"+id)
+	}
+	resp, err := c.do(ctx, http.MethodPut, u, body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"), ETag: resp.Header.Get("ETag")}, nil
+	case isRetryableStatus(resp.StatusCode):
+		after, _ := RetryAfter(resp)
+		return nil, &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New(http.StatusText(resp.StatusCode))}
+	default:
+		var oo []byte
+		if looksLikeOutcome(respBody) {
+			oo = respBody
+		}
+		return nil, &PermanentError{Status: resp.StatusCode, Outcome: oo, Err: errors.New(outcomeText(respBody, resp.StatusCode))}
+	}
+}
+
+// FindPatient returns the id of the GP's own Patient with an NHS number,
+// or "" when the endpoint holds none (or several).
+func (c *Client) FindPatient(ctx context.Context, nhsNumber string) (string, error) {
+	u := c.cfg.BaseURL + "/Patient?identifier=" + url.QueryEscape(linkbridge.NHSNumberSystem+"|"+nhsNumber)
+	resp, err := c.do(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if isRetryableStatus(resp.StatusCode) {
+			after, _ := RetryAfter(resp)
+			return "", &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New("patient lookup failed")}
+		}
+		return "", nil // the endpoint cannot search patients: identifier references only
+	}
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+				ID           string `json:"id"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&b); err != nil {
+		return "", nil
+	}
+	var ids []string
+	for _, e := range b.Entry {
+		if e.Resource.ResourceType == "Patient" && e.Resource.ID != "" {
+			ids = append(ids, e.Resource.ID)
+		}
+	}
+	if len(ids) != 1 {
+		return "", nil
+	}
+	return ids[0], nil
+}
+
+// do sends one request through the retrying client. Network failures that
+// outlast the in-process retries are RetryableError.
+func (c *Client) do(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
+	var rb any
+	if body != nil {
+		rb = body
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, u, rb)
+	if err != nil {
+		return nil, fmt.Errorf("gpfhir: request: %w", err)
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	if c.cfg.Auth != nil {
+		if err := c.cfg.Auth.Authorize(ctx, req.Request); err != nil {
+			return nil, &RetryableError{Err: fmt.Errorf("authorize: %w", err)}
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &RetryableError{Err: err}
+	}
+	return resp, nil
+}
+
+func isRetryableStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// RetryAfter reads a Retry-After header in seconds or HTTP-date form.
+func RetryAfter(resp *http.Response) (time.Duration, bool) {
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+func looksLikeOutcome(b []byte) bool {
+	return bytes.Contains(b, []byte(`"OperationOutcome"`))
+}
+
+// outcomeText summarises an OperationOutcome's diagnostics for logs and the
+// outbox row (the endpoint's own words; never our payload).
+func outcomeText(b []byte, status int) string {
+	var oo struct {
+		Issue []struct {
+			Code        string `json:"code"`
+			Diagnostics string `json:"diagnostics"`
+		} `json:"issue"`
+	}
+	if json.Unmarshal(b, &oo) == nil && len(oo.Issue) > 0 {
+		parts := make([]string, 0, len(oo.Issue))
+		for _, is := range oo.Issue {
+			parts = append(parts, strings.TrimSpace(is.Code+" "+is.Diagnostics))
+		}
+		s := strings.Join(parts, "; ")
+		if len(s) > 500 {
+			s = s[:500]
+		}
+		return s
+	}
+	return http.StatusText(status)
+}
+
+// capabilities is what linkbridge reads from the endpoint's
+// CapabilityStatement.
+type capabilities struct {
+	resources map[string]struct{ updateCreate, conditionalUpdate bool }
+}
+
+// modeFor picks the write mode for a resource type.
+func (c *Client) modeFor(ctx context.Context, typ string) (Mode, error) {
+	if c.cfg.Mode != ModeAuto {
+		return c.cfg.Mode, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.modes[typ]; ok {
+		return m, nil
+	}
+	if c.caps == nil {
+		caps, err := c.readCapabilities(ctx)
+		if err != nil {
+			return "", err
+		}
+		c.caps = caps
+	}
+	m := ModeClientID
+	if r, ok := c.caps.resources[typ]; ok && !r.updateCreate && r.conditionalUpdate {
+		m = ModeConditional
+	}
+	c.modes[typ] = m
+	return m, nil
+}
+
+func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
+	resp, err := c.do(ctx, http.MethodGet, c.cfg.BaseURL+"/metadata", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if isRetryableStatus(resp.StatusCode) {
+			return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("reading the CapabilityStatement")}
+		}
+		return &capabilities{}, nil // no statement: assume client ids
+	}
+	var cs struct {
+		Rest []struct {
+			Resource []struct {
+				Type              string `json:"type"`
+				UpdateCreate      bool   `json:"updateCreate"`
+				ConditionalUpdate bool   `json:"conditionalUpdate"`
+			} `json:"resource"`
+		} `json:"rest"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&cs); err != nil {
+		return &capabilities{}, nil
+	}
+	caps := &capabilities{resources: map[string]struct{ updateCreate, conditionalUpdate bool }{}}
+	for _, r := range cs.Rest {
+		for _, res := range r.Resource {
+			caps.resources[res.Type] = struct{ updateCreate, conditionalUpdate bool }{res.UpdateCreate, res.ConditionalUpdate}
+		}
+	}
+	return caps, nil
+}

@@ -1,0 +1,81 @@
+// Package prom exposes linkbridge's operational metrics in the Prometheus
+// text format (via github.com/VictoriaMetrics/metrics, which has no
+// dependencies that would clash with google/fhir's): the outbox queue
+// (depth per state, oldest pending age, read from the store at scrape time),
+// delivery counters and the change-to-delivery latency histogram (from the
+// relay), and process metrics. It uses its own metric set; nothing global.
+package prom
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/linkbridge/linkbridge"
+)
+
+// Metrics implements outbox.Metrics and serves /metrics.
+type Metrics struct {
+	set *metrics.Set
+}
+
+// New builds the metrics over an outbox store (nil when the outbox is not
+// in use).
+func New(store linkbridge.OutboxStore, logger *slog.Logger) *Metrics {
+	m := &Metrics{set: metrics.NewSet()}
+	if store != nil {
+		m.set.RegisterMetricsWriter(func(w io.Writer) { writeQueue(w, store, logger) })
+	}
+	return m
+}
+
+// Delivered records a delivery and its change-to-delivery latency.
+func (m *Metrics) Delivered(resourceType string, latency time.Duration) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`linkbridge_writeback_delivered_total{resource_type=%q}`, resourceType)).Inc()
+	m.set.GetOrCreateHistogram(fmt.Sprintf(`linkbridge_writeback_delivery_seconds{resource_type=%q}`, resourceType)).Update(latency.Seconds())
+}
+
+// Retried records a rescheduled attempt.
+func (m *Metrics) Retried(resourceType string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`linkbridge_writeback_retried_total{resource_type=%q}`, resourceType)).Inc()
+}
+
+// DeadLettered records a permanent refusal.
+func (m *Metrics) DeadLettered(resourceType string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`linkbridge_writeback_dead_lettered_total{resource_type=%q}`, resourceType)).Inc()
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.set.WritePrometheus(w)
+		metrics.WriteProcessMetrics(w)
+	})
+}
+
+// writeQueue writes the outbox queue gauges, read at scrape time.
+func writeQueue(w io.Writer, store linkbridge.OutboxStore, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := store.OutboxStats(ctx)
+	if err != nil {
+		if logger != nil {
+			logger.Warn("metrics: outbox stats", slog.Any("error", err))
+		}
+		return
+	}
+	for _, s := range []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight, linkbridge.OutboxDelivered,
+		linkbridge.OutboxDead, linkbridge.OutboxDiscarded, linkbridge.OutboxSuperseded} {
+		metrics.WriteGaugeUint64(w, fmt.Sprintf(`linkbridge_outbox_messages{state=%q}`, s), uint64(st.Counts[s]))
+	}
+	age := 0.0
+	if !st.OldestPending.IsZero() {
+		age = time.Since(st.OldestPending).Seconds()
+	}
+	metrics.WriteGaugeFloat64(w, "linkbridge_outbox_oldest_pending_age_seconds", age)
+}

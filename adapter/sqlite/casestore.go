@@ -1,0 +1,374 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+// caseRows are the case-record writes of one change, converted to column
+// values by the caller's goroutine.
+type caseRows struct {
+	referralID string
+	plan       *string // JSON; nil: the plan is not changed
+	contacts   [][]any
+	measures   [][]any
+	event      []any // nil: no event
+}
+
+// newCaseRows converts the case-record part of a change to column values.
+// Entries that name no referral are the change's referral's; entries that
+// name another referral, or have no id, are EINVALID. An event's zero
+// Version, At and Status default to the new referral's Version, UpdatedAt
+// and Status; an event that names another version is EINVALID.
+func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
+	ref := ch.Referral
+	c := &caseRows{referralID: ref.ID}
+	if ch.Plan != nil {
+		b, err := json.Marshal(ch.Plan)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: encode plan: %w", err)
+		}
+		plan := string(b)
+		c.plan = &plan
+	}
+	for i, ct := range ch.Contacts {
+		switch {
+		case ct == nil || ct.ID == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %d has no id", i)
+		case ct.ReferralID != "" && ct.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %s belongs to referral %s, not %s", ct.ID, ct.ReferralID, ref.ID)
+		}
+		attended := 0
+		if ct.Attended {
+			attended = 1
+		}
+		c.contacts = append(c.contacts, []any{ct.ID, ref.ID, formatTime(ct.At), string(ct.Mode), ct.Minutes,
+			attended, ct.Notes, formatTime(ct.CreatedAt)})
+	}
+	for i, m := range ch.Measures {
+		switch {
+		case m == nil || m.ID == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %d has no id", i)
+		case m.ReferralID != "" && m.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %s belongs to referral %s, not %s", m.ID, m.ReferralID, ref.ID)
+		}
+		items := []byte("[]")
+		if len(m.Items) > 0 {
+			var err error
+			if items, err = json.Marshal(m.Items); err != nil {
+				return nil, fmt.Errorf("sqlite: encode measure items: %w", err)
+			}
+		}
+		c.measures = append(c.measures, []any{m.ID, ref.ID, string(m.Instrument), string(m.Timepoint), string(items),
+			m.Total, m.Metric, formatTime(m.TakenAt), formatTime(m.CreatedAt)})
+	}
+	if ev := ch.Event; ev != nil {
+		row, err := newEventRow(ev, ref)
+		if err != nil {
+			return nil, err
+		}
+		c.event = row
+	}
+	return c, nil
+}
+
+// newEventRow converts an event of the change that produced ref to column
+// values, defaulting its zero fields from ref.
+func newEventRow(ev *linkbridge.ReferralEvent, ref *linkbridge.Referral) ([]any, error) {
+	switch {
+	case ev.ReferralID != "" && ev.ReferralID != ref.ID:
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "event belongs to referral %s, not %s", ev.ReferralID, ref.ID)
+	case ev.Version != 0 && ev.Version != ref.Version:
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "event is of version %d, but the change produces version %d", ev.Version, ref.Version)
+	case ev.Action == "":
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "event has no action")
+	}
+	at, status := ev.At, ev.Status
+	if at.IsZero() {
+		at = ref.UpdatedAt
+	}
+	if status == "" {
+		status = ref.Status
+	}
+	return []any{ref.ID, ref.Version, formatTime(at), ev.Action, ev.Actor, string(status)}, nil
+}
+
+// apply writes the case-record rows; the referral they belong to is stored
+// already. A contact or measure id that is taken is ECONFLICT.
+func (c *caseRows) apply(w *writer) error {
+	if c.plan != nil {
+		if _, err := w.upsertPlan.ExecContext(bg, c.referralID, *c.plan); err != nil {
+			return fmt.Errorf("sqlite: store plan: %w", err)
+		}
+	}
+	for _, args := range c.contacts {
+		if _, err := w.insContact.ExecContext(bg, args...); err != nil {
+			if constraintOf(err).kind == "unique" {
+				return linkbridge.Errorf(linkbridge.ECONFLICT, "contact %s exists already", args[0])
+			}
+			return fmt.Errorf("sqlite: add contact: %w", err)
+		}
+	}
+	for _, args := range c.measures {
+		if _, err := w.insMeasure.ExecContext(bg, args...); err != nil {
+			if constraintOf(err).kind == "unique" {
+				return linkbridge.Errorf(linkbridge.ECONFLICT, "measure %s exists already", args[0])
+			}
+			return fmt.Errorf("sqlite: add measure: %w", err)
+		}
+	}
+	if c.event != nil {
+		if _, err := w.insEvent.ExecContext(bg, c.event...); err != nil {
+			if constraintOf(err).kind == "unique" {
+				return linkbridge.Errorf(linkbridge.ECONFLICT, "referral %s has an event for version %d already", c.event[0], c.event[1])
+			}
+			return fmt.Errorf("sqlite: record event: %w", err)
+		}
+	}
+	return nil
+}
+
+// GetCaseRecord returns a referral's case record, read in one transaction:
+// the referral, its person, its plan (the zero Plan when none was stored),
+// its contacts by time then id, its measures by time taken then id, and its
+// events oldest first. It returns ENOTFOUND for an unknown referral.
+func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge.CaseRecord, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: case record: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	ref, err := findReferral(ctx, tx, "referral "+referralID, `WHERE id = ?`, referralID)
+	if err != nil {
+		return nil, err
+	}
+	rec := &linkbridge.CaseRecord{Referral: ref}
+	if rec.Person, err = findPerson(ctx, tx, "person "+ref.PersonID, `WHERE id = ?`, ref.PersonID); err != nil {
+		return nil, err
+	}
+
+	var plan []byte
+	switch err := tx.QueryRowContext(ctx, `SELECT body FROM case_plan WHERE referral_id = ?`, referralID).Scan(&plan); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, fmt.Errorf("sqlite: case record: plan: %w", err)
+	default:
+		if err := json.Unmarshal(plan, &rec.Plan); err != nil {
+			return nil, fmt.Errorf("sqlite: case record: bad stored plan: %w", err)
+		}
+	}
+
+	err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at
+		FROM contact WHERE referral_id = ? ORDER BY at, id`, []any{referralID}, func(rows *sql.Rows) error {
+		c := &linkbridge.Contact{ReferralID: referralID}
+		var at, mode, createdAt string
+		var attended int
+		if err := rows.Scan(&c.ID, &at, &mode, &c.Minutes, &attended, &c.Notes, &createdAt); err != nil {
+			return err
+		}
+		c.Mode, c.Attended = linkbridge.ContactMode(mode), attended != 0
+		if err := parseTimes(storedTime{&c.At, at}, storedTime{&c.CreatedAt, createdAt}); err != nil {
+			return err
+		}
+		rec.Contacts = append(rec.Contacts, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: case record: contacts: %w", err)
+	}
+
+	err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items, total, metric, taken_at, created_at
+		FROM measure WHERE referral_id = ? ORDER BY taken_at, id`, []any{referralID}, func(rows *sql.Rows) error {
+		m := &linkbridge.Measure{ReferralID: referralID}
+		var instrument, timepoint, items, takenAt, createdAt string
+		if err := rows.Scan(&m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &takenAt, &createdAt); err != nil {
+			return err
+		}
+		m.Instrument, m.Timepoint = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint)
+		if items != "[]" {
+			if err := json.Unmarshal([]byte(items), &m.Items); err != nil {
+				return fmt.Errorf("bad stored items: %w", err)
+			}
+		}
+		if err := parseTimes(storedTime{&m.TakenAt, takenAt}, storedTime{&m.CreatedAt, createdAt}); err != nil {
+			return err
+		}
+		rec.Measures = append(rec.Measures, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: case record: measures: %w", err)
+	}
+
+	err = queryRows(ctx, tx, `SELECT version, at, action, actor, status
+		FROM referral_event WHERE referral_id = ? ORDER BY version`, []any{referralID}, func(rows *sql.Rows) error {
+		e := &linkbridge.ReferralEvent{ReferralID: referralID}
+		var at, status string
+		if err := rows.Scan(&e.Version, &at, &e.Action, &e.Actor, &status); err != nil {
+			return err
+		}
+		e.Status = linkbridge.TaskStatus(status)
+		if err := parseTimes(storedTime{&e.At, at}); err != nil {
+			return err
+		}
+		rec.Events = append(rec.Events, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: case record: events: %w", err)
+	}
+	return rec, nil
+}
+
+// ListReferrals returns one page of the referrals matching f, newest received
+// first (then by id, descending), and the number of matches. Empty fields of
+// f do not filter; Statuses matches any of its statuses. It returns EINVALID
+// when Limit is below 1 or Offset is negative.
+func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
+	switch {
+	case f.Limit < 1:
+		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list page size must be at least 1")
+	case f.Offset < 0:
+		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list offset must not be negative")
+	}
+	var conds []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			conds = append(conds, col+` = ?`)
+			args = append(args, v)
+		}
+	}
+	eq("service_ods", f.ServiceODS)
+	eq("referrer_ods", f.ReferrerODS)
+	eq("link_worker_id", f.LinkWorkerID)
+	if len(f.Statuses) > 0 {
+		conds = append(conds, `status IN (`+placeholders(len(f.Statuses))+`)`)
+		for _, s := range f.Statuses {
+			args = append(args, string(s))
+		}
+	}
+	if !f.ReceivedFrom.IsZero() {
+		conds = append(conds, `received_at >= ?`)
+		args = append(args, formatTime(f.ReceivedFrom))
+	}
+	if !f.ReceivedTo.IsZero() {
+		conds = append(conds, `received_at < ?`)
+		args = append(args, formatTime(f.ReceivedTo))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+
+	// The count and the page come from one read transaction, so they agree.
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list referrals: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var total int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM referral`+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list referrals: count: %w", err)
+	}
+	if total <= f.Offset {
+		return nil, total, nil
+	}
+	var out []*linkbridge.Referral
+	err = queryRows(ctx, tx, `SELECT `+referralColumns+` FROM referral`+where+
+		` ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset),
+		func(rows *sql.Rows) error {
+			r, err := scanReferral(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list referrals: %w", err)
+	}
+	return out, total, nil
+}
+
+// countChunk bounds the ids of one CountContacts query, well below SQLite's
+// limit on bound parameters.
+const countChunk = 500
+
+// CountContacts returns, per referral id, the number of attended contacts.
+// Every id asked for is in the map: one without attended contacts, or not
+// stored at all, maps to 0.
+func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
+	counts := make(map[string]int, len(referralIDs))
+	for _, id := range referralIDs {
+		counts[id] = 0
+	}
+	for ids := referralIDs; len(ids) > 0; {
+		chunk := ids[:min(len(ids), countChunk)]
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		err := queryRows(ctx, db.read, `SELECT referral_id, COUNT(*) FROM contact
+			WHERE referral_id IN (`+placeholders(len(chunk))+`) AND attended = 1 GROUP BY referral_id`, args,
+			func(rows *sql.Rows) error {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					return err
+				}
+				counts[id] = n
+				return nil
+			})
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: count contacts: %w", err)
+		}
+	}
+	return counts, nil
+}
+
+// queryRows runs a query through q and calls fn for each row.
+func queryRows(ctx context.Context, q querier, query string, args []any, fn func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// storedTime is a stored time to parse into dst.
+type storedTime struct {
+	dst *time.Time
+	src string
+}
+
+// parseTimes parses stored times. An empty one (NULL) leaves its dst zero.
+func parseTimes(ts ...storedTime) error {
+	for _, t := range ts {
+		if t.src == "" {
+			continue
+		}
+		v, err := parseTime(t.src)
+		if err != nil {
+			return err
+		}
+		*t.dst = v
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package linkbridge
+
+import (
+	"context"
+	"time"
+)
+
+// OutboxState is where a write-back stands.
+type OutboxState string
+
+// Outbox states.
+const (
+	// OutboxPending waits for delivery (now, or at AvailableAt after a
+	// retryable failure).
+	OutboxPending OutboxState = "pending"
+	// OutboxInflight is claimed by a relay worker; the rescuer returns rows
+	// left here by a crash.
+	OutboxInflight OutboxState = "inflight"
+	// OutboxDelivered was accepted by the GP-side endpoint.
+	OutboxDelivered OutboxState = "delivered"
+	// OutboxDead was refused permanently (a 4xx other than 408/429); the
+	// endpoint's OperationOutcome is kept. An operator may retry it.
+	OutboxDead OutboxState = "dead"
+	// OutboxDiscarded was dropped by an operator.
+	OutboxDiscarded OutboxState = "discarded"
+	// OutboxSuperseded was never sent because a later version of the same
+	// resource was queued behind it (delivering the later one has the same
+	// final effect).
+	OutboxSuperseded OutboxState = "superseded"
+)
+
+// OutboxMessage is one FHIR resource version to write back into the
+// patient's GP record. It is enqueued in the same transaction as the change
+// that produced it, rendered and validated at that moment.
+type OutboxMessage struct {
+	ID int64 `json:"id"`
+	// OrderKey orders delivery: messages with the same key (the person)
+	// are delivered one at a time, in ID order.
+	OrderKey   string `json:"orderKey"`
+	ReferralID string `json:"referralId"`
+	// ResourceType, ResourceID and Version name the resource version.
+	ResourceType string `json:"resourceType"`
+	ResourceID   string `json:"resourceId"`
+	Version      int    `json:"version"`
+	// Body is the FHIR JSON to write, patient identified by NHS number.
+	Body []byte `json:"-"`
+	// NHSNumber identifies the person on the GP side (never shown or
+	// logged).
+	NHSNumber   string      `json:"-"`
+	State       OutboxState `json:"state"`
+	Attempts    int         `json:"attempts"`
+	AvailableAt time.Time   `json:"availableAt"`
+	// LockedBy and LockedAt name the worker holding an inflight message.
+	LockedBy string    `json:"lockedBy,omitempty"`
+	LockedAt time.Time `json:"lockedAt,omitempty"`
+	// LastStatus, LastError and LastOutcome describe the last attempt
+	// (LastOutcome is the endpoint's OperationOutcome JSON, if any).
+	LastStatus  int       `json:"lastStatus,omitempty"`
+	LastError   string    `json:"lastError,omitempty"`
+	LastOutcome []byte    `json:"-"`
+	CreatedAt   time.Time `json:"createdAt"`
+	DeliveredAt time.Time `json:"deliveredAt,omitempty"`
+}
+
+// OutboxFilter selects outbox messages for operators.
+type OutboxFilter struct {
+	States     []OutboxState
+	OrderKey   string
+	ReferralID string
+	// OlderThan keeps messages created before it (zero: any age).
+	OlderThan time.Time
+	Limit     int
+}
+
+// OutboxStats is the outbox at a glance (for /metrics).
+type OutboxStats struct {
+	// Counts per state.
+	Counts map[OutboxState]int
+	// OldestPending is the creation time of the oldest pending or inflight
+	// message (zero when none).
+	OldestPending time.Time
+}
+
+// OutboxStore is the durable outbox. Messages are added through
+// ReferralChange.Outbox, in the transaction of the change.
+type OutboxStore interface {
+	// ClaimOutbox marks up to limit deliverable messages inflight for
+	// worker and returns them. A message is deliverable when it is pending,
+	// due (AvailableAt <= now), and no earlier message with its OrderKey is
+	// pending or inflight: at most one message per OrderKey is claimed, so
+	// delivery is ordered per person even with several workers. Earlier
+	// pending versions of a resource that has a later version queued are
+	// marked superseded instead of being claimed.
+	ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*OutboxMessage, error)
+	// CompleteOutbox marks a message delivered.
+	CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error
+	// RetryOutboxLater returns an inflight message to pending, due at, with
+	// the attempt recorded.
+	RetryOutboxLater(ctx context.Context, id int64, at time.Time, status int, errText string) error
+	// DeadLetterOutbox marks a message dead with the endpoint's answer.
+	DeadLetterOutbox(ctx context.Context, id int64, status int, errText string, outcome []byte) error
+	// RescueOutbox returns messages inflight since before stuckBefore to
+	// pending (a crashed worker's), and reports how many.
+	RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error)
+
+	// ListOutbox, GetOutbox, RequeueOutbox and DiscardOutbox serve the
+	// operator tools. RequeueOutbox makes a dead, discarded or pending
+	// message pending and due now; DiscardOutbox drops a pending or dead
+	// message. Both return ENOTFOUND or ECONFLICT (wrong state).
+	ListOutbox(ctx context.Context, f OutboxFilter) ([]*OutboxMessage, error)
+	GetOutbox(ctx context.Context, id int64) (*OutboxMessage, error)
+	RequeueOutbox(ctx context.Context, id int64, now time.Time) error
+	DiscardOutbox(ctx context.Context, id int64) error
+	// OutboxStats counts messages per state.
+	OutboxStats(ctx context.Context) (*OutboxStats, error)
+}
