@@ -180,8 +180,12 @@ type Result struct {
 	Location, ETag string
 }
 
+// VersionHeader carries the gateway's version of a written resource, so an
+// endpoint (or a test recorder) can see that versions only move forward.
+const VersionHeader = "X-Linkbridge-Version"
+
 // Put writes one resource version idempotently (see Mode).
-func (c *Client) Put(ctx context.Context, typ, id string, body []byte) (*Result, error) {
+func (c *Client) Put(ctx context.Context, typ, id string, version int, body []byte) (*Result, error) {
 	mode, err := c.modeFor(ctx, typ)
 	if err != nil {
 		return nil, err
@@ -190,7 +194,7 @@ func (c *Client) Put(ctx context.Context, typ, id string, body []byte) (*Result,
 	if mode == ModeConditional {
 		u = c.cfg.BaseURL + "/" + typ + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+typ+"/"+id)
 	}
-	resp, err := c.do(ctx, http.MethodPut, u, body)
+	resp, err := c.do(ctx, http.MethodPut, u, body, VersionHeader, strconv.Itoa(version))
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +256,7 @@ func (c *Client) FindPatient(ctx context.Context, nhsNumber string) (string, err
 
 // do sends one request through the retrying client. Network failures that
 // outlast the in-process retries are RetryableError.
-func (c *Client) do(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, u string, body []byte, header ...string) (*http.Response, error) {
 	var rb any
 	if body != nil {
 		rb = body
@@ -264,6 +268,9 @@ func (c *Client) do(ctx context.Context, method, u string, body []byte) (*http.R
 	req.Header.Set("Accept", "application/fhir+json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	if c.cfg.Auth != nil {
 		if err := c.cfg.Auth.Authorize(ctx, req.Request); err != nil {

@@ -50,7 +50,7 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 			}
 		}
 	}
-	res, err := s.Client.Put(ctx, m.ResourceType, m.ResourceID, body)
+	res, err := s.Client.Put(ctx, m.ResourceType, m.ResourceID, m.Version, body)
 	if err != nil {
 		return 0, err
 	}

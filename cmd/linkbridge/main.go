@@ -5,6 +5,7 @@
 // Usage:
 //
 //	linkbridge serve [flags]     run the gateway
+//	linkbridge outbox ...        operate the write-back queue
 //	linkbridge bench [flags]     load-test a gateway with referral Bundles
 //	linkbridge help              show help
 package main
@@ -39,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return (&ServeCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "outbox":
+		return (&OutboxCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "bench":
 		return (&BenchCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
@@ -54,6 +57,7 @@ func usage(w io.Writer) {
 
 Commands:
   serve   run the gateway (FHIR API at /fhir)
+  outbox  list, show, retry or discard write-backs to the GP record
   bench   load-test a gateway with referral transaction Bundles
   help    show this help
 
