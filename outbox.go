@@ -88,9 +88,12 @@ type OutboxStore interface {
 	// worker and returns them. A message is deliverable when it is pending,
 	// due (AvailableAt <= now), and no earlier message with its OrderKey is
 	// pending or inflight: at most one message per OrderKey is claimed, so
-	// delivery is ordered per person even with several workers. Earlier
-	// pending versions of a resource that has a later version queued are
-	// marked superseded instead of being claimed.
+	// delivery is ordered per person even with several workers. A due
+	// pending head whose next message in its key is a later version of the
+	// same resource, or whose resource already has a later version
+	// delivered, is marked superseded instead of being claimed (sending the
+	// later version has the same final effect; sending the older one after
+	// it would regress the GP record).
 	ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*OutboxMessage, error)
 	// CompleteOutbox marks a message delivered.
 	CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error

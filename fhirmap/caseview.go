@@ -124,8 +124,10 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 		"title":        "Personalised care and support plan (social prescribing)",
 		"category":     []any{JSON{"text": "Social prescribing personalised care and support plan"}},
 		"subject":      patient,
-		"basedOn":      basedOn,
-		"period":       period(r.AcceptedAt, r.CompletedAt),
+		// CarePlan.basedOn may only point at a CarePlan (R4); the referral
+		// is information the plan was made on.
+		"supportingInfo": basedOn,
+		"period":         period(r.AcceptedAt, r.CompletedAt),
 	}
 	if r.LinkWorker.ID != "" {
 		cp["author"] = linkWorkerRef(r.LinkWorker)
@@ -291,7 +293,13 @@ func onwardJSON(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient JSO
 	case "declined":
 		status = "revoked"
 	}
-	performer := JSON{"display": o.Service}
+	// The service is named by the link worker in free text: only full
+	// consent shares the name; codes-only shares the ODS code, if any.
+	code, performer := JSON{"text": "Referral to a community service"}, JSON{}
+	if full {
+		code["text"] = "Referral to " + o.Service
+		performer["display"] = o.Service
+	}
 	if o.OrganisationODS != "" {
 		performer["identifier"] = JSON{"system": linkbridge.ODSSystem, "value": o.OrganisationODS}
 		performer["type"] = "Organization"
@@ -300,12 +308,14 @@ func onwardJSON(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient JSO
 		"resourceType": "ServiceRequest",
 		"status":       status,
 		"intent":       "order",
-		"code":         JSON{"text": "Referral to " + o.Service},
+		"code":         code,
 		"subject":      patient,
 		"basedOn":      []any{JSON{"reference": "ServiceRequest/" + r.ID}},
 		"authoredOn":   dateTime(o.SentAt),
-		"performer":    []any{performer},
 		"extension":    []any{JSON{"url": "https://linkbridge.example.org/fhir/StructureDefinition/onward-referral-status", "valueCode": o.Status}},
+	}
+	if len(performer) > 0 {
+		doc["performer"] = []any{performer}
 	}
 	if r.LinkWorker.ID != "" {
 		doc["requester"] = linkWorkerRef(r.LinkWorker)

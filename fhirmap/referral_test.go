@@ -21,7 +21,7 @@ import (
 	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
 )
 
-var update = flag.Bool("update", false, "rewrite fhirmap/testdata/*.golden.json from the current MapReferral output")
+var update = flag.Bool("update", false, "rewrite the golden files under fhirmap/testdata from the current MapReferral and CaseView output")
 
 // goldenReferral is what a golden file records about one mapped request:
 // the domain records and which entry plays which part, or the error.

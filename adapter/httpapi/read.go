@@ -35,6 +35,12 @@ var searchable = map[string][]string{
 	"HealthcareService": {"identifier"},
 	"Condition":         {"identifier", "patient", "subject", "code", "category"},
 	"Consent":           {"identifier", "patient", "status", "category"},
+	// The FHIR view of case records (fhirmap.CaseView).
+	"CarePlan":    {"patient", "subject", "status"},
+	"Goal":        {"patient", "subject"},
+	"Encounter":   {"patient", "subject", "based-on", "status"},
+	"Observation": {"patient", "subject", "based-on", "code", "category", "status"},
+	"Procedure":   {"patient", "subject", "based-on", "code", "status"},
 }
 
 // includes lists the _include values supported, each with the JSON element

@@ -240,7 +240,7 @@ func TestSearchPaging(t *testing.T) {
 	wantOutcome(t, ts.get("/Task?_lastUpdated=yesterday"), http.StatusBadRequest, "invalid", "_lastUpdated")
 	wantOutcome(t, ts.get("/Task?_lastUpdated=sa2026-01-01"), http.StatusBadRequest, "invalid", "_lastUpdated")
 	wantOutcome(t, ts.get("/Task?patient:missing=true"), http.StatusBadRequest, "invalid", "patient:missing")
-	wantOutcome(t, ts.get("/Goal"), http.StatusNotFound, "not-found", "")
+	wantOutcome(t, ts.get("/MedicationRequest"), http.StatusNotFound, "not-found", "")
 }
 
 // TestSearchIncludeFocus: Task?_id=..&_include=Task:focus returns the Task

@@ -146,8 +146,8 @@ func (r *Relay) Start(ctx context.Context) error {
 	r.stop = cancel
 	r.wake = make(chan struct{}, 1)
 	r.done = make(chan struct{})
-	// Rows this worker name left inflight before a restart are rescued at
-	// once; others' after RescueAfter.
+	// Rows left inflight by a crashed worker (this one before a restart,
+	// or another replica) are rescued once they are older than RescueAfter.
 	go r.run(ctx)
 	return nil
 }

@@ -186,8 +186,10 @@ func (r *referralRow) args() []any {
 // already), and EDUPLICATE when MessageID was already processed.
 //
 // In the same transaction it replaces the plan when Plan is set, adds
-// Contacts and Measures (ECONFLICT when an id is taken) and appends Event
-// when set; if any of it fails, nothing of the change is stored. Entries
+// Contacts and Measures (ECONFLICT when an id is taken), appends Event
+// when set and enqueues the Outbox messages (see newOutboxRows; on success
+// each message's ID, State and defaulted times are set to what was stored);
+// if any of it fails, nothing of the change is stored. Entries
 // that name no referral are the change's referral's; an event's zero
 // Version, At and Status default to the new referral's Version, UpdatedAt
 // and Status. A change that names another referral or version in its
@@ -213,9 +215,13 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 	if err != nil {
 		return err
 	}
+	ob, err := newOutboxRows(ch, db.Now())
+	if err != nil {
+		return err
+	}
 	msgID := ch.MessageID
 
-	return db.w.do(ctx, func(w *writer) error {
+	err = db.w.do(ctx, func(w *writer) error {
 		if err := w.recordMessage(msgID); err != nil {
 			return err
 		}
@@ -254,8 +260,16 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 				return err
 			}
 		}
-		return cr.apply(w)
+		if err := cr.apply(w); err != nil {
+			return err
+		}
+		return ob.apply(w)
 	})
+	if err != nil {
+		return err
+	}
+	ob.stored()
+	return nil
 }
 
 // recordMessage records a message id, or returns EDUPLICATE if it was

@@ -1,6 +1,6 @@
-// Package sqlite implements linkbridge.Store and linkbridge.CaseStore on an
-// embedded SQLite database (modernc.org/sqlite, pure Go, driver name
-// "sqlite").
+// Package sqlite implements linkbridge.Store, linkbridge.CaseStore and
+// linkbridge.OutboxStore on an embedded SQLite database (modernc.org/sqlite,
+// pure Go, driver name "sqlite").
 //
 // The database is one file, created with mode 0600 in a directory created
 // with mode 0700, because it holds patient data. It runs in WAL mode with
@@ -8,14 +8,15 @@
 // disk. Migrations are embedded SQL files run in order at Open, each in its
 // own transaction, and recorded by name in the migrations table.
 //
-// Writes (CreateReferral and UpdateReferral) go through a single writer
-// goroutine that owns the only write connection and commits in groups: it
-// takes every request that is waiting (up to MaxBatch), runs each inside its
-// own SAVEPOINT of one transaction, and COMMITs once, so one fsync serves many
-// requests while each request still succeeds or fails on its own. Reads use a
-// separate pool of read-only connections, which WAL lets run alongside the
-// writer. WAL checkpoints run on a connection of their own, off the write
-// path (see checkpoint.go).
+// Writes (CreateReferral, UpdateReferral and the outbox's claims and state
+// changes, see outbox.go) go through a single writer goroutine that owns the
+// only write connection and commits in groups: it takes every request that
+// is waiting (up to MaxBatch), runs each inside its own SAVEPOINT of one
+// transaction, and COMMITs once, so one fsync serves many requests while
+// each request still succeeds or fails on its own. Reads use a separate pool
+// of read-only connections, which WAL lets run alongside the writer. WAL
+// checkpoints run on a connection of their own, off the write path (see
+// checkpoint.go).
 //
 // A resource's current version is in the resource table, the versions it
 // replaced in resource_history; search_param indexes the current version's
@@ -61,8 +62,9 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 // Compile-time checks that DB implements the store contracts.
 var (
-	_ linkbridge.Store     = (*DB)(nil)
-	_ linkbridge.CaseStore = (*DB)(nil)
+	_ linkbridge.Store       = (*DB)(nil)
+	_ linkbridge.CaseStore   = (*DB)(nil)
+	_ linkbridge.OutboxStore = (*DB)(nil)
 )
 
 // DB is the SQLite store. Create it with NewDB, set its fields, then call

@@ -66,6 +66,11 @@ func TestCaseStore(t *testing.T) {
 	storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return mustOpen(t) })
 }
 
+func TestOutboxStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return mustOpen(t) })
+}
+
 func TestOpen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -451,9 +456,14 @@ func TestUpgrade(t *testing.T) {
 	next.Version, next.Status, next.LinkWorker = 2, linkbridge.TaskAccepted, linkbridge.LinkWorker{ID: "lw-1"}
 	task := &linkbridge.Resource{Type: "Task", ID: "task-old", VersionID: 2, LastUpdated: t0.Add(time.Hour), Body: []byte(`{"v":2}`),
 		Params: []linkbridge.SearchParam{{Name: "status", Value: "accepted"}}}
+	writeBack := &linkbridge.OutboxMessage{OrderKey: "p-old", ResourceType: "Task", ResourceID: "task-old", Version: 2,
+		Body: []byte(`{"v":2}`), NHSNumber: "9434765919", CreatedAt: t0.Add(time.Hour)}
 	if err := db.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: &next, Resources: []*linkbridge.Resource{task},
-		Event: &linkbridge.ReferralEvent{Action: "accept", Actor: "lw-1"}}); err != nil {
+		Event: &linkbridge.ReferralEvent{Action: "accept", Actor: "lw-1"}, Outbox: []*linkbridge.OutboxMessage{writeBack}}); err != nil {
 		t.Fatalf("UpdateReferral after upgrade returned unexpected error: %v", err)
+	}
+	if msgs, err := db.ClaimOutbox(ctx, "w1", 10, t0.Add(2*time.Hour)); err != nil || len(msgs) != 1 || msgs[0].ID != writeBack.ID {
+		t.Fatalf("ClaimOutbox after upgrade = %v, %v; want the write-back of the change", msgs, err)
 	}
 	if h, err := db.ResourceHistory(ctx, "Task", "task-old"); err != nil || len(h) != 2 || string(h[1].Body) != "{}" {
 		t.Fatalf("ResourceHistory(Task/task-old) after an update = %v, %v; want versions 2 and 1", h, err)
@@ -539,6 +549,72 @@ func TestUpdateReferralCaseRecord(t *testing.T) {
 				t.Fatalf("FindReferral after a refused change = %v, %v; want version 1", got, err)
 			}
 		})
+	}
+}
+
+func TestUpdateReferralOutbox(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	in := intake(0, "")
+	next := *in.Referral
+	next.Version, next.UpdatedAt = 2, next.UpdatedAt.Add(time.Hour)
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), "linkbridge.db"))
+	db.Now = func() time.Time { return next.UpdatedAt }
+	if err := db.Open(ctx); err != nil {
+		t.Fatalf("Open returned unexpected error: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.CreateReferral(ctx, in); err != nil {
+		t.Fatalf("CreateReferral returned unexpected error: %v", err)
+	}
+	msg := func() *linkbridge.OutboxMessage {
+		return &linkbridge.OutboxMessage{OrderKey: in.Person.ID, ResourceType: "Task", ResourceID: in.Referral.TaskID,
+			Version: 2, Body: []byte(`{"resourceType":"Task"}`), NHSNumber: in.Person.NHSNumber}
+	}
+
+	for _, tc := range []struct {
+		name string
+		bad  func(m *linkbridge.OutboxMessage)
+	}{
+		{"ErrOtherReferral", func(m *linkbridge.OutboxMessage) { m.ReferralID = "sr-other" }},
+		{"ErrNoOrderKey", func(m *linkbridge.OutboxMessage) { m.OrderKey = "" }},
+		{"ErrNoResource", func(m *linkbridge.OutboxMessage) { m.ResourceID = "" }},
+		{"ErrNoVersion", func(m *linkbridge.OutboxMessage) { m.Version = 0 }},
+		{"ErrNoBody", func(m *linkbridge.OutboxMessage) { m.Body = nil }},
+		{"ErrNotPending", func(m *linkbridge.OutboxMessage) { m.State = linkbridge.OutboxDelivered }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := msg()
+			tc.bad(bad)
+			err := db.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: &next, Outbox: []*linkbridge.OutboxMessage{msg(), bad}})
+			if code := linkbridge.ErrorCode(err); code != linkbridge.EINVALID {
+				t.Fatalf("error code %q, want %q (error: %v)", code, linkbridge.EINVALID, err)
+			}
+			if got, err := db.FindReferral(ctx, next.ID); err != nil || got.Version != 1 {
+				t.Fatalf("FindReferral after a refused change = %v, %v; want version 1", got, err)
+			}
+			if got, err := db.ListOutbox(ctx, linkbridge.OutboxFilter{}); err != nil || len(got) != 0 {
+				t.Fatalf("ListOutbox after a refused change = %v, %v; want none", got, err)
+			}
+		})
+	}
+
+	// A message without a referral, creation or due time is the change's,
+	// created and due when it is stored.
+	m := msg()
+	if err := db.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: &next, Outbox: []*linkbridge.OutboxMessage{m}}); err != nil {
+		t.Fatalf("UpdateReferral returned unexpected error: %v", err)
+	}
+	got, err := db.GetOutbox(ctx, m.ID)
+	if err != nil {
+		t.Fatalf("GetOutbox returned unexpected error: %v", err)
+	}
+	if got.ReferralID != next.ID || !got.CreatedAt.Equal(next.UpdatedAt) || !got.AvailableAt.Equal(next.UpdatedAt) ||
+		got.State != linkbridge.OutboxPending {
+		t.Fatalf("stored message = %+v; want referral %s, created and due at %s, pending", got, next.ID, next.UpdatedAt)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Fatalf("enqueued message differs from the stored one (-enqueued +stored):\n%s", diff)
 	}
 }
 

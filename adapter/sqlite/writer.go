@@ -45,6 +45,7 @@ type writer struct {
 	selResourceExists              *sql.Stmt
 	upsertPlan, insContact         *sql.Stmt
 	insMeasure, insEvent           *sql.Stmt
+	ob                             outboxStmts
 	stmts                          []*sql.Stmt
 
 	// multi caches the multi-row INSERT statements.
@@ -114,6 +115,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.insMeasure, `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	prep(&w.insEvent, `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES (?, ?, ?, ?, ?, ?)`)
+	prepareOutbox(&w.ob, prep)
 	if err != nil {
 		_ = w.close()
 		return nil, err

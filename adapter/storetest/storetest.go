@@ -12,9 +12,15 @@
 //		storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return mustOpen(t) })
 //	}
 //
-// The suites use only the linkbridge.Store and linkbridge.CaseStore
-// interfaces. Their times have microsecond precision, the finest that
-// PostgreSQL keeps. Import the package only from tests.
+// A store that also implements linkbridge.OutboxStore runs RunOutboxStore:
+//
+//	func TestOutboxStore(t *testing.T) {
+//		storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return mustOpen(t) })
+//	}
+//
+// The suites use only the linkbridge.Store, linkbridge.CaseStore and
+// linkbridge.OutboxStore interfaces. Their times have microsecond precision,
+// the finest that PostgreSQL keeps. Import the package only from tests.
 package storetest
 
 import (

@@ -1,0 +1,568 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+// The outbox (migration 004_outbox.sql) holds write-backs to the GP record.
+// UpdateReferral enqueues a change's messages in the change's savepoint; the
+// relay's calls (ClaimOutbox, CompleteOutbox, RetryOutboxLater,
+// DeadLetterOutbox, RescueOutbox) and the operators' (RequeueOutbox,
+// DiscardOutbox) are writes too, so they go through the writer and serialise
+// with every other write: two claims can never both take a row or a key.
+// (ClaimOutbox finds its candidates on the read pool first; see there.)
+// ListOutbox, GetOutbox and OutboxStats read from the read pool.
+//
+// Ordering. The queued rows of an order key are its pending and inflight
+// rows; its head is the queued row with the lowest id. A claim takes only
+// pending heads, and only of keys with no inflight row (a requeued old
+// message can be the head while a later one is inflight), so at most one
+// message per key is ever inflight and a key's messages are delivered in id
+// order: a failed head blocks its key until it is delivered, dead-lettered
+// or discarded.
+//
+// Superseding. A claim marks a due pending head superseded, instead of
+// claiming it, when
+//   - the row queued right behind it in its key is a later version of the
+//     same resource, or
+//   - a later version of the same resource (with a higher id, in the same
+//     key) was delivered already: an operator requeued an old version, and
+//     sending it would overwrite the newer one,
+//
+// and then considers the next row as the head, and so on. Only a run of
+// consecutive versions of one resource collapses to its last version: when
+// another resource's message lies between two versions, skipping the first
+// would deliver that message to a GP record that lacks the first version
+// (which it may reference, e.g. a CarePlan naming a new Goal), so both
+// versions are sent. This is the "every row between is superseded too" rule:
+// a skipped row's replacement may only come after rows that are skipped as
+// well, which, followed to the end of the run, means that they are all
+// versions of the one resource. Only due heads are superseded, so a head
+// waiting for its retry keeps its key waiting (the backoff, or the
+// endpoint's Retry-After, holds for the key); it is superseded when it falls
+// due.
+//
+// Ownership. CompleteOutbox, RetryOutboxLater and DeadLetterOutbox apply only
+// to an inflight row (ECONFLICT otherwise), so a worker's late answer cannot
+// clobber a row that was rescued and is pending again, or that an operator
+// changed. They carry no worker name, so they cannot tell the claimer from a
+// second worker that claimed the row after a rescue: the relay bounds each
+// send to half the rescue delay so that this does not happen.
+//
+// Attempts counts failed attempts: RetryOutboxLater and DeadLetterOutbox add
+// one, CompleteOutbox and RescueOutbox do not (a rescued attempt's outcome is
+// unknown), and RequeueOutbox keeps the count.
+
+// DefaultOutboxListLimit is the page size of ListOutbox when the filter sets
+// none.
+const DefaultOutboxListLimit = 100
+
+// outboxColumns are the outbox table's columns in the order scanOutbox reads
+// them.
+const outboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
+	state, attempts, available_at, locked_by, locked_at, last_status, last_error, last_outcome,
+	created_at, delivered_at`
+
+// queued is the partial index outbox_queue's WHERE term; queries repeat it
+// exactly so that SQLite uses the index.
+const queued = `state IN ('pending', 'inflight')`
+
+// outboxStmts are the outbox statements prepared on the write connection.
+type outboxStmts struct {
+	insert *sql.Stmt
+	// head reads what the claim needs of a row, and whether its key holds
+	// an earlier queued row or an inflight one; next reads the row queued
+	// behind a row of a key; delivered finds a later delivered version.
+	head, next, delivered *sql.Stmt
+	supersede, claim      *sql.Stmt
+	complete, retry, dead *sql.Stmt
+	rescue                *sql.Stmt
+	requeue, discard      *sql.Stmt
+	state                 *sql.Stmt
+}
+
+// prepareOutbox prepares the outbox statements with prep (startWriter's).
+func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
+	prep(&s.insert, `INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
+		state, available_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`)
+	prep(&s.head, `SELECT order_key, resource_type, resource_id, version, state, available_at,
+			EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_queue WHERE `+queued+`
+				AND q.order_key = o.order_key AND (q.id < o.id OR q.state = 'inflight'))
+		FROM outbox o WHERE id = ?`)
+	prep(&s.next, `SELECT id, resource_type, resource_id, version FROM outbox INDEXED BY outbox_queue
+		WHERE `+queued+` AND order_key = ? AND id > ? ORDER BY id LIMIT 1`)
+	prep(&s.delivered, `SELECT COUNT(*) FROM outbox WHERE order_key = ? AND id > ?
+		AND resource_type = ? AND resource_id = ? AND version > ? AND state = 'delivered'`)
+	prep(&s.supersede, `UPDATE outbox SET state = 'superseded' WHERE id = ? AND state = 'pending'`)
+	prep(&s.claim, `UPDATE outbox SET state = 'inflight', locked_by = ?, locked_at = ?
+		WHERE id = ? AND state = 'pending' RETURNING `+outboxColumns)
+	prep(&s.complete, `UPDATE outbox SET state = 'delivered', delivered_at = ?, last_status = ?, last_error = '',
+		last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND state = 'inflight'`)
+	prep(&s.retry, `UPDATE outbox SET state = 'pending', attempts = attempts + 1, available_at = ?, last_status = ?,
+		last_error = ?, last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND state = 'inflight'`)
+	prep(&s.dead, `UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_status = ?, last_error = ?,
+		last_outcome = ?, locked_by = '', locked_at = NULL WHERE id = ? AND state = 'inflight'`)
+	prep(&s.rescue, `UPDATE outbox SET state = 'pending', locked_by = '', locked_at = NULL
+		WHERE state = 'inflight' AND locked_at < ?`)
+	prep(&s.requeue, `UPDATE outbox SET state = 'pending', available_at = ?, locked_by = '', locked_at = NULL
+		WHERE id = ? AND state IN ('dead', 'discarded', 'pending')`)
+	prep(&s.discard, `UPDATE outbox SET state = 'discarded', locked_by = '', locked_at = NULL
+		WHERE id = ? AND state IN ('pending', 'dead')`)
+	prep(&s.state, `SELECT state FROM outbox WHERE id = ?`)
+}
+
+// outboxRows are the outbox messages of one change, converted to column
+// values by the caller's goroutine.
+type outboxRows struct {
+	msgs               []*linkbridge.OutboxMessage
+	args               [][]any
+	created, available []time.Time // as stored
+	ids                []int64     // set by the writer
+}
+
+// newOutboxRows converts a change's outbox messages to column values. A
+// message's empty ReferralID is the change's referral; a message of another
+// referral, without an order key, resource type, resource id or body, at a
+// version below 1, or in a state other than pending, is EINVALID. A zero
+// CreatedAt is now, a zero AvailableAt is CreatedAt. Attempts, lock and
+// last-attempt fields are not stored: a message is enqueued fresh.
+func newOutboxRows(ch *linkbridge.ReferralChange, now time.Time) (*outboxRows, error) {
+	if len(ch.Outbox) == 0 {
+		return nil, nil
+	}
+	ref := ch.Referral
+	n := len(ch.Outbox)
+	o := &outboxRows{msgs: ch.Outbox, args: make([][]any, n), created: make([]time.Time, n),
+		available: make([]time.Time, n), ids: make([]int64, n)}
+	for i, m := range ch.Outbox {
+		switch {
+		case m == nil:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is empty", i)
+		case m.ReferralID != "" && m.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d belongs to referral %s, not %s", i, m.ReferralID, ref.ID)
+		case m.OrderKey == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d has no order key", i)
+		case m.ResourceType == "" || m.ResourceID == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d names no resource", i)
+		case m.Version < 1:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is of %s/%s version %d", i, m.ResourceType, m.ResourceID, m.Version)
+		case len(m.Body) == 0:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d (%s/%s) has no body", i, m.ResourceType, m.ResourceID)
+		case m.State != "" && m.State != linkbridge.OutboxPending:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is %s: a new message is pending", i, m.State)
+		}
+		created, available := m.CreatedAt, m.AvailableAt
+		if created.IsZero() {
+			created = now
+		}
+		if available.IsZero() {
+			available = created
+		}
+		o.created[i], o.available[i] = created, available
+		o.args[i] = []any{m.OrderKey, ref.ID, m.ResourceType, m.ResourceID, m.Version, m.Body, m.NHSNumber,
+			formatTime(available), formatTime(created)}
+	}
+	return o, nil
+}
+
+// apply inserts the rows and records their ids.
+func (o *outboxRows) apply(w *writer) error {
+	if o == nil {
+		return nil
+	}
+	for i, args := range o.args {
+		res, err := w.ob.insert.ExecContext(bg, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite: enqueue outbox message: %w", err)
+		}
+		if o.ids[i], err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("sqlite: enqueue outbox message: %w", err)
+		}
+	}
+	return nil
+}
+
+// stored tells the caller's messages what was stored, once the change is
+// committed: their ids, state and defaulted times.
+func (o *outboxRows) stored() {
+	if o == nil {
+		return
+	}
+	for i, m := range o.msgs {
+		m.ID, m.State = o.ids[i], linkbridge.OutboxPending
+		m.ReferralID = o.args[i][1].(string)
+		m.CreatedAt, m.AvailableAt = o.created[i], o.available[i]
+	}
+}
+
+// headsQuery lists the ids of the due heads of keys without an inflight
+// message, oldest first, at most limit of them. The inner query yields one
+// row per key with queued rows: MIN(id) is the head, and the bare
+// available_at is the head's (SQLite takes bare columns from the row of the
+// only min() or max() aggregate); busy counts the key's inflight rows, and
+// when it is 0 the head is pending. It reads only the partial index
+// outbox_queue, in order_key order (INDEXED BY: without statistics the
+// planner prefers outbox_state_created, which reads the table for every
+// queued row and sorts them).
+const headsQuery = `SELECT id FROM (
+		SELECT MIN(id) AS id, available_at, SUM(state = 'inflight') AS busy
+		FROM outbox INDEXED BY outbox_queue WHERE ` + queued + ` GROUP BY order_key
+	) WHERE busy = 0 AND available_at <= ? ORDER BY id LIMIT ?`
+
+// ClaimOutbox marks up to limit deliverable messages inflight for worker, at
+// now, and returns them, oldest first, with their bodies. It supersedes
+// earlier versions first (see the top of this file). It returns EINVALID for
+// an empty worker or a limit below 1.
+//
+// Finding the heads reads every queued row (of the index), which takes
+// milliseconds once tens of thousands are queued (a long outage of the GP
+// endpoint), so it runs on the read pool, beside the writer, and a claim
+// that finds nothing never reaches the writer. The heads it finds are then
+// checked again, one cheap lookup each, and claimed in one write request:
+// claims are serialised, and never share a message or an order key however
+// old the list of heads they start from. A head taken meanwhile by another
+// claim is skipped, so a claim may return fewer messages than are due; the
+// next one finds them.
+func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
+	switch {
+	case worker == "":
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim needs a worker name")
+	case limit < 1:
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim takes at least 1 message, not %d", limit)
+	}
+	at := formatTime(now)
+	var heads []int64
+	err := queryRows(ctx, db.read, headsQuery, []any{at, limit}, func(rows *sql.Rows) error {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		heads = append(heads, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim outbox: find heads: %w", err)
+	}
+	if len(heads) == 0 {
+		return nil, nil
+	}
+	var out []*linkbridge.OutboxMessage
+	err = db.w.do(ctx, func(w *writer) error {
+		out = out[:0]
+		for _, id := range heads {
+			id, ok, err := w.settleHead(id, at)
+			if err != nil {
+				return fmt.Errorf("sqlite: claim outbox: %w", err)
+			}
+			if !ok {
+				continue
+			}
+			m, err := scanOutbox(w.ob.claim.QueryRowContext(bg, worker, at, id))
+			if err != nil {
+				return fmt.Errorf("sqlite: claim outbox message %d: %w", id, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *linkbridge.OutboxMessage) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// settleHead checks that id is still a claimable head: pending, due, the
+// lowest queued row of its key, and its key has no inflight row. While it is
+// superseded (see the top of this file), it supersedes it and checks the row
+// behind it instead. It returns the row to claim, or false when there is
+// none (id was claimed or changed meanwhile, or the new head is not due).
+func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
+	for {
+		var (
+			key, typ, resID, state, availableAt string
+			version                             int
+			blocked                             bool
+		)
+		err := w.ob.head.QueryRowContext(bg, id).Scan(&key, &typ, &resID, &version, &state, &availableAt, &blocked)
+		if err != nil {
+			return 0, false, fmt.Errorf("read head %d: %w", id, err)
+		}
+		if state != string(linkbridge.OutboxPending) || blocked || availableAt > at {
+			return 0, false, nil
+		}
+		var (
+			next          int64
+			nType, nResID string
+			nVersion      int
+		)
+		switch err := w.ob.next.QueryRowContext(bg, key, id).Scan(&next, &nType, &nResID, &nVersion); {
+		case errors.Is(err, sql.ErrNoRows):
+			next = 0
+		case err != nil:
+			return 0, false, fmt.Errorf("read the row behind %d: %w", id, err)
+		}
+		superseded := next != 0 && nType == typ && nResID == resID && nVersion > version
+		if !superseded {
+			var n int
+			if err := w.ob.delivered.QueryRowContext(bg, key, id, typ, resID, version).Scan(&n); err != nil {
+				return 0, false, fmt.Errorf("find a delivered later version of %d: %w", id, err)
+			}
+			superseded = n > 0
+		}
+		if !superseded {
+			return id, true, nil
+		}
+		if _, err := w.ob.supersede.ExecContext(bg, id); err != nil {
+			return 0, false, fmt.Errorf("supersede %d: %w", id, err)
+		}
+		if next == 0 {
+			return 0, false, nil
+		}
+		id = next
+	}
+}
+
+// CompleteOutbox marks an inflight message delivered at now with the
+// endpoint's status, clearing its lock and last error. It returns ENOTFOUND
+// for an unknown id and ECONFLICT when the message is not inflight.
+func (db *DB) CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error {
+	at := formatTime(now)
+	return db.w.do(ctx, func(w *writer) error {
+		return w.outboxUpdate("complete", id, "inflight", w.ob.complete, at, status, id)
+	})
+}
+
+// RetryOutboxLater returns an inflight message to pending, due at, counting
+// the failed attempt and recording its status and error. It returns
+// ENOTFOUND for an unknown id and ECONFLICT when the message is not inflight.
+func (db *DB) RetryOutboxLater(ctx context.Context, id int64, at time.Time, status int, errText string) error {
+	due := formatTime(at)
+	return db.w.do(ctx, func(w *writer) error {
+		return w.outboxUpdate("reschedule", id, "inflight", w.ob.retry, due, status, errText, id)
+	})
+}
+
+// DeadLetterOutbox marks an inflight message dead, counting the failed
+// attempt and keeping the endpoint's status, error and OperationOutcome
+// (nil: none). It returns ENOTFOUND for an unknown id and ECONFLICT when the
+// message is not inflight.
+func (db *DB) DeadLetterOutbox(ctx context.Context, id int64, status int, errText string, outcome []byte) error {
+	var oc any
+	if outcome != nil {
+		oc = outcome
+	}
+	return db.w.do(ctx, func(w *writer) error {
+		return w.outboxUpdate("dead-letter", id, "inflight", w.ob.dead, status, errText, oc, id)
+	})
+}
+
+// RescueOutbox returns to pending every message inflight since before
+// stuckBefore, keeping its due time and attempts, and reports how many.
+func (db *DB) RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error) {
+	before := formatTime(stuckBefore)
+	var n int64
+	err := db.w.do(ctx, func(w *writer) error {
+		res, err := w.ob.rescue.ExecContext(bg, before)
+		if err != nil {
+			return fmt.Errorf("sqlite: rescue outbox: %w", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: rescue outbox: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// RequeueOutbox makes a dead, discarded or pending message pending and due
+// at now, keeping its attempts and last attempt. It returns ENOTFOUND for an
+// unknown id and ECONFLICT for an inflight, delivered or superseded message.
+// A requeued message goes back to its place in its key's id order; if a later
+// version of its resource is queued behind it or was delivered, the next
+// claim supersedes it.
+func (db *DB) RequeueOutbox(ctx context.Context, id int64, now time.Time) error {
+	at := formatTime(now)
+	return db.w.do(ctx, func(w *writer) error {
+		return w.outboxUpdate("requeue", id, "dead, discarded or pending", w.ob.requeue, at, id)
+	})
+}
+
+// DiscardOutbox marks a pending or dead message discarded. It returns
+// ENOTFOUND for an unknown id and ECONFLICT in any other state.
+func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
+	return db.w.do(ctx, func(w *writer) error {
+		return w.outboxUpdate("discard", id, "pending or dead", w.ob.discard, id)
+	})
+}
+
+// outboxUpdate runs a single-row state change of message id. When it
+// changes nothing, it returns ENOTFOUND if the message does not exist and
+// ECONFLICT (naming the state it is in and those, want, it should be in)
+// otherwise.
+func (w *writer) outboxUpdate(op string, id int64, want string, st *sql.Stmt, args ...any) error {
+	res, err := st.ExecContext(bg, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s outbox message %d: %w", op, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: %s outbox message %d: %w", op, id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	var state string
+	switch err := w.ob.state.QueryRowContext(bg, id).Scan(&state); {
+	case errors.Is(err, sql.ErrNoRows):
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+	case err != nil:
+		return fmt.Errorf("sqlite: %s outbox message %d: %w", op, id, err)
+	}
+	return linkbridge.Errorf(linkbridge.ECONFLICT, "cannot %s outbox message %d: it is %s, not %s", op, id, state, want)
+}
+
+// outboxStates are the states, for checking filters and filling in counts.
+var outboxStates = []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight,
+	linkbridge.OutboxDelivered, linkbridge.OutboxDead, linkbridge.OutboxDiscarded, linkbridge.OutboxSuperseded}
+
+// ListOutbox returns the messages matching f, newest (highest id) first, at
+// most f.Limit of them (DefaultOutboxListLimit when f.Limit is not
+// positive), bodies included. Empty fields of f do not filter; States
+// matches any of its states, and an unknown state is EINVALID.
+func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*linkbridge.OutboxMessage, error) {
+	var conds []string
+	var args []any
+	if len(f.States) > 0 {
+		for _, s := range f.States {
+			if !slices.Contains(outboxStates, s) {
+				return nil, linkbridge.Errorf(linkbridge.EINVALID, "unknown outbox state %q", s)
+			}
+			args = append(args, string(s))
+		}
+		conds = append(conds, `state IN (`+placeholders(len(f.States))+`)`)
+	}
+	if f.OrderKey != "" {
+		conds = append(conds, `order_key = ?`)
+		args = append(args, f.OrderKey)
+	}
+	if f.ReferralID != "" {
+		conds = append(conds, `referral_id = ?`)
+		args = append(args, f.ReferralID)
+	}
+	if !f.OlderThan.IsZero() {
+		conds = append(conds, `created_at < ?`)
+		args = append(args, formatTime(f.OlderThan))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultOutboxListLimit
+	}
+	var out []*linkbridge.OutboxMessage
+	err := queryRows(ctx, db.read, `SELECT `+outboxColumns+` FROM outbox`+where+` ORDER BY id DESC LIMIT ?`,
+		append(args, limit), func(rows *sql.Rows) error {
+			m, err := scanOutbox(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list outbox: %w", err)
+	}
+	return out, nil
+}
+
+// GetOutbox returns one message, body and last outcome included, or
+// ENOTFOUND.
+func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessage, error) {
+	m, err := scanOutbox(db.read.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("sqlite: get outbox message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// OutboxStats counts the messages in each state (every state is in Counts,
+// 0 when none) and finds the creation time of the oldest pending or inflight
+// message, read in one transaction.
+func (db *DB) OutboxStats(ctx context.Context) (*linkbridge.OutboxStats, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: outbox stats: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	st := &linkbridge.OutboxStats{Counts: make(map[linkbridge.OutboxState]int, len(outboxStates))}
+	for _, s := range outboxStates {
+		st.Counts[s] = 0
+	}
+	err = queryRows(ctx, tx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`, nil, func(rows *sql.Rows) error {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return err
+		}
+		st.Counts[linkbridge.OutboxState(s)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: outbox stats: %w", err)
+	}
+	// Two lookups of outbox_state_created instead of a scan of the queue.
+	var oldest sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT MIN(c) FROM (
+			SELECT MIN(created_at) AS c FROM outbox WHERE state = 'pending'
+			UNION ALL
+			SELECT MIN(created_at) FROM outbox WHERE state = 'inflight')`).Scan(&oldest); err != nil {
+		return nil, fmt.Errorf("sqlite: outbox stats: oldest pending: %w", err)
+	}
+	if err := parseTimes(storedTime{&st.OldestPending, oldest.String}); err != nil {
+		return nil, fmt.Errorf("sqlite: outbox stats: %w", err)
+	}
+	return st, nil
+}
+
+// scanOutbox reads a row of outboxColumns.
+func scanOutbox(row scanner) (*linkbridge.OutboxMessage, error) {
+	var (
+		m                             linkbridge.OutboxMessage
+		state, availableAt, createdAt string
+		lockedAt, deliveredAt         sql.NullString
+		body, outcome                 []byte
+	)
+	if err := row.Scan(&m.ID, &m.OrderKey, &m.ReferralID, &m.ResourceType, &m.ResourceID, &m.Version, &body, &m.NHSNumber,
+		&state, &m.Attempts, &availableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &outcome,
+		&createdAt, &deliveredAt); err != nil {
+		return nil, err
+	}
+	m.State = linkbridge.OutboxState(state)
+	m.Body = body
+	if outcome != nil {
+		m.LastOutcome = outcome
+	}
+	if err := parseTimes(storedTime{&m.AvailableAt, availableAt}, storedTime{&m.CreatedAt, createdAt},
+		storedTime{&m.LockedAt, lockedAt.String}, storedTime{&m.DeliveredAt, deliveredAt.String}); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
