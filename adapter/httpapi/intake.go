@@ -278,14 +278,8 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 
 // handleTransaction answers POST /fhir with a referral transaction Bundle.
 func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
-	b, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	res, err := s.decode(b)
-	if err != nil {
-		s.writeError(w, r, err)
+	res, ok := s.readResource(w, r)
+	if !ok {
 		return
 	}
 	bundle, ok := res.(*rpb.Bundle)
@@ -354,14 +348,8 @@ func (s *Server) handleCreateTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string) {
-	b, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	res, err := s.decode(b)
-	if err != nil {
-		s.writeError(w, r, err)
+	res, ok := s.readResource(w, r)
+	if !ok {
 		return
 	}
 	if got := fhirmap.TypeName(res); got != typ {

@@ -67,6 +67,20 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return b, nil
 }
 
+// readResource reads and decodes a FHIR request body; on failure it writes
+// the OperationOutcome and returns false.
+func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Message, bool) {
+	b, err := s.readBody(w, r)
+	if err == nil {
+		var res proto.Message
+		if res, err = s.decode(b); err == nil {
+			return res, true
+		}
+	}
+	s.writeError(w, r, err)
+	return nil, false
+}
+
 // decode parses a FHIR resource body, returning the resource proto.
 func (s *Server) decode(b []byte) (proto.Message, error) {
 	cr, err := s.Codec.Decode(b)

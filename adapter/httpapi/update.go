@@ -38,14 +38,8 @@ func WithActor(ctx context.Context, a linkbridge.Actor) context.Context {
 func (s *Server) handleUpdateTask(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := mux.Vars(r)["id"]
-	b, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	res, err := s.decode(b)
-	if err != nil {
-		s.writeError(w, r, err)
+	res, ok := s.readResource(w, r)
+	if !ok {
 		return
 	}
 	t, ok := res.(*taskpb.Task)
@@ -111,14 +105,8 @@ func (s *Server) handleUpdateTask(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUpdateServiceRequest(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := mux.Vars(r)["id"]
-	b, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	res, err := s.decode(b)
-	if err != nil {
-		s.writeError(w, r, err)
+	res, ok := s.readResource(w, r)
+	if !ok {
 		return
 	}
 	sr, ok := res.(*srpb.ServiceRequest)
