@@ -177,8 +177,10 @@ func (r *Relay) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if n == r.Batch {
-			continue // more may be waiting
+		if n > 0 {
+			// Delivering a person's message makes their next one claimable:
+			// claim again at once, and wait only when nothing was due.
+			continue
 		}
 		select {
 		case <-ctx.Done():

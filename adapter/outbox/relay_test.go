@@ -106,9 +106,20 @@ func (e *env) newPerson(tb testing.TB, name string) *person {
 		MessageID: "msg-" + name,
 	}
 	if err := e.db.CreateReferral(context.Background(), in); err != nil {
-		tb.Fatalf("CreateReferral(%s): %v", name, err)
+		tb.Errorf("CreateReferral(%s): %v", name, err)
+		return nil
 	}
 	return &person{e: e, p: p, ref: r}
+}
+
+// mustPerson is newPerson for the test goroutine: fatal on error.
+func (e *env) mustPerson(tb testing.TB, name string) *person {
+	tb.Helper()
+	p := e.newPerson(tb, name)
+	if p == nil {
+		tb.FailNow()
+	}
+	return p
 }
 
 // pad makes message bodies about 1 KB, like a real Task write-back.
@@ -147,10 +158,14 @@ func (p *person) enqueue(tb testing.TB, msgs ...*linkbridge.OutboxMessage) {
 	}
 }
 
-// nhsNumbers generates distinct valid NHS numbers (copied from storetest).
+// nhsNumbers generates distinct valid NHS numbers (copied from storetest;
+// safe for concurrent use).
 func nhsNumbers() func() string {
 	stem := 900000000
+	var mu sync.Mutex
 	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
 		for {
 			s := strconv.Itoa(stem)
 			stem++
@@ -251,7 +266,7 @@ func TestRelayDeliversAllInOrder(t *testing.T) {
 	e := newEnv(t)
 	var persons []*person
 	for i := range 20 {
-		persons = append(persons, e.newPerson(t, strconv.Itoa(i)))
+		persons = append(persons, e.mustPerson(t, strconv.Itoa(i)))
 	}
 	want := enqueueMany(t, persons, 12, 3)
 	r := e.relay()
@@ -280,7 +295,7 @@ func TestRelayDeliversAllInOrder(t *testing.T) {
 func TestRelayRetries503ThenDelivers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.newPerson(t, "a")
+	p := e.mustPerson(t, "a")
 	m := p.msg("p-a-a", 1)
 	p.enqueue(t, m)
 	e.srv.Script(gpfhirtest.Reply{Status: http.StatusServiceUnavailable})
@@ -298,7 +313,7 @@ func TestRelayRetries503ThenDelivers(t *testing.T) {
 func TestRelayDeadLetters400AndMovesOn(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.newPerson(t, "a")
+	p := e.mustPerson(t, "a")
 	bad, next := p.msg("p-a-a", 1), p.msg("p-a-b", 1)
 	p.enqueue(t, bad, next)
 	oo := `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"business-rule","diagnostics":"unknown patient"}]}`
@@ -321,7 +336,7 @@ func TestRelayDeadLetters400AndMovesOn(t *testing.T) {
 func TestRelayRetryAfterIsScheduledNotSlept(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a, b := e.newPerson(t, "a"), e.newPerson(t, "b")
+	a, b := e.mustPerson(t, "a"), e.mustPerson(t, "b")
 	m := a.msg("p-a-a", 1)
 	a.enqueue(t, m)
 	e.srv.Script(gpfhirtest.Reply{Status: http.StatusTooManyRequests, RetryAfter: "1"})
@@ -352,7 +367,7 @@ func TestRelayRetryAfterIsScheduledNotSlept(t *testing.T) {
 func TestRelayRescuesCrashedClaim(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p := e.newPerson(t, "a")
+	p := e.mustPerson(t, "a")
 	m := p.msg("p-a-a", 1)
 	p.enqueue(t, m)
 	claimed, err := e.db.ClaimOutbox(context.Background(), "crashed", 10, time.Now())
@@ -384,16 +399,24 @@ func BenchmarkDrain(b *testing.B) {
 			go func() { defer wg.Done(); ps[i] = e.newPerson(b, strconv.Itoa(i)) }()
 		}
 		wg.Wait()
+		if slices.Contains(ps, nil) {
+			b.FailNow()
+		}
 		enqueueMany(b, ps, perPerson, 2)
 		total := persons * perPerson
 		r := e.relay()
+		r.PollInterval = 0 // production default (250ms)
 		r.Batch, r.Concurrency = 128, 32
 		b.StartTimer()
 		t0 := time.Now()
 		if err := r.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, 60*time.Second, "drain", func() bool { return len(e.srv.Writes()) >= total })
+		// Delivered means recorded as delivered in the outbox (a write the
+		// endpoint took but the relay has not completed yet is not).
+		waitFor(b, 60*time.Second, "drain", func() bool {
+			return len(e.srv.Writes()) >= total && countState(b, e, linkbridge.OutboxDelivered) == total
+		})
 		d := time.Since(t0)
 		b.StopTimer()
 		r.Stop()
@@ -418,7 +441,7 @@ func BenchmarkChangeToDelivered(b *testing.B) {
 		e := newEnv(b)
 		ps := make([]*person, persons)
 		for i := range ps {
-			ps[i] = e.newPerson(b, strconv.Itoa(i))
+			ps[i] = e.mustPerson(b, strconv.Itoa(i))
 		}
 		r := e.relay()
 		r.PollInterval = 0 // production default (250ms): Notify must do the work
