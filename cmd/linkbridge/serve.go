@@ -35,9 +35,15 @@ type ServeConfig struct {
 	DefaultServiceODS string
 	ShutdownTimeout   time.Duration
 	// GP-side FHIR endpoint for write-back (empty: no write-back).
-	GPBase         string
-	GPMode         string
-	GPToken        string
+	GPBase  string
+	GPMode  string
+	GPToken string
+	// Signed-JWT client credentials (OAuth2, RFC 7523).
+	GPTokenURL     string
+	GPClientID     string
+	GPKeyFile      string
+	GPKeyID        string
+	GPScopes       string
 	GPLinkPatients bool
 	GPClientCert   string
 	GPClientKey    string
@@ -69,6 +75,12 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.GPBase != "" && c.RescueAfter < 2*c.GPTimeout {
 		return errors.New("--rescue-after must be at least 2 × --gp-timeout (a send is cut off at half of --rescue-after)")
+	}
+	if c.GPTokenURL != "" && (c.GPClientID == "" || c.GPKeyFile == "") {
+		return errors.New("--gp-token-url needs --gp-client-id and --gp-key")
+	}
+	if c.GPTokenURL != "" && c.GPToken != "" {
+		return errors.New("--gp-token and --gp-token-url are alternatives")
 	}
 	if (c.GPClientCert == "") != (c.GPClientKey == "") {
 		return errors.New("--gp-client-cert and --gp-client-key go together")
@@ -128,6 +140,11 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
 	fs.StringVar(&cfg.GPMode, "gp-mode", env("GP_MODE", "auto"), "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=), or auto from the endpoint's CapabilityStatement (LINKBRIDGE_GP_MODE)")
 	fs.StringVar(&cfg.GPToken, "gp-token", env("GP_TOKEN", ""), "static bearer token for the GP endpoint (LINKBRIDGE_GP_TOKEN)")
+	fs.StringVar(&cfg.GPTokenURL, "gp-token-url", env("GP_TOKEN_URL", ""), "OAuth2 token endpoint for client credentials with a signed JWT assertion (LINKBRIDGE_GP_TOKEN_URL)")
+	fs.StringVar(&cfg.GPClientID, "gp-client-id", env("GP_CLIENT_ID", ""), "OAuth2 client id (LINKBRIDGE_GP_CLIENT_ID)")
+	fs.StringVar(&cfg.GPKeyFile, "gp-key", env("GP_KEY", ""), "PEM private key (RSA → RS384, EC → ES384) that signs the client assertion (LINKBRIDGE_GP_KEY)")
+	fs.StringVar(&cfg.GPKeyID, "gp-key-id", env("GP_KEY_ID", ""), "kid of that key in the client's JWKS (LINKBRIDGE_GP_KEY_ID)")
+	fs.StringVar(&cfg.GPScopes, "gp-scopes", env("GP_SCOPES", "system/*.write"), "space-separated scopes to request (LINKBRIDGE_GP_SCOPES)")
 	fs.BoolVar(&cfg.GPLinkPatients, "gp-link-patients", env("GP_LINK_PATIENTS", "true") == "true", "look up the GP's Patient by NHS number and add a literal reference (LINKBRIDGE_GP_LINK_PATIENTS)")
 	fs.StringVar(&cfg.GPClientCert, "gp-client-cert", env("GP_CLIENT_CERT", ""), "client certificate (PEM) for mutual TLS to the GP endpoint (LINKBRIDGE_GP_CLIENT_CERT)")
 	fs.StringVar(&cfg.GPClientKey, "gp-client-key", env("GP_CLIENT_KEY", ""), "client key (PEM) for mutual TLS (LINKBRIDGE_GP_CLIENT_KEY)")
@@ -281,6 +298,18 @@ func newRelay(cfg *ServeConfig, store linkbridge.OutboxStore, codec *fhirjson.Co
 		}
 		gcfg.TLS = tc
 	}
+	if cfg.GPTokenURL != "" {
+		key, err := gpfhir.LoadPrivateKey(cfg.GPKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--gp-key: %w", err)
+		}
+		auth, err := gpfhir.NewSignedJWTAuth(gpfhir.SignedJWTConfig{TokenURL: cfg.GPTokenURL, ClientID: cfg.GPClientID,
+			KeyID: cfg.GPKeyID, Key: key, Scopes: strings.Fields(cfg.GPScopes), HTTPClient: tokenHTTPClient(gcfg.TLS)})
+		if err != nil {
+			return nil, err
+		}
+		gcfg.Auth = auth
+	}
 	client, err := gpfhir.New(gcfg)
 	if err != nil {
 		return nil, err
@@ -303,4 +332,12 @@ func envDuration(getenv func(string) string, name string, def time.Duration) tim
 		}
 	}
 	return def
+}
+
+// tokenHTTPClient is the client for token requests (mutual TLS when set).
+func tokenHTTPClient(tc *tls.Config) *http.Client {
+	if tc == nil {
+		return &http.Client{Timeout: 10 * time.Second}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 }
