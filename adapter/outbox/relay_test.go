@@ -273,7 +273,7 @@ func TestRelayDeliversAllInOrder(t *testing.T) {
 	r.Batch, r.Concurrency = 8, 4 // several claims, several sends at once
 	start(t, r)
 	const total = 20 * 12
-	waitFor(t, 5*time.Second, "all delivered", func() bool { return countState(t, e, linkbridge.OutboxDelivered) == total })
+	waitFor(t, 30*time.Second, "all delivered", func() bool { return countState(t, e, linkbridge.OutboxDelivered) == total })
 
 	if reg := e.srv.Regressions(); len(reg) != 0 {
 		t.Errorf("Regressions() = %v, want none", reg)
@@ -300,7 +300,7 @@ func TestRelayRetries503ThenDelivers(t *testing.T) {
 	p.enqueue(t, m)
 	e.srv.Script(gpfhirtest.Reply{Status: http.StatusServiceUnavailable})
 	start(t, e.relay())
-	waitFor(t, 3*time.Second, "delivered", stateIs(t, e, m.ID, linkbridge.OutboxDelivered))
+	waitFor(t, 30*time.Second, "delivered", stateIs(t, e, m.ID, linkbridge.OutboxDelivered))
 	got := get(t, e, m.ID)
 	if got.Attempts != 1 || got.DeliveredAt.IsZero() {
 		t.Errorf("after 503 then 201: Attempts = %d, DeliveredAt = %v; want 1 failed attempt and a delivery time", got.Attempts, got.DeliveredAt)
@@ -319,7 +319,7 @@ func TestRelayDeadLetters400AndMovesOn(t *testing.T) {
 	oo := `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"business-rule","diagnostics":"unknown patient"}]}`
 	e.srv.Script(gpfhirtest.Reply{Status: http.StatusBadRequest, Body: oo})
 	start(t, e.relay())
-	waitFor(t, 3*time.Second, "later message delivered", stateIs(t, e, next.ID, linkbridge.OutboxDelivered))
+	waitFor(t, 30*time.Second, "later message delivered", stateIs(t, e, next.ID, linkbridge.OutboxDelivered))
 	got := get(t, e, bad.ID)
 	if got.State != linkbridge.OutboxDead || got.LastStatus != 400 || !bytes.Equal(got.LastOutcome, []byte(oo)) {
 		t.Errorf("refused message: State %s, LastStatus %d, LastOutcome %s; want dead, 400, the endpoint's OperationOutcome",
@@ -343,7 +343,7 @@ func TestRelayRetryAfterIsScheduledNotSlept(t *testing.T) {
 	before := time.Now()
 	r := e.relay()
 	start(t, r)
-	waitFor(t, 3*time.Second, "the 429 recorded", func() bool { return get(t, e, m.ID).Attempts == 1 })
+	waitFor(t, 30*time.Second, "the 429 recorded", func() bool { return get(t, e, m.ID).Attempts == 1 })
 	got := get(t, e, m.ID)
 	if got.State != linkbridge.OutboxPending || got.LastStatus != 429 || got.AvailableAt.Before(before.Add(time.Second)) {
 		t.Errorf("after 429 Retry-After: 1: State %s, LastStatus %d, AvailableAt %s (now+%s); want pending, 429, at least 1s on",
@@ -353,13 +353,13 @@ func TestRelayRetryAfterIsScheduledNotSlept(t *testing.T) {
 	other := b.msg("p-b-a", 1)
 	b.enqueue(t, other)
 	r.Notify()
-	waitFor(t, 500*time.Millisecond, "another person's message delivered", stateIs(t, e, other.ID, linkbridge.OutboxDelivered))
+	waitFor(t, 5*time.Second, "another person's message delivered", stateIs(t, e, other.ID, linkbridge.OutboxDelivered))
 	if st := get(t, e, m.ID).State; st != linkbridge.OutboxPending {
 		t.Errorf("rescheduled message is %s before its Retry-After elapsed, want pending", st)
 	}
 	t0 := time.Now()
 	r.Stop()
-	if d := time.Since(t0); d > 300*time.Millisecond {
+	if d := time.Since(t0); d > 900*time.Millisecond {
 		t.Errorf("Stop took %s, want prompt (no goroutine sleeping on Retry-After)", d)
 	}
 }
@@ -377,7 +377,7 @@ func TestRelayRescuesCrashedClaim(t *testing.T) {
 	r := e.relay()
 	r.RescueAfter = 200 * time.Millisecond
 	start(t, r)
-	waitFor(t, 3*time.Second, "rescued and delivered", stateIs(t, e, m.ID, linkbridge.OutboxDelivered))
+	waitFor(t, 30*time.Second, "rescued and delivered", stateIs(t, e, m.ID, linkbridge.OutboxDelivered))
 	if n := len(e.srv.Writes()); n != 1 {
 		t.Errorf("recorder got %d writes, want 1", n)
 	}
