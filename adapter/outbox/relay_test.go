@@ -339,14 +339,14 @@ func TestRelayRetryAfterIsScheduledNotSlept(t *testing.T) {
 	a, b := e.mustPerson(t, "a"), e.mustPerson(t, "b")
 	m := a.msg("p-a-a", 1)
 	a.enqueue(t, m)
-	e.srv.Script(gpfhirtest.Reply{Status: http.StatusTooManyRequests, RetryAfter: "1"})
+	e.srv.Script(gpfhirtest.Reply{Status: http.StatusTooManyRequests, RetryAfter: "30"})
 	before := time.Now()
 	r := e.relay()
 	start(t, r)
 	waitFor(t, 30*time.Second, "the 429 recorded", func() bool { return get(t, e, m.ID).Attempts == 1 })
 	got := get(t, e, m.ID)
-	if got.State != linkbridge.OutboxPending || got.LastStatus != 429 || got.AvailableAt.Before(before.Add(time.Second)) {
-		t.Errorf("after 429 Retry-After: 1: State %s, LastStatus %d, AvailableAt %s (now+%s); want pending, 429, at least 1s on",
+	if got.State != linkbridge.OutboxPending || got.LastStatus != 429 || got.AvailableAt.Before(before.Add(30*time.Second)) {
+		t.Errorf("after 429 Retry-After: 30: State %s, LastStatus %d, AvailableAt %s (now+%s); want pending, 429, at least 30s on",
 			got.State, got.LastStatus, got.AvailableAt.Format(time.RFC3339Nano), got.AvailableAt.Sub(before))
 	}
 	// The relay is free meanwhile: another person's message goes at once.
