@@ -1,5 +1,0 @@
-//go:build !race
-
-package fhirschema
-
-const raceEnabled = false
