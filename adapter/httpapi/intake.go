@@ -282,9 +282,9 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	bundle, ok := res.(*rpb.Bundle)
-	if !ok {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "POST to the base URL takes a transaction Bundle, not %s", fhirmap.TypeName(res)).At(fhirmap.TypeName(res)))
+	bundle, err := expect[*rpb.Bundle](res, "POST to the base URL", "")
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	entries, err := fhirmap.TransactionEntries(bundle)

@@ -46,9 +46,9 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	bundle, ok := res.(*rpb.Bundle)
-	if !ok {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "$process-message takes a message Bundle, not %s", fhirmap.TypeName(res)).At(fhirmap.TypeName(res)))
+	bundle, err := expect[*rpb.Bundle](res, "$process-message", "")
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	msg, err := fhirmap.MapMessage(bundle)

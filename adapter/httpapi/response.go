@@ -81,6 +81,22 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Mes
 	return nil, false
 }
 
+// expect checks that a decoded resource is the type an endpoint takes (and,
+// for an update, that its id is the one in the URL).
+func expect[T proto.Message](res proto.Message, endpoint, urlID string) (T, error) {
+	t, ok := res.(T)
+	if !ok {
+		var zero T
+		got := fhirmap.TypeName(res)
+		return zero, linkbridge.Errorf(linkbridge.EINVALID, "%s takes a %s, not %s", endpoint, fhirmap.TypeName(zero), got).At(got)
+	}
+	if urlID != "" && fhirmap.ID(t) != urlID {
+		typ := fhirmap.TypeName(t)
+		return t, linkbridge.Errorf(linkbridge.EINVALID, "%s.id must equal the id in the URL", typ).At(typ + ".id")
+	}
+	return t, nil
+}
+
 // decode parses a FHIR resource body, returning the resource proto.
 func (s *Server) decode(b []byte) (proto.Message, error) {
 	cr, err := s.Codec.Decode(b)

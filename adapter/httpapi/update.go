@@ -42,13 +42,9 @@ func (s *Server) handleUpdateTask(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	t, ok := res.(*taskpb.Task)
-	if !ok {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "PUT /Task/%s takes a Task, not %s", id, fhirmap.TypeName(res)).At(fhirmap.TypeName(res)))
-		return
-	}
-	if fhirmap.ID(t) != id {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "Task.id must equal the id in the URL").At("Task.id"))
+	t, err := expect[*taskpb.Task](res, "PUT /Task/"+id, id)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	rf, err := s.Store.FindReferralByTaskID(ctx, id)
@@ -109,13 +105,9 @@ func (s *Server) handleUpdateServiceRequest(w http.ResponseWriter, r *http.Reque
 	if !ok {
 		return
 	}
-	sr, ok := res.(*srpb.ServiceRequest)
-	if !ok {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "PUT /ServiceRequest/%s takes a ServiceRequest, not %s", id, fhirmap.TypeName(res)).At(fhirmap.TypeName(res)))
-		return
-	}
-	if fhirmap.ID(sr) != id {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "ServiceRequest.id must equal the id in the URL").At("ServiceRequest.id"))
+	sr, err := expect[*srpb.ServiceRequest](res, "PUT /ServiceRequest/"+id, id)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	cur, err := s.Store.ReadResource(ctx, "ServiceRequest", id)
