@@ -30,6 +30,12 @@ const (
 	EMETHOD = "method_not_allowed"
 	// EUNAUTHORIZED marks missing or bad credentials (HTTP 401).
 	EUNAUTHORIZED = "unauthorized"
+	// EFORBIDDEN marks an authenticated caller whose role or scopes do not
+	// allow the operation (HTTP 403). A resource outside the caller's
+	// organisations is ENOTFOUND instead, indistinguishable from a missing one.
+	EFORBIDDEN = "forbidden"
+	// ETOOMANY marks a caller over its rate limit (HTTP 429).
+	ETOOMANY = "too_many_requests"
 	// EINTERNAL marks anything else; users only see "internal error".
 	EINTERNAL = "internal"
 )

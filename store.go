@@ -58,6 +58,11 @@ type ResourceQuery struct {
 	// skip. Results are ordered by lastUpdated, then id.
 	Count  int
 	Offset int
+	// Access, when not nil, restricts the search to resources carrying one
+	// of its keys: the caller's organisations (see ReferralAccessKeys).
+	// Total and paging count only those, so out-of-scope resources are
+	// never seen, not even as a count.
+	Access *Access
 }
 
 // SearchResult is one page of a search.
@@ -110,6 +115,12 @@ type ReferralChange struct {
 // Store is the social prescribing store: the link workers' system of record
 // and the gateway's FHIR resource store. Implementations: adapter/sqlite and
 // adapter/postgres; both pass adapter/storetest.
+//
+// Access: CreateReferral and UpdateReferral attach the referral's
+// ReferralAccessKeys to every resource they write, and CreateReferral to
+// the referred person's Patient even when it is only linked. Keys are never
+// removed. SearchResources with ResourceQuery.Access returns only resources
+// carrying one of its keys.
 type Store interface {
 	// CreateReferral stores an intake atomically: all or nothing. It returns
 	// EDUPLICATE (with Error.Existing naming the stored resource) when the

@@ -26,7 +26,9 @@ const HTTPErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
 const (
 	CodeBadRequest           = "REC_BAD_REQUEST"            // 400
 	CodeUnauthorized         = "REC_UNAUTHORIZED"           // 401
+	CodeForbidden            = "REC_FORBIDDEN"              // 403
 	CodeNotFound             = "REC_NOT_FOUND"              // 404
+	CodeTooManyRequests      = "REC_TOO_MANY_REQUESTS"      // 429, not in BaRS
 	CodeMethodNotAllowed     = "REC_METHOD_NOT_ALLOWED"     // 405
 	CodeConflict             = "REC_CONFLICT"               // 409
 	CodePreconditionFailed   = "REC_PRECONDITION_FAILED"    // 412, not in BaRS
@@ -54,6 +56,8 @@ var codeTable = map[string]codeInfo{
 	linkbridge.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, cpb.IssueTypeCode_NOT_SUPPORTED, CodeUnsupportedMediaType},
 	linkbridge.EMETHOD:        {http.StatusMethodNotAllowed, cpb.IssueTypeCode_NOT_SUPPORTED, CodeMethodNotAllowed},
 	linkbridge.EUNAUTHORIZED:  {http.StatusUnauthorized, cpb.IssueTypeCode_LOGIN, CodeUnauthorized},
+	linkbridge.EFORBIDDEN:     {http.StatusForbidden, cpb.IssueTypeCode_FORBIDDEN, CodeForbidden},
+	linkbridge.ETOOMANY:       {http.StatusTooManyRequests, cpb.IssueTypeCode_THROTTLED, CodeTooManyRequests},
 	linkbridge.EINTERNAL:      {http.StatusInternalServerError, cpb.IssueTypeCode_EXCEPTION, CodeServerError},
 }
 
@@ -65,9 +69,9 @@ func infoFor(code string) codeInfo {
 }
 
 // StatusForCode returns the HTTP status for an application error code:
-// EINVALID 400, EUNAUTHORIZED 401, ENOTFOUND 404, EMETHOD 405, ECONFLICT and
+// EINVALID 400, EUNAUTHORIZED 401, EFORBIDDEN 403, ENOTFOUND 404, EMETHOD 405, ECONFLICT and
 // EDUPLICATE 409, EPRECONDITION 412, ETOOLARGE 413, EUNSUPPORTED 415,
-// EUNPROCESSABLE 422, anything else 500.
+// EUNPROCESSABLE 422, ETOOMANY 429, anything else 500.
 func StatusForCode(code string) int {
 	return infoFor(code).status
 }
@@ -92,7 +96,8 @@ const internalMessage = "Internal error."
 //     its Code (EINVALID "invalid", EUNPROCESSABLE "processing", ENOTFOUND
 //     "not-found", ECONFLICT "conflict", EDUPLICATE "duplicate",
 //     EPRECONDITION "conflict", ETOOLARGE "too-long", EUNSUPPORTED and EMETHOD
-//     "not-supported", EUNAUTHORIZED "login", others "exception"),
+//     "not-supported", EUNAUTHORIZED "login", EFORBIDDEN "forbidden",
+//     ETOOMANY "throttled", others "exception"),
 //     details.coding from HTTPErrorCode, diagnostics = Message and
 //     expression = Expression.
 //   - Anything else, and any EINTERNAL error, yields "exception" /

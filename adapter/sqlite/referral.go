@@ -167,7 +167,10 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		if _, err := w.insEvent.ExecContext(bg, received...); err != nil {
 			return fmt.Errorf("sqlite: record event: %w", err)
 		}
-		return w.createResources(res)
+		if err := w.createResources(res); err != nil {
+			return err
+		}
+		return w.grantAccess(ref, res, ref.personID)
 	})
 }
 
@@ -259,6 +262,9 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			if err := w.updateResource(r); err != nil {
 				return err
 			}
+		}
+		if err := w.grantAccess(ref, res, ""); err != nil {
+			return err
 		}
 		if err := cr.apply(w); err != nil {
 			return err

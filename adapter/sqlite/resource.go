@@ -96,7 +96,7 @@ var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt":
 // ordered by lastUpdated then id, with the total number of matches. It
 // returns EINVALID for a query without a type, with Count below 1, a
 // negative Offset or an unsupported date prefix. A parameter filter without
-// values matches nothing.
+// values matches nothing; so does an Access without keys.
 func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
 	switch {
 	case q == nil || q.Type == "":
@@ -125,6 +125,16 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 		args = append(args, q.Type, f.Name)
 		for _, v := range f.Values {
 			args = append(args, v)
+		}
+	}
+	if q.Access != nil {
+		// Only resources carrying one of the caller's keys (resource_access);
+		// no keys matches nothing.
+		where.WriteString(` AND r.id IN (SELECT a.id FROM resource_access a
+			WHERE a.type = ? AND a.key IN (` + placeholders(len(q.Access.Keys)) + `))`)
+		args = append(args, q.Type)
+		for _, k := range q.Access.Keys {
+			args = append(args, k)
 		}
 	}
 	for _, d := range q.LastUpdated {

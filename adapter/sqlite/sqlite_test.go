@@ -683,3 +683,11 @@ func TestCheckpoint(t *testing.T) {
 		}
 	})
 }
+
+func TestAccess(t *testing.T) {
+	storetest.RunAccess(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
+}
+
+func TestAuditStore(t *testing.T) {
+	storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return mustOpen(t) })
+}

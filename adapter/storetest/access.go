@@ -1,0 +1,213 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+// AuditStore is a store with an audit trail.
+type AuditStore interface {
+	linkbridge.Store
+	linkbridge.AuditStore
+}
+
+// RunAccess checks per-organisation access (ResourceQuery.Access): the
+// keys CreateReferral and UpdateReferral attach, and that a scoped search's
+// total and paging count only in-scope resources. Part of the Store
+// contract: every store passes it.
+func RunAccess(t *testing.T, open func(t *testing.T) linkbridge.Store) {
+	t.Run("Scope", func(t *testing.T) { t.Parallel(); testAccessScope(t, open) })
+}
+
+// RunAuditStore checks the AuditStore contract.
+func RunAuditStore(t *testing.T, open func(t *testing.T) AuditStore) {
+	t.Run("RecordAndSearch", func(t *testing.T) { t.Parallel(); testAudit(t, open) })
+}
+
+// ids returns the ids of a search result, in order.
+func ids(res *linkbridge.SearchResult) []string {
+	var out []string
+	for _, r := range res.Resources {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func testAccessScope(t *testing.T, open func(t *testing.T) linkbridge.Store) {
+	ctx := context.Background()
+	s := open(t)
+	nhs := nhsNumbers()
+	// Two practices refer to one service; a and b share a person (b links
+	// to a's Patient); c is another practice's to another service.
+	a := newIntake("a", nhs())
+	a.Referral.ReferrerODS, a.Referral.ServiceODS = "A81001", "Y02662"
+	mustCreate(t, s, a)
+	b := newIntake("b", "")
+	b.Person, b.NewPerson = a.Person, false
+	b.Referral.PersonID = a.Person.ID
+	b.Referral.ReferrerODS, b.Referral.ServiceODS = "B82002", "Y02662"
+	b.Resources = b.Resources[1:] // no new Patient
+	b.Resources[0] = resource("ServiceRequest", b.Referral.ID, 1, t0.Add(time.Second), "", param("patient", "Patient/"+a.Person.ID))
+	b.Resources[1] = taskResource(b.Referral, 1, t0.Add(time.Second))
+	mustCreate(t, s, b)
+	c := newIntake("c", nhs())
+	c.Referral.ReferrerODS, c.Referral.ServiceODS = "C83003", "Y09999"
+	mustCreate(t, s, c)
+	// A change adds a resource (a CarePlan) to referral a.
+	mustUpdate(t, s, &linkbridge.ReferralChange{
+		Referral:  nextVersion(a.Referral, t0.Add(time.Minute), nil),
+		Resources: []*linkbridge.Resource{resource("CarePlan", "cp-a", 1, t0.Add(time.Minute), "", param("patient", "Patient/"+a.Person.ID))},
+	})
+
+	scope := func(keys ...string) *linkbridge.Access { return &linkbridge.Access{Keys: keys} }
+	tests := []struct {
+		name   string
+		typ    string
+		access *linkbridge.Access
+		want   []string
+	}{
+		{"UnscopedSeesAll", "Task", nil, []string{"task-a", "task-b", "task-c"}},
+		{"ReferrerSeesOwn", "Task", scope(linkbridge.ReferrerAccessKey("A81001")), []string{"task-a"}},
+		{"ServiceSeesAddressed", "Task", scope(linkbridge.ServiceAccessKey("Y02662")), []string{"task-a", "task-b"}},
+		{"ServiceKeyIsNotReferrerKey", "Task", scope(linkbridge.ReferrerAccessKey("Y02662")), nil},
+		{"SeveralPractices", "ServiceRequest", scope(linkbridge.ReferrerAccessKey("A81001"), linkbridge.ReferrerAccessKey("C83003")), []string{"sr-a", "sr-c"}},
+		{"LinkedPatientGainsKeys", "Patient", scope(linkbridge.ReferrerAccessKey("B82002")), []string{"p-a"}},
+		{"OtherPatientHidden", "Patient", scope(linkbridge.ReferrerAccessKey("A81001")), []string{"p-a"}},
+		{"ChangeGrantsKeys", "CarePlan", scope(linkbridge.ServiceAccessKey("Y02662")), []string{"cp-a"}},
+		{"ChangeKeysAreTheReferrals", "CarePlan", scope(linkbridge.ReferrerAccessKey("B82002")), nil},
+		{"NoKeysNothing", "Task", scope(), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: tt.typ, Count: 10, Access: tt.access})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ids(res)
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ids = %v, want %v", got, tt.want)
+			}
+			if res.Total != len(tt.want) {
+				t.Errorf("Total = %d, want %d", res.Total, len(tt.want))
+			}
+		})
+	}
+	t.Run("PagingCountsOnlyInScope", func(t *testing.T) {
+		q := &linkbridge.ResourceQuery{Type: "Task", Count: 1, Offset: 1, Access: scope(linkbridge.ServiceAccessKey("Y02662"))}
+		res, err := s.SearchResources(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); res.Total != 2 || !slices.Equal(got, []string{"task-b"}) {
+			t.Errorf("page 2 = %v total %d, want [task-b] total 2", got, res.Total)
+		}
+	})
+	t.Run("ScopedByID", func(t *testing.T) {
+		for _, tc := range []struct {
+			key  string
+			want int
+		}{{linkbridge.ReferrerAccessKey("A81001"), 1}, {linkbridge.ReferrerAccessKey("C83003"), 0}} {
+			res, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Task", IDs: []string{"task-a"}, Count: 1, Access: scope(tc.key)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Total != tc.want {
+				t.Errorf("Task/task-a with %s: total %d, want %d", tc.key, res.Total, tc.want)
+			}
+		}
+	})
+	t.Run("NewVersionKeepsKeys", func(t *testing.T) {
+		a2 := nextVersion(a.Referral, t0.Add(2*time.Minute), nil)
+		a2.Version = 3
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: a2, Resources: []*linkbridge.Resource{taskResource(a2, 2, t0.Add(2*time.Minute))}})
+		res, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Task", IDs: []string{"task-a"}, Count: 1, Access: scope(linkbridge.ReferrerAccessKey("A81001"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != 1 || res.Resources[0].VersionID != 2 {
+			t.Errorf("after a new version: total %d, want the version 2 Task", res.Total)
+		}
+	})
+}
+
+func testAudit(t *testing.T, open func(t *testing.T) AuditStore) {
+	ctx := context.Background()
+	s := open(t)
+	recs := []*linkbridge.AuditRecord{
+		{Recorded: t0, ClientID: "gp-1", Role: linkbridge.RoleGP, ODS: "A81001", Action: "R", Operation: "read", Method: "GET",
+			Route: "/fhir/{type}/{id}", Entities: []string{"Patient/p1"}, Status: 200, RequestID: "r1", Source: "127.0.0.1"},
+		{Recorded: t0.Add(time.Second), ClientID: "sp-1", Role: linkbridge.RoleService, ODS: "Y02662", Action: "E", Operation: "search",
+			Method: "GET", Route: "/fhir/{type}", Entities: []string{"Task/t1", "Task/t2"}, Query: []string{"patient.identifier"}, Status: 200},
+		{Recorded: t0.Add(2 * time.Second), Action: "R", Operation: "read", Method: "GET", Route: "/fhir/{type}/{id}", Status: 401, Outcome: 4},
+	}
+	for _, r := range recs {
+		if err := s.RecordAudit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if r.ID == "" {
+			t.Fatal("RecordAudit did not assign an ID")
+		}
+	}
+	four := 4
+	tests := []struct {
+		name string
+		f    linkbridge.AuditFilter
+		want []*linkbridge.AuditRecord
+	}{
+		{"AllNewestFirst", linkbridge.AuditFilter{Limit: 10}, []*linkbridge.AuditRecord{recs[2], recs[1], recs[0]}},
+		{"ByClient", linkbridge.AuditFilter{ClientID: "sp-1", Limit: 10}, []*linkbridge.AuditRecord{recs[1]}},
+		{"ByODS", linkbridge.AuditFilter{ODS: "A81001", Limit: 10}, []*linkbridge.AuditRecord{recs[0]}},
+		{"ByEntity", linkbridge.AuditFilter{Entity: "Task/t2", Limit: 10}, []*linkbridge.AuditRecord{recs[1]}},
+		{"ByTime", linkbridge.AuditFilter{From: t0.Add(time.Second), To: t0.Add(2 * time.Second), Limit: 10}, []*linkbridge.AuditRecord{recs[1]}},
+		{"ByOutcome", linkbridge.AuditFilter{Outcome: &four, Limit: 10}, []*linkbridge.AuditRecord{recs[2]}},
+		{"Paged", linkbridge.AuditFilter{Limit: 1, Offset: 1}, []*linkbridge.AuditRecord{recs[1]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, total, err := s.SearchAudit(ctx, tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.name != "Paged" && total != len(tt.want) {
+				t.Errorf("total = %d, want %d", total, len(tt.want))
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d records, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				w := *tt.want[i]
+				w.Entities, w.Query = nonNil(w.Entities), nonNil(w.Query)
+				g := *got[i]
+				if g.ID != w.ID || !g.Recorded.Equal(w.Recorded) || g.ClientID != w.ClientID || g.Role != w.Role || g.ODS != w.ODS ||
+					g.Operation != w.Operation || g.Status != w.Status || g.Outcome != w.Outcome || g.Route != w.Route ||
+					!slices.Equal(nonNil(g.Entities), w.Entities) || !slices.Equal(nonNil(g.Query), w.Query) || g.RequestID != w.RequestID {
+					t.Errorf("record %d = %+v, want %+v", i, g, w)
+				}
+			}
+		})
+	}
+	t.Run("Read", func(t *testing.T) {
+		got, err := s.ReadAudit(ctx, recs[0].ID)
+		if err != nil || got.ClientID != "gp-1" {
+			t.Fatalf("ReadAudit = %+v, %v", got, err)
+		}
+		_, err = s.ReadAudit(ctx, "nope")
+		checkError(t, err, linkbridge.ENOTFOUND, "")
+	})
+	t.Run("LimitRequired", func(t *testing.T) {
+		_, _, err := s.SearchAudit(ctx, linkbridge.AuditFilter{})
+		checkError(t, err, linkbridge.EINVALID, "")
+	})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
