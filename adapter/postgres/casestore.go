@@ -1,0 +1,320 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge"
+)
+
+// caseRows are the case-record writes of one change, converted to column
+// values before the transaction starts.
+type caseRows struct {
+	referralID string
+	plan       *string // JSON; nil: the plan is not changed
+	contacts   [][]any
+	measures   [][]any
+	event      []any // nil: no event
+}
+
+// newCaseRows converts the case-record part of a change to column values.
+// Entries that name no referral are the change's referral's; entries that
+// name another referral, or have no id, are EINVALID. An event's zero
+// Version, At and Status default to the new referral's Version, UpdatedAt
+// and Status; an event that names another version is EINVALID.
+func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
+	ref := ch.Referral
+	c := &caseRows{referralID: ref.ID}
+	if ch.Plan != nil {
+		b, err := json.Marshal(ch.Plan)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: encode plan: %w", err)
+		}
+		plan := string(b)
+		c.plan = &plan
+	}
+	for i, ct := range ch.Contacts {
+		switch {
+		case ct == nil || ct.ID == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %d has no id", i)
+		case ct.ReferralID != "" && ct.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %s belongs to referral %s, not %s", ct.ID, ct.ReferralID, ref.ID)
+		}
+		c.contacts = append(c.contacts, []any{ct.ID, ref.ID, ct.At, string(ct.Mode), ct.Minutes,
+			ct.Attended, ct.Notes, ct.CreatedAt})
+	}
+	for i, m := range ch.Measures {
+		switch {
+		case m == nil || m.ID == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %d has no id", i)
+		case m.ReferralID != "" && m.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %s belongs to referral %s, not %s", m.ID, m.ReferralID, ref.ID)
+		}
+		items := []byte("[]")
+		if len(m.Items) > 0 {
+			var err error
+			if items, err = json.Marshal(m.Items); err != nil {
+				return nil, fmt.Errorf("postgres: encode measure items: %w", err)
+			}
+		}
+		c.measures = append(c.measures, []any{m.ID, ref.ID, string(m.Instrument), string(m.Timepoint), string(items),
+			m.Total, m.Metric, m.TakenAt, m.CreatedAt})
+	}
+	if ev := ch.Event; ev != nil {
+		switch {
+		case ev.ReferralID != "" && ev.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "event belongs to referral %s, not %s", ev.ReferralID, ref.ID)
+		case ev.Version != 0 && ev.Version != ref.Version:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "event is of version %d, but the change produces version %d", ev.Version, ref.Version)
+		case ev.Action == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "event has no action")
+		}
+		at, status := ev.At, ev.Status
+		if at.IsZero() {
+			at = ref.UpdatedAt
+		}
+		if status == "" {
+			status = ref.Status
+		}
+		c.event = []any{ref.ID, ref.Version, at, ev.Action, ev.Actor, string(status)}
+	}
+	return c, nil
+}
+
+// queue queues the case-record writes; the referral they belong to is
+// updated already, in the same transaction. Each op names the entry, so that
+// a taken id is reported as ECONFLICT naming it (see caseError).
+func (c *caseRows) queue(queue func(op, sql string, args ...any)) {
+	if c.plan != nil {
+		queue("store plan", `INSERT INTO case_plan (referral_id, body) VALUES ($1, $2::json)
+			ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`, c.referralID, *c.plan)
+	}
+	for _, args := range c.contacts {
+		queue("add contact "+args[0].(string), `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, args...)
+	}
+	for _, args := range c.measures {
+		queue("add measure "+args[0].(string), `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
+			VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)`, args...)
+	}
+	if c.event != nil {
+		queue("record event "+strconv.Itoa(c.event[1].(int)), insEvent, c.event...)
+	}
+}
+
+// readTx runs fn in a read-only REPEATABLE READ transaction: every query of
+// fn reads one snapshot, as SQLite's read transactions do.
+func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+// GetCaseRecord returns a referral's case record, read from one snapshot:
+// the referral, its person, its plan (the zero Plan when none was stored),
+// its contacts by time then id, its measures by time taken then id, and its
+// events oldest first. It returns ENOTFOUND for an unknown referral.
+func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge.CaseRecord, error) {
+	var rec *linkbridge.CaseRecord
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		ref, err := findReferral(ctx, tx, "referral "+referralID, `WHERE id = $1`, referralID)
+		if err != nil {
+			return err
+		}
+		rec = &linkbridge.CaseRecord{Referral: ref}
+		if rec.Person, err = findPerson(ctx, tx, "person "+ref.PersonID, `WHERE id = $1`, ref.PersonID); err != nil {
+			return err
+		}
+
+		var plan []byte
+		switch err := tx.QueryRow(ctx, `SELECT body::text FROM case_plan WHERE referral_id = $1`, referralID).Scan(&plan); {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("postgres: case record: plan: %w", err)
+		default:
+			if err := json.Unmarshal(plan, &rec.Plan); err != nil {
+				return fmt.Errorf("postgres: case record: bad stored plan: %w", err)
+			}
+		}
+
+		err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at
+			FROM contact WHERE referral_id = $1 ORDER BY at, id`, []any{referralID}, func(rows pgx.Rows) error {
+			c := &linkbridge.Contact{ReferralID: referralID}
+			var mode string
+			if err := rows.Scan(&c.ID, &c.At, &mode, &c.Minutes, &c.Attended, &c.Notes, &c.CreatedAt); err != nil {
+				return err
+			}
+			c.Mode, c.At, c.CreatedAt = linkbridge.ContactMode(mode), utc(c.At), utc(c.CreatedAt)
+			rec.Contacts = append(rec.Contacts, c)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: case record: contacts: %w", err)
+		}
+
+		err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items::text, total, metric, taken_at, created_at
+			FROM measure WHERE referral_id = $1 ORDER BY taken_at, id`, []any{referralID}, func(rows pgx.Rows) error {
+			m := &linkbridge.Measure{ReferralID: referralID}
+			var instrument, timepoint, items string
+			if err := rows.Scan(&m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &m.TakenAt, &m.CreatedAt); err != nil {
+				return err
+			}
+			m.Instrument, m.Timepoint = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint)
+			if items != "[]" {
+				if err := json.Unmarshal([]byte(items), &m.Items); err != nil {
+					return fmt.Errorf("bad stored items: %w", err)
+				}
+			}
+			m.TakenAt, m.CreatedAt = utc(m.TakenAt), utc(m.CreatedAt)
+			rec.Measures = append(rec.Measures, m)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: case record: measures: %w", err)
+		}
+
+		err = queryRows(ctx, tx, `SELECT version, at, action, actor, status
+			FROM referral_event WHERE referral_id = $1 ORDER BY version`, []any{referralID}, func(rows pgx.Rows) error {
+			e := &linkbridge.ReferralEvent{ReferralID: referralID}
+			var status string
+			if err := rows.Scan(&e.Version, &e.At, &e.Action, &e.Actor, &status); err != nil {
+				return err
+			}
+			e.Status, e.At = linkbridge.TaskStatus(status), utc(e.At)
+			rec.Events = append(rec.Events, e)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: case record: events: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// ListReferrals returns one page of the referrals matching f, newest received
+// first (then by id, descending), and the number of matches. Empty fields of
+// f do not filter; Statuses matches any of its statuses. It returns EINVALID
+// when Limit is below 1 or Offset is negative.
+func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
+	switch {
+	case f.Limit < 1:
+		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list page size must be at least 1")
+	case f.Offset < 0:
+		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list offset must not be negative")
+	}
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	eq := func(col, v string) {
+		if v != "" {
+			conds = append(conds, col+` = `+arg(v))
+		}
+	}
+	eq("service_ods", f.ServiceODS)
+	eq("referrer_ods", f.ReferrerODS)
+	eq("link_worker_id", f.LinkWorkerID)
+	if len(f.Statuses) > 0 {
+		ss := make([]string, len(f.Statuses))
+		for i, s := range f.Statuses {
+			ss[i] = string(s)
+		}
+		conds = append(conds, `status = ANY(`+arg(ss)+`::text[])`)
+	}
+	if !f.ReceivedFrom.IsZero() {
+		conds = append(conds, `received_at >= `+arg(ceilMicro(f.ReceivedFrom)))
+	}
+	if !f.ReceivedTo.IsZero() {
+		conds = append(conds, `received_at < `+arg(ceilMicro(f.ReceivedTo)))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+
+	var (
+		out   []*linkbridge.Referral
+		total int
+	)
+	// The count and the page come from one snapshot, so they agree.
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM referral`+where, args...).Scan(&total); err != nil {
+			return fmt.Errorf("postgres: list referrals: count: %w", err)
+		}
+		if total <= f.Offset {
+			return nil
+		}
+		n := len(args)
+		q := `SELECT ` + referralColumns + ` FROM referral` + where +
+			` ORDER BY received_at DESC, id DESC LIMIT $` + strconv.Itoa(n+1) + ` OFFSET $` + strconv.Itoa(n+2)
+		err := queryRows(ctx, tx, q, append(args, f.Limit, f.Offset), func(rows pgx.Rows) error {
+			r, err := scanReferral(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: list referrals: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// CountContacts returns, per referral id, the number of attended contacts.
+// Every id asked for is in the map: one without attended contacts, or not
+// stored at all, maps to 0. (One array parameter: PostgreSQL has no small
+// limit on bound parameters to chunk around, unlike SQLite.)
+func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
+	counts := make(map[string]int, len(referralIDs))
+	for _, id := range referralIDs {
+		counts[id] = 0
+	}
+	if len(referralIDs) == 0 {
+		return counts, nil
+	}
+	err := queryRows(ctx, db.pool, `SELECT referral_id, COUNT(*) FROM contact
+		WHERE referral_id = ANY($1::text[]) AND attended GROUP BY referral_id`, []any{referralIDs},
+		func(rows pgx.Rows) error {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			counts[id] = n
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: count contacts: %w", err)
+	}
+	return counts, nil
+}
+
+// queryRows runs a query through q and calls fn for each row.
+func queryRows(ctx context.Context, q querier, sql string, args []any, fn func(pgx.Rows) error) error {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

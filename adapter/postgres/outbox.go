@@ -1,0 +1,529 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/linkbridge/linkbridge"
+)
+
+// The outbox (migration 004_outbox.sql) holds write-backs to the GP record,
+// with the semantics of adapter/sqlite's outbox (ordering per order key,
+// superseding, ownership, attempts: see the top of adapter/sqlite/outbox.go
+// and adapter/storetest). What differs is that the relays of several
+// replicas claim from one table at once, where SQLite serialises every write
+// through one writer:
+//
+//   - Claiming. A claim finds candidate heads (due pending heads of keys with
+//     nothing inflight) without locking, then, in one transaction, takes each
+//     candidate's key with pg_try_advisory_xact_lock(lockClaim, key): a key
+//     another claim holds is skipped, as FOR UPDATE SKIP LOCKED skips rows
+//     (row locks cannot serve here: the claim must hold the whole key, the
+//     rows that are not there yet included, and GROUP BY cannot be combined
+//     with FOR UPDATE). Holding the key, it re-reads the head with a fresh
+//     statement snapshot (READ COMMITTED), so it sees the inflight row of a
+//     claim that held the key before it, settles supersession and claims.
+//     The lock is released at commit, after the claim is visible. The
+//     partial unique index outbox_one_inflight would refuse a second
+//     inflight row of a key even if this were wrong.
+//   - Enqueueing. A change enqueues its messages holding
+//     pg_advisory_xact_lock(lockEnqueue, key) for each of their keys until it
+//     commits. Ids come from a sequence when the row is inserted, not when it
+//     commits, so without the lock two concurrent changes of one person (two
+//     referrals) could commit ids 11 then 10: a relay could deliver 11 before
+//     10 became visible. Under the lock, a key's ids are handed out in commit
+//     order. (SQLite needs none of this: its writes are serial.)
+//   - Rescuing. RescueOutbox is one UPDATE; when several replicas run it at
+//     once, PostgreSQL's row locks and the re-check of the WHERE clause after
+//     a wait make each row rescued once, and a row completed meanwhile is
+//     left alone. Lock times come from the replicas' clocks: keep them in
+//     step (NTP), with skew far below half of the rescue delay.
+//   - Requeueing takes the key's claim lock too, so that a message an
+//     operator puts back at the front of its key cannot slip in beside a
+//     claim in progress.
+
+// DefaultOutboxListLimit is the page size of ListOutbox when the filter sets
+// none.
+const DefaultOutboxListLimit = 100
+
+// outboxColumns are the outbox table's columns in the order scanOutbox reads
+// them.
+const outboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
+	state, attempts, available_at, locked_by, locked_at, last_status, last_error, last_outcome,
+	created_at, delivered_at`
+
+// outboxRows are the outbox messages of one change, converted to column
+// values before the transaction starts.
+type outboxRows struct {
+	msgs               []*linkbridge.OutboxMessage
+	refID              string
+	args               [][]any
+	created, available []time.Time
+	ids                []int64 // set by insert
+}
+
+// newOutboxRows converts a change's outbox messages to column values. A
+// message's empty ReferralID is the change's referral; a message of another
+// referral, without an order key, resource type, resource id or body, at a
+// version below 1, or in a state other than pending, is EINVALID. A zero
+// CreatedAt is now, a zero AvailableAt is CreatedAt.
+func newOutboxRows(ch *linkbridge.ReferralChange, now time.Time) (*outboxRows, error) {
+	if len(ch.Outbox) == 0 {
+		return nil, nil
+	}
+	ref := ch.Referral
+	n := len(ch.Outbox)
+	o := &outboxRows{msgs: ch.Outbox, refID: ref.ID, args: make([][]any, n), created: make([]time.Time, n),
+		available: make([]time.Time, n), ids: make([]int64, n)}
+	for i, m := range ch.Outbox {
+		switch {
+		case m == nil:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is empty", i)
+		case m.ReferralID != "" && m.ReferralID != ref.ID:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d belongs to referral %s, not %s", i, m.ReferralID, ref.ID)
+		case m.OrderKey == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d has no order key", i)
+		case m.ResourceType == "" || m.ResourceID == "":
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d names no resource", i)
+		case m.Version < 1:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is of %s/%s version %d", i, m.ResourceType, m.ResourceID, m.Version)
+		case len(m.Body) == 0:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d (%s/%s) has no body", i, m.ResourceType, m.ResourceID)
+		case m.State != "" && m.State != linkbridge.OutboxPending:
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is %s: a new message is pending", i, m.State)
+		}
+		created, available := m.CreatedAt, m.AvailableAt
+		if created.IsZero() {
+			created = now
+		}
+		if available.IsZero() {
+			available = created
+		}
+		// Stored with microsecond precision: tell the caller what is stored.
+		created, available = created.Truncate(time.Microsecond), available.Truncate(time.Microsecond)
+		o.created[i], o.available[i] = created, available
+		o.args[i] = []any{m.OrderKey, ref.ID, m.ResourceType, m.ResourceID, m.Version, m.Body, m.NHSNumber,
+			available, created}
+	}
+	return o, nil
+}
+
+// lockKeys takes the enqueue lock of every order key of the messages, in
+// key order (two changes sharing keys cannot deadlock), until the
+// transaction ends.
+func (o *outboxRows) lockKeys(ctx context.Context, tx pgx.Tx) error {
+	if o == nil {
+		return nil
+	}
+	keys := make([]string, len(o.msgs))
+	for i, m := range o.msgs {
+		keys[i] = m.OrderKey
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || ' ' || k))
+		FROM unnest($2::text[]) WITH ORDINALITY AS u (k, n) ORDER BY n`, lockEnqueue, sortedUnique(keys))
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue outbox messages: lock: %w", err)
+	}
+	return nil
+}
+
+// insert inserts the rows, in order, and records their ids.
+func (o *outboxRows) insert(ctx context.Context, tx pgx.Tx) error {
+	if o == nil {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, args := range o.args {
+		b.Queue(`INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
+			state, available_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) RETURNING id`, args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	for i := range o.args {
+		if err := br.QueryRow().Scan(&o.ids[i]); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("postgres: enqueue outbox message: %w", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("postgres: enqueue outbox message: %w", err)
+	}
+	return nil
+}
+
+// stored tells the caller's messages what was stored, once the change is
+// committed: their ids, state and defaulted times.
+func (o *outboxRows) stored() {
+	if o == nil {
+		return
+	}
+	for i, m := range o.msgs {
+		m.ID, m.State = o.ids[i], linkbridge.OutboxPending
+		m.ReferralID = o.refID
+		m.CreatedAt, m.AvailableAt = o.created[i], o.available[i]
+	}
+}
+
+// headsQuery lists candidate heads, oldest first: for each key with queued
+// (pending or inflight) rows, its lowest id, when no row of the key is
+// inflight and that row is due. It reads the partial index outbox_queue.
+const headsQuery = `SELECT h.id, h.order_key FROM (
+		SELECT order_key, MIN(id) AS id, bool_or(state = 'inflight') AS busy
+		FROM outbox WHERE state IN ('pending', 'inflight') GROUP BY order_key
+	) k JOIN outbox h ON h.id = k.id
+	WHERE NOT k.busy AND h.available_at <= $1 ORDER BY h.id LIMIT $2`
+
+// headQuery reads, in one statement, what settling a head needs: the row,
+// whether its key holds an earlier queued row or an inflight one, the row
+// queued right behind it, and whether a later version of its resource was
+// delivered.
+const headQuery = `SELECT o.order_key, o.resource_type, o.resource_id, o.version, o.state, o.available_at,
+		EXISTS (SELECT 1 FROM outbox q WHERE q.state IN ('pending', 'inflight')
+			AND q.order_key = o.order_key AND (q.id < o.id OR q.state = 'inflight')),
+		n.id, n.resource_type, n.resource_id, n.version,
+		EXISTS (SELECT 1 FROM outbox d WHERE d.order_key = o.order_key AND d.id > o.id
+			AND d.resource_type = o.resource_type AND d.resource_id = o.resource_id
+			AND d.version > o.version AND d.state = 'delivered')
+	FROM outbox o
+	LEFT JOIN LATERAL (
+		SELECT q.id, q.resource_type, q.resource_id, q.version FROM outbox q
+		WHERE q.state IN ('pending', 'inflight') AND q.order_key = o.order_key AND q.id > o.id
+		ORDER BY q.id LIMIT 1
+	) n ON true
+	WHERE o.id = $1`
+
+// ClaimOutbox marks up to limit deliverable messages inflight for worker, at
+// now, and returns them, oldest first, with their bodies. It supersedes
+// earlier versions first. It returns EINVALID for an empty worker or a limit
+// below 1. Several processes may claim at once (see the top of this file):
+// they never share a message or an order key, and a key another claim is
+// settling is skipped, so a claim may return fewer messages than are due;
+// the next one finds them. It looks at up to twice limit candidates, so that
+// replicas claiming together spread over the keys instead of all contending
+// for the oldest.
+func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
+	switch {
+	case worker == "":
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim needs a worker name")
+	case limit < 1:
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim takes at least 1 message, not %d", limit)
+	}
+	type head struct {
+		id  int64
+		key string
+	}
+	var heads []head
+	err := queryRows(ctx, db.pool, headsQuery, []any{now, 2 * limit}, func(rows pgx.Rows) error {
+		var h head
+		if err := rows.Scan(&h.id, &h.key); err != nil {
+			return err
+		}
+		heads = append(heads, h)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim outbox: find heads: %w", err)
+	}
+	if len(heads) == 0 {
+		return nil, nil
+	}
+	var out []*linkbridge.OutboxMessage
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		out = out[:0]
+		for _, h := range heads {
+			if len(out) == limit {
+				break
+			}
+			var locked bool
+			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema() || ' ' || $2))`, lockClaim, h.key).Scan(&locked); err != nil {
+				return fmt.Errorf("postgres: claim outbox: lock key: %w", err)
+			}
+			if !locked {
+				continue // another claim is settling this key
+			}
+			id, ok, err := settleHead(ctx, tx, h.id, now)
+			if err != nil {
+				return fmt.Errorf("postgres: claim outbox: %w", err)
+			}
+			if !ok {
+				continue
+			}
+			m, err := scanOutbox(tx.QueryRow(ctx, `UPDATE outbox SET state = 'inflight', locked_by = $1, locked_at = $2
+				WHERE id = $3 AND state = 'pending' RETURNING `+outboxColumns, worker, now, id))
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // an operator discarded it meanwhile
+			} else if err != nil {
+				return fmt.Errorf("postgres: claim outbox message %d: %w", id, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b *linkbridge.OutboxMessage) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// settleHead checks, holding id's key, that id is still a claimable head:
+// pending, due, the lowest queued row of its key, and its key has no
+// inflight row. While it is superseded, it supersedes it and checks the row
+// behind it instead. It returns the row to claim, or false when there is
+// none.
+func settleHead(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (int64, bool, error) {
+	for {
+		var (
+			key, typ, resID, state string
+			version                int
+			availableAt            time.Time
+			blocked, deliveredLate bool
+			next                   *int64
+			nType, nResID          *string
+			nVersion               *int
+		)
+		err := tx.QueryRow(ctx, headQuery, id).Scan(&key, &typ, &resID, &version, &state, &availableAt,
+			&blocked, &next, &nType, &nResID, &nVersion, &deliveredLate)
+		if err != nil {
+			return 0, false, fmt.Errorf("read head %d: %w", id, err)
+		}
+		if state != string(linkbridge.OutboxPending) || blocked || availableAt.After(now) {
+			return 0, false, nil
+		}
+		superseded := next != nil && *nType == typ && *nResID == resID && *nVersion > version
+		if !superseded && !deliveredLate {
+			return id, true, nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET state = 'superseded' WHERE id = $1 AND state = 'pending'`, id); err != nil {
+			return 0, false, fmt.Errorf("supersede %d: %w", id, err)
+		}
+		if next == nil {
+			return 0, false, nil
+		}
+		id = *next
+	}
+}
+
+// CompleteOutbox marks an inflight message delivered at now with the
+// endpoint's status, clearing its lock and last error. It returns ENOTFOUND
+// for an unknown id and ECONFLICT when the message is not inflight.
+func (db *DB) CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error {
+	return db.outboxUpdate(ctx, "complete", id, "inflight", `UPDATE outbox SET state = 'delivered', delivered_at = $1,
+		last_status = $2, last_error = '', last_outcome = NULL, locked_by = '', locked_at = NULL
+		WHERE id = $3 AND state = 'inflight'`, now, status, id)
+}
+
+// RetryOutboxLater returns an inflight message to pending, due at, counting
+// the failed attempt and recording its status and error. It returns
+// ENOTFOUND for an unknown id and ECONFLICT when the message is not inflight.
+func (db *DB) RetryOutboxLater(ctx context.Context, id int64, at time.Time, status int, errText string) error {
+	return db.outboxUpdate(ctx, "reschedule", id, "inflight", `UPDATE outbox SET state = 'pending', attempts = attempts + 1,
+		available_at = $1, last_status = $2, last_error = $3, last_outcome = NULL, locked_by = '', locked_at = NULL
+		WHERE id = $4 AND state = 'inflight'`, at, status, errText, id)
+}
+
+// DeadLetterOutbox marks an inflight message dead, counting the failed
+// attempt and keeping the endpoint's status, error and OperationOutcome
+// (nil: none). It returns ENOTFOUND for an unknown id and ECONFLICT when the
+// message is not inflight.
+func (db *DB) DeadLetterOutbox(ctx context.Context, id int64, status int, errText string, outcome []byte) error {
+	return db.outboxUpdate(ctx, "dead-letter", id, "inflight", `UPDATE outbox SET state = 'dead', attempts = attempts + 1,
+		last_status = $1, last_error = $2, last_outcome = $3, locked_by = '', locked_at = NULL
+		WHERE id = $4 AND state = 'inflight'`, status, errText, outcome, id)
+}
+
+// RescueOutbox returns to pending every message inflight since before
+// stuckBefore, keeping its due time and attempts, and reports how many. Safe
+// to run from several replicas at once: each row is rescued by one of them.
+func (db *DB) RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error) {
+	tag, err := db.pool.Exec(ctx, `UPDATE outbox SET state = 'pending', locked_by = '', locked_at = NULL
+		WHERE state = 'inflight' AND locked_at < $1`, ceilMicro(stuckBefore))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: rescue outbox: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RequeueOutbox makes a dead, discarded or pending message pending and due
+// at now, keeping its attempts and last attempt. It returns ENOTFOUND for an
+// unknown id and ECONFLICT for an inflight, delivered or superseded message.
+// It waits for a claim that is settling the message's key.
+func (db *DB) RequeueOutbox(ctx context.Context, id int64, now time.Time) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || ' ' || order_key)) FROM outbox WHERE id = $2`, lockClaim, id); err != nil {
+			return fmt.Errorf("postgres: requeue outbox message %d: lock key: %w", id, err)
+		}
+		return outboxUpdate(ctx, tx, "requeue", id, "dead, discarded or pending", `UPDATE outbox SET state = 'pending',
+			available_at = $1, locked_by = '', locked_at = NULL
+			WHERE id = $2 AND state IN ('dead', 'discarded', 'pending')`, now, id)
+	})
+}
+
+// DiscardOutbox marks a pending or dead message discarded. It returns
+// ENOTFOUND for an unknown id and ECONFLICT in any other state.
+func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
+	return db.outboxUpdate(ctx, "discard", id, "pending or dead", `UPDATE outbox SET state = 'discarded',
+		locked_by = '', locked_at = NULL WHERE id = $1 AND state IN ('pending', 'dead')`, id)
+}
+
+// outboxUpdate runs a single-row state change of message id on the pool.
+func (db *DB) outboxUpdate(ctx context.Context, op string, id int64, want, sql string, args ...any) error {
+	return outboxUpdate(ctx, db.pool, op, id, want, sql, args...)
+}
+
+// execQuerier is what outboxUpdate needs of the pool or a transaction.
+type execQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// outboxUpdate runs a single-row state change of message id through q. When
+// it changes nothing, it returns ENOTFOUND if the message does not exist and
+// ECONFLICT (naming the state it is in and those, want, it should be in)
+// otherwise.
+func outboxUpdate(ctx context.Context, q execQuerier, op string, id int64, want, sql string, args ...any) error {
+	tag, err := q.Exec(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: %s outbox message %d: %w", op, id, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var state string
+	switch err := q.QueryRow(ctx, `SELECT state FROM outbox WHERE id = $1`, id).Scan(&state); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+	case err != nil:
+		return fmt.Errorf("postgres: %s outbox message %d: %w", op, id, err)
+	}
+	return linkbridge.Errorf(linkbridge.ECONFLICT, "cannot %s outbox message %d: it is %s, not %s", op, id, state, want)
+}
+
+// outboxStates are the states, for checking filters and filling in counts.
+var outboxStates = []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight,
+	linkbridge.OutboxDelivered, linkbridge.OutboxDead, linkbridge.OutboxDiscarded, linkbridge.OutboxSuperseded}
+
+// ListOutbox returns the messages matching f, newest (highest id) first, at
+// most f.Limit of them (DefaultOutboxListLimit when f.Limit is not
+// positive), bodies included. Empty fields of f do not filter; States
+// matches any of its states, and an unknown state is EINVALID.
+func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*linkbridge.OutboxMessage, error) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if len(f.States) > 0 {
+		ss := make([]string, len(f.States))
+		for i, s := range f.States {
+			if !slices.Contains(outboxStates, s) {
+				return nil, linkbridge.Errorf(linkbridge.EINVALID, "unknown outbox state %q", s)
+			}
+			ss[i] = string(s)
+		}
+		conds = append(conds, `state = ANY(`+arg(ss)+`::text[])`)
+	}
+	if f.OrderKey != "" {
+		conds = append(conds, `order_key = `+arg(f.OrderKey))
+	}
+	if f.ReferralID != "" {
+		conds = append(conds, `referral_id = `+arg(f.ReferralID))
+	}
+	if !f.OlderThan.IsZero() {
+		conds = append(conds, `created_at < `+arg(ceilMicro(f.OlderThan)))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultOutboxListLimit
+	}
+	var out []*linkbridge.OutboxMessage
+	err := queryRows(ctx, db.pool, `SELECT `+outboxColumns+` FROM outbox`+where+` ORDER BY id DESC LIMIT `+arg(limit),
+		args, func(rows pgx.Rows) error {
+			m, err := scanOutbox(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list outbox: %w", err)
+	}
+	return out, nil
+}
+
+// GetOutbox returns one message, body and last outcome included, or
+// ENOTFOUND.
+func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessage, error) {
+	m, err := scanOutbox(db.pool.QueryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: get outbox message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// OutboxStats counts the messages in each state (every state is in Counts,
+// 0 when none) and finds the creation time of the oldest pending or inflight
+// message, read from one snapshot.
+func (db *DB) OutboxStats(ctx context.Context) (*linkbridge.OutboxStats, error) {
+	st := &linkbridge.OutboxStats{Counts: make(map[linkbridge.OutboxState]int, len(outboxStates))}
+	for _, s := range outboxStates {
+		st.Counts[s] = 0
+	}
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		err := queryRows(ctx, tx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`, nil, func(rows pgx.Rows) error {
+			var s string
+			var n int
+			if err := rows.Scan(&s, &n); err != nil {
+				return err
+			}
+			st.Counts[linkbridge.OutboxState(s)] = n
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: outbox stats: %w", err)
+		}
+		var oldest *time.Time
+		if err := tx.QueryRow(ctx, `SELECT MIN(created_at) FROM outbox WHERE state IN ('pending', 'inflight')`).Scan(&oldest); err != nil {
+			return fmt.Errorf("postgres: outbox stats: oldest pending: %w", err)
+		}
+		st.OldestPending = utcp(oldest)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// scanOutbox reads a row of outboxColumns.
+func scanOutbox(row pgx.Row) (*linkbridge.OutboxMessage, error) {
+	var (
+		m                     linkbridge.OutboxMessage
+		state                 string
+		lockedAt, deliveredAt *time.Time
+	)
+	if err := row.Scan(&m.ID, &m.OrderKey, &m.ReferralID, &m.ResourceType, &m.ResourceID, &m.Version, &m.Body, &m.NHSNumber,
+		&state, &m.Attempts, &m.AvailableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &m.LastOutcome,
+		&m.CreatedAt, &deliveredAt); err != nil {
+		return nil, err
+	}
+	m.State = linkbridge.OutboxState(state)
+	m.AvailableAt, m.CreatedAt = utc(m.AvailableAt), utc(m.CreatedAt)
+	m.LockedAt, m.DeliveredAt = utcp(lockedAt), utcp(deliveredAt)
+	return &m, nil
+}

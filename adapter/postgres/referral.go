@@ -1,0 +1,739 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge"
+)
+
+// referralColumnList names the referral table's columns in the order that
+// referralArgs and scanReferral use.
+var referralColumnList = []string{"id", "task_id", "person_id", "identifier_system", "identifier_value", "status",
+	"business_status", "status_reason", "request_status", "priority", "referrer_ods", "service_ods",
+	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
+	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
+	"authored_on", "received_at", "updated_at", "version"}
+
+// referralColumns is referralColumnList as a SELECT column list.
+var referralColumns = strings.Join(referralColumnList, ", ")
+
+// Statements used by the writes. reasons is sent as text and cast, so that
+// pgx does not re-encode JSON it is given.
+var (
+	insReferral = func() string {
+		vals := make([]string, len(referralColumnList))
+		for i, c := range referralColumnList {
+			vals[i] = "$" + strconv.Itoa(i+1)
+			if c == "reasons" {
+				vals[i] += "::jsonb"
+			}
+		}
+		return `INSERT INTO referral (` + referralColumns + `) VALUES (` + strings.Join(vals, ", ") + `)`
+	}()
+	// SET takes every column but id ($2 ...); WHERE takes id ($1) and the
+	// stored version (the last parameter).
+	updReferral = func() string {
+		sets := make([]string, 0, len(referralColumnList)-1)
+		for i, c := range referralColumnList[1:] {
+			p := "$" + strconv.Itoa(i+2)
+			if c == "reasons" {
+				p += "::jsonb"
+			}
+			sets = append(sets, c+" = "+p)
+		}
+		return `UPDATE referral SET ` + strings.Join(sets, ", ") + ` WHERE id = $1 AND version = $` +
+			strconv.Itoa(len(referralColumnList)+1)
+	}()
+	insEvent  = `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES ($1, $2, $3, $4, $5, $6)`
+	insPerson = `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES ($1, $2, $3, $4, $5)`
+	// Resources and their search parameters go in one statement each,
+	// whatever their number: unnest turns arrays into rows (SQLite's
+	// adapter builds multi-row VALUES lists instead, having no arrays).
+	insResources = `INSERT INTO resource (type, id, version_id, last_updated, body, params)
+		SELECT t, i, v, lu, b, p::jsonb
+		FROM unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[], $5::bytea[], $6::text[]) AS u (t, i, v, lu, b, p)`
+	// A resource may carry the same value twice; the key keeps one (DO
+	// NOTHING also absorbs duplicates within the one statement).
+	insParams = `INSERT INTO search_param (type, id, name, value)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+		ON CONFLICT DO NOTHING`
+	delParams = `DELETE FROM search_param p USING unnest($2::text[], $3::text[]) AS d (name, value)
+		WHERE p.type = $1 AND p.name = d.name AND p.value = d.value AND p.id = $4`
+	insMessage = `INSERT INTO message (request_id, received_at) VALUES ($1, $2)`
+)
+
+// referralArgs returns a referral's column values in referralColumnList
+// order.
+func referralArgs(r *linkbridge.Referral) ([]any, error) {
+	reasons := "[]"
+	if len(r.Reasons) > 0 {
+		b, err := json.Marshal(r.Reasons)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: encode reasons: %w", err)
+		}
+		reasons = string(b)
+	}
+	return []any{r.ID, r.TaskID, r.PersonID, r.Identifier.System, r.Identifier.Value, string(r.Status),
+		r.BusinessStatus, r.StatusReason, r.RequestStatus, r.Priority, r.ReferrerODS, r.ServiceODS,
+		reasons, r.DoNotContact, r.LinkWorker.ID, r.LinkWorker.Name, string(r.Consent),
+		r.DeclineReason, r.DischargeReason, r.DischargeSummary, nullTime(r.AcceptedAt), nullTime(r.CompletedAt),
+		r.AuthoredOn, r.ReceivedAt, r.UpdatedAt, r.Version}, nil
+}
+
+// resourceRow is a resource converted to column values.
+type resourceRow struct {
+	typ, id     string
+	versionID   int
+	lastUpdated time.Time
+	body        []byte
+	params      []linkbridge.SearchParam
+	paramsJSON  string // params as resource.params stores them
+}
+
+// newResourceRows converts resources to column values. It returns EINVALID
+// for a resource without a type or id, or one listed twice.
+func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
+	rows := make([]resourceRow, len(rs))
+	for i, r := range rs {
+		if r == nil || r.Type == "" || r.ID == "" {
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "resource %d has no type or id", i)
+		}
+		for _, prev := range rs[:i] {
+			if prev.Type == r.Type && prev.ID == r.ID {
+				return nil, linkbridge.Errorf(linkbridge.EINVALID, "%s/%s is listed twice", r.Type, r.ID)
+			}
+		}
+		rows[i] = resourceRow{typ: r.Type, id: r.ID, versionID: r.VersionID, lastUpdated: r.LastUpdated,
+			body: r.Body, params: r.Params}
+		if rows[i].body == nil {
+			rows[i].body = []byte{} // body is NOT NULL
+		}
+		var err error
+		if rows[i].paramsJSON, err = encodeParams(r.Params); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
+}
+
+// resourceArrays returns rs as the column arrays of insResources.
+func resourceArrays(rs []resourceRow) []any {
+	var (
+		types, ids, ps []string
+		versions       []int32
+		times          []time.Time
+		bodies         [][]byte
+	)
+	for i := range rs {
+		r := &rs[i]
+		types, ids, ps = append(types, r.typ), append(ids, r.id), append(ps, r.paramsJSON)
+		versions, times, bodies = append(versions, int32(r.versionID)), append(times, r.lastUpdated), append(bodies, r.body)
+	}
+	return []any{types, ids, versions, times, bodies, ps}
+}
+
+// paramArrays returns the search parameter values of rs, but for those in
+// skip (indexed already), as the column arrays of insParams; ok is false
+// when there are none.
+func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args []any, ok bool) {
+	var types, ids, names, values []string
+	for i := range rs {
+		r := &rs[i]
+		for _, p := range r.params {
+			if !skip[p] {
+				types, ids = append(types, r.typ), append(ids, r.id)
+				names, values = append(names, p.Name), append(values, p.Value)
+			}
+		}
+	}
+	return []any{types, ids, names, values}, len(types) > 0
+}
+
+// CreateReferral stores an intake atomically: all or nothing. It returns
+// EDUPLICATE with Error.Existing set when MessageID was already processed
+// ("MessageHeader/<request id>"), when the referral identifier is stored
+// ("ServiceRequest/<id>"), or when NewPerson is set and the NHS number is
+// stored ("Patient/<id>"; but "ServiceRequest/<id>" if the identifier is
+// stored too). It returns ECONFLICT when a person, referral, Task or resource
+// id is taken, ENOTFOUND when an existing person to link is not stored, and
+// EINVALID when the intake is incomplete or not at version 1. It records the
+// referral's first event: version 1, "received" by the "requester" at
+// ReceivedAt, with the referral's status.
+//
+// Every statement goes to the server in one batch, which PostgreSQL runs as
+// one implicit transaction: one round trip per intake. The unique
+// constraints decide between replicas storing the same referral at once: the
+// later insert waits for the earlier transaction and then fails, and only
+// then, after the rollback, is the stored row looked up to name it (it is
+// committed, and rows the constraints protect are never deleted).
+func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
+	if in == nil || in.Referral == nil {
+		return linkbridge.Errorf(linkbridge.EINVALID, "intake has no referral")
+	}
+	if in.NewPerson && in.Person == nil {
+		return linkbridge.Errorf(linkbridge.EINVALID, "intake has a new person but no person")
+	}
+	if in.Referral.Version != 1 {
+		return linkbridge.Errorf(linkbridge.EINVALID, "a new referral must be at version 1, not %d", in.Referral.Version)
+	}
+	ref := in.Referral
+	refArgs, err := referralArgs(ref)
+	if err != nil {
+		return err
+	}
+	res, err := newResourceRows(in.Resources)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.versionID != 1 {
+			return linkbridge.Errorf(linkbridge.EINVALID, "new resource %s/%s must be at version 1, not %d", r.typ, r.id, r.versionID)
+		}
+	}
+
+	b := &pgx.Batch{}
+	ops := []string{}
+	queue := func(op, sql string, args ...any) {
+		b.Queue(sql, args...)
+		ops = append(ops, op)
+	}
+	if in.MessageID != "" {
+		queue("record message", insMessage, in.MessageID, db.Now())
+	}
+	if in.NewPerson {
+		p := in.Person
+		queue("create person", insPerson, p.ID, p.NHSNumber, p.BirthDate, p.GPODS, p.CreatedAt)
+	}
+	queue("create referral", insReferral, refArgs...)
+	// The referral's history starts with its receipt.
+	queue("record event", insEvent, ref.ID, 1, ref.ReceivedAt, "received", "requester", string(ref.Status))
+	if len(res) > 0 {
+		queue("create resources", insResources, resourceArrays(res)...)
+		if args, ok := paramArrays(res, nil); ok {
+			queue("index search parameters", insParams, args...)
+		}
+	}
+	op, err := db.runBatch(ctx, b, ops)
+	if err == nil {
+		return nil
+	}
+	return db.formatError(ctx, err, op, writeSubject{messageID: in.MessageID, person: personIf(in), ref: ref, resources: res})
+}
+
+// personIf returns the intake's person when it is new.
+func personIf(in *linkbridge.Intake) *linkbridge.Person {
+	if in.NewPerson {
+		return in.Person
+	}
+	return nil
+}
+
+// runBatch sends b (outside a transaction: one implicit transaction) and
+// reads its results in order. On failure it returns the op of the statement
+// that failed, and the error.
+func (db *DB) runBatch(ctx context.Context, b *pgx.Batch, ops []string) (string, error) {
+	br := db.pool.SendBatch(ctx, b)
+	for _, op := range ops {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return op, err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return "commit", err
+	}
+	return "", nil
+}
+
+// writeSubject is what a write stores, for naming the rows that a violated
+// constraint collided with.
+type writeSubject struct {
+	messageID string
+	person    *linkbridge.Person
+	ref       *linkbridge.Referral
+	resources []resourceRow
+}
+
+// formatError translates a failed write into a linkbridge error, naming the
+// stored row that a unique constraint collided with. It runs after the
+// write's transaction rolled back (PostgreSQL aborts the transaction at the
+// first error): the conflicting row was committed before the violation was
+// reported, so a fresh read finds it. Errors it does not recognise are
+// wrapped as "postgres: <op>: ...".
+func (db *DB) formatError(ctx context.Context, err error, op string, s writeSubject) error {
+	withExisting := func(code, existing, format string, args ...any) error {
+		e := linkbridge.Errorf(code, format, args...)
+		e.Existing = existing
+		return e
+	}
+	if _, ok := violation(err, foreignKeyViolation); ok && s.ref != nil && op == "create referral" {
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "person %s not found", s.ref.PersonID)
+	}
+	name, ok := violation(err, uniqueViolation)
+	if !ok {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	byIdentifier := func() (error, bool) {
+		id, found, ferr := db.referralIDByIdentifier(ctx, s.ref)
+		if ferr != nil {
+			return ferr, true
+		}
+		if found {
+			return withExisting(linkbridge.EDUPLICATE, "ServiceRequest/"+id,
+				"the referral identifier is stored already, as referral %s", id), true
+		}
+		return nil, false
+	}
+	switch name {
+	case "message_pkey":
+		return withExisting(linkbridge.EDUPLICATE, "MessageHeader/"+s.messageID,
+			"message %s was processed already", s.messageID)
+	case "person_nhs_number_key":
+		// A replayed referral that also carries a "new" person is better
+		// answered with the referral, which intake turns into 200 + existing.
+		if e, done := byIdentifier(); done {
+			return e
+		}
+		if s.person != nil {
+			var id string
+			if err := db.pool.QueryRow(ctx, `SELECT id FROM person WHERE nhs_number = $1`, s.person.NHSNumber).Scan(&id); err != nil {
+				return fmt.Errorf("postgres: %s: find person: %w", op, err)
+			}
+			return withExisting(linkbridge.EDUPLICATE, "Patient/"+id,
+				"a person with this NHS number is stored already, as person %s", id)
+		}
+	case "person_pkey":
+		if s.person != nil {
+			return withExisting(linkbridge.ECONFLICT, "Patient/"+s.person.ID, "person %s exists already", s.person.ID)
+		}
+	case "referral_identifier_key":
+		if e, done := byIdentifier(); done {
+			return e
+		}
+	case "referral_pkey":
+		if s.ref != nil {
+			return withExisting(linkbridge.ECONFLICT, "ServiceRequest/"+s.ref.ID, "referral %s exists already", s.ref.ID)
+		}
+	case "referral_task_id_key":
+		if s.ref != nil {
+			return withExisting(linkbridge.ECONFLICT, "Task/"+s.ref.TaskID,
+				"Task %s already tracks another referral", s.ref.TaskID)
+		}
+	case "resource_pkey":
+		for i := range s.resources {
+			r := &s.resources[i]
+			var n int
+			if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM resource WHERE type = $1 AND id = $2`, r.typ, r.id).Scan(&n); err != nil {
+				return fmt.Errorf("postgres: %s: %w", op, err)
+			}
+			if n > 0 {
+				return withExisting(linkbridge.ECONFLICT, r.typ+"/"+r.id, "%s/%s exists already", r.typ, r.id)
+			}
+		}
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// referralIDByIdentifier looks up the stored referral with ref's business
+// identifier.
+func (db *DB) referralIDByIdentifier(ctx context.Context, ref *linkbridge.Referral) (id string, ok bool, err error) {
+	if ref == nil {
+		return "", false, nil
+	}
+	err = db.pool.QueryRow(ctx, `SELECT id FROM referral WHERE identifier_system = $1 AND identifier_value = $2`,
+		ref.Identifier.System, ref.Identifier.Value).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("postgres: find referral by identifier: %w", err)
+	}
+	return id, true, nil
+}
+
+// UpdateReferral applies a change atomically. It returns ENOTFOUND when the
+// referral does not exist, EPRECONDITION when the referral is not at
+// Version-1 or a resource is not at VersionID-1 (or, for VersionID 1, exists
+// already), and EDUPLICATE when MessageID was already processed.
+//
+// In the same transaction it replaces the plan when Plan is set, adds
+// Contacts and Measures (ECONFLICT when an id is taken), appends Event when
+// set and enqueues the Outbox messages (on success each message's ID, State
+// and defaulted times are set to what was stored); if any of it fails,
+// nothing of the change is stored. Entries that name no referral are the
+// change's referral's; an event's zero Version, At and Status default to the
+// new referral's Version, UpdatedAt and Status. A change that names another
+// referral or version in its entries, or an event without an action, is
+// EINVALID.
+//
+// Concurrency: the UPDATE of the referral row at its expected version locks
+// it, so a second change of the same referral (from any replica) waits and
+// then finds the version moved (EPRECONDITION); the resources it replaces
+// are locked (FOR UPDATE) before their versions are checked; and the outbox
+// messages are enqueued under their order keys' enqueue locks (see
+// outbox.go).
+func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
+	if ch == nil || ch.Referral == nil {
+		return linkbridge.Errorf(linkbridge.EINVALID, "change has no referral")
+	}
+	ref := ch.Referral
+	refArgs, err := referralArgs(ref)
+	if err != nil {
+		return err
+	}
+	res, err := newResourceRows(ch.Resources)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if r.versionID < 1 {
+			return linkbridge.Errorf(linkbridge.EINVALID, "resource %s/%s has version %d", r.typ, r.id, r.versionID)
+		}
+	}
+	cr, err := newCaseRows(ch)
+	if err != nil {
+		return err
+	}
+	ob, err := newOutboxRows(ch, db.Now())
+	if err != nil {
+		return err
+	}
+
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if ch.MessageID != "" {
+			if _, err := tx.Exec(ctx, insMessage, ch.MessageID, db.Now()); err != nil {
+				if _, ok := violation(err, uniqueViolation); ok {
+					e := linkbridge.Errorf(linkbridge.EDUPLICATE, "message %s was processed already", ch.MessageID)
+					e.Existing = "MessageHeader/" + ch.MessageID
+					return e
+				}
+				return fmt.Errorf("postgres: record message: %w", err)
+			}
+		}
+		tag, err := tx.Exec(ctx, updReferral, append(refArgs, ref.Version-1)...)
+		if err != nil {
+			if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
+				e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
+				e.Existing = "Task/" + ref.TaskID
+				return e
+			}
+			return fmt.Errorf("postgres: update referral: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			var stored int
+			switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
+			case errors.Is(err, pgx.ErrNoRows):
+				return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
+			case err != nil:
+				return fmt.Errorf("postgres: update referral: %w", err)
+			}
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
+				ref.ID, stored, stored+1, ref.Version)
+		}
+		b := &pgx.Batch{}
+		var ops []string
+		queue := func(op, sql string, args ...any) {
+			b.Queue(sql, args...)
+			ops = append(ops, op)
+		}
+		if err := queueResources(ctx, tx, res, queue); err != nil {
+			return err
+		}
+		cr.queue(queue)
+		if err := ob.lockKeys(ctx, tx); err != nil {
+			return err
+		}
+		br := tx.SendBatch(ctx, b)
+		for _, op := range ops {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return caseError(err, op, res)
+			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("postgres: update referral: %w", err)
+		}
+		return ob.insert(ctx, tx)
+	})
+	if err != nil {
+		return err
+	}
+	ob.stored()
+	return nil
+}
+
+// queueResources locks the stored resources that res replaces, checks their
+// versions, and queues the writes: new resources, superseded versions to
+// resource_history, the new versions, and the search parameter values that
+// changed.
+func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue func(op, sql string, args ...any)) error {
+	if len(res) == 0 {
+		return nil
+	}
+	types, ids := make([]string, len(res)), make([]string, len(res))
+	for i := range res {
+		types[i], ids[i] = res[i].typ, res[i].id
+	}
+	type stored struct {
+		version int
+		params  string
+	}
+	current := make(map[[2]string]stored, len(res))
+	// Locked in key order, so that two changes touching the same resources
+	// cannot deadlock.
+	rows, err := tx.Query(ctx, `SELECT r.type, r.id, r.version_id, r.params::text FROM resource r
+		JOIN unnest($1::text[], $2::text[]) AS k (type, id) ON r.type = k.type AND r.id = k.id
+		ORDER BY r.type, r.id FOR UPDATE OF r`, types, ids)
+	if err != nil {
+		return fmt.Errorf("postgres: update resources: %w", err)
+	}
+	for rows.Next() {
+		var typ, id string
+		var s stored
+		if err := rows.Scan(&typ, &id, &s.version, &s.params); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres: update resources: %w", err)
+		}
+		current[[2]string{typ, id}] = s
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("postgres: update resources: %w", err)
+	}
+
+	var created []resourceRow
+	for i := range res {
+		r := &res[i]
+		s, exists := current[[2]string{r.typ, r.id}]
+		switch {
+		case r.versionID == 1 && exists:
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s exists already: version 1 cannot be created", r.typ, r.id)
+		case r.versionID == 1:
+			created = append(created, *r)
+			continue
+		case !exists:
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d: it does not exist", r.typ, r.id, r.versionID-1)
+		case s.version != r.versionID-1:
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.typ, r.id, s.version, r.versionID-1)
+		}
+		queue("update resource history", `INSERT INTO resource_history (type, id, version_id, last_updated, body)
+			SELECT type, id, version_id, last_updated, body FROM resource WHERE type = $1 AND id = $2`, r.typ, r.id)
+		queue("update resource", `UPDATE resource SET version_id = $1, last_updated = $2, body = $3, params = $4::jsonb
+			WHERE type = $5 AND id = $6`, r.versionID, r.lastUpdated, r.body, r.paramsJSON, r.typ, r.id)
+		old, err := decodeParams(s.params)
+		if err != nil {
+			return fmt.Errorf("postgres: update resource %s/%s: %w", r.typ, r.id, err)
+		}
+		keep := make(map[linkbridge.SearchParam]bool, len(r.params))
+		for _, p := range r.params {
+			keep[p] = true
+		}
+		had := make(map[linkbridge.SearchParam]bool, len(old))
+		var delNames, delValues []string
+		for _, p := range old {
+			if had[p] {
+				continue
+			}
+			had[p] = true
+			if !keep[p] {
+				delNames, delValues = append(delNames, p.Name), append(delValues, p.Value)
+			}
+		}
+		if len(delNames) > 0 {
+			queue("update resource: delete params", delParams, r.typ, delNames, delValues, r.id)
+		}
+		if args, ok := paramArrays([]resourceRow{*r}, had); ok {
+			queue("index search parameters", insParams, args...)
+		}
+	}
+	if len(created) > 0 {
+		queue("create resources", insResources, resourceArrays(created)...)
+		if args, ok := paramArrays(created, nil); ok {
+			queue("index search parameters", insParams, args...)
+		}
+	}
+	return nil
+}
+
+// caseError translates the failure of a queued write of UpdateReferral.
+func caseError(err error, op string, res []resourceRow) error {
+	name, ok := violation(err, uniqueViolation)
+	if !ok {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	switch {
+	case name == "resource_pkey":
+		// Another change created it after this one's check.
+		for _, r := range res {
+			if r.versionID == 1 {
+				return linkbridge.Errorf(linkbridge.EPRECONDITION, "a version 1 resource of this change exists already: %v", err)
+			}
+		}
+	case name == "contact_pkey":
+		return linkbridge.Errorf(linkbridge.ECONFLICT, "contact exists already: %s", opID(op))
+	case name == "measure_pkey":
+		return linkbridge.Errorf(linkbridge.ECONFLICT, "measure exists already: %s", opID(op))
+	case name == "referral_event_pkey":
+		return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral has an event for this version already: %s", opID(op))
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// opID returns what follows "op " in an op name such as "add contact c-1".
+func opID(op string) string {
+	_, id, _ := strings.Cut(op, " ")
+	if i := strings.LastIndex(id, " "); i >= 0 {
+		return id[i+1:]
+	}
+	return id
+}
+
+// encodeParams renders search parameter values as resource.params stores
+// them: a JSON array of [name, value] pairs.
+func encodeParams(ps []linkbridge.SearchParam) (string, error) {
+	if len(ps) == 0 {
+		return "[]", nil
+	}
+	pairs := make([][2]string, len(ps))
+	for i, p := range ps {
+		pairs[i] = [2]string{p.Name, p.Value}
+	}
+	b, err := json.Marshal(pairs)
+	if err != nil {
+		return "", fmt.Errorf("postgres: encode search parameters: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeParams reads resource.params.
+func decodeParams(s string) ([]linkbridge.SearchParam, error) {
+	if s == "[]" || s == "" {
+		return nil, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
+		return nil, fmt.Errorf("bad stored search parameters: %w", err)
+	}
+	ps := make([]linkbridge.SearchParam, len(pairs))
+	for i, p := range pairs {
+		ps[i] = linkbridge.SearchParam{Name: p[0], Value: p[1]}
+	}
+	return ps, nil
+}
+
+// querier is what reads need of the pool and of a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// FindReferral returns a referral by id, or ENOTFOUND.
+func (db *DB) FindReferral(ctx context.Context, id string) (*linkbridge.Referral, error) {
+	return findReferral(ctx, db.pool, "referral "+id, `WHERE id = $1`, id)
+}
+
+// FindReferralByTaskID returns the referral tracked by a Task, or ENOTFOUND.
+func (db *DB) FindReferralByTaskID(ctx context.Context, taskID string) (*linkbridge.Referral, error) {
+	return findReferral(ctx, db.pool, "referral of Task "+taskID, `WHERE task_id = $1`, taskID)
+}
+
+// FindReferralByIdentifier returns the referral with a business identifier,
+// or ENOTFOUND.
+func (db *DB) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identifier) (*linkbridge.Referral, error) {
+	return findReferral(ctx, db.pool, "referral with this identifier",
+		`WHERE identifier_system = $1 AND identifier_value = $2`, id.System, id.Value)
+}
+
+// findReferral reads, through q, the referral matching a WHERE clause; what
+// names it in the ENOTFOUND message.
+func findReferral(ctx context.Context, q querier, what, where string, args ...any) (*linkbridge.Referral, error) {
+	r, err := scanReferral(q.QueryRow(ctx, `SELECT `+referralColumns+` FROM referral `+where, args...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s not found", what)
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: find referral: %w", err)
+	}
+	return r, nil
+}
+
+// scanReferral reads a row of referralColumns.
+func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
+	var (
+		r                                 linkbridge.Referral
+		status, consent                   string
+		reasons                           []byte
+		acceptedAt, completedAt           *time.Time
+		authoredOn, receivedAt, updatedAt time.Time
+	)
+	if err := row.Scan(&r.ID, &r.TaskID, &r.PersonID, &r.Identifier.System, &r.Identifier.Value, &status,
+		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
+		&reasons, &r.DoNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
+		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
+		&authoredOn, &receivedAt, &updatedAt, &r.Version); err != nil {
+		return nil, err
+	}
+	r.Status = linkbridge.TaskStatus(status)
+	r.Consent = linkbridge.ConsentLevel(consent)
+	if s := string(reasons); s != "[]" && s != "" {
+		if err := json.Unmarshal(reasons, &r.Reasons); err != nil {
+			return nil, fmt.Errorf("bad stored reasons: %w", err)
+		}
+	}
+	r.AuthoredOn, r.ReceivedAt, r.UpdatedAt = utc(authoredOn), utc(receivedAt), utc(updatedAt)
+	r.AcceptedAt, r.CompletedAt = utcp(acceptedAt), utcp(completedAt)
+	return &r, nil
+}
+
+// FindPerson returns a person by id, or ENOTFOUND.
+func (db *DB) FindPerson(ctx context.Context, id string) (*linkbridge.Person, error) {
+	return findPerson(ctx, db.pool, "person "+id, `WHERE id = $1`, id)
+}
+
+// FindPersonByNHSNumber returns the person with a normalised NHS number, or
+// ENOTFOUND. The error message does not repeat the number.
+func (db *DB) FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*linkbridge.Person, error) {
+	return findPerson(ctx, db.pool, "person with this NHS number", `WHERE nhs_number = $1`, nhsNumber)
+}
+
+// findPerson reads, through q, the person matching a WHERE clause.
+func findPerson(ctx context.Context, q querier, what, where string, args ...any) (*linkbridge.Person, error) {
+	var p linkbridge.Person
+	err := q.QueryRow(ctx, `SELECT id, nhs_number, birth_date, gp_ods, created_at FROM person `+where, args...).
+		Scan(&p.ID, &p.NHSNumber, &p.BirthDate, &p.GPODS, &p.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s not found", what)
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: find person: %w", err)
+	}
+	p.CreatedAt = utc(p.CreatedAt)
+	return &p, nil
+}
+
+// MessageProcessed reports whether a message with this X-Request-Id was
+// recorded by CreateReferral or UpdateReferral (by any replica). An empty id
+// is never recorded, so it reports false.
+func (db *DB) MessageProcessed(ctx context.Context, requestID string) (bool, error) {
+	if requestID == "" {
+		return false, nil
+	}
+	var ok bool
+	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM message WHERE request_id = $1)`, requestID).Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: message processed: %w", err)
+	}
+	return ok, nil
+}
+
+// sortedUnique returns the distinct values of ss in order.
+func sortedUnique(ss []string) []string {
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
