@@ -1,0 +1,80 @@
+package refgp
+
+import (
+	"net/http"
+)
+
+// CapabilityStatement describes exactly what the endpoint implements; the
+// gateway's write-back client reads updateCreate and conditionalUpdate to
+// pick its write mode.
+func (s *Server) CapabilityStatement(baseURL string) map[string]any {
+	var params []any
+	for _, p := range SearchParams {
+		typ := "token"
+		switch p {
+		case "patient", "subject":
+			typ = "reference"
+		case "_lastUpdated":
+			typ = "date"
+		case "_count":
+			typ = "number"
+		}
+		params = append(params, map[string]any{"name": p, "type": typ})
+	}
+	var resources []any
+	for _, t := range Types {
+		inter := []any{}
+		for _, c := range []string{"read", "vread", "update", "history-instance", "create", "search-type"} {
+			inter = append(inter, map[string]any{"code": c})
+		}
+		ps := params
+		if t == "Patient" {
+			ps = []any{}
+			for _, p := range params {
+				switch p.(map[string]any)["name"] {
+				case "patient", "subject", "patient.identifier", "patient:identifier", "subject:identifier":
+				default:
+					ps = append(ps, p)
+				}
+			}
+		}
+		resources = append(resources, map[string]any{
+			"type":              t,
+			"interaction":       inter,
+			"versioning":        "versioned-update",
+			"readHistory":       true,
+			"updateCreate":      !s.opts.RefuseClientIDs,
+			"conditionalCreate": true,
+			"conditionalUpdate": true,
+			"searchParam":       ps,
+		})
+	}
+	security := map[string]any{"cors": false}
+	if s.opts.Token != "" {
+		security["service"] = []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}}}}
+		security["description"] = "Bearer token required"
+	}
+	return map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         "2026-11-22",
+		"kind":         "instance",
+		"software":     map[string]any{"name": "linkbridge reference GP record endpoint"},
+		"implementation": map[string]any{
+			"description": "Reference GP record endpoint (linkbridge reference-gp)",
+			"url":         baseURL,
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []any{"application/fhir+json"},
+		"rest": []any{map[string]any{
+			"mode":     "server",
+			"security": security,
+			"resource": resources,
+		}},
+	}
+}
+
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, s.CapabilityStatement(base(r)))
+}

@@ -1,0 +1,333 @@
+// Package conformance is linkbridge's conformance kit for closed-loop social
+// prescribing referrals over FHIR R4. It speaks to its target only over
+// HTTP, so it can certify any system, not just linkbridge:
+//
+//   - RoleReceiver: the target receives referrals (linkbridge, or another
+//     social prescribing system). The kit plays the GP system and runs the
+//     scenarios of STANDARDS.md §8 that apply. Steps that need a link
+//     worker drive linkbridge's /sp/v1 API when the target offers it, and
+//     otherwise prompt a person and wait for the target's Task to change.
+//   - RoleGPEndpoint: the target is the GP-side FHIR server that receives
+//     write-backs. The kit sends every shape linkbridge writes back (built
+//     by linkbridge's own mapping code, exactly as the relay sends them) and
+//     checks acceptance, idempotency, conditional update, If-Match and
+//     read-after-write.
+//
+// Every resource the target returns is validated with google/fhir (through
+// adapter/fhirjson). Run returns a Report with a result per scenario and the
+// request/response that failed; the Report renders as terminal text, JUnit
+// XML and JSON.
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+)
+
+// Role is what the target plays.
+type Role string
+
+const (
+	// RoleReceiver is a system that receives referrals from GP systems.
+	RoleReceiver Role = "receiver"
+	// RoleGPEndpoint is a GP-side FHIR server that receives write-backs.
+	RoleGPEndpoint Role = "gp-endpoint"
+)
+
+// Config configures a run.
+type Config struct {
+	// Target is the FHIR base URL, e.g. http://127.0.0.1:8080/fhir.
+	Target string
+	Role   Role
+	// Header is added to every request (e.g. Authorization).
+	Header http.Header
+	// SPBase is the /sp/v1 base of a linkbridge target; empty probes
+	// <target root>/sp/v1, and Manual forces prompts instead.
+	SPBase string
+	Manual bool
+	// ManualTimeout bounds the wait for a person's step on the target.
+	ManualTimeout time.Duration
+	// PollInterval is how often the kit polls while it waits.
+	PollInterval time.Duration
+	// Run, if set, is a regular expression selecting scenario ids.
+	Run string
+	// ServiceODS is the ODS code referrals are addressed to (receiver).
+	ServiceODS string
+	// Progress receives live progress (nil: none); Prompt receives the
+	// instructions for manual steps (nil: Progress).
+	Progress, Prompt io.Writer
+	// Client is the HTTP client (nil: a client with a 30 s timeout).
+	Client *http.Client
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Status of a scenario.
+type Status string
+
+// Scenario outcomes.
+const (
+	Pass Status = "pass"
+	Fail Status = "fail"
+	Skip Status = "skip"
+)
+
+// Exchange is one HTTP request and its response, as reported.
+type Exchange struct {
+	Method          string            `json:"method"`
+	URL             string            `json:"url"`
+	RequestHeaders  map[string]string `json:"requestHeaders,omitempty"`
+	RequestBody     string            `json:"requestBody,omitempty"`
+	Status          int               `json:"status"`
+	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
+	ResponseBody    string            `json:"responseBody,omitempty"`
+	Error           string            `json:"error,omitempty"`
+	DurationMS      float64           `json:"durationMs"`
+}
+
+// Result is the outcome of one scenario.
+type Result struct {
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
+	Ref    string  `json:"ref,omitempty"`
+	Status Status  `json:"status"`
+	Reason string  `json:"reason,omitempty"`
+	Secs   float64 `json:"durationSeconds"`
+	// Steps are the checks that passed, in order.
+	Steps []string `json:"steps,omitempty"`
+	// Failed is the exchange the failure is about (nil when none).
+	Failed *Exchange `json:"failedExchange,omitempty"`
+	// Requests counts the HTTP requests the scenario sent.
+	Requests int `json:"requests"`
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Target   string    `json:"target"`
+	Role     Role      `json:"role"`
+	Started  time.Time `json:"started"`
+	Secs     float64   `json:"durationSeconds"`
+	Passed   int       `json:"passed"`
+	Failed   int       `json:"failed"`
+	Skipped  int       `json:"skipped"`
+	LinkWork string    `json:"linkWorkerSteps,omitempty"`
+	Results  []Result  `json:"results"`
+}
+
+// OK reports whether no scenario failed.
+func (r *Report) OK() bool { return r.Failed == 0 }
+
+// Scenario is one conformance scenario.
+type Scenario struct {
+	ID   string
+	Name string
+	// Ref points at the requirement (e.g. "STANDARDS.md §8.3").
+	Ref string
+	Run func(t *T)
+}
+
+// Scenarios returns the scenarios of a role, in run order.
+func Scenarios(role Role) []Scenario {
+	switch role {
+	case RoleReceiver:
+		return receiverScenarios()
+	case RoleGPEndpoint:
+		return gpEndpointScenarios()
+	}
+	return nil
+}
+
+// Run runs the role's scenarios against the target. The error is for a
+// run that could not start (bad configuration); scenario failures are in
+// the Report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	var sel *regexp.Regexp
+	if cfg.Run != "" {
+		var err error
+		if sel, err = regexp.Compile(cfg.Run); err != nil {
+			return nil, fmt.Errorf("conformance: --run: %w", err)
+		}
+	}
+	codec, err := fhirjson.New()
+	if err != nil {
+		return nil, err
+	}
+	k := &kit{cfg: cfg, codec: codec, runID: newRunID(cfg.Now())}
+	rep := &Report{Target: cfg.Target, Role: cfg.Role, Started: cfg.Now()}
+	if cfg.Role == RoleReceiver {
+		k.lw = k.linkWorker(ctx)
+		rep.LinkWork = k.lw.describe()
+	}
+	k.progressf("linkbridge conformance kit: %s role against %s\n", cfg.Role, cfg.Target)
+	if rep.LinkWork != "" {
+		k.progressf("link worker steps: %s\n", rep.LinkWork)
+	}
+	for _, sc := range Scenarios(cfg.Role) {
+		if sel != nil && !sel.MatchString(sc.ID) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		res := k.run(ctx, sc)
+		rep.Results = append(rep.Results, res)
+		switch res.Status {
+		case Pass:
+			rep.Passed++
+		case Fail:
+			rep.Failed++
+		case Skip:
+			rep.Skipped++
+		}
+	}
+	rep.Secs = cfg.Now().Sub(rep.Started).Seconds()
+	k.progressf("\n%d passed, %d failed, %d skipped in %.1fs\n", rep.Passed, rep.Failed, rep.Skipped, rep.Secs)
+	return rep, nil
+}
+
+func (c *Config) defaults() error {
+	c.Target = strings.TrimSuffix(c.Target, "/")
+	if !strings.HasPrefix(c.Target, "http://") && !strings.HasPrefix(c.Target, "https://") {
+		return fmt.Errorf("conformance: --target must be an http(s) FHIR base URL, not %q", c.Target)
+	}
+	if c.Role != RoleReceiver && c.Role != RoleGPEndpoint {
+		return fmt.Errorf("conformance: --role must be %s or %s, not %q", RoleReceiver, RoleGPEndpoint, c.Role)
+	}
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.ManualTimeout <= 0 {
+		c.ManualTimeout = 10 * time.Minute
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.ServiceODS == "" {
+		c.ServiceODS = "Y02662"
+	}
+	if c.Prompt == nil {
+		c.Prompt = c.Progress
+	}
+	return nil
+}
+
+// kit is one run's shared state.
+type kit struct {
+	cfg   Config
+	codec *fhirjson.Codec
+	runID string
+	lw    linkWorker
+	seq   int
+	gpst  *gpState
+}
+
+func (k *kit) progressf(format string, args ...any) {
+	if k.cfg.Progress != nil {
+		fmt.Fprintf(k.cfg.Progress, format, args...)
+	}
+}
+
+// failure stops a scenario (raised by T.Fatalf and T.Skipf).
+type failure struct {
+	status Status
+	reason string
+}
+
+// run runs one scenario and turns its outcome into a Result.
+func (k *kit) run(ctx context.Context, sc Scenario) (res Result) {
+	t := &T{kit: k, ctx: ctx, id: sc.ID}
+	start := k.cfg.Now()
+	k.progressf("%-28s %s ... ", sc.ID, sc.Name)
+	res = Result{ID: sc.ID, Name: sc.Name, Ref: sc.Ref, Status: Pass}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				f, ok := p.(failure)
+				if !ok {
+					f = failure{Fail, fmt.Sprintf("kit error: %v\n%s", p, debug.Stack())}
+				}
+				res.Status, res.Reason = f.status, f.reason
+				if f.status == Fail {
+					res.Failed = t.last
+				}
+			}
+		}()
+		sc.Run(t)
+	}()
+	res.Steps, res.Requests = t.steps, t.requests
+	res.Secs = k.cfg.Now().Sub(start).Seconds()
+	switch res.Status {
+	case Pass:
+		k.progressf("PASS (%.2fs)\n", res.Secs)
+	case Skip:
+		k.progressf("SKIP: %s\n", res.Reason)
+	case Fail:
+		k.progressf("FAIL (%.2fs)\n    reason: %s\n", res.Secs, res.Reason)
+		if res.Failed != nil {
+			k.progressf("%s", indent(formatExchange(res.Failed), "    "))
+		}
+	}
+	return res
+}
+
+// T is a running scenario: it sends requests, records checks and stops the
+// scenario on the first failure.
+type T struct {
+	kit      *kit
+	ctx      context.Context
+	id       string
+	steps    []string
+	last     *Exchange
+	requests int
+}
+
+// Fatalf fails the scenario with a reason; the last exchange is reported.
+func (t *T) Fatalf(format string, args ...any) {
+	panic(failure{Fail, fmt.Sprintf(format, args...)})
+}
+
+// Skipf skips the scenario with a reason.
+func (t *T) Skipf(format string, args ...any) {
+	panic(failure{Skip, fmt.Sprintf(format, args...)})
+}
+
+// Step records a check that passed.
+func (t *T) Step(format string, args ...any) {
+	t.steps = append(t.steps, fmt.Sprintf(format, args...))
+}
+
+// Check fails the scenario unless ok.
+func (t *T) Check(ok bool, format string, args ...any) {
+	if !ok {
+		t.Fatalf(format, args...)
+	}
+	t.Step(format, args...)
+}
+
+// newRunID makes ids of this run unique, so runs against a persistent
+// target never collide.
+func newRunID(now time.Time) string {
+	return fmt.Sprintf("%x", now.UnixNano())[4:]
+}
+
+func indent(s, pre string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = pre + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}

@@ -1,0 +1,333 @@
+package conformance
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// WritebackIdentifierSystem is the identifier every written-back resource
+// carries (value "Type/id"); conditional updates use it.
+const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
+
+// WritebackTypes are the resource types linkbridge writes back.
+var WritebackTypes = []string{"Task", "Procedure", "CarePlan", "Goal", "ServiceRequest", "Encounter", "Observation"}
+
+// gpState is what the gp-endpoint scenarios learn as they go.
+type gpState struct {
+	nhs string
+	// updateCreate and conditional are read from the CapabilityStatement.
+	updateCreate, conditional map[string]bool
+	interactions              map[string]map[string]bool
+	// ids maps "Type/gatewayId" to the endpoint's id of the written resource.
+	ids    map[string]string
+	shapes []Shape
+}
+
+func (k *kit) gp() *gpState {
+	if k.gpst == nil {
+		k.gpst = &gpState{nhs: NewNHSNumber(), updateCreate: map[string]bool{}, conditional: map[string]bool{},
+			interactions: map[string]map[string]bool{}, ids: map[string]string{}}
+	}
+	return k.gpst
+}
+
+func gpEndpointScenarios() []Scenario {
+	s := []Scenario{
+		{"gp-capability-statement", "CapabilityStatement: every write-back type can be written idempotently", "gpfhir ModeAuto", scGPCapability},
+		{"gp-patient-lookup", "Patient?identifier=<NHS number> answers a searchset", "relay --gp-link-patients", scGPPatientLookup},
+	}
+	for _, typ := range WritebackTypes {
+		typ := typ
+		s = append(s, Scenario{"gp-write-" + strings.ToLower(typ), typ + " write-backs: accepted, idempotent, read back as written", "README write-back", func(t *T) { scGPWrite(t, typ) }})
+	}
+	return append(s,
+		Scenario{"gp-conditional-update", "conditional update on the write-back identifier", "FHIR conditional update", scGPConditional},
+		Scenario{"gp-new-version", "a later version replaces the earlier one", "README write-back", scGPNewVersion},
+		Scenario{"gp-if-match", "If-Match: current version accepted, stale version 412", "FHIR versioned update", scGPIfMatch},
+		Scenario{"gp-history", "history and vread keep every version", "FHIR history", scGPHistory},
+		Scenario{"gp-invalid-refused", "an invalid resource is refused with an OperationOutcome and not stored", "FHIR validation", scGPInvalid},
+	)
+}
+
+func scGPCapability(t *T) {
+	g := t.kit.gp()
+	r := t.Do(Request{Method: http.MethodGet, URL: "metadata"})
+	t.ExpectStatus(r, http.StatusOK)
+	t.Check(r.Doc.Str("resourceType") == "CapabilityStatement", "GET /metadata answers a CapabilityStatement")
+	t.Check(r.Doc.Str("fhirVersion") == "4.0.1", "fhirVersion is 4.0.1 (got %q)", r.Doc.Str("fhirVersion"))
+	for _, rest := range r.Doc.List("rest") {
+		for _, res := range rest.List("resource") {
+			typ := res.Str("type")
+			g.updateCreate[typ] = res["updateCreate"] == true
+			g.conditional[typ] = res["conditionalUpdate"] == true
+			g.interactions[typ] = map[string]bool{}
+			for _, in := range res.List("interaction") {
+				g.interactions[typ][in.Str("code")] = true
+			}
+		}
+	}
+	for _, typ := range WritebackTypes {
+		t.Check(g.interactions[typ]["update"], "%s supports update", typ)
+		t.Check(g.updateCreate[typ] || g.conditional[typ], "%s can be written idempotently (updateCreate or conditionalUpdate)", typ)
+	}
+}
+
+func scGPPatientLookup(t *T) {
+	g := t.kit.gp()
+	r := t.Do(Request{Method: http.MethodGet, URL: "Patient?identifier=" + url.QueryEscape(NHSNumberSystem+"|"+g.nhs)})
+	t.ExpectStatus(r, http.StatusOK)
+	t.Check(r.Doc.Str("resourceType") == "Bundle" && r.Doc.Str("type") == "searchset", "the answer is a searchset Bundle")
+}
+
+// shapes renders the write-back shapes once per run.
+func (t *T) shapes(stage int) []Shape {
+	g := t.kit.gp()
+	sh, err := WritebackShapes(t.kit.codec, t.kit.runID, g.nhs, stage)
+	if err != nil {
+		t.Fatalf("kit error: rendering write-back shapes: %v", err)
+	}
+	return sh
+}
+
+// writeShape sends one shape as the relay would: PUT Type/id when the
+// endpoint takes client ids, else a conditional update; it returns the
+// answer and records the endpoint's id.
+func writeShape(t *T, sh Shape, ifMatch string) *Response {
+	g := t.kit.gp()
+	req := Request{Method: http.MethodPut, Body: sh.Body, Header: map[string]string{"X-Linkbridge-Version": strconv.Itoa(sh.Version)}}
+	if ifMatch != "" {
+		req.Header["If-Match"] = ifMatch
+	}
+	id, known := g.ids[sh.Type+"/"+sh.ID]
+	switch {
+	case known && id == sh.ID, g.updateCreate[sh.Type] || !g.conditional[sh.Type]:
+		req.URL = sh.Type + "/" + url.PathEscape(sh.ID)
+	default:
+		req.URL = sh.Type + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)
+	}
+	r := t.Do(req)
+	if r.Status == http.StatusOK || r.Status == http.StatusCreated {
+		if _, lid, _ := parseLocation(r.Header.Get("Location")); lid != "" {
+			g.ids[sh.Type+"/"+sh.ID] = lid
+		} else if rid := r.Doc.Str("id"); rid != "" {
+			g.ids[sh.Type+"/"+sh.ID] = rid
+		}
+	}
+	return r
+}
+
+// sameContent compares two resources ignoring what the endpoint owns (id,
+// meta, text) and a literal Patient reference it may add beside the NHS
+// number identifier.
+func sameContent(a, b []byte) (bool, string) {
+	norm := func(x []byte) any {
+		var m map[string]any
+		_ = json.Unmarshal(x, &m)
+		delete(m, "id")
+		delete(m, "meta")
+		delete(m, "text")
+		var strip func(v any) any
+		strip = func(v any) any {
+			switch v := v.(type) {
+			case map[string]any:
+				if id, ok := v["identifier"].(map[string]any); ok && id["system"] == NHSNumberSystem {
+					delete(v, "reference")
+				}
+				for k, e := range v {
+					v[k] = strip(e)
+				}
+			case []any:
+				for i := range v {
+					v[i] = strip(v[i])
+				}
+			}
+			return v
+		}
+		return strip(m)
+	}
+	na, nb := norm(a), norm(b)
+	if reflect.DeepEqual(na, nb) {
+		return true, ""
+	}
+	ma, _ := na.(map[string]any)
+	mb, _ := nb.(map[string]any)
+	for k := range ma {
+		if !reflect.DeepEqual(ma[k], mb[k]) {
+			return false, k
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			return false, k
+		}
+	}
+	return false, "?"
+}
+
+// countByWritebackID searches Type?identifier=<writeback id>.
+func countByWritebackID(t *T, sh Shape) int {
+	r := t.Do(Request{Method: http.MethodGet, URL: sh.Type + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)})
+	t.ExpectStatus(r, http.StatusOK)
+	n := 0
+	for _, e := range r.Doc.List("entry") {
+		if e.Obj("resource").Str("resourceType") == sh.Type {
+			n++
+		}
+	}
+	return n
+}
+
+func scGPWrite(t *T, typ string) {
+	g := t.kit.gp()
+	n := 0
+	for _, sh := range t.shapes(1) {
+		if sh.Type != typ {
+			continue
+		}
+		n++
+		first := writeShape(t, sh, "")
+		t.ExpectStatus(first, http.StatusOK, http.StatusCreated)
+		t.Step("%s/%s accepted (%d)", sh.Type, sh.ID, first.Status)
+		second := writeShape(t, sh, "")
+		t.ExpectStatus(second, http.StatusOK, http.StatusCreated)
+		t.Check(countByWritebackID(t, sh) == 1, "writing %s/%s twice left one resource", sh.Type, sh.ID)
+		id := g.ids[sh.Type+"/"+sh.ID]
+		if id == "" {
+			t.Fatalf("the endpoint did not say where it stored %s/%s (no Location, no id)", sh.Type, sh.ID)
+		}
+		read := t.Do(Request{Method: http.MethodGet, URL: sh.Type + "/" + url.PathEscape(id)})
+		t.ExpectStatus(read, http.StatusOK)
+		same, diff := sameContent(sh.Body, read.Body)
+		t.Check(same, "reading %s/%s returns what was written (first difference in %q)", sh.Type, id, diff)
+	}
+	if n == 0 {
+		t.Fatalf("kit error: no %s shape rendered", typ)
+	}
+}
+
+func scGPConditional(t *T) {
+	g := t.kit.gp()
+	typ := ""
+	for _, tp := range WritebackTypes {
+		if g.conditional[tp] {
+			typ = tp
+			break
+		}
+	}
+	if typ == "" {
+		t.Skipf("the endpoint advertises no conditionalUpdate (it takes client ids)")
+	}
+	var sh Shape
+	for _, s := range t.shapes(1) {
+		if s.Type == typ {
+			sh = s
+			break
+		}
+	}
+	sh.ID += "-cond"
+	sh.Body = mutate(sh.Body, func(d map[string]any) {
+		d["id"] = sh.ID
+		for _, id := range d["identifier"].([]any) {
+			if m := id.(map[string]any); m["system"] == WritebackIdentifierSystem {
+				m["value"] = sh.Type + "/" + sh.ID
+			}
+		}
+	})
+	u := sh.Type + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)
+	h := map[string]string{"X-Linkbridge-Version": "1"}
+	first := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
+	t.ExpectStatus(first, http.StatusOK, http.StatusCreated)
+	second := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
+	t.ExpectStatus(second, http.StatusOK, http.StatusCreated)
+	t.Check(countByWritebackID(t, sh) == 1, "two conditional updates on %s left one resource", sh.Type)
+}
+
+func scGPNewVersion(t *T) {
+	g := t.kit.gp()
+	for _, sh := range t.shapes(2) {
+		if sh.Type != "Task" && sh.Type != "CarePlan" && sh.Type != "Procedure" {
+			continue
+		}
+		if _, ok := g.ids[sh.Type+"/"+sh.ID]; !ok {
+			t.Skipf("needs the gp-write scenarios to have written %s/%s first", sh.Type, sh.ID)
+		}
+		r := writeShape(t, sh, "")
+		t.ExpectStatus(r, http.StatusOK, http.StatusCreated)
+		read := t.Do(Request{Method: http.MethodGet, URL: sh.Type + "/" + url.PathEscape(g.ids[sh.Type+"/"+sh.ID])})
+		t.ExpectStatus(read, http.StatusOK)
+		same, diff := sameContent(sh.Body, read.Body)
+		t.Check(same, "%s/%s reads the later version (first difference in %q)", sh.Type, sh.ID, diff)
+		t.Check(countByWritebackID(t, sh) == 1, "still one %s", sh.Type)
+	}
+}
+
+func scGPIfMatch(t *T) {
+	g := t.kit.gp()
+	var sh Shape
+	for _, s := range t.shapes(2) {
+		if s.Type == "Goal" {
+			sh = s
+		}
+	}
+	id, ok := g.ids["Goal/"+sh.ID]
+	if !ok {
+		t.Skipf("needs gp-write-goal to have written Goal/%s first", sh.ID)
+	}
+	cur := t.Do(Request{Method: http.MethodGet, URL: "Goal/" + url.PathEscape(id)})
+	t.ExpectStatus(cur, http.StatusOK)
+	etag := cur.Header.Get("ETag")
+	t.Check(etag != "", "the Goal has an ETag (%s)", etag)
+	sh.Body = mutate(sh.Body, func(d map[string]any) { d["id"] = id })
+	ok1 := t.Do(Request{Method: http.MethodPut, URL: "Goal/" + url.PathEscape(id), Body: sh.Body, Header: map[string]string{"If-Match": etag}})
+	t.ExpectStatus(ok1, http.StatusOK)
+	t.Check(ok1.Header.Get("ETag") != "" && ok1.Header.Get("ETag") != etag, "the update with the current If-Match made a new version (%s)", ok1.Header.Get("ETag"))
+	changed := mutate(sh.Body, func(d map[string]any) { d["lifecycleStatus"] = "cancelled" })
+	stale := t.Do(Request{Method: http.MethodPut, URL: "Goal/" + url.PathEscape(id), Body: changed, Header: map[string]string{"If-Match": etag}})
+	t.ExpectOutcome(stale, 412, 412, "")
+	t.Step("an update with a stale If-Match is refused with 412")
+	after := t.Do(Request{Method: http.MethodGet, URL: "Goal/" + url.PathEscape(id)})
+	same, diff := sameContent(sh.Body, after.Body)
+	t.Check(same, "the refused update changed nothing (first difference in %q)", diff)
+}
+
+func scGPHistory(t *T) {
+	g := t.kit.gp()
+	if !g.interactions["Task"]["history-instance"] || !g.interactions["Task"]["vread"] {
+		t.Skipf("the endpoint does not advertise history-instance and vread for Task")
+	}
+	first := t.shapes(1)[0]
+	id, ok := g.ids["Task/"+first.ID]
+	if !ok {
+		t.Skipf("needs gp-write-task to have written the Task first")
+	}
+	h := t.Do(Request{Method: http.MethodGet, URL: "Task/" + url.PathEscape(id) + "/_history"})
+	t.ExpectStatus(h, http.StatusOK)
+	t.Check(h.Doc.Str("type") == "history" && len(h.Doc.List("entry")) >= 2, "the Task history has every version (%d)", len(h.Doc.List("entry")))
+	v1 := t.Do(Request{Method: http.MethodGet, URL: "Task/" + url.PathEscape(id) + "/_history/1"})
+	t.ExpectStatus(v1, http.StatusOK)
+	same, diff := sameContent(first.Body, v1.Body)
+	t.Check(same, "version 1 reads as first written (first difference in %q)", diff)
+}
+
+func scGPInvalid(t *T) {
+	var sh Shape
+	for _, s := range t.shapes(1) {
+		if s.Type == "Task" {
+			sh = s
+		}
+	}
+	sh.ID += "-invalid"
+	body := mutate(sh.Body, func(d map[string]any) { d["id"] = sh.ID; delete(d, "status") })
+	u := "Task/" + sh.ID
+	if g := t.kit.gp(); !g.updateCreate["Task"] && g.conditional["Task"] {
+		u = "Task?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|Task/"+sh.ID)
+	}
+	r := t.Do(Request{Method: http.MethodPut, URL: u, Body: body})
+	t.ExpectOutcome(r, 400, 422, "status")
+	read := t.Do(Request{Method: http.MethodGet, URL: "Task/" + sh.ID})
+	t.Check(read.Status == http.StatusNotFound || read.Status == http.StatusGone, "nothing was stored (GET answers %d)", read.Status)
+}
