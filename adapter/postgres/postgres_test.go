@@ -146,3 +146,13 @@ func TestOutboxStore(t *testing.T) {
 	t.Parallel()
 	storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return mustOpen(t) })
 }
+
+func TestAccess(t *testing.T) {
+	t.Parallel()
+	storetest.RunAccess(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
+}
+
+func TestAuditStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return mustOpen(t) })
+}

@@ -221,6 +221,11 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 			queue("index search parameters", insParams, args...)
 		}
 	}
+	// The referral's access keys go on its resources and on the person's
+	// Patient, also when the person is only linked.
+	if args, ok := accessArrays(ref, res, ref.PersonID); ok {
+		queue("grant access", insAccess, args...)
+	}
 	op, err := db.runBatch(ctx, b, ops)
 	if err == nil {
 		return nil
@@ -446,6 +451,9 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		}
 		if err := queueResources(ctx, tx, res, queue); err != nil {
 			return err
+		}
+		if args, ok := accessArrays(ref, res, ""); ok {
+			queue("grant access", insAccess, args...)
 		}
 		cr.queue(queue)
 		if err := ob.lockKeys(ctx, tx); err != nil {

@@ -82,7 +82,8 @@ var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt":
 // ordered by lastUpdated then id (byte order: the id columns are COLLATE
 // "C"), with the total number of matches. It returns EINVALID for a query
 // without a type, with Count below 1, a negative Offset or an unsupported
-// date prefix. A parameter filter without values matches nothing.
+// date prefix. A parameter filter without values matches nothing; so does
+// an Access without keys.
 func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
 	switch {
 	case q == nil || q.Type == "":
@@ -110,6 +111,16 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 		}
 		where.WriteString(` AND r.id IN (SELECT p.id FROM search_param p
 			WHERE p.type = r.type AND p.name = ` + arg(f.Name) + ` AND p.value = ANY(` + arg(values) + `::text[]))`)
+	}
+	if q.Access != nil {
+		// Only resources carrying one of the caller's keys
+		// (resource_access); no keys matches nothing.
+		keys := q.Access.Keys
+		if keys == nil {
+			keys = []string{}
+		}
+		where.WriteString(` AND r.id IN (SELECT a.id FROM resource_access a
+			WHERE a.type = r.type AND a.key = ANY(` + arg(keys) + `::text[]))`)
 	}
 	for _, d := range q.LastUpdated {
 		op, ok := dateOps[d.Prefix]

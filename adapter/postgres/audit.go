@@ -1,0 +1,166 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge"
+)
+
+var _ linkbridge.AuditStore = (*DB)(nil)
+
+// auditColumns are the audit_event columns in the order scanAudit reads
+// them.
+const auditColumns = `id, recorded, client_id, role, ods, action, operation, method, route, entities::text, query::text,
+	status, outcome, request_id, source`
+
+// RecordAudit stores an audit record and its entity index in one batch (one
+// implicit transaction). It assigns the record's ID when empty. Records are
+// append only.
+func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) error {
+	if rec == nil || rec.Recorded.IsZero() {
+		return linkbridge.Errorf(linkbridge.EINVALID, "audit record needs a time")
+	}
+	if rec.ID == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		rec.ID = hex.EncodeToString(b[:])
+	}
+	entities, err := json.Marshal(nonNil(rec.Entities))
+	if err != nil {
+		return err
+	}
+	query, err := json.Marshal(nonNil(rec.Query))
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var ents []string
+	for _, e := range rec.Entities {
+		if !seen[e] {
+			seen[e] = true
+			ents = append(ents, e)
+		}
+	}
+	b := &pgx.Batch{}
+	ops := []string{"record audit"}
+	b.Queue(`INSERT INTO audit_event (id, recorded, client_id, role, ods, action, operation, method, route, entities, query,
+		status, outcome, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15)`,
+		rec.ID, rec.Recorded, rec.ClientID, string(rec.Role), rec.ODS, rec.Action, rec.Operation, rec.Method, rec.Route,
+		string(entities), string(query), rec.Status, rec.Outcome, rec.RequestID, rec.Source)
+	if len(ents) > 0 {
+		b.Queue(`INSERT INTO audit_entity (entity, audit_id) SELECT e, $2 FROM unnest($1::text[]) AS u (e)`, ents, rec.ID)
+		ops = append(ops, "record audit entities")
+	}
+	if op, err := db.runBatch(ctx, b, ops); err != nil {
+		return fmt.Errorf("postgres: %s: %w", op, err)
+	}
+	return nil
+}
+
+// nonNil returns s, or an empty slice for nil.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// SearchAudit returns one page of the records matching f, newest first
+// (then by id, descending), and the total number of matches, from one
+// snapshot. EINVALID for a Limit below 1 or a negative Offset.
+func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*linkbridge.AuditRecord, int, error) {
+	if f.Limit < 1 {
+		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "audit page size must be at least 1")
+	}
+	if f.Offset < 0 {
+		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "audit offset must not be negative")
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !f.From.IsZero() {
+		where = append(where, `recorded >= `+arg(ceilMicro(f.From)))
+	}
+	if !f.To.IsZero() {
+		where = append(where, `recorded < `+arg(ceilMicro(f.To)))
+	}
+	if f.ClientID != "" {
+		where = append(where, `client_id = `+arg(f.ClientID))
+	}
+	if f.ODS != "" {
+		where = append(where, `ods = `+arg(f.ODS))
+	}
+	if f.Entity != "" {
+		where = append(where, `id IN (SELECT audit_id FROM audit_entity WHERE entity = `+arg(f.Entity)+`)`)
+	}
+	if f.Outcome != nil {
+		where = append(where, `outcome = `+arg(*f.Outcome))
+	}
+	w := ""
+	if len(where) > 0 {
+		w = ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	var (
+		out   []*linkbridge.AuditRecord
+		total int
+	)
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM audit_event`+w, args...).Scan(&total); err != nil {
+			return fmt.Errorf("postgres: search audit: %w", err)
+		}
+		n := len(args)
+		return queryRows(ctx, tx, `SELECT `+auditColumns+` FROM audit_event`+w+` ORDER BY recorded DESC, id DESC LIMIT $`+
+			strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, f.Limit, f.Offset), func(rows pgx.Rows) error {
+			rec, err := scanAudit(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: search audit: %w", err)
+	}
+	return out, total, nil
+}
+
+// ReadAudit returns one audit record, or ENOTFOUND.
+func (db *DB) ReadAudit(ctx context.Context, id string) (*linkbridge.AuditRecord, error) {
+	rec, err := scanAudit(db.pool.QueryRow(ctx, `SELECT `+auditColumns+` FROM audit_event WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "AuditEvent/%s not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("postgres: read audit: %w", err)
+	}
+	return rec, nil
+}
+
+// scanAudit reads a row of auditColumns.
+func scanAudit(row pgx.Row) (*linkbridge.AuditRecord, error) {
+	rec := &linkbridge.AuditRecord{}
+	var role, entities, query string
+	if err := row.Scan(&rec.ID, &rec.Recorded, &rec.ClientID, &role, &rec.ODS, &rec.Action, &rec.Operation, &rec.Method,
+		&rec.Route, &entities, &query, &rec.Status, &rec.Outcome, &rec.RequestID, &rec.Source); err != nil {
+		return nil, err
+	}
+	rec.Role, rec.Recorded = linkbridge.Role(role), utc(rec.Recorded)
+	if err := json.Unmarshal([]byte(entities), &rec.Entities); err != nil {
+		return nil, fmt.Errorf("bad stored audit entities: %w", err)
+	}
+	if err := json.Unmarshal([]byte(query), &rec.Query); err != nil {
+		return nil, fmt.Errorf("bad stored audit query: %w", err)
+	}
+	return rec, nil
+}
