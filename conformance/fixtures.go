@@ -126,3 +126,12 @@ func refID(ref J, typ string) string {
 	}
 	return ""
 }
+
+// TransactionReferral returns the kit's GP referral as a FHIR transaction
+// Bundle (Patient, ServiceRequest, Task) for a person with the NHS number,
+// with referrer identifier ref (system ReferralSystem), addressed to the
+// social prescribing service with ODS code serviceODS.
+func TransactionReferral(nhs, ref, serviceODS string) []byte {
+	k := &kit{cfg: Config{ServiceODS: serviceODS}}
+	return k.fixture("transaction.json", &referral{NHS: nhs, Ref: ref})
+}

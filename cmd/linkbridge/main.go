@@ -7,6 +7,9 @@
 //	linkbridge serve [flags]     run the gateway
 //	linkbridge outbox ...        operate the write-back queue
 //	linkbridge bench [flags]     load-test a gateway with referral Bundles
+//	linkbridge demo              the whole loop locally, in seconds
+//	linkbridge conform [flags]   the conformance kit
+//	linkbridge reference-gp      the reference GP record endpoint
 //	linkbridge help              show help
 package main
 
@@ -44,6 +47,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return (&OutboxCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "bench":
 		return (&BenchCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "conform":
+		return (&ConformCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "reference-gp":
+		return (&ReferenceGPCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "demo":
+		return (&DemoCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -59,6 +68,9 @@ Commands:
   serve   run the gateway (FHIR API at /fhir)
   outbox  list, show, retry or discard write-backs to the GP record
   bench   load-test a gateway with referral transaction Bundles
+  demo    run the whole loop locally in seconds: gateway, reference GP record, a referral worked end to end
+  conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)
+  reference-gp  run the reference GP record endpoint (FHIR R4 on SQLite, HTML page per patient)
   help    show this help
 
 Run "linkbridge <command> -h" for a command's flags.

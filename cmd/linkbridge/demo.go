@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linkbridge/linkbridge/adapter/refgp"
+	"github.com/linkbridge/linkbridge/conformance"
+)
+
+// DemoCommand runs the whole loop on one machine in seconds: the gateway
+// and the reference GP record endpoint on temporary SQLite files, a GP
+// referral, a link worker's work on it, and after each step what the GP
+// record shows.
+type DemoCommand struct {
+	Getenv         func(string) string
+	Stdout, Stderr io.Writer
+	// Done, if set, receives the demo's outcome (for tests): the reference
+	// GP patient id and page URL, before --keep waits.
+	Done chan<- DemoResult
+}
+
+// DemoResult is what a demo run produced.
+type DemoResult struct {
+	GPBase, GatewayBase, PatientID, PageURL string
+	// Record counts the current resources the GP record holds, by type.
+	Record  map[string]int
+	Elapsed time.Duration
+}
+
+// demoNHS is the demo person's NHS number (the 999 test range).
+const demoNHS = "9434765919"
+
+// Run runs the demo.
+func (c *DemoCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	dir := fs.String("dir", "", "keep the SQLite files in this directory (default: a temporary directory, removed at the end)")
+	addr := fs.String("addr", "127.0.0.1:0", "gateway listen address")
+	gpAddr := fs.String("gp-addr", "127.0.0.1:0", "reference GP endpoint listen address")
+	keep := fs.Bool("keep", false, "keep both servers running after the demo (Ctrl-C to stop) so the page can be opened")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "linkbridge-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	out := c.Stdout
+	logs := &lockedBuffer{}
+
+	// The reference GP record endpoint, in process.
+	gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{})
+	if err != nil {
+		return err
+	}
+	defer gp.Close()
+	gln, err := net.Listen("tcp", *gpAddr)
+	if err != nil {
+		return fmt.Errorf("demo: listen: %w", err)
+	}
+	gsrv := &http.Server{Handler: gp.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go gsrv.Serve(gln)
+	defer gsrv.Close()
+	gpBase := "http://" + gln.Addr().String() + "/fhir"
+
+	// The gateway: the serve command itself, write-back to the reference GP.
+	serveArgs := []string{"serve", "--addr", *addr, "--db", filepath.Join(*dir, "linkbridge.db"), "--gp-base", gpBase, "--log-level", "warn", "--shutdown-timeout", "2s"}
+	if (&ServeCommand{Getenv: c.Getenv, Stderr: io.Discard}).flags(&ServeConfig{}).Lookup("dev") != nil {
+		serveArgs = append(serveArgs, "--dev") // auth off on loopback
+	}
+	ready := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- run(withReady(ctx, ready), serveArgs, c.Getenv, io.Discard, logs) }()
+	var gwAddr string
+	select {
+	case gwAddr = <-ready:
+	case err := <-served:
+		return fmt.Errorf("demo: the gateway did not start: %v\n%s", err, logs.String())
+	case <-time.After(10 * time.Second):
+		return errors.New("demo: the gateway did not start within 10 s")
+	}
+	defer func() {
+		cancel()
+		<-served
+	}()
+	gw := "http://" + gwAddr
+	d := &demo{out: out, gw: gw, gp: gpBase, client: &http.Client{Timeout: 10 * time.Second}}
+	fmt.Fprintf(out, "linkbridge demo\n  gateway             %s/fhir  (link worker API %s/sp/v1)\n  reference GP record %s\n\n", gw, gw, gpBase)
+
+	// The GP practice's own record of the person.
+	gpPatient := "gp-patient-1"
+	patient := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":%q}],
+		"name":[{"family":"XXTESTPATIENT-SOCPRESC","given":["Alex"]}],"gender":"female","birthDate":"1956-03-14"}`, gpPatient, demoNHS)
+	if st, _ := d.send(http.MethodPut, gpBase+"/Patient/"+gpPatient, "application/fhir+json", []byte(patient), ""); st != 200 && st != 201 {
+		return fmt.Errorf("demo: the reference GP refused the patient (HTTP %d)", st)
+	}
+
+	// 1. The GP system sends the referral.
+	ref := fmt.Sprintf("demo-%d", time.Now().UnixNano())
+	st, body := d.send(http.MethodPost, gw+"/fhir", "application/fhir+json", conformance.TransactionReferral(demoNHS, ref, "Y02662"), "")
+	if st != http.StatusOK {
+		return fmt.Errorf("demo: the referral was refused (HTTP %d): %s", st, body)
+	}
+	var tr struct {
+		Entry []struct {
+			Response struct {
+				Location string `json:"location"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	_ = json.Unmarshal(body, &tr)
+	var srID string
+	for _, e := range tr.Entry {
+		if p := strings.Split(e.Response.Location, "/"); len(p) >= 2 && strings.Contains(e.Response.Location, "ServiceRequest/") {
+			for i := range p {
+				if p[i] == "ServiceRequest" && i+1 < len(p) {
+					srID = p[i+1]
+				}
+			}
+		}
+	}
+	if srID == "" {
+		return errors.New("demo: the gateway did not say where the referral is")
+	}
+	d.step("1. GP system sends a referral (FHIR transaction: Patient + ServiceRequest + Task)", "")
+	fmt.Fprintf(out, "   gateway: referral %s received, Task requested; nothing is written to the GP record yet\n\n", srID)
+
+	sp := gw + "/sp/v1/referrals/" + srID
+	at := time.Now().UTC().Truncate(time.Minute)
+	steps := []struct {
+		title, method, path, body string
+		// until is what the GP record must show before the next step.
+		until func(r *gpRecord) bool
+	}{
+		{"2. Link worker accepts the referral", "POST", "/actions", `{"action":"accept","linkWorker":{"id":"lw-17","name":"Sam Link"}}`,
+			func(r *gpRecord) bool { return r.taskStatus == "accepted" && r.count["CarePlan"] == 1 }},
+		{"3. First contact: a 30-minute phone call", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"phone","minutes":30,"attended":true,"notes":"Feels isolated since moving"}`, at.Format(time.RFC3339)),
+			func(r *gpRecord) bool { return r.taskStatus == "in-progress" && r.count["Encounter"] == 1 }},
+		{"4. Baseline wellbeing: SWEMWBS", "POST", "/measures", fmt.Sprintf(`{"instrument":"SWEMWBS","timepoint":"baseline","items":[2,3,3,2,3,2,3],"takenAt":%q}`, at.Format(time.RFC3339)),
+			func(r *gpRecord) bool { return r.count["Observation"] == 1 }},
+		{"5. Personalised care and support plan agreed (consent not yet recorded: codes only)", "PUT", "/plan", `{"whatMatters":"Getting out of the house","needs":[{"code":{"system":"http://snomed.info/sct","code":"267076002"}}],
+			"goals":[{"description":"Join a walking group","importance":8,"confidence":6,"status":"active"}],
+			"onwardReferrals":[{"service":"Parkside walking group","status":"sent"}],"signposts":[{"to":"Citizens Advice"}]}`,
+			func(r *gpRecord) bool { return r.count["Goal"] == 1 && r.count["ServiceRequest"] == 1 }},
+		{"6. The person agrees to share the details with their GP (consent: codes-only → full)", "PUT", "/consent", `{"consent":"full"}`,
+			func(r *gpRecord) bool { return r.carePlanTitle != "" && strings.Contains(r.goals, "walking") }},
+		{"7. Follow-up: a face-to-face meeting", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"face-to-face","minutes":45,"attended":true}`, at.Add(14*24*time.Hour).Format(time.RFC3339)),
+			func(r *gpRecord) bool { return r.count["Encounter"] == 2 }},
+		{"8. Review wellbeing: SWEMWBS again", "POST", "/measures", fmt.Sprintf(`{"instrument":"SWEMWBS","timepoint":"final","items":[3,4,4,3,4,3,4],"takenAt":%q}`, at.Add(56*24*time.Hour).Format(time.RFC3339)),
+			func(r *gpRecord) bool { return r.count["Observation"] == 2 }},
+		{"9. Discharge: goals met", "POST", "/actions", `{"action":"complete","reasonCode":"goals-met","summary":"Walks with the Parkside group every Tuesday"}`,
+			func(r *gpRecord) bool { return r.taskStatus == "completed" && r.carePlanStatus == "completed" }},
+	}
+	for _, s := range steps {
+		if st, b := d.send(s.method, sp+s.path, "application/json", []byte(s.body), ""); st != 200 && st != 201 {
+			return fmt.Errorf("demo: %s: HTTP %d: %s", s.title, st, b)
+		}
+		rec, err := d.waitGP(ctx, s.until)
+		if err != nil {
+			return fmt.Errorf("demo: %s: %w\n%s", s.title, err, logs.String())
+		}
+		d.step(s.title, rec.String())
+	}
+	rec, _ := d.readGP()
+	page := "http://" + gln.Addr().String() + "/patients/" + gpPatient
+	elapsed := time.Since(start)
+	fmt.Fprintf(out, "Done in %s: the GP record holds %d resources (%s), each written back by the relay with idempotent PUTs.\n",
+		elapsed.Round(time.Millisecond), rec.total(), rec.counts())
+	fmt.Fprintf(out, "The MDT view of the GP record: %s\n", page)
+	if !*keep {
+		fmt.Fprintf(out, "(run with --keep to keep both servers up and open that page)\n")
+	}
+	if c.Done != nil {
+		c.Done <- DemoResult{GPBase: gpBase, GatewayBase: gw, PatientID: gpPatient, PageURL: page, Record: rec.count, Elapsed: elapsed}
+	}
+	if *keep {
+		fmt.Fprintf(out, "Servers running; Ctrl-C to stop.\n")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// demo holds the demo's clients.
+type demo struct {
+	out    io.Writer
+	gw, gp string
+	client *http.Client
+}
+
+func (d *demo) send(method, u, ct string, body []byte, ifMatch string) (int, []byte) {
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", ct)
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return resp.StatusCode, b
+}
+
+func (d *demo) step(title, gp string) {
+	fmt.Fprintf(d.out, "%s\n", title)
+	if gp != "" {
+		fmt.Fprintf(d.out, "%s\n", gp)
+	}
+}
+
+// gpRecord is what the reference GP holds for the demo person.
+type gpRecord struct {
+	count                                        map[string]int
+	taskStatus, businessStatus, owner            string
+	carePlanStatus, carePlanTitle, goals, scores string
+	contacts                                     []string
+}
+
+func (r *gpRecord) total() int {
+	n := 0
+	for _, c := range r.count {
+		n += c
+	}
+	return n
+}
+
+func (r *gpRecord) counts() string {
+	var parts []string
+	for t, n := range r.count {
+		parts = append(parts, fmt.Sprintf("%d %s", n, t))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// String renders the record as the GP would read it.
+func (r *gpRecord) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "   GP record: referral %s", r.taskStatus)
+	if r.businessStatus != "" {
+		fmt.Fprintf(&b, " (%s)", r.businessStatus)
+	}
+	if r.owner != "" {
+		fmt.Fprintf(&b, ", link worker %s", r.owner)
+	}
+	b.WriteString("\n")
+	if r.carePlanStatus != "" {
+		fmt.Fprintf(&b, "              plan: %s", r.carePlanStatus)
+		if r.carePlanTitle != "" {
+			fmt.Fprintf(&b, " – %s", r.carePlanTitle)
+		}
+		b.WriteString("\n")
+	}
+	if r.goals != "" {
+		fmt.Fprintf(&b, "              goals: %s\n", r.goals)
+	}
+	if len(r.contacts) > 0 {
+		fmt.Fprintf(&b, "              contacts: %s\n", strings.Join(r.contacts, "; "))
+	}
+	if r.scores != "" {
+		fmt.Fprintf(&b, "              outcome scores: %s\n", r.scores)
+	}
+	fmt.Fprintf(&b, "              (%d resources: %s)\n", r.total(), r.counts())
+	return b.String()
+}
+
+// readGP reads the person's record from the reference GP over FHIR,
+// searching by NHS number as any GP-side reader would.
+func (d *demo) readGP() (*gpRecord, error) {
+	rec := &gpRecord{count: map[string]int{}}
+	var scores []string
+	for _, typ := range []string{"Task", "Procedure", "CarePlan", "Goal", "ServiceRequest", "Encounter", "Observation"} {
+		st, b := d.send(http.MethodGet, d.gp+"/"+typ+"?patient.identifier="+url.QueryEscape("https://fhir.nhs.uk/Id/nhs-number|"+demoNHS), "", nil, "")
+		if st != http.StatusOK {
+			return nil, fmt.Errorf("reading %s from the GP record: HTTP %d", typ, st)
+		}
+		var bundle struct {
+			Entry []struct {
+				Resource map[string]any `json:"resource"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(b, &bundle); err != nil {
+			return nil, err
+		}
+		rec.count[typ] = len(bundle.Entry)
+		if len(bundle.Entry) == 0 {
+			delete(rec.count, typ)
+		}
+		for _, e := range bundle.Entry {
+			res := jsonDoc(e.Resource)
+			switch typ {
+			case "Task":
+				rec.taskStatus = res.str("status")
+				rec.businessStatus = res.obj("businessStatus").str("text")
+				rec.owner = res.obj("owner").str("display")
+			case "CarePlan":
+				rec.carePlanStatus, rec.carePlanTitle = res.str("status"), res.str("description")
+			case "Goal":
+				rec.goals = res.obj("description").str("text") + " (" + res.str("lifecycleStatus") + ")"
+			case "Encounter":
+				rec.contacts = append(rec.contacts, fmt.Sprintf("%s %s", strings.TrimSuffix(res.obj("period").str("start"), "T00:00:00Z")[:10], res.obj("class").str("display")))
+			case "Observation":
+				for _, c := range res.list("component") {
+					if q := c.obj("valueQuantity"); q != nil {
+						scores = append(scores, fmt.Sprintf("SWEMWBS %v on %s", q["value"], res.str("effectiveDateTime")[:10]))
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(rec.contacts)
+	sort.Strings(scores)
+	rec.scores = strings.Join(scores, " → ")
+	return rec, nil
+}
+
+// waitGP polls the GP record until it shows what the step produced.
+func (d *demo) waitGP(ctx context.Context, until func(*gpRecord) bool) (*gpRecord, error) {
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		rec, err := d.readGP()
+		if err == nil && until(rec) {
+			return rec, nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("the GP record did not show the change within 8 s (it shows: %s)", rec.counts())
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(15 * time.Millisecond):
+		}
+	}
+}
+
+// jsonDoc is a resource as generic JSON.
+type jsonDoc map[string]any
+
+func (j jsonDoc) str(k string) string { s, _ := j[k].(string); return s }
+func (j jsonDoc) obj(k string) jsonDoc {
+	m, _ := j[k].(map[string]any)
+	return m
+}
+func (j jsonDoc) list(k string) []jsonDoc {
+	a, _ := j[k].([]any)
+	var out []jsonDoc
+	for _, v := range a {
+		if m, ok := v.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// lockedBuffer collects the gateway's logs (shown only on failure).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/linkbridge/linkbridge/adapter/refgp"
+)
+
+// ReferenceGPCommand runs the reference GP record endpoint: a FHIR R4
+// server on its own SQLite file that stores what a GP record receives.
+type ReferenceGPCommand struct {
+	Getenv         func(string) string
+	Stdout, Stderr io.Writer
+	// Ready, if set, receives the listening address.
+	Ready chan<- string
+}
+
+// Run parses flags and serves until ctx ends.
+func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) error {
+	env := func(name, def string) string {
+		if v := c.Getenv("LINKBRIDGE_REFGP_" + name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("reference-gp", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	addr := fs.String("addr", env("ADDR", "127.0.0.1:8090"), "listen address (LINKBRIDGE_REFGP_ADDR)")
+	db := fs.String("db", env("DB", "reference-gp.db"), "SQLite file of the GP record (LINKBRIDGE_REFGP_DB)")
+	token := fs.String("token", env("TOKEN", ""), "require this bearer token on every request (LINKBRIDGE_REFGP_TOKEN)")
+	refuse := fs.Bool("refuse-client-ids", env("REFUSE_CLIENT_IDS", "") == "true", "assign our own ids: refuse update-as-create, advertise conditional update only (LINKBRIDGE_REFGP_REFUSE_CLIENT_IDS)")
+	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger, err := newLogger(c.Stderr, *level, "text")
+	if err != nil {
+		return err
+	}
+	gp, err := refgp.Open(ctx, *db, refgp.Options{Token: *token, RefuseClientIDs: *refuse, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer gp.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: gp.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(c.Stdout, "reference GP record endpoint: FHIR base http://%s/fhir, patient pages http://%s/\n", ln.Addr(), ln.Addr())
+	if c.Ready != nil {
+		c.Ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
