@@ -182,7 +182,7 @@ func TestRunCommandLine(t *testing.T) {
 		{"ErrNoCommand", nil, "", true},
 		{"Help", []string{"help"}, "", false},
 		{"ErrUnknownCommand", []string{"frobnicate"}, "unknown command", false},
-		{"ErrPostgres", []string{"serve", "--db", "postgres://localhost/x", "--addr", "127.0.0.1:0"}, "PostgreSQL", false},
+		{"ErrPostgresUnreachable", []string{"serve", "--db", "postgres://lb:secret@127.0.0.1:1/x?connect_timeout=2", "--addr", "127.0.0.1:0"}, "postgres: open", false},
 		{"ErrMaxBody", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-body", "0"}, "max-body", false},
 		{"ErrServiceODS", []string{"serve", "--db", filepath.Join(tmp, "b.db"), "--service-ods", "not-an-ods!"}, "service-ods", false},
 		{"ErrLogLevel", []string{"serve", "--db", filepath.Join(tmp, "c.db"), "--log-level", "chatty"}, "log-level", false},

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/adapter/sqlite"
 )
 
 // OutboxCommand is "linkbridge outbox list|show|retry|discard": the
@@ -32,7 +31,7 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("outbox "+sub, flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
-	dbPath := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), "SQLite database file (LINKBRIDGE_DB)")
+	dbPath := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), dbFlagHelp)
 	state := fs.String("state", "", "list: comma-separated states (pending, inflight, delivered, dead, discarded, superseded)")
 	person := fs.String("person", "", "list: person id (the ordering key)")
 	referral := fs.String("referral", "", "list: referral id")
@@ -42,7 +41,7 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, *dbPath, nil)
+	db, err := openStore(ctx, *dbPath, nil)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/adapter/outbox"
 	"github.com/linkbridge/linkbridge/adapter/prom"
-	"github.com/linkbridge/linkbridge/adapter/sqlite"
 )
 
 // ServeConfig is the configuration of "linkbridge serve". Every flag has a
@@ -64,9 +63,6 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.DB == "" {
 		return errors.New("--db is required")
-	}
-	if strings.HasPrefix(c.DB, "postgres://") || strings.HasPrefix(c.DB, "postgresql://") {
-		return errors.New("--db: the PostgreSQL backend is not available in this build yet; use a SQLite file path")
 	}
 	switch gpfhir.Mode(c.GPMode) {
 	case gpfhir.ModeAuto, gpfhir.ModeClientID, gpfhir.ModeConditional:
@@ -126,7 +122,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (LINKBRIDGE_ADDR)")
-	fs.StringVar(&cfg.DB, "db", env("DB", "linkbridge.db"), "SQLite database file (LINKBRIDGE_DB)")
+	fs.StringVar(&cfg.DB, "db", env("DB", "linkbridge.db"), dbFlagHelp)
 	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LINKBRIDGE_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (LINKBRIDGE_LOG_FORMAT)")
 	maxBody := env("MAX_BODY", fmt.Sprint(httpapi.DefaultMaxBodyBytes))
@@ -174,7 +170,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := sqlite.Open(ctx, cfg.DB, logger)
+	db, err := openStore(ctx, cfg.DB, logger)
 	if err != nil {
 		return err
 	}
@@ -217,7 +213,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", "http://"+ln.Addr().String()+"/fhir"), slog.String("db", cfg.DB))
+	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", "http://"+ln.Addr().String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if relay != nil {
