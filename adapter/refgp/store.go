@@ -96,6 +96,17 @@ func (s *Server) put(ctx context.Context, w *write) (*writeResult, error) {
 		return nil, linkbridge.Errorf(linkbridge.EMETHOD, "this endpoint assigns its own ids: update-as-create with a client id is not supported; use a conditional update (PUT %s?identifier=system|value)", w.typ)
 	}
 	if exists && (string(cur.content) == string(content) || (w.sourceVersion > 0 && w.sourceVersion < cur.source)) {
+		// Same content (or an older sender version): nothing new is stored,
+		// but a newer sender version is remembered so that an older one
+		// arriving later cannot overwrite it.
+		if w.sourceVersion > cur.source {
+			if _, err := tx.ExecContext(ctx, `UPDATE current SET source_version = ? WHERE type = ? AND id = ?`, w.sourceVersion, w.typ, id); err != nil {
+				return nil, fmt.Errorf("refgp: update source version: %w", err)
+			}
+			if err := tx.Commit(); err != nil {
+				return nil, fmt.Errorf("refgp: commit: %w", err)
+			}
+		}
 		t, _ := time.Parse(timeLayout, cur.updated)
 		return &writeResult{st: &Stored{Type: w.typ, ID: id, Version: cur.version, LastUpdated: t, Body: cur.body}}, nil
 	}
