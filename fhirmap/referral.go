@@ -30,6 +30,14 @@ type Entry struct {
 	// Contained marks a resource found inside another's contained list;
 	// it stays inside its container and is not stored on its own.
 	Contained bool
+	// Raw is the resource's JSON exactly as received, when the caller has
+	// it (nil for contained resources). The gateway stores it, stamped
+	// with id and meta, instead of re-marshalling Resource.
+	Raw []byte
+	// Normalised reports that mapping changed a value of Resource in place
+	// (an NHS number written with spaces, an ODS code in lower case or
+	// under the lower-case system), so Raw no longer matches it.
+	Normalised bool
 }
 
 // Referral is an inbound referral after mapping and validation: the
@@ -243,7 +251,7 @@ func mapServiceRequest(sr *srpb.ServiceRequest, ix *index, out *Referral) error 
 			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject must be a Patient, not %s", TypeName(e.Resource)).At("ServiceRequest.subject")
 		}
 		out.Patient = e
-		return mapPatient(p, out)
+		return mapPatient(e, p, out)
 	}
 	if typ, id := RefTarget(subj); typ == "Patient" {
 		out.SubjectID = id
@@ -256,6 +264,9 @@ func mapServiceRequest(sr *srpb.ServiceRequest, ix *index, out *Referral) error 
 		if err != nil {
 			return err.(*linkbridge.Error).At("ServiceRequest.subject.identifier.value")
 		}
+		if nhs != id.GetValue().GetValue() {
+			out.ServiceRequest.Normalised = true
+		}
 		id.Value = &dpb.String{Value: nhs}
 		out.Person.NHSNumber = nhs
 		return nil
@@ -264,7 +275,7 @@ func mapServiceRequest(sr *srpb.ServiceRequest, ix *index, out *Referral) error 
 }
 
 // mapPatient takes the person's NHS number (normalised in place) and GP.
-func mapPatient(p *patpb.Patient, out *Referral) error {
+func mapPatient(e *Entry, p *patpb.Patient, out *Referral) error {
 	for i, id := range p.GetIdentifier() {
 		if id.GetSystem().GetValue() != linkbridge.NHSNumberSystem {
 			continue
@@ -272,6 +283,9 @@ func mapPatient(p *patpb.Patient, out *Referral) error {
 		nhs, err := linkbridge.NormalizeNHSNumber(id.GetValue().GetValue())
 		if err != nil {
 			return err.(*linkbridge.Error).At(fmt.Sprintf("Patient.identifier[%d].value", i))
+		}
+		if nhs != id.GetValue().GetValue() {
+			e.Normalised = true
 		}
 		id.Value = &dpb.String{Value: nhs}
 		out.Person.NHSNumber = nhs
@@ -432,6 +446,9 @@ func normaliseIdentifiers(e *Entry) error {
 		code, err := linkbridge.NormalizeODSCode(id.GetValue().GetValue())
 		if err != nil {
 			return err.(*linkbridge.Error).At(path + ".value")
+		}
+		if id.GetSystem().GetValue() != linkbridge.ODSSystem || id.GetValue().GetValue() != code {
+			e.Normalised = true
 		}
 		id.System = &dpb.Uri{Value: linkbridge.ODSSystem}
 		id.Value = &dpb.String{Value: code}

@@ -309,12 +309,13 @@ func codeToEnum(s string) string { return strings.ReplaceAll(strings.ToUpper(s),
 // and display.
 func PointAt(ref *dpb.Reference, typ, id string) bool { return setRefTarget(ref, typ, id) }
 
-// DropContained removes the contained resources whose ids are in drop.
-func DropContained(res proto.Message, drop map[string]bool) {
+// DropContained removes the contained resources whose ids are in drop and
+// reports whether it removed any.
+func DropContained(res proto.Message, drop map[string]bool) bool {
 	m := res.ProtoReflect()
 	fd := m.Descriptor().Fields().ByName("contained")
 	if fd == nil || !m.Has(fd) {
-		return
+		return false
 	}
 	list := m.Get(fd).List()
 	kept := m.NewField(fd).List()
@@ -330,9 +331,13 @@ func DropContained(res proto.Message, drop map[string]bool) {
 		}
 		kept.Append(list.Get(i))
 	}
+	if kept.Len() == list.Len() {
+		return false
+	}
 	if kept.Len() == 0 {
 		m.Clear(fd)
-		return
+		return true
 	}
 	m.Set(fd, protoreflect.ValueOfList(kept))
+	return true
 }

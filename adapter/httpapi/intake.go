@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -46,8 +47,13 @@ func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID
 	// Idempotency: the same referral identifier is the same referral. The
 	// store's unique constraint decides (no read-then-write race); the
 	// duplicate answer is then read back.
+	// The first attempt takes the person to be new and lets the store's
+	// unique NHS number decide (most referrals are of people the service
+	// has not met); a duplicate is retried linked to the stored person.
+	ids := &intakeIDs{entry: map[*fhirmap.Entry]string{}}
 	for attempt := 0; ; attempt++ {
-		res, err := s.storeIntake(ctx, ref, messageID)
+		ids.retry = attempt > 0
+		res, err := s.storeIntake(ctx, ref, messageID, ids)
 		var le *linkbridge.Error
 		if errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE {
 			switch {
@@ -55,7 +61,8 @@ func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID
 				// Lost a race with an identical referral: answer with it.
 				return s.existingReferral(ctx, ref.Referral.Identifier)
 			case strings.HasPrefix(le.Existing, "Patient/") && attempt == 0:
-				// The person was created concurrently: link to them.
+				// The person is known (or was created concurrently):
+				// link to them.
 				continue
 			}
 		}
@@ -85,8 +92,28 @@ func (s *Server) existingReferral(ctx context.Context, id linkbridge.Identifier)
 	return out, nil
 }
 
+// intakeIDs are the ids an intake attempt gave out. A retry keeps them, so
+// that references the first attempt rewrote in place stay right; only the
+// person's id changes, to the stored person's.
+type intakeIDs struct {
+	// retry is set on the attempt after a duplicate NHS number: the person
+	// is looked up, and the resources were changed by the first attempt.
+	retry                  bool
+	person, referral, task string
+	entry                  map[*fhirmap.Entry]string
+}
+
+// get returns *id, giving it a new id first if it has none.
+func (s *Server) get(id *string) string {
+	if *id == "" {
+		*id = s.newID()
+	}
+	return *id
+}
+
 // storeIntake assigns ids, rewrites references, renders and stores.
-func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, messageID string) (*intakeResult, error) {
+func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, messageID string, ids *intakeIDs) (*intakeResult, error) {
+	lookup := ids.retry
 	now := s.now()
 	person := ref.Person
 	newPerson := true
@@ -98,7 +125,7 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
 			return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject Patient/%s is not held by this server", ref.SubjectID).At("ServiceRequest.subject")
 		}
-	default:
+	case lookup:
 		existing, err = s.Store.FindPersonByNHSNumber(ctx, person.NHSNumber)
 		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
 			err = nil
@@ -107,16 +134,17 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 	if err != nil {
 		return nil, err
 	}
+	firstPersonID := ids.person
 	if existing != nil {
 		person = *existing
 		newPerson = false
 	} else {
-		person.ID = s.newID()
+		person.ID = s.get(&ids.person)
 		person.CreatedAt = now
 	}
 
 	rf := ref.Referral
-	rf.ID = s.newID()
+	rf.ID = s.get(&ids.referral)
 	rf.PersonID = person.ID
 	rf.ReceivedAt, rf.UpdatedAt, rf.Version = now, now, 1
 	if rf.ServiceODS == "" {
@@ -130,7 +158,11 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 	// referral id.
 	type idPair struct{ typ, id string }
 	newIDs := map[string]idPair{} // old reference or fullUrl -> new
-	ids := map[*fhirmap.Entry]string{}
+	if ids.retry && firstPersonID != "" && firstPersonID != person.ID {
+		// The first attempt pointed references at the person it took to
+		// be new.
+		newIDs["Patient/"+firstPersonID] = idPair{"Patient", person.ID}
+	}
 	// The referral's own ServiceRequest and Patient are stored as resources
 	// of their own even when they arrive contained: they are lifted out of
 	// their container and "#id" references to them are repointed.
@@ -150,9 +182,12 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		case e == ref.Patient:
 			id = person.ID
 		default:
-			id = s.newID()
+			id = ids.entry[e]
+			if id == "" {
+				id = s.newID()
+				ids.entry[e] = id
+			}
 		}
-		ids[e] = id
 		if e.FullURL != "" {
 			newIDs[e.FullURL] = idPair{typ, id}
 		}
@@ -160,7 +195,8 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 			if e.Contained {
 				newIDs["#"+old] = idPair{typ, id}
 				dropContained[old] = true
-			} else {
+			}
+			if !e.Contained {
 				newIDs[typ+"/"+old] = idPair{typ, id}
 			}
 		}
@@ -182,13 +218,32 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 
 	in := &linkbridge.Intake{Person: &person, NewPerson: newPerson, MessageID: messageID}
 	out := &intakeResult{Created: true, PersonCreated: newPerson, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
-	render := func(res proto.Message, id string) (*linkbridge.Resource, error) {
+	// refs are the reference rewrites as JSON strings, for Stamp.
+	refs := make(map[string]string, len(newIDs))
+	for from, to := range newIDs {
+		if !strings.HasPrefix(from, "#") {
+			refs[from] = to.typ + "/" + to.id
+		}
+	}
+	// render gives a resource its id and meta and the bytes to store. A
+	// resource received as JSON and changed only in its references is
+	// stored as received (Stamp); one the gateway built or changed
+	// otherwise is marshalled.
+	render := func(res proto.Message, id string, raw []byte, rewrote int) (*linkbridge.Resource, error) {
 		fhirmap.SetID(res, id)
 		fhirmap.SetMeta(res, 1, now)
 		params := fhirmap.SearchParams(res) // before Encode, which denormalises references in place
-		body, err := s.Codec.Encode(res)
-		if err != nil {
-			return nil, fmt.Errorf("httpapi: render %s: %w", fhirmap.TypeName(res), err)
+		var body []byte
+		if raw != nil && !s.marshalAll {
+			if b, n, err := fhirjson.Stamp(raw, id, 1, now, refs); err == nil && n == rewrote {
+				body = b
+			}
+		}
+		if body == nil {
+			var err error
+			if body, err = s.Codec.Encode(res); err != nil {
+				return nil, fmt.Errorf("httpapi: render %s: %w", fhirmap.TypeName(res), err)
+			}
 		}
 		return &linkbridge.Resource{Type: fhirmap.TypeName(res), ID: id, VersionID: 1, LastUpdated: now, Body: body, Params: params}, nil
 	}
@@ -201,26 +256,41 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		if e == ref.Patient && !newPerson {
 			continue // link to the stored person; their record is not replaced
 		}
-		fhirmap.RewriteReferences(e.Resource, resolve)
-		fhirmap.DropContained(e.Resource, dropContained)
+		rewrote := fhirmap.RewriteReferences(e.Resource, resolve)
+		// raw stays set only while the received bytes still say what the
+		// resource now says, apart from id, meta and references.
+		raw := e.Raw
+		if fhirmap.DropContained(e.Resource, dropContained) || e.Normalised || e.Contained || lookup {
+			raw = nil // changed beyond references, possibly by an earlier attempt
+		}
 		if e == ref.ServiceRequest {
 			sr := e.Resource.(*srpb.ServiceRequest)
 			srRequester = sr.GetRequester()
 			if typ, id := fhirmap.RefTarget(sr.GetSubject()); typ == "" && id == "" {
 				// Named by NHS number only: point at the person's Patient too.
 				fhirmap.PointAt(sr.Subject, "Patient", person.ID)
+				raw = nil
 			}
 		}
 		if e == ref.Task {
 			t := e.Resource.(*taskpb.Task)
 			if t.GetLastModified() == nil {
 				t.LastModified = fhirmap.DateTime(now)
+				raw = nil
 			}
 			if typ, id := fhirmap.RefTarget(t.GetForValue()); typ == "" && id == "" {
 				fhirmap.PointAt(t.ForValue, "Patient", person.ID)
+				raw = nil
 			}
 		}
-		r, err := render(e.Resource, ids[e])
+		id := ids.entry[e]
+		switch e {
+		case ref.ServiceRequest:
+			id = rf.ID
+		case ref.Patient:
+			id = person.ID
+		}
+		r, err := render(e.Resource, id, raw, rewrote)
 		if err != nil {
 			return nil, err
 		}
@@ -241,7 +311,7 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		p := &patpb.Patient{Identifier: []*dpb.Identifier{{
 			System: &dpb.Uri{Value: linkbridge.NHSNumberSystem}, Value: &dpb.String{Value: person.NHSNumber},
 		}}}
-		r, err := render(p, person.ID)
+		r, err := render(p, person.ID, nil, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -249,9 +319,9 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		out.Patient = r
 	}
 	if ref.Task == nil {
-		rf.TaskID = s.newID()
+		rf.TaskID = s.get(&ids.task)
 		t := fhirmap.NewReferralTask(&rf, srRequester, now)
-		r, err := render(t, rf.TaskID)
+		r, err := render(t, rf.TaskID, nil, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +348,7 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 
 // handleTransaction answers POST /fhir with a referral transaction Bundle.
 func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
-	res, ok := s.readResource(w, r)
+	res, body, ok := s.readResourceRaw(w, r)
 	if !ok {
 		return
 	}
@@ -292,6 +362,7 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	attachRaw(body, entries, 0)
 	out, err := s.intake(r.Context(), entries, "")
 	if err != nil {
 		s.writeError(w, r, err)
@@ -325,14 +396,14 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
 			be[i].entry.FullUrl = &dpb.Uri{Value: s.baseURL(r) + "/" + stored.Type + "/" + stored.ID}
 		}
 	}
-	body, err := s.renderBundle(resp, be)
+	respBody, err := s.renderBundle(resp, be)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", ContentTypeFHIR)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_, _ = w.Write(respBody)
 }
 
 // handleCreateServiceRequest answers POST /fhir/ServiceRequest: a referral
@@ -348,7 +419,7 @@ func (s *Server) handleCreateTask(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string) {
-	res, ok := s.readResource(w, r)
+	res, raw, ok := s.readResourceRaw(w, r)
 	if !ok {
 		return
 	}
@@ -390,7 +461,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string
 			return
 		}
 	}
-	out, err := s.intake(ctx, []*fhirmap.Entry{{Resource: res, Path: typ}}, "")
+	out, err := s.intake(ctx, []*fhirmap.Entry{{Resource: res, Path: typ, Raw: raw}}, "")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

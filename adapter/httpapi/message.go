@@ -56,6 +56,7 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	attachRaw(b, msg.Entries, 1)
 	var out *intakeResult
 	switch msg.Reason {
 	case "new":

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
@@ -70,15 +73,42 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 // readResource reads and decodes a FHIR request body; on failure it writes
 // the OperationOutcome and returns false.
 func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Message, bool) {
+	res, _, ok := s.readResourceRaw(w, r)
+	return res, ok
+}
+
+// readResourceRaw is readResource that also returns the body as received.
+func (s *Server) readResourceRaw(w http.ResponseWriter, r *http.Request) (proto.Message, []byte, bool) {
 	b, err := s.readBody(w, r)
 	if err == nil {
 		var res proto.Message
 		if res, err = s.decode(b); err == nil {
-			return res, true
+			return res, b, true
 		}
 	}
 	s.writeError(w, r, err)
-	return nil, false
+	return nil, nil, false
+}
+
+// attachRaw gives each entry of a Bundle its resource's JSON as received:
+// entries[i] is Bundle.entry[i+skip]. Entries keep Raw nil when the Bundle
+// does not line up (the gateway then marshals them instead).
+func attachRaw(body []byte, entries []*fhirmap.Entry, skip int) {
+	i := -skip
+	gjson.GetBytes(body, "entry").ForEach(func(_, be gjson.Result) bool {
+		if i >= len(entries) {
+			return false
+		}
+		if i >= 0 {
+			if e := entries[i]; !e.Contained {
+				if res := be.Get("resource"); res.IsObject() {
+					e.Raw = []byte(res.Raw)
+				}
+			}
+		}
+		i++
+		return true
+	})
 }
 
 // expect checks that a decoded resource is the type an endpoint takes (and,
@@ -213,45 +243,51 @@ func (s *Server) renderBundle(b *rpb.Bundle, entries []bundleEntry) ([]byte, err
 	if err := json.Unmarshal(top["entry"], &raws); err != nil {
 		return nil, err
 	}
-	for i, e := range entries {
-		if e.raw == nil {
+	// The envelope is jsonformat's and the resources are stored bytes that
+	// were validated when stored, so the parts are joined as they are:
+	// nothing is re-marshalled or re-scanned.
+	size := len(env)
+	for _, e := range entries {
+		size += len(e.raw) + 16
+	}
+	out := make([]byte, 0, size)
+	out = append(out, `{"resourceType":`...)
+	out = append(out, top["resourceType"]...)
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		if k != "resourceType" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out = append(out, ',')
+		out = strconv.AppendQuote(out, k)
+		out = append(out, ':')
+		if k != "entry" {
+			out = append(out, top[k]...)
 			continue
 		}
-		rest := strings.TrimPrefix(string(raws[i]), "{")
-		sep := ","
-		if strings.HasPrefix(strings.TrimSpace(rest), "}") {
-			sep = ""
+		out = append(out, '[')
+		for i, e := range entries {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			if e.raw == nil {
+				out = append(out, raws[i]...)
+				continue
+			}
+			rest := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(raws[i]), []byte("{")))
+			out = append(out, `{"resource":`...)
+			out = append(out, e.raw...)
+			if len(rest) > 0 && rest[0] != '}' {
+				out = append(out, ',')
+			}
+			out = append(out, rest...)
 		}
-		raws[i] = json.RawMessage(`{"resource":` + string(e.raw) + sep + rest)
+		out = append(out, ']')
 	}
-	if top["entry"], err = marshalNoEscape(raws); err != nil {
-		return nil, err
-	}
-	return marshalOrdered(top)
-}
-
-// marshalOrdered writes a JSON object with resourceType first, then the
-// other keys in sorted order.
-func marshalOrdered(top map[string]json.RawMessage) ([]byte, error) {
-	rt := top["resourceType"]
-	delete(top, "resourceType")
-	rest, err := marshalNoEscape(top)
-	if err != nil {
-		return nil, err
-	}
-	if len(rt) == 0 {
-		return rest, nil
-	}
-	out := make([]byte, 0, len(rest)+len(rt)+20)
-	out = append(out, `{"resourceType":`...)
-	out = append(out, rt...)
-	if len(rest) > 2 {
-		out = append(out, ',')
-		out = append(out, rest[1:]...)
-	} else {
-		out = append(out, '}')
-	}
-	return out, nil
+	return append(out, '}'), nil
 }
 
 // responseEntry builds a transaction-response entry for a stored resource.
@@ -272,13 +308,3 @@ func bundleType(t string) *rpb.Bundle_TypeCode {
 
 func instantNow(t time.Time) *dpb.Instant { return fhirmap.Instant(t) }
 
-// marshalNoEscape marshals without HTML escaping, so URLs keep their "&".
-func marshalNoEscape(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}

@@ -48,6 +48,8 @@ type Server struct {
 	DefaultServiceODS string
 
 	capability []byte
+	// marshalAll turns off storing received bytes (tests compare the two).
+	marshalAll bool
 }
 
 // NewServer builds a Server and renders its CapabilityStatement once.

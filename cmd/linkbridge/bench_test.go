@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -14,6 +16,9 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/parseonly"
+	"github.com/linkbridge/linkbridge/adapter/sqlite"
 )
 
 func TestBenchInProcessCompareParseOnly(t *testing.T) {
@@ -207,4 +212,57 @@ func BenchmarkReferralGen(b *testing.B) {
 	for b.Loop() {
 		gen.next(make([]byte, 0, 4096), rng)
 	}
+}
+
+// benchIntake posts generated referral Bundles straight to h (no network),
+// from GOMAXPROCS goroutines, and fails on any non-2xx answer.
+func benchIntake(b *testing.B, h http.Handler, path string) {
+	gen := newReferralGen()
+	b.ReportAllocs()
+	b.SetParallelism(16) // 32 in flight on 2 cores, as "linkbridge bench" runs
+	b.RunParallel(func(pb *testing.PB) {
+		rng := gen.rand()
+		buf := make([]byte, 0, 8192)
+		for pb.Next() {
+			body, reqID := gen.next(buf[:0], rng)
+			req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/fhir+json")
+			req.Header.Set("X-Request-Id", reqID)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code >= 300 {
+				b.Fatalf("POST %s: %d %s", path, rec.Code, rec.Body.Bytes())
+			}
+		}
+	})
+}
+
+// BenchmarkIntakeGateway is durable transaction intake through the gateway's
+// handler on a real SQLite file: parse, validate, map, store, respond.
+func BenchmarkIntakeGateway(b *testing.B) {
+	ctx := context.Background()
+	logger := slog.New(slog.DiscardHandler)
+	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	codec, err := fhirjson.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	api, err := httpapi.NewServer(store, codec, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchIntake(b, api.Handler(), "/fhir")
+}
+
+// BenchmarkIntakeParseOnly is the same load on the parse-only baseline.
+func BenchmarkIntakeParseOnly(b *testing.B) {
+	codec, err := fhirjson.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchIntake(b, parseonly.New(codec), "/fhir")
 }

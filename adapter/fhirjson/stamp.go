@@ -1,0 +1,92 @@
+package fhirjson
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// InstantLayout is how the gateway writes meta.lastUpdated: UTC with
+// microseconds, as jsonformat renders fhirmap.Instant.
+const InstantLayout = "2006-01-02T15:04:05.000000Z"
+
+// Stamp is the storage form of a resource the gateway received as JSON and
+// has already parsed and validated with Decode: the received bytes with the
+// server's id and meta.versionId/meta.lastUpdated set (other meta elements,
+// such as profile and security labels, are kept), and every JSON string
+// value equal to a key of refs replaced by its value (urn:uuid fullUrls and
+// client ids turned into the server's "Type/id" references, as a FHIR
+// transaction requires). Member order and everything else stay as received,
+// so the resource is served as the sender wrote it and is never
+// re-marshalled through jsonformat (about 0.2 ms a resource).
+//
+// replaced counts the strings replaced. The caller compares it with the
+// number of references it rewrote in the parsed resource and falls back to
+// Encode when they differ (a reference spelt with JSON escapes, or a
+// matching string outside a reference).
+func Stamp(raw []byte, id string, versionID int, lastUpdated time.Time, refs map[string]string) (out []byte, replaced int, err error) {
+	if !gjson.ValidBytes(raw) {
+		return nil, 0, errors.New("fhirjson: Stamp: resource is not valid JSON")
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return nil, 0, errors.New("fhirjson: Stamp: resource is not a JSON object")
+	}
+	rt := doc.Get("resourceType")
+	if rt.Type != gjson.String {
+		return nil, 0, errors.New("fhirjson: Stamp: resource has no resourceType")
+	}
+	meta := doc.Get("meta")
+	if meta.Exists() && !meta.IsObject() {
+		return nil, 0, errors.New("fhirjson: Stamp: meta is not a JSON object")
+	}
+	quoted := make([][2][]byte, 0, len(refs))
+	for from, to := range refs {
+		quoted = append(quoted, [2][]byte{[]byte(strconv.Quote(from)), []byte(strconv.Quote(to))})
+	}
+	out = make([]byte, 0, len(raw)+96)
+	out = append(out, `{"resourceType":`...)
+	out = append(out, rt.Raw...)
+	out = append(out, `,"id":`...)
+	out = strconv.AppendQuote(out, id)
+	out = append(out, `,"meta":{"versionId":"`...)
+	out = strconv.AppendInt(out, int64(versionID), 10)
+	out = append(out, `","lastUpdated":"`...)
+	out = lastUpdated.UTC().AppendFormat(out, InstantLayout)
+	out = append(out, '"')
+	meta.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "versionId", "lastUpdated", "_versionId", "_lastUpdated":
+		default:
+			out = append(out, ',')
+			out = append(out, k.Raw...)
+			out = append(out, ':')
+			out = append(out, v.Raw...)
+		}
+		return true
+	})
+	out = append(out, '}')
+	doc.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "resourceType", "id", "meta":
+			return true
+		}
+		out = append(out, ',')
+		out = append(out, k.Raw...)
+		out = append(out, ':')
+		val := []byte(v.Raw)
+		for _, q := range quoted {
+			if n := bytes.Count(val, q[0]); n > 0 {
+				val = bytes.ReplaceAll(val, q[0], q[1])
+				replaced += n
+			}
+		}
+		out = append(out, val...)
+		return true
+	})
+	out = append(out, '}')
+	return out, replaced, nil
+}

@@ -1,0 +1,131 @@
+package fhirjson_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+)
+
+var stampAt = time.Date(2026, 11, 20, 10, 0, 0, 123456000, time.UTC)
+
+func TestStamp(t *testing.T) {
+	refs := map[string]string{
+		"urn:uuid:3b1f2a5e-1111-4c2d-9e0f-aaaaaaaaaaaa": "Patient/p1",
+		"Organization/gp":                               "Organization/o1",
+	}
+	tests := []struct {
+		name         string
+		in           string
+		want         string
+		wantReplaced int
+	}{
+		{
+			name: "id and meta added, members kept in order",
+			in:   `{"resourceType":"Patient","gender":"female","birthDate":"1970-01-02"}`,
+			want: `{"resourceType":"Patient","id":"new","meta":{"versionId":"3","lastUpdated":"2026-11-20T10:00:00.123456Z"},"gender":"female","birthDate":"1970-01-02"}`,
+		},
+		{
+			name: "client id replaced, other meta kept, version and lastUpdated replaced",
+			in:   `{"id":"client","meta":{"versionId":"9","profile":["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"],"lastUpdated":"2020-01-01T00:00:00Z"},"resourceType":"Patient"}`,
+			want: `{"resourceType":"Patient","id":"new","meta":{"versionId":"3","lastUpdated":"2026-11-20T10:00:00.123456Z","profile":["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"]}}`,
+		},
+		{
+			name:         "references rewritten wherever the exact string appears",
+			in:           `{"resourceType":"ServiceRequest","subject":{"reference":"urn:uuid:3b1f2a5e-1111-4c2d-9e0f-aaaaaaaaaaaa"},"requester":{"reference":"Organization/gp","display":"Organization/gpx"},"note":[{"text":"not urn:uuid:3b1f2a5e-1111-4c2d-9e0f-aaaaaaaaaaaa"}]}`,
+			want:         `{"resourceType":"ServiceRequest","id":"new","meta":{"versionId":"3","lastUpdated":"2026-11-20T10:00:00.123456Z"},"subject":{"reference":"Patient/p1"},"requester":{"reference":"Organization/o1","display":"Organization/gpx"},"note":[{"text":"not urn:uuid:3b1f2a5e-1111-4c2d-9e0f-aaaaaaaaaaaa"}]}`,
+			wantReplaced: 2,
+		},
+		{
+			name:         "an escaped spelling is not matched (the caller's count check falls back)",
+			in:           `{"resourceType":"ServiceRequest","requester":{"reference":"Organization\/gp"}}`,
+			want:         `{"resourceType":"ServiceRequest","id":"new","meta":{"versionId":"3","lastUpdated":"2026-11-20T10:00:00.123456Z"},"requester":{"reference":"Organization\/gp"}}`,
+			wantReplaced: 0,
+		},
+		{
+			name: "whitespace inside values kept",
+			in:   "{\n  \"resourceType\": \"Patient\",\n  \"name\": [ {\"family\": \"X\"} ]\n}\n",
+			want: `{"resourceType":"Patient","id":"new","meta":{"versionId":"3","lastUpdated":"2026-11-20T10:00:00.123456Z"},"name":[ {"family": "X"} ]}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n, err := fhirjson.Stamp([]byte(tt.in), "new", 3, stampAt, refs)
+			if err != nil {
+				t.Fatalf("Stamp() returned unexpected error: %v", err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("Stamp() =\n%s\nwant\n%s", got, tt.want)
+			}
+			if n != tt.wantReplaced {
+				t.Errorf("Stamp() replaced %d, want %d", n, tt.wantReplaced)
+			}
+		})
+	}
+}
+
+func TestStampRefusesNonResources(t *testing.T) {
+	for _, in := range []string{``, `[]`, `"x"`, `{"id":"a"}`, `{"resourceType":"Patient"} {}`, `{"resourceType":"Patient","meta":[]}`, `{"resourceType":"Patient"`} {
+		if out, _, err := fhirjson.Stamp([]byte(in), "x", 1, stampAt, nil); err == nil {
+			t.Errorf("Stamp(%q) = %s, want an error", in, out)
+		}
+	}
+}
+
+// FuzzStamp checks that Stamp never panics and that whatever it accepts
+// comes out as one JSON object with the new id and meta, and the decoded
+// resource (apart from id and meta) unchanged when there is nothing to
+// rewrite.
+func FuzzStamp(f *testing.F) {
+	for _, s := range []string{
+		patientJSON, serviceRequestJSON, taskJSON, `{"resourceType":"Patient","meta":{"tag":[{"code":"x"}]}}`,
+		`{"resourceType":"Patient","id":1}`, `{"resourceType":"Patient","meta":{"versionId":{}}}`, `{}`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, _, err := fhirjson.Stamp(in, "id-1", 2, stampAt, nil)
+		if err != nil {
+			return
+		}
+		var got, orig map[string]any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("Stamp(%q) = %q, not a JSON object: %v", in, out, err)
+		}
+		if got["id"] != "id-1" {
+			t.Errorf("id = %v", got["id"])
+		}
+		meta, _ := got["meta"].(map[string]any)
+		if meta["versionId"] != "2" || meta["lastUpdated"] != "2026-11-20T10:00:00.123456Z" {
+			t.Errorf("meta = %v", got["meta"])
+		}
+		if json.Unmarshal(in, &orig) != nil || bytes.Contains(in, []byte(`\`)) || strings.Count(string(in), `"id"`) > 1 {
+			return // duplicate members or escapes: the plain comparison below does not hold
+		}
+		for k, v := range orig {
+			if k == "id" || k == "meta" {
+				continue
+			}
+			a, _ := json.Marshal(v)
+			b, _ := json.Marshal(got[k])
+			if !bytes.Equal(a, b) {
+				t.Errorf("member %q changed: %s -> %s", k, a, b)
+			}
+		}
+	})
+}
+
+func BenchmarkStamp(b *testing.B) {
+	in := []byte(serviceRequestJSON)
+	refs := map[string]string{"Patient/p1": "Patient/0196a1b2-0000-7000-8000-000000000001", "Organization/o1": "Organization/0196a1b2-0000-7000-8000-000000000002"}
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := fhirjson.Stamp(in, "0196a1b2-0000-7000-8000-000000000003", 1, stampAt, refs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
