@@ -15,10 +15,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// actorFromRequest is the side of the referral the caller acts for. Until
-// clients authenticate, callers of the FHIR API act as the requester (the
-// GP system); the security layer maps client roles to actors.
+// actorFromRequest is the side of the referral the caller acts for: an
+// authenticated caller's by its role (GP systems the requester, services the
+// performer); otherwise as set by WithActor, by default the requester.
 func actorFromRequest(r *http.Request) linkbridge.Actor {
+	if p := linkbridge.PrincipalFromContext(r.Context()); p != nil {
+		return p.Actor()
+	}
 	if a, ok := r.Context().Value(actorKey{}).(linkbridge.Actor); ok {
 		return a
 	}

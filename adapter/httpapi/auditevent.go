@@ -1,0 +1,184 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/linkbridge/linkbridge"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
+)
+
+// ClientIDSystem is the identifier system of registered client ids in
+// AuditEvent.agent.who.
+const ClientIDSystem = "https://linkbridge.example.org/Id/client"
+
+// interactions maps audit operations to FHIR restful-interaction codes.
+var interactions = map[string]string{
+	"read": "read", "vread": "vread", "history": "history-instance", "search": "search-type",
+	"create": "create", "update": "update", "process-message": "operation",
+	"sp-read": "read", "sp-list": "search-type", "sp-change": "update", "audit-search": "search-type",
+}
+
+// renderAuditEvent renders an audit record as a FHIR R4 AuditEvent, parsed
+// and rendered by google/fhir (so it is checked like any resource).
+func (s *Server) renderAuditEvent(rec *linkbridge.AuditRecord) (*linkbridge.Resource, error) {
+	at := rec.Recorded.UTC()
+	who := map[string]any{"display": "unauthenticated caller"}
+	if rec.ClientID != "" {
+		who = map[string]any{"identifier": map[string]any{"system": ClientIDSystem, "value": rec.ClientID}}
+	}
+	agent := map[string]any{
+		"type":      map[string]any{"coding": []any{map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
+		"who":       who,
+		"requestor": true,
+	}
+	if rec.Role != "" {
+		agent["role"] = []any{map[string]any{"text": string(rec.Role)}}
+	}
+	if rec.Source != "" {
+		agent["network"] = map[string]any{"address": rec.Source, "type": "2"}
+	}
+	agents := []any{agent}
+	if rec.ODS != "" {
+		agents = append(agents, map[string]any{
+			"type":      map[string]any{"text": "organisation the client acts for"},
+			"who":       map[string]any{"identifier": map[string]any{"system": linkbridge.ODSSystem, "value": rec.ODS}},
+			"requestor": false,
+		})
+	}
+	var entities []any
+	for _, e := range rec.Entities {
+		entities = append(entities, map[string]any{"what": map[string]any{"reference": e}})
+	}
+	if len(rec.Query) > 0 {
+		entities = append(entities, map[string]any{
+			"type":        map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+			"description": "search parameters used (values not recorded): " + strings.Join(rec.Query, ", "),
+		})
+	}
+	doc := map[string]any{
+		"resourceType": "AuditEvent",
+		"id":           rec.ID,
+		"meta":         map[string]any{"versionId": "1", "lastUpdated": at.Format(time.RFC3339Nano)},
+		"type":         map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+		"action":       rec.Action,
+		"recorded":     at.Format(time.RFC3339Nano),
+		"outcome":      strconv.Itoa(rec.Outcome),
+		"outcomeDesc":  "HTTP " + strconv.Itoa(rec.Status) + " " + rec.Method + " " + rec.Route,
+		"agent":        agents,
+		"source": map[string]any{
+			"observer": map[string]any{"display": "linkbridge"},
+			"type":     []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}},
+		},
+	}
+	if code, ok := interactions[rec.Operation]; ok {
+		doc["subtype"] = []any{map[string]any{"system": "http://hl7.org/fhir/restful-interaction", "code": code}}
+	}
+	if entities != nil {
+		doc["entity"] = entities
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := s.decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	body, err := s.Codec.Encode(msg)
+	if err != nil {
+		return nil, err
+	}
+	return &linkbridge.Resource{Type: "AuditEvent", ID: rec.ID, VersionID: 1, LastUpdated: at, Body: body}, nil
+}
+
+// handleAuditRead answers GET /fhir/AuditEvent/{id} (administrators only).
+func (s *Server) handleAuditRead(w http.ResponseWriter, r *http.Request) {
+	if s.Audit == nil {
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.ENOTFOUND, "this server keeps no audit trail"))
+		return
+	}
+	rec, err := s.Audit.ReadAudit(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.renderAuditEvent(rec)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeResource(w, res, http.StatusOK)
+}
+
+// handleAuditSearch answers GET /fhir/AuditEvent (administrators only),
+// newest first: date (prefixes eq, gt, ge, lt, le), agent (client id),
+// organization (ODS code of the client's organisation), entity (Type/id),
+// outcome (0, 4, 8), _count, _offset.
+func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request) {
+	if s.Audit == nil {
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.ENOTFOUND, "this server keeps no audit trail"))
+		return
+	}
+	vals := r.URL.Query()
+	f := linkbridge.AuditFilter{Limit: defaultCount, ClientID: vals.Get("agent"), ODS: strings.ToUpper(vals.Get("organization")), Entity: normaliseRef(vals.Get("entity"))}
+	for _, v := range vals["date"] {
+		fs, err := parseDateFilter(v)
+		if err != nil {
+			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "date must be a FHIR date or dateTime with an optional prefix").At("date"))
+			return
+		}
+		for _, d := range fs {
+			if d.Prefix == "ge" && (f.From.IsZero() || d.Time.After(f.From)) {
+				f.From = d.Time
+			}
+			if d.Prefix == "lt" && (f.To.IsZero() || d.Time.Before(f.To)) {
+				f.To = d.Time
+			}
+		}
+	}
+	if v := vals.Get("outcome"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 0 && n != 4 && n != 8 && n != 12) {
+			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "outcome must be 0, 4, 8 or 12").At("outcome"))
+			return
+		}
+		f.Outcome = &n
+	}
+	for name, dst := range map[string]*int{"_count": &f.Limit, "_offset": &f.Offset} {
+		if v := vals.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "%s must be a non-negative integer", name).At(name))
+				return
+			}
+			*dst = n
+		}
+	}
+	f.Limit = min(max(f.Limit, 1), maxCount)
+	recs, total, err := s.Audit.SearchAudit(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	base := s.baseURL(r)
+	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("searchset"), Total: &dpb.UnsignedInt{Value: uint32(total)}}
+	b.Link = pageLinks(base+"/AuditEvent", url.Values(vals), &linkbridge.ResourceQuery{Count: f.Limit, Offset: f.Offset}, total)
+	entries := make([]bundleEntry, 0, len(recs))
+	for _, rec := range recs {
+		res, err := s.renderAuditEvent(rec)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		entries = append(entries, searchEntry(base, res, "match"))
+	}
+	s.writeBundle(w, r, b, entries)
+}

@@ -1,0 +1,295 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/linkbridge/linkbridge"
+	"golang.org/x/time/rate"
+)
+
+// Authenticator authenticates a request: adapter/auth.Authenticator. Errors
+// are EUNAUTHORIZED; their message is safe to send.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*linkbridge.Principal, error)
+}
+
+// publicRoutes answer without authentication: they hold no personal data.
+var publicRoutes = map[string]bool{
+	"/healthz": true, "/readyz": true, "/fhir/metadata": true, "/sp/v1/openapi.json": true,
+}
+
+// secure is the security middleware of /fhir and /sp/v1: it authenticates
+// the caller (401 when Auth is set and credentials are missing or bad),
+// applies the caller's rate limit (429 with Retry-After), checks that the
+// caller's role and scopes allow the route (403), runs the handler with the
+// principal in the context, and records the access in the audit trail.
+func (s *Server) secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := routeOf(r)
+		if publicRoutes[route] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := s.now()
+		st := &requestState{}
+		ctx := withState(r.Context(), st)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		var p *linkbridge.Principal
+		defer func() { s.audit(ctx, r, route, p, st, rec.status, start) }()
+
+		if s.Auth != nil {
+			var err error
+			if p, err = s.Auth.Authenticate(r); err != nil {
+				s.Logger.InfoContext(ctx, "authentication failed", slog.String("route", route), slog.String("source", sourceOf(r)),
+					slog.String("reason", reasonOf(err)))
+				challenge := `Bearer realm="linkbridge"`
+				if r.Header.Get("Authorization") != "" {
+					challenge += `, error="invalid_token"`
+				}
+				rec.Header().Set("WWW-Authenticate", challenge)
+				s.writeErrorFor(rec, r, route, err)
+				return
+			}
+			ctx = linkbridge.NewContextWithPrincipal(ctx, p)
+		}
+		if err := s.limit(p, r, rec); err != nil {
+			s.writeErrorFor(rec, r, route, err)
+			return
+		}
+		if p != nil {
+			if err := authorizeRoute(p, r.Method, route, mux.Vars(r)["type"]); err != nil {
+				s.writeErrorFor(rec, r, route, err)
+				return
+			}
+		}
+		next.ServeHTTP(rec, r.WithContext(ctx))
+	})
+}
+
+// reasonOf is why authentication failed, for the log: the authenticator's
+// error says why (expired, wrong audience, unknown client) and never holds
+// the token itself.
+func reasonOf(err error) string { return err.Error() }
+
+// writeErrorFor answers with the error format of the route's API.
+func (s *Server) writeErrorFor(w http.ResponseWriter, r *http.Request, route string, err error) {
+	if strings.HasPrefix(route, "/sp/v1") {
+		s.writeSPError(w, r, err)
+		return
+	}
+	s.writeError(w, r, err)
+}
+
+func routeOf(r *http.Request) string {
+	if cr := mux.CurrentRoute(r); cr != nil {
+		if t, err := cr.GetPathTemplate(); err == nil {
+			return t
+		}
+	}
+	return r.URL.Path
+}
+
+func sourceOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func forbidden(format string, args ...any) error {
+	return linkbridge.Errorf(linkbridge.EFORBIDDEN, format, args...)
+}
+
+// authorizeRoute checks the caller's role and scopes against a route:
+//
+//   - the audit trail (/fhir/AuditEvent) is the administrator's only, and
+//     the administrator reads nothing else;
+//   - referral intake (POST /fhir, /fhir/ServiceRequest, /fhir/Task,
+//     $process-message) and revoking (PUT /fhir/ServiceRequest/{id}) are
+//     GP systems' (ServiceRequest write; a POSTed Task needs Task write);
+//   - a Task status change (PUT /fhir/Task/{id}) is a GP system's or a
+//     service's (Task write);
+//   - /sp/v1, the link workers' API, is the services' (reads Task read,
+//     changes Task write);
+//   - every other FHIR read and search needs read on its type; MDT viewers
+//     only read.
+//
+// Which referrals the caller reaches is decided per resource by the store
+// (scopedStore), not here.
+func authorizeRoute(p *linkbridge.Principal, method, route, typ string) error {
+	need := func(typ, op string) error {
+		if !p.HasScope(typ, op) {
+			return forbidden("the token's scopes do not allow %s on %s", op, typ)
+		}
+		return nil
+	}
+	isAudit := strings.HasPrefix(route, "/fhir/AuditEvent")
+	if isAudit != (p.Role == linkbridge.RoleAdmin) {
+		if isAudit {
+			return forbidden("only administrators read the audit trail")
+		}
+		return forbidden("administrators read only the audit trail")
+	}
+	if isAudit {
+		return need("AuditEvent", linkbridge.ScopeRead)
+	}
+	if strings.HasPrefix(route, "/sp/v1") {
+		if p.Role != linkbridge.RoleService {
+			return forbidden("the social prescribing API is for social prescribing services")
+		}
+		if method == http.MethodGet {
+			return need("Task", linkbridge.ScopeRead)
+		}
+		return need("Task", linkbridge.ScopeWrite)
+	}
+	switch {
+	case method == http.MethodPost && slices.Contains([]string{"/fhir", "/fhir/", "/fhir/$process-message", "/fhir/ServiceRequest", "/fhir/Task"}, route),
+		method == http.MethodPut && route == "/fhir/ServiceRequest/{id}":
+		if p.Role != linkbridge.RoleGP {
+			return forbidden("only GP systems send and revoke referrals")
+		}
+		if route == "/fhir/Task" {
+			return need("Task", linkbridge.ScopeWrite)
+		}
+		return need("ServiceRequest", linkbridge.ScopeWrite)
+	case method == http.MethodPut && route == "/fhir/Task/{id}":
+		if p.Role != linkbridge.RoleGP && p.Role != linkbridge.RoleService {
+			return forbidden("only the referrer and the service change a referral Task")
+		}
+		return need("Task", linkbridge.ScopeWrite)
+	case method == http.MethodGet || method == http.MethodPost && strings.HasSuffix(route, "/_search"):
+		if typ == "" {
+			return forbidden("no resource type")
+		}
+		return need(typ, linkbridge.ScopeRead)
+	}
+	return forbidden("this operation is not allowed for this client")
+}
+
+// limiters holds one token bucket per client (or per source address when
+// the caller is not authenticated).
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+// limit applies the caller's rate limit; over it, ETOOMANY with
+// Retry-After set on w.
+func (s *Server) limit(p *linkbridge.Principal, r *http.Request, w http.ResponseWriter) error {
+	if s.RateLimit <= 0 {
+		return nil
+	}
+	key := "addr:" + sourceOf(r)
+	if p != nil {
+		key = "client:" + p.ClientID
+	}
+	s.limitsOnce.Do(func() { s.limits = &limiters{m: map[string]*rate.Limiter{}} })
+	burst := s.RateBurst
+	if burst < 1 {
+		burst = max(1, int(math.Ceil(s.RateLimit)))
+	}
+	s.limits.mu.Lock()
+	lim, ok := s.limits.m[key]
+	if !ok {
+		if len(s.limits.m) >= 10000 {
+			clear(s.limits.m) // bound memory under an address flood
+		}
+		lim = rate.NewLimiter(rate.Limit(s.RateLimit), burst)
+		s.limits.m[key] = lim
+	}
+	s.limits.mu.Unlock()
+	res := lim.ReserveN(time.Now(), 1)
+	if d := res.Delay(); !res.OK() || d > 0 {
+		res.Cancel()
+		secs := int(math.Ceil(d.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return linkbridge.Errorf(linkbridge.ETOOMANY, "rate limit exceeded: retry after %d s", secs)
+	}
+	return nil
+}
+
+// audit records one access. Audit records are written after the handler,
+// through the store's group commit; a failure to record is logged at ERROR.
+func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *linkbridge.Principal, st *requestState, status int, start time.Time) {
+	if s.Audit == nil {
+		return
+	}
+	rec := &linkbridge.AuditRecord{
+		Recorded: s.now(), Method: r.Method, Route: route, Status: status, Outcome: linkbridge.AuditOutcome(status),
+		RequestID: r.Header.Get("X-Request-Id"), Source: sourceOf(r),
+	}
+	rec.Action, rec.Operation = auditAction(r.Method, route)
+	if p != nil {
+		rec.ClientID, rec.Role, rec.ODS = p.ClientID, p.Role, p.ODS
+	}
+	st.mu.Lock()
+	rec.Entities = slices.Clone(st.entities)
+	st.mu.Unlock()
+	if v := mux.Vars(r); v["id"] != "" && len(rec.Entities) == 0 {
+		switch {
+		case v["type"] != "":
+			rec.Entities = []string{v["type"] + "/" + v["id"]}
+		case strings.HasPrefix(route, "/sp/v1/referrals/"):
+			rec.Entities = []string{"ServiceRequest/" + v["id"]}
+		default:
+			rec.Entities = []string{strings.TrimPrefix(strings.TrimSuffix(route, "/{id}"), "/fhir/") + "/" + v["id"]}
+		}
+	}
+	for k := range r.URL.Query() {
+		rec.Query = append(rec.Query, k)
+	}
+	slices.Sort(rec.Query)
+	// The request's own context may be cancelled by now; the record is
+	// still wanted.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.Audit.RecordAudit(actx, rec); err != nil {
+		s.Logger.ErrorContext(ctx, "audit record not stored", slog.String("route", route), slog.String("client_id", rec.ClientID), slog.Any("error", err))
+	}
+}
+
+// auditAction maps a request to the AuditEvent action and an operation
+// name.
+func auditAction(method, route string) (action, op string) {
+	switch {
+	case strings.HasPrefix(route, "/fhir/AuditEvent"):
+		return "E", "audit-search"
+	case route == "/fhir/$process-message":
+		return "E", "process-message"
+	case strings.HasPrefix(route, "/sp/v1"):
+		switch {
+		case method != http.MethodGet:
+			return "U", "sp-change"
+		case strings.HasSuffix(route, "{id}"):
+			return "R", "sp-read"
+		}
+		return "E", "sp-list"
+	case method == http.MethodPost && strings.HasSuffix(route, "/_search"):
+		return "E", "search"
+	case method == http.MethodPost:
+		return "C", "create"
+	case method == http.MethodPut:
+		return "U", "update"
+	case strings.HasSuffix(route, "/_history/{vid}"):
+		return "R", "vread"
+	case strings.HasSuffix(route, "/_history"):
+		return "R", "history"
+	case strings.HasSuffix(route, "/{id}"):
+		return "R", "read"
+	}
+	return "E", "search"
+}
