@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -46,6 +47,25 @@ type Server struct {
 	// DefaultServiceODS is the ODS code of the social prescribing service
 	// referrals are addressed to when they name none (optional).
 	DefaultServiceODS string
+
+	// Auth, when set, authenticates every request to /fhir (but
+	// /fhir/metadata) and /sp/v1 (but its OpenAPI document): 401 without
+	// valid credentials, 403 when the caller's role or scopes do not allow
+	// the route, and every store access limited to the caller's
+	// organisations (see security.go). Nil leaves the API open (in-process
+	// tests, serve --dev).
+	Auth Authenticator
+	// Audit, when set, records every access to /fhir and /sp/v1 as an
+	// audit record, served to administrators as FHIR AuditEvent.
+	Audit linkbridge.AuditStore
+	// RateLimit is each client's sustained request rate per second (per
+	// source address when unauthenticated); RateBurst its burst. Zero means
+	// no limit. Over the limit: 429 with Retry-After.
+	RateLimit float64
+	RateBurst int
+
+	limitsOnce sync.Once
+	limits     *limiters
 
 	capability []byte
 	// marshalAll turns off storing received bytes (tests compare the two).
@@ -106,6 +126,17 @@ func (s *Server) Handler() http.Handler {
 		s.writeError(w, req, linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method))
 	})
 	r.Use(s.logRequests)
+	if s.Auth != nil || s.Audit != nil || s.RateLimit > 0 {
+		// Authorisation is enforced at the store boundary (scopedStore).
+		if _, ok := s.Store.(*scopedStore); !ok {
+			sc := &scopedStore{Store: s.Store, cases: s.Cases}
+			s.Store = sc
+			if s.Cases != nil {
+				s.Cases = sc
+			}
+		}
+		r.Use(s.secure)
+	}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {
@@ -127,6 +158,8 @@ func (s *Server) Handler() http.Handler {
 	f.HandleFunc("/fhir/Task", s.handleCreateTask).Methods(http.MethodPost)
 	f.HandleFunc("/fhir/Task/{id}", s.handleUpdateTask).Methods(http.MethodPut)
 	f.HandleFunc("/fhir/ServiceRequest/{id}", s.handleUpdateServiceRequest).Methods(http.MethodPut)
+	f.HandleFunc("/fhir/AuditEvent", s.handleAuditSearch).Methods(http.MethodGet)
+	f.HandleFunc("/fhir/AuditEvent/{id}", s.handleAuditRead).Methods(http.MethodGet)
 	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}", s.handleSearch).Methods(http.MethodGet)
 	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/_search", s.handleSearch).Methods(http.MethodPost)
 	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.handleRead).Methods(http.MethodGet)
