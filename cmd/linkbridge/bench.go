@@ -69,6 +69,12 @@ type BenchConfig struct {
 	// rendered (so their cost is measured) but only warnings and errors
 	// are shown.
 	LogLevel string
+	// Backends are the stores the in-process gateway is measured on, in
+	// turn ("sqlite", "postgres"; default sqlite); PostgresURL is the
+	// database of the postgres backend, in which each run gets a fresh
+	// schema that is dropped afterwards.
+	Backends    []string
+	PostgresURL string
 }
 
 // Validate checks the configuration.
@@ -82,6 +88,12 @@ func (c *BenchConfig) Validate() error {
 		return fmt.Errorf("--warmup must be between 0 and %s", maxBenchWarmup)
 	case c.Requests < 0 || c.Requests > maxBenchRequests:
 		return fmt.Errorf("--requests must be between 0 (no cap) and %d", maxBenchRequests)
+	}
+	if len(c.Backends) == 0 {
+		c.Backends = []string{backendSQLite}
+	}
+	if c.Target != "" && (len(c.Backends) > 1 || c.Backends[0] != backendSQLite) {
+		return errors.New("--backends applies to the in-process gateway, not to --target")
 	}
 	if c.Target != "" {
 		base, err := loopbackBase(c.Target)
@@ -136,6 +148,11 @@ func (c *BenchCommand) flags(cfg *BenchConfig) *flag.FlagSet {
 	fs.BoolVar(&cfg.CompareParseOnly, "compare-parse-only", false, "also run the load against an in-process parse-only server and print the ratio")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the in-process gateway (logs are rendered; only warnings and errors are shown)")
+	fs.Func("backends", "stores to measure the in-process gateway on, in turn: sqlite, postgres or sqlite,postgres (default sqlite)", func(s string) (err error) {
+		cfg.Backends, err = parseBackends(s)
+		return err
+	})
+	fs.StringVar(&cfg.PostgresURL, "postgres", defaultBenchPostgres, "PostgreSQL database of the postgres backend (each run makes and drops a schema in it)")
 	return fs
 }
 
@@ -150,8 +167,11 @@ type BenchReport struct {
 	GOMAXPROCS int `json:"gomaxprocs"`
 	NumCPU     int `json:"num_cpu"`
 	PID        int `json:"pid"`
-	// Gateway is the run against the gateway.
+	// Gateway is the run against the gateway (on the first backend).
 	Gateway *BenchResult `json:"gateway"`
+	// Backends are the gateway's runs on each backend, when --backends
+	// names more than one.
+	Backends []*BenchResult `json:"backends,omitempty"`
 	// ParseOnly is the run against the parse-only server, if asked for.
 	ParseOnly *BenchResult `json:"parse_only,omitempty"`
 	// Ratio is gateway req/s divided by parse-only req/s.
@@ -166,7 +186,8 @@ type BenchReport struct {
 
 // BenchResult is the measured run against one server.
 type BenchResult struct {
-	// Name is "gateway" or "parse-only".
+	// Name is "gateway" (on SQLite), "gateway/<backend>" (bench
+	// --backends) or "parse-only".
 	Name string `json:"name"`
 	// URL is the FHIR base the Bundles were POSTed to.
 	URL string `json:"url"`
@@ -260,14 +281,24 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.Stdout, "; GOMAXPROCS %d, %d CPUs, pid %d\n", rep.GOMAXPROCS, rep.NumCPU, rep.PID)
 	}
 
-	// The gateway.
-	res, err := c.benchGateway(ctx, &cfg, gen)
-	if err != nil {
-		return err
-	}
-	rep.Gateway = res
-	if !cfg.JSON {
-		printBenchResult(c.Stdout, res)
+	// The gateway, on each backend in turn.
+	for _, backend := range cfg.Backends {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := c.benchGateway(ctx, &cfg, gen, backend)
+		if err != nil {
+			return err
+		}
+		if rep.Gateway == nil {
+			rep.Gateway = res
+		}
+		if len(cfg.Backends) > 1 {
+			rep.Backends = append(rep.Backends, res)
+		}
+		if !cfg.JSON {
+			printBenchResult(c.Stdout, res)
+		}
 	}
 
 	// The parse-only baseline.
@@ -296,22 +327,25 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	if len(rep.Backends) > 1 {
+		printBackends(c.Stdout, rep.Backends)
+	}
 	printBenchSummary(c.Stdout, rep)
 	return nil
 }
 
 // benchGateway measures the gateway at cfg.Target, or at one it starts
-// in-process on a fresh SQLite file.
-func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *referralGen) (*BenchResult, error) {
+// in-process on a fresh store of backend (see benchStore).
+func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *referralGen, backend string) (*BenchResult, error) {
 	base := cfg.Target
 	inProcess := base == ""
 	if inProcess {
-		dir, err := os.MkdirTemp("", "linkbridge-bench-")
+		db, cleanup, err := benchStore(ctx, backend, cfg.PostgresURL)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(dir)
-		gw, err := startBenchGateway(ctx, filepath.Join(dir, "bench.db"), cfg.LogLevel, c.Stderr)
+		defer cleanup()
+		gw, err := startBenchGateway(ctx, db, cfg.LogLevel, c.Stderr)
 		if err != nil {
 			return nil, err
 		}
@@ -323,6 +357,9 @@ func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *
 
 	before, beforeErr := storedServiceRequests(ctx, client, base)
 	res := &BenchResult{Name: "gateway", URL: base, InProcess: inProcess}
+	if len(cfg.Backends) > 1 || backend != backendSQLite {
+		res.Name = "gateway/" + backend
+	}
 	if !inProcess {
 		res.ServerPID = listenerPID(base)
 	}
@@ -372,7 +409,8 @@ type inProcessGateway struct {
 	done   chan error
 }
 
-// startBenchGateway runs "serve" on 127.0.0.1:0 with a SQLite file at dbPath
+// startBenchGateway runs "serve" on 127.0.0.1:0 with the store dbPath names
+// (a SQLite file or a postgres:// URL)
 // and waits until it accepts connections.
 func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.Writer) (*inProcessGateway, error) {
 	ctx, cancel := context.WithCancel(ctx)

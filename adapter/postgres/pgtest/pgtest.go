@@ -9,82 +9,72 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge/adapter/postgres"
 )
 
 // DefaultURL is the server the tests use when LINKBRIDGE_TEST_POSTGRES_URL
 // is not set: a local PostgreSQL with trust authentication.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
-// admin is the pool that creates and drops the tests' schemas, shared by the
+// server is the outcome of the first connection attempt, shared by the
 // tests of one package.
-var admin struct {
+var server struct {
 	once sync.Once
 	url  string
-	pool *pgxpool.Pool
 	err  error
 	skip bool
 }
 
-// ServerURL returns the test server's URL, connecting on first use; it skips
-// or fails the test as the package documentation says when there is none.
+// ServerURL returns the test server's URL, checking on first use that it
+// answers; it skips or fails the test as the package documentation says
+// when it does not.
 func ServerURL(tb testing.TB) string {
 	tb.Helper()
-	admin.once.Do(func() {
-		admin.url = os.Getenv("LINKBRIDGE_TEST_POSTGRES_URL")
-		explicit := admin.url != ""
+	server.once.Do(func() {
+		server.url = os.Getenv("LINKBRIDGE_TEST_POSTGRES_URL")
+		explicit := server.url != ""
 		if !explicit {
-			admin.url = DefaultURL
+			server.url = DefaultURL
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		admin.pool, admin.err = pgxpool.New(ctx, admin.url)
-		if admin.err == nil {
-			admin.err = admin.pool.Ping(ctx)
+		var conn *pgx.Conn
+		if conn, server.err = pgx.Connect(ctx, server.url); server.err == nil {
+			server.err = conn.Ping(ctx)
+			_ = conn.Close(ctx)
 		}
-		admin.skip = admin.err != nil && !explicit && os.Getenv("CI") != "true"
+		server.skip = server.err != nil && !explicit && os.Getenv("CI") != "true"
 	})
 	switch {
-	case admin.skip:
-		tb.Skipf("no PostgreSQL at %s (set LINKBRIDGE_TEST_POSTGRES_URL; under CI=true this fails): %v", DefaultURL, admin.err)
-	case admin.err != nil:
-		tb.Fatalf("PostgreSQL test server (LINKBRIDGE_TEST_POSTGRES_URL): %v", admin.err)
+	case server.skip:
+		tb.Skipf("no PostgreSQL at %s (set LINKBRIDGE_TEST_POSTGRES_URL; under CI=true this fails): %v", DefaultURL, server.err)
+	case server.err != nil:
+		tb.Fatalf("PostgreSQL test server (LINKBRIDGE_TEST_POSTGRES_URL): %v", server.err)
 	}
-	return admin.url
+	return server.url
 }
 
-// NewSchema creates an empty schema, dropped with everything in it when the
-// test ends, and returns the test server's URL with search_path set to it.
-// Each test gets its own, so tests run in parallel and leave nothing behind;
-// stores opened on the same URL share it, as replicas share a database.
+// NewSchema creates an empty schema (postgres.CreateSchema), dropped with
+// everything in it when the test ends, and returns the test server's URL
+// with search_path set to it. Each test gets its own, so tests run in
+// parallel and leave nothing behind; stores opened on the same URL share
+// it, as replicas share a database.
 func NewSchema(tb testing.TB) string {
 	tb.Helper()
-	base := ServerURL(tb)
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "lb_test_" + hex.EncodeToString(b)
-	if _, err := admin.pool.Exec(context.Background(), `CREATE SCHEMA `+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
+	u, drop, err := postgres.CreateSchema(context.Background(), ServerURL(tb), "lb_test")
+	if err != nil {
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		if _, err := admin.pool.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
+		if err := drop(context.Background()); err != nil {
+			tb.Error(err)
 		}
 	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("LINKBRIDGE_TEST_POSTGRES_URL is not a URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return u
 }
