@@ -2,6 +2,7 @@ package fhirmap
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -411,24 +412,65 @@ func hasCoding(cc *dpb.CodeableConcept, system, code string) bool {
 	return false
 }
 
-// walk visits every message in m with its FHIRPath-like path.
-func walk(m protoreflect.Message, path string, visit func(m protoreflect.Message, path string) error) error {
-	if err := visit(m, path); err != nil {
+// walk calls visit for m and every message below it (contained resources
+// excepted), depth first. The element path is built only when visit asks
+// for it (on an error): building it for every element cost more than the
+// rest of the walk.
+func walk(m protoreflect.Message, root string, visit func(m protoreflect.Message, path func() string) error) error {
+	w := &walker{segs: []pathSeg{{name: root, index: -1}}, visit: visit}
+	w.pathFn = w.path
+	return w.walk(m)
+}
+
+type pathSeg struct {
+	name  string
+	index int // -1 for a single element
+}
+
+type walker struct {
+	segs   []pathSeg
+	visit  func(m protoreflect.Message, path func() string) error
+	pathFn func() string
+}
+
+// path renders the current element path, e.g. "Task.input[0].type".
+func (w *walker) path() string {
+	var b strings.Builder
+	for i, s := range w.segs {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.name)
+		if s.index >= 0 {
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(s.index))
+			b.WriteByte(']')
+		}
+	}
+	return b.String()
+}
+
+func (w *walker) walk(m protoreflect.Message) error {
+	if err := w.visit(m, w.pathFn); err != nil {
 		return err
 	}
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
+		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" || fd.IsMap() {
 			return true
 		}
 		name := fd.JSONName()
 		if fd.IsList() {
 			l := v.List()
 			for i := 0; i < l.Len() && err == nil; i++ {
-				err = walk(l.Get(i).Message(), fmt.Sprintf("%s.%s[%d]", path, name, i), visit)
+				w.segs = append(w.segs, pathSeg{name, i})
+				err = w.walk(l.Get(i).Message())
+				w.segs = w.segs[:len(w.segs)-1]
 			}
-		} else if !fd.IsMap() {
-			err = walk(v.Message(), path+"."+name, visit)
+		} else {
+			w.segs = append(w.segs, pathSeg{name, -1})
+			err = w.walk(v.Message())
+			w.segs = w.segs[:len(w.segs)-1]
 		}
 		return err == nil
 	})
@@ -438,14 +480,14 @@ func walk(m protoreflect.Message, path string, visit func(m protoreflect.Message
 // normaliseIdentifiers rewrites the lower-case ODS system variant to the
 // canonical one and checks and upper-cases every ODS code, in place.
 func normaliseIdentifiers(e *Entry) error {
-	return walk(e.Resource.ProtoReflect(), TypeName(e.Resource), func(m protoreflect.Message, path string) error {
+	return walk(e.Resource.ProtoReflect(), TypeName(e.Resource), func(m protoreflect.Message, path func() string) error {
 		id, ok := m.Interface().(*dpb.Identifier)
 		if !ok || !linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
 			return nil
 		}
 		code, err := linkbridge.NormalizeODSCode(id.GetValue().GetValue())
 		if err != nil {
-			return err.(*linkbridge.Error).At(path + ".value")
+			return err.(*linkbridge.Error).At(path() + ".value")
 		}
 		if id.GetSystem().GetValue() != linkbridge.ODSSystem || id.GetValue().GetValue() != code {
 			e.Normalised = true
@@ -458,13 +500,13 @@ func normaliseIdentifiers(e *Entry) error {
 
 // checkSNOMED checks the Verhoeff check digit of every SNOMED CT code.
 func checkSNOMED(e *Entry) error {
-	return walk(e.Resource.ProtoReflect(), TypeName(e.Resource), func(m protoreflect.Message, path string) error {
+	return walk(e.Resource.ProtoReflect(), TypeName(e.Resource), func(m protoreflect.Message, path func() string) error {
 		c, ok := m.Interface().(*dpb.Coding)
 		if !ok || c.GetSystem().GetValue() != linkbridge.SNOMEDSystem {
 			return nil
 		}
 		if !linkbridge.ValidSCTID(c.GetCode().GetValue()) {
-			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "SNOMED CT code is not a valid concept id (Verhoeff check failed)").At(path + ".code")
+			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "SNOMED CT code is not a valid concept id (Verhoeff check failed)").At(path() + ".code")
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -67,7 +68,7 @@ func TestBenchTarget(t *testing.T) {
 	var serveLog bytes.Buffer
 	go func() {
 		done <- (&ServeCommand{Getenv: func(string) string { return "" }, Stdout: &serveLog, Stderr: &serveLog, Ready: ready}).
-			Run(ctx, []string{"--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "t.db"), "--log-level", "warn"})
+			Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "t.db"), "--log-level", "warn"})
 	}()
 	var base string
 	select {
@@ -220,6 +221,12 @@ func benchIntake(b *testing.B, h http.Handler, path string) {
 	gen := newReferralGen()
 	b.ReportAllocs()
 	b.SetParallelism(16) // 32 in flight on 2 cores, as "linkbridge bench" runs
+	// CPU time per request, whatever else the machine is doing: the ratio
+	// of two benchmarks' cpu-ms/op is their throughput ratio on idle cores.
+	cpu0 := processCPU(os.Getpid())
+	defer func() {
+		b.ReportMetric(float64(processCPU(os.Getpid())-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	}()
 	b.RunParallel(func(pb *testing.PB) {
 		rng := gen.rand()
 		buf := make([]byte, 0, 8192)
