@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge/adapter/refgp"
+)
+
+// startCommand runs a long-lived subcommand through run() and returns its
+// address; it stops when the test ends.
+func startCommand(t *testing.T, args []string, ready chan string, stdout *bytes.Buffer) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(withReady(context.Background(), ready))
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatalf("%s exited: %v\n%s", args[0], err, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not start", args[0])
+	}
+	return ""
+}
+
+// TestConformCommand is what CI runs: the kit in receiver role against the
+// real gateway (serve, SQLite temp file, relay writing back to the
+// reference GP), and in gp-endpoint role against reference-gp; both pass
+// with zero failures, write JUnit and JSON reports, and the reference GP
+// ends up holding what the relay wrote for the kit's referrals.
+func TestConformCommand(t *testing.T) {
+	dir := t.TempDir()
+	// The reference GP, run by its own subcommand.
+	gpReady := make(chan string, 1)
+	var gpOut bytes.Buffer
+	gpAddr := startReferenceGP(t, filepath.Join(dir, "gp.db"), gpReady, &gpOut)
+	gpBase := "http://" + gpAddr + "/fhir"
+
+	// The gateway, writing back to it.
+	ready := make(chan string, 1)
+	var out bytes.Buffer
+	args := []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "lb.db"), "--gp-base", gpBase, "--log-level", "error"}
+	if (&ServeCommand{Getenv: func(string) string { return "" }, Stderr: &out}).flags(&ServeConfig{}).Lookup("dev") != nil {
+		args = append(args, "--dev") // loopback, auth off
+	}
+	addr := startCommand(t, args, ready, &out)
+
+	junit, jsonFile := filepath.Join(dir, "receiver.xml"), filepath.Join(dir, "receiver.json")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"conform", "--target", "http://" + addr + "/fhir", "--role", "receiver", "--junit", junit, "--json", jsonFile},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("conform --role receiver: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "0 failed") || strings.Contains(stdout.String(), "FAIL") {
+		t.Errorf("terminal output:\n%s", stdout.String())
+	}
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	b, err := os.ReadFile(junit)
+	if err != nil || xml.Unmarshal(b, &suites) != nil || suites.Tests < 20 || suites.Failures != 0 {
+		t.Fatalf("JUnit report: %v %+v\n%s", err, suites, b)
+	}
+	var rep struct {
+		Passed int `json:"passed"`
+		Failed int `json:"failed"`
+	}
+	b, err = os.ReadFile(jsonFile)
+	if err != nil || json.Unmarshal(b, &rep) != nil || rep.Failed != 0 || rep.Passed != suites.Tests {
+		t.Fatalf("JSON report: %v %+v", err, rep)
+	}
+
+	// The relay wrote the kit's accepted, declined and completed referrals
+	// back to the reference GP.
+	deadline := time.Now().Add(10 * time.Second)
+	var statuses map[string]int
+	for time.Now().Before(deadline) {
+		statuses = gpTaskStatuses(t, gpBase)
+		if statuses["completed"] >= 1 && statuses["rejected"] >= 1 && statuses["accepted"] >= 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if statuses["completed"] < 1 || statuses["rejected"] < 1 || statuses["accepted"] < 1 {
+		t.Errorf("the reference GP holds Tasks %v; want the kit's completed, rejected and accepted referrals written back", statuses)
+	}
+
+	// The kit in gp-endpoint role against the reference GP.
+	stdout.Reset()
+	stderr.Reset()
+	if err := run(context.Background(), []string{"conform", "--target", gpBase, "--role", "gp-endpoint", "--json", filepath.Join(dir, "gp.json")},
+		func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatalf("conform --role gp-endpoint: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+}
+
+func startReferenceGP(t *testing.T, db string, ready chan string, out *bytes.Buffer) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- (&ReferenceGPCommand{Getenv: func(string) string { return "" }, Stdout: out, Stderr: &stderr, Ready: ready}).
+			Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", db, "--log-level", "error"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatalf("reference-gp exited: %v\n%s", err, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("reference-gp did not start")
+	}
+	return ""
+}
+
+func gpTaskStatuses(t *testing.T, gpBase string) map[string]int {
+	t.Helper()
+	resp, err := http.Get(gpBase + "/Task?_count=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				Status string `json:"status"`
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&b)
+	out := map[string]int{}
+	for _, e := range b.Entry {
+		out[e.Resource.Status]++
+	}
+	return out
+}
+
+// TestConformCommandFails: a target that is not there fails the run with a
+// non-zero exit (an error from run) and a report that says why.
+func TestConformCommandFails(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	jsonFile := filepath.Join(dir, "r.json")
+	err := run(context.Background(), []string{"conform", "--target", "http://127.0.0.1:1/fhir", "--role", "gp-endpoint", "--run", "^gp-capability", "--json", jsonFile,
+		"--header", "X-Api-Key: k", "--token", "secret-token"}, func(string) string { return "" }, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "1 of 1 scenarios failed") {
+		t.Fatalf("run = %v, want a failure\n%s", err, stdout.String())
+	}
+	b, _ := os.ReadFile(jsonFile)
+	if !strings.Contains(string(b), "no answer") || strings.Contains(string(b), "secret-token") || !strings.Contains(string(b), `"X-Api-Key": "k"`) {
+		t.Errorf("JSON report should give the reason, the extra header and hide the token:\n%s", b)
+	}
+	if err := run(context.Background(), []string{"conform", "--role", "receiver"}, func(string) string { return "" }, &stdout, &stderr); err == nil {
+		t.Error("conform without --target succeeded")
+	}
+	if err := run(context.Background(), []string{"conform", "--header", "no colon", "--target", "http://x"}, func(string) string { return "" }, &stdout, &stderr); err == nil {
+		t.Error("a malformed --header was accepted")
+	}
+}
+
+// TestDemo runs "linkbridge demo" end to end: under 10 s, its output walks
+// every step, and the reference GP record it leaves holds the person's
+// record as written back.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	done := make(chan DemoResult, 1)
+	start := time.Now()
+	err := (&DemoCommand{Getenv: func(string) string { return "" }, Stdout: &stdout, Stderr: &stderr, Done: done}).
+		Run(context.Background(), []string{"--dir", dir})
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("demo took %s, want under 10 s", elapsed)
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"1. GP system sends a referral",
+		"GP record: referral accepted (accepted-awaiting-first-contact), link worker Sam Link",
+		"goals: Personal goal (details held by the social prescribing service) (active)",
+		"goals: Join a walking group (active)",
+		"outcome scores: SWEMWBS 17.43 on",
+		"→ SWEMWBS 22.35 on",
+		"GP record: referral completed (discharged)",
+		"plan: completed",
+		"/patients/gp-patient-1",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	res := <-done
+	want := map[string]int{"Task": 1, "Procedure": 1, "CarePlan": 1, "Goal": 1, "ServiceRequest": 1, "Encounter": 2, "Observation": 2}
+	for typ, n := range want {
+		if res.Record[typ] != n {
+			t.Errorf("GP record %s = %d, want %d (%v)", typ, res.Record[typ], n, res.Record)
+		}
+	}
+	// The reference GP's database, reopened after the demo, holds the same
+	// record: the person's page lists the completed referral.
+	gp, err := refgp.Open(context.Background(), filepath.Join(dir, "reference-gp.db"), refgp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gp.Close()
+	req, _ := http.NewRequest(http.MethodGet, "http://gp/patients/gp-patient-1", nil)
+	page, err := gp.Page(req, "gp-patient-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Referrals) != 1 || page.Referrals[0].Status != "completed" || len(page.Contacts) != 2 || len(page.Outcomes) != 2 || len(page.Goals) != 1 {
+		t.Fatalf("reference GP page after the demo: %+v", page)
+	}
+	if h := page.Referrals[0].History; len(h) < 4 || !strings.Contains(h[0], "accepted") || !strings.Contains(h[len(h)-1], "completed") {
+		t.Errorf("Task status history on the page = %q", h)
+	}
+}
