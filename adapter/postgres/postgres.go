@@ -91,7 +91,8 @@ type DB struct {
 	// Now returns the current time; it stamps recorded messages and
 	// migrations. Defaults to time.Now.
 	Now func() time.Time
-	// MaxConns caps the pool. Defaults to DefaultMaxConns.
+	// MaxConns caps the pool. Zero takes pool_max_conns from the URL, or
+	// DefaultMaxConns when the URL does not set it.
 	MaxConns int32
 
 	pool *pgxpool.Pool
@@ -130,15 +131,18 @@ func (db *DB) Open(ctx context.Context) error {
 	if db.Now == nil {
 		db.Now = time.Now
 	}
-	if db.MaxConns <= 0 {
-		db.MaxConns = DefaultMaxConns
-	}
 	cfg, err := pgxpool.ParseConfig(db.URL)
 	if err != nil {
 		// pgx's message may quote the connection string.
 		return errors.New("postgres: open: the database URL cannot be parsed")
 	}
-	cfg.MaxConns = db.MaxConns
+	switch {
+	case db.MaxConns > 0:
+		cfg.MaxConns = db.MaxConns
+	case !strings.Contains(db.URL, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
+	}
+	db.MaxConns = cfg.MaxConns
 	cfg.ConnConfig.RuntimeParams["application_name"] = "linkbridge"
 	// Sessions run in UTC so that anything the server renders is UTC; the
 	// adapter converts every time it reads to UTC regardless.
