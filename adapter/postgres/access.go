@@ -1,6 +1,10 @@
 package postgres
 
-import "github.com/linkbridge/linkbridge"
+import (
+	"slices"
+
+	"github.com/linkbridge/linkbridge"
+)
 
 // insAccess adds access keys to resources; a key a resource carries already
 // is kept once.
@@ -12,14 +16,21 @@ const insAccess = `INSERT INTO resource_access (type, key, id)
 // empty, to the person's Patient, as the column arrays of insAccess; ok is
 // false when there are none.
 func accessArrays(ref *linkbridge.Referral, rs []resourceRow, personID string) (args []any, ok bool) {
-	var types, keys, ids []string
+	var rows [][3]string
 	for _, k := range linkbridge.ReferralAccessKeys(ref) {
 		for i := range rs {
-			types, keys, ids = append(types, rs[i].typ), append(keys, k), append(ids, rs[i].id)
+			rows = append(rows, [3]string{rs[i].typ, k, rs[i].id})
 		}
 		if personID != "" {
-			types, keys, ids = append(types, "Patient"), append(keys, k), append(ids, personID)
+			rows = append(rows, [3]string{"Patient", k, personID})
 		}
 	}
-	return []any{types, keys, ids}, len(types) > 0
+	// In key order: two transactions inserting overlapping rows then take
+	// the rows' index locks in the same order and cannot deadlock.
+	slices.SortFunc(rows, func(a, b [3]string) int { return slices.Compare(a[:], b[:]) })
+	types, keys, ids := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+	for i, r := range rows {
+		types[i], keys[i], ids[i] = r[0], r[1], r[2]
+	}
+	return []any{types, keys, ids}, len(rows) > 0
 }

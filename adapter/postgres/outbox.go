@@ -235,36 +235,38 @@ func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now tim
 		return nil, nil
 	}
 	var out []*linkbridge.OutboxMessage
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		out = out[:0]
-		for _, h := range heads {
-			if len(out) == limit {
-				break
-			}
-			var locked bool
-			if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema() || ' ' || $2))`, lockClaim, h.key).Scan(&locked); err != nil {
-				return fmt.Errorf("postgres: claim outbox: lock key: %w", err)
-			}
-			if !locked {
-				continue // another claim is settling this key
-			}
-			id, ok, err := settleHead(ctx, tx, h.id, now)
-			if err != nil {
-				return fmt.Errorf("postgres: claim outbox: %w", err)
-			}
-			if !ok {
-				continue
-			}
-			m, err := scanOutbox(tx.QueryRow(ctx, `UPDATE outbox SET state = 'inflight', locked_by = $1, locked_at = $2
+	err = retryTx(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			out = out[:0]
+			for _, h := range heads {
+				if len(out) == limit {
+					break
+				}
+				var locked bool
+				if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema() || ' ' || $2))`, lockClaim, h.key).Scan(&locked); err != nil {
+					return fmt.Errorf("postgres: claim outbox: lock key: %w", err)
+				}
+				if !locked {
+					continue // another claim is settling this key
+				}
+				id, ok, err := settleHead(ctx, tx, h.id, now)
+				if err != nil {
+					return fmt.Errorf("postgres: claim outbox: %w", err)
+				}
+				if !ok {
+					continue
+				}
+				m, err := scanOutbox(tx.QueryRow(ctx, `UPDATE outbox SET state = 'inflight', locked_by = $1, locked_at = $2
 				WHERE id = $3 AND state = 'pending' RETURNING `+outboxColumns, worker, now, id))
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue // an operator discarded it meanwhile
-			} else if err != nil {
-				return fmt.Errorf("postgres: claim outbox message %d: %w", id, err)
+				if errors.Is(err, pgx.ErrNoRows) {
+					continue // an operator discarded it meanwhile
+				} else if err != nil {
+					return fmt.Errorf("postgres: claim outbox message %d: %w", id, err)
+				}
+				out = append(out, m)
 			}
-			out = append(out, m)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err

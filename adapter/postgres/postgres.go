@@ -300,9 +300,32 @@ func pgError(err error) *pgconn.PgError {
 
 // SQLSTATE codes the adapter recognises.
 const (
-	uniqueViolation     = "23505"
-	foreignKeyViolation = "23503"
+	uniqueViolation      = "23505"
+	foreignKeyViolation  = "23503"
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
 )
+
+// maxTxAttempts bounds how often a write transaction is run when PostgreSQL
+// aborts it for a deadlock or a serialization failure.
+const maxTxAttempts = 3
+
+// retryTx runs fn, a whole write transaction, again when PostgreSQL aborted
+// it for a deadlock or a serialization failure: replicas writing at once can
+// meet in lock cycles (PostgreSQL breaks one by aborting a transaction), and
+// such an abort rolled everything back, so running the transaction again is
+// safe. Other errors, and the last attempt's, are returned as they are.
+func retryTx(ctx context.Context, fn func() error) error {
+	var err error
+	for range maxTxAttempts {
+		err = fn()
+		pe := pgError(err)
+		if pe == nil || (pe.Code != deadlockDetected && pe.Code != serializationFailure) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
 
 // violation returns the name of the constraint that err violated when err is
 // a violation of the given SQLSTATE, or "" otherwise. Migrations name every

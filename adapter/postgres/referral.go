@@ -226,7 +226,11 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	if args, ok := accessArrays(ref, res, ref.PersonID); ok {
 		queue("grant access", insAccess, args...)
 	}
-	op, err := db.runBatch(ctx, b, ops)
+	var op string
+	err = retryTx(ctx, func() (err error) {
+		op, err = db.runBatch(ctx, b, ops)
+		return err
+	})
 	if err == nil {
 		return nil
 	}
@@ -412,64 +416,66 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		return err
 	}
 
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if ch.MessageID != "" {
-			if _, err := tx.Exec(ctx, insMessage, ch.MessageID, db.Now()); err != nil {
-				if _, ok := violation(err, uniqueViolation); ok {
-					e := linkbridge.Errorf(linkbridge.EDUPLICATE, "message %s was processed already", ch.MessageID)
-					e.Existing = "MessageHeader/" + ch.MessageID
+	err = retryTx(ctx, func() error {
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			if ch.MessageID != "" {
+				if _, err := tx.Exec(ctx, insMessage, ch.MessageID, db.Now()); err != nil {
+					if _, ok := violation(err, uniqueViolation); ok {
+						e := linkbridge.Errorf(linkbridge.EDUPLICATE, "message %s was processed already", ch.MessageID)
+						e.Existing = "MessageHeader/" + ch.MessageID
+						return e
+					}
+					return fmt.Errorf("postgres: record message: %w", err)
+				}
+			}
+			tag, err := tx.Exec(ctx, updReferral, append(refArgs, ref.Version-1)...)
+			if err != nil {
+				if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
+					e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
+					e.Existing = "Task/" + ref.TaskID
 					return e
 				}
-				return fmt.Errorf("postgres: record message: %w", err)
-			}
-		}
-		tag, err := tx.Exec(ctx, updReferral, append(refArgs, ref.Version-1)...)
-		if err != nil {
-			if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
-				e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
-				e.Existing = "Task/" + ref.TaskID
-				return e
-			}
-			return fmt.Errorf("postgres: update referral: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			var stored int
-			switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
-			case errors.Is(err, pgx.ErrNoRows):
-				return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
-			case err != nil:
 				return fmt.Errorf("postgres: update referral: %w", err)
 			}
-			return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
-				ref.ID, stored, stored+1, ref.Version)
-		}
-		b := &pgx.Batch{}
-		var ops []string
-		queue := func(op, sql string, args ...any) {
-			b.Queue(sql, args...)
-			ops = append(ops, op)
-		}
-		if err := queueResources(ctx, tx, res, queue); err != nil {
-			return err
-		}
-		if args, ok := accessArrays(ref, res, ""); ok {
-			queue("grant access", insAccess, args...)
-		}
-		cr.queue(queue)
-		if err := ob.lockKeys(ctx, tx); err != nil {
-			return err
-		}
-		br := tx.SendBatch(ctx, b)
-		for _, op := range ops {
-			if _, err := br.Exec(); err != nil {
-				_ = br.Close()
-				return caseError(err, op, res)
+			if tag.RowsAffected() == 0 {
+				var stored int
+				switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
+				case errors.Is(err, pgx.ErrNoRows):
+					return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
+				case err != nil:
+					return fmt.Errorf("postgres: update referral: %w", err)
+				}
+				return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
+					ref.ID, stored, stored+1, ref.Version)
 			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("postgres: update referral: %w", err)
-		}
-		return ob.insert(ctx, tx)
+			b := &pgx.Batch{}
+			var ops []string
+			queue := func(op, sql string, args ...any) {
+				b.Queue(sql, args...)
+				ops = append(ops, op)
+			}
+			if err := queueResources(ctx, tx, res, queue); err != nil {
+				return err
+			}
+			if args, ok := accessArrays(ref, res, ""); ok {
+				queue("grant access", insAccess, args...)
+			}
+			cr.queue(queue)
+			if err := ob.lockKeys(ctx, tx); err != nil {
+				return err
+			}
+			br := tx.SendBatch(ctx, b)
+			for _, op := range ops {
+				if _, err := br.Exec(); err != nil {
+					_ = br.Close()
+					return caseError(err, op, res)
+				}
+			}
+			if err := br.Close(); err != nil {
+				return fmt.Errorf("postgres: update referral: %w", err)
+			}
+			return ob.insert(ctx, tx)
+		})
 	})
 	if err != nil {
 		return err
