@@ -3,11 +3,14 @@ package conformance_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +61,9 @@ func runKit(t *testing.T, cfg conformance.Config) (*conformance.Report, string) 
 	t.Helper()
 	var out bytes.Buffer
 	cfg.Progress = &out
-	cfg.ManualTimeout = 3 * time.Second
+	if cfg.ManualTimeout == 0 {
+		cfg.ManualTimeout = 3 * time.Second
+	}
 	cfg.PollInterval = 20 * time.Millisecond
 	rep, err := conformance.Run(context.Background(), cfg)
 	if err != nil {
@@ -114,4 +119,65 @@ func TestGPEndpointBearerToken(t *testing.T) {
 	if h := rep.Results[0]; strings.Contains(out, "s3cret") {
 		t.Errorf("the token leaked into the output (%s)", h.ID)
 	}
+}
+
+// personAt plays the person at a foreign system: when the kit prompts for a
+// step, it does it (through /sp/v1, which the kit was told not to use).
+type personAt struct {
+	base string
+	mu   sync.Mutex
+	seen bytes.Buffer
+}
+
+var promptTask = regexp.MustCompile(`ACCEPT the referral \S+ \(NHS number \d+, Task ([^)]+)\)`)
+
+func (p *personAt) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen.Write(b)
+	if m := promptTask.FindSubmatch(b); m != nil {
+		go func(taskID string) {
+			time.Sleep(100 * time.Millisecond) // the kit is already waiting
+			resp, err := http.Get(p.base + "/fhir/Task/" + taskID)
+			if err != nil {
+				return
+			}
+			var task struct {
+				Focus struct {
+					Reference string `json:"reference"`
+				} `json:"focus"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&task)
+			resp.Body.Close()
+			sr := strings.TrimPrefix(task.Focus.Reference, "ServiceRequest/")
+			r, err := http.Post(p.base+"/sp/v1/referrals/"+sr+"/actions", "application/json",
+				strings.NewReader(`{"action":"accept","linkWorker":{"id":"lw-1","name":"A Person"}}`))
+			if err == nil {
+				r.Body.Close()
+			}
+		}(string(m[1]))
+	}
+	return len(b), nil
+}
+
+func TestManualSteps(t *testing.T) {
+	base := startLinkbridge(t)
+	t.Run("PersonActs", func(t *testing.T) {
+		person := &personAt{base: base}
+		rep, out := runKit(t, conformance.Config{Target: base + "/fhir", Role: conformance.RoleReceiver, Manual: true, Prompt: person, Run: "^accept$"})
+		if !rep.OK() || rep.Passed != 1 {
+			t.Fatalf("manual accept: %d passed %d failed\n%s", rep.Passed, rep.Failed, out)
+		}
+		if !strings.Contains(rep.LinkWork, "person") || !strings.Contains(person.seen.String(), "Waiting up to") {
+			t.Errorf("no prompt shown (%q):\n%s", rep.LinkWork, person.seen.String())
+		}
+	})
+	t.Run("ErrNobodyActs", func(t *testing.T) {
+		var prompt bytes.Buffer
+		rep, _ := runKit(t, conformance.Config{Target: base + "/fhir", Role: conformance.RoleReceiver, Manual: true, Prompt: &prompt, Run: "^reject$",
+			ManualTimeout: 300 * time.Millisecond})
+		if rep.OK() || !strings.Contains(rep.Results[0].Reason, "timed out") || !strings.Contains(prompt.String(), "DECLINE") {
+			t.Fatalf("reason %q, prompt %q: want a timeout after a DECLINE prompt", rep.Results[0].Reason, prompt.String())
+		}
+	})
 }

@@ -52,7 +52,10 @@ func TestKitDetectsFaults(t *testing.T) {
 		reason   string
 	}{
 		{"GPIgnoresIfMatch", gp, conformance.RoleGPEndpoint, "^gp-(capability|write-goal|if-match)",
-			func(w http.ResponseWriter, r *http.Request, next http.Handler) { r.Header.Del("If-Match"); next.ServeHTTP(w, r) },
+			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				r.Header.Del("If-Match")
+				next.ServeHTTP(w, r)
+			},
 			"gp-if-match", "412"},
 		{"GPAcceptsInvalidContent", gp, conformance.RoleGPEndpoint, "^gp-(capability|invalid)",
 			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -90,7 +93,10 @@ func TestKitDetectsFaults(t *testing.T) {
 			},
 			"transaction-referral", "google/fhir"},
 		{"ReceiverIgnoresIfMatch", lb, conformance.RoleReceiver, "^gp-cancel$",
-			func(w http.ResponseWriter, r *http.Request, next http.Handler) { r.Header.Del("If-Match"); next.ServeHTTP(w, r) },
+			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				r.Header.Del("If-Match")
+				next.ServeHTTP(w, r)
+			},
 			"gp-cancel", "412"},
 		{"ReceiverStoresInvalidReferral", lb, conformance.RoleReceiver, "^invalid-task-intent-plan$",
 			func(w http.ResponseWriter, r *http.Request, next http.Handler) {

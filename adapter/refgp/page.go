@@ -55,7 +55,7 @@ td,th{border-bottom:1px solid #d8dde0;padding:.3em .5em;text-align:left;vertical
 <h2>Personalised care and support plan</h2>{{template "rows" .Plans}}
 <h2>Goals</h2>{{template "rows" .Goals}}
 <h2>Outcome scores over time</h2>{{template "rows" .Outcomes}}
-{{if .Other}}<h2>Other</h2>{{template "rows" .Other}}{{end}}
+{{if .Other}}<h2>Onward referrals and other entries</h2>{{template "rows" .Other}}{{end}}
 </body></html>
 `))
 
