@@ -375,7 +375,10 @@ func TestRelayRescuesCrashedClaim(t *testing.T) {
 		t.Fatalf("ClaimOutbox(crashed) = %v, %v; want message %d", claimed, err, m.ID)
 	}
 	r := e.relay()
-	r.RescueAfter = 200 * time.Millisecond
+	// Long enough that a send (cut off at RescueAfter/2) finishes on a
+	// loaded CI machine: a cut-off send that reached the GP side would be
+	// sent again, and this test counts writes.
+	r.RescueAfter = 2 * time.Second
 	start(t, r)
 	waitFor(t, 30*time.Second, "rescued and delivered", stateIs(t, e, m.ID, linkbridge.OutboxDelivered))
 	if n := len(e.srv.Writes()); n != 1 {
