@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
@@ -107,29 +106,9 @@ func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*lin
 	if f.Outcome != nil {
 		where = append(where, `outcome = `+arg(*f.Outcome))
 	}
-	w := ""
-	if len(where) > 0 {
-		w = ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	var (
-		out   []*linkbridge.AuditRecord
-		total int
-	)
-	err := db.readTx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM audit_event`+w, args...).Scan(&total); err != nil {
-			return fmt.Errorf("postgres: search audit: %w", err)
-		}
-		n := len(args)
-		return queryRows(ctx, tx, `SELECT `+auditColumns+` FROM audit_event`+w+` ORDER BY recorded DESC, id DESC LIMIT $`+
-			strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, f.Limit, f.Offset), func(rows pgx.Rows) error {
-			rec, err := scanAudit(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, rec)
-			return nil
-		})
-	})
+	var out []*linkbridge.AuditRecord
+	total, err := db.countAndPage(ctx, auditColumns, `audit_event`+whereClause(where), `recorded DESC, id DESC`, args,
+		f.Limit, f.Offset, appendTo(&out, scanAudit))
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: search audit: %w", err)
 	}

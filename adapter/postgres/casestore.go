@@ -236,41 +236,11 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 	if !f.ReceivedTo.IsZero() {
 		conds = append(conds, `received_at < `+arg(ceilMicro(f.ReceivedTo)))
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = ` WHERE ` + strings.Join(conds, ` AND `)
-	}
-
-	var (
-		out   []*linkbridge.Referral
-		total int
-	)
-	// The count and the page come from one snapshot, so they agree.
-	err := db.readTx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM referral`+where, args...).Scan(&total); err != nil {
-			return fmt.Errorf("postgres: list referrals: count: %w", err)
-		}
-		if total <= f.Offset {
-			return nil
-		}
-		n := len(args)
-		q := `SELECT ` + referralColumns + ` FROM referral` + where +
-			` ORDER BY received_at DESC, id DESC LIMIT $` + strconv.Itoa(n+1) + ` OFFSET $` + strconv.Itoa(n+2)
-		err := queryRows(ctx, tx, q, append(args, f.Limit, f.Offset), func(rows pgx.Rows) error {
-			r, err := scanReferral(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("postgres: list referrals: %w", err)
-		}
-		return nil
-	})
+	var out []*linkbridge.Referral
+	total, err := db.countAndPage(ctx, referralColumns, `referral`+whereClause(conds), `received_at DESC, id DESC`, args,
+		f.Limit, f.Offset, appendTo(&out, scanReferral))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("postgres: list referrals: %w", err)
 	}
 	return out, total, nil
 }
@@ -302,6 +272,48 @@ func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[stri
 		return nil, fmt.Errorf("postgres: count contacts: %w", err)
 	}
 	return counts, nil
+}
+
+// countAndPage counts the rows of "FROM from" (a table and its WHERE
+// clause, whose parameters are args) and reads one page of them, cols in
+// orderBy order, calling fn for each row. The count and the page come from
+// one snapshot, so they agree. When offset is at or past the count it reads
+// no page.
+func (db *DB) countAndPage(ctx context.Context, cols, from, orderBy string, args []any, limit, offset int, fn func(pgx.Rows) error) (int, error) {
+	var total int
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+from, args...).Scan(&total); err != nil {
+			return fmt.Errorf("count: %w", err)
+		}
+		if total <= offset {
+			return nil
+		}
+		n := len(args)
+		return queryRows(ctx, tx, `SELECT `+cols+` FROM `+from+` ORDER BY `+orderBy+
+			` LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2), append(args, limit, offset), fn)
+	})
+	return total, err
+}
+
+// appendTo returns a row callback for queryRows and countAndPage that
+// reads each row with scan and appends it to *out.
+func appendTo[T any](out *[]T, scan func(pgx.Row) (T, error)) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		v, err := scan(rows)
+		if err != nil {
+			return err
+		}
+		*out = append(*out, v)
+		return nil
+	}
+}
+
+// whereClause returns " WHERE c1 AND c2 ...", or "" without conditions.
+func whereClause(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return ` WHERE ` + strings.Join(conds, ` AND `)
 }
 
 // queryRows runs a query through q and calls fn for each row.

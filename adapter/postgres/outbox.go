@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -442,24 +441,13 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 	if !f.OlderThan.IsZero() {
 		conds = append(conds, `created_at < `+arg(ceilMicro(f.OlderThan)))
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = ` WHERE ` + strings.Join(conds, ` AND `)
-	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultOutboxListLimit
 	}
+	q := `SELECT ` + outboxColumns + ` FROM outbox` + whereClause(conds) + ` ORDER BY id DESC LIMIT ` + arg(limit)
 	var out []*linkbridge.OutboxMessage
-	err := queryRows(ctx, db.pool, `SELECT `+outboxColumns+` FROM outbox`+where+` ORDER BY id DESC LIMIT `+arg(limit),
-		args, func(rows pgx.Rows) error {
-			m, err := scanOutbox(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-			return nil
-		})
+	err := queryRows(ctx, db.pool, q, args, appendTo(&out, scanOutbox))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list outbox: %w", err)
 	}

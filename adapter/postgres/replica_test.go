@@ -60,6 +60,21 @@ func intake(rep string, n int, nhs, msgID string) *linkbridge.Intake {
 		Resources: []*linkbridge.Resource{res("Patient", p.ID), res("ServiceRequest", r.ID), res("Task", r.TaskID)}}
 }
 
+// atOnce runs fn(0) ... fn(n-1) in goroutines released together, and
+// waits for them all.
+func atOnce(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
 // existing returns the Existing of an application error, or "".
 func existing(err error) string {
 	var e *linkbridge.Error
@@ -99,16 +114,8 @@ func TestIntakeAcrossReplicas(t *testing.T) {
 			for n := off; n < off+rounds; n++ {
 				ins := []*linkbridge.Intake{intake("a", n, nhsNumber(n), tc.msg(n)), intake("b", n, nhsNumber(n), tc.msg(n))}
 				errs := make([]error, 2)
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				for i, s := range []*postgres.DB{a, b} {
-					wg.Go(func() {
-						<-start
-						errs[i] = s.CreateReferral(ctx, ins[i])
-					})
-				}
-				close(start)
-				wg.Wait()
+				reps := []*postgres.DB{a, b}
+				atOnce(2, func(i int) { errs[i] = reps[i].CreateReferral(ctx, ins[i]) })
 				var winner, loser int
 				switch {
 				case errs[0] == nil && errs[1] != nil:
@@ -166,16 +173,8 @@ func TestUpdateAcrossReplicas(t *testing.T) {
 				Event: &linkbridge.ReferralEvent{Action: "step", Actor: fmt.Sprint(i)}}
 		}
 		errs := make([]error, 2)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i, s := range []*postgres.DB{a, b} {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.UpdateReferral(ctx, chs[i])
-			})
-		}
-		close(start)
-		wg.Wait()
+		reps := []*postgres.DB{a, b}
+		atOnce(2, func(i int) { errs[i] = reps[i].UpdateReferral(ctx, chs[i]) })
 		won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
 		if won < 0 || errs[1-won] == nil || linkbridge.ErrorCode(errs[1-won]) != linkbridge.EPRECONDITION {
 			t.Fatalf("version %d: errors %v; want one nil and one EPRECONDITION", v, errs)
@@ -380,19 +379,12 @@ func TestRescueAcrossReplicas(t *testing.T) {
 		t.Fatalf("ClaimOutbox = %d messages, %v; want %d", len(claimed), err, n)
 	}
 	counts := make([]int, len(reps))
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i, s := range reps {
-		wg.Go(func() {
-			<-start
-			var err error
-			if counts[i], err = s.RescueOutbox(ctx, t0.Add(2*time.Hour)); err != nil {
-				t.Errorf("RescueOutbox returned unexpected error: %v", err)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+	atOnce(len(reps), func(i int) {
+		var err error
+		if counts[i], err = reps[i].RescueOutbox(ctx, t0.Add(2*time.Hour)); err != nil {
+			t.Errorf("RescueOutbox returned unexpected error: %v", err)
+		}
+	})
 	sum := 0
 	for _, c := range counts {
 		sum += c

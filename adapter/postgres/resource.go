@@ -135,33 +135,19 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 	}
 
 	res := &linkbridge.SearchResult{}
-	// The count and the page come from one snapshot, so they agree.
-	err := db.readTx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM resource r `+where.String(), args...).Scan(&res.Total); err != nil {
-			return fmt.Errorf("postgres: search: count: %w", err)
-		}
-		if res.Total <= q.Offset {
+	var err error
+	res.Total, err = db.countAndPage(ctx, `r.id, r.version_id, r.last_updated, r.body`, `resource r `+where.String(),
+		`r.last_updated, r.id`, args, q.Count, q.Offset, func(rows pgx.Rows) error {
+			r := &linkbridge.Resource{Type: q.Type}
+			if err := rows.Scan(&r.ID, &r.VersionID, &r.LastUpdated, &r.Body); err != nil {
+				return err
+			}
+			r.LastUpdated = utc(r.LastUpdated)
+			res.Resources = append(res.Resources, r)
 			return nil
-		}
-		n := len(args)
-		err := queryRows(ctx, tx, `SELECT r.id, r.version_id, r.last_updated, r.body FROM resource r `+
-			where.String()+` ORDER BY r.last_updated, r.id LIMIT $`+strconv.Itoa(n+1)+` OFFSET $`+strconv.Itoa(n+2),
-			append(args, q.Count, q.Offset), func(rows pgx.Rows) error {
-				r := &linkbridge.Resource{Type: q.Type}
-				if err := rows.Scan(&r.ID, &r.VersionID, &r.LastUpdated, &r.Body); err != nil {
-					return err
-				}
-				r.LastUpdated = utc(r.LastUpdated)
-				res.Resources = append(res.Resources, r)
-				return nil
-			})
-		if err != nil {
-			return fmt.Errorf("postgres: search: %w", err)
-		}
-		return nil
-	})
+		})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: search: %w", err)
 	}
 	return res, nil
 }
