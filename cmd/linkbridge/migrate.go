@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// MigrateCommand is "linkbridge migrate": it brings the store's schema up to
+// this binary's migrations and lists the applied ones. serve migrates at
+// start-up as well; migrate lets an upgrade run them as a step of its own,
+// before the new replicas start. On PostgreSQL it is safe to run while
+// other replicas start or run (an advisory lock serialises migrations).
+type MigrateCommand struct {
+	Getenv         func(string) string
+	Stdout, Stderr io.Writer
+}
+
+// migrationLister is what both stores offer to list applied migrations.
+type migrationLister interface {
+	Migrations(ctx context.Context) ([]string, error)
+}
+
+// Run parses flags, opens (and so migrates) the store and prints the
+// applied migrations, oldest first.
+func (c *MigrateCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	db := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), dbFlagHelp)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("migrate takes no arguments, got %q", fs.Args())
+	}
+	logger := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	store, err := openStore(ctx, *db, logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ml, ok := store.(migrationLister)
+	if !ok {
+		return errors.New("this store does not list its migrations")
+	}
+	names, err := ml.Migrations(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "%s: %d migrations applied\n", redactDB(*db), len(names))
+	for _, n := range names {
+		fmt.Fprintln(c.Stdout, n)
+	}
+	return nil
+}
