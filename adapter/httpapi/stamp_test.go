@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +15,9 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/sqlite"
 )
 
 // TestIntakeStoresReceivedBytes sends every valid fixture to two gateways
@@ -164,4 +168,37 @@ func references(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestReadyzAnswersFromTheStore: ready while the store answers, 503 once it
+// does not.
+func TestReadyzAnswersFromTheStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ready.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := fhirjson.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := httpapi.NewServer(store, codec, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() int {
+		rec := httptest.NewRecorder()
+		api.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	if code := get(); code != http.StatusOK {
+		t.Errorf("GET /readyz = %d with the store open, want 200", code)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code := get(); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz = %d with the store closed, want 503", code)
+	}
 }
