@@ -34,12 +34,20 @@ const (
 
 // DevClients is the development client registry: one client per role,
 // matching the README examples (GP practice A81001 refers to the service
-// Y02662; the MDT viewer reads A81001 and A81002).
+// Y02662; the MDT viewer reads A81001 and A81002; the other fixtures'
+// practices have a client each).
 func DevClients() []Client {
 	return []Client{
 		{ID: "dev-gp", Role: linkbridge.RoleGP, ODS: "A81001",
 			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
 		{ID: "dev-gp-other", Role: linkbridge.RoleGP, ODS: "B82002",
+			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
+		// The practices of the other referral fixtures under testdata/.
+		{ID: "dev-gp-f84003", Role: linkbridge.RoleGP, ODS: "F84003",
+			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
+		{ID: "dev-gp-m85063", Role: linkbridge.RoleGP, ODS: "M85063",
+			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
+		{ID: "dev-gp-c82010", Role: linkbridge.RoleGP, ODS: "C82010",
 			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
 		{ID: "dev-sp", Role: linkbridge.RoleService, ODS: "Y02662",
 			Scopes: []string{"system/*.read", "system/Task.write"}},

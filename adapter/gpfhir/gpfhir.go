@@ -128,7 +128,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = hc
-	rc.Logger = cfg.Logger // *slog.Logger satisfies retryablehttp.LeveledLogger
+	rc.Logger = redactingLogger{cfg.Logger} // URLs without query strings: they hold NHS numbers
 	rc.RetryMax, rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryMax, cfg.RetryWaitMin, cfg.RetryWaitMax
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	maxWait := cfg.MaxInProcessWait

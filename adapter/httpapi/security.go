@@ -50,6 +50,11 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		if s.Auth != nil {
 			var err error
 			if p, err = s.Auth.Authenticate(r); err != nil {
+				// Failed attempts count against the source address's limit.
+				if lerr := s.limit(nil, r, rec); lerr != nil {
+					s.writeErrorFor(rec, r, route, lerr)
+					return
+				}
 				s.Logger.InfoContext(ctx, "authentication failed", slog.String("route", route), slog.String("source", sourceOf(r)),
 					slog.String("reason", reasonOf(err)))
 				challenge := `Bearer realm="linkbridge"`
@@ -62,9 +67,11 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			}
 			ctx = linkbridge.NewContextWithPrincipal(ctx, p)
 		}
-		if err := s.limit(p, r, rec); err != nil {
-			s.writeErrorFor(rec, r, route, err)
-			return
+		if s.Auth == nil || p != nil {
+			if err := s.limit(p, r, rec); err != nil {
+				s.writeErrorFor(rec, r, route, err)
+				return
+			}
 		}
 		if p != nil {
 			if err := authorizeRoute(p, r.Method, route, mux.Vars(r)["type"]); err != nil {

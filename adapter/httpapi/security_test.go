@@ -395,4 +395,14 @@ func TestRateLimit(t *testing.T) {
 	if st, _, b := ss.call("sp-own", "GET", "/fhir/Task", nil, nil); st != http.StatusOK {
 		t.Errorf("another client: %d %s", st, b)
 	}
+	// Failed authentication counts against the source address: after the
+	// burst, guessing answers 429, not 401.
+	codes := map[int]int{}
+	for i := 0; i < 5; i++ {
+		st, _, _ := ss.call("", "GET", "/fhir/Task", nil, hdr{"Authorization": "Bearer nonsense"})
+		codes[st]++
+	}
+	if codes[http.StatusUnauthorized] != 3 || codes[http.StatusTooManyRequests] != 2 {
+		t.Errorf("five failed attempts answered %v, want 3 × 401 then 2 × 429", codes)
+	}
 }

@@ -242,6 +242,9 @@ func (s *Server) changeCase(ctx context.Context, r *http.Request, id string, cha
 		if ch.Outbox, err = s.writeBacks(cr, versions, now); err != nil {
 			return nil, err
 		}
+		if ch.Outbox, err = s.withProvenance(ch.Outbox, cr, versions, action, now); err != nil {
+			return nil, err
+		}
 	}
 	ch.Event = &linkbridge.ReferralEvent{ReferralID: next.ID, Version: next.Version, At: now, Action: action, Actor: actorName(&next), Status: next.Status}
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
