@@ -118,7 +118,7 @@ func startReferenceGP(t *testing.T, db string, ready chan string, out *bytes.Buf
 	var stderr bytes.Buffer
 	go func() {
 		done <- (&ReferenceGPCommand{Getenv: func(string) string { return "" }, Stdout: out, Stderr: &stderr, Ready: ready}).
-			Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", db, "--log-level", "error"})
+			Run(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log-level", "error"})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -11,6 +11,7 @@
 //	linkbridge demo              the whole loop locally, in seconds
 //	linkbridge conform [flags]   the conformance kit
 //	linkbridge reference-gp      the reference GP record endpoint
+//	linkbridge token [flags]     mint a development token (serve --dev-auth)
 //	linkbridge help              show help
 package main
 
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return (&ConformCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "reference-gp":
 		return (&ReferenceGPCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "token":
+		return (&TokenCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "demo":
 		return (&DemoCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
@@ -75,6 +78,7 @@ Commands:
   demo    run the whole loop locally in seconds: gateway, reference GP record, a referral worked end to end
   conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)
   reference-gp  run the reference GP record endpoint (FHIR R4 on SQLite, HTML page per patient)
+  token   mint a token signed with the local development key (for serve --dev-auth)
   help    show this help
 
 Run "linkbridge <command> -h" for a command's flags.

@@ -54,6 +54,8 @@ type ServeConfig struct {
 	RescueAfter time.Duration
 	// GPTimeout bounds one attempt to the GP endpoint.
 	GPTimeout time.Duration
+	// Security is authentication, rate limits and TLS (security.go).
+	Security SecurityConfig
 }
 
 // Validate checks the configuration.
@@ -149,6 +151,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.RelayWorker, "relay-worker", env("RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid())), "name of this relay worker in claimed outbox rows (LINKBRIDGE_RELAY_WORKER)")
+	securityFlags(fs, &cfg.Security, env)
 	return fs
 }
 
@@ -164,6 +167,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	logger, err := newLogger(c.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
+		return err
+	}
+	if err := cfg.Security.Validate(); err != nil {
 		return err
 	}
 	codec, err := fhirjson.New()
@@ -199,7 +205,6 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	}
 	root := http.NewServeMux()
 	root.Handle("/metrics", metrics.Handler())
-	root.Handle("/", api.Handler())
 
 	srv := &http.Server{
 		Handler:           root,
@@ -207,13 +212,28 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    cfg.Security.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", "http://"+ln.Addr().String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
+	// Authentication is set up on the bound address: --dev is refused
+	// unless it is a loopback address.
+	tlsCfg, err := setupSecurity(ctx, &cfg.Security, api, db, ln, logger)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	scheme := "http://"
+	if tlsCfg != nil {
+		srv.TLSConfig = tlsCfg
+		ln = tls.NewListener(ln, tlsCfg)
+		scheme = "https://"
+	}
+	root.Handle("/", api.Handler())
+	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", scheme+ln.Addr().String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if relay != nil {

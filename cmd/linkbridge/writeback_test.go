@@ -211,7 +211,7 @@ func buildBinary(t *testing.T) string {
 // The same --addr is used across restarts, so clients keep their base URL.
 func startProcess(t *testing.T, bin string, args []string, logw io.Writer) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--dev"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -374,7 +374,7 @@ func TestWriteBackFailures(t *testing.T) {
 	logs := &syncBuffer{}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--service-ods", "Y02662",
+		errc <- run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", db, "--service-ods", "Y02662",
 			"--gp-base", gp.URL + "/fhir", "--gp-timeout", "300ms", "--rescue-after", "2s", "--log-level", "info"}, noEnv, logs, logs)
 	}()
 	t.Cleanup(func() {
