@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // insAccess adds access keys to resources; a key a resource carries already
@@ -16,15 +17,7 @@ const insAccess = `INSERT INTO resource_access (type, key, id)
 // empty, to the person's Patient, as the column arrays of insAccess; ok is
 // false when there are none.
 func accessArrays(ref *linkbridge.Referral, rs []resourceRow, personID string) (args []any, ok bool) {
-	var rows [][3]string
-	for _, k := range linkbridge.ReferralAccessKeys(ref) {
-		for i := range rs {
-			rows = append(rows, [3]string{rs[i].typ, k, rs[i].id})
-		}
-		if personID != "" {
-			rows = append(rows, [3]string{"Patient", k, personID})
-		}
-	}
+	rows := sqlshared.AccessRows(ref, rs, personID)
 	// In key order: two transactions inserting overlapping rows then take
 	// the rows' index locks in the same order and cannot deadlock.
 	slices.SortFunc(rows, func(a, b [3]string) int { return slices.Compare(a[:], b[:]) })

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // caseRows are the case-record writes of one change, converted to column
@@ -237,7 +238,7 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 		conds = append(conds, `received_at < `+arg(ceilMicro(f.ReceivedTo)))
 	}
 	var out []*linkbridge.Referral
-	total, err := db.countAndPage(ctx, referralColumns, `referral`+whereClause(conds), `received_at DESC, id DESC`, args,
+	total, err := db.countAndPage(ctx, sqlshared.ReferralColumns, `referral`+whereClause(conds), `received_at DESC, id DESC`, args,
 		f.Limit, f.Offset, appendTo(&out, scanReferral))
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list referrals: %w", err)

@@ -47,6 +47,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 //go:embed migration/*.sql
@@ -348,12 +349,14 @@ func utcp(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-// nullTime returns t, or nil (NULL) for the zero time.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
+// columns are how PostgreSQL stores the values the shared row builders
+// (adapter/internal/sqlshared) convert: times as timestamptz and booleans as
+// boolean, both sent as they are (pgx encodes them); timestamptz keeps
+// microseconds.
+var columns = sqlshared.Columns{
+	Time:      func(t time.Time) any { return t },
+	Bool:      func(b bool) any { return b },
+	Precision: time.Microsecond,
 }
 
 // ceilMicro rounds t up to the next whole microsecond. PostgreSQL keeps

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,37 +11,27 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
-
-// referralColumnList names the referral table's columns in the order that
-// referralArgs and scanReferral use.
-var referralColumnList = []string{"id", "task_id", "person_id", "identifier_system", "identifier_value", "status",
-	"business_status", "status_reason", "request_status", "priority", "referrer_ods", "service_ods",
-	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
-	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
-	"authored_on", "received_at", "updated_at", "version"}
-
-// referralColumns is referralColumnList as a SELECT column list.
-var referralColumns = strings.Join(referralColumnList, ", ")
 
 // Statements used by the writes. reasons is sent as text and cast, so that
 // pgx does not re-encode JSON it is given.
 var (
 	insReferral = func() string {
-		vals := make([]string, len(referralColumnList))
-		for i, c := range referralColumnList {
+		vals := make([]string, len(sqlshared.ReferralColumnList))
+		for i, c := range sqlshared.ReferralColumnList {
 			vals[i] = "$" + strconv.Itoa(i+1)
 			if c == "reasons" {
 				vals[i] += "::jsonb"
 			}
 		}
-		return `INSERT INTO referral (` + referralColumns + `) VALUES (` + strings.Join(vals, ", ") + `)`
+		return `INSERT INTO referral (` + sqlshared.ReferralColumns + `) VALUES (` + strings.Join(vals, ", ") + `)`
 	}()
 	// SET takes every column but id ($2 ...); WHERE takes id ($1) and the
 	// stored version (the last parameter).
 	updReferral = func() string {
-		sets := make([]string, 0, len(referralColumnList)-1)
-		for i, c := range referralColumnList[1:] {
+		sets := make([]string, 0, len(sqlshared.ReferralColumnList)-1)
+		for i, c := range sqlshared.ReferralColumnList[1:] {
 			p := "$" + strconv.Itoa(i+2)
 			if c == "reasons" {
 				p += "::jsonb"
@@ -50,7 +39,7 @@ var (
 			sets = append(sets, c+" = "+p)
 		}
 		return `UPDATE referral SET ` + strings.Join(sets, ", ") + ` WHERE id = $1 AND version = $` +
-			strconv.Itoa(len(referralColumnList)+1)
+			strconv.Itoa(len(sqlshared.ReferralColumnList)+1)
 	}()
 	insEvent  = `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES ($1, $2, $3, $4, $5, $6)`
 	insPerson = `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES ($1, $2, $3, $4, $5)`
@@ -70,59 +59,8 @@ var (
 	insMessage = `INSERT INTO message (request_id, received_at) VALUES ($1, $2)`
 )
 
-// referralArgs returns a referral's column values in referralColumnList
-// order.
-func referralArgs(r *linkbridge.Referral) ([]any, error) {
-	reasons := "[]"
-	if len(r.Reasons) > 0 {
-		b, err := json.Marshal(r.Reasons)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: encode reasons: %w", err)
-		}
-		reasons = string(b)
-	}
-	return []any{r.ID, r.TaskID, r.PersonID, r.Identifier.System, r.Identifier.Value, string(r.Status),
-		r.BusinessStatus, r.StatusReason, r.RequestStatus, r.Priority, r.ReferrerODS, r.ServiceODS,
-		reasons, r.DoNotContact, r.LinkWorker.ID, r.LinkWorker.Name, string(r.Consent),
-		r.DeclineReason, r.DischargeReason, r.DischargeSummary, nullTime(r.AcceptedAt), nullTime(r.CompletedAt),
-		r.AuthoredOn, r.ReceivedAt, r.UpdatedAt, r.Version}, nil
-}
-
-// resourceRow is a resource converted to column values.
-type resourceRow struct {
-	typ, id     string
-	versionID   int
-	lastUpdated time.Time
-	body        []byte
-	params      []linkbridge.SearchParam
-	paramsJSON  string // params as resource.params stores them
-}
-
-// newResourceRows converts resources to column values. It returns EINVALID
-// for a resource without a type or id, or one listed twice.
-func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
-	rows := make([]resourceRow, len(rs))
-	for i, r := range rs {
-		if r == nil || r.Type == "" || r.ID == "" {
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "resource %d has no type or id", i)
-		}
-		for _, prev := range rs[:i] {
-			if prev.Type == r.Type && prev.ID == r.ID {
-				return nil, linkbridge.Errorf(linkbridge.EINVALID, "%s/%s is listed twice", r.Type, r.ID)
-			}
-		}
-		rows[i] = resourceRow{typ: r.Type, id: r.ID, versionID: r.VersionID, lastUpdated: r.LastUpdated,
-			body: r.Body, params: r.Params}
-		if rows[i].body == nil {
-			rows[i].body = []byte{} // body is NOT NULL
-		}
-		var err error
-		if rows[i].paramsJSON, err = encodeParams(r.Params); err != nil {
-			return nil, err
-		}
-	}
-	return rows, nil
-}
+// resourceRow is a resource version converted to column values.
+type resourceRow = sqlshared.ResourceRow
 
 // resourceArrays returns rs as the column arrays of insResources.
 func resourceArrays(rs []resourceRow) []any {
@@ -134,8 +72,8 @@ func resourceArrays(rs []resourceRow) []any {
 	)
 	for i := range rs {
 		r := &rs[i]
-		types, ids, ps = append(types, r.typ), append(ids, r.id), append(ps, r.paramsJSON)
-		versions, times, bodies = append(versions, int32(r.versionID)), append(times, r.lastUpdated), append(bodies, r.body)
+		types, ids, ps = append(types, r.Type), append(ids, r.ID), append(ps, r.ParamsJSON)
+		versions, times, bodies = append(versions, int32(r.VersionID)), append(times, r.LastUpdated), append(bodies, r.Body)
 	}
 	return []any{types, ids, versions, times, bodies, ps}
 }
@@ -147,9 +85,9 @@ func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args [
 	var types, ids, names, values []string
 	for i := range rs {
 		r := &rs[i]
-		for _, p := range r.params {
+		for _, p := range r.Params {
 			if !skip[p] {
-				types, ids = append(types, r.typ), append(ids, r.id)
+				types, ids = append(types, r.Type), append(ids, r.ID)
 				names, values = append(names, p.Name), append(values, p.Value)
 			}
 		}
@@ -175,28 +113,17 @@ func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args [
 // then, after the rollback, is the stored row looked up to name it (it is
 // committed, and rows the constraints protect are never deleted).
 func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
-	if in == nil || in.Referral == nil {
-		return linkbridge.Errorf(linkbridge.EINVALID, "intake has no referral")
-	}
-	if in.NewPerson && in.Person == nil {
-		return linkbridge.Errorf(linkbridge.EINVALID, "intake has a new person but no person")
-	}
-	if in.Referral.Version != 1 {
-		return linkbridge.Errorf(linkbridge.EINVALID, "a new referral must be at version 1, not %d", in.Referral.Version)
+	if err := in.Validate(); err != nil {
+		return err
 	}
 	ref := in.Referral
-	refArgs, err := referralArgs(ref)
+	refArgs, err := sqlshared.ReferralArgs(ref, columns)
 	if err != nil {
-		return err
+		return fmt.Errorf("postgres: %w", err)
 	}
-	res, err := newResourceRows(in.Resources)
+	res, err := sqlshared.ResourceRows(in.Resources)
 	if err != nil {
-		return err
-	}
-	for _, r := range res {
-		if r.versionID != 1 {
-			return linkbridge.Errorf(linkbridge.EINVALID, "new resource %s/%s must be at version 1, not %d", r.typ, r.id, r.versionID)
-		}
+		return fmt.Errorf("postgres: %w", err)
 	}
 
 	b := &pgx.Batch{}
@@ -214,7 +141,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	}
 	queue("create referral", insReferral, refArgs...)
 	// The referral's history starts with its receipt.
-	queue("record event", insEvent, ref.ID, 1, ref.ReceivedAt, "received", "requester", string(ref.Status))
+	queue("record event", insEvent, sqlshared.EventArgs(linkbridge.ReceivedEvent(ref), columns)...)
 	if len(res) > 0 {
 		queue("create resources", insResources, resourceArrays(res)...)
 		if args, ok := paramArrays(res, nil); ok {
@@ -340,11 +267,11 @@ func (db *DB) formatError(ctx context.Context, err error, op string, s writeSubj
 		for i := range s.resources {
 			r := &s.resources[i]
 			var n int
-			if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM resource WHERE type = $1 AND id = $2`, r.typ, r.id).Scan(&n); err != nil {
+			if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM resource WHERE type = $1 AND id = $2`, r.Type, r.ID).Scan(&n); err != nil {
 				return fmt.Errorf("postgres: %s: %w", op, err)
 			}
 			if n > 0 {
-				return withExisting(linkbridge.ECONFLICT, r.typ+"/"+r.id, "%s/%s exists already", r.typ, r.id)
+				return withExisting(linkbridge.ECONFLICT, r.Type+"/"+r.ID, "%s/%s exists already", r.Type, r.ID)
 			}
 		}
 	}
@@ -390,22 +317,17 @@ func (db *DB) referralIDByIdentifier(ctx context.Context, ref *linkbridge.Referr
 // messages are enqueued under their order keys' enqueue locks (see
 // outbox.go).
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	if ch == nil || ch.Referral == nil {
-		return linkbridge.Errorf(linkbridge.EINVALID, "change has no referral")
+	if err := ch.Validate(); err != nil {
+		return err
 	}
 	ref := ch.Referral
-	refArgs, err := referralArgs(ref)
+	refArgs, err := sqlshared.ReferralArgs(ref, columns)
 	if err != nil {
-		return err
+		return fmt.Errorf("postgres: %w", err)
 	}
-	res, err := newResourceRows(ch.Resources)
+	res, err := sqlshared.ResourceRows(ch.Resources)
 	if err != nil {
-		return err
-	}
-	for _, r := range res {
-		if r.versionID < 1 {
-			return linkbridge.Errorf(linkbridge.EINVALID, "resource %s/%s has version %d", r.typ, r.id, r.versionID)
-		}
+		return fmt.Errorf("postgres: %w", err)
 	}
 	cr, err := newCaseRows(ch)
 	if err != nil {
@@ -494,7 +416,7 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 	}
 	types, ids := make([]string, len(res)), make([]string, len(res))
 	for i := range res {
-		types[i], ids[i] = res[i].typ, res[i].id
+		types[i], ids[i] = res[i].Type, res[i].ID
 	}
 	type stored struct {
 		version int
@@ -526,43 +448,32 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 	var created []resourceRow
 	for i := range res {
 		r := &res[i]
-		s, exists := current[[2]string{r.typ, r.id}]
+		s, exists := current[[2]string{r.Type, r.ID}]
 		switch {
-		case r.versionID == 1 && exists:
-			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s exists already: version 1 cannot be created", r.typ, r.id)
-		case r.versionID == 1:
+		case r.VersionID == 1 && exists:
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s exists already: version 1 cannot be created", r.Type, r.ID)
+		case r.VersionID == 1:
 			created = append(created, *r)
 			continue
 		case !exists:
-			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d: it does not exist", r.typ, r.id, r.versionID-1)
-		case s.version != r.versionID-1:
-			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.typ, r.id, s.version, r.versionID-1)
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d: it does not exist", r.Type, r.ID, r.VersionID-1)
+		case s.version != r.VersionID-1:
+			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.Type, r.ID, s.version, r.VersionID-1)
 		}
 		queue("update resource history", `INSERT INTO resource_history (type, id, version_id, last_updated, body)
-			SELECT type, id, version_id, last_updated, body FROM resource WHERE type = $1 AND id = $2`, r.typ, r.id)
+			SELECT type, id, version_id, last_updated, body FROM resource WHERE type = $1 AND id = $2`, r.Type, r.ID)
 		queue("update resource", `UPDATE resource SET version_id = $1, last_updated = $2, body = $3, params = $4::jsonb
-			WHERE type = $5 AND id = $6`, r.versionID, r.lastUpdated, r.body, r.paramsJSON, r.typ, r.id)
-		old, err := decodeParams(s.params)
+			WHERE type = $5 AND id = $6`, r.VersionID, r.LastUpdated, r.Body, r.ParamsJSON, r.Type, r.ID)
+		del, had, err := sqlshared.ParamChanges(s.params, r.Params)
 		if err != nil {
-			return fmt.Errorf("postgres: update resource %s/%s: %w", r.typ, r.id, err)
+			return fmt.Errorf("postgres: update resource %s/%s: %w", r.Type, r.ID, err)
 		}
-		keep := make(map[linkbridge.SearchParam]bool, len(r.params))
-		for _, p := range r.params {
-			keep[p] = true
-		}
-		had := make(map[linkbridge.SearchParam]bool, len(old))
-		var delNames, delValues []string
-		for _, p := range old {
-			if had[p] {
-				continue
-			}
-			had[p] = true
-			if !keep[p] {
-				delNames, delValues = append(delNames, p.Name), append(delValues, p.Value)
-			}
+		delNames, delValues := make([]string, len(del)), make([]string, len(del))
+		for i, p := range del {
+			delNames[i], delValues[i] = p.Name, p.Value
 		}
 		if len(delNames) > 0 {
-			queue("update resource: delete params", delParams, r.typ, delNames, delValues, r.id)
+			queue("update resource: delete params", delParams, r.Type, delNames, delValues, r.ID)
 		}
 		if args, ok := paramArrays([]resourceRow{*r}, had); ok {
 			queue("index search parameters", insParams, args...)
@@ -587,7 +498,7 @@ func caseError(err error, op string, res []resourceRow) error {
 	case name == "resource_pkey":
 		// Another change created it after this one's check.
 		for _, r := range res {
-			if r.versionID == 1 {
+			if r.VersionID == 1 {
 				return linkbridge.Errorf(linkbridge.EPRECONDITION, "a version 1 resource of this change exists already: %v", err)
 			}
 		}
@@ -608,39 +519,6 @@ func opID(op string) string {
 		return id[i+1:]
 	}
 	return id
-}
-
-// encodeParams renders search parameter values as resource.params stores
-// them: a JSON array of [name, value] pairs.
-func encodeParams(ps []linkbridge.SearchParam) (string, error) {
-	if len(ps) == 0 {
-		return "[]", nil
-	}
-	pairs := make([][2]string, len(ps))
-	for i, p := range ps {
-		pairs[i] = [2]string{p.Name, p.Value}
-	}
-	b, err := json.Marshal(pairs)
-	if err != nil {
-		return "", fmt.Errorf("postgres: encode search parameters: %w", err)
-	}
-	return string(b), nil
-}
-
-// decodeParams reads resource.params.
-func decodeParams(s string) ([]linkbridge.SearchParam, error) {
-	if s == "[]" || s == "" {
-		return nil, nil
-	}
-	var pairs [][2]string
-	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
-		return nil, fmt.Errorf("bad stored search parameters: %w", err)
-	}
-	ps := make([]linkbridge.SearchParam, len(pairs))
-	for i, p := range pairs {
-		ps[i] = linkbridge.SearchParam{Name: p[0], Value: p[1]}
-	}
-	return ps, nil
 }
 
 // querier is what reads need of the pool and of a transaction.
@@ -669,7 +547,7 @@ func (db *DB) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identi
 // findReferral reads, through q, the referral matching a WHERE clause; what
 // names it in the ENOTFOUND message.
 func findReferral(ctx context.Context, q querier, what, where string, args ...any) (*linkbridge.Referral, error) {
-	r, err := scanReferral(q.QueryRow(ctx, `SELECT `+referralColumns+` FROM referral `+where, args...))
+	r, err := scanReferral(q.QueryRow(ctx, `SELECT `+sqlshared.ReferralColumns+` FROM referral `+where, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s not found", what)
 	} else if err != nil {
@@ -678,7 +556,7 @@ func findReferral(ctx context.Context, q querier, what, where string, args ...an
 	return r, nil
 }
 
-// scanReferral reads a row of referralColumns.
+// scanReferral reads a row of sqlshared.ReferralColumns.
 func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 	var (
 		r                                 linkbridge.Referral
@@ -696,10 +574,9 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 	}
 	r.Status = linkbridge.TaskStatus(status)
 	r.Consent = linkbridge.ConsentLevel(consent)
-	if s := string(reasons); s != "[]" && s != "" {
-		if err := json.Unmarshal(reasons, &r.Reasons); err != nil {
-			return nil, fmt.Errorf("bad stored reasons: %w", err)
-		}
+	var err error
+	if r.Reasons, err = sqlshared.DecodeReasons(reasons); err != nil {
+		return nil, err
 	}
 	r.AuthoredOn, r.ReceivedAt, r.UpdatedAt = utc(authoredOn), utc(receivedAt), utc(updatedAt)
 	r.AcceptedAt, r.CompletedAt = utcp(acceptedAt), utcp(completedAt)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // accessInsert adds access keys to resources; a key a resource carries
@@ -16,16 +17,11 @@ const (
 // grantAccess attaches the referral's access keys
 // (linkbridge.ReferralAccessKeys) to resources rs and, when personID is not
 // empty, to the person's Patient.
-func (w *writer) grantAccess(ref *referralRow, rs []resourceRow, personID string) error {
-	keys := []string{linkbridge.ReferrerAccessKey(ref.referrerODS), linkbridge.ServiceAccessKey(ref.serviceODS)}
-	args := make([]any, 0, 3*len(keys)*(len(rs)+1))
-	for _, k := range keys {
-		for i := range rs {
-			args = append(args, rs[i].typ, k, rs[i].id)
-		}
-		if personID != "" {
-			args = append(args, "Patient", k, personID)
-		}
+func (w *writer) grantAccess(ref *linkbridge.Referral, rs []resourceRow, personID string) error {
+	rows := sqlshared.AccessRows(ref, rs, personID)
+	args := make([]any, 0, 3*len(rows))
+	for _, r := range rows {
+		args = append(args, r[0], r[1], r[2])
 	}
 	if err := w.execRows(accessInsert, accessInsertTail, 3, args); err != nil {
 		return fmt.Errorf("sqlite: grant access: %w", err)

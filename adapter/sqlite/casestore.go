@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // caseRows are the case-record writes of one change, converted to column
@@ -284,7 +285,7 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 		return nil, total, nil
 	}
 	var out []*linkbridge.Referral
-	err = queryRows(ctx, tx, `SELECT `+referralColumns+` FROM referral`+where+
+	err = queryRows(ctx, tx, `SELECT `+sqlshared.ReferralColumns+` FROM referral`+where+
 		` ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset),
 		func(rows *sql.Rows) error {
 			r, err := scanReferral(rows)

@@ -3,109 +3,25 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
-// referralColumnList names the referral table's columns in the order that
-// referralRow.args and scanReferral use.
-var referralColumnList = []string{"id", "task_id", "person_id", "identifier_system", "identifier_value", "status",
-	"business_status", "status_reason", "request_status", "priority", "referrer_ods", "service_ods",
-	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
-	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
-	"authored_on", "received_at", "updated_at", "version"}
-
-// referralColumns is referralColumnList as a SELECT or INSERT column list.
-var referralColumns = strings.Join(referralColumnList, ", ")
-
-// referralRow is a referral converted to column values.
-type referralRow struct {
-	id, taskID, personID                 string
-	identifierSystem, identifierValue    string
-	status, businessStatus, statusReason string
-	requestStatus, priority              string
-	referrerODS, serviceODS              string
-	reasons                              string
-	doNotContact                         int
-	linkWorkerID, linkWorkerName         string
-	consent                              string
-	declineReason, dischargeReason       string
-	dischargeSummary                     string
-	acceptedAt, completedAt              any // nil (NULL) when unset, else a stored time
-	authoredOn, receivedAt, updatedAt    string
-	version                              int
-}
-
-// newReferralRow converts a referral to column values.
-func newReferralRow(r *linkbridge.Referral) (*referralRow, error) {
-	reasons := []byte("[]")
-	if len(r.Reasons) > 0 {
-		var err error
-		if reasons, err = json.Marshal(r.Reasons); err != nil {
-			return nil, fmt.Errorf("sqlite: encode reasons: %w", err)
-		}
-	}
-	row := &referralRow{
-		id: r.ID, taskID: r.TaskID, personID: r.PersonID,
-		identifierSystem: r.Identifier.System, identifierValue: r.Identifier.Value,
-		status: string(r.Status), businessStatus: r.BusinessStatus, statusReason: r.StatusReason,
-		requestStatus: r.RequestStatus, priority: r.Priority,
-		referrerODS: r.ReferrerODS, serviceODS: r.ServiceODS,
-		reasons:      string(reasons),
-		linkWorkerID: r.LinkWorker.ID, linkWorkerName: r.LinkWorker.Name,
-		consent:       string(r.Consent),
-		declineReason: r.DeclineReason, dischargeReason: r.DischargeReason, dischargeSummary: r.DischargeSummary,
-		acceptedAt: nullTime(r.AcceptedAt), completedAt: nullTime(r.CompletedAt),
-		authoredOn: formatTime(r.AuthoredOn), receivedAt: formatTime(r.ReceivedAt), updatedAt: formatTime(r.UpdatedAt),
-		version: r.Version,
-	}
-	if r.DoNotContact {
-		row.doNotContact = 1
-	}
-	return row, nil
-}
-
-// resourceRow is a resource converted to column values.
-type resourceRow struct {
-	typ, id     string
-	versionID   int
-	lastUpdated string
-	body        []byte
-	params      []linkbridge.SearchParam
-	paramsJSON  string // params as resource.params stores them
-}
-
-// newResourceRows converts resources to column values. It returns EINVALID
-// for a resource without a type or id, or one listed twice.
+// newResourceRows converts the resources of a validated intake or change
+// to column values.
 func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
-	rows := make([]resourceRow, len(rs))
-	for i, r := range rs {
-		if r == nil || r.Type == "" || r.ID == "" {
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "resource %d has no type or id", i)
-		}
-		for _, prev := range rs[:i] {
-			if prev.Type == r.Type && prev.ID == r.ID {
-				return nil, linkbridge.Errorf(linkbridge.EINVALID, "%s/%s is listed twice", r.Type, r.ID)
-			}
-		}
-		rows[i] = resourceRow{
-			typ: r.Type, id: r.ID, versionID: r.VersionID,
-			lastUpdated: formatTime(r.LastUpdated), body: r.Body, params: r.Params,
-		}
-		if rows[i].body == nil {
-			rows[i].body = []byte{} // body is NOT NULL
-		}
-		var err error
-		if rows[i].paramsJSON, err = encodeParams(r.Params); err != nil {
-			return nil, err
-		}
+	rows, err := sqlshared.ResourceRows(rs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return rows, nil
 }
+
+// resourceRow is a resource version converted to column values.
+type resourceRow = sqlshared.ResourceRow
 
 // CreateReferral stores an intake atomically: all or nothing. It returns
 // EDUPLICATE with Error.Existing set when MessageID was already processed
@@ -118,27 +34,17 @@ func newResourceRows(rs []*linkbridge.Resource) ([]resourceRow, error) {
 // referral's first event: version 1, "received" by the "requester" at
 // ReceivedAt, with the referral's status.
 func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
-	if in == nil || in.Referral == nil {
-		return linkbridge.Errorf(linkbridge.EINVALID, "intake has no referral")
-	}
-	if in.NewPerson && in.Person == nil {
-		return linkbridge.Errorf(linkbridge.EINVALID, "intake has a new person but no person")
-	}
-	if in.Referral.Version != 1 {
-		return linkbridge.Errorf(linkbridge.EINVALID, "a new referral must be at version 1, not %d", in.Referral.Version)
-	}
-	ref, err := newReferralRow(in.Referral)
-	if err != nil {
+	if err := in.Validate(); err != nil {
 		return err
+	}
+	ref := new(*in.Referral) // a copy: the writer goroutine reads it
+	refArgs, err := sqlshared.ReferralArgs(ref, columns)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	res, err := newResourceRows(in.Resources)
 	if err != nil {
 		return err
-	}
-	for _, r := range res {
-		if r.versionID != 1 {
-			return linkbridge.Errorf(linkbridge.EINVALID, "new resource %s/%s must be at version 1, not %d", r.typ, r.id, r.versionID)
-		}
 	}
 	var person *linkbridge.Person
 	var personCreated string
@@ -150,7 +56,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	msgID := in.MessageID
 	subject := writeSubject{messageID: msgID, person: person, ref: ref}
 	// The referral's history starts with its receipt.
-	received := []any{ref.id, 1, ref.receivedAt, "received", "requester", ref.status}
+	received := sqlshared.EventArgs(linkbridge.ReceivedEvent(ref), columns)
 
 	return db.w.do(ctx, func(w *writer) error {
 		if err := w.recordMessage(msgID); err != nil {
@@ -161,7 +67,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 				return w.formatError(err, "create person", subject)
 			}
 		}
-		if _, err := w.insReferral.ExecContext(bg, ref.args()...); err != nil {
+		if _, err := w.insReferral.ExecContext(bg, refArgs...); err != nil {
 			return w.formatError(err, "create referral", subject)
 		}
 		if _, err := w.insEvent.ExecContext(bg, received...); err != nil {
@@ -170,17 +76,8 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		if err := w.createResources(res); err != nil {
 			return err
 		}
-		return w.grantAccess(ref, res, ref.personID)
+		return w.grantAccess(ref, res, ref.PersonID)
 	})
-}
-
-// args returns the row's values in referralColumnList order.
-func (r *referralRow) args() []any {
-	return []any{r.id, r.taskID, r.personID, r.identifierSystem, r.identifierValue, r.status,
-		r.businessStatus, r.statusReason, r.requestStatus, r.priority, r.referrerODS, r.serviceODS,
-		r.reasons, r.doNotContact, r.linkWorkerID, r.linkWorkerName, r.consent,
-		r.declineReason, r.dischargeReason, r.dischargeSummary, r.acceptedAt, r.completedAt,
-		r.authoredOn, r.receivedAt, r.updatedAt, r.version}
 }
 
 // UpdateReferral applies a change atomically. It returns ENOTFOUND when the
@@ -198,21 +95,17 @@ func (r *referralRow) args() []any {
 // and Status. A change that names another referral or version in its
 // entries, or an event without an action, is EINVALID.
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	if ch == nil || ch.Referral == nil {
-		return linkbridge.Errorf(linkbridge.EINVALID, "change has no referral")
-	}
-	ref, err := newReferralRow(ch.Referral)
-	if err != nil {
+	if err := ch.Validate(); err != nil {
 		return err
+	}
+	ref := new(*ch.Referral) // a copy: the writer goroutine reads it
+	refArgs, err := sqlshared.ReferralArgs(ref, columns)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	res, err := newResourceRows(ch.Resources)
 	if err != nil {
 		return err
-	}
-	for _, r := range res {
-		if r.versionID < 1 {
-			return linkbridge.Errorf(linkbridge.EINVALID, "resource %s/%s has version %d", r.typ, r.id, r.versionID)
-		}
 	}
 	cr, err := newCaseRows(ch)
 	if err != nil {
@@ -228,9 +121,8 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		if err := w.recordMessage(msgID); err != nil {
 			return err
 		}
-		a := ref.args()
 		// SET takes every column but id; WHERE takes id and the stored version.
-		args := append(a[1:len(a):len(a)], ref.id, ref.version-1)
+		args := append(refArgs[1:len(refArgs):len(refArgs)], ref.ID, ref.Version-1)
 		result, err := w.updReferral.ExecContext(bg, args...)
 		if err != nil {
 			return w.formatError(err, "update referral", writeSubject{ref: ref})
@@ -239,21 +131,21 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			return fmt.Errorf("sqlite: update referral: %w", err)
 		} else if n == 0 {
 			var stored int
-			switch err := w.selReferralVersion.QueryRowContext(bg, ref.id).Scan(&stored); {
+			switch err := w.selReferralVersion.QueryRowContext(bg, ref.ID).Scan(&stored); {
 			case errors.Is(err, sql.ErrNoRows):
-				return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.id)
+				return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
 			case err != nil:
 				return fmt.Errorf("sqlite: update referral: %w", err)
 			}
 			return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
-				ref.id, stored, stored+1, ref.version)
+				ref.ID, stored, stored+1, ref.Version)
 		}
 		for i := range res {
 			r := &res[i]
-			if r.versionID == 1 {
+			if r.VersionID == 1 {
 				if err := w.createResources(res[i : i+1]); err != nil {
 					if linkbridge.ErrorCode(err) == linkbridge.ECONFLICT {
-						return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s exists already: version 1 cannot be created", r.typ, r.id)
+						return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s exists already: version 1 cannot be created", r.Type, r.ID)
 					}
 					return err
 				}
@@ -301,7 +193,7 @@ func (w *writer) createResources(rs []resourceRow) error {
 	args := make([]any, 0, 6*len(rs))
 	for i := range rs {
 		r := &rs[i]
-		args = append(args, r.typ, r.id, r.versionID, r.lastUpdated, r.body, r.paramsJSON)
+		args = append(args, r.Type, r.ID, r.VersionID, formatTime(r.LastUpdated), r.Body, r.ParamsJSON)
 	}
 	if err := w.execRows(resourceInsert, "", 6, args); err != nil {
 		if c := constraintOf(err); c.kind == "unique" {
@@ -318,12 +210,12 @@ func (w *writer) existingResource(rs []resourceRow, err error) error {
 	for i := range rs {
 		r := &rs[i]
 		var n int
-		if serr := w.selResourceExists.QueryRowContext(bg, r.typ, r.id).Scan(&n); serr != nil {
+		if serr := w.selResourceExists.QueryRowContext(bg, r.Type, r.ID).Scan(&n); serr != nil {
 			return fmt.Errorf("sqlite: create resources: %w", serr)
 		}
 		if n > 0 {
-			e := linkbridge.Errorf(linkbridge.ECONFLICT, "%s/%s exists already", r.typ, r.id)
-			e.Existing = r.typ + "/" + r.id
+			e := linkbridge.Errorf(linkbridge.ECONFLICT, "%s/%s exists already", r.Type, r.ID)
+			e.Existing = r.Type + "/" + r.ID
 			return e
 		}
 	}
@@ -339,38 +231,26 @@ func (w *writer) updateResource(r *resourceRow) error {
 		stored    int
 		oldParams string
 	)
-	switch err := w.selResource.QueryRowContext(bg, r.typ, r.id).Scan(&stored, &oldParams); {
+	switch err := w.selResource.QueryRowContext(bg, r.Type, r.ID).Scan(&stored, &oldParams); {
 	case errors.Is(err, sql.ErrNoRows):
-		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d: it does not exist", r.typ, r.id, r.versionID-1)
+		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is not at version %d: it does not exist", r.Type, r.ID, r.VersionID-1)
 	case err != nil:
 		return fmt.Errorf("sqlite: update resource: %w", err)
-	case stored != r.versionID-1:
-		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.typ, r.id, stored, r.versionID-1)
+	case stored != r.VersionID-1:
+		return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.Type, r.ID, stored, r.VersionID-1)
 	}
-	if _, err := w.insHistory.ExecContext(bg, r.typ, r.id); err != nil {
+	if _, err := w.insHistory.ExecContext(bg, r.Type, r.ID); err != nil {
 		return fmt.Errorf("sqlite: update resource history: %w", err)
 	}
-	if _, err := w.updResource.ExecContext(bg, r.versionID, r.lastUpdated, r.body, r.paramsJSON, r.typ, r.id); err != nil {
+	if _, err := w.updResource.ExecContext(bg, r.VersionID, formatTime(r.LastUpdated), r.Body, r.ParamsJSON, r.Type, r.ID); err != nil {
 		return fmt.Errorf("sqlite: update resource: %w", err)
 	}
-	old, err := decodeParams(oldParams)
+	del, had, err := sqlshared.ParamChanges(oldParams, r.Params)
 	if err != nil {
-		return fmt.Errorf("sqlite: update resource %s/%s: %w", r.typ, r.id, err)
+		return fmt.Errorf("sqlite: update resource %s/%s: %w", r.Type, r.ID, err)
 	}
-	keep := make(map[linkbridge.SearchParam]bool, len(r.params))
-	for _, p := range r.params {
-		keep[p] = true
-	}
-	had := make(map[linkbridge.SearchParam]bool, len(old))
-	for _, p := range old {
-		if had[p] {
-			continue
-		}
-		had[p] = true
-		if keep[p] {
-			continue
-		}
-		if _, err := w.delParam.ExecContext(bg, r.typ, p.Name, p.Value, r.id); err != nil {
+	for _, p := range del {
+		if _, err := w.delParam.ExecContext(bg, r.Type, p.Name, p.Value, r.ID); err != nil {
 			return fmt.Errorf("sqlite: update resource: delete params: %w", err)
 		}
 	}
@@ -382,7 +262,7 @@ func (w *writer) updateResource(r *resourceRow) error {
 func (w *writer) insertParams(rs []resourceRow, skip map[linkbridge.SearchParam]bool) error {
 	n := 0
 	for i := range rs {
-		n += len(rs[i].params)
+		n += len(rs[i].Params)
 	}
 	if n == 0 {
 		return nil
@@ -390,9 +270,9 @@ func (w *writer) insertParams(rs []resourceRow, skip map[linkbridge.SearchParam]
 	args := make([]any, 0, 4*n)
 	for i := range rs {
 		r := &rs[i]
-		for _, p := range r.params {
+		for _, p := range r.Params {
 			if !skip[p] {
-				args = append(args, r.typ, r.id, p.Name, p.Value)
+				args = append(args, r.Type, r.ID, p.Name, p.Value)
 			}
 		}
 	}
@@ -402,45 +282,12 @@ func (w *writer) insertParams(rs []resourceRow, skip map[linkbridge.SearchParam]
 	return nil
 }
 
-// encodeParams renders search parameter values as resource.params stores
-// them: a JSON array of [name, value] pairs.
-func encodeParams(ps []linkbridge.SearchParam) (string, error) {
-	if len(ps) == 0 {
-		return "[]", nil
-	}
-	pairs := make([][2]string, len(ps))
-	for i, p := range ps {
-		pairs[i] = [2]string{p.Name, p.Value}
-	}
-	b, err := json.Marshal(pairs)
-	if err != nil {
-		return "", fmt.Errorf("sqlite: encode search parameters: %w", err)
-	}
-	return string(b), nil
-}
-
-// decodeParams reads resource.params.
-func decodeParams(s string) ([]linkbridge.SearchParam, error) {
-	if s == "[]" || s == "" {
-		return nil, nil
-	}
-	var pairs [][2]string
-	if err := json.Unmarshal([]byte(s), &pairs); err != nil {
-		return nil, fmt.Errorf("bad stored search parameters: %w", err)
-	}
-	ps := make([]linkbridge.SearchParam, len(pairs))
-	for i, p := range pairs {
-		ps[i] = linkbridge.SearchParam{Name: p[0], Value: p[1]}
-	}
-	return ps, nil
-}
-
 // writeSubject is what a request writes, for naming the rows that a failed
 // constraint collided with.
 type writeSubject struct {
 	messageID string
 	person    *linkbridge.Person
-	ref       *referralRow
+	ref       *linkbridge.Referral
 }
 
 // formatError translates a failed write into a linkbridge error, naming the
@@ -457,7 +304,7 @@ func (w *writer) formatError(err error, op string, s writeSubject) error {
 	}
 	switch {
 	case c.kind == "foreignkey" && s.ref != nil:
-		return linkbridge.Errorf(linkbridge.ENOTFOUND, "person %s not found", s.ref.personID)
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "person %s not found", s.ref.PersonID)
 	case c.kind != "unique":
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
@@ -496,13 +343,13 @@ func (w *writer) formatError(err error, op string, s writeSubject) error {
 		}
 	case "referral.id":
 		if s.ref != nil {
-			return withExisting(linkbridge.ECONFLICT, "ServiceRequest/"+s.ref.id,
-				"referral %s exists already", s.ref.id)
+			return withExisting(linkbridge.ECONFLICT, "ServiceRequest/"+s.ref.ID,
+				"referral %s exists already", s.ref.ID)
 		}
 	case "referral.task_id":
 		if s.ref != nil {
-			return withExisting(linkbridge.ECONFLICT, "Task/"+s.ref.taskID,
-				"Task %s already tracks another referral", s.ref.taskID)
+			return withExisting(linkbridge.ECONFLICT, "Task/"+s.ref.TaskID,
+				"Task %s already tracks another referral", s.ref.TaskID)
 		}
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -510,11 +357,11 @@ func (w *writer) formatError(err error, op string, s writeSubject) error {
 
 // referralIDByIdentifier looks up the stored referral with ref's business
 // identifier, inside the write transaction.
-func (w *writer) referralIDByIdentifier(ref *referralRow) (id string, ok bool, err error) {
+func (w *writer) referralIDByIdentifier(ref *linkbridge.Referral) (id string, ok bool, err error) {
 	if ref == nil {
 		return "", false, nil
 	}
-	err = w.selReferralIDByIdentifier.QueryRowContext(bg, ref.identifierSystem, ref.identifierValue).Scan(&id)
+	err = w.selReferralIDByIdentifier.QueryRowContext(bg, ref.Identifier.System, ref.Identifier.Value).Scan(&id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil
@@ -555,7 +402,7 @@ type querier interface {
 
 // findReferral reads, through q, the referral matching a WHERE clause.
 func findReferral(ctx context.Context, q querier, what, where string, args ...any) (*linkbridge.Referral, error) {
-	row := q.QueryRowContext(ctx, `SELECT `+referralColumns+` FROM referral `+where, args...)
+	row := q.QueryRowContext(ctx, `SELECT `+sqlshared.ReferralColumns+` FROM referral `+where, args...)
 	r, err := scanReferral(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s not found", what)
@@ -570,7 +417,7 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// scanReferral reads a row of referralColumns.
+// scanReferral reads a row of sqlshared.ReferralColumns.
 func scanReferral(row scanner) (*linkbridge.Referral, error) {
 	var (
 		r                                 linkbridge.Referral
@@ -589,10 +436,9 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 	r.Status = linkbridge.TaskStatus(status)
 	r.Consent = linkbridge.ConsentLevel(consent)
 	r.DoNotContact = doNotContact != 0
-	if reasons != "[]" && reasons != "" {
-		if err := json.Unmarshal([]byte(reasons), &r.Reasons); err != nil {
-			return nil, fmt.Errorf("bad stored reasons: %w", err)
-		}
+	var err error
+	if r.Reasons, err = sqlshared.DecodeReasons([]byte(reasons)); err != nil {
+		return nil, err
 	}
 	if err := parseTimes(storedTime{&r.AuthoredOn, authoredOn}, storedTime{&r.ReceivedAt, receivedAt},
 		storedTime{&r.UpdatedAt, updatedAt}, storedTime{&r.AcceptedAt, acceptedAt.String},

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -395,12 +396,18 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
-// nullTime renders t as stored, or nil (NULL) for the zero time.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return formatTime(t)
+// columns are how SQLite stores the values the shared row builders
+// (adapter/internal/sqlshared) convert: times as formatTime's fixed-width
+// UTC text, whose text order is time order, at full (nanosecond)
+// precision; booleans as 0 or 1, SQLite having no boolean type.
+var columns = sqlshared.Columns{
+	Time: func(t time.Time) any { return formatTime(t) },
+	Bool: func(b bool) any {
+		if b {
+			return 1
+		}
+		return 0
+	},
 }
 
 // parseTime reads a stored time.

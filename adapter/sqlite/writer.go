@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // writeReq is one write waiting for the writer. apply runs inside the
@@ -95,9 +97,9 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.insMessage, `INSERT INTO message (request_id, received_at) VALUES (?, ?)`)
 	prep(&w.insPerson, `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES (?, ?, ?, ?, ?)`)
 	prep(&w.selPersonIDByNHS, `SELECT id FROM person WHERE nhs_number = ?`)
-	prep(&w.insReferral, `INSERT INTO referral (`+referralColumns+`) VALUES (`+placeholders(len(referralColumnList))+`)`)
+	prep(&w.insReferral, `INSERT INTO referral (`+sqlshared.ReferralColumns+`) VALUES (`+placeholders(len(sqlshared.ReferralColumnList))+`)`)
 	// SET takes every column but id; WHERE takes id and the stored version.
-	prep(&w.updReferral, `UPDATE referral SET `+strings.Join(referralColumnList[1:], ` = ?, `)+` = ?
+	prep(&w.updReferral, `UPDATE referral SET `+strings.Join(sqlshared.ReferralColumnList[1:], ` = ?, `)+` = ?
 		WHERE id = ? AND version = ?`)
 	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
 	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE identifier_system = ? AND identifier_value = ?`)
