@@ -20,9 +20,13 @@ import (
 func startCommand(t *testing.T, args []string, ready chan string, stdout *bytes.Buffer) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(withReady(context.Background(), ready))
-	done := make(chan error, 1)
+	done := make(chan struct{}) // closed when the command returns
+	var runErr error
 	var stderr bytes.Buffer
-	go func() { done <- run(ctx, args, func(string) string { return "" }, stdout, &stderr) }()
+	go func() {
+		defer close(done)
+		runErr = run(ctx, args, func(string) string { return "" }, stdout, &stderr)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -30,8 +34,8 @@ func startCommand(t *testing.T, args []string, ready chan string, stdout *bytes.
 	select {
 	case addr := <-ready:
 		return addr
-	case err := <-done:
-		t.Fatalf("%s exited: %v\n%s", args[0], err, stderr.String())
+	case <-done:
+		t.Fatalf("%s exited: %v\n%s", args[0], runErr, stderr.String())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s did not start", args[0])
 	}
@@ -114,10 +118,12 @@ func TestConformCommand(t *testing.T) {
 func startReferenceGP(t *testing.T, db string, ready chan string, out *bytes.Buffer) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan struct{}) // closed when the command returns
+	var runErr error
 	var stderr bytes.Buffer
 	go func() {
-		done <- (&ReferenceGPCommand{Getenv: func(string) string { return "" }, Stdout: out, Stderr: &stderr, Ready: ready}).
+		defer close(done)
+		runErr = (&ReferenceGPCommand{Getenv: func(string) string { return "" }, Stdout: out, Stderr: &stderr, Ready: ready}).
 			Run(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log-level", "error"})
 	}()
 	t.Cleanup(func() {
@@ -127,8 +133,8 @@ func startReferenceGP(t *testing.T, db string, ready chan string, out *bytes.Buf
 	select {
 	case addr := <-ready:
 		return addr
-	case err := <-done:
-		t.Fatalf("reference-gp exited: %v\n%s", err, stderr.String())
+	case <-done:
+		t.Fatalf("reference-gp exited: %v\n%s", runErr, stderr.String())
 	case <-time.After(20 * time.Second):
 		t.Fatal("reference-gp did not start")
 	}
