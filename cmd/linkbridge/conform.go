@@ -23,8 +23,10 @@ type ConformCommand struct {
 // headerFlags collects repeated --header 'Name: value' flags.
 type headerFlags http.Header
 
+// String implements flag.Value.
 func (h headerFlags) String() string { return "" }
 
+// Set adds one header.
 func (h headerFlags) Set(s string) error {
 	name, value, ok := strings.Cut(s, ":")
 	name, value = strings.TrimSpace(name), strings.TrimSpace(value)

@@ -389,12 +389,14 @@ type lockedBuffer struct {
 	b  bytes.Buffer
 }
 
+// Write appends to the buffer.
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
+// String returns what was written.
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
