@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,98 +12,37 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
-// caseRows are the case-record writes of one change, converted to column
-// values before the transaction starts.
-type caseRows struct {
-	referralID string
-	plan       *string // JSON; nil: the plan is not changed
-	contacts   [][]any
-	measures   [][]any
-	event      []any // nil: no event
+// newCaseRows converts the case-record part of a validated change to
+// column values, before the transaction starts.
+func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
+	c, err := sqlshared.NewCaseRows(ch, columns)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &caseRows{c}, nil
 }
 
-// newCaseRows converts the case-record part of a change to column values.
-// Entries that name no referral are the change's referral's; entries that
-// name another referral, or have no id, are EINVALID. An event's zero
-// Version, At and Status default to the new referral's Version, UpdatedAt
-// and Status; an event that names another version is EINVALID.
-func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
-	ref := ch.Referral
-	c := &caseRows{referralID: ref.ID}
-	if ch.Plan != nil {
-		b, err := json.Marshal(ch.Plan)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: encode plan: %w", err)
-		}
-		plan := string(b)
-		c.plan = &plan
-	}
-	for i, ct := range ch.Contacts {
-		switch {
-		case ct == nil || ct.ID == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %d has no id", i)
-		case ct.ReferralID != "" && ct.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %s belongs to referral %s, not %s", ct.ID, ct.ReferralID, ref.ID)
-		}
-		c.contacts = append(c.contacts, []any{ct.ID, ref.ID, ct.At, string(ct.Mode), ct.Minutes,
-			ct.Attended, ct.Notes, ct.CreatedAt})
-	}
-	for i, m := range ch.Measures {
-		switch {
-		case m == nil || m.ID == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %d has no id", i)
-		case m.ReferralID != "" && m.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %s belongs to referral %s, not %s", m.ID, m.ReferralID, ref.ID)
-		}
-		items := []byte("[]")
-		if len(m.Items) > 0 {
-			var err error
-			if items, err = json.Marshal(m.Items); err != nil {
-				return nil, fmt.Errorf("postgres: encode measure items: %w", err)
-			}
-		}
-		c.measures = append(c.measures, []any{m.ID, ref.ID, string(m.Instrument), string(m.Timepoint), string(items),
-			m.Total, m.Metric, m.TakenAt, m.CreatedAt})
-	}
-	if ev := ch.Event; ev != nil {
-		switch {
-		case ev.ReferralID != "" && ev.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "event belongs to referral %s, not %s", ev.ReferralID, ref.ID)
-		case ev.Version != 0 && ev.Version != ref.Version:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "event is of version %d, but the change produces version %d", ev.Version, ref.Version)
-		case ev.Action == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "event has no action")
-		}
-		at, status := ev.At, ev.Status
-		if at.IsZero() {
-			at = ref.UpdatedAt
-		}
-		if status == "" {
-			status = ref.Status
-		}
-		c.event = []any{ref.ID, ref.Version, at, ev.Action, ev.Actor, string(status)}
-	}
-	return c, nil
-}
+// caseRows are the case-record writes of one change (sqlshared.CaseRows).
+type caseRows struct{ *sqlshared.CaseRows }
 
 // queue queues the case-record writes; the referral they belong to is
 // updated already, in the same transaction. Each op names the entry, so that
 // a taken id is reported as ECONFLICT naming it (see caseError).
 func (c *caseRows) queue(queue func(op, sql string, args ...any)) {
-	if c.plan != nil {
+	if c.Plan != nil {
 		queue("store plan", `INSERT INTO case_plan (referral_id, body) VALUES ($1, $2::json)
-			ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`, c.referralID, *c.plan)
+			ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`, c.ReferralID, *c.Plan)
 	}
-	for _, args := range c.contacts {
+	for _, args := range c.Contacts {
 		queue("add contact "+args[0].(string), `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, args...)
 	}
-	for _, args := range c.measures {
+	for _, args := range c.Measures {
 		queue("add measure "+args[0].(string), `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
 			VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)`, args...)
 	}
-	if c.event != nil {
-		queue("record event "+strconv.Itoa(c.event[1].(int)), insEvent, c.event...)
+	if c.Event != nil {
+		queue("record event "+strconv.Itoa(c.Event[1].(int)), insEvent, c.Event...)
 	}
 }
 
@@ -136,8 +74,8 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		case err != nil:
 			return fmt.Errorf("postgres: case record: plan: %w", err)
 		default:
-			if err := json.Unmarshal(plan, &rec.Plan); err != nil {
-				return fmt.Errorf("postgres: case record: bad stored plan: %w", err)
+			if rec.Plan, err = sqlshared.DecodePlan(plan); err != nil {
+				return fmt.Errorf("postgres: case record: %w", err)
 			}
 		}
 
@@ -164,10 +102,9 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 				return err
 			}
 			m.Instrument, m.Timepoint = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint)
-			if items != "[]" {
-				if err := json.Unmarshal([]byte(items), &m.Items); err != nil {
-					return fmt.Errorf("bad stored items: %w", err)
-				}
+			var err error
+			if m.Items, err = sqlshared.DecodeItems(items); err != nil {
+				return err
 			}
 			m.TakenAt, m.CreatedAt = utc(m.TakenAt), utc(m.CreatedAt)
 			rec.Measures = append(rec.Measures, m)
@@ -204,11 +141,8 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 // f do not filter; Statuses matches any of its statuses. It returns EINVALID
 // when Limit is below 1 or Offset is negative.
 func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
-	switch {
-	case f.Limit < 1:
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list page size must be at least 1")
-	case f.Offset < 0:
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list offset must not be negative")
+	if err := sqlshared.CheckReferralFilter(f); err != nil {
+		return nil, 0, err
 	}
 	var conds []string
 	var args []any
@@ -251,10 +185,7 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 // stored at all, maps to 0. (One array parameter: PostgreSQL has no small
 // limit on bound parameters to chunk around, unlike SQLite.)
 func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
-	counts := make(map[string]int, len(referralIDs))
-	for _, id := range referralIDs {
-		counts[id] = 0
-	}
+	counts := sqlshared.ZeroCounts(referralIDs)
 	if len(referralIDs) == 0 {
 		return counts, nil
 	}

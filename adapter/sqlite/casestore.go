@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,103 +12,28 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
-// caseRows are the case-record writes of one change, converted to column
-// values by the caller's goroutine.
-type caseRows struct {
-	referralID string
-	plan       *string // JSON; nil: the plan is not changed
-	contacts   [][]any
-	measures   [][]any
-	event      []any // nil: no event
-}
-
-// newCaseRows converts the case-record part of a change to column values.
-// Entries that name no referral are the change's referral's; entries that
-// name another referral, or have no id, are EINVALID. An event's zero
-// Version, At and Status default to the new referral's Version, UpdatedAt
-// and Status; an event that names another version is EINVALID.
+// newCaseRows converts the case-record part of a validated change to
+// column values, on the caller's goroutine.
 func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
-	ref := ch.Referral
-	c := &caseRows{referralID: ref.ID}
-	if ch.Plan != nil {
-		b, err := json.Marshal(ch.Plan)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: encode plan: %w", err)
-		}
-		plan := string(b)
-		c.plan = &plan
+	c, err := sqlshared.NewCaseRows(ch, columns)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	for i, ct := range ch.Contacts {
-		switch {
-		case ct == nil || ct.ID == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %d has no id", i)
-		case ct.ReferralID != "" && ct.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "contact %s belongs to referral %s, not %s", ct.ID, ct.ReferralID, ref.ID)
-		}
-		attended := 0
-		if ct.Attended {
-			attended = 1
-		}
-		c.contacts = append(c.contacts, []any{ct.ID, ref.ID, formatTime(ct.At), string(ct.Mode), ct.Minutes,
-			attended, ct.Notes, formatTime(ct.CreatedAt)})
-	}
-	for i, m := range ch.Measures {
-		switch {
-		case m == nil || m.ID == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %d has no id", i)
-		case m.ReferralID != "" && m.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "measure %s belongs to referral %s, not %s", m.ID, m.ReferralID, ref.ID)
-		}
-		items := []byte("[]")
-		if len(m.Items) > 0 {
-			var err error
-			if items, err = json.Marshal(m.Items); err != nil {
-				return nil, fmt.Errorf("sqlite: encode measure items: %w", err)
-			}
-		}
-		c.measures = append(c.measures, []any{m.ID, ref.ID, string(m.Instrument), string(m.Timepoint), string(items),
-			m.Total, m.Metric, formatTime(m.TakenAt), formatTime(m.CreatedAt)})
-	}
-	if ev := ch.Event; ev != nil {
-		row, err := newEventRow(ev, ref)
-		if err != nil {
-			return nil, err
-		}
-		c.event = row
-	}
-	return c, nil
+	return &caseRows{c}, nil
 }
 
-// newEventRow converts an event of the change that produced ref to column
-// values, defaulting its zero fields from ref.
-func newEventRow(ev *linkbridge.ReferralEvent, ref *linkbridge.Referral) ([]any, error) {
-	switch {
-	case ev.ReferralID != "" && ev.ReferralID != ref.ID:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "event belongs to referral %s, not %s", ev.ReferralID, ref.ID)
-	case ev.Version != 0 && ev.Version != ref.Version:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "event is of version %d, but the change produces version %d", ev.Version, ref.Version)
-	case ev.Action == "":
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "event has no action")
-	}
-	at, status := ev.At, ev.Status
-	if at.IsZero() {
-		at = ref.UpdatedAt
-	}
-	if status == "" {
-		status = ref.Status
-	}
-	return []any{ref.ID, ref.Version, formatTime(at), ev.Action, ev.Actor, string(status)}, nil
-}
+// caseRows are the case-record writes of one change (sqlshared.CaseRows).
+type caseRows struct{ *sqlshared.CaseRows }
 
 // apply writes the case-record rows; the referral they belong to is stored
 // already. A contact or measure id that is taken is ECONFLICT.
 func (c *caseRows) apply(w *writer) error {
-	if c.plan != nil {
-		if _, err := w.upsertPlan.ExecContext(bg, c.referralID, *c.plan); err != nil {
+	if c.Plan != nil {
+		if _, err := w.upsertPlan.ExecContext(bg, c.ReferralID, *c.Plan); err != nil {
 			return fmt.Errorf("sqlite: store plan: %w", err)
 		}
 	}
-	for _, args := range c.contacts {
+	for _, args := range c.Contacts {
 		if _, err := w.insContact.ExecContext(bg, args...); err != nil {
 			if constraintOf(err).kind == "unique" {
 				return linkbridge.Errorf(linkbridge.ECONFLICT, "contact %s exists already", args[0])
@@ -117,7 +41,7 @@ func (c *caseRows) apply(w *writer) error {
 			return fmt.Errorf("sqlite: add contact: %w", err)
 		}
 	}
-	for _, args := range c.measures {
+	for _, args := range c.Measures {
 		if _, err := w.insMeasure.ExecContext(bg, args...); err != nil {
 			if constraintOf(err).kind == "unique" {
 				return linkbridge.Errorf(linkbridge.ECONFLICT, "measure %s exists already", args[0])
@@ -125,10 +49,10 @@ func (c *caseRows) apply(w *writer) error {
 			return fmt.Errorf("sqlite: add measure: %w", err)
 		}
 	}
-	if c.event != nil {
-		if _, err := w.insEvent.ExecContext(bg, c.event...); err != nil {
+	if c.Event != nil {
+		if _, err := w.insEvent.ExecContext(bg, c.Event...); err != nil {
 			if constraintOf(err).kind == "unique" {
-				return linkbridge.Errorf(linkbridge.ECONFLICT, "referral %s has an event for version %d already", c.event[0], c.event[1])
+				return linkbridge.Errorf(linkbridge.ECONFLICT, "referral %s has an event for version %d already", c.Event[0], c.Event[1])
 			}
 			return fmt.Errorf("sqlite: record event: %w", err)
 		}
@@ -162,8 +86,8 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 	case err != nil:
 		return nil, fmt.Errorf("sqlite: case record: plan: %w", err)
 	default:
-		if err := json.Unmarshal(plan, &rec.Plan); err != nil {
-			return nil, fmt.Errorf("sqlite: case record: bad stored plan: %w", err)
+		if rec.Plan, err = sqlshared.DecodePlan(plan); err != nil {
+			return nil, fmt.Errorf("sqlite: case record: %w", err)
 		}
 	}
 
@@ -194,10 +118,9 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			return err
 		}
 		m.Instrument, m.Timepoint = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint)
-		if items != "[]" {
-			if err := json.Unmarshal([]byte(items), &m.Items); err != nil {
-				return fmt.Errorf("bad stored items: %w", err)
-			}
+		var err error
+		if m.Items, err = sqlshared.DecodeItems(items); err != nil {
+			return err
 		}
 		if err := parseTimes(storedTime{&m.TakenAt, takenAt}, storedTime{&m.CreatedAt, createdAt}); err != nil {
 			return err
@@ -234,11 +157,8 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 // f do not filter; Statuses matches any of its statuses. It returns EINVALID
 // when Limit is below 1 or Offset is negative.
 func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
-	switch {
-	case f.Limit < 1:
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list page size must be at least 1")
-	case f.Offset < 0:
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "referral list offset must not be negative")
+	if err := sqlshared.CheckReferralFilter(f); err != nil {
+		return nil, 0, err
 	}
 	var conds []string
 	var args []any
@@ -309,10 +229,7 @@ const countChunk = 500
 // Every id asked for is in the map: one without attended contacts, or not
 // stored at all, maps to 0.
 func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
-	counts := make(map[string]int, len(referralIDs))
-	for _, id := range referralIDs {
-		counts[id] = 0
-	}
+	counts := sqlshared.ZeroCounts(referralIDs)
 	for ids := referralIDs; len(ids) > 0; {
 		chunk := ids[:min(len(ids), countChunk)]
 		ids = ids[len(chunk):]

@@ -1,0 +1,104 @@
+package sqlshared
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+// CaseRows are the case-record writes of one change, converted to column
+// values before the write starts.
+type CaseRows struct {
+	ReferralID string
+	// Plan is the plan's JSON; nil: the plan is not changed.
+	Plan *string
+	// Contacts are contact rows: id, referral_id, at, mode, minutes,
+	// attended, notes, created_at.
+	Contacts [][]any
+	// Measures are measure rows: id, referral_id, instrument, timepoint,
+	// items (JSON), total, metric, taken_at, created_at.
+	Measures [][]any
+	// Event is the referral_event row (EventArgs); nil: no event.
+	Event []any
+}
+
+// NewCaseRows converts the case-record part of a validated change (see
+// linkbridge.ReferralChange.Validate) to column values: entries that name
+// no referral are the change's referral's, and the event is the change's
+// StoredEvent.
+func NewCaseRows(ch *linkbridge.ReferralChange, c Columns) (*CaseRows, error) {
+	ref := ch.Referral
+	rows := &CaseRows{ReferralID: ref.ID}
+	if ch.Plan != nil {
+		b, err := json.Marshal(ch.Plan)
+		if err != nil {
+			return nil, fmt.Errorf("encode plan: %w", err)
+		}
+		plan := string(b)
+		rows.Plan = &plan
+	}
+	for _, ct := range ch.Contacts {
+		rows.Contacts = append(rows.Contacts, []any{ct.ID, ref.ID, c.Time(ct.At), string(ct.Mode), ct.Minutes,
+			c.Bool(ct.Attended), ct.Notes, c.Time(ct.CreatedAt)})
+	}
+	for _, m := range ch.Measures {
+		items := []byte("[]")
+		if len(m.Items) > 0 {
+			var err error
+			if items, err = json.Marshal(m.Items); err != nil {
+				return nil, fmt.Errorf("encode measure items: %w", err)
+			}
+		}
+		rows.Measures = append(rows.Measures, []any{m.ID, ref.ID, string(m.Instrument), string(m.Timepoint), string(items),
+			m.Total, m.Metric, c.Time(m.TakenAt), c.Time(m.CreatedAt)})
+	}
+	if ev := ch.StoredEvent(); ev != nil {
+		rows.Event = EventArgs(ev, c)
+	}
+	return rows, nil
+}
+
+// DecodePlan reads a case_plan body written by NewCaseRows.
+func DecodePlan(b []byte) (linkbridge.Plan, error) {
+	var p linkbridge.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return linkbridge.Plan{}, fmt.Errorf("bad stored plan: %w", err)
+	}
+	return p, nil
+}
+
+// DecodeItems reads a measure's items column written by NewCaseRows; "[]"
+// is none (nil).
+func DecodeItems(s string) ([]int, error) {
+	if s == "[]" {
+		return nil, nil
+	}
+	var items []int
+	if err := json.Unmarshal([]byte(s), &items); err != nil {
+		return nil, fmt.Errorf("bad stored items: %w", err)
+	}
+	return items, nil
+}
+
+// CheckReferralFilter returns EINVALID when a referral list's Limit is below
+// 1 or its Offset is negative.
+func CheckReferralFilter(f linkbridge.ReferralFilter) error {
+	switch {
+	case f.Limit < 1:
+		return linkbridge.Errorf(linkbridge.EINVALID, "referral list page size must be at least 1")
+	case f.Offset < 0:
+		return linkbridge.Errorf(linkbridge.EINVALID, "referral list offset must not be negative")
+	}
+	return nil
+}
+
+// ZeroCounts returns CountContacts's map before the count: every id asked
+// for, at 0.
+func ZeroCounts(referralIDs []string) map[string]int {
+	counts := make(map[string]int, len(referralIDs))
+	for _, id := range referralIDs {
+		counts[id] = 0
+	}
+	return counts
+}
