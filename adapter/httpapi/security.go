@@ -45,7 +45,14 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		ctx := withState(r.Context(), st)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var p *linkbridge.Principal
-		defer func() { s.audit(ctx, r, route, p, st, rec.status, start) }()
+		defer func() {
+			// The caller gets its answer first; the audit record then joins
+			// the store's next group commit.
+			if f, ok := rec.ResponseWriter.(http.Flusher); ok {
+				f.Flush()
+			}
+			s.audit(ctx, r, route, p, st, rec.status, start)
+		}()
 
 		if s.Auth != nil {
 			var err error

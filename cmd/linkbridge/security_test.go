@@ -292,3 +292,78 @@ func TestJourneyLogsNoPersonalData(t *testing.T) {
 		}
 	}
 }
+
+// TestServeMutualTLS: a client certificate signed by --tls-client-ca and
+// registered for a client authenticates as that client; no certificate and
+// no token is 401; a certificate from another CA is refused at the
+// handshake.
+func TestServeMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	newKey := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
+	writePEM := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	issue := func(tmpl, parent *x509.Certificate, pub any, signer *ecdsa.PrivateKey) *x509.Certificate {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c
+	}
+	caKey, otherKey, srvKey, cliKey := newKey(), newKey(), newKey(), newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	ca := issue(caTmpl, caTmpl, caKey.Public(), caKey)
+	otherTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "other CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	other := issue(otherTmpl, otherTmpl, otherKey.Public(), otherKey)
+	srv := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, srvKey.Public(), caKey)
+	cli := issue(&x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "mdt-viewer", Organization: []string{"NHS"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, cliKey.Public(), caKey)
+	forged := issue(&x509.Certificate{SerialNumber: big.NewInt(5), Subject: pkix.Name{CommonName: "mdt-viewer", Organization: []string{"NHS"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, other, cliKey.Public(), otherKey)
+	caPath := writePEM("ca.pem", "CERTIFICATE", ca.Raw)
+	srvDER, _ := x509.MarshalPKCS8PrivateKey(srvKey)
+	cfg := `{"clients":[{"id":"mdt-viewer","role":"mdt","ods":"U12345","practices":["A81001"],"scopes":["system/*.read"],"certSubject":"CN=mdt-viewer,O=NHS"}]}`
+	cfgPath := filepath.Join(dir, "auth.json")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := startServe(t, "--auth-config", cfgPath, "--tls-cert", writePEM("srv.pem", "CERTIFICATE", srv.Raw),
+		"--tls-key", writePEM("srv-key.pem", "PRIVATE KEY", srvDER), "--tls-client-ca", caPath)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	get := func(cert *x509.Certificate) (int, error) {
+		tc := &tls.Config{RootCAs: roots}
+		if cert != nil {
+			// Sent whatever CAs the server names, so the server's own check
+			// is what is tested.
+			tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: cliKey}, nil
+			}
+		}
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+		resp, err := c.Get("https://" + addr + "/fhir/Task")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if st, err := get(cli); err != nil || st != http.StatusOK {
+		t.Errorf("registered client certificate: %d %v, want 200", st, err)
+	}
+	if st, err := get(nil); err != nil || st != http.StatusUnauthorized {
+		t.Errorf("no certificate, no token: %d %v, want 401", st, err)
+	}
+	if st, err := get(forged); err == nil {
+		t.Errorf("a certificate from another CA was accepted: %d", st)
+	}
+}
