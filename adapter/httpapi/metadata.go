@@ -61,6 +61,28 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		}
 		resources = append(resources, res)
 	}
+	if s.Audit != nil {
+		resources = append(resources, resource{Type: "AuditEvent", Versioning: "no-version",
+			Interaction: []interaction{{"read"}, {"search-type"}},
+			SearchParam: []param{{"date", "date"}, {"agent", "token"}, {"entity", "reference"}, {"outcome", "token"}, {"organization", "token"}}})
+	}
+	rest := map[string]any{
+		"mode":        "server",
+		"resource":    resources,
+		"interaction": []interaction{{"transaction"}},
+		"operation": []any{map[string]any{
+			"name":       "process-message",
+			"definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+		}},
+	}
+	if s.Auth != nil {
+		rest["security"] = map[string]any{
+			"service": []any{map[string]any{"coding": []any{map[string]any{
+				"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}}}},
+			"description": "OAuth2 bearer JWTs (SMART Backend Services: RS256/ES256, system/ scopes) or TLS client certificates, " +
+				"each mapped to a registered client, its organisation (ODS code) and role; resources outside the caller's organisations are not found.",
+		}
+	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
 		"status":       "active",
@@ -73,15 +95,7 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		},
 		"fhirVersion": "4.0.1",
 		"format":      []string{"application/fhir+json", "json"},
-		"rest": []any{map[string]any{
-			"mode":        "server",
-			"resource":    resources,
-			"interaction": []interaction{{"transaction"}},
-			"operation": []any{map[string]any{
-				"name":       "process-message",
-				"definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
-			}},
-		}},
+		"rest":        []any{rest},
 	}
 	raw, err := json.Marshal(cs)
 	if err != nil {

@@ -505,3 +505,22 @@ func BenchmarkSecurity(b *testing.B) {
 		})
 	}
 }
+
+// TestSecuredCapabilityStatement declares the security service and the
+// AuditEvent resource when authentication and audit are on.
+func TestSecuredCapabilityStatement(t *testing.T) {
+	ss := newSecServer(t, nil)
+	st, _, b := ss.call("", "GET", "/fhir/metadata", nil, nil)
+	if st != http.StatusOK {
+		t.Fatalf("metadata: %d", st)
+	}
+	for _, want := range []string{`"SMART-on-FHIR"`, `"AuditEvent"`, `"security"`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("the secured CapabilityStatement lacks %s", want)
+		}
+	}
+	open := newTestServer(t)
+	if r := open.get("/metadata"); bytes.Contains(r.Body, []byte(`"security"`)) || bytes.Contains(r.Body, []byte(`"AuditEvent"`)) {
+		t.Errorf("an open server declares security or AuditEvent")
+	}
+}

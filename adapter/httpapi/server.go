@@ -136,6 +136,12 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 		r.Use(s.secure)
+		// The CapabilityStatement now declares the security and AuditEvent.
+		if cs, err := s.renderCapabilityStatement(); err == nil {
+			s.capability = cs
+		} else {
+			s.Logger.Error("render CapabilityStatement", slog.Any("error", err))
+		}
 	}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
