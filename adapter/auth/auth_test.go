@@ -38,7 +38,7 @@ type keys struct {
 	jwks     []byte
 }
 
-func newKeys(t *testing.T) *keys {
+func newKeys(t testing.TB) *keys {
 	t.Helper()
 	k := &keys{}
 	var err error
@@ -92,7 +92,7 @@ func baseClaims(now time.Time) jwt.MapClaims {
 	}
 }
 
-func sign(t *testing.T, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
 	if kid != "" {
@@ -333,3 +333,5 @@ func TestDevKeys(t *testing.T) {
 		t.Fatalf("Authenticate(dev token) = %+v, %v (reason %v)", p, err, auth.Reason(err))
 	}
 }
+
+func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
