@@ -1,17 +1,16 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // The outbox (migration 004_outbox.sql) holds write-backs to the GP record,
@@ -51,79 +50,22 @@ import (
 
 // DefaultOutboxListLimit is the page size of ListOutbox when the filter sets
 // none.
-const DefaultOutboxListLimit = 100
+const DefaultOutboxListLimit = sqlshared.DefaultOutboxListLimit
 
 // outboxColumns are the outbox table's columns in the order scanOutbox reads
 // them.
-const outboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
-	state, attempts, available_at, locked_by, locked_at, last_status, last_error, last_outcome,
-	created_at, delivered_at`
+const outboxColumns = sqlshared.OutboxColumns
 
-// outboxRows are the outbox messages of one change, converted to column
-// values before the transaction starts.
-type outboxRows struct {
-	msgs               []*linkbridge.OutboxMessage
-	refID              string
-	args               [][]any
-	created, available []time.Time
-	ids                []int64 // set by insert
-}
-
-// newOutboxRows converts a change's outbox messages to column values. A
-// message's empty ReferralID is the change's referral; a message of another
-// referral, without an order key, resource type, resource id or body, at a
-// version below 1, or in a state other than pending, is EINVALID. A zero
-// CreatedAt is now, a zero AvailableAt is CreatedAt.
-func newOutboxRows(ch *linkbridge.ReferralChange, now time.Time) (*outboxRows, error) {
-	if len(ch.Outbox) == 0 {
-		return nil, nil
-	}
-	ref := ch.Referral
-	n := len(ch.Outbox)
-	o := &outboxRows{msgs: ch.Outbox, refID: ref.ID, args: make([][]any, n), created: make([]time.Time, n),
-		available: make([]time.Time, n), ids: make([]int64, n)}
-	for i, m := range ch.Outbox {
-		switch {
-		case m == nil:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is empty", i)
-		case m.ReferralID != "" && m.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d belongs to referral %s, not %s", i, m.ReferralID, ref.ID)
-		case m.OrderKey == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d has no order key", i)
-		case m.ResourceType == "" || m.ResourceID == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d names no resource", i)
-		case m.Version < 1:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is of %s/%s version %d", i, m.ResourceType, m.ResourceID, m.Version)
-		case len(m.Body) == 0:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d (%s/%s) has no body", i, m.ResourceType, m.ResourceID)
-		case m.State != "" && m.State != linkbridge.OutboxPending:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is %s: a new message is pending", i, m.State)
-		}
-		created, available := m.CreatedAt, m.AvailableAt
-		if created.IsZero() {
-			created = now
-		}
-		if available.IsZero() {
-			available = created
-		}
-		// Stored with microsecond precision: tell the caller what is stored.
-		created, available = created.Truncate(time.Microsecond), available.Truncate(time.Microsecond)
-		o.created[i], o.available[i] = created, available
-		o.args[i] = []any{m.OrderKey, ref.ID, m.ResourceType, m.ResourceID, m.Version, m.Body, m.NHSNumber,
-			available, created}
-	}
-	return o, nil
-}
-
-// lockKeys takes the enqueue lock of every order key of the messages, in
+// lockOutboxKeys takes the enqueue lock of every order key of a change's
+// outbox rows (nil: none), in
 // key order (two changes sharing keys cannot deadlock), until the
 // transaction ends.
-func (o *outboxRows) lockKeys(ctx context.Context, tx pgx.Tx) error {
+func lockOutboxKeys(ctx context.Context, tx pgx.Tx, o *sqlshared.OutboxRows) error {
 	if o == nil {
 		return nil
 	}
-	keys := make([]string, len(o.msgs))
-	for i, m := range o.msgs {
+	keys := make([]string, len(o.Msgs))
+	for i, m := range o.Msgs {
 		keys[i] = m.OrderKey
 	}
 	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || ' ' || k))
@@ -134,19 +76,20 @@ func (o *outboxRows) lockKeys(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// insert inserts the rows, in order, and records their ids.
-func (o *outboxRows) insert(ctx context.Context, tx pgx.Tx) error {
+// insertOutbox inserts a change's outbox rows (nil: none), in order, and
+// records their ids.
+func insertOutbox(ctx context.Context, tx pgx.Tx, o *sqlshared.OutboxRows) error {
 	if o == nil {
 		return nil
 	}
 	b := &pgx.Batch{}
-	for _, args := range o.args {
+	for _, args := range o.Args {
 		b.Queue(`INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
 			state, available_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) RETURNING id`, args...)
 	}
 	br := tx.SendBatch(ctx, b)
-	for i := range o.args {
-		if err := br.QueryRow().Scan(&o.ids[i]); err != nil {
+	for i := range o.Args {
+		if err := br.QueryRow().Scan(&o.IDs[i]); err != nil {
 			_ = br.Close()
 			return fmt.Errorf("postgres: enqueue outbox message: %w", err)
 		}
@@ -155,19 +98,6 @@ func (o *outboxRows) insert(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("postgres: enqueue outbox message: %w", err)
 	}
 	return nil
-}
-
-// stored tells the caller's messages what was stored, once the change is
-// committed: their ids, state and defaulted times.
-func (o *outboxRows) stored() {
-	if o == nil {
-		return
-	}
-	for i, m := range o.msgs {
-		m.ID, m.State = o.ids[i], linkbridge.OutboxPending
-		m.ReferralID = o.refID
-		m.CreatedAt, m.AvailableAt = o.created[i], o.available[i]
-	}
 }
 
 // headsQuery lists candidate heads, oldest first: for each key with queued
@@ -208,11 +138,8 @@ const headQuery = `SELECT o.order_key, o.resource_type, o.resource_id, o.version
 // replicas claiming together spread over the keys instead of all contending
 // for the oldest.
 func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
-	switch {
-	case worker == "":
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim needs a worker name")
-	case limit < 1:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim takes at least 1 message, not %d", limit)
+	if err := sqlshared.CheckClaim(worker, limit); err != nil {
+		return nil, err
 	}
 	type head struct {
 		id  int64
@@ -270,7 +197,7 @@ func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now tim
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b *linkbridge.OutboxMessage) int { return cmp.Compare(a.ID, b.ID) })
+	sqlshared.SortOutbox(out)
 	return out, nil
 }
 
@@ -282,24 +209,27 @@ func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now tim
 func settleHead(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (int64, bool, error) {
 	for {
 		var (
-			key, typ, resID, state string
-			version                int
+			key, state             string
+			head                   = sqlshared.OutboxHead{ID: id}
 			availableAt            time.Time
 			blocked, deliveredLate bool
 			next                   *int64
 			nType, nResID          *string
 			nVersion               *int
 		)
-		err := tx.QueryRow(ctx, headQuery, id).Scan(&key, &typ, &resID, &version, &state, &availableAt,
-			&blocked, &next, &nType, &nResID, &nVersion, &deliveredLate)
+		err := tx.QueryRow(ctx, headQuery, id).Scan(&key, &head.ResourceType, &head.ResourceID, &head.Version, &state,
+			&availableAt, &blocked, &next, &nType, &nResID, &nVersion, &deliveredLate)
 		if err != nil {
 			return 0, false, fmt.Errorf("read head %d: %w", id, err)
 		}
-		if state != string(linkbridge.OutboxPending) || blocked || availableAt.After(now) {
+		if !sqlshared.Claimable(state, blocked, !availableAt.After(now)) {
 			return 0, false, nil
 		}
-		superseded := next != nil && *nType == typ && *nResID == resID && *nVersion > version
-		if !superseded && !deliveredLate {
+		var behind *sqlshared.OutboxHead
+		if next != nil { // the LEFT JOIN found a row
+			behind = &sqlshared.OutboxHead{ID: *next, ResourceType: *nType, ResourceID: *nResID, Version: *nVersion}
+		}
+		if !head.SupersededBy(behind) && !deliveredLate {
 			return id, true, nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET state = 'superseded' WHERE id = $1 AND state = 'pending'`, id); err != nil {
@@ -400,22 +330,22 @@ func outboxUpdate(ctx context.Context, q execQuerier, op string, id int64, want,
 	var state string
 	switch err := q.QueryRow(ctx, `SELECT state FROM outbox WHERE id = $1`, id).Scan(&state); {
 	case errors.Is(err, pgx.ErrNoRows):
-		return linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+		return sqlshared.OutboxNotFound(id)
 	case err != nil:
 		return fmt.Errorf("postgres: %s outbox message %d: %w", op, id, err)
 	}
-	return linkbridge.Errorf(linkbridge.ECONFLICT, "cannot %s outbox message %d: it is %s, not %s", op, id, state, want)
+	return sqlshared.OutboxWrongState(op, id, state, want)
 }
-
-// outboxStates are the states, for checking filters and filling in counts.
-var outboxStates = []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight,
-	linkbridge.OutboxDelivered, linkbridge.OutboxDead, linkbridge.OutboxDiscarded, linkbridge.OutboxSuperseded}
 
 // ListOutbox returns the messages matching f, newest (highest id) first, at
 // most f.Limit of them (DefaultOutboxListLimit when f.Limit is not
 // positive), bodies included. Empty fields of f do not filter; States
 // matches any of its states, and an unknown state is EINVALID.
 func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*linkbridge.OutboxMessage, error) {
+	limit, err := sqlshared.OutboxListLimit(f)
+	if err != nil {
+		return nil, err
+	}
 	var conds []string
 	var args []any
 	arg := func(v any) string {
@@ -425,9 +355,6 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 	if len(f.States) > 0 {
 		ss := make([]string, len(f.States))
 		for i, s := range f.States {
-			if !slices.Contains(outboxStates, s) {
-				return nil, linkbridge.Errorf(linkbridge.EINVALID, "unknown outbox state %q", s)
-			}
 			ss[i] = string(s)
 		}
 		conds = append(conds, `state = ANY(`+arg(ss)+`::text[])`)
@@ -441,13 +368,9 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 	if !f.OlderThan.IsZero() {
 		conds = append(conds, `created_at < `+arg(ceilMicro(f.OlderThan)))
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultOutboxListLimit
-	}
 	q := `SELECT ` + outboxColumns + ` FROM outbox` + whereClause(conds) + ` ORDER BY id DESC LIMIT ` + arg(limit)
 	var out []*linkbridge.OutboxMessage
-	err := queryRows(ctx, db.pool, q, args, appendTo(&out, scanOutbox))
+	err = queryRows(ctx, db.pool, q, args, appendTo(&out, scanOutbox))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list outbox: %w", err)
 	}
@@ -459,7 +382,7 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessage, error) {
 	m, err := scanOutbox(db.pool.QueryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+		return nil, sqlshared.OutboxNotFound(id)
 	} else if err != nil {
 		return nil, fmt.Errorf("postgres: get outbox message %d: %w", id, err)
 	}
@@ -470,10 +393,7 @@ func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessag
 // 0 when none) and finds the creation time of the oldest pending or inflight
 // message, read from one snapshot.
 func (db *DB) OutboxStats(ctx context.Context) (*linkbridge.OutboxStats, error) {
-	st := &linkbridge.OutboxStats{Counts: make(map[linkbridge.OutboxState]int, len(outboxStates))}
-	for _, s := range outboxStates {
-		st.Counts[s] = 0
-	}
+	st := sqlshared.NewOutboxStats()
 	err := db.readTx(ctx, func(tx pgx.Tx) error {
 		err := queryRows(ctx, tx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`, nil, func(rows pgx.Rows) error {
 			var s string

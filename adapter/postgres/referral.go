@@ -333,10 +333,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 	if err != nil {
 		return err
 	}
-	ob, err := newOutboxRows(ch, db.Now())
-	if err != nil {
-		return err
-	}
+	ob := sqlshared.NewOutboxRows(ch, db.Now(), columns)
 
 	err = retryTx(ctx, func() error {
 		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -383,7 +380,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 				queue("grant access", insAccess, args...)
 			}
 			cr.queue(queue)
-			if err := ob.lockKeys(ctx, tx); err != nil {
+			if err := lockOutboxKeys(ctx, tx, ob); err != nil {
 				return err
 			}
 			br := tx.SendBatch(ctx, b)
@@ -396,13 +393,13 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			if err := br.Close(); err != nil {
 				return fmt.Errorf("postgres: update referral: %w", err)
 			}
-			return ob.insert(ctx, tx)
+			return insertOutbox(ctx, tx, ob)
 		})
 	})
 	if err != nil {
 		return err
 	}
-	ob.stored()
+	ob.Stored()
 	return nil
 }
 

@@ -1,16 +1,15 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // The outbox (migration 004_outbox.sql) holds write-backs to the GP record.
@@ -64,13 +63,11 @@ import (
 
 // DefaultOutboxListLimit is the page size of ListOutbox when the filter sets
 // none.
-const DefaultOutboxListLimit = 100
+const DefaultOutboxListLimit = sqlshared.DefaultOutboxListLimit
 
 // outboxColumns are the outbox table's columns in the order scanOutbox reads
 // them.
-const outboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
-	state, attempts, available_at, locked_by, locked_at, last_status, last_error, last_outcome,
-	created_at, delivered_at`
+const outboxColumns = sqlshared.OutboxColumns
 
 // queued is the partial index outbox_queue's WHERE term; queries repeat it
 // exactly so that SQLite uses the index.
@@ -120,88 +117,22 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.state, `SELECT state FROM outbox WHERE id = ?`)
 }
 
-// outboxRows are the outbox messages of one change, converted to column
-// values by the caller's goroutine.
-type outboxRows struct {
-	msgs               []*linkbridge.OutboxMessage
-	args               [][]any
-	created, available []time.Time // as stored
-	ids                []int64     // set by the writer
-}
-
-// newOutboxRows converts a change's outbox messages to column values. A
-// message's empty ReferralID is the change's referral; a message of another
-// referral, without an order key, resource type, resource id or body, at a
-// version below 1, or in a state other than pending, is EINVALID. A zero
-// CreatedAt is now, a zero AvailableAt is CreatedAt. Attempts, lock and
-// last-attempt fields are not stored: a message is enqueued fresh.
-func newOutboxRows(ch *linkbridge.ReferralChange, now time.Time) (*outboxRows, error) {
-	if len(ch.Outbox) == 0 {
-		return nil, nil
-	}
-	ref := ch.Referral
-	n := len(ch.Outbox)
-	o := &outboxRows{msgs: ch.Outbox, args: make([][]any, n), created: make([]time.Time, n),
-		available: make([]time.Time, n), ids: make([]int64, n)}
-	for i, m := range ch.Outbox {
-		switch {
-		case m == nil:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is empty", i)
-		case m.ReferralID != "" && m.ReferralID != ref.ID:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d belongs to referral %s, not %s", i, m.ReferralID, ref.ID)
-		case m.OrderKey == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d has no order key", i)
-		case m.ResourceType == "" || m.ResourceID == "":
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d names no resource", i)
-		case m.Version < 1:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is of %s/%s version %d", i, m.ResourceType, m.ResourceID, m.Version)
-		case len(m.Body) == 0:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d (%s/%s) has no body", i, m.ResourceType, m.ResourceID)
-		case m.State != "" && m.State != linkbridge.OutboxPending:
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "outbox message %d is %s: a new message is pending", i, m.State)
-		}
-		created, available := m.CreatedAt, m.AvailableAt
-		if created.IsZero() {
-			created = now
-		}
-		if available.IsZero() {
-			available = created
-		}
-		o.created[i], o.available[i] = created, available
-		o.args[i] = []any{m.OrderKey, ref.ID, m.ResourceType, m.ResourceID, m.Version, m.Body, m.NHSNumber,
-			formatTime(available), formatTime(created)}
-	}
-	return o, nil
-}
-
-// apply inserts the rows and records their ids.
-func (o *outboxRows) apply(w *writer) error {
+// applyOutbox inserts a change's outbox rows (nil: none) and records their
+// ids.
+func applyOutbox(w *writer, o *sqlshared.OutboxRows) error {
 	if o == nil {
 		return nil
 	}
-	for i, args := range o.args {
+	for i, args := range o.Args {
 		res, err := w.ob.insert.ExecContext(bg, args...)
 		if err != nil {
 			return fmt.Errorf("sqlite: enqueue outbox message: %w", err)
 		}
-		if o.ids[i], err = res.LastInsertId(); err != nil {
+		if o.IDs[i], err = res.LastInsertId(); err != nil {
 			return fmt.Errorf("sqlite: enqueue outbox message: %w", err)
 		}
 	}
 	return nil
-}
-
-// stored tells the caller's messages what was stored, once the change is
-// committed: their ids, state and defaulted times.
-func (o *outboxRows) stored() {
-	if o == nil {
-		return
-	}
-	for i, m := range o.msgs {
-		m.ID, m.State = o.ids[i], linkbridge.OutboxPending
-		m.ReferralID = o.args[i][1].(string)
-		m.CreatedAt, m.AvailableAt = o.created[i], o.available[i]
-	}
 }
 
 // headsQuery lists the ids of the due heads of keys without an inflight
@@ -233,11 +164,8 @@ const headsQuery = `SELECT id FROM (
 // claim is skipped, so a claim may return fewer messages than are due; the
 // next one finds them.
 func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
-	switch {
-	case worker == "":
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim needs a worker name")
-	case limit < 1:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "an outbox claim takes at least 1 message, not %d", limit)
+	if err := sqlshared.CheckClaim(worker, limit); err != nil {
+		return nil, err
 	}
 	at := formatTime(now)
 	var heads []int64
@@ -277,7 +205,7 @@ func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now tim
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b *linkbridge.OutboxMessage) int { return cmp.Compare(a.ID, b.ID) })
+	sqlshared.SortOutbox(out)
 	return out, nil
 }
 
@@ -289,32 +217,32 @@ func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now tim
 func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 	for {
 		var (
-			key, typ, resID, state, availableAt string
-			version                             int
-			blocked                             bool
+			key, state, availableAt string
+			head                    = sqlshared.OutboxHead{ID: id}
+			blocked                 bool
 		)
-		err := w.ob.head.QueryRowContext(bg, id).Scan(&key, &typ, &resID, &version, &state, &availableAt, &blocked)
+		err := w.ob.head.QueryRowContext(bg, id).Scan(&key, &head.ResourceType, &head.ResourceID, &head.Version,
+			&state, &availableAt, &blocked)
 		if err != nil {
 			return 0, false, fmt.Errorf("read head %d: %w", id, err)
 		}
-		if state != string(linkbridge.OutboxPending) || blocked || availableAt > at {
+		// Stored times are fixed-width text: text order is time order.
+		if !sqlshared.Claimable(state, blocked, availableAt <= at) {
 			return 0, false, nil
 		}
-		var (
-			next          int64
-			nType, nResID string
-			nVersion      int
-		)
-		switch err := w.ob.next.QueryRowContext(bg, key, id).Scan(&next, &nType, &nResID, &nVersion); {
+		next := &sqlshared.OutboxHead{}
+		switch err := w.ob.next.QueryRowContext(bg, key, id).Scan(&next.ID, &next.ResourceType, &next.ResourceID, &next.Version); {
 		case errors.Is(err, sql.ErrNoRows):
-			next = 0
+			next = nil
 		case err != nil:
 			return 0, false, fmt.Errorf("read the row behind %d: %w", id, err)
 		}
-		superseded := next != 0 && nType == typ && nResID == resID && nVersion > version
+		superseded := head.SupersededBy(next)
 		if !superseded {
+			// Looked up only when needed: SQLite has no LATERAL join to
+			// read it with the head, and a lookup is cheap in-process.
 			var n int
-			if err := w.ob.delivered.QueryRowContext(bg, key, id, typ, resID, version).Scan(&n); err != nil {
+			if err := w.ob.delivered.QueryRowContext(bg, key, id, head.ResourceType, head.ResourceID, head.Version).Scan(&n); err != nil {
 				return 0, false, fmt.Errorf("find a delivered later version of %d: %w", id, err)
 			}
 			superseded = n > 0
@@ -325,10 +253,10 @@ func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 		if _, err := w.ob.supersede.ExecContext(bg, id); err != nil {
 			return 0, false, fmt.Errorf("supersede %d: %w", id, err)
 		}
-		if next == 0 {
+		if next == nil {
 			return 0, false, nil
 		}
-		id = next
+		id = next.ID
 	}
 }
 
@@ -427,29 +355,26 @@ func (w *writer) outboxUpdate(op string, id int64, want string, st *sql.Stmt, ar
 	var state string
 	switch err := w.ob.state.QueryRowContext(bg, id).Scan(&state); {
 	case errors.Is(err, sql.ErrNoRows):
-		return linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+		return sqlshared.OutboxNotFound(id)
 	case err != nil:
 		return fmt.Errorf("sqlite: %s outbox message %d: %w", op, id, err)
 	}
-	return linkbridge.Errorf(linkbridge.ECONFLICT, "cannot %s outbox message %d: it is %s, not %s", op, id, state, want)
+	return sqlshared.OutboxWrongState(op, id, state, want)
 }
-
-// outboxStates are the states, for checking filters and filling in counts.
-var outboxStates = []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight,
-	linkbridge.OutboxDelivered, linkbridge.OutboxDead, linkbridge.OutboxDiscarded, linkbridge.OutboxSuperseded}
 
 // ListOutbox returns the messages matching f, newest (highest id) first, at
 // most f.Limit of them (DefaultOutboxListLimit when f.Limit is not
 // positive), bodies included. Empty fields of f do not filter; States
 // matches any of its states, and an unknown state is EINVALID.
 func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*linkbridge.OutboxMessage, error) {
+	limit, err := sqlshared.OutboxListLimit(f)
+	if err != nil {
+		return nil, err
+	}
 	var conds []string
 	var args []any
 	if len(f.States) > 0 {
 		for _, s := range f.States {
-			if !slices.Contains(outboxStates, s) {
-				return nil, linkbridge.Errorf(linkbridge.EINVALID, "unknown outbox state %q", s)
-			}
 			args = append(args, string(s))
 		}
 		conds = append(conds, `state IN (`+placeholders(len(f.States))+`)`)
@@ -470,12 +395,8 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 	if len(conds) > 0 {
 		where = ` WHERE ` + strings.Join(conds, ` AND `)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultOutboxListLimit
-	}
 	var out []*linkbridge.OutboxMessage
-	err := queryRows(ctx, db.read, `SELECT `+outboxColumns+` FROM outbox`+where+` ORDER BY id DESC LIMIT ?`,
+	err = queryRows(ctx, db.read, `SELECT `+outboxColumns+` FROM outbox`+where+` ORDER BY id DESC LIMIT ?`,
 		append(args, limit), func(rows *sql.Rows) error {
 			m, err := scanOutbox(rows)
 			if err != nil {
@@ -495,7 +416,7 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessage, error) {
 	m, err := scanOutbox(db.read.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "outbox message %d not found", id)
+		return nil, sqlshared.OutboxNotFound(id)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get outbox message %d: %w", id, err)
 	}
@@ -512,10 +433,7 @@ func (db *DB) OutboxStats(ctx context.Context) (*linkbridge.OutboxStats, error) 
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	st := &linkbridge.OutboxStats{Counts: make(map[linkbridge.OutboxState]int, len(outboxStates))}
-	for _, s := range outboxStates {
-		st.Counts[s] = 0
-	}
+	st := sqlshared.NewOutboxStats()
 	err = queryRows(ctx, tx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`, nil, func(rows *sql.Rows) error {
 		var s string
 		var n int

@@ -87,7 +87,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 //
 // In the same transaction it replaces the plan when Plan is set, adds
 // Contacts and Measures (ECONFLICT when an id is taken), appends Event
-// when set and enqueues the Outbox messages (see newOutboxRows; on success
+// when set and enqueues the Outbox messages (see sqlshared.NewOutboxRows; on success
 // each message's ID, State and defaulted times are set to what was stored);
 // if any of it fails, nothing of the change is stored. Entries
 // that name no referral are the change's referral's; an event's zero
@@ -111,10 +111,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 	if err != nil {
 		return err
 	}
-	ob, err := newOutboxRows(ch, db.Now())
-	if err != nil {
-		return err
-	}
+	ob := sqlshared.NewOutboxRows(ch, db.Now(), columns)
 	msgID := ch.MessageID
 
 	err = db.w.do(ctx, func(w *writer) error {
@@ -161,12 +158,12 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		if err := cr.apply(w); err != nil {
 			return err
 		}
-		return ob.apply(w)
+		return applyOutbox(w, ob)
 	})
 	if err != nil {
 		return err
 	}
-	ob.stored()
+	ob.Stored()
 	return nil
 }
 
