@@ -524,3 +524,19 @@ func TestSecuredCapabilityStatement(t *testing.T) {
 		t.Errorf("an open server declares security or AuditEvent")
 	}
 }
+
+// TestSPSecurityOpenAPI: /sp/v1's security answers (401, 403, 429, and the
+// 200 of an authorised call) match its OpenAPI document.
+func TestSPSecurityOpenAPI(t *testing.T) {
+	ss := newSecServer(t, nil, func(s *httpapi.Server) { s.RateLimit, s.RateBurst = 0.01, 2 })
+	bearer := func(c string) hdr { return hdr{"Authorization": "Bearer " + ss.token(c)} }
+	wantSP(t, ss.sp(http.MethodGet, "/referrals", nil, nil), http.StatusUnauthorized)
+	wantSP(t, ss.sp(http.MethodGet, "/referrals", nil, bearer("gp-own")), http.StatusForbidden)
+	wantSP(t, ss.sp(http.MethodGet, "/referrals", nil, bearer("sp-own")), http.StatusOK)
+	wantSP(t, ss.sp(http.MethodGet, "/caseload", nil, bearer("sp-own")), http.StatusOK)
+	r := ss.sp(http.MethodGet, "/referrals", nil, bearer("sp-own"))
+	wantSP(t, r, http.StatusTooManyRequests)
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}
