@@ -2,15 +2,13 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 var _ linkbridge.AuditStore = (*DB)(nil)
@@ -24,38 +22,18 @@ const auditColumns = `id, recorded, client_id, role, ods, action, operation, met
 // implicit transaction). It assigns the record's ID when empty. Records are
 // append only.
 func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) error {
-	if rec == nil || rec.Recorded.IsZero() {
-		return linkbridge.Errorf(linkbridge.EINVALID, "audit record needs a time")
-	}
-	if rec.ID == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		rec.ID = hex.EncodeToString(b[:])
-	}
-	entities, err := json.Marshal(nonNil(rec.Entities))
+	ar, err := sqlshared.NewAuditRow(rec)
 	if err != nil {
 		return err
-	}
-	query, err := json.Marshal(nonNil(rec.Query))
-	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	var ents []string
-	for _, e := range rec.Entities {
-		if !seen[e] {
-			seen[e] = true
-			ents = append(ents, e)
-		}
 	}
 	b := &pgx.Batch{}
 	ops := []string{"record audit"}
 	b.Queue(`INSERT INTO audit_event (id, recorded, client_id, role, ods, action, operation, method, route, entities, query,
 		status, outcome, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15)`,
 		rec.ID, rec.Recorded, rec.ClientID, string(rec.Role), rec.ODS, rec.Action, rec.Operation, rec.Method, rec.Route,
-		string(entities), string(query), rec.Status, rec.Outcome, rec.RequestID, rec.Source)
-	if len(ents) > 0 {
-		b.Queue(`INSERT INTO audit_entity (entity, audit_id) SELECT e, $2 FROM unnest($1::text[]) AS u (e)`, ents, rec.ID)
+		ar.Entities, ar.Query, rec.Status, rec.Outcome, rec.RequestID, rec.Source)
+	if len(ar.Index) > 0 {
+		b.Queue(`INSERT INTO audit_entity (entity, audit_id) SELECT e, $2 FROM unnest($1::text[]) AS u (e)`, ar.Index, rec.ID)
 		ops = append(ops, "record audit entities")
 	}
 	if op, err := db.runBatch(ctx, b, ops); err != nil {
@@ -64,23 +42,12 @@ func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) erro
 	return nil
 }
 
-// nonNil returns s, or an empty slice for nil.
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
 // SearchAudit returns one page of the records matching f, newest first
 // (then by id, descending), and the total number of matches, from one
 // snapshot. EINVALID for a Limit below 1 or a negative Offset.
 func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*linkbridge.AuditRecord, int, error) {
-	if f.Limit < 1 {
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "audit page size must be at least 1")
-	}
-	if f.Offset < 0 {
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "audit offset must not be negative")
+	if err := sqlshared.CheckAuditFilter(f); err != nil {
+		return nil, 0, err
 	}
 	var where []string
 	var args []any
@@ -134,12 +101,9 @@ func scanAudit(row pgx.Row) (*linkbridge.AuditRecord, error) {
 		&rec.Route, &entities, &query, &rec.Status, &rec.Outcome, &rec.RequestID, &rec.Source); err != nil {
 		return nil, err
 	}
-	rec.Role, rec.Recorded = linkbridge.Role(role), utc(rec.Recorded)
-	if err := json.Unmarshal([]byte(entities), &rec.Entities); err != nil {
-		return nil, fmt.Errorf("bad stored audit entities: %w", err)
-	}
-	if err := json.Unmarshal([]byte(query), &rec.Query); err != nil {
-		return nil, fmt.Errorf("bad stored audit query: %w", err)
+	rec.Recorded = utc(rec.Recorded)
+	if err := sqlshared.DecodeAudit(rec, role, entities, query); err != nil {
+		return nil, err
 	}
 	return rec, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // Reads return resources without Params: the store indexes them but does
@@ -75,8 +76,8 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 	return out, nil
 }
 
-// dateOps maps FHIR search prefixes to SQL comparisons of timestamptz.
-var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+// Dates compare with sqlshared.DateOp's operators on timestamptz, the
+// bounds rounded as ceilMicro says.
 
 // SearchResources returns one page of the current versions matching q,
 // ordered by lastUpdated then id (byte order: the id columns are COLLATE
@@ -85,13 +86,8 @@ var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt":
 // date prefix. A parameter filter without values matches nothing; so does
 // an Access without keys.
 func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
-	switch {
-	case q == nil || q.Type == "":
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "search needs a resource type")
-	case q.Count < 1:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "search page size must be at least 1")
-	case q.Offset < 0:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "search offset must not be negative")
+	if err := sqlshared.CheckResourceQuery(q); err != nil {
+		return nil, err
 	}
 
 	var where strings.Builder
@@ -123,9 +119,9 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 			WHERE a.type = r.type AND a.key = ANY(` + arg(keys) + `::text[]))`)
 	}
 	for _, d := range q.LastUpdated {
-		op, ok := dateOps[d.Prefix]
-		if !ok {
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "unsupported _lastUpdated prefix %q", d.Prefix).At("_lastUpdated")
+		op, err := sqlshared.DateOp(d.Prefix)
+		if err != nil {
+			return nil, err
 		}
 		bound := d.Time
 		if op == "<" || op == ">=" {

@@ -2,15 +2,13 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 var _ linkbridge.AuditStore = (*DB)(nil)
@@ -25,31 +23,15 @@ const (
 // records share the group commit of the requests they describe. It assigns
 // the record's ID when empty. Records are append only.
 func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) error {
-	if rec == nil || rec.Recorded.IsZero() {
-		return linkbridge.Errorf(linkbridge.EINVALID, "audit record needs a time")
-	}
-	if rec.ID == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		rec.ID = hex.EncodeToString(b[:])
-	}
-	entities, err := json.Marshal(nonNil(rec.Entities))
-	if err != nil {
-		return err
-	}
-	query, err := json.Marshal(nonNil(rec.Query))
+	ar, err := sqlshared.NewAuditRow(rec)
 	if err != nil {
 		return err
 	}
 	row := []any{rec.ID, formatTime(rec.Recorded), rec.ClientID, string(rec.Role), rec.ODS, rec.Action, rec.Operation,
-		rec.Method, rec.Route, string(entities), string(query), rec.Status, rec.Outcome, rec.RequestID, rec.Source}
-	seen := map[string]bool{}
+		rec.Method, rec.Route, ar.Entities, ar.Query, rec.Status, rec.Outcome, rec.RequestID, rec.Source}
 	var ents []any
-	for _, e := range rec.Entities {
-		if !seen[e] {
-			seen[e] = true
-			ents = append(ents, e, rec.ID)
-		}
+	for _, e := range ar.Index {
+		ents = append(ents, e, rec.ID)
 	}
 	return db.w.do(ctx, func(w *writer) error {
 		if err := w.execRows(auditInsert, "", 15, row); err != nil {
@@ -62,21 +44,11 @@ func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) erro
 	})
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
 // SearchAudit returns one page of the records matching f, newest first,
 // and the total number of matches.
 func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*linkbridge.AuditRecord, int, error) {
-	if f.Limit < 1 {
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "audit page size must be at least 1")
-	}
-	if f.Offset < 0 {
-		return nil, 0, linkbridge.Errorf(linkbridge.EINVALID, "audit offset must not be negative")
+	if err := sqlshared.CheckAuditFilter(f); err != nil {
+		return nil, 0, err
 	}
 	var where []string
 	var args []any
@@ -150,15 +122,11 @@ func scanAudit(row scanner) (*linkbridge.AuditRecord, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: read audit: %w", err)
 	}
-	rec.Role = linkbridge.Role(role)
 	if rec.Recorded, err = parseTime(recorded); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(entities), &rec.Entities); err != nil {
-		return nil, fmt.Errorf("sqlite: read audit entities: %w", err)
-	}
-	if err := json.Unmarshal([]byte(query), &rec.Query); err != nil {
-		return nil, fmt.Errorf("sqlite: read audit query: %w", err)
+	if err := sqlshared.DecodeAudit(rec, role, entities, query); err != nil {
+		return nil, fmt.Errorf("sqlite: read audit: %w", err)
 	}
 	return rec, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // Reads return resources without Params: the store indexes them but does
@@ -88,9 +89,8 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 	return out, nil
 }
 
-// dateOps maps FHIR search prefixes to SQL comparisons. Stored times are
+// Dates compare with sqlshared.DateOp's operators: stored times are
 // fixed-width UTC text, so text comparison is time comparison.
-var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 // SearchResources returns one page of the current versions matching q,
 // ordered by lastUpdated then id, with the total number of matches. It
@@ -98,13 +98,8 @@ var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt":
 // negative Offset or an unsupported date prefix. A parameter filter without
 // values matches nothing; so does an Access without keys.
 func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
-	switch {
-	case q == nil || q.Type == "":
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "search needs a resource type")
-	case q.Count < 1:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "search page size must be at least 1")
-	case q.Offset < 0:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "search offset must not be negative")
+	if err := sqlshared.CheckResourceQuery(q); err != nil {
+		return nil, err
 	}
 
 	var where strings.Builder
@@ -138,9 +133,9 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 		}
 	}
 	for _, d := range q.LastUpdated {
-		op, ok := dateOps[d.Prefix]
-		if !ok {
-			return nil, linkbridge.Errorf(linkbridge.EINVALID, "unsupported _lastUpdated prefix %q", d.Prefix).At("_lastUpdated")
+		op, err := sqlshared.DateOp(d.Prefix)
+		if err != nil {
+			return nil, err
 		}
 		where.WriteString(` AND r.last_updated ` + op + ` ?`)
 		args = append(args, formatTime(d.Time))
