@@ -14,7 +14,11 @@ import (
 const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
 
 // WritebackTypes are the resource types linkbridge writes back.
-var WritebackTypes = []string{"Task", "Procedure", "CarePlan", "Goal", "ServiceRequest", "Encounter", "Observation"}
+var WritebackTypes = []string{"Task", "Procedure", "CarePlan", "Goal", "ServiceRequest", "Encounter", "Observation", "Provenance"}
+
+// noIdentifier are written-back types without an identifier element: in
+// client-id mode "one resource" is checked by id.
+var noIdentifier = map[string]bool{"Provenance": true}
 
 // gpState is what the gp-endpoint scenarios learn as they go.
 type gpState struct {
@@ -170,7 +174,11 @@ func sameContent(a, b []byte) (bool, string) {
 
 // countByWritebackID searches Type?identifier=<writeback id>.
 func countByWritebackID(t *T, sh Shape) int {
-	r := t.Do(Request{Method: http.MethodGet, URL: sh.Type + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)})
+	q := "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)
+	if g := t.kit.gp(); noIdentifier[sh.Type] && (g.updateCreate[sh.Type] || !g.conditional[sh.Type]) {
+		q = "?_id=" + url.QueryEscape(sh.ID)
+	}
+	r := t.Do(Request{Method: http.MethodGet, URL: sh.Type + q})
 	t.ExpectStatus(r, http.StatusOK)
 	n := 0
 	for _, e := range r.Doc.List("entry") {

@@ -117,5 +117,25 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 			return nil, err
 		}
 	}
+	// The Provenance that accompanies a change: the relay sends it as
+	// rendered (it names no patient), after the resources it targets.
+	var targets []*linkbridge.Resource
+	for _, sh := range out {
+		targets = append(targets, &linkbridge.Resource{Type: sh.Type, ID: sh.ID, VersionID: stage})
+	}
+	prov := fhirmap.WriteBackProvenance(ref, ref.Version, targets, "plan", ref.UpdatedAt)
+	raw, err := json.Marshal(prov)
+	if err != nil {
+		return nil, err
+	}
+	c, err := codec.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("conformance: render Provenance: %w", err)
+	}
+	body, err := codec.Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, Shape{Type: "Provenance", ID: fhirmap.ID(fhirmap.Unwrap(c)), Version: 1, Body: body})
 	return out, nil
 }

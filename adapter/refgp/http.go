@@ -191,7 +191,7 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 		}
 		id = d.id
 	}
-	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"), sourceVersion: sourceVersion(r)})
+	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"), sourceVersion: sourceVersion(r), condition: ident})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -51,7 +51,7 @@ var migrationFS embed.FS
 
 // Types are the resource types the reference GP record accepts: the
 // Patient the GP holds and every type linkbridge writes back.
-var Types = []string{"Patient", "Task", "ServiceRequest", "Procedure", "CarePlan", "Goal", "Encounter", "Observation", "Condition", "Consent"}
+var Types = []string{"Patient", "Task", "ServiceRequest", "Procedure", "CarePlan", "Goal", "Encounter", "Observation", "Provenance", "Condition", "Consent"}
 
 // Options configure a Server.
 type Options struct {

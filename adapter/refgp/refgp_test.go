@@ -185,6 +185,20 @@ func TestConditionalUpdateAndCreate(t *testing.T) {
 	if bundle["total"] != float64(2) {
 		t.Fatalf("total = %v, want 2", bundle["total"])
 	}
+	// Provenance has no identifier element: the criterion of the
+	// conditional update that created it still finds it the second time.
+	prov := `{"resourceType":"Provenance","id":"lb-prov-1","target":[{"type":"Goal","identifier":{"system":"https://linkbridge.example.org/Id/writeback","value":"Goal/g1"}}],
+	 "recorded":"2026-11-22T10:00:00Z","agent":[{"who":{"display":"Sam Link"}}]}`
+	pc := "/fhir/Provenance?identifier=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
+	if st, _, _ := g.do("PUT", pc, prov); st != 201 {
+		t.Fatalf("conditional Provenance = %d", st)
+	}
+	if st, _, _ := g.do("PUT", pc, prov); st != 200 {
+		t.Fatalf("conditional Provenance again = %d, want 200", st)
+	}
+	if _, _, b := g.do("GET", "/fhir/Provenance", ""); b["total"] != float64(1) {
+		t.Fatalf("two conditional writes of a Provenance made %v, want 1", b["total"])
+	}
 	_, _, cs := g.do("GET", "/fhir/metadata", "")
 	res := cs["rest"].([]any)[0].(map[string]any)["resource"].([]any)[0].(map[string]any)
 	if res["updateCreate"] != false || res["conditionalUpdate"] != true {

@@ -46,6 +46,9 @@ type write struct {
 	sourceVersion int
 	// mustExist refuses update-as-create (client ids refused).
 	mustExist bool
+	// condition is the identifier criterion (system|value) of a conditional
+	// update; it is recorded for the resource it creates.
+	condition string
 }
 
 // writeResult tells the handler what happened.
@@ -144,6 +147,11 @@ func (s *Server) put(ctx context.Context, w *write) (*writeResult, error) {
 	for _, ident := range idx.identifiers {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO identifiers (type, id, system, value) VALUES (?, ?, ?, ?)`, w.typ, id, ident[0], ident[1]); err != nil {
 			return nil, fmt.Errorf("refgp: identifiers: %w", err)
+		}
+	}
+	if sys, val, ok := strings.Cut(w.condition, "|"); ok && version == 1 {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO conditions (type, id, system, value) VALUES (?, ?, ?, ?)`, w.typ, id, sys, val); err != nil {
+			return nil, fmt.Errorf("refgp: conditions: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -320,13 +328,17 @@ func (s *Server) search(ctx context.Context, q *Query) ([]*Stored, int, error) {
 		if !ok {
 			sys, val = "", q.Identifier
 		}
-		cond := "EXISTS (SELECT 1 FROM identifiers i WHERE i.type = c.type AND i.id = c.id AND i.value = ?"
-		args = append(args, val)
-		if ok && sys != "" {
-			cond += " AND i.system = ?"
-			args = append(args, sys)
+		for _, table := range []string{"identifiers", "conditions"} {
+			cond := "EXISTS (SELECT 1 FROM " + table + " i WHERE i.type = c.type AND i.id = c.id AND i.value = ?"
+			args = append(args, val)
+			if ok && sys != "" {
+				cond += " AND i.system = ?"
+				args = append(args, sys)
+			}
+			where = append(where, cond+")")
 		}
-		where = append(where, cond+")")
+		where[len(where)-2] = "(" + where[len(where)-2] + " OR " + where[len(where)-1] + ")"
+		where = where[:len(where)-1]
 	}
 	if q.Patient != "" {
 		// Resources written back name the patient by NHS number only (the

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -200,8 +201,10 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
-	if elapsed > 10*time.Second {
-		t.Errorf("demo took %s, want under 10 s", elapsed)
+	// In process under -race on a shared CI machine the demo is several
+	// times slower; TestDemoBinary holds the real binary to 10 s.
+	if elapsed > 60*time.Second {
+		t.Errorf("demo took %s in process", elapsed)
 	}
 	out := stdout.String()
 	for _, want := range []string{
@@ -226,6 +229,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("GP record %s = %d, want %d (%v)", typ, res.Record[typ], n, res.Record)
 		}
 	}
+	if res.Record["Provenance"] < 8 {
+		t.Errorf("GP record Provenance = %d, want one per change (8)", res.Record["Provenance"])
+	}
 	// The reference GP's database, reopened after the demo, holds the same
 	// record: the person's page lists the completed referral.
 	gp, err := refgp.Open(context.Background(), filepath.Join(dir, "reference-gp.db"), refgp.Options{})
@@ -244,4 +250,23 @@ func TestDemo(t *testing.T) {
 	if h := page.Referrals[0].History; len(h) < 4 || !strings.Contains(h[0], "accepted") || !strings.Contains(h[len(h)-1], "completed") {
 		t.Errorf("Task status history on the page = %q", h)
 	}
+}
+
+// TestDemoBinary runs "linkbridge demo" as a user does, from the built
+// binary, and holds it to the 10 s the README promises.
+func TestDemoBinary(t *testing.T) {
+	bin := buildBinary(t)
+	start := time.Now()
+	out, err := exec.Command(bin, "demo").CombinedOutput()
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("linkbridge demo: %v\n%s", err, out)
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("linkbridge demo took %s, want under 10 s", elapsed)
+	}
+	if !strings.Contains(string(out), "GP record: referral completed (discharged)") || !strings.Contains(string(out), "/patients/gp-patient-1") {
+		t.Errorf("demo output:\n%s", out)
+	}
+	t.Logf("linkbridge demo: %s wall time", elapsed.Round(time.Millisecond))
 }

@@ -336,6 +336,16 @@ func (d *demo) readGP() (*gpRecord, error) {
 			}
 		}
 	}
+	// Each change also wrote a Provenance naming the link worker (it names
+	// no patient, so it is counted rather than searched by NHS number).
+	if st, b := d.send(http.MethodGet, d.gp+"/Provenance?_count=1", "", nil, ""); st == http.StatusOK {
+		var bundle struct {
+			Total int `json:"total"`
+		}
+		if json.Unmarshal(b, &bundle) == nil && bundle.Total > 0 {
+			rec.count["Provenance"] = bundle.Total
+		}
+	}
 	sort.Strings(rec.contacts)
 	sort.Strings(scores)
 	rec.scores = strings.Join(scores, " → ")
@@ -359,7 +369,7 @@ func (d *demo) waitGP(ctx context.Context, until func(*gpRecord) bool) (*gpRecor
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(15 * time.Millisecond):
+		case <-time.After(25 * time.Millisecond):
 		}
 	}
 }
