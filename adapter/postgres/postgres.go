@@ -37,8 +37,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -203,11 +201,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migration/*.sql")
+	names, err := sqlshared.MigrationFiles(migrationFS)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	sort.Strings(names)
 	for _, name := range names {
 		if err := db.migrateFile(ctx, name); err != nil {
 			return fmt.Errorf("postgres: migrate %s: %w", path.Base(name), err)
@@ -269,10 +266,9 @@ func (db *DB) MigrationVersion(ctx context.Context) (int, error) {
 	if name == nil {
 		return 0, nil
 	}
-	num, _, _ := strings.Cut(*name, "_")
-	v, err := strconv.Atoi(num)
+	v, err := sqlshared.MigrationNumber(*name)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: migration version: bad migration name %q: %w", *name, err)
+		return 0, fmt.Errorf("postgres: migration version: %w", err)
 	}
 	return v, nil
 }

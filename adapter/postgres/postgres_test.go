@@ -2,13 +2,11 @@ package postgres_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 
-	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared/sqlsharedtest"
 	"github.com/linkbridge/linkbridge/adapter/postgres"
 	"github.com/linkbridge/linkbridge/adapter/postgres/pgtest"
-	"github.com/linkbridge/linkbridge/adapter/storetest"
 )
 
 // newSchema creates an empty schema for the test (see pgtest.NewSchema) and
@@ -16,20 +14,6 @@ import (
 func newSchema(tb testing.TB) string {
 	tb.Helper()
 	return pgtest.NewSchema(tb)
-}
-
-// testLogger returns a logger writing to t.Log.
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// tLogWriter writes to a test's log.
-type tLogWriter struct{ tb testing.TB }
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	w.tb.Helper()
-	w.tb.Log(string(p))
-	return len(p), nil
 }
 
 // mustOpen opens a store on a new, empty schema and closes it at cleanup.
@@ -43,7 +27,7 @@ func mustOpen(tb testing.TB) *postgres.DB {
 func mustOpenURL(tb testing.TB, u string) *postgres.DB {
 	tb.Helper()
 	db := postgres.NewDB(u)
-	db.Logger = testLogger(tb)
+	db.Logger = sqlsharedtest.NewLogger(tb)
 	db.MaxConns = 8
 	if err := db.Open(context.Background()); err != nil {
 		tb.Fatalf("Open returned unexpected error: %v", err)
@@ -56,27 +40,9 @@ func mustOpenURL(tb testing.TB, u string) *postgres.DB {
 	return db
 }
 
-func TestStore(t *testing.T) {
+// TestSuites runs every adapter/storetest suite on PostgreSQL, each test
+// in a schema of its own.
+func TestSuites(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
-}
-
-func TestCaseStore(t *testing.T) {
-	t.Parallel()
-	storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return mustOpen(t) })
-}
-
-func TestOutboxStore(t *testing.T) {
-	t.Parallel()
-	storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return mustOpen(t) })
-}
-
-func TestAccess(t *testing.T) {
-	t.Parallel()
-	storetest.RunAccess(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
-}
-
-func TestAuditStore(t *testing.T) {
-	t.Parallel()
-	storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return mustOpen(t) })
+	sqlsharedtest.RunSuites(t, mustOpen)
 }

@@ -35,8 +35,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,11 +301,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("sqlite: migrate: create migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migration/*.sql")
+	names, err := sqlshared.MigrationFiles(migrationFS)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	sort.Strings(names)
 	for _, name := range names {
 		if err := db.migrateFile(ctx, name); err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", filepath.Base(name), err)
@@ -362,10 +359,9 @@ func (db *DB) MigrationVersion(ctx context.Context) (int, error) {
 	if !name.Valid {
 		return 0, nil
 	}
-	num, _, _ := strings.Cut(name.String, "_")
-	v, err := strconv.Atoi(num)
+	v, err := sqlshared.MigrationNumber(name.String)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: migration version: bad migration name %q: %w", name.String, err)
+		return 0, fmt.Errorf("sqlite: migration version: %w", err)
 	}
 	return v, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,23 +15,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared/sqlsharedtest"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
-	"github.com/linkbridge/linkbridge/adapter/storetest"
 )
-
-// testLogger returns a logger writing to t.Log.
-func testLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// tLogWriter writes to a test's log.
-type tLogWriter struct{ tb testing.TB }
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	w.tb.Helper()
-	w.tb.Log(string(p))
-	return len(p), nil
-}
 
 // mustOpen opens a store on a new file under tb.TempDir() and closes it at
 // cleanup. Fatal on error.
@@ -44,7 +29,7 @@ func mustOpen(tb testing.TB) *sqlite.DB {
 // mustOpenPath opens a store on path and closes it at cleanup. Fatal on error.
 func mustOpenPath(tb testing.TB, path string) *sqlite.DB {
 	tb.Helper()
-	db, err := sqlite.Open(context.Background(), path, testLogger(tb))
+	db, err := sqlite.Open(context.Background(), path, sqlsharedtest.NewLogger(tb))
 	if err != nil {
 		tb.Fatalf("Open(%s) returned unexpected error: %v", path, err)
 	}
@@ -56,19 +41,10 @@ func mustOpenPath(tb testing.TB, path string) *sqlite.DB {
 	return db
 }
 
-func TestStore(t *testing.T) {
+// TestSuites runs every adapter/storetest suite on SQLite.
+func TestSuites(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
-}
-
-func TestCaseStore(t *testing.T) {
-	t.Parallel()
-	storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return mustOpen(t) })
-}
-
-func TestOutboxStore(t *testing.T) {
-	t.Parallel()
-	storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return mustOpen(t) })
+	sqlsharedtest.RunSuites(t, mustOpen)
 }
 
 func TestOpen(t *testing.T) {
@@ -682,12 +658,4 @@ func TestCheckpoint(t *testing.T) {
 			t.Fatalf("FindReferral after reopen returned unexpected error: %v", err)
 		}
 	})
-}
-
-func TestAccess(t *testing.T) {
-	storetest.RunAccess(t, func(t *testing.T) linkbridge.Store { return mustOpen(t) })
-}
-
-func TestAuditStore(t *testing.T) {
-	storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return mustOpen(t) })
 }

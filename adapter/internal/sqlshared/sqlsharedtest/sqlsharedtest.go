@@ -1,0 +1,59 @@
+// Package sqlsharedtest holds the test setup the SQL store adapters share:
+// a logger that writes to the test's log, and one call that runs every
+// adapter/storetest suite on a store. Import it only from tests.
+package sqlsharedtest
+
+import (
+	"log/slog"
+	"testing"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/storetest"
+)
+
+// NewLogger returns a logger writing to tb's log, at debug level.
+func NewLogger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// tLogWriter writes to a test's log.
+type tLogWriter struct{ tb testing.TB }
+
+func (w tLogWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(string(p))
+	return len(p), nil
+}
+
+// Store is every contract a SQL store adapter implements.
+type Store interface {
+	storetest.OutboxStore
+	linkbridge.AuditStore
+}
+
+// RunSuites runs every adapter/storetest suite (Store, CaseStore,
+// OutboxStore, Access, AuditStore), each as a parallel subtest of that
+// name. open must return a new, empty store and close it when the test
+// ends.
+func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
+	t.Run("Store", func(t *testing.T) {
+		t.Parallel()
+		storetest.Run(t, func(t *testing.T) linkbridge.Store { return open(t) })
+	})
+	t.Run("CaseStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return open(t) })
+	})
+	t.Run("OutboxStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return open(t) })
+	})
+	t.Run("Access", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunAccess(t, func(t *testing.T) linkbridge.Store { return open(t) })
+	})
+	t.Run("AuditStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return open(t) })
+	})
+}
