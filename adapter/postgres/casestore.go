@@ -12,23 +12,10 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
-// newCaseRows converts the case-record part of a validated change to
-// column values, before the transaction starts.
-func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
-	c, err := sqlshared.NewCaseRows(ch, columns)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	return &caseRows{c}, nil
-}
-
-// caseRows are the case-record writes of one change (sqlshared.CaseRows).
-type caseRows struct{ *sqlshared.CaseRows }
-
-// queue queues the case-record writes; the referral they belong to is
-// updated already, in the same transaction. Each op names the entry, so that
+// queueCase queues a change's case-record writes (sqlshared.CaseRows); the
+// referral they belong to is updated already, in the same transaction. Each op names the entry, so that
 // a taken id is reported as ECONFLICT naming it (see caseError).
-func (c *caseRows) queue(queue func(op, sql string, args ...any)) {
+func queueCase(c *sqlshared.CaseRows, queue func(op, sql string, args ...any)) {
 	if c.Plan != nil {
 		queue("store plan", `INSERT INTO case_plan (referral_id, body) VALUES ($1, $2::json)
 			ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`, c.ReferralID, *c.Plan)

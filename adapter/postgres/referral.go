@@ -317,23 +317,11 @@ func (db *DB) referralIDByIdentifier(ctx context.Context, ref *linkbridge.Referr
 // messages are enqueued under their order keys' enqueue locks (see
 // outbox.go).
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	if err := ch.Validate(); err != nil {
-		return err
-	}
-	ref := ch.Referral
-	refArgs, err := sqlshared.ReferralArgs(ref, columns)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	res, err := sqlshared.ResourceRows(ch.Resources)
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	cr, err := newCaseRows(ch)
+	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
 	if err != nil {
 		return err
 	}
-	ob := sqlshared.NewOutboxRows(ch, db.Now(), columns)
+	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
 
 	err = retryTx(ctx, func() error {
 		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -379,7 +367,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			if args, ok := accessArrays(ref, res, ""); ok {
 				queue("grant access", insAccess, args...)
 			}
-			cr.queue(queue)
+			queueCase(cr, queue)
 			if err := lockOutboxKeys(ctx, tx, ob); err != nil {
 				return err
 			}

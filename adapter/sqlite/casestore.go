@@ -12,22 +12,9 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
-// newCaseRows converts the case-record part of a validated change to
-// column values, on the caller's goroutine.
-func newCaseRows(ch *linkbridge.ReferralChange) (*caseRows, error) {
-	c, err := sqlshared.NewCaseRows(ch, columns)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	return &caseRows{c}, nil
-}
-
-// caseRows are the case-record writes of one change (sqlshared.CaseRows).
-type caseRows struct{ *sqlshared.CaseRows }
-
-// apply writes the case-record rows; the referral they belong to is stored
-// already. A contact or measure id that is taken is ECONFLICT.
-func (c *caseRows) apply(w *writer) error {
+// applyCase writes a change's case-record rows (sqlshared.CaseRows); the
+// referral they belong to is stored already. A contact or measure id that is taken is ECONFLICT.
+func applyCase(w *writer, c *sqlshared.CaseRows) error {
 	if c.Plan != nil {
 		if _, err := w.upsertPlan.ExecContext(bg, c.ReferralID, *c.Plan); err != nil {
 			return fmt.Errorf("sqlite: store plan: %w", err)

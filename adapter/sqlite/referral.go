@@ -95,23 +95,11 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 // and Status. A change that names another referral or version in its
 // entries, or an event without an action, is EINVALID.
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	if err := ch.Validate(); err != nil {
-		return err
-	}
-	ref := new(*ch.Referral) // a copy: the writer goroutine reads it
-	refArgs, err := sqlshared.ReferralArgs(ref, columns)
-	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
-	}
-	res, err := newResourceRows(ch.Resources)
+	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
 	if err != nil {
 		return err
 	}
-	cr, err := newCaseRows(ch)
-	if err != nil {
-		return err
-	}
-	ob := sqlshared.NewOutboxRows(ch, db.Now(), columns)
+	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
 	msgID := ch.MessageID
 
 	err = db.w.do(ctx, func(w *writer) error {
@@ -155,7 +143,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		if err := w.grantAccess(ref, res, ""); err != nil {
 			return err
 		}
-		if err := cr.apply(w); err != nil {
+		if err := applyCase(w, cr); err != nil {
 			return err
 		}
 		return applyOutbox(w, ob)

@@ -3,6 +3,7 @@ package sqlshared
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/linkbridge/linkbridge"
 )
@@ -101,4 +102,40 @@ func ZeroCounts(referralIDs []string) map[string]int {
 		counts[id] = 0
 	}
 	return counts
+}
+
+// ChangeRows is a ReferralChange converted to column values, before the
+// write starts.
+type ChangeRows struct {
+	// Referral is a copy of the change's referral (a writer on another
+	// goroutine may read it), ReferralArgs its row (ReferralArgs).
+	Referral     *linkbridge.Referral
+	ReferralArgs []any
+	Resources    []ResourceRow
+	Case         *CaseRows
+	// Outbox is nil when the change enqueues nothing.
+	Outbox *OutboxRows
+}
+
+// NewChangeRows validates a change (ReferralChange.Validate; its EINVALID
+// is returned as it is) and converts it to column values; now is the
+// default time of its outbox messages.
+func NewChangeRows(ch *linkbridge.ReferralChange, now time.Time, c Columns) (*ChangeRows, error) {
+	if err := ch.Validate(); err != nil {
+		return nil, err
+	}
+	ref := *ch.Referral
+	rows := &ChangeRows{Referral: &ref}
+	var err error
+	if rows.ReferralArgs, err = ReferralArgs(&ref, c); err != nil {
+		return nil, err
+	}
+	if rows.Resources, err = ResourceRows(ch.Resources); err != nil {
+		return nil, err
+	}
+	if rows.Case, err = NewCaseRows(ch, c); err != nil {
+		return nil, err
+	}
+	rows.Outbox = NewOutboxRows(ch, now, c)
+	return rows, nil
 }

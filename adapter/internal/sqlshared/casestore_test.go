@@ -82,3 +82,26 @@ func TestCheckReferralFilter(t *testing.T) {
 		t.Errorf("ZeroCounts mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestNewChangeRows(t *testing.T) {
+	t.Parallel()
+	if _, err := sqlshared.NewChangeRows(&linkbridge.ReferralChange{}, time.Now(), textColumns); linkbridge.ErrorCode(err) != linkbridge.EINVALID {
+		t.Fatalf("NewChangeRows of a change without a referral = %v, want EINVALID", err)
+	}
+	ch := &linkbridge.ReferralChange{
+		Referral:  &linkbridge.Referral{ID: "r1", Version: 2},
+		Resources: []*linkbridge.Resource{{Type: "Task", ID: "t1", VersionID: 2}},
+		Event:     &linkbridge.ReferralEvent{Action: "accept"},
+	}
+	rows, err := sqlshared.NewChangeRows(ch, time.Now(), textColumns)
+	if err != nil {
+		t.Fatalf("NewChangeRows returned unexpected error: %v", err)
+	}
+	if rows.Referral == ch.Referral || rows.Referral.ID != "r1" {
+		t.Errorf("Referral = %p %+v, want a copy of the change's", rows.Referral, rows.Referral)
+	}
+	if len(rows.ReferralArgs) != len(sqlshared.ReferralColumnList) || len(rows.Resources) != 1 ||
+		rows.Case.Event == nil || rows.Outbox != nil {
+		t.Errorf("NewChangeRows = %+v", rows)
+	}
+}
