@@ -38,6 +38,15 @@ type requestState struct {
 	// person's NHS number in a referral links to them, and the Patient
 	// gains the GP's access when the referral is stored.
 	linking string
+	// clientID is the authenticated client, for the request log line.
+	clientID string
+}
+
+// client returns the authenticated client id, or "".
+func (st *requestState) client() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.clientID
 }
 
 type stateKey struct{}

@@ -41,8 +41,12 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			return
 		}
 		start := s.now()
-		st := &requestState{}
-		ctx := withState(r.Context(), st)
+		st := stateFrom(r.Context()) // set by logRequests
+		ctx := r.Context()
+		if st == nil {
+			st = &requestState{}
+			ctx = withState(ctx, st)
+		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var p *linkbridge.Principal
 		defer func() {
@@ -73,6 +77,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				return
 			}
 			ctx = linkbridge.NewContextWithPrincipal(ctx, p)
+			st.mu.Lock()
+			st.clientID = p.ClientID
+			st.mu.Unlock()
 		}
 		if s.Auth == nil || p != nil {
 			if err := s.limit(p, r, rec); err != nil {

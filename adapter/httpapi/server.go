@@ -205,12 +205,22 @@ func (sr *statusRecorder) WriteHeader(code int) {
 	sr.ResponseWriter.WriteHeader(code)
 }
 
+// Flush sends what the handler wrote to the client, when the underlying
+// writer can.
+func (sr *statusRecorder) Flush() {
+	if f, ok := sr.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
 // logRequests logs method, route, status and duration. It never logs the
 // query string, which can hold NHS numbers.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		st := &requestState{} // the security layer records the client here
+		r = r.WithContext(withState(r.Context(), st))
 		next.ServeHTTP(rec, r)
 		route := r.URL.Path
 		if cr := mux.CurrentRoute(r); cr != nil {
@@ -222,7 +232,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.String("method", r.Method), slog.String("route", route),
 			slog.String("id", mux.Vars(r)["id"]),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", r.Header.Get("X-Request-Id")))
+			slog.String("request_id", r.Header.Get("X-Request-Id")), slog.String("client_id", st.client()))
 	})
 }
 

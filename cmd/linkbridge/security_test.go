@@ -282,8 +282,9 @@ func TestJourneyLogsNoPersonalData(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	out := logs.String()
-	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "referral stored") || !strings.Contains(out, "authentication failed") {
-		t.Fatalf("the logs do not cover the journey (debug lines, intake, refused token):\n%s", out)
+	if !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "referral stored") || !strings.Contains(out, "authentication failed") ||
+		!strings.Contains(out, "client_id=dev-sp") || !strings.Contains(out, "client_id=dev-gp") {
+		t.Fatalf("the logs do not cover the journey (debug lines, intake, refused token, client ids):\n%s", out)
 	}
 	for _, secret := range []string{"9434765919", "943 476 5919", "XXTESTPATIENT", "1956-03-14", notes, matters, summary, lwName, "Okonkwo", gpTok[:40]} {
 		if strings.Contains(out, secret) {
