@@ -246,7 +246,15 @@ func benchIntake(b *testing.B, h http.Handler, path string) {
 
 // BenchmarkIntakeGateway is durable transaction intake through the gateway's
 // handler on a real SQLite file: parse, validate, map, store, respond.
-func BenchmarkIntakeGateway(b *testing.B) {
+func BenchmarkIntakeGateway(b *testing.B) { benchIntakeGateway(b, false) }
+
+// BenchmarkIntakeGatewayAudited is BenchmarkIntakeGateway with the audit
+// trail on (api.Audit set to the store), as "linkbridge serve" runs.
+func BenchmarkIntakeGatewayAudited(b *testing.B) { benchIntakeGateway(b, true) }
+
+// benchIntakeGateway runs benchIntake on the gateway over a new SQLite
+// store, auditing into it when audited.
+func benchIntakeGateway(b *testing.B, audited bool) {
 	ctx := context.Background()
 	logger := slog.New(slog.DiscardHandler)
 	store, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "bench.db"), logger)
@@ -261,6 +269,9 @@ func BenchmarkIntakeGateway(b *testing.B) {
 	api, err := httpapi.NewServer(store, codec, logger)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if audited {
+		api.Audit = store
 	}
 	benchIntake(b, api.Handler(), "/fhir")
 }
