@@ -20,7 +20,9 @@ func ProvenanceID(referralID string, version int) string {
 // write modes), names the link worker as author (Practitioner by link-worker
 // identifier) acting for the social prescribing service (Organization by
 // ODS code) — or the service itself before a link worker is assigned — and
-// records the change's action as activity text. It carries no patient data.
+// records the change's action as activity text. It carries its write-back
+// key as a meta.tag (Provenance has no identifier element; see
+// SetWritebackKey). It carries no patient data.
 func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, now time.Time) JSON {
 	var tg []any
 	for _, t := range targets {
@@ -36,9 +38,10 @@ func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbri
 		author["who"] = linkWorkerRef(r.LinkWorker)
 		author["onBehalfOf"] = service
 	}
-	return JSON{
+	id := ProvenanceID(r.ID, version)
+	doc := JSON{
 		"resourceType":     "Provenance",
-		"id":               ProvenanceID(r.ID, version),
+		"id":               id,
 		"target":           tg,
 		"occurredDateTime": now.UTC().Format(time.RFC3339),
 		"recorded":         now.UTC().Format(time.RFC3339Nano),
@@ -46,4 +49,8 @@ func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbri
 			"text": action},
 		"agent": []any{author},
 	}
+	// Provenance has no identifier element: its write-back key is the
+	// meta.tag SetWritebackKey would add, found with _tag.
+	doc["meta"] = JSON{"tag": []any{JSON{"system": WritebackIdentifierSystem, "code": "Provenance/" + id}}}
+	return doc
 }

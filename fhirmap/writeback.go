@@ -1,16 +1,20 @@
 package fhirmap
 
 import (
+	"sync"
+
 	"github.com/linkbridge/linkbridge"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// WritebackIdentifierSystem is the identifier system of the business
-// identifier each written-back resource carries (value "Type/id"), used for
-// conditional updates on endpoints that refuse client-assigned ids.
+// WritebackIdentifierSystem is the system of the write-back key each
+// written-back resource carries (value "Type/id"), used for conditional
+// updates on endpoints that refuse client-assigned ids: an identifier, or a
+// meta.tag Coding for a type without an identifier element.
 const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
 
 // ForGPRecord prepares a copy of a stored resource for the patient's GP
@@ -18,7 +22,9 @@ const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
 // identified by NHS number (a logical Reference.identifier) and the referral
 // by the referrer's own ServiceRequest identifier; references to the other
 // written-back resources keep their stable ids. meta is dropped (the GP
-// endpoint keeps its own) and the resource gets a writeback identifier.
+// endpoint keeps its own) and the resource gets its write-back key
+// (SetWritebackKey): a writeback identifier, or for a type without an
+// identifier element a meta.tag.
 func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) proto.Message {
 	out := proto.Clone(res)
 	m := out.ProtoReflect()
@@ -40,21 +46,87 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 			ref.Identifier = &dpb.Identifier{System: &dpb.Uri{Value: r.Identifier.System}, Value: &dpb.String{Value: r.Identifier.Value}}
 		}
 	})
-	if fd := m.Descriptor().Fields().ByName("identifier"); fd != nil && fd.IsList() {
-		wid := &dpb.Identifier{System: &dpb.Uri{Value: WritebackIdentifierSystem}, Value: &dpb.String{Value: TypeName(out) + "/" + ID(out)}}
-		l := m.Mutable(fd).List()
-		present := false
-		for i := 0; i < l.Len(); i++ {
-			if id, ok := l.Get(i).Message().Interface().(*dpb.Identifier); ok && id.GetSystem().GetValue() == WritebackIdentifierSystem {
-				present = true
-			}
-		}
-		if !present {
-			l.Append(protoreflect.ValueOfMessage(wid.ProtoReflect()))
-		}
-	}
+	SetWritebackKey(out)
 	return out
 }
+
+// WritebackKeyParam is the search parameter a conditional update of a
+// written-back resource of type typ uses: "identifier" when the R4 type has
+// a repeating identifier element (the key is a business identifier), else
+// "_tag" (the key is a meta.tag Coding; _tag is a search parameter of every
+// resource, FHIR R4 search.html#tag). Provenance is the written-back type
+// without an identifier.
+func WritebackKeyParam(typ string) string {
+	if hasIdentifier()[typ] {
+		return "identifier"
+	}
+	return "_tag"
+}
+
+// WritebackToken is the token (system|value) that finds the written-back
+// copy of Type/id with the parameter WritebackKeyParam names.
+func WritebackToken(typ, id string) string {
+	return WritebackIdentifierSystem + "|" + typ + "/" + id
+}
+
+// SetWritebackKey gives a resource its write-back key "Type/id" in
+// WritebackIdentifierSystem, unless it already has one: an identifier when
+// its type has a repeating identifier element, else a meta.tag Coding (system
+// WritebackIdentifierSystem, code "Type/id"). It decides from the
+// resource's descriptor, so every type is keyed the way WritebackKeyParam
+// searches for it.
+func SetWritebackKey(res proto.Message) {
+	m := res.ProtoReflect()
+	key := TypeName(res) + "/" + ID(res)
+	if keyedByIdentifier(m.Descriptor()) {
+		l := m.Mutable(m.Descriptor().Fields().ByName("identifier")).List()
+		for i := 0; i < l.Len(); i++ {
+			if id, ok := l.Get(i).Message().Interface().(*dpb.Identifier); ok && id.GetSystem().GetValue() == WritebackIdentifierSystem {
+				return
+			}
+		}
+		wid := &dpb.Identifier{System: &dpb.Uri{Value: WritebackIdentifierSystem}, Value: &dpb.String{Value: key}}
+		l.Append(protoreflect.ValueOfMessage(wid.ProtoReflect()))
+		return
+	}
+	fd := m.Descriptor().Fields().ByName("meta")
+	if fd == nil {
+		return
+	}
+	meta, _ := m.Mutable(fd).Message().Interface().(*dpb.Meta)
+	if meta == nil {
+		return
+	}
+	for _, c := range meta.GetTag() {
+		if c.GetSystem().GetValue() == WritebackIdentifierSystem {
+			return
+		}
+	}
+	meta.Tag = append(meta.Tag, &dpb.Coding{System: &dpb.Uri{Value: WritebackIdentifierSystem}, Code: &dpb.Code{Value: key}})
+}
+
+// keyedByIdentifier tells whether a resource type carries its write-back
+// key as an identifier: it has a repeating identifier element (Identifier
+// 0..*), so the key sits beside the resource's own identifiers. A type
+// without one (Provenance) or with a single identifier (Bundle) is keyed
+// by meta.tag.
+func keyedByIdentifier(md protoreflect.MessageDescriptor) bool {
+	fd := md.Fields().ByName("identifier")
+	return fd != nil && fd.IsList() && fd.Kind() == protoreflect.MessageKind &&
+		fd.Message().FullName() == (*dpb.Identifier)(nil).ProtoReflect().Descriptor().FullName()
+}
+
+// hasIdentifier maps every R4 resource type to keyedByIdentifier, read once
+// from the ContainedResource descriptor.
+var hasIdentifier = sync.OnceValue(func() map[string]bool {
+	od := (*rpb.ContainedResource)(nil).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource")
+	out := make(map[string]bool, od.Fields().Len())
+	for i := 0; i < od.Fields().Len(); i++ {
+		md := od.Fields().Get(i).Message()
+		out[string(md.Name())] = keyedByIdentifier(md)
+	}
+	return out
+})
 
 // PointPatientAt adds a literal reference to the GP's own Patient (found by
 // NHS number on the GP endpoint) to every logical reference to the person.
