@@ -87,6 +87,11 @@ type Intake struct {
 	// referral, recorded so that a replay is refused. Empty for RESTful
 	// creates.
 	MessageID string
+	// Audit, when set, is the audit record of the request that stores the
+	// intake. It commits with the intake, as AuditStore.RecordAudit would
+	// store it (its ID assigned when empty): there is a record exactly when
+	// there is a stored referral, and none of an intake that was refused.
+	Audit *AuditRecord
 }
 
 // ReferralChange is one versioned change to a referral.
@@ -110,6 +115,11 @@ type ReferralChange struct {
 	// commit with it (no change without its write-back, no write-back for a
 	// change that rolled back).
 	Outbox []*OutboxMessage
+	// Audit, when set, is the audit record of the request that makes the
+	// change. It commits with the change, as AuditStore.RecordAudit would
+	// store it (its ID assigned when empty): no change without its record,
+	// no record of success for a change that was refused or rolled back.
+	Audit *AuditRecord
 }
 
 // Store is the social prescribing store: the link workers' system of record
@@ -127,13 +137,15 @@ type Store interface {
 	// referral identifier is already stored ("ServiceRequest/<id>"), when
 	// MessageID was already processed ("MessageHeader/<request id>"), or when
 	// NewPerson is set and the NHS number is already stored
-	// ("Patient/<id>").
+	// ("Patient/<id>"). Intake.Audit, when set, is stored in the same
+	// transaction.
 	CreateReferral(ctx context.Context, in *Intake) error
 
 	// UpdateReferral applies a change atomically. It returns ENOTFOUND when
 	// the referral does not exist, EPRECONDITION when the referral or a
 	// resource is not at the version the change expects, and EDUPLICATE when
-	// MessageID was already processed.
+	// MessageID was already processed. ReferralChange.Audit, when set, is
+	// stored in the same transaction.
 	UpdateReferral(ctx context.Context, ch *ReferralChange) error
 
 	// MessageProcessed reports whether a message with this X-Request-Id was

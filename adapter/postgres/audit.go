@@ -22,24 +22,39 @@ const auditColumns = `id, recorded, client_id, role, ods, action, operation, met
 // implicit transaction). It assigns the record's ID when empty. Records are
 // append only.
 func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) error {
-	ar, err := sqlshared.NewAuditRow(rec)
+	ar, err := sqlshared.NewAuditRow(rec, columns)
 	if err != nil {
 		return err
 	}
 	b := &pgx.Batch{}
-	ops := []string{"record audit"}
-	b.Queue(`INSERT INTO audit_event (id, recorded, client_id, role, ods, action, operation, method, route, entities, query,
-		status, outcome, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15)`,
-		rec.ID, rec.Recorded, rec.ClientID, string(rec.Role), rec.ODS, rec.Action, rec.Operation, rec.Method, rec.Route,
-		ar.Entities, ar.Query, rec.Status, rec.Outcome, rec.RequestID, rec.Source)
-	if len(ar.Index) > 0 {
-		b.Queue(`INSERT INTO audit_entity (entity, audit_id) SELECT e, $2 FROM unnest($1::text[]) AS u (e)`, ar.Index, rec.ID)
-		ops = append(ops, "record audit entities")
-	}
+	var ops []string
+	queueAudit(ar, func(op, sql string, args ...any) {
+		b.Queue(sql, args...)
+		ops = append(ops, op)
+	})
 	if op, err := db.runBatch(ctx, b, ops); err != nil {
 		return fmt.Errorf("postgres: %s: %w", op, err)
 	}
 	return nil
+}
+
+// Statements of queueAudit; entities and query are sent as text and cast.
+const (
+	insAudit = `INSERT INTO audit_event (id, recorded, client_id, role, ods, action, operation, method, route, entities, query,
+		status, outcome, request_id, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15)`
+	insAuditEntities = `INSERT INTO audit_entity (entity, audit_id) SELECT e, $2 FROM unnest($1::text[]) AS u (e)`
+)
+
+// queueAudit queues the statements that store an audit record's row and
+// entity index; none for nil (a write that carries no record).
+func queueAudit(ar *sqlshared.AuditRow, queue func(op, sql string, args ...any)) {
+	if ar == nil {
+		return
+	}
+	queue("record audit", insAudit, ar.Args...)
+	if len(ar.Index) > 0 {
+		queue("record audit entities", insAuditEntities, ar.Index, ar.ID)
+	}
 }
 
 // SearchAudit returns one page of the records matching f, newest first

@@ -104,7 +104,8 @@ func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args [
 // id is taken, ENOTFOUND when an existing person to link is not stored, and
 // EINVALID when the intake is incomplete or not at version 1. It records the
 // referral's first event: version 1, "received" by the "requester" at
-// ReceivedAt, with the referral's status.
+// ReceivedAt, with the referral's status, and the intake's Audit record
+// when set (EINVALID when it has no time).
 //
 // Every statement goes to the server in one batch, which PostgreSQL runs as
 // one implicit transaction: one round trip per intake. The unique
@@ -124,6 +125,10 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	res, err := sqlshared.ResourceRows(in.Resources)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
+	}
+	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
+	if err != nil {
+		return err
 	}
 
 	b := &pgx.Batch{}
@@ -153,6 +158,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	if args, ok := accessArrays(ref, res, ref.PersonID); ok {
 		queue("grant access", insAccess, args...)
 	}
+	queueAudit(audit, queue)
 	var op string
 	err = retryTx(ctx, func() (err error) {
 		op, err = db.runBatch(ctx, b, ops)
@@ -302,7 +308,8 @@ func (db *DB) referralIDByIdentifier(ctx context.Context, ref *linkbridge.Referr
 //
 // In the same transaction it replaces the plan when Plan is set, adds
 // Contacts and Measures (ECONFLICT when an id is taken), appends Event when
-// set and enqueues the Outbox messages (on success each message's ID, State
+// set, stores the Audit record when set, and enqueues the Outbox messages
+// (on success each message's ID, State
 // and defaulted times are set to what was stored); if any of it fails,
 // nothing of the change is stored. Entries that name no referral are the
 // change's referral's; an event's zero Version, At and Status default to the
@@ -368,6 +375,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 				queue("grant access", insAccess, args...)
 			}
 			queueCase(cr, queue)
+			queueAudit(rows.Audit, queue)
 			if err := lockOutboxKeys(ctx, tx, ob); err != nil {
 				return err
 			}

@@ -14,7 +14,7 @@ import (
 var _ linkbridge.AuditStore = (*DB)(nil)
 
 const (
-	auditInsert       = `INSERT INTO audit_event (id, recorded, client_id, role, ods, action, operation, method, route, entities, query, status, outcome, request_id, source) VALUES `
+	auditInsert       = `INSERT INTO audit_event (` + auditColumns + `) VALUES `
 	auditEntityInsert = `INSERT INTO audit_entity (entity, audit_id) VALUES `
 	auditColumns      = `id, recorded, client_id, role, ods, action, operation, method, route, entities, query, status, outcome, request_id, source`
 )
@@ -23,25 +23,30 @@ const (
 // records share the group commit of the requests they describe. It assigns
 // the record's ID when empty. Records are append only.
 func (db *DB) RecordAudit(ctx context.Context, rec *linkbridge.AuditRecord) error {
-	ar, err := sqlshared.NewAuditRow(rec)
+	ar, err := sqlshared.NewAuditRow(rec, columns)
 	if err != nil {
 		return err
 	}
-	row := []any{rec.ID, formatTime(rec.Recorded), rec.ClientID, string(rec.Role), rec.ODS, rec.Action, rec.Operation,
-		rec.Method, rec.Route, ar.Entities, ar.Query, rec.Status, rec.Outcome, rec.RequestID, rec.Source}
-	var ents []any
-	for _, e := range ar.Index {
-		ents = append(ents, e, rec.ID)
-	}
-	return db.w.do(ctx, func(w *writer) error {
-		if err := w.execRows(auditInsert, "", 15, row); err != nil {
-			return fmt.Errorf("sqlite: record audit: %w", err)
-		}
-		if err := w.execRows(auditEntityInsert, "", 2, ents); err != nil {
-			return fmt.Errorf("sqlite: record audit entities: %w", err)
-		}
+	return db.w.do(ctx, func(w *writer) error { return w.insertAudit(ar) })
+}
+
+// insertAudit stores an audit record's row and entity index; nothing for
+// nil (a write that carries no record).
+func (w *writer) insertAudit(ar *sqlshared.AuditRow) error {
+	if ar == nil {
 		return nil
-	})
+	}
+	if err := w.execRows(auditInsert, "", len(ar.Args), ar.Args); err != nil {
+		return fmt.Errorf("sqlite: record audit: %w", err)
+	}
+	ents := make([]any, 0, 2*len(ar.Index))
+	for _, e := range ar.Index {
+		ents = append(ents, e, ar.ID)
+	}
+	if err := w.execRows(auditEntityInsert, "", 2, ents); err != nil {
+		return fmt.Errorf("sqlite: record audit entities: %w", err)
+	}
+	return nil
 }
 
 // SearchAudit returns one page of the records matching f, newest first,

@@ -32,7 +32,8 @@ type resourceRow = sqlshared.ResourceRow
 // id is taken, ENOTFOUND when an existing person to link is not stored, and
 // EINVALID when the intake is incomplete or not at version 1. It records the
 // referral's first event: version 1, "received" by the "requester" at
-// ReceivedAt, with the referral's status.
+// ReceivedAt, with the referral's status, and the intake's Audit record
+// when set (EINVALID when it has no time).
 func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	if err := in.Validate(); err != nil {
 		return err
@@ -52,6 +53,10 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		p := *in.Person
 		person = &p
 		personCreated = formatTime(p.CreatedAt)
+	}
+	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
+	if err != nil {
+		return err
 	}
 	msgID := in.MessageID
 	subject := writeSubject{messageID: msgID, person: person, ref: ref}
@@ -76,7 +81,10 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		if err := w.createResources(res); err != nil {
 			return err
 		}
-		return w.grantAccess(ref, res, ref.PersonID)
+		if err := w.grantAccess(ref, res, ref.PersonID); err != nil {
+			return err
+		}
+		return w.insertAudit(audit)
 	})
 }
 
@@ -87,7 +95,8 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 //
 // In the same transaction it replaces the plan when Plan is set, adds
 // Contacts and Measures (ECONFLICT when an id is taken), appends Event
-// when set and enqueues the Outbox messages (see sqlshared.NewOutboxRows; on success
+// when set, stores the Audit record when set, and enqueues the Outbox
+// messages (see sqlshared.NewOutboxRows; on success
 // each message's ID, State and defaulted times are set to what was stored);
 // if any of it fails, nothing of the change is stored. Entries
 // that name no referral are the change's referral's; an event's zero
@@ -146,7 +155,10 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		if err := applyCase(w, cr); err != nil {
 			return err
 		}
-		return applyOutbox(w, ob)
+		if err := applyOutbox(w, ob); err != nil {
+			return err
+		}
+		return w.insertAudit(rows.Audit)
 	})
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ func RunAccess(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 // RunAuditStore checks the AuditStore contract.
 func RunAuditStore(t *testing.T, open func(t *testing.T) AuditStore) {
 	t.Run("RecordAndSearch", func(t *testing.T) { t.Parallel(); testAudit(t, open) })
+	t.Run("WithWrites", func(t *testing.T) { t.Parallel(); testAuditWithWrites(t, open) })
 }
 
 // ids returns the ids of a search result, in order.
@@ -210,4 +211,154 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// writeAudit returns the audit record of a write of entities, as the API
+// attaches it to an Intake or a ReferralChange.
+func writeAudit(op string, status int, entities ...string) *linkbridge.AuditRecord {
+	return &linkbridge.AuditRecord{Recorded: t0, ClientID: "gp-1", Role: linkbridge.RoleGP, ODS: "Y01234", Action: "U",
+		Operation: op, Method: "PUT", Route: "/fhir/Task/{id}", Entities: entities, Status: status}
+}
+
+// testAuditWithWrites checks Intake.Audit and ReferralChange.Audit: the
+// record commits with the write, and a write that is refused stores
+// neither.
+func testAuditWithWrites(t *testing.T, open func(t *testing.T) AuditStore) {
+	ctx := context.Background()
+	s := open(t)
+	nhs := nhsNumbers()
+	// stored fails unless the record with id is stored (want) or not.
+	stored := func(t *testing.T, rec *linkbridge.AuditRecord, want bool) {
+		t.Helper()
+		if rec.ID == "" {
+			t.Fatal("the store did not assign the record's ID")
+		}
+		got, err := s.ReadAudit(ctx, rec.ID)
+		switch {
+		case !want:
+			checkError(t, err, linkbridge.ENOTFOUND, "")
+		case err != nil:
+			t.Fatalf("ReadAudit(%s) returned unexpected error: %v", rec.ID, err)
+		case got.Operation != rec.Operation || got.Status != rec.Status || !got.Recorded.Equal(rec.Recorded) ||
+			!slices.Equal(got.Entities, rec.Entities):
+			t.Errorf("stored record = %+v, want %+v", got, rec)
+		}
+	}
+	// byEntity counts the records that name entity.
+	byEntity := func(t *testing.T, entity string) int {
+		t.Helper()
+		_, total, err := s.SearchAudit(ctx, linkbridge.AuditFilter{Entity: entity, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return total
+	}
+
+	a := newIntake("a", nhs())
+	a.Audit = writeAudit("create", 201, "Patient/p-a", "ServiceRequest/sr-a", "Task/task-a")
+	mustCreate(t, s, a)
+	t.Run("IntakeStoresItsRecord", func(t *testing.T) {
+		stored(t, a.Audit, true)
+		if n := byEntity(t, "Task/task-a"); n != 1 {
+			t.Errorf("records of Task/task-a = %d, want 1 (the entity index is written with the record)", n)
+		}
+	})
+	t.Run("RefusedIntakeStoresNeither", func(t *testing.T) {
+		dup := newIntake("a2", nhs())
+		dup.Referral.Identifier = a.Referral.Identifier // a's referral again
+		dup.Audit = writeAudit("create", 201, "ServiceRequest/sr-a2")
+		checkError(t, s.CreateReferral(ctx, dup), linkbridge.EDUPLICATE, "ServiceRequest/sr-a")
+		checkIntakeAbsent(t, s, dup)
+		stored(t, dup.Audit, false)
+		if n := byEntity(t, "ServiceRequest/sr-a2"); n != 0 {
+			t.Errorf("records of the refused intake = %d, want 0", n)
+		}
+	})
+	t.Run("UntimedRecordRefusesTheIntake", func(t *testing.T) {
+		b := newIntake("b", nhs())
+		b.Audit = &linkbridge.AuditRecord{Operation: "create"}
+		checkError(t, s.CreateReferral(ctx, b), linkbridge.EINVALID, "")
+		checkIntakeAbsent(t, s, b)
+	})
+
+	v2 := nextVersion(a.Referral, t0.Add(time.Minute), func(r *linkbridge.Referral) { r.Status = linkbridge.TaskAccepted })
+	change := &linkbridge.ReferralChange{Referral: v2, Resources: []*linkbridge.Resource{taskResource(v2, 2, t0.Add(time.Minute))},
+		MessageID: "msg-a-accept", Audit: writeAudit("update", 200, "Task/task-a")}
+	mustUpdate(t, s, change)
+	t.Run("ChangeStoresItsRecord", func(t *testing.T) {
+		stored(t, change.Audit, true)
+		if n := byEntity(t, "Task/task-a"); n != 2 {
+			t.Errorf("records of Task/task-a = %d, want 2", n)
+		}
+	})
+	t.Run("RefusedChangeStoresNeither", func(t *testing.T) {
+		tests := []struct {
+			name string
+			ch   func() *linkbridge.ReferralChange
+			code string
+		}{
+			{"StaleVersion", func() *linkbridge.ReferralChange { // v2 again
+				return &linkbridge.ReferralChange{Referral: v2, Resources: []*linkbridge.Resource{taskResource(v2, 2, t0.Add(time.Minute))}}
+			}, linkbridge.EPRECONDITION},
+			{"ReplayedMessage", func() *linkbridge.ReferralChange {
+				v3 := nextVersion(v2, t0.Add(2*time.Minute), nil)
+				return &linkbridge.ReferralChange{Referral: v3, Resources: []*linkbridge.Resource{taskResource(v3, 3, t0.Add(2*time.Minute))},
+					MessageID: "msg-a-accept"}
+			}, linkbridge.EDUPLICATE},
+			{"UnknownReferral", func() *linkbridge.ReferralChange {
+				return &linkbridge.ReferralChange{Referral: nextVersion(newIntake("zz", "").Referral, t0, nil)}
+			}, linkbridge.ENOTFOUND},
+			{"UntimedRecord", func() *linkbridge.ReferralChange {
+				v3 := nextVersion(v2, t0.Add(2*time.Minute), nil)
+				return &linkbridge.ReferralChange{Referral: v3, Audit: &linkbridge.AuditRecord{Operation: "update"}}
+			}, linkbridge.EINVALID},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ch := tt.ch()
+				if ch.Audit == nil {
+					ch.Audit = writeAudit("update", 200, "Task/task-a", "Refused/"+tt.name)
+				}
+				checkError(t, s.UpdateReferral(ctx, ch), tt.code, "")
+				if ch.Audit.ID != "" {
+					stored(t, ch.Audit, false)
+				}
+				if n := byEntity(t, "Refused/"+tt.name); n != 0 {
+					t.Errorf("records of the refused change = %d, want 0", n)
+				}
+				checkReferral(t, s, v2)
+			})
+		}
+	})
+	// Changes racing for one version (in one group commit, where the store
+	// has one): the record of each loser rolls back with it.
+	t.Run("RacingChanges", func(t *testing.T) {
+		const n = 8
+		v3 := nextVersion(v2, t0.Add(3*time.Minute), nil)
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				errs <- s.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: v3,
+					Resources: []*linkbridge.Resource{taskResource(v3, 3, t0.Add(3*time.Minute))},
+					Audit:     writeAudit("update", 200, "Task/task-a", "Race/"+string(rune('a'+i)))})
+			}()
+		}
+		won := 0
+		for range n {
+			switch err := <-errs; linkbridge.ErrorCode(err) {
+			case "":
+				won++
+			case linkbridge.EPRECONDITION:
+			default:
+				t.Errorf("racing change: unexpected error %v", err)
+			}
+		}
+		recs := 0
+		for i := range n {
+			recs += byEntity(t, "Race/"+string(rune('a'+i)))
+		}
+		if won != 1 || recs != 1 {
+			t.Errorf("%d changes won and %d records stored, want 1 and 1", won, recs)
+		}
+	})
 }

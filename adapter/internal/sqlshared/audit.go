@@ -9,17 +9,28 @@ import (
 	"github.com/linkbridge/linkbridge"
 )
 
-// AuditRow is an audit record's JSON columns and its entity index.
+// AuditRow is an audit record converted to column values: its
+// audit_event row and its entity index.
 type AuditRow struct {
+	// ID is the record's id (assigned when it had none).
+	ID string
 	// Entities and Query are the JSON array columns ("[]" for none).
 	Entities, Query string
 	// Index are the distinct entities, in order, for audit_entity.
 	Index []string
+	// Args are the audit_event values in the order of AuditColumnList.
+	Args []any
 }
+
+// AuditColumnList are the audit_event columns in the order of
+// AuditRow.Args.
+var AuditColumnList = []string{"id", "recorded", "client_id", "role", "ods", "action", "operation", "method", "route",
+	"entities", "query", "status", "outcome", "request_id", "source"}
 
 // NewAuditRow checks that rec has a time (EINVALID otherwise), assigns its
 // ID when empty (16 random bytes, hex), and converts it to column values.
-func NewAuditRow(rec *linkbridge.AuditRecord) (*AuditRow, error) {
+// The row is a copy: a writer on another goroutine may read it.
+func NewAuditRow(rec *linkbridge.AuditRecord, c Columns) (*AuditRow, error) {
 	if rec == nil || rec.Recorded.IsZero() {
 		return nil, linkbridge.Errorf(linkbridge.EINVALID, "audit record needs a time")
 	}
@@ -36,7 +47,7 @@ func NewAuditRow(rec *linkbridge.AuditRecord) (*AuditRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	row := &AuditRow{Entities: string(entities), Query: string(query)}
+	row := &AuditRow{ID: rec.ID, Entities: string(entities), Query: string(query)}
 	seen := map[string]bool{}
 	for _, e := range rec.Entities {
 		if !seen[e] {
@@ -44,7 +55,19 @@ func NewAuditRow(rec *linkbridge.AuditRecord) (*AuditRow, error) {
 			row.Index = append(row.Index, e)
 		}
 	}
+	row.Args = []any{rec.ID, c.Time(rec.Recorded), rec.ClientID, string(rec.Role), rec.ODS, rec.Action, rec.Operation,
+		rec.Method, rec.Route, row.Entities, row.Query, rec.Status, rec.Outcome, rec.RequestID, rec.Source}
 	return row, nil
+}
+
+// WriteAuditRow converts the audit record a write carries
+// (Intake.Audit, ReferralChange.Audit) as NewAuditRow does; nil when the
+// write carries none.
+func WriteAuditRow(rec *linkbridge.AuditRecord, c Columns) (*AuditRow, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	return NewAuditRow(rec, c)
 }
 
 // nonNil returns s, or an empty slice for nil.

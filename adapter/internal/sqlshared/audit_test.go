@@ -11,24 +11,35 @@ import (
 
 func TestAuditRow(t *testing.T) {
 	t.Parallel()
-	if _, err := sqlshared.NewAuditRow(&linkbridge.AuditRecord{}); linkbridge.ErrorCode(err) != linkbridge.EINVALID {
+	if _, err := sqlshared.NewAuditRow(&linkbridge.AuditRecord{}, textColumns); linkbridge.ErrorCode(err) != linkbridge.EINVALID {
 		t.Errorf("NewAuditRow without a time = %v, want EINVALID", err)
 	}
 	rec := &linkbridge.AuditRecord{Recorded: time.Now(), Role: "link-worker",
 		Entities: []string{"Task/t1", "Patient/p1", "Task/t1"}}
-	row, err := sqlshared.NewAuditRow(rec)
+	row, err := sqlshared.NewAuditRow(rec, textColumns)
 	if err != nil {
 		t.Fatalf("NewAuditRow returned unexpected error: %v", err)
 	}
 	if len(rec.ID) != 32 {
 		t.Errorf("assigned ID = %q, want 32 hex digits", rec.ID)
 	}
-	want := &sqlshared.AuditRow{Entities: `["Task/t1","Patient/p1","Task/t1"]`, Query: `[]`, Index: []string{"Task/t1", "Patient/p1"}}
+	entities := `["Task/t1","Patient/p1","Task/t1"]`
+	want := &sqlshared.AuditRow{ID: rec.ID, Entities: entities, Query: `[]`, Index: []string{"Task/t1", "Patient/p1"},
+		Args: []any{rec.ID, textColumns.Time(rec.Recorded), "", "link-worker", "", "", "", "", "", entities, `[]`, 0, 0, "", ""}}
 	if diff := cmp.Diff(want, row); diff != "" {
 		t.Errorf("NewAuditRow mismatch (-want +got):\n%s", diff)
 	}
+	if len(row.Args) != len(sqlshared.AuditColumnList) {
+		t.Errorf("NewAuditRow: %d values for %d columns", len(row.Args), len(sqlshared.AuditColumnList))
+	}
+	if row, err := sqlshared.WriteAuditRow(nil, textColumns); row != nil || err != nil {
+		t.Errorf("WriteAuditRow(nil) = %+v, %v; want nil, nil", row, err)
+	}
+	if _, err := sqlshared.WriteAuditRow(&linkbridge.AuditRecord{}, textColumns); linkbridge.ErrorCode(err) != linkbridge.EINVALID {
+		t.Errorf("WriteAuditRow without a time = %v, want EINVALID", err)
+	}
 	given := &linkbridge.AuditRecord{ID: "a1", Recorded: time.Now()}
-	if row, err := sqlshared.NewAuditRow(given); err != nil || given.ID != "a1" || row.Entities != "[]" || row.Index != nil {
+	if row, err := sqlshared.NewAuditRow(given, textColumns); err != nil || given.ID != "a1" || row.Entities != "[]" || row.Index != nil {
 		t.Errorf("NewAuditRow with an ID = %+v, %v (ID %q)", row, err, given.ID)
 	}
 

@@ -115,6 +115,9 @@ type ChangeRows struct {
 	Case         *CaseRows
 	// Outbox is nil when the change enqueues nothing.
 	Outbox *OutboxRows
+	// Audit is the change's audit record (WriteAuditRow), nil when it has
+	// none.
+	Audit *AuditRow
 }
 
 // NewChangeRows validates a change (ReferralChange.Validate; its EINVALID
@@ -134,6 +137,9 @@ func NewChangeRows(ch *linkbridge.ReferralChange, now time.Time, c Columns) (*Ch
 		return nil, err
 	}
 	if rows.Case, err = NewCaseRows(ch, c); err != nil {
+		return nil, err
+	}
+	if rows.Audit, err = WriteAuditRow(ch.Audit, c); err != nil {
 		return nil, err
 	}
 	rows.Outbox = NewOutboxRows(ch, now, c)

@@ -101,7 +101,15 @@ func TestNewChangeRows(t *testing.T) {
 		t.Errorf("Referral = %p %+v, want a copy of the change's", rows.Referral, rows.Referral)
 	}
 	if len(rows.ReferralArgs) != len(sqlshared.ReferralColumnList) || len(rows.Resources) != 1 ||
-		rows.Case.Event == nil || rows.Outbox != nil {
+		rows.Case.Event == nil || rows.Outbox != nil || rows.Audit != nil {
 		t.Errorf("NewChangeRows = %+v", rows)
+	}
+	ch.Audit = &linkbridge.AuditRecord{Recorded: time.Now(), Entities: []string{"Task/t1"}}
+	if rows, err := sqlshared.NewChangeRows(ch, time.Now(), textColumns); err != nil || rows.Audit == nil || rows.Audit.ID != ch.Audit.ID {
+		t.Errorf("NewChangeRows with an audit record = %+v, %v; want its row", rows, err)
+	}
+	ch.Audit = &linkbridge.AuditRecord{}
+	if _, err := sqlshared.NewChangeRows(ch, time.Now(), textColumns); linkbridge.ErrorCode(err) != linkbridge.EINVALID {
+		t.Errorf("NewChangeRows with an audit record without a time = %v, want EINVALID", err)
 	}
 }
