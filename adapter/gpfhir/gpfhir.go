@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/outbox"
+	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
 // Mode is how resources are written idempotently.
@@ -36,19 +37,25 @@ const (
 	// ModeClientID writes PUT [base]/Type/id with the gateway's stable ids
 	// (update-as-create). Writing the same version twice has one effect.
 	ModeClientID Mode = "client-id"
-	// ModeConditional writes PUT [base]/Type?identifier=system|value for
+	// ModeConditional writes PUT [base]/Type?identifier=system|Type/id for
 	// servers that refuse client-assigned ids: every resource linkbridge
-	// writes back carries an identifier in WritebackIdentifierSystem.
+	// writes back carries that key in WritebackIdentifierSystem, as an
+	// identifier — or, for a type without an identifier element
+	// (Provenance), as a meta.tag Coding written PUT
+	// [base]/Type?_tag=system|Type/id (fhirmap.WritebackKeyParam decides
+	// per type from its descriptor).
 	ModeConditional Mode = "conditional"
-	// ModeAuto reads the endpoint's CapabilityStatement once and picks
-	// client-id when the resource type allows updateCreate, else
-	// conditional when it allows conditionalUpdate.
+	// ModeAuto reads the endpoint's CapabilityStatement once and picks, per
+	// resource type, client-id when the type allows updateCreate, else
+	// conditional when it allows conditionalUpdate and its searchParam list
+	// (if it gives one) has the key's parameter (identifier or _tag).
 	ModeAuto Mode = "auto"
 )
 
-// WritebackIdentifierSystem is the identifier system of the business
-// identifier every written-back resource carries (value "Type/id").
-const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
+// WritebackIdentifierSystem is the system of the write-back key every
+// written-back resource carries (value "Type/id"): an identifier, or a
+// meta.tag for a type without an identifier element.
+const WritebackIdentifierSystem = fhirmap.WritebackIdentifierSystem
 
 // Config configures a Client.
 type Config struct {
@@ -190,10 +197,7 @@ func (c *Client) Put(ctx context.Context, typ, id string, version int, body []by
 	if err != nil {
 		return nil, err
 	}
-	u := c.cfg.BaseURL + "/" + typ + "/" + url.PathEscape(id)
-	if mode == ModeConditional {
-		u = c.cfg.BaseURL + "/" + typ + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+typ+"/"+id)
-	}
+	u := c.PutURL(mode, typ, id)
 	resp, err := c.do(ctx, http.MethodPut, u, body, VersionHeader, strconv.Itoa(version))
 	if err != nil {
 		return nil, err
@@ -213,6 +217,17 @@ func (c *Client) Put(ctx context.Context, typ, id string, version int, body []by
 		}
 		return nil, &PermanentError{Status: resp.StatusCode, Outcome: oo, Err: errors.New(outcomeText(respBody, resp.StatusCode))}
 	}
+}
+
+// PutURL is where Put writes Type/id in a write mode: [base]/Type/id for
+// client ids; for a conditional update [base]/Type?identifier=... when the
+// type has an identifier element, else [base]/Type?_tag=... (the key is a
+// meta.tag), both on the token WritebackIdentifierSystem|Type/id.
+func (c *Client) PutURL(mode Mode, typ, id string) string {
+	if mode == ModeConditional {
+		return c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+	}
+	return c.cfg.BaseURL + "/" + typ + "/" + url.PathEscape(id)
 }
 
 // FindPatient returns the id of the GP's own Patient with an NHS number,
@@ -339,7 +354,27 @@ func outcomeText(b []byte, status int) string {
 // capabilities is what linkbridge reads from the endpoint's
 // CapabilityStatement.
 type capabilities struct {
-	resources map[string]struct{ updateCreate, conditionalUpdate bool }
+	resources map[string]resourceCaps
+	// restParams are rest.searchParam: parameters of every type.
+	restParams map[string]bool
+}
+
+// resourceCaps is one rest.resource entry.
+type resourceCaps struct {
+	updateCreate, conditionalUpdate bool
+	// params are its searchParam names (nil when it lists none).
+	params map[string]bool
+}
+
+// searchable tells whether a conditional update of typ can use param: the
+// statement lists it for the type or for every type, or lists no search
+// parameters at all (it is silent; _tag and identifier are standard).
+func (caps *capabilities) searchable(typ, param string) bool {
+	r := caps.resources[typ]
+	if r.params == nil && caps.restParams == nil {
+		return true
+	}
+	return r.params[param] || caps.restParams[param]
 }
 
 // modeFor picks the write mode for a resource type.
@@ -359,9 +394,20 @@ func (c *Client) modeFor(ctx context.Context, typ string) (Mode, error) {
 		}
 		c.caps = caps
 	}
+	// Conditional update is per type, and only idempotent when the type can
+	// be searched by its write-back key (identifier, or _tag for a type
+	// without one). Without that a conditional write could match nothing
+	// every time and duplicate, so client ids are tried instead: an endpoint
+	// that refuses them answers 405 and the message is dead-lettered with
+	// its OperationOutcome, visibly.
 	m := ModeClientID
 	if r, ok := c.caps.resources[typ]; ok && !r.updateCreate && r.conditionalUpdate {
-		m = ModeConditional
+		if param := fhirmap.WritebackKeyParam(typ); c.caps.searchable(typ, param) {
+			m = ModeConditional
+		} else {
+			c.cfg.Logger.WarnContext(ctx, "GP endpoint offers conditional update but no search by the write-back key; using client ids",
+				slog.String("type", typ), slog.String("param", param))
+		}
 	}
 	c.modes[typ] = m
 	return m, nil
@@ -379,22 +425,44 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 		}
 		return &capabilities{}, nil // no statement: assume client ids
 	}
+	type searchParam struct {
+		Name string `json:"name"`
+	}
 	var cs struct {
 		Rest []struct {
-			Resource []struct {
-				Type              string `json:"type"`
-				UpdateCreate      bool   `json:"updateCreate"`
-				ConditionalUpdate bool   `json:"conditionalUpdate"`
+			Mode        string        `json:"mode"`
+			SearchParam []searchParam `json:"searchParam"`
+			Resource    []struct {
+				Type              string        `json:"type"`
+				UpdateCreate      bool          `json:"updateCreate"`
+				ConditionalUpdate bool          `json:"conditionalUpdate"`
+				SearchParam       []searchParam `json:"searchParam"`
 			} `json:"resource"`
 		} `json:"rest"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&cs); err != nil {
 		return &capabilities{}, nil
 	}
-	caps := &capabilities{resources: map[string]struct{ updateCreate, conditionalUpdate bool }{}}
+	names := func(ps []searchParam) map[string]bool {
+		if len(ps) == 0 {
+			return nil
+		}
+		out := make(map[string]bool, len(ps))
+		for _, p := range ps {
+			out[p.Name] = true
+		}
+		return out
+	}
+	caps := &capabilities{resources: map[string]resourceCaps{}}
 	for _, r := range cs.Rest {
+		if r.Mode == "client" {
+			continue
+		}
+		if ps := names(r.SearchParam); ps != nil {
+			caps.restParams = ps
+		}
 		for _, res := range r.Resource {
-			caps.resources[res.Type] = struct{ updateCreate, conditionalUpdate bool }{res.UpdateCreate, res.ConditionalUpdate}
+			caps.resources[res.Type] = resourceCaps{res.UpdateCreate, res.ConditionalUpdate, names(res.SearchParam)}
 		}
 	}
 	return caps, nil

@@ -2,6 +2,7 @@ package gpfhir
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -30,9 +31,23 @@ type patientEntry struct {
 	fetched time.Time
 }
 
-// Send writes one message's resource version to the GP record.
+// Send writes one message's resource version to the GP record. A body of a
+// type keyed by meta.tag (no identifier element) that lacks its write-back
+// key — a Provenance queued before the key was added — gets it first, so a
+// conditional update of it finds it again on a resend.
 func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, error) {
 	body := m.Body
+	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !hasWritebackTag(body) {
+		cr, err := s.Codec.Decode(body)
+		if err != nil {
+			return 0, &PermanentError{Err: errors.New("stored write-back does not parse: " + err.Error())}
+		}
+		res := fhirmap.Unwrap(cr)
+		fhirmap.SetWritebackKey(res)
+		if body, err = s.Codec.Encode(res); err != nil {
+			return 0, &PermanentError{Err: err}
+		}
+	}
 	if s.LinkPatients && m.NHSNumber != "" {
 		gpID, err := s.patientID(ctx, m.NHSNumber)
 		if err != nil {
@@ -79,4 +94,26 @@ func (s *Sender) patientID(ctx context.Context, nhs string) (string, error) {
 	s.patients[nhs] = patientEntry{id: id, fetched: time.Now()}
 	s.mu.Unlock()
 	return id, nil
+}
+
+// hasWritebackTag tells whether a resource's JSON carries a meta.tag in
+// WritebackIdentifierSystem (a Provenance names other resources by their
+// writeback identifiers, so the system alone is no sign of its own key).
+func hasWritebackTag(body []byte) bool {
+	var doc struct {
+		Meta struct {
+			Tag []struct {
+				System string `json:"system"`
+			} `json:"tag"`
+		} `json:"meta"`
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return false
+	}
+	for _, t := range doc.Meta.Tag {
+		if t.System == WritebackIdentifierSystem {
+			return true
+		}
+	}
+	return false
 }

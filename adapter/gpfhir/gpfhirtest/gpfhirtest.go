@@ -1,5 +1,6 @@
 // Package gpfhirtest is a recording GP-side FHIR endpoint for tests: it
-// accepts write-backs (PUT Type/id and conditional PUT Type?identifier=),
+// accepts write-backs (PUT Type/id and conditional PUT Type?identifier= or
+// Type?_tag= on the write-back key),
 // checks each body with google/fhir, keeps every write in order, answers
 // Patient?identifier= lookups and /metadata, and can be scripted to fail
 // (status codes, Retry-After, delays) to exercise the outbox.
@@ -31,6 +32,14 @@ type Write struct {
 	Version int
 	Body    []byte
 	At      time.Time
+	// Query is the conditional-update criterion as sent ("" for PUT
+	// Type/id), e.g. "_tag=https%3A...%7CProvenance%2Fx".
+	Query string
+	// Keyed is false when a conditional write's body does not carry the
+	// criterion it was matched on (an identifier=, or a meta.tag for
+	// _tag=): a real server would not find it again, and a resend would
+	// create a second resource. Always true for PUT Type/id.
+	Keyed bool
 }
 
 // Reply scripts one answer instead of accepting a write.
@@ -40,6 +49,10 @@ type Reply struct {
 	Body       string
 	// Delay holds the response (to trigger client timeouts).
 	Delay time.Duration
+	// Store accepts the write before the Delay (Status is then ignored):
+	// the client times out on a write that took effect, as happens when a
+	// slow server commits before the client gives up.
+	Store bool
 }
 
 // Server is the recording endpoint.
@@ -58,6 +71,7 @@ type Server struct {
 	// ConditionalOnly makes the endpoint refuse client ids (405 on PUT
 	// Type/id) and advertise conditional update only.
 	conditionalOnly bool
+	searchParams    []string
 }
 
 // Options configure a Server.
@@ -66,6 +80,9 @@ type Options struct {
 	Patients map[string]string
 	// ConditionalOnly refuses PUT Type/id (client ids).
 	ConditionalOnly bool
+	// SearchParams, if set, are listed as every type's searchParam in the
+	// CapabilityStatement (none listed otherwise).
+	SearchParams []string
 	// Addr, if set, listens there (e.g. "127.0.0.1:0").
 }
 
@@ -75,7 +92,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{codec: codec, current: map[string]Write{}, patients: map[string]string{}, conditionalOnly: opts.ConditionalOnly}
+	s := &Server{codec: codec, current: map[string]Write{}, patients: map[string]string{}, conditionalOnly: opts.ConditionalOnly, searchParams: opts.SearchParams}
 	for k, v := range opts.Patients {
 		s.patients[k] = v
 	}
@@ -148,9 +165,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) metadata(w http.ResponseWriter) {
 	var res []any
-	for _, t := range []string{"Task", "CarePlan", "Goal", "Encounter", "Observation", "Procedure", "ServiceRequest"} {
-		res = append(res, map[string]any{"type": t, "interaction": []any{map[string]any{"code": "update"}},
-			"updateCreate": !s.conditionalOnly, "conditionalUpdate": true})
+	for _, t := range []string{"Task", "CarePlan", "Goal", "Encounter", "Observation", "Procedure", "ServiceRequest", "Provenance"} {
+		r := map[string]any{"type": t, "interaction": []any{map[string]any{"code": "update"}},
+			"updateCreate": !s.conditionalOnly, "conditionalUpdate": true}
+		if len(s.searchParams) > 0 {
+			var ps []any
+			for _, p := range s.searchParams {
+				ps = append(ps, map[string]any{"name": p, "type": "token"})
+			}
+			r["searchParam"] = ps
+		}
+		res = append(res, r)
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
@@ -178,6 +203,10 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, parts []string) {
 		rep := s.script[0]
 		s.script = s.script[1:]
 		s.mu.Unlock()
+		if rep.Store {
+			s.accept(w, r, parts, rep.Delay)
+			return
+		}
 		if rep.Delay > 0 {
 			time.Sleep(rep.Delay)
 		}
@@ -197,8 +226,13 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, parts []string) {
 	} else {
 		s.mu.Unlock()
 	}
+	s.accept(w, r, parts, 0)
+}
+
+// accept stores one write and answers it after delay.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, parts []string, delay time.Duration) {
 	typ := parts[0]
-	var id string
+	var id, criterion, param, token string
 	if len(parts) == 2 {
 		if s.conditionalOnly {
 			s.outcome(w, http.StatusMethodNotAllowed, "not-supported", "client-assigned ids are not accepted; use a conditional update")
@@ -206,14 +240,21 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, parts []string) {
 		}
 		id = parts[1]
 	} else {
-		// Conditional update on the writeback identifier "Type/id".
+		// Conditional update on the write-back key "Type/id": identifier=,
+		// or _tag= for a type without an identifier element.
 		q, _ := url.ParseQuery(r.URL.RawQuery)
-		_, val, ok := strings.Cut(q.Get("identifier"), "|")
+		for _, p := range []string{"identifier", "_tag"} {
+			if v := q.Get(p); v != "" && len(q) == 1 {
+				param, token = p, v
+			}
+		}
+		_, val, ok := strings.Cut(token, "|")
 		if !ok {
-			s.outcome(w, http.StatusBadRequest, "invalid", "conditional update needs identifier=system|value")
+			s.outcome(w, http.StatusBadRequest, "invalid", "conditional update needs one criterion: identifier=system|value or _tag=system|code")
 			return
 		}
 		_, id, _ = strings.Cut(val, "/")
+		criterion = r.URL.RawQuery
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 	if err != nil {
@@ -242,12 +283,15 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, parts []string) {
 	if existed && version > 0 && version < prev.Version {
 		s.regressions = append(s.regressions, fmt.Sprintf("%s: v%d after v%d", key, version, prev.Version))
 	}
-	wr := Write{Type: typ, ID: id, Version: version, Body: body, At: time.Now()}
+	wr := Write{Type: typ, ID: id, Version: version, Body: body, At: time.Now(), Query: criterion, Keyed: criterion == "" || carries(body, param, token)}
 	s.writes = append(s.writes, wr)
 	if !existed || version >= prev.Version {
 		s.current[key] = wr
 	}
 	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 	w.Header().Set("Content-Type", "application/fhir+json")
 	w.Header().Set("Location", r.URL.Path)
 	if existed {
@@ -256,4 +300,35 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, parts []string) {
 		w.WriteHeader(http.StatusCreated)
 	}
 	_, _ = w.Write(body)
+}
+
+// carries tells whether a resource's JSON holds the token system|value of a
+// conditional criterion: in identifier for identifier=, in meta.tag
+// (system, code) for _tag=.
+func carries(body []byte, param, token string) bool {
+	sys, val, _ := strings.Cut(token, "|")
+	var doc struct {
+		Identifier []struct{ System, Value string }
+		Meta       struct {
+			Tag []struct{ System, Code string }
+		}
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return false
+	}
+	switch param {
+	case "identifier":
+		for _, id := range doc.Identifier {
+			if id.System == sys && id.Value == val {
+				return true
+			}
+		}
+	case "_tag":
+		for _, t := range doc.Meta.Tag {
+			if t.System == sys && t.Code == val {
+				return true
+			}
+		}
+	}
+	return false
 }
