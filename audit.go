@@ -13,7 +13,9 @@ import (
 type AuditRecord struct {
 	// ID is assigned by the store when empty.
 	ID string
-	// Recorded is when the access ended.
+	// Recorded is when the access ended; for a write whose record commits
+	// with it (Intake.Audit, ReferralChange.Audit), when the write was
+	// made.
 	Recorded time.Time
 	// ClientID, Role and ODS name the caller; empty when the caller did not
 	// authenticate (the record of a refused request).
@@ -71,7 +73,9 @@ type AuditFilter struct {
 }
 
 // AuditStore keeps the audit trail durably. Implementations: adapter/sqlite
-// (adapter/storetest.RunAuditStore is its contract).
+// and adapter/postgres (adapter/storetest.RunAuditStore is its contract,
+// with the records that writes carry to Store.CreateReferral and
+// Store.UpdateReferral).
 type AuditStore interface {
 	// RecordAudit stores a record, assigning its ID when empty. Records are
 	// never changed or deleted through the store.

@@ -337,6 +337,7 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		}
 	}
 	in.Referral = &rf
+	in.Audit = auditWrite(ctx, in.Resources)
 	if err := s.Store.CreateReferral(ctx, in); err != nil {
 		return nil, err
 	}

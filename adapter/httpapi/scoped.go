@@ -15,7 +15,8 @@ import (
 // context is limited to the caller's referrals (linkbridge.Principal). A
 // referral or resource outside the caller's scope is ENOTFOUND with the
 // message a missing one gets, so the two cannot be told apart. It also
-// notes, for the audit trail, every resource the request read or wrote.
+// notes, for the audit trail, every resource the request read or wrote, and
+// the audit record that committed with a write.
 // Without a principal in the context (authentication off, background work)
 // calls pass through unchanged.
 type scopedStore struct {
@@ -40,6 +41,25 @@ type requestState struct {
 	linking string
 	// clientID is the authenticated client, for the request log line.
 	clientID string
+	// writeAudit, set by the security layer when the audit trail is kept
+	// in the store the handlers write to, builds the audit record a write
+	// carries (see auditWrite) from the entities it touches.
+	writeAudit func(entities []string) *linkbridge.AuditRecord
+	// committed is the audit record that committed with the request's
+	// write: the after-handler audit then writes none of its own.
+	committed *linkbridge.AuditRecord
+}
+
+// markCommitted notes that rec committed with the request's write; nothing
+// for nil.
+func markCommitted(ctx context.Context, rec *linkbridge.AuditRecord) {
+	st := stateFrom(ctx)
+	if st == nil || rec == nil {
+		return
+	}
+	st.mu.Lock()
+	st.committed = rec
+	st.mu.Unlock()
 }
 
 // client returns the authenticated client id, or "".
@@ -114,6 +134,7 @@ func (s *scopedStore) CreateReferral(ctx context.Context, in *linkbridge.Intake)
 		for _, r := range in.Resources {
 			note(ctx, r.Reference())
 		}
+		markCommitted(ctx, in.Audit)
 	}
 	return err
 }
@@ -134,6 +155,7 @@ func (s *scopedStore) UpdateReferral(ctx context.Context, ch *linkbridge.Referra
 		for _, r := range ch.Resources {
 			note(ctx, r.Reference())
 		}
+		markCommitted(ctx, ch.Audit)
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,9 @@ var publicRoutes = map[string]bool{
 // the caller (401 when Auth is set and credentials are missing or bad),
 // applies the caller's rate limit (429 with Retry-After), checks that the
 // caller's role and scopes allow the route (403), runs the handler with the
-// principal in the context, and records the access in the audit trail.
+// principal in the context, and records the access in the audit trail: a
+// write's record commits with the write (auditWrite), every other request's
+// is written after the handler.
 func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route := routeOf(r)
@@ -50,8 +53,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var p *linkbridge.Principal
 		defer func() {
-			// The caller gets its answer first; the audit record then joins
-			// the store's next group commit.
+			// The caller gets its answer first; the audit record of a read
+			// or a refused or failed request then joins the store's next
+			// group commit.
 			if f, ok := rec.ResponseWriter.(http.Flusher); ok {
 				f.Flush()
 			}
@@ -93,8 +97,69 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				return
 			}
 		}
+		if s.auditInStore() {
+			st.mu.Lock()
+			st.writeAudit = func(entities []string) *linkbridge.AuditRecord {
+				return s.auditRecord(r, route, p, writeStatus(route), entities)
+			}
+			st.mu.Unlock()
+		}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
+}
+
+// auditInStore reports whether the audit trail is kept in the store the
+// handlers write to, so that a write can carry its own audit record.
+func (s *Server) auditInStore() bool {
+	if s.Audit == nil {
+		return false
+	}
+	store := s.Store
+	if sc, ok := store.(*scopedStore); ok {
+		store = sc.Store
+	}
+	as, ok := s.Audit.(linkbridge.Store)
+	// (== panics on two values of one incomparable type.)
+	return ok && reflect.TypeOf(as).Comparable() && as == store
+}
+
+// auditWrite returns the audit record a write carries (Intake.Audit,
+// ReferralChange.Audit), so that it commits with the write: the request's
+// record as it will be when the write succeeds (the route's success
+// status, the entities noted so far and those the write stores). Nil when
+// the request's record is written after the handler instead (no audit
+// trail, or one kept in another store). scopedStore marks the record
+// committed when the write succeeds; when it fails, nothing of it is stored
+// and the after-handler audit records the failure.
+func auditWrite(ctx context.Context, written []*linkbridge.Resource) *linkbridge.AuditRecord {
+	st := stateFrom(ctx)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	build, entities := st.writeAudit, slices.Clone(st.entities)
+	st.mu.Unlock()
+	if build == nil {
+		return nil
+	}
+	// As note would add them, had the write succeeded.
+	for _, r := range written {
+		if ref := r.Reference(); len(entities) < 200 && !slices.Contains(entities, ref) {
+			entities = append(entities, ref)
+		}
+	}
+	return build(entities)
+}
+
+// writeStatus is the status a write route answers when its write succeeds.
+// Should a handler answer another (an error after the write), the
+// after-handler audit records that answer too.
+func writeStatus(route string) int {
+	switch route {
+	case "/fhir/ServiceRequest", "/fhir/Task", "/sp/v1/referrals/{id}/contacts", "/sp/v1/referrals/{id}/measures":
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }
 
 // reasonOf is why authentication failed, for the log: the authenticator's
@@ -243,23 +308,42 @@ func (s *Server) limit(p *linkbridge.Principal, r *http.Request, w http.Response
 	return nil
 }
 
-// audit records one access. Audit records are written after the handler,
-// through the store's group commit; a failure to record is logged at ERROR.
+// audit records one access after the handler, through the store's group
+// commit; a failure to record is logged at ERROR. It records nothing when
+// the request's record committed with its write and the handler answered
+// the status recorded there.
 func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *linkbridge.Principal, st *requestState, status int, start time.Time) {
 	if s.Audit == nil {
 		return
 	}
+	st.mu.Lock()
+	committed, entities := st.committed, slices.Clone(st.entities)
+	st.mu.Unlock()
+	if committed != nil && committed.Status == status {
+		return
+	}
+	rec := s.auditRecord(r, route, p, status, entities)
+	// The request's own context may be cancelled by now; the record is
+	// still wanted.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.Audit.RecordAudit(actx, rec); err != nil {
+		s.Logger.ErrorContext(ctx, "audit record not stored", slog.String("route", route), slog.String("client_id", rec.ClientID), slog.Any("error", err))
+	}
+}
+
+// auditRecord builds the audit record of a request that answers status,
+// having touched entities ("Type/id"; when none, the resource its route
+// names).
+func (s *Server) auditRecord(r *http.Request, route string, p *linkbridge.Principal, status int, entities []string) *linkbridge.AuditRecord {
 	rec := &linkbridge.AuditRecord{
 		Recorded: s.now(), Method: r.Method, Route: route, Status: status, Outcome: linkbridge.AuditOutcome(status),
-		RequestID: r.Header.Get("X-Request-Id"), Source: sourceOf(r),
+		RequestID: r.Header.Get("X-Request-Id"), Source: sourceOf(r), Entities: entities,
 	}
 	rec.Action, rec.Operation = auditAction(r.Method, route)
 	if p != nil {
 		rec.ClientID, rec.Role, rec.ODS = p.ClientID, p.Role, p.ODS
 	}
-	st.mu.Lock()
-	rec.Entities = slices.Clone(st.entities)
-	st.mu.Unlock()
 	if v := mux.Vars(r); v["id"] != "" && len(rec.Entities) == 0 {
 		switch {
 		case v["type"] != "":
@@ -274,13 +358,7 @@ func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *li
 		rec.Query = append(rec.Query, k)
 	}
 	slices.Sort(rec.Query)
-	// The request's own context may be cancelled by now; the record is
-	// still wanted.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.Audit.RecordAudit(actx, rec); err != nil {
-		s.Logger.ErrorContext(ctx, "audit record not stored", slog.String("route", route), slog.String("client_id", rec.ClientID), slog.Any("error", err))
-	}
+	return rec
 }
 
 // auditAction maps a request to the AuditEvent action and an operation

@@ -247,6 +247,7 @@ func (s *Server) changeCase(ctx context.Context, r *http.Request, id string, cha
 		}
 	}
 	ch.Event = &linkbridge.ReferralEvent{ReferralID: next.ID, Version: next.Version, At: now, Action: action, Actor: actorName(&next), Status: next.Status}
+	ch.Audit = auditWrite(ctx, ch.Resources)
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}

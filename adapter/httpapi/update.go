@@ -190,7 +190,9 @@ func (s *Server) revoke(ctx context.Context, id string, sr *srpb.ServiceRequest,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Store.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: &next, Resources: []*linkbridge.Resource{srRes, taskNext}, MessageID: messageID}); err != nil {
+	ch := &linkbridge.ReferralChange{Referral: &next, Resources: []*linkbridge.Resource{srRes, taskNext}, MessageID: messageID}
+	ch.Audit = auditWrite(ctx, ch.Resources)
+	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}
 	s.Logger.InfoContext(ctx, "referral revoked", slog.String("referral_id", rf.ID), slog.String("task_status", string(to)))
@@ -206,7 +208,9 @@ func (s *Server) changeReferral(ctx context.Context, next *linkbridge.Referral, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Store.UpdateReferral(ctx, &linkbridge.ReferralChange{Referral: next, Resources: []*linkbridge.Resource{res}, MessageID: messageID}); err != nil {
+	ch := &linkbridge.ReferralChange{Referral: next, Resources: []*linkbridge.Resource{res}, MessageID: messageID}
+	ch.Audit = auditWrite(ctx, ch.Resources)
+	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}
 	s.Logger.InfoContext(ctx, "referral task changed", slog.String("referral_id", next.ID), slog.String("task_id", next.TaskID), slog.String("status", string(next.Status)))
