@@ -7,18 +7,28 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
-// WritebackIdentifierSystem is the identifier every written-back resource
-// carries (value "Type/id"); conditional updates use it.
-const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
+// WritebackIdentifierSystem is the system of the write-back key every
+// written-back resource carries (value "Type/id"): an identifier, or a
+// meta.tag for a type without an identifier element (Provenance).
+// Conditional updates use it.
+const WritebackIdentifierSystem = fhirmap.WritebackIdentifierSystem
 
 // WritebackTypes are the resource types linkbridge writes back.
 var WritebackTypes = []string{"Task", "Procedure", "CarePlan", "Goal", "ServiceRequest", "Encounter", "Observation", "Provenance"}
 
-// noIdentifier are written-back types without an identifier element: in
-// client-id mode "one resource" is checked by id.
-var noIdentifier = map[string]bool{"Provenance": true}
+// keyQuery is the criterion that finds the written-back Type/id, as the
+// relay's conditional update sends it: identifier=system|Type/id, or
+// _tag=system|Type/id for a type without an identifier element.
+func keyQuery(typ, id string) string {
+	return fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+}
+
+// taggedKey tells whether a type carries its write-back key as a meta.tag.
+func taggedKey(typ string) bool { return fhirmap.WritebackKeyParam(typ) == "_tag" }
 
 // gpState is what the gp-endpoint scenarios learn as they go.
 type gpState struct {
@@ -26,6 +36,8 @@ type gpState struct {
 	// updateCreate and conditional are read from the CapabilityStatement.
 	updateCreate, conditional map[string]bool
 	interactions              map[string]map[string]bool
+	// params are each type's searchParam names (nil: none listed).
+	params map[string]map[string]bool
 	// ids maps "Type/gatewayId" to the endpoint's id of the written resource.
 	ids    map[string]string
 	shapes []Shape
@@ -34,7 +46,7 @@ type gpState struct {
 func (k *kit) gp() *gpState {
 	if k.gpst == nil {
 		k.gpst = &gpState{nhs: NewNHSNumber(), updateCreate: map[string]bool{}, conditional: map[string]bool{},
-			interactions: map[string]map[string]bool{}, ids: map[string]string{}}
+			interactions: map[string]map[string]bool{}, params: map[string]map[string]bool{}, ids: map[string]string{}}
 	}
 	return k.gpst
 }
@@ -72,11 +84,20 @@ func scGPCapability(t *T) {
 			for _, in := range res.List("interaction") {
 				g.interactions[typ][in.Str("code")] = true
 			}
+			for _, p := range res.List("searchParam") {
+				if g.params[typ] == nil {
+					g.params[typ] = map[string]bool{}
+				}
+				g.params[typ][p.Str("name")] = true
+			}
 		}
 	}
 	for _, typ := range WritebackTypes {
 		t.Check(g.interactions[typ]["update"], "%s supports update", typ)
 		t.Check(g.updateCreate[typ] || g.conditional[typ], "%s can be written idempotently (updateCreate or conditionalUpdate)", typ)
+		if param := fhirmap.WritebackKeyParam(typ); !g.updateCreate[typ] && g.conditional[typ] && g.params[typ] != nil {
+			t.Check(g.params[typ][param], "%s: conditional update on the write-back key needs the %s search parameter, which the statement does not list", typ, param)
+		}
 	}
 }
 
@@ -111,7 +132,7 @@ func writeShape(t *T, sh Shape, ifMatch string) *Response {
 	case known && id == sh.ID, g.updateCreate[sh.Type] || !g.conditional[sh.Type]:
 		req.URL = sh.Type + "/" + url.PathEscape(sh.ID)
 	default:
-		req.URL = sh.Type + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)
+		req.URL = sh.Type + "?" + keyQuery(sh.Type, sh.ID)
 	}
 	r := t.Do(req)
 	if r.Status == http.StatusOK || r.Status == http.StatusCreated {
@@ -172,17 +193,24 @@ func sameContent(a, b []byte) (bool, string) {
 	return false, "?"
 }
 
-// countByWritebackID searches Type?identifier=<writeback id>.
+// countByWritebackID counts the resources that hold sh's write-back key:
+// Type?identifier=, or Type?_tag= for a type keyed by meta.tag. A tag-keyed
+// type written with client ids (where _tag search is not needed) is
+// counted by id.
 func countByWritebackID(t *T, sh Shape) int {
-	q := "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)
-	if g := t.kit.gp(); noIdentifier[sh.Type] && (g.updateCreate[sh.Type] || !g.conditional[sh.Type]) {
-		q = "?_id=" + url.QueryEscape(sh.ID)
+	if g := t.kit.gp(); taggedKey(sh.Type) && (g.updateCreate[sh.Type] || !g.conditional[sh.Type]) {
+		return count(t, sh.Type, "_id="+url.QueryEscape(sh.ID))
 	}
-	r := t.Do(Request{Method: http.MethodGet, URL: sh.Type + q})
+	return count(t, sh.Type, keyQuery(sh.Type, sh.ID))
+}
+
+// count answers how many typ resources GET typ?query finds.
+func count(t *T, typ, query string) int {
+	r := t.Do(Request{Method: http.MethodGet, URL: typ + "?" + query})
 	t.ExpectStatus(r, http.StatusOK)
 	n := 0
 	for _, e := range r.Doc.List("entry") {
-		if e.Obj("resource").Str("resourceType") == sh.Type {
+		if e.Obj("resource").Str("resourceType") == typ {
 			n++
 		}
 	}
@@ -203,6 +231,9 @@ func scGPWrite(t *T, typ string) {
 		second := writeShape(t, sh, "")
 		t.ExpectStatus(second, http.StatusOK, http.StatusCreated)
 		t.Check(countByWritebackID(t, sh) == 1, "writing %s/%s twice left one resource", sh.Type, sh.ID)
+		if !g.updateCreate[sh.Type] && g.conditional[sh.Type] {
+			t.Step("%s/%s resent by conditional update (%s) is still one resource", sh.Type, sh.ID, fhirmap.WritebackKeyParam(sh.Type))
+		}
 		id := g.ids[sh.Type+"/"+sh.ID]
 		if id == "" {
 			t.Fatalf("the endpoint did not say where it stored %s/%s (no Location, no id)", sh.Type, sh.ID)
@@ -217,41 +248,63 @@ func scGPWrite(t *T, typ string) {
 	}
 }
 
+// scGPConditional writes a new resource twice by conditional update on its
+// write-back key — for a type keyed by identifier and for one keyed by
+// meta.tag (Provenance, on _tag) — and checks each left one resource,
+// found by the same criterion.
 func scGPConditional(t *T) {
 	g := t.kit.gp()
-	typ := ""
-	for _, tp := range WritebackTypes {
-		if g.conditional[tp] {
-			typ = tp
-			break
-		}
-	}
-	if typ == "" {
-		t.Skipf("the endpoint advertises no conditionalUpdate (it takes client ids)")
-	}
-	var sh Shape
-	for _, s := range t.shapes(1) {
-		if s.Type == typ {
-			sh = s
-			break
-		}
-	}
-	sh.ID += "-cond"
-	sh.Body = mutate(sh.Body, func(d map[string]any) {
-		d["id"] = sh.ID
-		for _, id := range d["identifier"].([]any) {
-			if m := id.(map[string]any); m["system"] == WritebackIdentifierSystem {
-				m["value"] = sh.Type + "/" + sh.ID
+	var types []string
+	for _, tagged := range []bool{false, true} {
+		for _, tp := range WritebackTypes {
+			if g.conditional[tp] && taggedKey(tp) == tagged {
+				types = append(types, tp)
+				break
 			}
 		}
-	})
-	u := sh.Type + "?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|"+sh.Type+"/"+sh.ID)
-	h := map[string]string{"X-Linkbridge-Version": "1"}
-	first := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
-	t.ExpectStatus(first, http.StatusOK, http.StatusCreated)
-	second := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
-	t.ExpectStatus(second, http.StatusOK, http.StatusCreated)
-	t.Check(countByWritebackID(t, sh) == 1, "two conditional updates on %s left one resource", sh.Type)
+	}
+	if len(types) == 0 {
+		t.Skipf("the endpoint advertises no conditionalUpdate (it takes client ids)")
+	}
+	for _, typ := range types {
+		var sh Shape
+		for _, s := range t.shapes(1) {
+			if s.Type == typ {
+				sh = s
+				break
+			}
+		}
+		sh.ID += "-cond"
+		key := sh.Type + "/" + sh.ID
+		sh.Body = mutate(sh.Body, func(d map[string]any) {
+			d["id"] = sh.ID
+			for _, id := range asSlice(d["identifier"]) {
+				if m := id.(map[string]any); m["system"] == WritebackIdentifierSystem {
+					m["value"] = key
+				}
+			}
+			meta, _ := d["meta"].(map[string]any)
+			for _, tag := range asSlice(meta["tag"]) {
+				if m := tag.(map[string]any); m["system"] == WritebackIdentifierSystem {
+					m["code"] = key
+				}
+			}
+		})
+		q := keyQuery(sh.Type, sh.ID)
+		u := sh.Type + "?" + q
+		h := map[string]string{"X-Linkbridge-Version": "1"}
+		first := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
+		t.ExpectStatus(first, http.StatusOK, http.StatusCreated)
+		second := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
+		t.ExpectStatus(second, http.StatusOK, http.StatusCreated)
+		t.Check(count(t, sh.Type, q) == 1, "two conditional updates on %s?%s left one resource", sh.Type, fhirmap.WritebackKeyParam(sh.Type))
+		t.Step("%s: the same conditional update twice left one resource (%s)", sh.Type, fhirmap.WritebackKeyParam(sh.Type))
+	}
+}
+
+func asSlice(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 func scGPNewVersion(t *T) {
@@ -332,7 +385,7 @@ func scGPInvalid(t *T) {
 	body := mutate(sh.Body, func(d map[string]any) { d["id"] = sh.ID; delete(d, "status") })
 	u := "Task/" + sh.ID
 	if g := t.kit.gp(); !g.updateCreate["Task"] && g.conditional["Task"] {
-		u = "Task?identifier=" + url.QueryEscape(WritebackIdentifierSystem+"|Task/"+sh.ID)
+		u = "Task?" + keyQuery("Task", sh.ID)
 	}
 	r := t.Do(Request{Method: http.MethodPut, URL: u, Body: body})
 	t.ExpectOutcome(r, 400, 422, "status")

@@ -41,6 +41,7 @@ func result(t *testing.T, rep *conformance.Report, id string) conformance.Result
 // the broken behaviour fail, with the reason and the failing exchange.
 func TestKitDetectsFaults(t *testing.T) {
 	gp := startRefGP(t, refgp.Options{})
+	gpCond := startRefGP(t, refgp.Options{RefuseClientIDs: true})
 	lb := startLinkbridge(t)
 	for _, tc := range []struct {
 		name     string
@@ -78,6 +79,22 @@ func TestKitDetectsFaults(t *testing.T) {
 				next.ServeHTTP(w, r)
 			},
 			"gp-write-encounter", "twice left one resource"},
+		{"GPDropsTags", gpCond, conformance.RoleGPEndpoint, "^gp-(capability|write-provenance)",
+			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				// An endpoint that does not keep a sender's meta.tag: the
+				// conditional update on _tag never matches, so a resent
+				// Provenance becomes a second one (and neither is found).
+				if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/Provenance") {
+					b, _ := io.ReadAll(r.Body)
+					var doc map[string]any
+					_ = json.Unmarshal(b, &doc)
+					delete(doc, "meta")
+					b, _ = json.Marshal(doc)
+					r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+				}
+				next.ServeHTTP(w, r)
+			},
+			"gp-write-provenance", "twice left one resource"},
 		{"ReceiverReturnsInvalidFHIR", lb, conformance.RoleReceiver, "^transaction-referral$",
 			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 				if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/Task/") {

@@ -146,17 +146,50 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	s.writeResult(w, r, res)
 }
 
-// handleConditionalUpdate is PUT Type?identifier=system|value.
+// criterion reads the one criterion of a conditional update or
+// If-None-Exist: identifier=system|value, or _tag=system|code (a meta.tag;
+// every resource type has _tag, so it also keys types without an
+// identifier element, such as Provenance).
+func criterion(typ string, v url.Values, where string) (*Query, string, error) {
+	if len(v) == 1 {
+		for _, p := range []string{"identifier", "_tag"} {
+			if val := v.Get(p); val != "" {
+				q := &Query{Type: typ, Count: 2}
+				if p == "identifier" {
+					if !hasIdentifier(typ) {
+						return nil, "", noIdentifier(typ)
+					}
+					q.Identifier = val
+				} else {
+					q.Tag = val
+				}
+				return q, p, nil
+			}
+		}
+	}
+	return nil, "", linkbridge.Errorf(linkbridge.EINVALID, "%s takes exactly one criterion: identifier=system|value or _tag=system|code", where).At("identifier")
+}
+
+// hasIdentifier tells whether a type has an identifier element, and so the
+// identifier search parameter (for the types held here, exactly the types
+// linkbridge keys by identifier; Provenance has neither).
+func hasIdentifier(typ string) bool { return fhirmap.WritebackKeyParam(typ) == "identifier" }
+
+func noIdentifier(typ string) error {
+	return linkbridge.Errorf(linkbridge.EINVALID, "%s has no identifier element and no identifier search parameter; use _tag (meta.tag)", typ).At("identifier")
+}
+
+// handleConditionalUpdate is PUT Type?identifier=system|value or
+// PUT Type?_tag=system|code.
 func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request) {
 	typ, err := s.typeOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	ident := q.Get("identifier")
-	if ident == "" || len(q) != 1 {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "a conditional update takes exactly one criterion: identifier=system|value").At("identifier"))
+	cq, param, err := criterion(typ, r.URL.Query(), "a conditional update")
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	d, err := s.decodeBody(r, typ)
@@ -164,7 +197,7 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 		s.writeError(w, r, err)
 		return
 	}
-	found, total, err := s.search(r.Context(), &Query{Type: typ, Identifier: ident, Count: 2})
+	found, total, err := s.search(r.Context(), cq)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -172,7 +205,7 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 	var id string
 	switch {
 	case total > 1:
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EPRECONDITION, "%d resources match the condition", total).At("identifier"))
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.EPRECONDITION, "%d resources match the condition", total).At(param))
 		return
 	case total == 1:
 		id = found[0].ID
@@ -191,7 +224,7 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 		}
 		id = d.id
 	}
-	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"), sourceVersion: sourceVersion(r), condition: ident})
+	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"), sourceVersion: sourceVersion(r)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -212,12 +245,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ine := r.Header.Get("If-None-Exist"); ine != "" {
-		q, err := url.ParseQuery(strings.TrimPrefix(ine, "?"))
-		if err != nil || q.Get("identifier") == "" || len(q) != 1 {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "If-None-Exist supports identifier=system|value only").At("If-None-Exist"))
+		v, err := url.ParseQuery(strings.TrimPrefix(ine, "?"))
+		cq, _, cerr := criterion(typ, v, "If-None-Exist")
+		if err != nil || cerr != nil {
+			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "If-None-Exist takes exactly one criterion: identifier=system|value or _tag=system|code").At("If-None-Exist"))
 			return
 		}
-		found, total, err := s.search(r.Context(), &Query{Type: typ, Identifier: q.Get("identifier"), Count: 2})
+		found, total, err := s.search(r.Context(), cq)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -340,8 +374,10 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 }
 
 // SearchParams are the search parameters the endpoint supports (every type;
-// patient, subject and their identifier forms are not offered on Patient).
-var SearchParams = []string{"_id", "identifier", "patient", "subject", "patient.identifier", "patient:identifier", "subject:identifier", "_lastUpdated", "_count"}
+// patient, subject and their identifier forms are not offered on Patient,
+// identifier not on a type without an identifier element such as
+// Provenance; _tag searches meta.tag on every type).
+var SearchParams = []string{"_id", "identifier", "_tag", "patient", "subject", "patient.identifier", "patient:identifier", "subject:identifier", "_lastUpdated", "_count"}
 
 // ParseQuery reads a search query string. Unknown parameters are EINVALID,
 // naming the parameter.
@@ -356,7 +392,12 @@ func ParseQuery(typ string, v url.Values) (*Query, error) {
 		case "_id":
 			q.IDs = strings.Split(val, ",")
 		case "identifier":
+			if !hasIdentifier(typ) {
+				return nil, noIdentifier(typ)
+			}
 			q.Identifier = val
+		case "_tag":
+			q.Tag = val
 		case "patient", "subject":
 			if typ == "Patient" {
 				return nil, linkbridge.Errorf(linkbridge.EINVALID, "Patient has no %s search parameter", name).At(name)

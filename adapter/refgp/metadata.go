@@ -27,16 +27,19 @@ func (s *Server) CapabilityStatement(baseURL string) map[string]any {
 		for _, c := range []string{"read", "vread", "update", "history-instance", "create", "search-type"} {
 			inter = append(inter, map[string]any{"code": c})
 		}
-		ps := params
-		if t == "Patient" {
-			ps = []any{}
-			for _, p := range params {
-				switch p.(map[string]any)["name"] {
-				case "patient", "subject", "patient.identifier", "patient:identifier", "subject:identifier":
-				default:
-					ps = append(ps, p)
+		ps := []any{}
+		for _, p := range params {
+			switch p.(map[string]any)["name"] {
+			case "patient", "subject", "patient.identifier", "patient:identifier", "subject:identifier":
+				if t == "Patient" {
+					continue
+				}
+			case "identifier":
+				if !hasIdentifier(t) { // Provenance: keyed and found by _tag
+					continue
 				}
 			}
+			ps = append(ps, p)
 		}
 		resources = append(resources, map[string]any{
 			"type":              t,

@@ -6,8 +6,10 @@
 // It implements, and its CapabilityStatement (GET /fhir/metadata)
 // advertises exactly: create (POST, with If-None-Exist), update with client
 // ids (PUT Type/id, update-as-create), conditional update (PUT
-// Type?identifier=system|value), read, vread, history, and search by _id,
-// identifier, patient/subject (a literal Patient reference, or
+// Type?identifier=system|value, or PUT Type?_tag=system|code on a meta.tag
+// for a type without an identifier element such as Provenance), read,
+// vread, history, and search by _id, identifier, _tag (meta.tag),
+// patient/subject (a literal Patient reference, or
 // patient.identifier / patient:identifier for the NHS number that
 // written-back resources carry) and _lastUpdated; Patient?identifier= for
 // the relay's patient lookup. Every write is validated with google/fhir

@@ -2,11 +2,13 @@ package refgp_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,6 +75,12 @@ func (g *testGP) do(method, path string, body string, hdr ...string) (int, http.
 const goal = `{"resourceType":"Goal","id":"g1","lifecycleStatus":"active","description":{"text":"Walk"},
  "identifier":[{"system":"https://linkbridge.example.org/Id/writeback","value":"Goal/g1"}],
  "subject":{"type":"Patient","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}}}`
+
+// prov is a Provenance keyed as linkbridge writes it back: a meta.tag.
+const prov = `{"resourceType":"Provenance","id":"lb-prov-1",
+ "meta":{"tag":[{"system":"https://linkbridge.example.org/Id/writeback","code":"Provenance/lb-prov-1"}]},
+ "target":[{"type":"Goal","identifier":{"system":"https://linkbridge.example.org/Id/writeback","value":"Goal/g1"}}],
+ "recorded":"2026-11-22T10:00:00Z","agent":[{"who":{"display":"Sam Link"}}]}`
 
 const patient = `{"resourceType":"Patient","id":"p1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],
  "name":[{"family":"<script>alert(1)</script>","given":["Alex"]}]}`
@@ -185,19 +193,33 @@ func TestConditionalUpdateAndCreate(t *testing.T) {
 	if bundle["total"] != float64(2) {
 		t.Fatalf("total = %v, want 2", bundle["total"])
 	}
-	// Provenance has no identifier element: the criterion of the
-	// conditional update that created it still finds it the second time.
-	prov := `{"resourceType":"Provenance","id":"lb-prov-1","target":[{"type":"Goal","identifier":{"system":"https://linkbridge.example.org/Id/writeback","value":"Goal/g1"}}],
-	 "recorded":"2026-11-22T10:00:00Z","agent":[{"who":{"display":"Sam Link"}}]}`
-	pc := "/fhir/Provenance?identifier=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
-	if st, _, _ := g.do("PUT", pc, prov); st != 201 {
-		t.Fatalf("conditional Provenance = %d", st)
+	// Provenance has no identifier element: it is keyed by a meta.tag and
+	// conditionally updated on _tag; identifier= is refused, not ignored.
+	pc := "/fhir/Provenance?_tag=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
+	st, _, doc = g.do("PUT", pc, prov)
+	if st != 201 || doc["id"] == "lb-prov-1" {
+		t.Fatalf("conditional Provenance on _tag = %d id %v, want 201 with the endpoint's own id", st, doc["id"])
 	}
-	if st, _, _ := g.do("PUT", pc, prov); st != 200 {
-		t.Fatalf("conditional Provenance again = %d, want 200", st)
+	pid := doc["id"].(string)
+	if st, _, doc := g.do("PUT", pc, prov); st != 200 || doc["id"] != pid {
+		t.Fatalf("conditional Provenance again = %d %v, want 200 on %s", st, doc["id"], pid)
+	}
+	if _, _, b := g.do("GET", pc, ""); b["total"] != float64(1) {
+		t.Fatalf("two conditional writes of a Provenance: GET ?_tag= found %v, want 1", b["total"])
 	}
 	if _, _, b := g.do("GET", "/fhir/Provenance", ""); b["total"] != float64(1) {
 		t.Fatalf("two conditional writes of a Provenance made %v, want 1", b["total"])
+	}
+	byIdent := "/fhir/Provenance?identifier=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
+	if st, _, doc := g.do("PUT", byIdent, prov); st != 400 || !strings.Contains(issueExpr(doc), "identifier") {
+		t.Fatalf("conditional Provenance on identifier= = %d %v, want 400 naming identifier", st, doc)
+	}
+	if st, _, _ := g.do("GET", byIdent, ""); st != 400 {
+		t.Fatalf("Provenance?identifier= = %d, want 400 (no such search parameter)", st)
+	}
+	// If-None-Exist on _tag finds it too.
+	if st, _, doc := g.do("POST", "/fhir/Provenance", prov, "If-None-Exist", "_tag=https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1"); st != 200 || doc["id"] != pid {
+		t.Fatalf("If-None-Exist on _tag = %d %v, want 200 %s", st, doc["id"], pid)
 	}
 	_, _, cs := g.do("GET", "/fhir/metadata", "")
 	res := cs["rest"].([]any)[0].(map[string]any)["resource"].([]any)[0].(map[string]any)
@@ -309,6 +331,17 @@ func TestRelayClient(t *testing.T) {
 		if b["total"] != float64(1) {
 			t.Errorf("refuse=%v: two writes made %v Goals, want 1", refuse, b["total"])
 		}
+		// Provenance (no identifier): client id, or a conditional update on
+		// its write-back tag, which /metadata declares searchable.
+		for i := 0; i < 2; i++ {
+			if _, err := c.Put(ctx, "Provenance", "lb-prov-1", 1, []byte(prov)); err != nil {
+				t.Fatalf("refuse=%v: Provenance Put #%d = %v", refuse, i+1, err)
+			}
+		}
+		_, _, b = g.do("GET", "/fhir/Provenance?_tag="+url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1"), "")
+		if b["total"] != float64(1) {
+			t.Errorf("refuse=%v: two Provenance writes: ?_tag= found %v, want 1", refuse, b["total"])
+		}
 		id, err := c.FindPatient(ctx, "9434765919")
 		if err != nil || id == "" || id != wantPatient {
 			t.Errorf("FindPatient = %q, %v; want %q", id, err, wantPatient)
@@ -317,7 +350,7 @@ func TestRelayClient(t *testing.T) {
 }
 
 func FuzzParseQuery(f *testing.F) {
-	for _, s := range []string{"patient=Patient/p1&_count=10", "_lastUpdated=gt2026-11-01T00:00:00Z", "patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919", "_id=a,b", "x=1", "_lastUpdated=le2026", "subject=Group/1"} {
+	for _, s := range []string{"patient=Patient/p1&_count=10", "_lastUpdated=gt2026-11-01T00:00:00Z", "patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919", "_id=a,b", "_tag=https://linkbridge.example.org/Id/writeback|Provenance/p1", "_tag=|code", "identifier=x", "x=1", "_lastUpdated=le2026", "subject=Group/1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -325,11 +358,145 @@ func FuzzParseQuery(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, typ := range []string{"Goal", "Patient"} {
+		for _, typ := range []string{"Goal", "Patient", "Provenance"} {
 			q, err := refgp.ParseQuery(typ, v)
 			if err == nil && q.Type != typ {
 				t.Fatalf("ParseQuery(%q) type %q", raw, q.Type)
 			}
 		}
 	})
+}
+
+// TestSearchByTag: _tag is a token search on meta.tag (system|code, code,
+// |code for no system, system| for any code), kept current on update, and
+// declared in the CapabilityStatement of every type.
+func TestSearchByTag(t *testing.T) {
+	g := newTestGP(t, refgp.Options{})
+	const wb = "https://linkbridge.example.org/Id/writeback"
+	prov2 := strings.NewReplacer(`"code":"Provenance/lb-prov-1"}]`, `"code":"Provenance/lb-prov-2"},{"code":"no-system"},{"system":"http://example.org/t","code":"x"}]`,
+		"lb-prov-1", "lb-prov-2").Replace(prov)
+	goalTagged := strings.Replace(goal, `"id":"g1",`, `"id":"g1","meta":{"tag":[{"system":"http://example.org/t","code":"x"}]},`, 1)
+	for path, body := range map[string]string{"/fhir/Provenance/lb-prov-1": prov, "/fhir/Provenance/lb-prov-2": prov2, "/fhir/Goal/g1": goalTagged} {
+		if st, _, _ := g.do("PUT", path, body); st != 201 {
+			t.Fatalf("PUT %s = %d", path, st)
+		}
+	}
+	search := func(typ, tag string) []string {
+		t.Helper()
+		st, _, b := g.do("GET", "/fhir/"+typ+"?_tag="+url.QueryEscape(tag), "")
+		if st != 200 {
+			t.Fatalf("%s?_tag=%s = %d", typ, tag, st)
+		}
+		var ids []string
+		for _, e := range asList(b["entry"]) {
+			ids = append(ids, e["resource"].(map[string]any)["id"].(string))
+		}
+		if b["total"] != float64(len(ids)) {
+			t.Errorf("total %v for %d entries", b["total"], len(ids))
+		}
+		return ids
+	}
+	for _, tc := range []struct {
+		typ, tag, want string
+	}{
+		{"Provenance", wb + "|Provenance/lb-prov-1", "lb-prov-1"},
+		{"Provenance", "Provenance/lb-prov-2", "lb-prov-2"},
+		{"Provenance", wb + "|", "lb-prov-1 lb-prov-2"},
+		{"Provenance", "|no-system", "lb-prov-2"},
+		{"Provenance", "|Provenance/lb-prov-1", ""},
+		{"Provenance", "http://example.org/t|x", "lb-prov-2"},
+		{"Goal", "http://example.org/t|x", "g1"},
+		{"Provenance", wb + "|Provenance/nope", ""},
+		{"Provenance", "http://other.example.org|Provenance/lb-prov-1", ""},
+	} {
+		if got := strings.Join(search(tc.typ, tc.tag), " "); got != tc.want {
+			t.Errorf("%s?_tag=%s found %q, want %q", tc.typ, tc.tag, got, tc.want)
+		}
+	}
+	// A new version's tags replace the old ones in the index.
+	retagged := strings.Replace(prov, `"code":"Provenance/lb-prov-1"`, `"code":"Provenance/renamed"`, 1)
+	if st, _, _ := g.do("PUT", "/fhir/Provenance/lb-prov-1", strings.Replace(retagged, "Sam Link", "Sam Link (2)", 1)); st != 200 {
+		t.Fatalf("update = %d", st)
+	}
+	if got := search("Provenance", wb+"|Provenance/lb-prov-1"); len(got) != 0 {
+		t.Errorf("old tag still finds %v", got)
+	}
+	if got := search("Provenance", wb+"|Provenance/renamed"); len(got) != 1 {
+		t.Errorf("new tag finds %v, want lb-prov-1", got)
+	}
+	_, _, cs := g.do("GET", "/fhir/metadata", "")
+	for _, res := range asList(cs["rest"].([]any)[0].(map[string]any)["resource"]) {
+		names := map[string]bool{}
+		for _, p := range asList(res["searchParam"]) {
+			names[p["name"].(string)] = true
+		}
+		if !names["_tag"] {
+			t.Errorf("%s does not declare _tag", res["type"])
+		}
+		if names["identifier"] == (res["type"] == "Provenance") {
+			t.Errorf("%s declares identifier: %v", res["type"], names["identifier"])
+		}
+	}
+}
+
+// TestMigrationDropsConditions: a reference-GP file created before
+// 003_tags.sql (with the conditions table of 002) opens, loses the table,
+// and its resources' meta.tags become searchable.
+func TestMigrationDropsConditions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gp.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE migrations (name TEXT PRIMARY KEY)`)
+	for _, name := range []string{"001_init.sql", "002_conditions.sql"} {
+		b, err := os.ReadFile(filepath.Join("migration", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(b))
+		exec(`INSERT INTO migrations (name) VALUES (?)`, "migration/"+name)
+	}
+	// As 002 stored it: the endpoint's id and meta, the sender's tag kept.
+	body := strings.Replace(prov, `"id":"lb-prov-1",`+"\n "+`"meta":{`, `"id":"old-1","meta":{"versionId":"1","lastUpdated":"2026-11-22T10:00:00Z",`, 1)
+	if !strings.Contains(body, `"id":"old-1","meta":{"versionId":"1","lastUpdated":"2026-11-22T10:00:00Z","tag":[`) {
+		t.Fatalf("fixture: %s", body)
+	}
+	exec(`INSERT INTO current (type, id, version, last_updated, body, content) VALUES ('Provenance', 'old-1', 1, '2026-11-22T10:00:00.000000Z', ?, '{}')`, body)
+	exec(`INSERT INTO versions (type, id, version, last_updated, body) VALUES ('Provenance', 'old-1', 1, '2026-11-22T10:00:00.000000Z', ?)`, body)
+	exec(`INSERT INTO conditions (type, id, system, value) VALUES ('Provenance', 'old-1', 'https://linkbridge.example.org/Id/writeback', 'Provenance/lb-prov-1')`)
+	db.Close()
+
+	gp, err := refgp.Open(context.Background(), path, refgp.Options{RefuseClientIDs: true})
+	if err != nil {
+		t.Fatalf("Open() over a 002 file = %v", err)
+	}
+	srv := httptest.NewServer(gp.Handler())
+	defer srv.Close()
+	defer gp.Close()
+	codec, _ := fhirjson.New()
+	g := &testGP{t: t, url: srv.URL, codec: codec}
+	pc := "/fhir/Provenance?_tag=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
+	if _, _, b := g.do("GET", pc, ""); b["total"] != float64(1) {
+		t.Fatalf("the held Provenance's tag is not searchable after the migration: total %v", b["total"])
+	}
+	if st, _, doc := g.do("PUT", pc, prov); st != 200 || doc["id"] != "old-1" {
+		t.Fatalf("resend on _tag = %d %v, want 200 on old-1", st, doc["id"])
+	}
+	db, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conditions'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("conditions table: %d, %v; want dropped", n, err)
+	}
 }

@@ -46,9 +46,6 @@ type write struct {
 	sourceVersion int
 	// mustExist refuses update-as-create (client ids refused).
 	mustExist bool
-	// condition is the identifier criterion (system|value) of a conditional
-	// update; it is recorded for the resource it creates.
-	condition string
 }
 
 // writeResult tells the handler what happened.
@@ -96,7 +93,11 @@ func (s *Server) put(ctx context.Context, w *write) (*writeResult, error) {
 		}
 	}
 	if !exists && w.mustExist {
-		return nil, linkbridge.Errorf(linkbridge.EMETHOD, "this endpoint assigns its own ids: update-as-create with a client id is not supported; use a conditional update (PUT %s?identifier=system|value)", w.typ)
+		crit := "identifier=system|value"
+		if !hasIdentifier(w.typ) {
+			crit = "_tag=system|code"
+		}
+		return nil, linkbridge.Errorf(linkbridge.EMETHOD, "this endpoint assigns its own ids: update-as-create with a client id is not supported; use a conditional update (PUT %s?%s)", w.typ, crit)
 	}
 	if exists && (string(cur.content) == string(content) || (w.sourceVersion > 0 && w.sourceVersion < cur.source)) {
 		// Same content (or an older sender version): nothing new is stored,
@@ -149,9 +150,12 @@ func (s *Server) put(ctx context.Context, w *write) (*writeResult, error) {
 			return nil, fmt.Errorf("refgp: identifiers: %w", err)
 		}
 	}
-	if sys, val, ok := strings.Cut(w.condition, "|"); ok && version == 1 {
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO conditions (type, id, system, value) VALUES (?, ?, ?, ?)`, w.typ, id, sys, val); err != nil {
-			return nil, fmt.Errorf("refgp: conditions: %w", err)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE type = ? AND id = ?`, w.typ, id); err != nil {
+		return nil, fmt.Errorf("refgp: tags: %w", err)
+	}
+	for _, tag := range idx.tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tags (type, id, system, code) VALUES (?, ?, ?, ?)`, w.typ, id, tag[0], tag[1]); err != nil {
+			return nil, fmt.Errorf("refgp: tags: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -177,14 +181,25 @@ func (s *Server) canonical(res proto.Message) ([]byte, error) {
 type index struct {
 	patient, nhs string
 	identifiers  [][2]string
+	// tags are meta.tag (system, code).
+	tags [][2]string
 }
 
-// indexOf reads the patient (literal reference and NHS number) and the
-// business identifiers from a resource's JSON.
+// indexOf reads the patient (literal reference and NHS number), the
+// business identifiers and the meta.tag Codings from a resource's JSON.
 func indexOf(body []byte, typ, id string) index {
 	var doc map[string]any
 	_ = json.Unmarshal(body, &doc)
 	var idx index
+	meta, _ := doc["meta"].(map[string]any)
+	for _, v := range asSlice(meta["tag"]) {
+		m, _ := v.(map[string]any)
+		sys, _ := m["system"].(string)
+		code, _ := m["code"].(string)
+		if code != "" {
+			idx.tags = append(idx.tags, [2]string{sys, code})
+		}
+	}
 	for _, v := range asSlice(doc["identifier"]) {
 		m, _ := v.(map[string]any)
 		sys, _ := m["system"].(string)
@@ -303,6 +318,9 @@ type Query struct {
 	IDs  []string
 	// Identifier is system|value, or value alone.
 	Identifier string
+	// Tag is a meta.tag token: system|code, code (any system), |code (no
+	// system) or system| (any code in the system).
+	Tag string
 	// Patient is a Patient id (from patient= or subject=).
 	Patient string
 	// NHSNumber is the patient's NHS number (patient.identifier=).
@@ -328,17 +346,29 @@ func (s *Server) search(ctx context.Context, q *Query) ([]*Stored, int, error) {
 		if !ok {
 			sys, val = "", q.Identifier
 		}
-		for _, table := range []string{"identifiers", "conditions"} {
-			cond := "EXISTS (SELECT 1 FROM " + table + " i WHERE i.type = c.type AND i.id = c.id AND i.value = ?"
-			args = append(args, val)
-			if ok && sys != "" {
-				cond += " AND i.system = ?"
-				args = append(args, sys)
-			}
-			where = append(where, cond+")")
+		cond := "EXISTS (SELECT 1 FROM identifiers i WHERE i.type = c.type AND i.id = c.id AND i.value = ?"
+		args = append(args, val)
+		if ok && sys != "" {
+			cond += " AND i.system = ?"
+			args = append(args, sys)
 		}
-		where[len(where)-2] = "(" + where[len(where)-2] + " OR " + where[len(where)-1] + ")"
-		where = where[:len(where)-1]
+		where = append(where, cond+")")
+	}
+	if q.Tag != "" {
+		sys, code, ok := strings.Cut(q.Tag, "|")
+		if !ok {
+			sys, code = "", q.Tag
+		}
+		var conds []string
+		if code != "" {
+			conds = append(conds, "t.code = ?")
+			args = append(args, code)
+		}
+		if ok {
+			conds = append(conds, "t.system = ?") // "|code": no system
+			args = append(args, sys)
+		}
+		where = append(where, "EXISTS (SELECT 1 FROM tags t WHERE t.type = c.type AND t.id = c.id AND "+strings.Join(conds, " AND ")+")")
 	}
 	if q.Patient != "" {
 		// Resources written back name the patient by NHS number only (the
