@@ -15,7 +15,7 @@ var stampAt = time.Date(2026, 11, 20, 10, 0, 0, 123456000, time.UTC)
 func TestStamp(t *testing.T) {
 	refs := map[string]string{
 		"urn:uuid:3b1f2a5e-1111-4c2d-9e0f-aaaaaaaaaaaa": "Patient/p1",
-		"Organization/gp":                               "Organization/o1",
+		"Organization/gp": "Organization/o1",
 	}
 	tests := []struct {
 		name         string

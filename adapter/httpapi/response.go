@@ -307,4 +307,3 @@ func bundleType(t string) *rpb.Bundle_TypeCode {
 }
 
 func instantNow(t time.Time) *dpb.Instant { return fhirmap.Instant(t) }
-
