@@ -12,9 +12,15 @@ CREATE TABLE resource_access (
 	PRIMARY KEY (type, key, id)
 );
 
--- Resources stored before this migration: each referral's ServiceRequest,
--- Task and Patient, and every resource whose patient search parameter names
--- the referred person, get the keys of the person's referrals.
+-- Resources stored before this migration get the keys of the referral they
+-- belong to, never those of another referral of the same person (which may
+-- be another practice's, addressed to another service): each referral's
+-- ServiceRequest, Task and Patient; the resources based on its
+-- ServiceRequest (contacts, measures); those it wrote back to the GP record
+-- (outbox); and the resources whose patient search parameter names the
+-- person when the person has no other referral. A resource of a person with
+-- several referrals that none of these ties to one of them gets no key: no
+-- client is served it until a change of its referral writes it again.
 WITH access_keys AS (
 	SELECT id AS referral_id, task_id, person_id, 'referrer|' || referrer_ods AS key FROM referral
 	UNION ALL
@@ -25,7 +31,13 @@ INSERT INTO resource_access (type, key, id)
 	UNION ALL SELECT 'Task', key, task_id FROM access_keys
 	UNION ALL SELECT 'Patient', key, person_id FROM access_keys
 	UNION ALL SELECT p.type, k.key, p.id FROM access_keys k
+		JOIN search_param p ON p.name = 'based-on' AND p.value = 'ServiceRequest/' || k.referral_id
+	UNION ALL SELECT o.resource_type, k.key, o.resource_id FROM access_keys k
+		JOIN outbox o ON o.referral_id = k.referral_id
+	UNION ALL SELECT p.type, k.key, p.id FROM access_keys k
 		JOIN search_param p ON p.name = 'patient' AND p.value = 'Patient/' || k.person_id
+		WHERE NOT EXISTS (SELECT 1 FROM referral other
+			WHERE other.person_id = k.person_id AND other.id <> k.referral_id)
 ON CONFLICT DO NOTHING;
 
 -- audit_event is the audit trail (linkbridge.AuditRecord): one row per
