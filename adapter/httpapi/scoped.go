@@ -80,7 +80,14 @@ func stateFrom(ctx context.Context) *requestState {
 	return st
 }
 
-// note records resources the request touched ("Type/id"), at most 200.
+// maxAuditEntities bounds the resources an audit record names: enough for
+// the largest answer, a search page (maxCount) with as many resources
+// included by each of the four _include values of a Task search, and the
+// Patients a chained patient.identifier search found.
+const maxAuditEntities = maxCount * 6
+
+// note records resources the request touched ("Type/id"), at most
+// maxAuditEntities.
 func note(ctx context.Context, refs ...string) {
 	st := stateFrom(ctx)
 	if st == nil {
@@ -92,7 +99,7 @@ func note(ctx context.Context, refs ...string) {
 		st.seen = map[string]bool{}
 	}
 	for _, r := range refs {
-		if !st.seen[r] && len(st.entities) < 200 {
+		if !st.seen[r] && len(st.entities) < maxAuditEntities {
 			st.seen[r] = true
 			st.entities = append(st.entities, r)
 		}

@@ -144,7 +144,7 @@ func auditWrite(ctx context.Context, written []*linkbridge.Resource) *linkbridge
 	}
 	// As note would add them, had the write succeeded.
 	for _, r := range written {
-		if ref := r.Reference(); len(entities) < 200 && !slices.Contains(entities, ref) {
+		if ref := r.Reference(); len(entities) < maxAuditEntities && !slices.Contains(entities, ref) {
 			entities = append(entities, ref)
 		}
 	}
