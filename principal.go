@@ -49,7 +49,7 @@ type Principal struct {
 	Practices []string
 	// Scopes are SMART Backend Services scopes, e.g. "system/Task.read",
 	// "system/*.write" (SMART v2 "system/Task.rs" and "system/*.cruds" are
-	// understood too).
+	// understood too; see ScopeGrants).
 	Scopes []string
 	// Method is how the caller authenticated: "jwt", "mtls" or "dev".
 	Method string
@@ -63,30 +63,81 @@ const (
 )
 
 // HasScope reports whether the principal's scopes allow op (ScopeRead or
-// ScopeWrite) on a resource type. "system/<type>.read|write|*" and
-// "system/*.…" match; SMART v2 permissions match by letter (read needs r
-// and s, write needs c or u).
+// ScopeWrite) on a resource type (see ScopeGrants).
 func (p *Principal) HasScope(resourceType, op string) bool {
 	for _, s := range p.Scopes {
-		ctx, rest, ok := strings.Cut(s, "/")
-		if !ok || ctx != "system" {
+		typ, read, write := ScopeGrants(s)
+		if typ != "*" && typ != resourceType {
 			continue
 		}
-		typ, perm, ok := strings.Cut(rest, ".")
-		if !ok || (typ != "*" && typ != resourceType) {
-			continue
-		}
-		switch {
-		case perm == "*" || perm == op:
-			return true
-		case perm == ScopeRead || perm == ScopeWrite:
-		case op == ScopeRead && strings.Contains(perm, "r") && strings.Contains(perm, "s"):
-			return true
-		case op == ScopeWrite && (strings.Contains(perm, "c") || strings.Contains(perm, "u")):
+		if op == ScopeRead && read || op == ScopeWrite && write {
 			return true
 		}
 	}
 	return false
+}
+
+// ScopeGrants parses a SMART Backend Services scope strictly and returns
+// the resource type it is for ("*" for all; "" when it grants nothing) and
+// whether it allows reading and writing. It must be
+// "system/<Type|*>.<permissions>" with the SMART v1 permissions "read",
+// "write" or "*", or SMART v2 permissions: a non-empty subsequence of
+// "cruds" in that order. Reading (read, search, history) needs v2 "r" and
+// "s"; writing (create and update) needs "c" and "u": a narrower v2 scope
+// would be over-granted by ScopeRead/ScopeWrite, so it grants nothing
+// there. Anything else grants nothing: other contexts (patient/, user/),
+// unknown permission strings ("search", "rw", "sr"), and v2 scopes with a
+// query restriction ("system/Observation.rs?category=…"), which the
+// gateway does not enforce and so refuses rather than over-grants.
+func ScopeGrants(scope string) (resourceType string, read, write bool) {
+	rest, ok := strings.CutPrefix(scope, "system/")
+	if !ok || strings.ContainsAny(rest, "?#") {
+		return "", false, false
+	}
+	typ, perm, ok := strings.Cut(rest, ".")
+	if !ok || !validScopeType(typ) {
+		return "", false, false
+	}
+	switch perm {
+	case "read":
+		return typ, true, false
+	case "write":
+		return typ, false, true
+	case "*":
+		return typ, true, true
+	}
+	// SMART v2: each of c, r, u, d, s at most once, in that order.
+	const order = "cruds"
+	i := 0
+	for _, c := range []byte(perm) {
+		j := strings.IndexByte(order[i:], c)
+		if j < 0 {
+			return "", false, false
+		}
+		i += j + 1
+	}
+	if perm == "" {
+		return "", false, false
+	}
+	has := func(c string) bool { return strings.Contains(perm, c) }
+	return typ, has("r") && has("s"), has("c") && has("u")
+}
+
+// validScopeType reports whether t is "*" or a resource type name (an
+// upper-case ASCII letter, then ASCII letters).
+func validScopeType(t string) bool {
+	if t == "*" {
+		return true
+	}
+	if t == "" || t[0] < 'A' || t[0] > 'Z' {
+		return false
+	}
+	for _, c := range []byte(t) {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // CanRead reports whether the principal may read a referral (and every
