@@ -67,8 +67,8 @@ type Client struct {
 	ODS string `json:"ods"`
 	// Practices are the practices an mdt client reads (required for mdt).
 	Practices []string `json:"practices,omitempty"`
-	// Scopes are the most the client may be granted; a token's scope claim
-	// narrows them.
+	// Scopes are the most the client may be granted: a token's scope claim
+	// (required) narrows them; a client certificate gets them all.
 	Scopes []string `json:"scopes"`
 	// CertSHA256 (hex SHA-256 of the DER certificate) or CertSubject (the
 	// certificate subject, e.g. "CN=emis-a81001,O=NHS") maps a verified TLS
@@ -270,13 +270,17 @@ func (a *Authenticator) fromToken(ctx context.Context, tok string) (*linkbridge.
 	if !ok {
 		return nil, &reasonError{err: linkbridge.Errorf(linkbridge.EUNAUTHORIZED, "invalid bearer token"), reason: fmt.Errorf("client %q is not registered", id)}
 	}
-	scopes := cl.Scopes
-	if c.Scope != "" {
-		scopes = nil
-		for _, s := range strings.Fields(c.Scope) {
-			if slices.Contains(cl.Scopes, s) {
-				scopes = append(scopes, s)
-			}
+	// A SMART Backend Services access token carries the scopes it was
+	// granted. One without a scope claim is refused rather than given every
+	// registered scope: the registration is the ceiling, the token says
+	// what this access is for.
+	if strings.TrimSpace(c.Scope) == "" {
+		return nil, &reasonError{err: linkbridge.Errorf(linkbridge.EUNAUTHORIZED, "invalid bearer token"), reason: fmt.Errorf("client %q: the token has no scope claim", id)}
+	}
+	var scopes []string
+	for _, s := range strings.Fields(c.Scope) {
+		if slices.Contains(cl.Scopes, s) && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
 		}
 	}
 	return principal(cl, scopes, "jwt"), nil

@@ -89,6 +89,7 @@ func baseClaims(now time.Time) jwt.MapClaims {
 	return jwt.MapClaims{
 		"iss": issuer, "aud": audience, "sub": "gp-a", "client_id": "gp-a",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": "x",
+		"scope": "system/*.read system/ServiceRequest.write",
 	}
 }
 
@@ -157,6 +158,12 @@ func TestTokens(t *testing.T) {
 		{name: "ValidES256", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", baseClaims(now)), scopes: []string{"system/*.read", "system/ServiceRequest.write"}},
 		{name: "ValidNoKid", token: sign(t, jwt.SigningMethodES256, k.ec, "", baseClaims(now)), scopes: []string{"system/*.read", "system/ServiceRequest.write"}},
 		{name: "ScopeNarrows", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["scope"] = "system/*.read system/*.write" })), scopes: []string{"system/*.read"}},
+		// A token carries its granted scopes: none is refused, not given
+		// every registered scope.
+		{name: "NoScopeClaim", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { delete(c, "scope") })), wantErr: true},
+		{name: "BlankScopeClaim", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["scope"] = " " })), wantErr: true},
+		{name: "ScopeNoneRegistered", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["scope"] = "system/*.write system/*.cruds" })), scopes: nil},
+		{name: "ScopeRepeated", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["scope"] = "system/*.read  system/*.read" })), scopes: []string{"system/*.read"}},
 		{name: "SkewWithinLeeway", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["nbf"] = now.Add(10 * time.Second).Unix() })), scopes: []string{"system/*.read", "system/ServiceRequest.write"}},
 		{name: "Expired", token: sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", with(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Minute).Unix() })), wantErr: true},
 		{name: "NoExpiry", token: sign(t, jwt.SigningMethodRS256, k.rsa, "rsa-1", with(func(c jwt.MapClaims) { delete(c, "exp") })), wantErr: true},
@@ -331,6 +338,21 @@ func TestDevKeys(t *testing.T) {
 	p, err := a.Authenticate(request(tok))
 	if err != nil || p.Role != linkbridge.RoleService || p.ODS != "Y02662" {
 		t.Fatalf("Authenticate(dev token) = %+v, %v (reason %v)", p, err, auth.Reason(err))
+	}
+	// Without --scope the token carries the client's registered scopes;
+	// with one, only those asked for.
+	if want := []string{"system/*.read", "system/Task.write"}; !slices.Equal(p.Scopes, want) {
+		t.Errorf("dev token scopes = %v, want %v", p.Scopes, want)
+	}
+	tok, err = d2.Mint("dev-sp", "system/*.read", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = a.Authenticate(request(tok)); err != nil || !slices.Equal(p.Scopes, []string{"system/*.read"}) {
+		t.Fatalf("Authenticate(narrowed dev token) = %+v, %v", p, err)
+	}
+	if _, err := d2.Mint("nobody", "", time.Hour); err == nil {
+		t.Error("Mint for an unregistered client without scopes succeeded")
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -135,8 +137,20 @@ func JWKS(pub crypto.PublicKey, kid string, alg jwkset.ALG) ([]byte, error) {
 }
 
 // Mint signs a development token for a client: ES256, the dev issuer and
-// audience, valid for ttl, with the given scopes (the client's when empty).
+// audience, valid for ttl, with the given scopes in its scope claim (when
+// empty, the client's registered scopes, read from the dev registry).
 func (d *DevKeys) Mint(clientID string, scopes string, ttl time.Duration) (string, error) {
+	if strings.TrimSpace(scopes) == "" {
+		cfg, err := LoadConfig(d.ConfigPath())
+		if err != nil {
+			return "", err
+		}
+		i := slices.IndexFunc(cfg.Clients, func(c Client) bool { return c.ID == clientID })
+		if i < 0 || len(cfg.Clients[i].Scopes) == 0 {
+			return "", fmt.Errorf("auth: client %q has no scopes in %s", clientID, d.ConfigPath())
+		}
+		scopes = strings.Join(cfg.Clients[i].Scopes, " ")
+	}
 	now := time.Now()
 	c := claims{
 		RegisteredClaims: jwt.RegisteredClaims{

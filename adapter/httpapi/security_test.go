@@ -48,6 +48,17 @@ var secClients = []auth.Client{
 	{ID: "gp-readonly", Role: linkbridge.RoleGP, ODS: "A81001", Scopes: []string{"system/Task.read"}},
 }
 
+// secScopes is a token's scope claim for a client: all its registered
+// scopes (a token must carry one; see auth).
+func secScopes(client string) string {
+	for _, c := range secClients {
+		if c.ID == client {
+			return strings.Join(c.Scopes, " ")
+		}
+	}
+	return "system/*.read"
+}
+
 // secServer is a test server with authentication, audit and (optionally)
 // rate limits on, and a key to mint tokens with.
 type secServer struct {
@@ -99,7 +110,7 @@ func (ss *secServer) token(client string) string {
 	now := time.Now()
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
 		"iss": secIssuer, "aud": secAudience, "sub": client, "client_id": client,
-		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "scope": secScopes(client),
 	})
 	tok.Header["kid"] = "k1"
 	s, err := tok.SignedString(ss.key)
@@ -450,7 +461,7 @@ func BenchmarkSecurity(b *testing.B) {
 			b.Cleanup(srv.Close)
 			now := time.Now()
 			tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": secIssuer, "aud": secAudience, "sub": "gp-own",
-				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "scope": secScopes("gp-own")})
 			tok.Header["kid"] = "k1"
 			bearer, _ := tok.SignedString(key)
 			req := func(method, path string, body []byte) (int, []byte) {
