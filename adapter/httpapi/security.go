@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"container/list"
 	"context"
 	"log/slog"
 	"math"
@@ -263,38 +264,68 @@ func authorizeRoute(p *linkbridge.Principal, method, route, typ string) error {
 	return forbidden("this operation is not allowed for this client")
 }
 
-// limiters holds one token bucket per client (or per source address when
-// the caller is not authenticated).
+// maxAddrBuckets bounds the token buckets kept for unauthenticated source
+// addresses.
+var maxAddrBuckets = 10000
+
+// limiters holds one token bucket per authenticated client and one per
+// source address of unauthenticated callers. Client buckets are never
+// evicted: the client registry is finite. Address buckets are bounded by
+// maxAddrBuckets: past it the least recently used one is dropped, so that
+// a flood from many addresses costs only other addresses' idle buckets,
+// never a client's.
 type limiters struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	mu      sync.Mutex
+	clients map[string]*rate.Limiter
+	addrs   map[string]*list.Element // of *addrBucket, most recent at the front
+	lru     *list.List
 }
 
-// limit applies the caller's rate limit; over it, ETOOMANY with
-// Retry-After set on w.
+type addrBucket struct {
+	addr string
+	lim  *rate.Limiter
+}
+
+// get returns the caller's bucket, making it with newLim when missing.
+func (l *limiters) get(p *linkbridge.Principal, addr string, newLim func() *rate.Limiter) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p != nil {
+		lim, ok := l.clients[p.ClientID]
+		if !ok {
+			lim = newLim()
+			l.clients[p.ClientID] = lim
+		}
+		return lim
+	}
+	if e, ok := l.addrs[addr]; ok {
+		l.lru.MoveToFront(e)
+		return e.Value.(*addrBucket).lim
+	}
+	for l.lru.Len() >= maxAddrBuckets {
+		oldest := l.lru.Back()
+		l.lru.Remove(oldest)
+		delete(l.addrs, oldest.Value.(*addrBucket).addr)
+	}
+	b := &addrBucket{addr: addr, lim: newLim()}
+	l.addrs[addr] = l.lru.PushFront(b)
+	return b.lim
+}
+
+// limit applies the caller's rate limit (p's, or its source address's when
+// p is nil); over it, ETOOMANY with Retry-After set on w.
 func (s *Server) limit(p *linkbridge.Principal, r *http.Request, w http.ResponseWriter) error {
 	if s.RateLimit <= 0 {
 		return nil
 	}
-	key := "addr:" + sourceOf(r)
-	if p != nil {
-		key = "client:" + p.ClientID
-	}
-	s.limitsOnce.Do(func() { s.limits = &limiters{m: map[string]*rate.Limiter{}} })
+	s.limitsOnce.Do(func() {
+		s.limits = &limiters{clients: map[string]*rate.Limiter{}, addrs: map[string]*list.Element{}, lru: list.New()}
+	})
 	burst := s.RateBurst
 	if burst < 1 {
 		burst = max(1, int(math.Ceil(s.RateLimit)))
 	}
-	s.limits.mu.Lock()
-	lim, ok := s.limits.m[key]
-	if !ok {
-		if len(s.limits.m) >= 10000 {
-			clear(s.limits.m) // bound memory under an address flood
-		}
-		lim = rate.NewLimiter(rate.Limit(s.RateLimit), burst)
-		s.limits.m[key] = lim
-	}
-	s.limits.mu.Unlock()
+	lim := s.limits.get(p, sourceOf(r), func() *rate.Limiter { return rate.NewLimiter(rate.Limit(s.RateLimit), burst) })
 	res := lim.ReserveN(time.Now(), 1)
 	if d := res.Delay(); !res.OK() || d > 0 {
 		res.Cancel()

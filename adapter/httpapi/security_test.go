@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -419,6 +420,62 @@ func TestRateLimit(t *testing.T) {
 	}
 	if codes[http.StatusUnauthorized] != 3 || codes[http.StatusTooManyRequests] != 2 {
 		t.Errorf("five failed attempts answered %v, want 3 × 401 then 2 × 429", codes)
+	}
+}
+
+// TestRateLimitAddressFlood: a flood of unauthenticated requests from
+// more source addresses than the limiter keeps buckets for drops only the
+// least recently used address buckets, never an authenticated client's:
+// a client that spent its burst stays throttled.
+func TestRateLimitAddressFlood(t *testing.T) {
+	defer httpapi.SetMaxAddrBuckets(16)()
+	ss := newSecServer(t, nil, func(s *httpapi.Server) { s.RateLimit, s.RateBurst = 0.01, 2 })
+	for i := 0; i < 2; i++ {
+		if st, _, b := ss.call("gp-own", "GET", "/fhir/Task", nil, nil); st != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, st, b)
+		}
+	}
+	if st, _, _ := ss.call("gp-own", "GET", "/fhir/Task", nil, nil); st != http.StatusTooManyRequests {
+		t.Fatalf("over the burst: %d, want 429", st)
+	}
+	// from sends an unauthenticated request from 127.0.0.<n> (all of
+	// 127/8 is loopback on Linux).
+	from := func(n int) int {
+		t.Helper()
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(n))}}
+		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(ss.URL + "/Task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Address .2 spends its burst.
+	if a, b, c := from(2), from(2), from(2); a != 401 || b != 401 || c != 429 {
+		t.Fatalf("address .2: %d %d %d, want 401 401 429", a, b, c)
+	}
+	// Fewer addresses than the bound keep .2's bucket.
+	for n := 3; n < 3+14; n++ {
+		if st := from(n); st != http.StatusUnauthorized {
+			t.Fatalf("address .%d: %d", n, st)
+		}
+	}
+	if st := from(2); st != http.StatusTooManyRequests {
+		t.Fatalf("address .2 after 14 others: %d, want 429 (its bucket kept)", st)
+	}
+	// Many more: the bound holds (.2's idle bucket goes, .2 starts afresh)…
+	for n := 20; n < 20+40; n++ {
+		from(n)
+	}
+	if st := from(2); st != http.StatusUnauthorized {
+		t.Errorf("address .2 after 40 others: %d, want 401 (its bucket evicted)", st)
+	}
+	// …and the authenticated client's spent bucket is untouched.
+	if st, _, b := ss.call("gp-own", "GET", "/fhir/Task", nil, nil); st != http.StatusTooManyRequests {
+		t.Errorf("client after an address flood: %d %s, want 429", st, b)
 	}
 }
 
