@@ -62,6 +62,28 @@ type OutboxMessage struct {
 	DeliveredAt time.Time `json:"deliveredAt,omitempty"`
 }
 
+// OutboxClaim names one claim of an outbox message: the worker that
+// claimed it and when, as ClaimOutbox stored them (the message's LockedBy
+// and LockedAt). The relay's state changes after a send name the claim they
+// act under, and take effect only while the message is still inflight under
+// it: a worker whose message was rescued and claimed again (by another
+// worker, or by itself) cannot complete, reschedule or dead-letter it under
+// the new claim. The claim time tells apart two claims of one worker, which
+// the attempt count would not (neither a claim nor a rescue counts an
+// attempt): a rescue takes only claims older than its cut-off, so the claim
+// after it is later than the one it replaces.
+type OutboxClaim struct {
+	ID     int64
+	Worker string
+	At     time.Time
+}
+
+// Claim returns the claim under which m is inflight (meaningful for a
+// message ClaimOutbox returned).
+func (m *OutboxMessage) Claim() OutboxClaim {
+	return OutboxClaim{ID: m.ID, Worker: m.LockedBy, At: m.LockedAt}
+}
+
 // OutboxFilter selects outbox messages for operators.
 type OutboxFilter struct {
 	States     []OutboxState
@@ -95,13 +117,16 @@ type OutboxStore interface {
 	// later version has the same final effect; sending the older one after
 	// it would regress the GP record).
 	ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*OutboxMessage, error)
-	// CompleteOutbox marks a message delivered.
-	CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error
+	// CompleteOutbox marks a message delivered. Like RetryOutboxLater and
+	// DeadLetterOutbox, it takes effect only while the message is still
+	// inflight under claim c (see OutboxClaim); otherwise it changes nothing
+	// and returns ECONFLICT ("claim lost"), or ENOTFOUND for an unknown id.
+	CompleteOutbox(ctx context.Context, c OutboxClaim, status int, now time.Time) error
 	// RetryOutboxLater returns an inflight message to pending, due at, with
 	// the attempt recorded.
-	RetryOutboxLater(ctx context.Context, id int64, at time.Time, status int, errText string) error
+	RetryOutboxLater(ctx context.Context, c OutboxClaim, at time.Time, status int, errText string) error
 	// DeadLetterOutbox marks a message dead with the endpoint's answer.
-	DeadLetterOutbox(ctx context.Context, id int64, status int, errText string, outcome []byte) error
+	DeadLetterOutbox(ctx context.Context, c OutboxClaim, status int, errText string, outcome []byte) error
 	// RescueOutbox returns messages inflight since before stuckBefore to
 	// pending (a crashed worker's), and reports how many.
 	RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error)

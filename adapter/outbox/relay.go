@@ -234,7 +234,9 @@ func (r *Relay) claimAndSend(ctx context.Context) int {
 // may not have applied it, and a second idempotent PUT is harmless.
 func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 	// A send must end well before the rescuer could hand the message to
-	// another worker, or an old version could land after a newer one.
+	// another worker, or an old version could land after a newer one. (Should
+	// it be rescued all the same, the store refuses this relay's answer: see
+	// recordFailed.)
 	sctx, scancel := context.WithTimeout(ctx, r.RescueAfter/2)
 	status, err := r.Sender.Send(sctx, m)
 	scancel()
@@ -249,10 +251,11 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 		slog.String("resource_id", m.ResourceID), slog.Int("version", m.Version), slog.Int("attempt", m.Attempts+1))
 	var perm *PermanentError
 	var retry *RetryableError
+	claim := m.Claim()
 	switch {
 	case err == nil:
-		if err := r.Store.CompleteOutbox(rctx, m.ID, status, r.now()); err != nil {
-			log.WarnContext(ctx, "outbox complete failed", slog.Any("error", err))
+		if err := r.Store.CompleteOutbox(rctx, claim, status, r.now()); err != nil {
+			r.recordFailed(ctx, log, "complete", err)
 			return
 		}
 		if r.Metrics != nil {
@@ -260,8 +263,8 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 		}
 		log.DebugContext(ctx, "write-back delivered", slog.Int("status", status))
 	case errors.As(err, &perm):
-		if err := r.Store.DeadLetterOutbox(rctx, m.ID, perm.Status, perm.Err.Error(), perm.Outcome); err != nil {
-			log.WarnContext(ctx, "outbox dead-letter failed", slog.Any("error", err))
+		if err := r.Store.DeadLetterOutbox(rctx, claim, perm.Status, perm.Err.Error(), perm.Outcome); err != nil {
+			r.recordFailed(ctx, log, "dead-letter", err)
 			return
 		}
 		if r.Metrics != nil {
@@ -275,8 +278,9 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 			st, after = retry.Status, retry.After
 		}
 		if r.MaxAttempts > 0 && m.Attempts+1 >= r.MaxAttempts {
-			if err := r.Store.DeadLetterOutbox(rctx, m.ID, st, "too many attempts: "+err.Error(), nil); err != nil {
-				log.WarnContext(ctx, "outbox dead-letter failed", slog.Any("error", err))
+			if err := r.Store.DeadLetterOutbox(rctx, claim, st, "too many attempts: "+err.Error(), nil); err != nil {
+				r.recordFailed(ctx, log, "dead-letter", err)
+				return
 			}
 			if r.Metrics != nil {
 				r.Metrics.DeadLettered(m.ResourceType)
@@ -287,8 +291,8 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 		if after > wait {
 			wait = after
 		}
-		if err := r.Store.RetryOutboxLater(rctx, m.ID, r.now().Add(wait), st, err.Error()); err != nil {
-			log.WarnContext(ctx, "outbox reschedule failed", slog.Any("error", err))
+		if err := r.Store.RetryOutboxLater(rctx, claim, r.now().Add(wait), st, err.Error()); err != nil {
+			r.recordFailed(ctx, log, "reschedule", err)
 			return
 		}
 		if r.Metrics != nil {
@@ -296,4 +300,18 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 		}
 		log.InfoContext(ctx, "write-back failed: will retry", slog.Int("status", st), slog.Duration("wait", wait))
 	}
+}
+
+// recordFailed logs a state change (op) that the store refused or could not
+// make. ECONFLICT means the claim was lost: the message was rescued while
+// this relay was sending it (and may be claimed again, by any worker), or an
+// operator changed it; its current holder decides what becomes of it, so
+// this relay's answer is dropped. Anything else leaves the message inflight
+// for the rescuer.
+func (r *Relay) recordFailed(ctx context.Context, log *slog.Logger, op string, err error) {
+	if linkbridge.ErrorCode(err) == linkbridge.ECONFLICT {
+		log.WarnContext(ctx, "outbox claim lost: answer dropped", slog.String("op", op), slog.String("worker", r.Worker))
+		return
+	}
+	log.WarnContext(ctx, "outbox "+op+" failed", slog.Any("error", err))
 }

@@ -15,7 +15,7 @@ import (
 
 // The outbox (migration 004_outbox.sql) holds write-backs to the GP record,
 // with the semantics of adapter/sqlite's outbox (ordering per order key,
-// superseding, ownership, attempts: see the top of adapter/sqlite/outbox.go
+// superseding, ownership under a claim, attempts: see the top of adapter/sqlite/outbox.go
 // and adapter/storetest). What differs is that the relays of several
 // replicas claim from one table at once, where SQLite serialises every write
 // through one writer:
@@ -242,32 +242,53 @@ func settleHead(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (int64,
 	}
 }
 
-// CompleteOutbox marks an inflight message delivered at now with the
-// endpoint's status, clearing its lock and last error. It returns ENOTFOUND
-// for an unknown id and ECONFLICT when the message is not inflight.
-func (db *DB) CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error {
-	return db.outboxUpdate(ctx, "complete", id, "inflight", `UPDATE outbox SET state = 'delivered', delivered_at = $1,
-		last_status = $2, last_error = '', last_outcome = NULL, locked_by = '', locked_at = NULL
-		WHERE id = $3 AND state = 'inflight'`, now, status, id)
+// held is the condition of a state change under a claim: the row is still
+// inflight under it. $1, $2 and $3 are the id, the claim's worker and its
+// time; the statements number their other parameters from $4.
+const held = `id = $1 AND state = 'inflight' AND locked_by = $2 AND locked_at = $3`
+
+// CompleteOutbox marks a message inflight under claim c delivered at now
+// with the endpoint's status, clearing its lock and last error. It returns
+// ENOTFOUND for an unknown id, ECONFLICT ("claim lost") when the message is
+// no longer inflight under c, and EINVALID for a claim without a worker or
+// time.
+func (db *DB) CompleteOutbox(ctx context.Context, c linkbridge.OutboxClaim, status int, now time.Time) error {
+	return db.claimUpdate(ctx, "complete", c, `UPDATE outbox SET state = 'delivered', delivered_at = $4,
+		last_status = $5, last_error = '', last_outcome = NULL, locked_by = '', locked_at = NULL
+		WHERE `+held, now, status)
 }
 
-// RetryOutboxLater returns an inflight message to pending, due at, counting
-// the failed attempt and recording its status and error. It returns
-// ENOTFOUND for an unknown id and ECONFLICT when the message is not inflight.
-func (db *DB) RetryOutboxLater(ctx context.Context, id int64, at time.Time, status int, errText string) error {
-	return db.outboxUpdate(ctx, "reschedule", id, "inflight", `UPDATE outbox SET state = 'pending', attempts = attempts + 1,
-		available_at = $1, last_status = $2, last_error = $3, last_outcome = NULL, locked_by = '', locked_at = NULL
-		WHERE id = $4 AND state = 'inflight'`, at, status, errText, id)
+// RetryOutboxLater returns a message inflight under claim c to pending, due
+// at, counting the failed attempt and recording its status and error. It
+// returns ENOTFOUND for an unknown id, ECONFLICT ("claim lost") when the
+// message is no longer inflight under c, and EINVALID for a claim without a
+// worker or time.
+func (db *DB) RetryOutboxLater(ctx context.Context, c linkbridge.OutboxClaim, at time.Time, status int, errText string) error {
+	return db.claimUpdate(ctx, "reschedule", c, `UPDATE outbox SET state = 'pending', attempts = attempts + 1,
+		available_at = $4, last_status = $5, last_error = $6, last_outcome = NULL, locked_by = '', locked_at = NULL
+		WHERE `+held, at, status, errText)
 }
 
-// DeadLetterOutbox marks an inflight message dead, counting the failed
-// attempt and keeping the endpoint's status, error and OperationOutcome
-// (nil: none). It returns ENOTFOUND for an unknown id and ECONFLICT when the
-// message is not inflight.
-func (db *DB) DeadLetterOutbox(ctx context.Context, id int64, status int, errText string, outcome []byte) error {
-	return db.outboxUpdate(ctx, "dead-letter", id, "inflight", `UPDATE outbox SET state = 'dead', attempts = attempts + 1,
-		last_status = $1, last_error = $2, last_outcome = $3, locked_by = '', locked_at = NULL
-		WHERE id = $4 AND state = 'inflight'`, status, errText, outcome, id)
+// DeadLetterOutbox marks a message inflight under claim c dead, counting the
+// failed attempt and keeping the endpoint's status, error and
+// OperationOutcome (nil: none). It returns ENOTFOUND for an unknown id,
+// ECONFLICT ("claim lost") when the message is no longer inflight under c,
+// and EINVALID for a claim without a worker or time.
+func (db *DB) DeadLetterOutbox(ctx context.Context, c linkbridge.OutboxClaim, status int, errText string, outcome []byte) error {
+	return db.claimUpdate(ctx, "dead-letter", c, `UPDATE outbox SET state = 'dead', attempts = attempts + 1,
+		last_status = $4, last_error = $5, last_outcome = $6, locked_by = '', locked_at = NULL
+		WHERE `+held, status, errText, outcome)
+}
+
+// claimUpdate runs a state change (op) of the message of claim c: sql takes
+// held's parameters, then args. The UPDATE's re-check of its WHERE clause
+// after waiting for a row lock (READ COMMITTED) makes it see a rescue or a
+// new claim that committed meanwhile.
+func (db *DB) claimUpdate(ctx context.Context, op string, c linkbridge.OutboxClaim, sql string, args ...any) error {
+	if err := sqlshared.CheckOutboxClaim(op, c); err != nil {
+		return err
+	}
+	return outboxUpdate(ctx, db.pool, op, c.ID, "", sql, append([]any{c.ID, c.Worker, c.At}, args...)...)
 }
 
 // RescueOutbox returns to pending every message inflight since before
@@ -317,8 +338,9 @@ type execQuerier interface {
 
 // outboxUpdate runs a single-row state change of message id through q. When
 // it changes nothing, it returns ENOTFOUND if the message does not exist and
-// ECONFLICT (naming the state it is in and those, want, it should be in)
-// otherwise.
+// ECONFLICT otherwise: naming the state it is in and those, want, it should
+// be in, or, when want is empty (a change under a claim), that the claim is
+// lost.
 func outboxUpdate(ctx context.Context, q execQuerier, op string, id int64, want, sql string, args ...any) error {
 	tag, err := q.Exec(ctx, sql, args...)
 	if err != nil {
@@ -333,6 +355,9 @@ func outboxUpdate(ctx context.Context, q execQuerier, op string, id int64, want,
 		return sqlshared.OutboxNotFound(id)
 	case err != nil:
 		return fmt.Errorf("postgres: %s outbox message %d: %w", op, id, err)
+	}
+	if want == "" {
+		return sqlshared.OutboxClaimLost(op, id, state)
 	}
 	return sqlshared.OutboxWrongState(op, id, state, want)
 }

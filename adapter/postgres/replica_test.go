@@ -280,7 +280,7 @@ func TestClaimAcrossReplicas(t *testing.T) {
 					delete(inflight, m.OrderKey)
 					delivered[m.OrderKey] = append(delivered[m.OrderKey], m.ID)
 					mu.Unlock()
-					if err := s.CompleteOutbox(ctx, m.ID, 200, time.Now()); err != nil {
+					if err := s.CompleteOutbox(ctx, m.Claim(), 200, time.Now()); err != nil {
 						fail("%s: CompleteOutbox(%d): %v", name, m.ID, err)
 						return
 					}

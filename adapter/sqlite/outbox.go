@@ -50,12 +50,15 @@ import (
 // endpoint's Retry-After, holds for the key); it is superseded when it falls
 // due.
 //
-// Ownership. CompleteOutbox, RetryOutboxLater and DeadLetterOutbox apply only
-// to an inflight row (ECONFLICT otherwise), so a worker's late answer cannot
-// clobber a row that was rescued and is pending again, or that an operator
-// changed. They carry no worker name, so they cannot tell the claimer from a
-// second worker that claimed the row after a rescue: the relay bounds each
-// send to half the rescue delay so that this does not happen.
+// Ownership. CompleteOutbox, RetryOutboxLater and DeadLetterOutbox name the
+// claim they act under (linkbridge.OutboxClaim: worker and claim time) and
+// apply only to a row still inflight under it: the condition is in the
+// UPDATE (state = 'inflight' AND locked_by = ? AND locked_at = ?), so a
+// worker's late answer cannot clobber a row that was rescued and is pending
+// again, or claimed again by another worker (or by itself), or that an
+// operator changed. Such a call changes nothing and returns ECONFLICT
+// ("claim lost"). Claims are serialised by the writer, so a row's claim
+// cannot change between the check and the write.
 //
 // Attempts counts failed attempts: RetryOutboxLater and DeadLetterOutbox add
 // one, CompleteOutbox and RescueOutbox do not (a rescued attempt's outcome is
@@ -72,6 +75,10 @@ const outboxColumns = sqlshared.OutboxColumns
 // queued is the partial index outbox_queue's WHERE term; queries repeat it
 // exactly so that SQLite uses the index.
 const queued = `state IN ('pending', 'inflight')`
+
+// held is the condition of a state change under a claim: the row is still
+// inflight under it. Its two parameters are the claim's worker and time.
+const held = `state = 'inflight' AND locked_by = ? AND locked_at = ?`
 
 // outboxStmts are the outbox statements prepared on the write connection.
 type outboxStmts struct {
@@ -103,11 +110,11 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.claim, `UPDATE outbox SET state = 'inflight', locked_by = ?, locked_at = ?
 		WHERE id = ? AND state = 'pending' RETURNING `+outboxColumns)
 	prep(&s.complete, `UPDATE outbox SET state = 'delivered', delivered_at = ?, last_status = ?, last_error = '',
-		last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND state = 'inflight'`)
+		last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
 	prep(&s.retry, `UPDATE outbox SET state = 'pending', attempts = attempts + 1, available_at = ?, last_status = ?,
-		last_error = ?, last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND state = 'inflight'`)
+		last_error = ?, last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
 	prep(&s.dead, `UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_status = ?, last_error = ?,
-		last_outcome = ?, locked_by = '', locked_at = NULL WHERE id = ? AND state = 'inflight'`)
+		last_outcome = ?, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
 	prep(&s.rescue, `UPDATE outbox SET state = 'pending', locked_by = '', locked_at = NULL
 		WHERE state = 'inflight' AND locked_at < ?`)
 	prep(&s.requeue, `UPDATE outbox SET state = 'pending', available_at = ?, locked_by = '', locked_at = NULL
@@ -260,37 +267,49 @@ func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 	}
 }
 
-// CompleteOutbox marks an inflight message delivered at now with the
-// endpoint's status, clearing its lock and last error. It returns ENOTFOUND
-// for an unknown id and ECONFLICT when the message is not inflight.
-func (db *DB) CompleteOutbox(ctx context.Context, id int64, status int, now time.Time) error {
+// CompleteOutbox marks a message inflight under claim c delivered at now
+// with the endpoint's status, clearing its lock and last error. It returns
+// ENOTFOUND for an unknown id, ECONFLICT ("claim lost") when the message is
+// no longer inflight under c, and EINVALID for a claim without a worker or
+// time.
+func (db *DB) CompleteOutbox(ctx context.Context, c linkbridge.OutboxClaim, status int, now time.Time) error {
 	at := formatTime(now)
-	return db.w.do(ctx, func(w *writer) error {
-		return w.outboxUpdate("complete", id, "inflight", w.ob.complete, at, status, id)
-	})
+	return db.claimUpdate(ctx, "complete", c, func(w *writer) *sql.Stmt { return w.ob.complete }, at, status)
 }
 
-// RetryOutboxLater returns an inflight message to pending, due at, counting
-// the failed attempt and recording its status and error. It returns
-// ENOTFOUND for an unknown id and ECONFLICT when the message is not inflight.
-func (db *DB) RetryOutboxLater(ctx context.Context, id int64, at time.Time, status int, errText string) error {
+// RetryOutboxLater returns a message inflight under claim c to pending, due
+// at, counting the failed attempt and recording its status and error. It
+// returns ENOTFOUND for an unknown id, ECONFLICT ("claim lost") when the
+// message is no longer inflight under c, and EINVALID for a claim without a
+// worker or time.
+func (db *DB) RetryOutboxLater(ctx context.Context, c linkbridge.OutboxClaim, at time.Time, status int, errText string) error {
 	due := formatTime(at)
-	return db.w.do(ctx, func(w *writer) error {
-		return w.outboxUpdate("reschedule", id, "inflight", w.ob.retry, due, status, errText, id)
-	})
+	return db.claimUpdate(ctx, "reschedule", c, func(w *writer) *sql.Stmt { return w.ob.retry }, due, status, errText)
 }
 
-// DeadLetterOutbox marks an inflight message dead, counting the failed
-// attempt and keeping the endpoint's status, error and OperationOutcome
-// (nil: none). It returns ENOTFOUND for an unknown id and ECONFLICT when the
-// message is not inflight.
-func (db *DB) DeadLetterOutbox(ctx context.Context, id int64, status int, errText string, outcome []byte) error {
+// DeadLetterOutbox marks a message inflight under claim c dead, counting the
+// failed attempt and keeping the endpoint's status, error and
+// OperationOutcome (nil: none). It returns ENOTFOUND for an unknown id,
+// ECONFLICT ("claim lost") when the message is no longer inflight under c,
+// and EINVALID for a claim without a worker or time.
+func (db *DB) DeadLetterOutbox(ctx context.Context, c linkbridge.OutboxClaim, status int, errText string, outcome []byte) error {
 	var oc any
 	if outcome != nil {
 		oc = outcome
 	}
+	return db.claimUpdate(ctx, "dead-letter", c, func(w *writer) *sql.Stmt { return w.ob.dead }, status, errText, oc)
+}
+
+// claimUpdate runs a state change (op) of the message of claim c, whose
+// statement takes args followed by the id and the held condition's
+// parameters, through the writer.
+func (db *DB) claimUpdate(ctx context.Context, op string, c linkbridge.OutboxClaim, st func(w *writer) *sql.Stmt, args ...any) error {
+	if err := sqlshared.CheckOutboxClaim(op, c); err != nil {
+		return err
+	}
+	args = append(args, c.ID, c.Worker, formatTime(c.At))
 	return db.w.do(ctx, func(w *writer) error {
-		return w.outboxUpdate("dead-letter", id, "inflight", w.ob.dead, status, errText, oc, id)
+		return w.outboxUpdate(op, c.ID, "", st(w), args...)
 	})
 }
 
@@ -338,8 +357,9 @@ func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
 
 // outboxUpdate runs a single-row state change of message id. When it
 // changes nothing, it returns ENOTFOUND if the message does not exist and
-// ECONFLICT (naming the state it is in and those, want, it should be in)
-// otherwise.
+// ECONFLICT otherwise: naming the state it is in and those, want, it should
+// be in, or, when want is empty (a change under a claim), that the claim is
+// lost.
 func (w *writer) outboxUpdate(op string, id int64, want string, st *sql.Stmt, args ...any) error {
 	res, err := st.ExecContext(bg, args...)
 	if err != nil {
@@ -358,6 +378,9 @@ func (w *writer) outboxUpdate(op string, id int64, want string, st *sql.Stmt, ar
 		return sqlshared.OutboxNotFound(id)
 	case err != nil:
 		return fmt.Errorf("sqlite: %s outbox message %d: %w", op, id, err)
+	}
+	if want == "" {
+		return sqlshared.OutboxClaimLost(op, id, state)
 	}
 	return sqlshared.OutboxWrongState(op, id, state, want)
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,8 +41,11 @@ type OutboxStore interface {
 //     message between without the version before it). A head waiting for
 //     its retry is superseded only once it is due: its wait holds for its
 //     key.
-//   - CompleteOutbox, RetryOutboxLater and DeadLetterOutbox apply to inflight
-//     messages only (ECONFLICT otherwise, ENOTFOUND for an unknown id).
+//   - CompleteOutbox, RetryOutboxLater and DeadLetterOutbox apply only to a
+//     message still inflight under the claim they name, worker and claim
+//     time (ECONFLICT, "claim lost", otherwise, changing nothing; ENOTFOUND
+//     for an unknown id): a worker whose message was rescued and claimed
+//     again, by another worker or by itself, cannot settle it.
 //     Attempts counts failed attempts; RequeueOutbox keeps the count.
 //   - ListOutbox is newest first, 100 messages when Limit is not positive.
 func RunOutboxStore(t *testing.T, open func(t *testing.T) OutboxStore) {
@@ -55,6 +59,7 @@ func RunOutboxStore(t *testing.T, open func(t *testing.T) OutboxStore) {
 	t.Run("DeadLetter", func(t *testing.T) { t.Parallel(); testDeadLetter(t, open) })
 	t.Run("Rescue", func(t *testing.T) { t.Parallel(); testRescue(t, open) })
 	t.Run("OnlyInflightCompletes", func(t *testing.T) { t.Parallel(); testOnlyInflight(t, open) })
+	t.Run("ClaimLost", func(t *testing.T) { t.Parallel(); testClaimLost(t, open) })
 	t.Run("RequeueAndDiscard", func(t *testing.T) { t.Parallel(); testRequeueDiscard(t, open) })
 	t.Run("ListOutbox", func(t *testing.T) { t.Parallel(); testListOutbox(t, open) })
 	t.Run("OutboxStats", func(t *testing.T) { t.Parallel(); testOutboxStats(t, open) })
@@ -191,26 +196,36 @@ func checkStates(t *testing.T, s linkbridge.OutboxStore, want map[int64]linkbrid
 	}
 }
 
-// mustComplete marks a message delivered. Fatal on error.
+// heldClaim returns the claim a message is inflight under now. The must*
+// helpers act under it, as the worker that claimed the message would.
+func heldClaim(t *testing.T, s linkbridge.OutboxStore, id int64) linkbridge.OutboxClaim {
+	t.Helper()
+	return getOutbox(t, s, id).Claim()
+}
+
+// mustComplete marks a message delivered, under its current claim. Fatal
+// on error.
 func mustComplete(t *testing.T, s linkbridge.OutboxStore, id int64, now time.Time) {
 	t.Helper()
-	if err := s.CompleteOutbox(context.Background(), id, 200, now); err != nil {
+	if err := s.CompleteOutbox(context.Background(), heldClaim(t, s, id), 200, now); err != nil {
 		t.Fatalf("CompleteOutbox(%d) returned unexpected error: %v", id, err)
 	}
 }
 
-// mustDeadLetter marks a message dead. Fatal on error.
+// mustDeadLetter marks a message dead, under its current claim. Fatal on
+// error.
 func mustDeadLetter(t *testing.T, s linkbridge.OutboxStore, id int64) {
 	t.Helper()
-	if err := s.DeadLetterOutbox(context.Background(), id, 422, "refused", nil); err != nil {
+	if err := s.DeadLetterOutbox(context.Background(), heldClaim(t, s, id), 422, "refused", nil); err != nil {
 		t.Fatalf("DeadLetterOutbox(%d) returned unexpected error: %v", id, err)
 	}
 }
 
-// mustRetryLater reschedules a message. Fatal on error.
+// mustRetryLater reschedules a message, under its current claim. Fatal on
+// error.
 func mustRetryLater(t *testing.T, s linkbridge.OutboxStore, id int64, at time.Time) {
 	t.Helper()
-	if err := s.RetryOutboxLater(context.Background(), id, at, 503, "unavailable"); err != nil {
+	if err := s.RetryOutboxLater(context.Background(), heldClaim(t, s, id), at, 503, "unavailable"); err != nil {
 		t.Fatalf("RetryOutboxLater(%d) returned unexpected error: %v", id, err)
 	}
 }
@@ -491,7 +506,7 @@ func testConcurrentClaims(t *testing.T, open func(t *testing.T) OutboxStore) {
 					busy[m.OrderKey] = false
 					delivered[m.OrderKey] = append(delivered[m.OrderKey], m.ID)
 					mu.Unlock()
-					if err := s.CompleteOutbox(ctx, m.ID, 200, tClaim); err != nil {
+					if err := s.CompleteOutbox(ctx, m.Claim(), 200, tClaim); err != nil {
 						t.Errorf("%s: CompleteOutbox(%d) returned unexpected error: %v", worker, m.ID, err)
 						return
 					}
@@ -594,7 +609,7 @@ func testDeadLetter(t *testing.T, open func(t *testing.T) OutboxStore) {
 	checkClaim(t, s, 10, tClaim, id)
 
 	outcome := []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}`)
-	if err := s.DeadLetterOutbox(ctx, id, 422, "unprocessable", outcome); err != nil {
+	if err := s.DeadLetterOutbox(ctx, heldClaim(t, s, id), 422, "unprocessable", outcome); err != nil {
 		t.Fatalf("DeadLetterOutbox returned unexpected error: %v", err)
 	}
 	got := getOutbox(t, s, id)
@@ -618,6 +633,7 @@ func testRescue(t *testing.T, open func(t *testing.T) OutboxStore) {
 	if got := claim(t, s, "w1", 10, tClaim); !slices.Equal(got, []int64{a1}) {
 		t.Fatalf("ClaimOutbox = %v, want [%d]", got, a1)
 	}
+	w1 := heldClaim(t, s, a1)
 	tLater := tClaim.Add(time.Minute)
 	b1 := b.one("Task", b.ref.TaskID, 2)
 	if got := claim(t, s, "w2", 10, tLater); !slices.Equal(got, []int64{b1}) {
@@ -647,7 +663,7 @@ func testRescue(t *testing.T, open func(t *testing.T) OutboxStore) {
 
 	// The first worker's late answer is refused: the message is not
 	// inflight any more.
-	err := s.CompleteOutbox(ctx, a1, 200, tLater)
+	err := s.CompleteOutbox(ctx, w1, 200, tLater)
 	checkError(t, err, linkbridge.ECONFLICT, "")
 
 	// Another worker takes it over.
@@ -675,13 +691,16 @@ func testOnlyInflight(t *testing.T, open func(t *testing.T) OutboxStore) {
 	checkClaim(t, s, 10, tClaim, delivered)
 	mustComplete(t, s, delivered, tClaim)
 
+	// Both were claimed by w1 at tClaim: the claim, but for the state, that
+	// the calls name.
+	w1 := func(id int64) linkbridge.OutboxClaim { return linkbridge.OutboxClaim{ID: id, Worker: "w1", At: tClaim} }
 	ops := []struct {
 		name string
 		fn   func(id int64) error
 	}{
-		{"CompleteOutbox", func(id int64) error { return s.CompleteOutbox(ctx, id, 200, tClaim) }},
-		{"RetryOutboxLater", func(id int64) error { return s.RetryOutboxLater(ctx, id, tClaim, 503, "x") }},
-		{"DeadLetterOutbox", func(id int64) error { return s.DeadLetterOutbox(ctx, id, 400, "x", nil) }},
+		{"CompleteOutbox", func(id int64) error { return s.CompleteOutbox(ctx, w1(id), 200, tClaim) }},
+		{"RetryOutboxLater", func(id int64) error { return s.RetryOutboxLater(ctx, w1(id), tClaim, 503, "x") }},
+		{"DeadLetterOutbox", func(id int64) error { return s.DeadLetterOutbox(ctx, w1(id), 400, "x", nil) }},
 	}
 	for _, op := range ops {
 		for _, tc := range []struct {
@@ -700,6 +719,96 @@ func testOnlyInflight(t *testing.T, open func(t *testing.T) OutboxStore) {
 	if got := getOutbox(t, s, delivered); got.State != linkbridge.OutboxDelivered || got.Attempts != 0 || got.LastStatus != 200 {
 		t.Fatalf("delivered message after refused calls = %+v; want as delivered", got)
 	}
+}
+
+func testClaimLost(t *testing.T, open func(t *testing.T) OutboxStore) {
+	ctx := context.Background()
+	s := open(t)
+	a := newPeople(t, s, "a")[0]
+	a1, a2 := a.one("Task", a.ref.TaskID, 2), a.one("CarePlan", "cp-a", 1)
+	tRescue, tB, tC := tClaim.Add(time.Minute), tClaim.Add(2*time.Minute), tClaim.Add(4*time.Minute)
+
+	// take claims the head as worker, fatal unless it gets a1.
+	take := func(worker string, at time.Time) linkbridge.OutboxClaim {
+		t.Helper()
+		msgs, err := s.ClaimOutbox(ctx, worker, 10, at)
+		if err != nil || len(msgs) != 1 || msgs[0].ID != a1 {
+			t.Fatalf("ClaimOutbox(%s) = %v, %v; want message %d", worker, msgs, err, a1)
+		}
+		return msgs[0].Claim()
+	}
+	rescue := func(before time.Time) {
+		t.Helper()
+		if n, err := s.RescueOutbox(ctx, before); err != nil || n != 1 {
+			t.Fatalf("RescueOutbox = %d, %v; want 1", n, err)
+		}
+	}
+	// refused checks that every state change under a lost claim is refused
+	// with ECONFLICT and changes nothing, and that the key stays blocked.
+	refused := func(lost linkbridge.OutboxClaim) {
+		t.Helper()
+		before := getOutbox(t, s, a1)
+		for _, op := range []struct {
+			name string
+			err  error
+		}{
+			{"CompleteOutbox", s.CompleteOutbox(ctx, lost, 200, tC)},
+			{"RetryOutboxLater", s.RetryOutboxLater(ctx, lost, tC, 503, "late")},
+			{"DeadLetterOutbox", s.DeadLetterOutbox(ctx, lost, 422, "late", []byte(`{"resourceType":"OperationOutcome"}`))},
+		} {
+			if linkbridge.ErrorCode(op.err) != linkbridge.ECONFLICT || !strings.Contains(op.err.Error(), "claim lost") {
+				t.Fatalf("%s under the lost claim %+v: error %v, want ECONFLICT (claim lost)", op.name, lost, op.err)
+			}
+			if diff := cmp.Diff(before, getOutbox(t, s, a1), cmpOpts...); diff != "" {
+				t.Fatalf("message after a refused %s mismatch (-want +got):\n%s", op.name, diff)
+			}
+		}
+		// One message in flight per person: a2 still waits for a1.
+		checkClaim(t, s, 10, tC)
+	}
+
+	// Worker A claims a1, is rescued (a slow send), and B claims it again.
+	byA := take("A", tClaim)
+	rescue(tRescue)
+	byB := take("B", tB)
+	refused(byA)
+	if got := getOutbox(t, s, a1); got.State != linkbridge.OutboxInflight || got.LockedBy != "B" || !got.LockedAt.Equal(tB) ||
+		got.Attempts != 0 {
+		t.Fatalf("message after A's refused calls = %+v; want inflight under B's claim at %s, no attempts", got, tB)
+	}
+
+	// A claim of the same worker is told apart by its time: B, rescued and
+	// claiming a1 again, cannot settle it under its first claim.
+	rescue(tB.Add(time.Second))
+	byB2 := take("B", tC)
+	if byB2 == byB {
+		t.Fatalf("two claims of B are equal: %+v", byB)
+	}
+	refused(byB)
+	refused(byA)
+
+	// The current holder settles it, and the key moves on.
+	if err := s.CompleteOutbox(ctx, byB2, 200, tC); err != nil {
+		t.Fatalf("CompleteOutbox under the current claim returned unexpected error: %v", err)
+	}
+	if got := getOutbox(t, s, a1); got.State != linkbridge.OutboxDelivered || !got.DeliveredAt.Equal(tC) || got.LockedBy != "" {
+		t.Fatalf("message after CompleteOutbox = %+v; want delivered at %s, unlocked", got, tC)
+	}
+	checkClaim(t, s, 10, tC, a2)
+	// The late answers of A stay refused once the message is delivered.
+	err := s.DeadLetterOutbox(ctx, byA, 422, "late", nil)
+	checkError(t, err, linkbridge.ECONFLICT, "")
+	checkStates(t, s, map[int64]linkbridge.OutboxState{a1: linkbridge.OutboxDelivered})
+
+	t.Run("ErrArguments", func(t *testing.T) {
+		held := heldClaim(t, s, a2)
+		for _, c := range []linkbridge.OutboxClaim{{ID: a2, At: held.At}, {ID: a2, Worker: held.Worker}} {
+			checkError(t, s.CompleteOutbox(ctx, c, 200, tC), linkbridge.EINVALID, "")
+		}
+		checkError(t, s.CompleteOutbox(ctx, linkbridge.OutboxClaim{ID: a2 + 100, Worker: "w1", At: tC}, 200, tC),
+			linkbridge.ENOTFOUND, "")
+		checkStates(t, s, map[int64]linkbridge.OutboxState{a2: linkbridge.OutboxInflight})
+	})
 }
 
 func testRequeueDiscard(t *testing.T, open func(t *testing.T) OutboxStore) {

@@ -125,6 +125,27 @@ func OutboxWrongState(op string, id int64, state, want string) error {
 	return linkbridge.Errorf(linkbridge.ECONFLICT, "cannot %s outbox message %d: it is %s, not %s", op, id, state, want)
 }
 
+// CheckOutboxClaim returns EINVALID for a claim that names no worker or no
+// claim time: no claim of ClaimOutbox looks like that.
+func CheckOutboxClaim(op string, c linkbridge.OutboxClaim) error {
+	if c.Worker == "" || c.At.IsZero() {
+		return linkbridge.Errorf(linkbridge.EINVALID, "cannot %s outbox message %d: the claim names no worker or claim time", op, c.ID)
+	}
+	return nil
+}
+
+// OutboxClaimLost is the ECONFLICT of a state change (op) under a claim of
+// message id that no longer holds: the message, in state, was rescued
+// (and maybe claimed again), or an operator changed it. The message's
+// current holder decides what becomes of it.
+func OutboxClaimLost(op string, id int64, state string) error {
+	now := "it is " + state
+	if state == string(linkbridge.OutboxInflight) {
+		now = "it is inflight under another claim"
+	}
+	return linkbridge.Errorf(linkbridge.ECONFLICT, "cannot %s outbox message %d: claim lost: %s", op, id, now)
+}
+
 // OutboxListLimit returns a filter's Limit, or DefaultOutboxListLimit when
 // it is not positive. It returns EINVALID when the filter names an unknown
 // state.
