@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -256,6 +257,28 @@ func pageLinks(base string, vals url.Values, q *linkbridge.ResourceQuery, total 
 		links = append(links, link("next", q.Offset+q.Count))
 	}
 	return links
+}
+
+// searchControls are the parameters every search takes besides its
+// type's search parameters (parseSearch and handleSearch apply or
+// knowingly ignore them).
+var searchControls = []string{"_count", "_offset", "_id", "_lastUpdated", "_include", "_format", "_pretty", "_summary", "_elements"}
+
+// knownSearchParam reports whether a search of typ supports a parameter
+// name: a control, the type's search parameters (bare or with
+// :identifier) and, where the type has a patient, patient.identifier.
+// parseSearch ignores every other name (lenient handling).
+func knownSearchParam(typ, name string) bool {
+	if slices.Contains(searchControls, name) {
+		return true
+	}
+	if name == "patient.identifier" {
+		_, ok := indexOf(searchable[typ], "patient")
+		return ok
+	}
+	base, modifier, _ := strings.Cut(name, ":")
+	_, ok := indexOf(searchable[typ], base)
+	return ok && (modifier == "" || modifier == "identifier")
 }
 
 // parseSearch turns a query string into a ResourceQuery for typ.

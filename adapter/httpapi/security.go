@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -385,11 +386,47 @@ func (s *Server) auditRecord(r *http.Request, route string, p *linkbridge.Princi
 			rec.Entities = []string{strings.TrimPrefix(strings.TrimSuffix(route, "/{id}"), "/fhir/") + "/" + v["id"]}
 		}
 	}
-	for k := range r.URL.Query() {
-		rec.Query = append(rec.Query, k)
-	}
-	slices.Sort(rec.Query)
+	rec.Query = auditQueryNames(route, mux.Vars(r)["type"], r.URL.Query())
 	return rec
+}
+
+// unknownQueryName stands in the audit trail for every query parameter
+// name the route does not support: a malformed query (a value sent as a
+// name, e.g. "?9434765919") must not put personal data in the audit trail.
+const unknownQueryName = "(unknown)"
+
+// spQueryNames are the query parameters /sp/v1 takes.
+var spQueryNames = []string{"service", "linkWorker", "status", "receivedFrom", "receivedTo", "limit", "offset"}
+
+// auditQueryNames are the query parameter names an audit record keeps,
+// sorted: those the route supports, and unknownQueryName once for all
+// others.
+func auditQueryNames(route, typ string, q url.Values) []string {
+	known := func(name string) bool {
+		switch {
+		case strings.HasPrefix(route, "/sp/v1"):
+			return slices.Contains(spQueryNames, name)
+		case route == "/fhir/AuditEvent":
+			return slices.Contains([]string{"date", "agent", "organization", "entity", "outcome", "_count", "_offset", "_format", "_pretty"}, name)
+		case typ != "" && !strings.Contains(route, "{id}"): // a search
+			return knownSearchParam(typ, name)
+		}
+		return slices.Contains([]string{"_format", "_pretty", "_summary", "_elements"}, name)
+	}
+	var names []string
+	unknown := false
+	for k := range q {
+		if known(k) {
+			names = append(names, k)
+		} else {
+			unknown = true
+		}
+	}
+	slices.Sort(names)
+	if unknown {
+		names = append(names, unknownQueryName)
+	}
+	return names
 }
 
 // auditAction maps a request to the AuditEvent action and an operation

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -476,6 +477,54 @@ func TestRateLimitAddressFlood(t *testing.T) {
 	// …and the authenticated client's spent bucket is untouched.
 	if st, _, b := ss.call("gp-own", "GET", "/fhir/Task", nil, nil); st != http.StatusTooManyRequests {
 		t.Errorf("client after an address flood: %d %s, want 429", st, b)
+	}
+}
+
+// TestAuditQueryNames: an audit record keeps only the query parameter
+// names its route supports, and "(unknown)" for the others, so that a
+// value sent as a name (an NHS number) never reaches the audit trail.
+func TestAuditQueryNames(t *testing.T) {
+	ss := newSecServer(t, nil)
+	const nhs = "9434765919"
+	tests := []struct {
+		client, path string
+		want         []string
+	}{
+		{"gp-own", "/fhir/Task?" + nhs + "=x&status=ready", []string{"status", "(unknown)"}},
+		{"gp-own", "/fhir/Task?" + nhs + "&status=ready&" + nhs + "1=y", []string{"status", "(unknown)"}},
+		{"gp-own", "/fhir/Task?patient.identifier=https://fhir.nhs.uk/Id/nhs-number|" + nhs + "&_count=5&owner:identifier=x", []string{"_count", "owner:identifier", "patient.identifier"}},
+		{"gp-own", "/fhir/Patient?patient.identifier=x&identifier:" + nhs + "=y", []string{"(unknown)"}},
+		{"gp-own", "/fhir/Task/abc?" + nhs + "=1&_format=json", []string{"_format", "(unknown)"}},
+		{"gp-own", "/fhir/Task?status=ready", []string{"status"}},
+		{"admin", "/fhir/AuditEvent?agent=gp-own&" + nhs + "=1", []string{"agent", "(unknown)"}},
+		{"sp-own", "/sp/v1/referrals?status=ready&" + nhs + "=1", []string{"status", "(unknown)"}},
+		{"", "/fhir/Task?" + nhs + "=1", []string{"(unknown)"}},
+	}
+	for i, tt := range tests {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", 900+i)
+		ss.call(tt.client, http.MethodGet, tt.path, nil, hdr{"X-Request-Id": id})
+		all, _, err := ss.Store.SearchAudit(context.Background(), linkbridge.AuditFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, rec := range all {
+			if rec.RequestID != id {
+				continue
+			}
+			found = true
+			if !slices.Equal(rec.Query, tt.want) {
+				t.Errorf("%s %s: audit query names %q, want %q", tt.client, tt.path, rec.Query, tt.want)
+			}
+		}
+		if !found {
+			t.Errorf("%s %s: no audit record", tt.client, tt.path)
+		}
+	}
+	// Nor does the AuditEvent rendering hold the number.
+	st, _, b := ss.call("admin", http.MethodGet, "/fhir/AuditEvent?_count=100", nil, nil)
+	if st != http.StatusOK || bytes.Contains(b, []byte(nhs)) {
+		t.Errorf("AuditEvent search: %d, holds the NHS number: %v", st, bytes.Contains(b, []byte(nhs)))
 	}
 }
 
