@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -59,7 +62,14 @@ func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID
 			switch {
 			case strings.HasPrefix(le.Existing, "ServiceRequest/"):
 				// Lost a race with an identical referral: answer with it.
-				return s.existingReferral(ctx, ref.Referral.Identifier)
+				out, ferr := s.existingReferral(ctx, ref.Referral.Identifier)
+				if linkbridge.ErrorCode(ferr) == linkbridge.ENOTFOUND {
+					// Held, but not found by this caller (the scoped store
+					// usually answers ECONFLICT before this): never answer
+					// a create with 404, nor with nothing.
+					return nil, linkbridge.Errorf(linkbridge.ECONFLICT, "the referral identifier is already in use").At("ServiceRequest.identifier")
+				}
+				return out, ferr
 			case strings.HasPrefix(le.Existing, "Patient/") && attempt == 0:
 				// The person is known (or was created concurrently):
 				// link to them.
@@ -70,13 +80,12 @@ func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID
 	}
 }
 
-// existingReferral returns the stored referral with a business identifier,
-// or nil when there is none.
+// existingReferral returns the stored referral with a business identifier:
+// never nil without an error; ENOTFOUND when there is none the caller may
+// read.
 func (s *Server) existingReferral(ctx context.Context, id linkbridge.Identifier) (*intakeResult, error) {
 	rf, err := s.Store.FindReferralByIdentifier(ctx, id)
-	if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
-		return nil, nil
-	} else if err != nil {
+	if err != nil {
 		return nil, err
 	}
 	out := &intakeResult{Referral: rf, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
@@ -479,7 +488,36 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string
 }
 
 // conditionalMatch runs an If-None-Exist query ("identifier=system|value").
+// Its criteria must all be applied: a parameter the search would ignore
+// (unknown, unsupported for the type such as patient.identifier, or a
+// result parameter such as _count) or one without a value is refused with
+// EINVALID naming it, since ignoring it could match an unrelated resource
+// and answer "already exists" (FHIR R4 http.html#ccreate; strict search
+// handling).
 func (s *Server) conditionalMatch(ctx context.Context, typ, cond string) (*linkbridge.Resource, error) {
+	vals, err := url.ParseQuery(cond)
+	if err != nil {
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "If-None-Exist is not a valid query string").At("If-None-Exist")
+	}
+	if len(vals) == 0 {
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "If-None-Exist has no search criteria").At("If-None-Exist")
+	}
+	names := slices.Sorted(maps.Keys(vals))
+	for _, k := range names {
+		// Filters only: _id, _lastUpdated and the type's own parameters.
+		// (patient.identifier is a chained search handleSearch resolves;
+		// parseSearch does not apply it.)
+		filter := k == "_id" || k == "_lastUpdated" ||
+			!slices.Contains(searchControls, k) && k != "patient.identifier" && knownSearchParam(typ, k)
+		if !filter {
+			return nil, linkbridge.Errorf(linkbridge.EINVALID, "If-None-Exist: search parameter %q is not supported for a conditional create of %s", k, typ).At(k)
+		}
+		for _, v := range vals[k] {
+			if len(splitComma(v)) == 0 {
+				return nil, linkbridge.Errorf(linkbridge.EINVALID, "If-None-Exist: search parameter %q has no value", k).At(k)
+			}
+		}
+	}
 	q, err := s.parseSearch(typ, cond)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/sqlite"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	oopb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/operation_outcome_go_proto"
@@ -321,6 +324,72 @@ func TestConditionalCreate(t *testing.T) {
 	if n := ts.total("ServiceRequest", nil); n != 2 {
 		t.Errorf("ServiceRequest total = %d, want 2", n)
 	}
+}
+
+// TestConditionalCreateUnappliedCriteria: an If-None-Exist whose criteria
+// the server cannot fully apply is refused (400 naming the parameter), not
+// run with the criteria dropped, which matched the one stored referral and
+// answered "already exists" for a different one.
+func TestConditionalCreateUnappliedCriteria(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	wantStatus(t, ts.post("/ServiceRequest", mustRead(t, fixSRContained), nil), http.StatusCreated)
+	other := withIdentifier(t, mustRead(t, fixSRContained), "F84003-2026-000113")
+	tests := []struct{ cond, expr string }{
+		{"foo=bar", "foo"},
+		{"9434765919=1", "9434765919"},
+		{"status=active&foo=bar", "foo"},
+		{"patient.identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919", "patient.identifier"},
+		{"_count=1", "_count"},
+		{"_include=ServiceRequest:subject", "_include"},
+		{"identifier=", "identifier"},
+		{"identifier=,", "identifier"},
+		{"&", "If-None-Exist"},
+		{"identifier:text=x", "identifier:text"},
+		{"subject:Patient.identifier=x", "subject:Patient.identifier"},
+	}
+	for _, tt := range tests {
+		r := ts.post("/ServiceRequest", other, hdr{"If-None-Exist": tt.cond})
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("If-None-Exist %q: %d, want 400; body: %s", tt.cond, r.Status, r.Body)
+			continue
+		}
+		wantOutcome(t, r, http.StatusBadRequest, "invalid", tt.expr)
+	}
+	if n := ts.total("ServiceRequest", nil); n != 1 {
+		t.Errorf("ServiceRequest total = %d, want 1 (refused conditions create nothing)", n)
+	}
+	// Criteria it applies still work: a match answers with the stored one,
+	// none creates.
+	wantStatus(t, ts.post("/ServiceRequest", other, hdr{"If-None-Exist": "identifier=" + referralIDSys + "|F84003-2026-000113&status=active"}), http.StatusCreated)
+	if n := ts.total("ServiceRequest", nil); n != 2 {
+		t.Errorf("ServiceRequest total = %d, want 2", n)
+	}
+	wantStatus(t, ts.post("/ServiceRequest", other, hdr{"If-None-Exist": "_id=nope,also-nope&identifier=" + referralIDSys + "|F84003-2026-000113"}), http.StatusOK)
+	if n := ts.total("ServiceRequest", nil); n != 2 {
+		t.Errorf("ServiceRequest total = %d, want 2", n)
+	}
+}
+
+// unfindableReferrals is a store whose referrals cannot be found by
+// identifier, as happens when the store reports a duplicate identifier
+// that the caller's view of it does not hold.
+type unfindableReferrals struct{ *sqlite.DB }
+
+func (unfindableReferrals) FindReferralByIdentifier(context.Context, linkbridge.Identifier) (*linkbridge.Referral, error) {
+	return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "referral not found")
+}
+
+// TestIntakeDuplicateNotFound: a referral whose identifier the store holds
+// but cannot then find answers 409, never a nil result the handlers would
+// dereference.
+func TestIntakeDuplicateNotFound(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(s *httpapi.Server) { s.Store = unfindableReferrals{s.Store.(*sqlite.DB)} })
+	body := mustRead(t, fixSRContained)
+	wantStatus(t, ts.post("/ServiceRequest", body, nil), http.StatusCreated)
+	wantOutcome(t, ts.post("/ServiceRequest", body, nil), http.StatusConflict, "conflict", "ServiceRequest.identifier")
+	wantStatus(t, ts.post("", mustRead(t, fixReferralTxn), nil), http.StatusOK) // another referral still goes in
 }
 
 func TestCreateTaskWithContainedServiceRequest(t *testing.T) {
