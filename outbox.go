@@ -141,4 +141,19 @@ type OutboxStore interface {
 	DiscardOutbox(ctx context.Context, id int64) error
 	// OutboxStats counts messages per state.
 	OutboxStats(ctx context.Context) (*OutboxStats, error)
+
+	// DeleteFinishedOutbox deletes up to limit finished messages (delivered,
+	// superseded or discarded) that finished before before, oldest first,
+	// and reports how many; callers repeat it until it deletes none (a
+	// batch may free a delivered message that an older discarded one held
+	// back). It never deletes a pending, inflight or dead message (dead
+	// letters wait for an operator), nor a delivered one while an older
+	// message of its resource and order key may still be sent (pending,
+	// inflight, dead or discarded): the claim needs it to supersede that
+	// message. Deleting never changes delivery order or what is superseded.
+	// A discarded message finished when it was discarded (requeueing it
+	// clears that); a superseded one when a claim superseded it. Safe to
+	// run from several replicas at once. Returns EINVALID for a limit below
+	// 1.
+	DeleteFinishedOutbox(ctx context.Context, before time.Time, limit int) (int, error)
 }

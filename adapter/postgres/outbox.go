@@ -232,7 +232,7 @@ func settleHead(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (int64,
 		if !head.SupersededBy(behind) && !deliveredLate {
 			return id, true, nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET state = 'superseded' WHERE id = $1 AND state = 'pending'`, id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET state = 'superseded', finished_at = $2 WHERE id = $1 AND state = 'pending'`, id, now); err != nil {
 			return 0, false, fmt.Errorf("supersede %d: %w", id, err)
 		}
 		if next == nil {
@@ -253,7 +253,7 @@ const held = `id = $1 AND state = 'inflight' AND locked_by = $2 AND locked_at = 
 // no longer inflight under c, and EINVALID for a claim without a worker or
 // time.
 func (db *DB) CompleteOutbox(ctx context.Context, c linkbridge.OutboxClaim, status int, now time.Time) error {
-	return db.claimUpdate(ctx, "complete", c, `UPDATE outbox SET state = 'delivered', delivered_at = $4,
+	return db.claimUpdate(ctx, "complete", c, `UPDATE outbox SET state = 'delivered', delivered_at = $4, finished_at = $4,
 		last_status = $5, last_error = '', last_outcome = NULL, locked_by = '', locked_at = NULL
 		WHERE `+held, now, status)
 }
@@ -313,16 +313,40 @@ func (db *DB) RequeueOutbox(ctx context.Context, id int64, now time.Time) error 
 			return fmt.Errorf("postgres: requeue outbox message %d: lock key: %w", id, err)
 		}
 		return outboxUpdate(ctx, tx, "requeue", id, "dead, discarded or pending", `UPDATE outbox SET state = 'pending',
-			available_at = $1, locked_by = '', locked_at = NULL
+			available_at = $1, locked_by = '', locked_at = NULL, finished_at = NULL
 			WHERE id = $2 AND state IN ('dead', 'discarded', 'pending')`, now, id)
 	})
 }
 
-// DiscardOutbox marks a pending or dead message discarded. It returns
-// ENOTFOUND for an unknown id and ECONFLICT in any other state.
+// DiscardOutbox marks a pending or dead message discarded, finished now
+// (db.Now). It returns ENOTFOUND for an unknown id and ECONFLICT in any
+// other state.
 func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
 	return db.outboxUpdate(ctx, "discard", id, "pending or dead", `UPDATE outbox SET state = 'discarded',
-		locked_by = '', locked_at = NULL WHERE id = $1 AND state IN ('pending', 'dead')`, id)
+		finished_at = $2, locked_by = '', locked_at = NULL WHERE id = $1 AND state IN ('pending', 'dead')`, id, db.Now())
+}
+
+// DeleteFinishedOutbox deletes up to limit delivered, superseded or
+// discarded messages that finished before before, oldest first, keeping a
+// delivered one while an older message of its resource may still be sent
+// (see sqlshared.FinishedOutboxQuery), and reports how many. It returns
+// EINVALID for a limit below 1.
+//
+// Safe from several replicas at once: FOR UPDATE SKIP LOCKED gives each
+// batch rows no other batch holds. A requeue racing with a batch is safe
+// too: a delivered row is deleted only when the statement's snapshot holds
+// no older row of its resource that may be sent, and a row finished for
+// good (delivered, superseded, deleted) never becomes sendable again.
+func (db *DB) DeleteFinishedOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := sqlshared.CheckDeleteFinished(limit); err != nil {
+		return 0, err
+	}
+	tag, err := db.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+
+		sqlshared.FinishedOutboxQuery("$1", "$2")+` FOR UPDATE SKIP LOCKED)`, ceilMicro(before), limit)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete finished outbox messages: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // outboxUpdate runs a single-row state change of message id on the pool.

@@ -60,6 +60,12 @@ import (
 // ("claim lost"). Claims are serialised by the writer, so a row's claim
 // cannot change between the check and the write.
 //
+// Retention. A delivered, superseded or discarded row records when it
+// finished (finished_at, migration 006); DeleteFinishedOutbox deletes those
+// finished before a cut-off, in batches, never pending, inflight or dead
+// rows, and keeps a delivered row that a claim may still need to supersede
+// an older version (see sqlshared.FinishedOutboxQuery).
+//
 // Attempts counts failed attempts: RetryOutboxLater and DeadLetterOutbox add
 // one, CompleteOutbox and RescueOutbox do not (a rescued attempt's outcome is
 // unknown), and RequeueOutbox keeps the count.
@@ -92,6 +98,8 @@ type outboxStmts struct {
 	rescue                *sql.Stmt
 	requeue, discard      *sql.Stmt
 	state                 *sql.Stmt
+	// deleteFinished deletes a batch of finished rows (retention).
+	deleteFinished *sql.Stmt
 }
 
 // prepareOutbox prepares the outbox statements with prep (startWriter's).
@@ -106,10 +114,10 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 		WHERE `+queued+` AND order_key = ? AND id > ? ORDER BY id LIMIT 1`)
 	prep(&s.delivered, `SELECT COUNT(*) FROM outbox WHERE order_key = ? AND id > ?
 		AND resource_type = ? AND resource_id = ? AND version > ? AND state = 'delivered'`)
-	prep(&s.supersede, `UPDATE outbox SET state = 'superseded' WHERE id = ? AND state = 'pending'`)
+	prep(&s.supersede, `UPDATE outbox SET state = 'superseded', finished_at = ? WHERE id = ? AND state = 'pending'`)
 	prep(&s.claim, `UPDATE outbox SET state = 'inflight', locked_by = ?, locked_at = ?
 		WHERE id = ? AND state = 'pending' RETURNING `+outboxColumns)
-	prep(&s.complete, `UPDATE outbox SET state = 'delivered', delivered_at = ?, last_status = ?, last_error = '',
+	prep(&s.complete, `UPDATE outbox SET state = 'delivered', delivered_at = ?, finished_at = ?, last_status = ?, last_error = '',
 		last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
 	prep(&s.retry, `UPDATE outbox SET state = 'pending', attempts = attempts + 1, available_at = ?, last_status = ?,
 		last_error = ?, last_outcome = NULL, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
@@ -117,11 +125,12 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 		last_outcome = ?, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
 	prep(&s.rescue, `UPDATE outbox SET state = 'pending', locked_by = '', locked_at = NULL
 		WHERE state = 'inflight' AND locked_at < ?`)
-	prep(&s.requeue, `UPDATE outbox SET state = 'pending', available_at = ?, locked_by = '', locked_at = NULL
-		WHERE id = ? AND state IN ('dead', 'discarded', 'pending')`)
-	prep(&s.discard, `UPDATE outbox SET state = 'discarded', locked_by = '', locked_at = NULL
+	prep(&s.requeue, `UPDATE outbox SET state = 'pending', available_at = ?, locked_by = '', locked_at = NULL,
+		finished_at = NULL WHERE id = ? AND state IN ('dead', 'discarded', 'pending')`)
+	prep(&s.discard, `UPDATE outbox SET state = 'discarded', finished_at = ?, locked_by = '', locked_at = NULL
 		WHERE id = ? AND state IN ('pending', 'dead')`)
 	prep(&s.state, `SELECT state FROM outbox WHERE id = ?`)
+	prep(&s.deleteFinished, `DELETE FROM outbox WHERE id IN (`+sqlshared.FinishedOutboxQuery("?", "?")+`)`)
 }
 
 // applyOutbox inserts a change's outbox rows (nil: none) and records their
@@ -257,7 +266,7 @@ func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 		if !superseded {
 			return id, true, nil
 		}
-		if _, err := w.ob.supersede.ExecContext(bg, id); err != nil {
+		if _, err := w.ob.supersede.ExecContext(bg, at, id); err != nil {
 			return 0, false, fmt.Errorf("supersede %d: %w", id, err)
 		}
 		if next == nil {
@@ -274,7 +283,7 @@ func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 // time.
 func (db *DB) CompleteOutbox(ctx context.Context, c linkbridge.OutboxClaim, status int, now time.Time) error {
 	at := formatTime(now)
-	return db.claimUpdate(ctx, "complete", c, func(w *writer) *sql.Stmt { return w.ob.complete }, at, status)
+	return db.claimUpdate(ctx, "complete", c, func(w *writer) *sql.Stmt { return w.ob.complete }, at, at, status)
 }
 
 // RetryOutboxLater returns a message inflight under claim c to pending, due
@@ -347,12 +356,42 @@ func (db *DB) RequeueOutbox(ctx context.Context, id int64, now time.Time) error 
 	})
 }
 
-// DiscardOutbox marks a pending or dead message discarded. It returns
-// ENOTFOUND for an unknown id and ECONFLICT in any other state.
+// DiscardOutbox marks a pending or dead message discarded, finished now
+// (db.Now). It returns ENOTFOUND for an unknown id and ECONFLICT in any
+// other state.
 func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
+	at := formatTime(db.Now())
 	return db.w.do(ctx, func(w *writer) error {
-		return w.outboxUpdate("discard", id, "pending or dead", w.ob.discard, id)
+		return w.outboxUpdate("discard", id, "pending or dead", w.ob.discard, at, id)
 	})
+}
+
+// DeleteFinishedOutbox deletes up to limit delivered, superseded or
+// discarded messages that finished before before, oldest first, keeping a
+// delivered one while an older message of its resource may still be sent
+// (see sqlshared.FinishedOutboxQuery), and reports how many. Each batch is
+// one write request, so a small limit keeps the writer free for other
+// writes between batches. It returns EINVALID for a limit below 1.
+func (db *DB) DeleteFinishedOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := sqlshared.CheckDeleteFinished(limit); err != nil {
+		return 0, err
+	}
+	cut := formatTime(before)
+	var n int64
+	err := db.w.do(ctx, func(w *writer) error {
+		res, err := w.ob.deleteFinished.ExecContext(bg, cut, limit)
+		if err != nil {
+			return fmt.Errorf("sqlite: delete finished outbox messages: %w", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: delete finished outbox messages: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // outboxUpdate runs a single-row state change of message id. When it

@@ -169,3 +169,43 @@ func NewOutboxStats() *linkbridge.OutboxStats {
 	}
 	return st
 }
+
+// finishedOutboxStates are the states DeleteFinishedOutbox deletes, as the
+// adapters' partial index outbox_finished names them: never pending or
+// inflight (queued) nor dead (waiting for an operator).
+const finishedOutboxStates = `state IN ('delivered', 'superseded', 'discarded')`
+
+// CheckDeleteFinished returns EINVALID for a batch limit below 1.
+func CheckDeleteFinished(limit int) error {
+	if limit < 1 {
+		return linkbridge.Errorf(linkbridge.EINVALID, "deleting finished outbox messages takes at least 1 a batch, not %d", limit)
+	}
+	return nil
+}
+
+// FinishedOutboxQuery selects the ids of the finished messages to delete,
+// oldest finish first: delivered, superseded or discarded (finished_at is
+// set for exactly these) before the placeholder before, at most the
+// placeholder limit of them. The adapters run it inside a DELETE.
+//
+// A delivered row is kept while an older row of its resource in its order
+// key (lower id) is pending, inflight, dead or discarded: the claim
+// supersedes such a row, when it is or becomes pending again (retry, rescue,
+// requeue), because a later version of its resource was delivered (see the
+// adapters' outbox.go), and without the delivered row it would be sent and
+// overwrite the newer version on the GP record. Once that older row is
+// finished for good (delivered, superseded, or discarded and deleted in
+// turn), the delivered row goes too. Superseded and discarded rows are
+// never read by the claim (it looks only at queued rows and delivered
+// ones), and deleting finished rows never changes which queued row is a
+// key's head, so ordering is unaffected.
+//
+// The outer table is not aliased and the state term repeats the index's
+// WHERE term exactly, so that SQLite uses the partial index.
+func FinishedOutboxQuery(before, limit string) string {
+	return `SELECT id FROM outbox WHERE ` + finishedOutboxStates + ` AND finished_at < ` + before + `
+		AND NOT (state = 'delivered' AND EXISTS (SELECT 1 FROM outbox r WHERE r.order_key = outbox.order_key
+			AND r.id < outbox.id AND r.resource_type = outbox.resource_type AND r.resource_id = outbox.resource_id
+			AND r.state IN ('pending', 'inflight', 'dead', 'discarded')))
+		ORDER BY finished_at, id LIMIT ` + limit
+}
