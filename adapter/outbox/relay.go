@@ -2,7 +2,8 @@
 // GP-side FHIR endpoint: it claims due messages (at most one per person at a
 // time, so delivery is ordered per person across any number of workers),
 // sends them, and completes, reschedules or dead-letters each. A rescuer
-// returns messages left in flight by a crash. Retries back off with jitter;
+// returns messages left in flight by a crash, and a cleaner deletes
+// finished messages once they are older than the retention period. Retries back off with jitter;
 // a Retry-After longer than the sender's in-process cap is scheduled in the
 // outbox, never slept on.
 package outbox
@@ -51,6 +52,9 @@ type Metrics interface {
 	Delivered(resourceType string, latency time.Duration)
 	Retried(resourceType string)
 	DeadLettered(resourceType string)
+	// Cleaned records finished messages the cleaner deleted (called once
+	// a run, n may be 0).
+	Cleaned(n int)
 }
 
 // Relay delivers the outbox. Configure the fields, then Start; Stop ends it.
@@ -75,7 +79,18 @@ type Relay struct {
 	// Backoff gives the wait before attempt n+1 (default: exponential from
 	// 1s, capped at 10m, with full jitter).
 	Backoff func(attempt int) time.Duration
-	Metrics Metrics
+	// Retention is how long a finished message (delivered, superseded or
+	// discarded) is kept before the cleaner deletes it (0: kept forever).
+	// Pending, inflight and dead messages are never deleted.
+	Retention time.Duration
+	// CleanInterval is how often the cleaner runs (default 10m, or
+	// Retention when that is shorter); it runs at Start too.
+	CleanInterval time.Duration
+	// CleanBatch is how many messages one delete takes (default 1000): a
+	// run deletes batch after batch until none is left, each a short
+	// write.
+	CleanBatch int
+	Metrics    Metrics
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 
@@ -142,6 +157,15 @@ func (r *Relay) Start(ctx context.Context) error {
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
+	if r.CleanInterval <= 0 {
+		r.CleanInterval = 10 * time.Minute
+		if r.Retention > 0 && r.Retention < r.CleanInterval {
+			r.CleanInterval = r.Retention
+		}
+	}
+	if r.CleanBatch <= 0 {
+		r.CleanBatch = 1000
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	r.stop = cancel
 	r.wake = make(chan struct{}, 1)
@@ -169,6 +193,13 @@ func (r *Relay) Stop() {
 
 func (r *Relay) run(ctx context.Context) {
 	defer close(r.done)
+	if r.Retention > 0 {
+		// The cleaner runs beside the claims, so that a long clean-up never
+		// holds up delivery; the relay is done once it has returned too.
+		var wg sync.WaitGroup
+		wg.Go(func() { r.cleanLoop(ctx) })
+		defer wg.Wait()
+	}
 	rescue := time.NewTicker(r.RescueAfter / 4)
 	defer rescue.Stop()
 	r.rescue(ctx)
@@ -203,6 +234,51 @@ func (r *Relay) rescue(ctx context.Context) {
 	}
 	if n > 0 {
 		r.Logger.InfoContext(ctx, "outbox rescued stuck messages", slog.Int("count", n))
+	}
+}
+
+// cleanLoop runs the cleaner at once and then every CleanInterval until ctx
+// ends.
+func (r *Relay) cleanLoop(ctx context.Context) {
+	tick := time.NewTicker(r.CleanInterval)
+	defer tick.Stop()
+	for {
+		r.clean(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// clean deletes the messages finished before now - Retention, batch after
+// batch until a batch deletes none (one batch may free a delivered message
+// that an older discarded one held back), and logs the count. Several
+// replicas may clean at once: the store gives each batch its own rows.
+func (r *Relay) clean(ctx context.Context) {
+	before := r.now().Add(-r.Retention)
+	total, batches := 0, 0
+	for ctx.Err() == nil {
+		n, err := r.Store.DeleteFinishedOutbox(ctx, before, r.CleanBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.Logger.WarnContext(ctx, "outbox clean-up failed", slog.Int("deleted", total), slog.Any("error", err))
+			}
+			break
+		}
+		batches++
+		total += n
+		if n == 0 {
+			break
+		}
+	}
+	if r.Metrics != nil {
+		r.Metrics.Cleaned(total)
+	}
+	if total > 0 {
+		r.Logger.InfoContext(ctx, "outbox deleted finished messages", slog.Int("count", total), slog.Int("batches", batches),
+			slog.Duration("retention", r.Retention))
 	}
 }
 

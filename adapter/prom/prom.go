@@ -49,6 +49,11 @@ func (m *Metrics) DeadLettered(resourceType string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`linkbridge_writeback_dead_lettered_total{resource_type=%q}`, resourceType)).Inc()
 }
 
+// Cleaned records finished messages the relay's cleaner deleted.
+func (m *Metrics) Cleaned(n int) {
+	m.set.GetOrCreateCounter(`linkbridge_writeback_cleaned_total`).Add(n)
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
