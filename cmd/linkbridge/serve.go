@@ -52,6 +52,10 @@ type ServeConfig struct {
 	// RescueAfter returns write-backs left in flight longer than this to
 	// the queue; it must exceed the longest send (timeout × attempts).
 	RescueAfter time.Duration
+	// OutboxRetention is how long finished write-backs (delivered,
+	// superseded, discarded) are kept before the relay deletes them (0:
+	// forever).
+	OutboxRetention time.Duration
 	// GPTimeout bounds one attempt to the GP endpoint.
 	GPTimeout time.Duration
 	// Security is authentication, rate limits and TLS (security.go).
@@ -73,6 +77,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.GPBase != "" && c.RescueAfter < 2*c.GPTimeout {
 		return errors.New("--rescue-after must be at least 2 × --gp-timeout (a send is cut off at half of --rescue-after)")
+	}
+	if c.OutboxRetention < 0 {
+		return errors.New("--outbox-retention must not be negative (0 keeps finished write-backs forever)")
 	}
 	if c.GPTokenURL != "" && (c.GPClientID == "" || c.GPKeyFile == "") {
 		return errors.New("--gp-token-url needs --gp-client-id and --gp-key")
@@ -148,6 +155,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.GPClientKey, "gp-client-key", env("GP_CLIENT_KEY", ""), "client key (PEM) for mutual TLS (LINKBRIDGE_GP_CLIENT_KEY)")
 	fs.StringVar(&cfg.GPCACert, "gp-ca", env("GP_CA", ""), "CA certificate (PEM) to trust for the GP endpoint (LINKBRIDGE_GP_CA)")
 	fs.DurationVar(&cfg.RescueAfter, "rescue-after", envDuration(c.Getenv, "RESCUE_AFTER", 2*time.Minute), "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it (LINKBRIDGE_RESCUE_AFTER)")
+	fs.DurationVar(&cfg.OutboxRetention, "outbox-retention", envDuration(c.Getenv, "OUTBOX_RETENTION", 720*time.Hour), "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted (LINKBRIDGE_OUTBOX_RETENTION)")
 	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.RelayWorker, "relay-worker", env("RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid())), "name of this relay worker in claimed outbox rows (LINKBRIDGE_RELAY_WORKER)")
@@ -336,6 +344,7 @@ func newRelay(cfg *ServeConfig, store linkbridge.OutboxStore, codec *fhirjson.Co
 		Logger:      logger,
 		Worker:      cfg.RelayWorker,
 		RescueAfter: cfg.RescueAfter,
+		Retention:   cfg.OutboxRetention,
 		Metrics:     metrics,
 	}, nil
 }
