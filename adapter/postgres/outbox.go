@@ -342,7 +342,7 @@ func (db *DB) DeleteFinishedOutbox(ctx context.Context, before time.Time, limit 
 		return 0, err
 	}
 	tag, err := db.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+
-		sqlshared.FinishedOutboxQuery("$1", "$2")+` FOR UPDATE SKIP LOCKED)`, ceilMicro(before), limit)
+		sqlshared.FinishedOutboxQuery("$1", "$2", "")+` FOR UPDATE SKIP LOCKED)`, ceilMicro(before), limit)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete finished outbox messages: %w", err)
 	}

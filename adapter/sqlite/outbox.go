@@ -130,7 +130,7 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.discard, `UPDATE outbox SET state = 'discarded', finished_at = ?, locked_by = '', locked_at = NULL
 		WHERE id = ? AND state IN ('pending', 'dead')`)
 	prep(&s.state, `SELECT state FROM outbox WHERE id = ?`)
-	prep(&s.deleteFinished, `DELETE FROM outbox WHERE id IN (`+sqlshared.FinishedOutboxQuery("?", "?")+`)`)
+	prep(&s.deleteFinished, `DELETE FROM outbox WHERE id IN (`+sqlshared.FinishedOutboxQuery("?", "?", "INDEXED BY outbox_finished")+`)`)
 }
 
 // applyOutbox inserts a change's outbox rows (nil: none) and records their

@@ -201,9 +201,12 @@ func CheckDeleteFinished(limit int) error {
 // key's head, so ordering is unaffected.
 //
 // The outer table is not aliased and the state term repeats the index's
-// WHERE term exactly, so that SQLite uses the partial index.
-func FinishedOutboxQuery(before, limit string) string {
-	return `SELECT id FROM outbox WHERE ` + finishedOutboxStates + ` AND finished_at < ` + before + `
+// WHERE term exactly, so that SQLite can use the partial index
+// outbox_finished; hint follows the table name (SQLite: "INDEXED BY
+// outbox_finished", as without statistics its planner prefers
+// outbox_state_created and sorts every finished row; PostgreSQL: "").
+func FinishedOutboxQuery(before, limit, hint string) string {
+	return `SELECT id FROM outbox ` + hint + ` WHERE ` + finishedOutboxStates + ` AND finished_at < ` + before + `
 		AND NOT (state = 'delivered' AND EXISTS (SELECT 1 FROM outbox r WHERE r.order_key = outbox.order_key
 			AND r.id < outbox.id AND r.resource_type = outbox.resource_type AND r.resource_id = outbox.resource_id
 			AND r.state IN ('pending', 'inflight', 'dead', 'discarded')))
