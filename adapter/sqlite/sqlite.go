@@ -35,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,11 +168,12 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	// longer, which saves reading them back; 64 MiB was measured no faster
 	// under `bench` and took the gateway to 230 MB RSS (16 MiB: 135 MB,
 	// against a 150 MB budget). wal_autocheckpoint=0 leaves
-	// checkpoints to the checkpointer. _txlock=immediate makes BeginTx (used
+	// checkpoints to the checkpointer; journal_size_limit truncates the WAL
+	// file when it restarts (see checkpoint.go). _txlock=immediate makes BeginTx (used
 	// by migrations) take the write lock at once instead of failing to
 	// upgrade later.
-	pragmas := []string{"busy_timeout(5000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)",
-		"temp_store(MEMORY)", "cache_size(-16384)"}
+	pragmas := []string{"busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)",
+		"temp_store(MEMORY)", "cache_size(-16384)", "journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"}
 	if db.CheckpointInterval > 0 {
 		pragmas = append(pragmas, "wal_autocheckpoint(0)")
 	}

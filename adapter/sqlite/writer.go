@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
@@ -37,6 +38,7 @@ type writer struct {
 	// Statements prepared once on the write connection.
 	begin, commit, rollback        *sql.Stmt
 	savepoint, release, rollbackTo *sql.Stmt
+	resetTimeout, writeTimeout     *sql.Stmt // set busy_timeout
 	insMessage                     *sql.Stmt
 	insPerson, selPersonIDByNHS    *sql.Stmt
 	insReferral, updReferral       *sql.Stmt
@@ -94,6 +96,8 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.savepoint, `SAVEPOINT req`)
 	prep(&w.release, `RELEASE req`)
 	prep(&w.rollbackTo, `ROLLBACK TO req`)
+	prep(&w.resetTimeout, `PRAGMA busy_timeout = `+strconv.FormatInt(walResetTimeout.Milliseconds(), 10))
+	prep(&w.writeTimeout, `PRAGMA busy_timeout = `+strconv.FormatInt(busyTimeout.Milliseconds(), 10))
 	prep(&w.insMessage, `INSERT INTO message (request_id, received_at) VALUES (?, ?)`)
 	prep(&w.insPerson, `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES (?, ?, ?, ?, ?)`)
 	prep(&w.selPersonIDByNHS, `SELECT id FROM person WHERE nhs_number = ?`)
@@ -267,11 +271,30 @@ func (w *writer) runBatch(batch []*writeReq) {
 	}
 	answer()
 	if w.db.wantCheckpoint.CompareAndSwap(true, false) {
-		// The background checkpointer copied most of the WAL already; this
-		// copies the rest, so that the next transaction restarts the WAL.
-		if _, err := checkpoint(w.conn, "PASSIVE"); err != nil {
-			w.log.Warn("writer checkpoint", slog.Any("error", err))
-		}
+		w.resetWAL()
+	}
+}
+
+// resetWAL runs a RESTART checkpoint on the write connection, between
+// batches: it copies what the background checkpoint left (what was written
+// since it began), waits for the readers still reading WAL frames to finish,
+// and restarts the WAL from its beginning. The wait is bounded by
+// walResetTimeout; a checkpoint that runs out of it has still copied what it
+// could, and the checkpointer asks again. See checkpoint.go.
+func (w *writer) resetWAL() {
+	if _, err := w.resetTimeout.ExecContext(bg); err != nil {
+		w.log.Warn("writer checkpoint", slog.Any("error", err))
+		return
+	}
+	res, err := checkpoint(w.conn, "RESTART")
+	if err != nil {
+		w.log.Warn("writer checkpoint", slog.Any("error", err))
+	} else if res.busy {
+		w.log.Debug("writer checkpoint: readers held the WAL", slog.Int("frames", res.log),
+			slog.Int("checkpointed", res.checkpointed))
+	}
+	if _, err := w.writeTimeout.ExecContext(bg); err != nil {
+		w.log.Warn("writer checkpoint", slog.Any("error", err))
 	}
 }
 
