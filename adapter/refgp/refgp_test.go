@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -394,6 +395,9 @@ func TestSearchByTag(t *testing.T) {
 		if b["total"] != float64(len(ids)) {
 			t.Errorf("total %v for %d entries", b["total"], len(ids))
 		}
+		// Matches come in lastUpdated order, and the map above creates the
+		// resources in random order: compare the set.
+		slices.Sort(ids)
 		return ids
 	}
 	for _, tc := range []struct {
