@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
@@ -346,7 +347,7 @@ func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, message
 		}
 	}
 	in.Referral = &rf
-	in.Audit = auditWrite(ctx, in.Resources)
+	in.Audit = access.ForWrite(ctx, in.Resources)
 	if err := s.Store.CreateReferral(ctx, in); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -21,7 +22,7 @@ import (
 // Search paging limits.
 const (
 	defaultCount = 20
-	maxCount     = 200
+	maxCount     = access.MaxPage
 )
 
 // searchable lists the resource types the API reads and searches, with the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/access"
 	"golang.org/x/time/rate"
 )
 
@@ -36,7 +37,7 @@ var publicRoutes = map[string]bool{
 // applies the caller's rate limit (429 with Retry-After), checks that the
 // caller's role and scopes allow the route (403), runs the handler with the
 // principal in the context, and records the access in the audit trail: a
-// write's record commits with the write (auditWrite), every other request's
+// write's record commits with the write (access.ForWrite), every other request's
 // is written after the handler.
 func (s *Server) secure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -46,11 +47,11 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			return
 		}
 		start := s.now()
-		st := stateFrom(r.Context()) // set by logRequests
+		st := access.TrailFrom(r.Context()) // set by logRequests
 		ctx := r.Context()
 		if st == nil {
-			st = &requestState{}
-			ctx = withState(ctx, st)
+			st = &access.Trail{}
+			ctx = access.WithTrail(ctx, st)
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		var p *linkbridge.Principal
@@ -83,9 +84,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				return
 			}
 			ctx = linkbridge.NewContextWithPrincipal(ctx, p)
-			st.mu.Lock()
-			st.clientID = p.ClientID
-			st.mu.Unlock()
+			st.SetClient(p.ClientID)
 		}
 		if s.Auth == nil || p != nil {
 			if err := s.limit(p, r, rec); err != nil {
@@ -100,11 +99,9 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			}
 		}
 		if s.auditInStore() {
-			st.mu.Lock()
-			st.writeAudit = func(entities []string) *linkbridge.AuditRecord {
+			st.SetWriteAudit(func(entities []string) *linkbridge.AuditRecord {
 				return s.auditRecord(r, route, p, writeStatus(route), entities)
-			}
-			st.mu.Unlock()
+			})
 		}
 		next.ServeHTTP(rec, r.WithContext(ctx))
 	})
@@ -117,40 +114,12 @@ func (s *Server) auditInStore() bool {
 		return false
 	}
 	store := s.Store
-	if sc, ok := store.(*scopedStore); ok {
+	if sc, ok := store.(*access.Store); ok {
 		store = sc.Store
 	}
 	as, ok := s.Audit.(linkbridge.Store)
 	// (== panics on two values of one incomparable type.)
 	return ok && reflect.TypeOf(as).Comparable() && as == store
-}
-
-// auditWrite returns the audit record a write carries (Intake.Audit,
-// ReferralChange.Audit), so that it commits with the write: the request's
-// record as it will be when the write succeeds (the route's success
-// status, the entities noted so far and those the write stores). Nil when
-// the request's record is written after the handler instead (no audit
-// trail, or one kept in another store). scopedStore marks the record
-// committed when the write succeeds; when it fails, nothing of it is stored
-// and the after-handler audit records the failure.
-func auditWrite(ctx context.Context, written []*linkbridge.Resource) *linkbridge.AuditRecord {
-	st := stateFrom(ctx)
-	if st == nil {
-		return nil
-	}
-	st.mu.Lock()
-	build, entities := st.writeAudit, slices.Clone(st.entities)
-	st.mu.Unlock()
-	if build == nil {
-		return nil
-	}
-	// As note would add them, had the write succeeded.
-	for _, r := range written {
-		if ref := r.Reference(); len(entities) < maxAuditEntities && !slices.Contains(entities, ref) {
-			entities = append(entities, ref)
-		}
-	}
-	return build(entities)
 }
 
 // writeStatus is the status a write route answers when its write succeeds.
@@ -214,7 +183,7 @@ func forbidden(format string, args ...any) error {
 //     only read.
 //
 // Which referrals the caller reaches is decided per resource by the store
-// (scopedStore), not here.
+// (access.Store), not here.
 func authorizeRoute(p *linkbridge.Principal, method, route, typ string) error {
 	need := func(typ, op string) error {
 		if !p.HasScope(typ, op) {
@@ -344,13 +313,11 @@ func (s *Server) limit(p *linkbridge.Principal, r *http.Request, w http.Response
 // commit; a failure to record is logged at ERROR. It records nothing when
 // the request's record committed with its write and the handler answered
 // the status recorded there.
-func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *linkbridge.Principal, st *requestState, status int, start time.Time) {
+func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *linkbridge.Principal, st *access.Trail, status int, start time.Time) {
 	if s.Audit == nil {
 		return
 	}
-	st.mu.Lock()
-	committed, entities := st.committed, slices.Clone(st.entities)
-	st.mu.Unlock()
+	committed, entities := st.Snapshot()
 	if committed != nil && committed.Status == status {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 )
 
@@ -127,9 +128,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.Use(s.logRequests)
 	if s.Auth != nil || s.Audit != nil || s.RateLimit > 0 {
-		// Authorisation is enforced at the store boundary (scopedStore).
-		if _, ok := s.Store.(*scopedStore); !ok {
-			sc := &scopedStore{Store: s.Store, cases: s.Cases}
+		// Authorisation is enforced at the store boundary (access.Store).
+		if _, ok := s.Store.(*access.Store); !ok {
+			sc := &access.Store{Store: s.Store, Cases: s.Cases}
 			s.Store = sc
 			if s.Cases != nil {
 				s.Cases = sc
@@ -219,8 +220,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		st := &requestState{} // the security layer records the client here
-		r = r.WithContext(withState(r.Context(), st))
+		st := &access.Trail{} // the security layer records the client here
+		r = r.WithContext(access.WithTrail(r.Context(), st))
 		next.ServeHTTP(rec, r)
 		route := r.URL.Path
 		if cr := mux.CurrentRoute(r); cr != nil {
@@ -232,7 +233,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.String("method", r.Method), slog.String("route", route),
 			slog.String("id", mux.Vars(r)["id"]),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", r.Header.Get("X-Request-Id")), slog.String("client_id", st.client()))
+			slog.String("request_id", r.Header.Get("X-Request-Id")), slog.String("client_id", st.Client()))
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
@@ -247,7 +248,7 @@ func (s *Server) changeCase(ctx context.Context, r *http.Request, id string, cha
 		}
 	}
 	ch.Event = &linkbridge.ReferralEvent{ReferralID: next.ID, Version: next.Version, At: now, Action: action, Actor: actorName(&next), Status: next.Status}
-	ch.Audit = auditWrite(ctx, ch.Resources)
+	ch.Audit = access.ForWrite(ctx, ch.Resources)
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}

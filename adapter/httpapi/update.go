@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
@@ -191,7 +192,7 @@ func (s *Server) revoke(ctx context.Context, id string, sr *srpb.ServiceRequest,
 		return nil, err
 	}
 	ch := &linkbridge.ReferralChange{Referral: &next, Resources: []*linkbridge.Resource{srRes, taskNext}, MessageID: messageID}
-	ch.Audit = auditWrite(ctx, ch.Resources)
+	ch.Audit = access.ForWrite(ctx, ch.Resources)
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}
@@ -209,7 +210,7 @@ func (s *Server) changeReferral(ctx context.Context, next *linkbridge.Referral, 
 		return nil, err
 	}
 	ch := &linkbridge.ReferralChange{Referral: next, Resources: []*linkbridge.Resource{res}, MessageID: messageID}
-	ch.Audit = auditWrite(ctx, ch.Resources)
+	ch.Audit = access.ForWrite(ctx, ch.Resources)
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, err
 	}

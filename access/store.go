@@ -1,17 +1,20 @@
-package httpapi
+// Package access is the authorising store: every store call a use case
+// makes for an authenticated caller is limited to what that caller's
+// organisation may see or change, and every resource a request discloses or
+// writes is noted for its audit record (Trail).
+package access
 
 import (
 	"context"
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/linkbridge/linkbridge"
 )
 
-// scopedStore enforces per-organisation authorisation at the store
-// boundary: every store call a handler makes with an authenticated request
+// Store enforces per-organisation authorisation at the store
+// boundary: every store call a use case makes with an authenticated request
 // context is limited to the caller's referrals (linkbridge.Principal). A
 // referral or resource outside the caller's scope is ENOTFOUND with the
 // message a missing one gets, so the two cannot be told apart. It also
@@ -19,99 +22,33 @@ import (
 // the audit record that committed with a write.
 // Without a principal in the context (authentication off, background work)
 // calls pass through unchanged.
-type scopedStore struct {
+type Store struct {
 	linkbridge.Store
-	cases linkbridge.CaseStore
+	// Cases is the case-record side of the same store (may be nil when
+	// the store has none).
+	Cases linkbridge.CaseStore
+}
+
+// NewStore wraps store (and its case-record side, when it has one).
+func NewStore(store linkbridge.Store) *Store {
+	s := &Store{Store: store}
+	if cs, ok := store.(linkbridge.CaseStore); ok {
+		s.Cases = cs
+	}
+	return s
 }
 
 var (
-	_ linkbridge.Store     = (*scopedStore)(nil)
-	_ linkbridge.CaseStore = (*scopedStore)(nil)
+	_ linkbridge.Store     = (*Store)(nil)
+	_ linkbridge.CaseStore = (*Store)(nil)
 )
-
-// requestState is per-request security state carried in the context: the
-// audit note and the people an intake may link to.
-type requestState struct {
-	mu       sync.Mutex
-	entities []string
-	seen     map[string]bool
-	// linking is the person an intake found by NHS number: the GP naming a
-	// person's NHS number in a referral links to them, and the Patient
-	// gains the GP's access when the referral is stored.
-	linking string
-	// clientID is the authenticated client, for the request log line.
-	clientID string
-	// writeAudit, set by the security layer when the audit trail is kept
-	// in the store the handlers write to, builds the audit record a write
-	// carries (see auditWrite) from the entities it touches.
-	writeAudit func(entities []string) *linkbridge.AuditRecord
-	// committed is the audit record that committed with the request's
-	// write: the after-handler audit then writes none of its own.
-	committed *linkbridge.AuditRecord
-}
-
-// markCommitted notes that rec committed with the request's write; nothing
-// for nil.
-func markCommitted(ctx context.Context, rec *linkbridge.AuditRecord) {
-	st := stateFrom(ctx)
-	if st == nil || rec == nil {
-		return
-	}
-	st.mu.Lock()
-	st.committed = rec
-	st.mu.Unlock()
-}
-
-// client returns the authenticated client id, or "".
-func (st *requestState) client() string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.clientID
-}
-
-type stateKey struct{}
-
-func withState(ctx context.Context, st *requestState) context.Context {
-	return context.WithValue(ctx, stateKey{}, st)
-}
-
-func stateFrom(ctx context.Context) *requestState {
-	st, _ := ctx.Value(stateKey{}).(*requestState)
-	return st
-}
-
-// maxAuditEntities bounds the resources an audit record names: enough for
-// the largest answer, a search page (maxCount) with as many resources
-// included by each of the four _include values of a Task search, and the
-// Patients a chained patient.identifier search found.
-const maxAuditEntities = maxCount * 6
-
-// note records resources the request touched ("Type/id"), at most
-// maxAuditEntities.
-func note(ctx context.Context, refs ...string) {
-	st := stateFrom(ctx)
-	if st == nil {
-		return
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.seen == nil {
-		st.seen = map[string]bool{}
-	}
-	for _, r := range refs {
-		if !st.seen[r] && len(st.entities) < maxAuditEntities {
-			st.seen[r] = true
-			st.entities = append(st.entities, r)
-		}
-	}
-}
 
 func notFound(format string, args ...any) error {
 	return linkbridge.Errorf(linkbridge.ENOTFOUND, format, args...)
 }
 
 // visible reports whether the principal's access keys reach a resource.
-func (s *scopedStore) visible(ctx context.Context, p *linkbridge.Principal, typ, id string) (bool, error) {
+func (s *Store) visible(ctx context.Context, p *linkbridge.Principal, typ, id string) (bool, error) {
 	res, err := s.Store.SearchResources(ctx, &linkbridge.ResourceQuery{Type: typ, IDs: []string{id}, Count: 1, Access: p.Access()})
 	if err != nil {
 		return false, err
@@ -121,7 +58,7 @@ func (s *scopedStore) visible(ctx context.Context, p *linkbridge.Principal, typ,
 
 // CreateReferral stores a referral only from the GP organisation it names
 // as requester.
-func (s *scopedStore) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
+func (s *Store) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	p := linkbridge.PrincipalFromContext(ctx)
 	if p != nil && in != nil && in.Referral != nil {
 		if p.Role != linkbridge.RoleGP || in.Referral.ReferrerODS != p.ODS {
@@ -139,15 +76,15 @@ func (s *scopedStore) CreateReferral(ctx context.Context, in *linkbridge.Intake)
 	}
 	if err == nil && in != nil {
 		for _, r := range in.Resources {
-			note(ctx, r.Reference())
+			Note(ctx, r.Reference())
 		}
-		markCommitted(ctx, in.Audit)
+		MarkCommitted(ctx, in.Audit)
 	}
 	return err
 }
 
 // UpdateReferral changes only a referral the caller may change.
-func (s *scopedStore) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
+func (s *Store) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil && ch != nil && ch.Referral != nil {
 		stored, err := s.Store.FindReferral(ctx, ch.Referral.ID)
 		if err != nil {
@@ -160,38 +97,38 @@ func (s *scopedStore) UpdateReferral(ctx context.Context, ch *linkbridge.Referra
 	err := s.Store.UpdateReferral(ctx, ch)
 	if err == nil && ch != nil {
 		for _, r := range ch.Resources {
-			note(ctx, r.Reference())
+			Note(ctx, r.Reference())
 		}
-		markCommitted(ctx, ch.Audit)
+		MarkCommitted(ctx, ch.Audit)
 	}
 	return err
 }
 
-func (s *scopedStore) readable(ctx context.Context, rf *linkbridge.Referral, err error, msg string) (*linkbridge.Referral, error) {
+func (s *Store) readable(ctx context.Context, rf *linkbridge.Referral, err error, msg string) (*linkbridge.Referral, error) {
 	if err != nil {
 		return nil, err
 	}
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil && !p.CanRead(rf) {
 		return nil, notFound("%s", msg)
 	}
-	note(ctx, "ServiceRequest/"+rf.ID)
+	Note(ctx, "ServiceRequest/"+rf.ID)
 	return rf, nil
 }
 
 // FindReferral returns a referral the caller may read.
-func (s *scopedStore) FindReferral(ctx context.Context, id string) (*linkbridge.Referral, error) {
+func (s *Store) FindReferral(ctx context.Context, id string) (*linkbridge.Referral, error) {
 	rf, err := s.Store.FindReferral(ctx, id)
 	return s.readable(ctx, rf, err, "referral "+id+" not found")
 }
 
 // FindReferralByTaskID returns a referral the caller may read.
-func (s *scopedStore) FindReferralByTaskID(ctx context.Context, taskID string) (*linkbridge.Referral, error) {
+func (s *Store) FindReferralByTaskID(ctx context.Context, taskID string) (*linkbridge.Referral, error) {
 	rf, err := s.Store.FindReferralByTaskID(ctx, taskID)
 	return s.readable(ctx, rf, err, "referral of Task "+taskID+" not found")
 }
 
 // FindReferralByIdentifier returns a referral the caller may read.
-func (s *scopedStore) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identifier) (*linkbridge.Referral, error) {
+func (s *Store) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identifier) (*linkbridge.Referral, error) {
 	rf, err := s.Store.FindReferralByIdentifier(ctx, id)
 	return s.readable(ctx, rf, err, "referral with this identifier not found")
 }
@@ -199,20 +136,18 @@ func (s *scopedStore) FindReferralByIdentifier(ctx context.Context, id linkbridg
 // FindPersonByNHSNumber is not scoped: an intake links a referral to the
 // person its NHS number names. The person found may then be read by this
 // request (the referral gives the caller access to them).
-func (s *scopedStore) FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*linkbridge.Person, error) {
+func (s *Store) FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*linkbridge.Person, error) {
 	per, err := s.Store.FindPersonByNHSNumber(ctx, nhsNumber)
 	if err == nil {
-		if st := stateFrom(ctx); st != nil {
-			st.mu.Lock()
-			st.linking = per.ID
-			st.mu.Unlock()
+		if t := TrailFrom(ctx); t != nil {
+			t.setLinking(per.ID)
 		}
 	}
 	return per, err
 }
 
 // FindPerson returns a person whose Patient the caller may read.
-func (s *scopedStore) FindPerson(ctx context.Context, id string) (*linkbridge.Person, error) {
+func (s *Store) FindPerson(ctx context.Context, id string) (*linkbridge.Person, error) {
 	per, err := s.Store.FindPerson(ctx, id)
 	if err != nil {
 		return nil, err
@@ -230,19 +165,14 @@ func (s *scopedStore) FindPerson(ctx context.Context, id string) (*linkbridge.Pe
 }
 
 // check returns ENOTFOUND (msg) when the caller may not read typ/id.
-func (s *scopedStore) check(ctx context.Context, typ, id, msg string) error {
+func (s *Store) check(ctx context.Context, typ, id, msg string) error {
 	p := linkbridge.PrincipalFromContext(ctx)
 	if p == nil {
 		return nil
 	}
 	if typ == "Patient" {
-		if st := stateFrom(ctx); st != nil {
-			st.mu.Lock()
-			linking := st.linking
-			st.mu.Unlock()
-			if linking == id {
-				return nil
-			}
+		if t := TrailFrom(ctx); t != nil && t.isLinking(id) {
+			return nil
 		}
 	}
 	ok, err := s.visible(ctx, p, typ, id)
@@ -256,44 +186,44 @@ func (s *scopedStore) check(ctx context.Context, typ, id, msg string) error {
 }
 
 // ReadResource returns a resource the caller may read.
-func (s *scopedStore) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Resource, error) {
+func (s *Store) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Resource, error) {
 	if err := s.check(ctx, typ, id, typ+"/"+id+" not found"); err != nil {
 		return nil, err
 	}
 	res, err := s.Store.ReadResource(ctx, typ, id)
 	if err == nil {
-		note(ctx, res.Reference())
+		Note(ctx, res.Reference())
 	}
 	return res, err
 }
 
 // ReadResourceVersion returns a version of a resource the caller may read.
-func (s *scopedStore) ReadResourceVersion(ctx context.Context, typ, id string, version int) (*linkbridge.Resource, error) {
+func (s *Store) ReadResourceVersion(ctx context.Context, typ, id string, version int) (*linkbridge.Resource, error) {
 	if err := s.check(ctx, typ, id, typ+"/"+id+" version "+strconv.Itoa(version)+" not found"); err != nil {
 		return nil, err
 	}
 	res, err := s.Store.ReadResourceVersion(ctx, typ, id, version)
 	if err == nil {
-		note(ctx, res.Reference())
+		Note(ctx, res.Reference())
 	}
 	return res, err
 }
 
 // ResourceHistory returns the history of a resource the caller may read.
-func (s *scopedStore) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridge.Resource, error) {
+func (s *Store) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridge.Resource, error) {
 	if err := s.check(ctx, typ, id, typ+"/"+id+" not found"); err != nil {
 		return nil, err
 	}
 	res, err := s.Store.ResourceHistory(ctx, typ, id)
 	if err == nil {
-		note(ctx, typ+"/"+id)
+		Note(ctx, typ+"/"+id)
 	}
 	return res, err
 }
 
 // SearchResources limits a search to the caller's access keys, so totals
 // and pages count only what the caller may see.
-func (s *scopedStore) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
+func (s *Store) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil && q != nil && q.Access == nil {
 		scoped := *q
 		scoped.Access = p.Access()
@@ -302,28 +232,28 @@ func (s *scopedStore) SearchResources(ctx context.Context, q *linkbridge.Resourc
 	res, err := s.Store.SearchResources(ctx, q)
 	if err == nil {
 		for _, r := range res.Resources {
-			note(ctx, r.Reference())
+			Note(ctx, r.Reference())
 		}
 	}
 	return res, err
 }
 
 // GetCaseRecord returns a case record the caller may read.
-func (s *scopedStore) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge.CaseRecord, error) {
-	cr, err := s.cases.GetCaseRecord(ctx, referralID)
+func (s *Store) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge.CaseRecord, error) {
+	cr, err := s.Cases.GetCaseRecord(ctx, referralID)
 	if err != nil {
 		return nil, err
 	}
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil && !p.CanRead(cr.Referral) {
 		return nil, notFound("referral %s not found", referralID)
 	}
-	note(ctx, "ServiceRequest/"+cr.Referral.ID, "Patient/"+cr.Referral.PersonID)
+	Note(ctx, "ServiceRequest/"+cr.Referral.ID, "Patient/"+cr.Referral.PersonID)
 	return cr, nil
 }
 
 // ListReferrals lists only the caller's referrals: a service's inbox is
 // its own whatever service it asks for; a GP's its own referrals.
-func (s *scopedStore) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
+func (s *Store) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil {
 		switch p.Role {
 		case linkbridge.RoleService:
@@ -340,14 +270,14 @@ func (s *scopedStore) ListReferrals(ctx context.Context, f linkbridge.ReferralFi
 			return nil, 0, linkbridge.Errorf(linkbridge.EFORBIDDEN, "this client may not list referrals")
 		}
 	}
-	refs, total, err := s.cases.ListReferrals(ctx, f)
+	refs, total, err := s.Cases.ListReferrals(ctx, f)
 	for _, rf := range refs {
-		note(ctx, "ServiceRequest/"+rf.ID)
+		Note(ctx, "ServiceRequest/"+rf.ID)
 	}
 	return refs, total, err
 }
 
 // CountContacts counts contacts of referrals the caller listed.
-func (s *scopedStore) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
-	return s.cases.CountContacts(ctx, referralIDs)
+func (s *Store) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
+	return s.Cases.CountContacts(ctx, referralIDs)
 }
