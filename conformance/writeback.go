@@ -123,7 +123,7 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 	for _, sh := range out {
 		targets = append(targets, &linkbridge.Resource{Type: sh.Type, ID: sh.ID, VersionID: stage})
 	}
-	prov := fhirmap.WriteBackProvenance(ref, ref.Version, targets, "plan", ref.UpdatedAt)
+	prov := fhirmap.WriteBackProvenance(ref, ref.Version, targets, "plan", linkbridge.ActorPerformer, ref.UpdatedAt)
 	raw, err := json.Marshal(prov)
 	if err != nil {
 		return nil, err

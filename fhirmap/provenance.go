@@ -19,11 +19,12 @@ func ProvenanceID(referralID string, version int) string {
 // the change writes (by their writeback identifiers, which hold in both
 // write modes), names the link worker as author (Practitioner by link-worker
 // identifier) acting for the social prescribing service (Organization by
-// ODS code) — or the service itself before a link worker is assigned — and
+// ODS code) — or the service itself before a link worker is assigned; the
+// referrer's organisation for the requester's own changes — and
 // records the change's action as activity text. It carries its write-back
 // key as a meta.tag (Provenance has no identifier element; see
 // SetWritebackKey). It carries no patient data.
-func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, now time.Time) JSON {
+func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, actor linkbridge.Actor, now time.Time) JSON {
 	var tg []any
 	for _, t := range targets {
 		tg = append(tg, JSON{"type": t.Type, "identifier": JSON{"system": WritebackIdentifierSystem, "value": t.Type + "/" + t.ID},
@@ -34,7 +35,10 @@ func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbri
 		"type": JSON{"coding": []any{JSON{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author", "display": "Author"}}},
 		"who":  service,
 	}
-	if r.LinkWorker.ID != "" {
+	switch {
+	case actor == linkbridge.ActorRequester:
+		author["who"] = JSON{"type": "Organization", "identifier": JSON{"system": linkbridge.ODSSystem, "value": r.ReferrerODS}}
+	case r.LinkWorker.ID != "":
 		author["who"] = linkWorkerRef(r.LinkWorker)
 		author["onBehalfOf"] = service
 	}

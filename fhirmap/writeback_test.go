@@ -95,7 +95,7 @@ func TestWriteBackProvenanceGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	targets := []*linkbridge.Resource{{Type: "Task", ID: cr.Referral.TaskID, VersionID: 5}, {Type: "CarePlan", ID: fhirmap.CarePlanID(cr.Referral.ID), VersionID: 2}}
-	raw, err := json.Marshal(fhirmap.WriteBackProvenance(cr.Referral, 7, targets, "plan", time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC)))
+	raw, err := json.Marshal(fhirmap.WriteBackProvenance(cr.Referral, 7, targets, "plan", linkbridge.ActorPerformer, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC)))
 	if err != nil {
 		t.Fatal(err)
 	}

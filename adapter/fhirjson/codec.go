@@ -115,6 +115,16 @@ func (c *Codec) Decode(b []byte) (*rpb.ContainedResource, error) {
 	return cr, nil
 }
 
+// DecodeResource is Decode returning the bare resource (for example a
+// *Task) instead of its ContainedResource.
+func (c *Codec) DecodeResource(b []byte) (proto.Message, error) {
+	cr, err := c.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return Resource(cr), nil
+}
+
 // Encode renders m as compact FHIR R4 JSON. m is either a
 // *ContainedResource or a bare R4 resource such as *Patient or
 // *OperationOutcome. Encode does not validate; call Validate first for

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/casework"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -67,8 +68,10 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 			err = nil
 		}
 	case "update":
-		sr := msg.Focus.Resource.(*srpb.ServiceRequest)
-		out, err = s.cancelByMessage(r, sr, reqID)
+		var rv *casework.Revoked
+		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), reqID); err == nil {
+			out = &intakeResult{ServiceRequest: rv.ServiceRequest, Task: rv.Task, Referral: rv.Referral}
+		}
 	}
 	var le *linkbridge.Error
 	if errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE && strings.HasPrefix(le.Existing, "MessageHeader/") {
@@ -79,38 +82,6 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeMessageResponse(w, r, msg, out)
-}
-
-// cancelByMessage applies a BaRS cancellation: the focus ServiceRequest must
-// be a referral the gateway holds (by id, or by business identifier).
-func (s *Server) cancelByMessage(r *http.Request, sr *srpb.ServiceRequest, reqID string) (*intakeResult, error) {
-	ctx := r.Context()
-	var rf *linkbridge.Referral
-	var err error
-	for _, id := range sr.GetIdentifier() {
-		rf, err = s.Store.FindReferralByIdentifier(ctx, linkbridge.Identifier{System: id.GetSystem().GetValue(), Value: id.GetValue().GetValue()})
-		if err == nil {
-			break
-		}
-	}
-	if rf == nil {
-		if rf, err = s.Store.FindReferral(ctx, fhirmap.ID(sr)); err != nil {
-			return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "the ServiceRequest to cancel is not held by this server").At("ServiceRequest.identifier")
-		}
-	}
-	cur, err := s.Store.ReadResource(ctx, "ServiceRequest", rf.ID)
-	if err != nil {
-		return nil, err
-	}
-	srRes, err := s.revoke(ctx, rf.ID, sr, cur, reqID)
-	if err != nil {
-		return nil, err
-	}
-	task, err := s.Store.ReadResource(ctx, "Task", rf.TaskID)
-	if err != nil {
-		return nil, err
-	}
-	return &intakeResult{ServiceRequest: srRes, Task: task, Referral: rf}, nil
 }
 
 // writeMessageResponse answers a message synchronously with a response

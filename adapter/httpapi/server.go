@@ -18,6 +18,7 @@ import (
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/casework"
 )
 
 // DefaultMaxBodyBytes is the default request body limit (413 above it).
@@ -64,6 +65,10 @@ type Server struct {
 	// no limit. Over the limit: 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+
+	// work applies every referral change (built by Handler over the
+	// store as the handlers see it).
+	work *casework.Service
 
 	limitsOnce sync.Once
 	limits     *limiters
@@ -144,6 +149,8 @@ func (s *Server) Handler() http.Handler {
 			s.Logger.Error("render CapabilityStatement", slog.Any("error", err))
 		}
 	}
+	s.work = &casework.Service{Store: s.Store, Cases: s.Cases, Codec: s.Codec, Logger: s.Logger,
+		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {

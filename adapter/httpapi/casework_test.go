@@ -1,0 +1,94 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/fhirmap"
+)
+
+// TestEveryReferralChangeIsOneBuilder: a referral changed by the GP over
+// FHIR (PUT Task, PUT ServiceRequest revoking it, a BaRS cancellation)
+// goes through the same builder as a link worker's change: the referral's
+// version moves on, the history names the requester, the regenerated view
+// and the Task are written back to the GP record, followed by a
+// Provenance whose author is the referring organisation.
+func TestEveryReferralChangeIsOneBuilder(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		change func(t *testing.T, ts *testServer, c *spCase)
+		action string
+		status linkbridge.TaskStatus
+	}{
+		{"PutTaskCancel", func(t *testing.T, ts *testServer, c *spCase) {
+			task := ts.fhirDoc("/Task/" + c.TaskID)
+			wantStatus(t, ts.do(http.MethodPut, "/Task/"+c.TaskID, withStatus(t, task, "cancelled", "Moved away"), nil), http.StatusOK)
+		}, "task-cancelled", linkbridge.TaskCancelled},
+		{"PutServiceRequestRevoke", func(t *testing.T, ts *testServer, c *spCase) {
+			sr := ts.fhirDoc("/ServiceRequest/" + c.ID)
+			sr["status"] = "revoked"
+			wantStatus(t, ts.do(http.MethodPut, "/ServiceRequest/"+c.ID, mustJSON(t, sr), nil), http.StatusOK)
+		}, "revoke", linkbridge.TaskCancelled},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, func(s *httpapi.Server) { s.WriteBack = true })
+			c := ts.intake(t, mustRead(t, fixReferralTxn))
+			lw := linkbridge.LinkWorker{ID: "lw-0042", Name: "Sam Okafor"}
+			c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &lw})
+			before, err := ts.Store.ListOutbox(context.Background(), linkbridge.OutboxFilter{ReferralID: c.ID, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			tc.change(t, ts, c)
+
+			cv := c.get()
+			if cv.Referral.Version != c.Version+1 || cv.Referral.Status != tc.status {
+				t.Errorf("referral version/status = %d/%s, want %d/%s", cv.Referral.Version, cv.Referral.Status, c.Version+1, tc.status)
+			}
+			last := cv.History[len(cv.History)-1]
+			if last.Action != tc.action || last.Actor != string(linkbridge.ActorRequester) || last.Version != cv.Referral.Version || last.Status != tc.status {
+				t.Errorf("last history event = %+v, want %s by requester at version %d", last, tc.action, cv.Referral.Version)
+			}
+			after, err := ts.Store.ListOutbox(context.Background(), linkbridge.OutboxFilter{ReferralID: c.ID, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			written := map[string]bool{}
+			var prov *linkbridge.OutboxMessage
+			seen := map[int64]bool{}
+			for _, m := range before {
+				seen[m.ID] = true
+			}
+			for _, m := range after {
+				if seen[m.ID] {
+					continue
+				}
+				written[m.ResourceType] = true
+				if m.ResourceType == "Provenance" {
+					prov = m
+				}
+				if m.ResourceType == "ServiceRequest" && m.ResourceID == c.ID {
+					t.Errorf("the referrer's own ServiceRequest was written back to it")
+				}
+			}
+			// The Task changed status; the CarePlan follows it (revoked).
+			if !written["Task"] || !written["CarePlan"] || prov == nil {
+				t.Fatalf("write-backs of the change = %v, want the Task, the CarePlan and a Provenance", written)
+			}
+			doc := mustParseJSON(t, prov.Body)
+			if str(doc, "agent", 0, "who", "identifier", "system") != linkbridge.ODSSystem || str(doc, "agent", 0, "who", "identifier", "value") != "A81001" {
+				t.Errorf("Provenance author = %v, want the referring organisation A81001", at(doc, "agent", 0))
+			}
+			if prov.ResourceID != fhirmap.ProvenanceID(c.ID, cv.Referral.Version) {
+				t.Errorf("Provenance id = %s, want %s", prov.ResourceID, fhirmap.ProvenanceID(c.ID, cv.Referral.Version))
+			}
+		})
+	}
+}

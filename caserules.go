@@ -1,0 +1,177 @@
+package linkbridge
+
+import (
+	"strings"
+	"time"
+)
+
+// The link-worker rules of a case record: what may be recorded when, checked
+// without I/O. casework applies them inside one versioned change; each
+// method changes the record only when it returns nil.
+
+// AddContact records a contact (c.ID already assigned) on an accepted or
+// active referral. The first attended contact starts the work (accepted →
+// in-progress). ECONFLICT on a referral in another status; EUNPROCESSABLE
+// when the contact is incomplete.
+func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
+	rf := cr.Referral
+	switch rf.Status {
+	case TaskAccepted, TaskInProgress, TaskOnHold:
+	default:
+		return Errorf(ECONFLICT, "contacts are recorded on accepted or active referrals; this one is %s", rf.Status).At("status")
+	}
+	c.ReferralID, c.CreatedAt = rf.ID, now
+	c.At = c.At.UTC()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if rf.Status == TaskAccepted && c.Attended {
+		if err := rf.Apply(&LifecycleCommand{Action: ActionStart}, now); err != nil {
+			return err
+		}
+	}
+	cr.Contacts = append(cr.Contacts, c)
+	return nil
+}
+
+// AddMeasure records an outcome measure (m.ID already assigned) on a
+// referral that was accepted and is open or completed, scoring it.
+// ECONFLICT on a referral never accepted or ended otherwise than completed;
+// EUNPROCESSABLE when the answers do not fit the instrument.
+func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
+	rf := cr.Referral
+	if rf.AcceptedAt.IsZero() || rf.Status.Terminal() && rf.Status != TaskCompleted {
+		return Errorf(ECONFLICT, "outcome measures are recorded on accepted referrals; this one is %s", rf.Status).At("status")
+	}
+	m.ReferralID, m.CreatedAt = rf.ID, now
+	m.TakenAt = m.TakenAt.UTC()
+	if err := m.Score(); err != nil {
+		return err
+	}
+	cr.Measures = append(cr.Measures, m)
+	return nil
+}
+
+// SetPlan replaces the personalised care and support plan of an accepted,
+// open referral. Items without an id get one from newID (existing ones keep
+// theirs); onward referrals and signposts without a time are dated now. A
+// plan with goals and no agreed date is agreed now, and the referral's
+// business status becomes plan-agreed. ECONFLICT on a referral not accepted
+// or ended; EUNPROCESSABLE when the plan is incomplete.
+func (cr *CaseRecord) SetPlan(p Plan, now time.Time, newID func() string) error {
+	rf := cr.Referral
+	if rf.AcceptedAt.IsZero() || rf.Status.Terminal() {
+		return Errorf(ECONFLICT, "the plan is written for accepted, open referrals; this one is %s", rf.Status).At("status")
+	}
+	for i := range p.Goals {
+		if p.Goals[i].ID == "" {
+			p.Goals[i].ID = newID()
+		}
+	}
+	for i := range p.Actions {
+		if p.Actions[i].ID == "" {
+			p.Actions[i].ID = newID()
+		}
+	}
+	for i := range p.OnwardReferrals {
+		o := &p.OnwardReferrals[i]
+		if o.ID == "" {
+			o.ID = newID()
+		}
+		if o.SentAt.IsZero() {
+			o.SentAt = now
+		}
+		o.OrganisationODS = strings.ToUpper(o.OrganisationODS)
+	}
+	for i := range p.Signposts {
+		if p.Signposts[i].ID == "" {
+			p.Signposts[i].ID = newID()
+		}
+		if p.Signposts[i].At.IsZero() {
+			p.Signposts[i].At = now
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.AgreedAt == nil && len(p.Goals) > 0 {
+		t := now
+		p.AgreedAt = &t
+		rf.BusinessStatus = BusinessPlanAgreed
+	}
+	cr.Plan = p
+	return nil
+}
+
+// SetConsent sets what the person agreed may be shared with the GP record.
+// EUNPROCESSABLE for an unknown level.
+func (cr *CaseRecord) SetConsent(c ConsentLevel) error {
+	if !c.Valid() {
+		return Errorf(EUNPROCESSABLE, "consent must be full, codes-only or none").At("consent")
+	}
+	cr.Referral.Consent = c
+	return nil
+}
+
+// CaseloadRow is one link worker's caseload against the national norms.
+type CaseloadRow struct {
+	LinkWorker LinkWorker `json:"linkWorker"`
+	// Active counts referrals accepted, in progress or on hold.
+	Active int `json:"active"`
+	// TakenOnLast12Months counts referrals accepted in the last 12 months
+	// (norm 200–250 a year).
+	TakenOnLast12Months int  `json:"takenOnLast12Months"`
+	OverYearNorm        bool `json:"overYearNorm"`
+	// OverContactNorm lists active referrals whose attended contacts
+	// exceed the 6–12 norm.
+	OverContactNorm []string `json:"overContactNorm"`
+	// AverageContacts is the mean attended contacts per referral taken on.
+	AverageContacts float64 `json:"averageContacts"`
+}
+
+// CaseloadStatuses are the statuses of referrals a caseload counts: taken
+// on by a link worker, open or ended.
+var CaseloadStatuses = []TaskStatus{TaskAccepted, TaskInProgress, TaskOnHold, TaskCompleted, TaskFailed, TaskCancelled}
+
+// Caseload sums each link worker's referrals against the norms (200–250
+// people a year, 6–12 contacts a person): contacts maps referral ids to
+// their attended contacts. Rows come in the order link workers first appear
+// in refs.
+func Caseload(refs []*Referral, contacts map[string]int, now time.Time) []*CaseloadRow {
+	rows := map[string]*CaseloadRow{}
+	var order []string
+	totals := map[string]int{}
+	yearAgo := now.AddDate(-1, 0, 0)
+	for _, rf := range refs {
+		if rf.LinkWorker.ID == "" || rf.AcceptedAt.IsZero() {
+			continue
+		}
+		row := rows[rf.LinkWorker.ID]
+		if row == nil {
+			row = &CaseloadRow{LinkWorker: rf.LinkWorker, OverContactNorm: []string{}}
+			rows[rf.LinkWorker.ID] = row
+			order = append(order, rf.LinkWorker.ID)
+		}
+		switch rf.Status {
+		case TaskAccepted, TaskInProgress, TaskOnHold:
+			row.Active++
+			if contacts[rf.ID] > ContactsPerPersonMax {
+				row.OverContactNorm = append(row.OverContactNorm, rf.ID)
+			}
+		}
+		if rf.AcceptedAt.After(yearAgo) {
+			row.TakenOnLast12Months++
+			totals[rf.LinkWorker.ID] += contacts[rf.ID]
+		}
+	}
+	out := make([]*CaseloadRow, 0, len(order))
+	for _, id := range order {
+		row := rows[id]
+		row.OverYearNorm = row.TakenOnLast12Months > CaseloadYearHigh
+		if row.TakenOnLast12Months > 0 {
+			row.AverageContacts = float64(totals[id]) / float64(row.TakenOnLast12Months)
+		}
+		out = append(out, row)
+	}
+	return out
+}

@@ -1,0 +1,278 @@
+package casework
+
+import (
+	"context"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/fhirmap"
+
+	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
+	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+// The link worker's changes (/sp/v1). ifMatch is the referral version the
+// caller last read (0: none given).
+
+// Get returns a referral's case record.
+func (s *Service) Get(ctx context.Context, id string) (*linkbridge.CaseRecord, error) {
+	return s.Cases.GetCaseRecord(ctx, id)
+}
+
+// linkWorkerChange is a performer's change to the case record, guarded by
+// the referral version.
+func (s *Service) linkWorkerChange(ctx context.Context, id string, ifMatch int, action string, edit func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error) (*linkbridge.CaseRecord, error) {
+	cr, _, err := s.apply(ctx, change{
+		referralID: id, action: action, actor: linkbridge.ActorPerformer,
+		check: func(cr *linkbridge.CaseRecord) error { return CheckVersion(ifMatch, cr.Referral.Version) },
+		edit:  edit,
+	})
+	return cr, err
+}
+
+// Act applies a lifecycle action (accept, decline, start, hold, resume,
+// complete, fail, cancel).
+func (s *Service) Act(ctx context.Context, id string, ifMatch int, cmd linkbridge.LifecycleCommand) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, cmd.Action, func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, now time.Time) error {
+		return cr.Referral.Apply(&cmd, now)
+	})
+}
+
+// AddContact records a contact (CaseRecord.AddContact).
+func (s *Service) AddContact(ctx context.Context, id string, ifMatch int, c linkbridge.Contact) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "contact", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		c.ID = s.NewID()
+		if err := cr.AddContact(&c, now); err != nil {
+			return err
+		}
+		ch.Contacts = append(ch.Contacts, &c)
+		return nil
+	})
+}
+
+// AddMeasure records an outcome measure (CaseRecord.AddMeasure).
+func (s *Service) AddMeasure(ctx context.Context, id string, ifMatch int, m linkbridge.Measure) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "measure", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		m.ID = s.NewID()
+		if err := cr.AddMeasure(&m, now); err != nil {
+			return err
+		}
+		ch.Measures = append(ch.Measures, &m)
+		return nil
+	})
+}
+
+// SetPlan replaces the personalised care and support plan
+// (CaseRecord.SetPlan).
+func (s *Service) SetPlan(ctx context.Context, id string, ifMatch int, p linkbridge.Plan) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "plan", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		if err := cr.SetPlan(p, now, s.NewID); err != nil {
+			return err
+		}
+		ch.Plan = &cr.Plan
+		return nil
+	})
+}
+
+// SetConsent sets what may be shared with the GP record
+// (CaseRecord.SetConsent).
+func (s *Service) SetConsent(ctx context.Context, id string, ifMatch int, c linkbridge.ConsentLevel) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "consent", func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, _ time.Time) error {
+		return cr.SetConsent(c)
+	})
+}
+
+// Caseload returns each link worker's caseload against the norms, over the
+// referrals of a service (and link worker) the caller may list.
+func (s *Service) Caseload(ctx context.Context, serviceODS, linkWorkerID string) ([]*linkbridge.CaseloadRow, error) {
+	f := linkbridge.ReferralFilter{ServiceODS: serviceODS, LinkWorkerID: linkWorkerID, Limit: 100000, Statuses: linkbridge.CaseloadStatuses}
+	refs, _, err := s.Cases.ListReferrals(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(refs))
+	for _, rf := range refs {
+		ids = append(ids, rf.ID)
+	}
+	counts, err := s.Cases.CountContacts(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return linkbridge.Caseload(refs, counts, s.now()), nil
+}
+
+// The FHIR side: the referral Task updated by either party, the referral
+// revoked by its requester.
+
+// UpdateTask applies a party's PUT of the referral Task: a status change
+// checked against the SDOH state machine for that party (actor). The
+// referral's identity may not change (focus, for, intent). ifMatch is the
+// Task version the caller read (0: none). It returns the Task as stored.
+func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task, actor linkbridge.Actor, ifMatch int) (*linkbridge.Resource, error) {
+	rf, err := s.Store.FindReferralByTaskID(ctx, taskID)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.Store.ReadResource(ctx, "Task", taskID)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckVersion(ifMatch, cur.VersionID); err != nil {
+		return nil, err
+	}
+	if ftyp, fid := fhirmap.RefTarget(t.GetFocus()); ftyp != "ServiceRequest" || fid != rf.ID {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.focus cannot change: it must stay ServiceRequest/%s", rf.ID).At("Task.focus")
+	}
+	if ptyp, pid := fhirmap.RefTarget(t.GetForValue()); ptyp != "Patient" || pid != rf.PersonID {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.for cannot change: it must stay Patient/%s", rf.PersonID).At("Task.for")
+	}
+	if fhirmap.Code(t.GetIntent()) != "order" {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.intent must be order").At("Task.intent")
+	}
+	to := fhirmap.TaskStatusOf(t)
+	if err := linkbridge.CheckTaskTransition(rf.Status, to, actor); err != nil {
+		return nil, err
+	}
+	_, versions, err := s.apply(ctx, change{
+		referralID: rf.ID, action: "task-" + string(to), actor: actor,
+		check: func(cr *linkbridge.CaseRecord) error {
+			if cr.Referral.Version != rf.Version {
+				return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral changed while this update was applied; read it again")
+			}
+			return nil
+		},
+		edit: func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, _ time.Time) error {
+			next := cr.Referral
+			next.Status = to
+			next.StatusReason = t.GetStatusReason().GetText().GetValue()
+			next.BusinessStatus = t.GetBusinessStatus().GetText().GetValue()
+			if to == linkbridge.TaskCancelled && next.StatusReason == "" {
+				next.StatusReason = "Cancelled by the referrer"
+			}
+			return nil
+		},
+		// The Task as the party sent it, with the referral's new state.
+		task: func(_ *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (proto.Message, error) {
+			fhirmap.ApplyReferralToTask(t, cr.Referral, now)
+			return t, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resourceOf(ctx, s.Store, versions, "Task", taskID)
+}
+
+// Revoked is what a revocation stored.
+type Revoked struct {
+	ServiceRequest, Task *linkbridge.Resource
+	Referral             *linkbridge.Referral
+}
+
+// Revoke applies the requester's update of its ServiceRequest that revokes
+// the referral (status revoked, or entered-in-error when raised in error):
+// the ServiceRequest takes the new status and nothing else, and the Task
+// becomes cancelled (entered-in-error). ifMatch is the ServiceRequest
+// version the caller read (0: none); messageID the BaRS message it came in
+// ("" for a REST update).
+func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceRequest, ifMatch int, messageID string) (*Revoked, error) {
+	rf, err := s.Store.FindReferral(ctx, srID)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.Store.ReadResource(ctx, "ServiceRequest", srID)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckVersion(ifMatch, cur.VersionID); err != nil {
+		return nil, err
+	}
+	status := fhirmap.Code(sr.GetStatus())
+	var to linkbridge.TaskStatus
+	switch status {
+	case "revoked":
+		to = linkbridge.TaskCancelled
+	case "entered-in-error":
+		to = linkbridge.TaskEnteredInError
+	default:
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "a referral update may only revoke it (status revoked or entered-in-error), not set %q", status).At("ServiceRequest.status")
+	}
+	if rf.RequestStatus != "active" {
+		return nil, linkbridge.Errorf(linkbridge.ECONFLICT, "the ServiceRequest is %s, not active: it cannot be revoked", rf.RequestStatus).At("ServiceRequest.status")
+	}
+	if err := linkbridge.CheckTaskTransition(rf.Status, to, linkbridge.ActorRequester); err != nil {
+		return nil, err
+	}
+	if ptyp, pid := fhirmap.RefTarget(sr.GetSubject()); ptyp == "Patient" && pid != rf.PersonID {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject cannot change").At("ServiceRequest.subject")
+	}
+	// The stored ServiceRequest takes the new status; a revocation changes
+	// nothing else (BaRS cancellation carries the same referral).
+	srNext, err := s.Codec.DecodeResource(cur.Body)
+	if err != nil {
+		return nil, err
+	}
+	fhirmap.SetCode(srNext.(*srpb.ServiceRequest).Status, status)
+	cr, versions, err := s.apply(ctx, change{
+		referralID: rf.ID, action: "revoke", actor: linkbridge.ActorRequester, messageID: messageID,
+		check: func(cr *linkbridge.CaseRecord) error {
+			if cr.Referral.Version != rf.Version {
+				return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral changed while it was revoked; read it again")
+			}
+			return nil
+		},
+		edit: func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, _ time.Time) error {
+			cr.Referral.Status, cr.Referral.RequestStatus = to, status
+			cr.Referral.StatusReason = "Referral revoked by the referrer"
+			return nil
+		},
+		task: func(stored *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (proto.Message, error) {
+			fhirmap.ApplyReferralToTask(stored, cr.Referral, now)
+			return stored, nil
+		},
+		also: []proto.Message{srNext},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &Revoked{Referral: cr.Referral}
+	if out.ServiceRequest, err = resourceOf(ctx, s.Store, versions, "ServiceRequest", srID); err != nil {
+		return nil, err
+	}
+	if out.Task, err = resourceOf(ctx, s.Store, versions, "Task", rf.TaskID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CancelByMessage applies a BaRS cancellation message: its focus
+// ServiceRequest must be a referral the gateway holds (by business
+// identifier, or by id), and is revoked as it says.
+func (s *Service) CancelByMessage(ctx context.Context, sr *srpb.ServiceRequest, messageID string) (*Revoked, error) {
+	var rf *linkbridge.Referral
+	var err error
+	for _, id := range sr.GetIdentifier() {
+		rf, err = s.Store.FindReferralByIdentifier(ctx, linkbridge.Identifier{System: id.GetSystem().GetValue(), Value: id.GetValue().GetValue()})
+		if err == nil {
+			break
+		}
+	}
+	if rf == nil {
+		if rf, err = s.Store.FindReferral(ctx, fhirmap.ID(sr)); err != nil {
+			return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "the ServiceRequest to cancel is not held by this server").At("ServiceRequest.identifier")
+		}
+	}
+	return s.Revoke(ctx, rf.ID, sr, 0, messageID)
+}
+
+// resourceOf returns the version of typ/id a change stored, or the stored
+// one when the change left it as it was.
+func resourceOf(ctx context.Context, store linkbridge.Store, versions []version, typ, id string) (*linkbridge.Resource, error) {
+	for _, v := range versions {
+		if v.res.Type == typ && v.res.ID == id {
+			return v.res, nil
+		}
+	}
+	return store.ReadResource(ctx, typ, id)
+}
