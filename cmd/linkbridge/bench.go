@@ -27,7 +27,7 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
-	"github.com/linkbridge/linkbridge/adapter/parseonly"
+	"github.com/linkbridge/linkbridge/bench"
 )
 
 // Bounds on a bench run: it is a load generator for a loopback gateway, not
@@ -383,7 +383,7 @@ func (c *BenchCommand) benchParseOnly(ctx context.Context, cfg *BenchConfig, gen
 	if err != nil {
 		return nil, err
 	}
-	srv, base, err := startBenchServer(parseonly.New(codec))
+	srv, base, err := startBenchServer(bench.NewParseOnlyHandler(codec))
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
-	"github.com/linkbridge/linkbridge/adapter/parseonly"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
+	"github.com/linkbridge/linkbridge/bench"
 )
 
 func TestBenchInProcessCompareParseOnly(t *testing.T) {
@@ -282,5 +282,5 @@ func BenchmarkIntakeParseOnly(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchIntake(b, parseonly.New(codec), "/fhir")
+	benchIntake(b, bench.NewParseOnlyHandler(codec), "/fhir")
 }
