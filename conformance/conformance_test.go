@@ -16,9 +16,9 @@ import (
 
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
-	"github.com/linkbridge/linkbridge/adapter/refgp"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
 	"github.com/linkbridge/linkbridge/conformance"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 // startLinkbridge runs the real gateway (SQLite temp file) on loopback.

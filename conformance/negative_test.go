@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/linkbridge/linkbridge/adapter/refgp"
 	"github.com/linkbridge/linkbridge/conformance"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 // faulty puts a deliberately broken proxy in front of a real target.

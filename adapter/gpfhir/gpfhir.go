@@ -26,8 +26,8 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/adapter/outbox"
 	"github.com/linkbridge/linkbridge/fhirmap"
+	"github.com/linkbridge/linkbridge/outbox"
 )
 
 // Mode is how resources are written idempotently.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/linkbridge/linkbridge/adapter/refgp"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 // startCommand runs a long-lived subcommand through run() and returns its

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/linkbridge/linkbridge/adapter/refgp"
 	"github.com/linkbridge/linkbridge/conformance"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 // DemoCommand runs the whole loop on one machine in seconds: the gateway

@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/linkbridge/linkbridge/adapter/refgp"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 // ReferenceGPCommand runs the reference GP record endpoint: a FHIR R4

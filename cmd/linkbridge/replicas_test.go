@@ -20,6 +20,7 @@ import (
 
 	"github.com/linkbridge/linkbridge/adapter/gpfhir/gpfhirtest"
 	"github.com/linkbridge/linkbridge/adapter/postgres/pgtest"
+	"github.com/linkbridge/linkbridge/bench"
 )
 
 // balancer is the load balancer in front of the replicas, as an
@@ -155,11 +156,11 @@ func TestReplicasShareDelivery(t *testing.T) {
 	g := &gatewayClient{t: t, base: "http://lb", client: &http.Client{Timeout: 5 * time.Second, Transport: lb}}
 
 	// Intake: the same referral to both replicas at the same moment.
-	gen := newReferralGen()
+	gen := bench.NewReferralGen()
 	const n = 8
 	ids := make([]string, 0, n)
 	for len(ids) < n {
-		body, _ := gen.next(nil, gen.rand())
+		body, _ := gen.Next(nil, gen.Rand())
 		got := make([]string, 2)
 		var wg sync.WaitGroup
 		for i, r := range reps {

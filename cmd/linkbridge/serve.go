@@ -19,8 +19,8 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
-	"github.com/linkbridge/linkbridge/adapter/outbox"
 	"github.com/linkbridge/linkbridge/adapter/prom"
+	"github.com/linkbridge/linkbridge/outbox"
 )
 
 // ServeConfig is the configuration of "linkbridge serve". Every flag has a

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge/adapter/gpfhir/gpfhirtest"
+	"github.com/linkbridge/linkbridge/bench"
 )
 
 // gatewayClient talks to a linkbridge gateway under test.
@@ -69,8 +70,8 @@ type caseView struct {
 }
 
 // postReferral sends one generated referral and returns its referral id.
-func (g *gatewayClient) postReferral(gen *referralGen) (string, bool) {
-	body, _ := gen.next(nil, gen.rand())
+func (g *gatewayClient) postReferral(gen *bench.ReferralGen) (string, bool) {
+	body, _ := gen.Next(nil, gen.Rand())
 	req, _ := http.NewRequest(http.MethodPost, g.base+"/fhir", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/fhir+json")
 	resp, err := g.client.Do(req)
@@ -281,7 +282,7 @@ func TestWriteBackSurvivesCrashes(t *testing.T) {
 		}
 	})
 	g := &gatewayClient{t: t, base: base, client: &http.Client{Timeout: 5 * time.Second}}
-	gen := newReferralGen()
+	gen := bench.NewReferralGen()
 	const n = 8
 	ids := make([]string, 0, n)
 	for len(ids) < n {

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/adapter/outbox"
+	"github.com/linkbridge/linkbridge/outbox"
 )
 
 // cleanSignals is an outbox.Metrics that reports each cleaner run's count

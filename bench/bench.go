@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -27,7 +26,6 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
-	"github.com/linkbridge/linkbridge/adapter/parseonly"
 )
 
 // Bounds on a bench run: it is a load generator for a loopback gateway, not
@@ -48,10 +46,11 @@ const (
 	benchTargetRSSMB = 150
 )
 
-// BenchConfig is the configuration of "linkbridge bench".
-type BenchConfig struct {
+// Config is the configuration of a bench run ("linkbridge bench").
+type Config struct {
 	// Target is the FHIR base URL of a running gateway (loopback only).
-	// Empty starts a gateway in this process on a fresh SQLite file.
+	// Empty starts a gateway in this process (StartGateway) on a fresh
+	// store of each backend.
 	Target string
 	// Concurrency is the number of requests in flight.
 	Concurrency int
@@ -65,20 +64,27 @@ type BenchConfig struct {
 	CompareParseOnly bool
 	// JSON prints the results as one JSON object.
 	JSON bool
-	// LogLevel is the log level of the in-process gateway. Its logs are
-	// rendered (so their cost is measured) but only warnings and errors
-	// are shown.
-	LogLevel string
 	// Backends are the stores the in-process gateway is measured on, in
 	// turn ("sqlite", "postgres"; default sqlite); PostgresURL is the
 	// database of the postgres backend, in which each run gets a fresh
 	// schema that is dropped afterwards.
 	Backends    []string
 	PostgresURL string
+	// StartGateway starts the in-process gateway; it is required when
+	// Target is empty.
+	StartGateway StartGatewayFunc
 }
 
-// Validate checks the configuration.
-func (c *BenchConfig) Validate() error {
+// StartGatewayFunc starts a gateway in this process on the fresh, empty
+// store that db names (a SQLite file path or a postgres:// URL, as "serve
+// --db" takes it) and waits until it accepts connections. It returns the
+// gateway's FHIR base URL and a function that shuts the gateway down and
+// returns once in-flight requests have finished and the store is closed.
+type StartGatewayFunc func(ctx context.Context, db string) (base string, stop func(), err error)
+
+// Validate checks the configuration. It also fills in the default
+// backend (sqlite) and trims a trailing slash from Target.
+func (c *Config) Validate() error {
 	switch {
 	case c.Concurrency < 1 || c.Concurrency > maxBenchConcurrency:
 		return fmt.Errorf("--concurrency must be between 1 and %d", maxBenchConcurrency)
@@ -90,9 +96,9 @@ func (c *BenchConfig) Validate() error {
 		return fmt.Errorf("--requests must be between 0 (no cap) and %d", maxBenchRequests)
 	}
 	if len(c.Backends) == 0 {
-		c.Backends = []string{backendSQLite}
+		c.Backends = []string{BackendSQLite}
 	}
-	if c.Target != "" && (len(c.Backends) > 1 || c.Backends[0] != backendSQLite) {
+	if c.Target != "" && (len(c.Backends) > 1 || c.Backends[0] != BackendSQLite) {
 		return errors.New("--backends applies to the in-process gateway, not to --target")
 	}
 	if c.Target != "" {
@@ -101,6 +107,9 @@ func (c *BenchConfig) Validate() error {
 			return fmt.Errorf("--target: %w", err)
 		}
 		c.Target = base
+	}
+	if c.Target == "" && c.StartGateway == nil {
+		return errors.New("bench: no Target and no StartGateway to start a gateway in this process")
 	}
 	return nil
 }
@@ -125,39 +134,8 @@ func loopbackBase(s string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// BenchCommand is "linkbridge bench": it POSTs referral transaction Bundles,
-// each with a unique valid NHS number and unique identifiers, to a gateway at
-// a fixed concurrency for a fixed time, and prints throughput, latency
-// percentiles, errors and peak RSS. With --compare-parse-only it runs the
-// same load against a parse-only server (google/fhir parse and marshal,
-// nothing stored) and prints the ratio of the two throughputs.
-type BenchCommand struct {
-	// Stdout receives the report; Stderr flag errors and the in-process
-	// gateway's warnings.
-	Stdout, Stderr io.Writer
-}
-
-func (c *BenchCommand) flags(cfg *BenchConfig) *flag.FlagSet {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	fs.StringVar(&cfg.Target, "target", "", "FHIR base URL of a running gateway on this machine, e.g. http://127.0.0.1:8080/fhir (default: start one in-process on a fresh SQLite file)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "requests in flight")
-	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each measured run")
-	fs.IntVar(&cfg.Requests, "requests", 0, "stop each measured run after this many requests (0: no cap)")
-	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured load before each measured run")
-	fs.BoolVar(&cfg.CompareParseOnly, "compare-parse-only", false, "also run the load against an in-process parse-only server and print the ratio")
-	fs.BoolVar(&cfg.JSON, "json", false, "print the results as JSON")
-	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level of the in-process gateway (logs are rendered; only warnings and errors are shown)")
-	fs.Func("backends", "stores to measure the in-process gateway on, in turn: sqlite, postgres or sqlite,postgres (default sqlite)", func(s string) (err error) {
-		cfg.Backends, err = parseBackends(s)
-		return err
-	})
-	fs.StringVar(&cfg.PostgresURL, "postgres", defaultBenchPostgres, "PostgreSQL database of the postgres backend (each run makes and drops a schema in it)")
-	return fs
-}
-
-// BenchReport is the outcome of a bench run (the --json output).
-type BenchReport struct {
+// Report is the outcome of a bench run (the --json output).
+type Report struct {
 	// Concurrency, DurationS, WarmupS and Requests echo the flags.
 	Concurrency int     `json:"concurrency"`
 	DurationS   float64 `json:"duration_s"`
@@ -168,12 +146,12 @@ type BenchReport struct {
 	NumCPU     int `json:"num_cpu"`
 	PID        int `json:"pid"`
 	// Gateway is the run against the gateway (on the first backend).
-	Gateway *BenchResult `json:"gateway"`
+	Gateway *Result `json:"gateway"`
 	// Backends are the gateway's runs on each backend, when --backends
 	// names more than one.
-	Backends []*BenchResult `json:"backends,omitempty"`
+	Backends []*Result `json:"backends,omitempty"`
 	// ParseOnly is the run against the parse-only server, if asked for.
-	ParseOnly *BenchResult `json:"parse_only,omitempty"`
+	ParseOnly *Result `json:"parse_only,omitempty"`
 	// Ratio is gateway req/s divided by parse-only req/s.
 	Ratio float64 `json:"ratio,omitempty"`
 	// CPURatio is parse-only CPU time per request divided by the
@@ -184,8 +162,8 @@ type BenchReport struct {
 	CPURatio float64 `json:"cpu_ratio,omitempty"`
 }
 
-// BenchResult is the measured run against one server.
-type BenchResult struct {
+// Result is the measured run against one server.
+type Result struct {
 	// Name is "gateway" (on SQLite), "gateway/<backend>" (bench
 	// --backends) or "parse-only".
 	Name string `json:"name"`
@@ -209,7 +187,7 @@ type BenchResult struct {
 	RPS      float64 `json:"req_per_s"`
 	// Latency summarises the time from sending a request to reading the
 	// whole response.
-	Latency BenchLatency `json:"latency_ms"`
+	Latency Latency `json:"latency_ms"`
 
 	// PeakRSSMB is this process's VmHWM over the warmup and measured run
 	// (reset before the warmup when the kernel allows it).
@@ -239,9 +217,9 @@ type BenchResult struct {
 	ServerCPUPerReqMS float64 `json:"server_cpu_ms_per_req,omitempty"`
 }
 
-// BenchLatency holds latency figures in milliseconds: nearest-rank
+// Latency holds latency figures in milliseconds: nearest-rank
 // percentiles, the maximum and the mean.
-type BenchLatency struct {
+type Latency struct {
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
 	P99  float64 `json:"p99"`
@@ -249,21 +227,20 @@ type BenchLatency struct {
 	Mean float64 `json:"mean"`
 }
 
-// Run parses flags, starts whatever servers it needs, runs the load and
-// prints the report.
-func (c *BenchCommand) Run(ctx context.Context, args []string) error {
-	var cfg BenchConfig
-	fs := c.flags(&cfg)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("bench takes no arguments, got %q", fs.Args())
-	}
+// Run validates cfg, starts whatever servers it needs, runs the load and
+// writes the report to out: as text while it runs or, with cfg.JSON, as one
+// JSON object at the end. It returns the report.
+//
+// Each Bundle it POSTs is a referral with a unique valid NHS number and
+// unique identifiers (see ReferralGen), at a fixed concurrency for a fixed
+// time; it reports throughput, latency percentiles, errors and peak RSS.
+// With cfg.CompareParseOnly it runs the same load against an in-process
+// ParseOnlyHandler and reports the ratio of the two throughputs.
+func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
-		return err
+		return nil, err
 	}
-	rep := &BenchReport{
+	rep := &Report{
 		Concurrency: cfg.Concurrency,
 		DurationS:   cfg.Duration.Seconds(),
 		WarmupS:     cfg.Warmup.Seconds(),
@@ -274,21 +251,21 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	}
 	gen := newReferralGen()
 	if !cfg.JSON {
-		fmt.Fprintf(c.Stdout, "linkbridge bench: concurrency %d, duration %s, warmup %s", cfg.Concurrency, cfg.Duration, cfg.Warmup)
+		fmt.Fprintf(out, "linkbridge bench: concurrency %d, duration %s, warmup %s", cfg.Concurrency, cfg.Duration, cfg.Warmup)
 		if cfg.Requests > 0 {
-			fmt.Fprintf(c.Stdout, ", at most %d requests", cfg.Requests)
+			fmt.Fprintf(out, ", at most %d requests", cfg.Requests)
 		}
-		fmt.Fprintf(c.Stdout, "; GOMAXPROCS %d, %d CPUs, pid %d\n", rep.GOMAXPROCS, rep.NumCPU, rep.PID)
+		fmt.Fprintf(out, "; GOMAXPROCS %d, %d CPUs, pid %d\n", rep.GOMAXPROCS, rep.NumCPU, rep.PID)
 	}
 
 	// The gateway, on each backend in turn.
 	for _, backend := range cfg.Backends {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		res, err := c.benchGateway(ctx, &cfg, gen, backend)
+		res, err := benchGateway(ctx, &cfg, gen, backend)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if rep.Gateway == nil {
 			rep.Gateway = res
@@ -297,18 +274,18 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 			rep.Backends = append(rep.Backends, res)
 		}
 		if !cfg.JSON {
-			printBenchResult(c.Stdout, res)
+			printBenchResult(out, res)
 		}
 	}
 
 	// The parse-only baseline.
 	if cfg.CompareParseOnly {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		res, err := c.benchParseOnly(ctx, &cfg, gen)
+		res, err := benchParseOnly(ctx, &cfg, gen)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rep.ParseOnly = res
 		if res.RPS > 0 {
@@ -318,25 +295,28 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 			rep.CPURatio = res.CPUPerReqMS / g
 		}
 		if !cfg.JSON {
-			printBenchResult(c.Stdout, res)
+			printBenchResult(out, res)
 		}
 	}
 
 	if cfg.JSON {
-		enc := json.NewEncoder(c.Stdout)
+		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return nil, err
+		}
+		return rep, nil
 	}
 	if len(rep.Backends) > 1 {
-		printBackends(c.Stdout, rep.Backends)
+		printBackends(out, rep.Backends)
 	}
-	printBenchSummary(c.Stdout, rep)
-	return nil
+	printBenchSummary(out, rep)
+	return rep, nil
 }
 
 // benchGateway measures the gateway at cfg.Target, or at one it starts
-// in-process on a fresh store of backend (see benchStore).
-func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *referralGen, backend string) (*BenchResult, error) {
+// in-process (cfg.StartGateway) on a fresh store of backend (see benchStore).
+func benchGateway(ctx context.Context, cfg *Config, gen *referralGen, backend string) (*Result, error) {
 	base := cfg.Target
 	inProcess := base == ""
 	if inProcess {
@@ -345,19 +325,19 @@ func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *
 			return nil, err
 		}
 		defer cleanup()
-		gw, err := startBenchGateway(ctx, db, cfg.LogLevel, c.Stderr)
+		gwBase, stop, err := cfg.StartGateway(ctx, db)
 		if err != nil {
 			return nil, err
 		}
-		defer gw.stop()
-		base = gw.base
+		defer stop()
+		base = gwBase
 	}
 	client := newBenchClient(cfg.Concurrency)
 	defer client.CloseIdleConnections()
 
 	before, beforeErr := storedServiceRequests(ctx, client, base)
-	res := &BenchResult{Name: "gateway", URL: base, InProcess: inProcess}
-	if len(cfg.Backends) > 1 || backend != backendSQLite {
+	res := &Result{Name: "gateway", URL: base, InProcess: inProcess}
+	if len(cfg.Backends) > 1 || backend != BackendSQLite {
 		res.Name = "gateway/" + backend
 	}
 	if !inProcess {
@@ -378,12 +358,12 @@ func (c *BenchCommand) benchGateway(ctx context.Context, cfg *BenchConfig, gen *
 }
 
 // benchParseOnly measures an in-process parse-only server.
-func (c *BenchCommand) benchParseOnly(ctx context.Context, cfg *BenchConfig, gen *referralGen) (*BenchResult, error) {
+func benchParseOnly(ctx context.Context, cfg *Config, gen *referralGen) (*Result, error) {
 	codec, err := fhirjson.New()
 	if err != nil {
 		return nil, err
 	}
-	srv, base, err := startBenchServer(parseonly.New(codec))
+	srv, base, err := startBenchServer(NewParseOnlyHandler(codec))
 	if err != nil {
 		return nil, err
 	}
@@ -394,75 +374,11 @@ func (c *BenchCommand) benchParseOnly(ctx context.Context, cfg *BenchConfig, gen
 	}()
 	client := newBenchClient(cfg.Concurrency)
 	defer client.CloseIdleConnections()
-	res := &BenchResult{Name: "parse-only", URL: base, InProcess: true}
+	res := &Result{Name: "parse-only", URL: base, InProcess: true}
 	if err := runBenchLoad(ctx, client, base, cfg, gen, res); err != nil {
 		return nil, err
 	}
 	return res, nil
-}
-
-// inProcessGateway is a gateway running in this process: the real "serve"
-// command (same wiring, flags and HTTP server settings) on 127.0.0.1:0.
-type inProcessGateway struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// startBenchGateway runs "serve" on 127.0.0.1:0 with the store dbPath names
-// (a SQLite file or a postgres:// URL)
-// and waits until it accepts connections.
-func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.Writer) (*inProcessGateway, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	ready := make(chan string, 1)
-	gw := &inProcessGateway{cancel: cancel, done: make(chan error, 1)}
-	serve := &ServeCommand{
-		Getenv: func(string) string { return "" }, // flags only: ignore LINKBRIDGE_*
-		Stdout: io.Discard,
-		Stderr: &warnFilter{w: stderr},
-		Ready:  ready,
-	}
-	go func() {
-		gw.done <- serve.Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", dbPath, "--log-level", logLevel, "--log-format", "text"})
-	}()
-	select {
-	case addr := <-ready:
-		gw.base = "http://" + addr + "/fhir"
-		return gw, nil
-	case err := <-gw.done:
-		cancel()
-		if err == nil {
-			err = errors.New("stopped before it was ready")
-		}
-		return nil, fmt.Errorf("in-process gateway: %w", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		return nil, errors.New("in-process gateway: not ready after 30s")
-	}
-}
-
-// stop shuts the gateway down (in-flight requests finish, the store closes).
-func (g *inProcessGateway) stop() {
-	g.cancel()
-	<-g.done
-}
-
-// warnFilter passes on only the warning and error lines of a text slog
-// handler, which writes one record per Write. The in-process gateway runs
-// with --dev on loopback by design, so its development-mode warning is
-// dropped.
-type warnFilter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (f *warnFilter) Write(p []byte) (int, error) {
-	if (bytes.Contains(p, []byte(" level=WARN ")) || bytes.Contains(p, []byte(" level=ERROR "))) && !bytes.Contains(p, []byte("DEVELOPMENT MODE")) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		_, _ = f.w.Write(p)
-	}
-	return len(p), nil
 }
 
 // startBenchServer serves h on 127.0.0.1:0 with the gateway's HTTP server
@@ -501,7 +417,7 @@ func newBenchClient(concurrency int) *http.Client {
 
 // runBenchLoad runs the warmup and then the measured load against base and
 // fills res.
-func runBenchLoad(ctx context.Context, client *http.Client, base string, cfg *BenchConfig, gen *referralGen, res *BenchResult) error {
+func runBenchLoad(ctx context.Context, client *http.Client, base string, cfg *Config, gen *referralGen, res *Result) error {
 	res.PeakRSSReset = resetPeakRSS()
 	if cfg.Warmup > 0 {
 		w := runBenchPhase(ctx, client, base, cfg.Concurrency, cfg.Warmup, 0, gen)
@@ -639,9 +555,9 @@ func postBundle(ctx context.Context, client *http.Client, base string, body []by
 }
 
 // latencySummary returns nearest-rank percentiles of ds (which it sorts).
-func latencySummary(ds []time.Duration) BenchLatency {
+func latencySummary(ds []time.Duration) Latency {
 	if len(ds) == 0 {
-		return BenchLatency{}
+		return Latency{}
 	}
 	slices.Sort(ds)
 	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
@@ -653,7 +569,7 @@ func latencySummary(ds []time.Duration) BenchLatency {
 	for _, d := range ds {
 		sum += d
 	}
-	return BenchLatency{
+	return Latency{
 		P50:  ms(rank(0.50)),
 		P90:  ms(rank(0.90)),
 		P99:  ms(rank(0.99)),
@@ -690,7 +606,7 @@ func storedServiceRequests(ctx context.Context, client *http.Client, base string
 }
 
 // printBenchResult prints one server's figures.
-func printBenchResult(w io.Writer, r *BenchResult) {
+func printBenchResult(w io.Writer, r *Result) {
 	where := "separate process"
 	if r.InProcess {
 		where = "in-process"
@@ -743,7 +659,7 @@ func printBenchResult(w io.Writer, r *BenchResult) {
 }
 
 // printBenchSummary prints the ratio and the issue's targets.
-func printBenchSummary(w io.Writer, rep *BenchReport) {
+func printBenchSummary(w io.Writer, rep *Report) {
 	mark := func(ok bool) string {
 		if ok {
 			return "met"
@@ -914,6 +830,24 @@ var (
 		{"32911000", "Homeless"},
 	}
 )
+
+// ReferralGen generates referral transaction Bundles (Patient, the GP's
+// Organization, ServiceRequest) as Run posts them, a few microseconds each:
+// NHS numbers are unique valid numbers of the 999 test range (up to its
+// 909,091 valid numbers) and every identifier and fullUrl is a fresh UUID.
+// It is safe for concurrent use, each goroutine with its own Rand.
+type ReferralGen struct{ g *referralGen }
+
+// NewReferralGen returns a generator that starts at a random point of the
+// NHS number test range.
+func NewReferralGen() *ReferralGen { return &ReferralGen{g: newReferralGen()} }
+
+// Rand returns a new random source for one goroutine.
+func (g *ReferralGen) Rand() *rand.Rand { return g.g.rand() }
+
+// Next appends a new referral transaction Bundle, its content drawn from
+// rng, to b and returns it with a fresh X-Request-Id.
+func (g *ReferralGen) Next(b []byte, rng *rand.Rand) ([]byte, string) { return g.g.next(b, rng) }
 
 // referralGen builds referral transaction Bundles from a byte template, a
 // few microseconds each. NHS numbers are unique across all its Bundles (up

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -12,21 +12,26 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/postgres"
 )
 
-// Store backends of the in-process bench gateway (bench --backends).
+// Store backends of the in-process bench gateway (Config.Backends, bench
+// --backends).
 const (
-	backendSQLite   = "sqlite"
-	backendPostgres = "postgres"
-	// defaultBenchPostgres is the database of the postgres backend unless
+	// BackendSQLite is a fresh SQLite file in a new temporary directory.
+	BackendSQLite = "sqlite"
+	// BackendPostgres is a fresh schema in the PostgreSQL database at
+	// Config.PostgresURL, dropped after the run.
+	BackendPostgres = "postgres"
+	// DefaultPostgresURL is the database of the postgres backend unless
 	// --postgres names another: a local server with trust authentication.
-	defaultBenchPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 )
 
-// parseBackends reads a comma-separated list of backends.
-func parseBackends(s string) ([]string, error) {
+// ParseBackends reads a comma-separated list of backends (BackendSQLite,
+// BackendPostgres).
+func ParseBackends(s string) ([]string, error) {
 	var out []string
 	for _, b := range strings.Split(s, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case backendSQLite, backendPostgres:
+		case BackendSQLite, BackendPostgres:
 			out = append(out, b)
 		default:
 			return nil, fmt.Errorf("unknown backend %q: want sqlite or postgres", b)
@@ -40,7 +45,7 @@ func parseBackends(s string) ([]string, error) {
 // the PostgreSQL database at pgURL. It returns the gateway's --db value and
 // a function that removes the store.
 func benchStore(ctx context.Context, backend, pgURL string) (string, func(), error) {
-	if backend == backendPostgres {
+	if backend == BackendPostgres {
 		u, drop, err := postgres.CreateSchema(ctx, pgURL, "linkbridge_bench")
 		if err != nil {
 			return "", nil, fmt.Errorf("bench on PostgreSQL (--postgres): %w", err)
@@ -59,7 +64,7 @@ func benchStore(ctx context.Context, backend, pgURL string) (string, func(), err
 }
 
 // printBackends prints the gateway's figures on each backend side by side.
-func printBackends(w io.Writer, rs []*BenchResult) {
+func printBackends(w io.Writer, rs []*Result) {
 	fmt.Fprintf(w, "\n%-20s %10s %8s %8s %8s %8s %10s\n", "backend", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "CPU ms/req")
 	for _, r := range rs {
 		fmt.Fprintf(w, "%-20s %10.1f %8.2f %8.2f %8.2f %8d %10.2f\n", r.Name, r.RPS, r.Latency.P50, r.Latency.P90, r.Latency.P99,

@@ -17,8 +17,8 @@ import (
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir/gpfhirtest"
-	"github.com/linkbridge/linkbridge/adapter/outbox"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
+	"github.com/linkbridge/linkbridge/outbox"
 )
 
 // --- fixture -------------------------------------------------------------

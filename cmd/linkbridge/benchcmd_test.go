@@ -5,12 +5,74 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge/adapter/postgres/pgtest"
+	"github.com/linkbridge/linkbridge/bench"
 )
+
+// The bench command's tests: its flags and its wiring of the real "serve"
+// command as the in-process gateway. The load generator's own tests are in
+// package bench.
+
+func TestBenchInProcessCompareParseOnly(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--duration", "300ms", "--warmup", "100ms", "--concurrency", "4", "--compare-parse-only"},
+		func(string) string { return "" }, &stdout, &stderr)
+	out := stdout.String()
+	if err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+	}
+	t.Logf("\n%s", out)
+	if stderr.Len() > 0 {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if n := len(regexp.MustCompile(`throughput [0-9.]+ req/s`).FindAllString(out, -1)); n != 2 {
+		t.Errorf("want 2 req/s figures, got %d", n)
+	}
+	if n := len(regexp.MustCompile(`latency ms  p50 [0-9.]+  p90 [0-9.]+  p99 [0-9.]+`).FindAllString(out, -1)); n != 2 {
+		t.Errorf("want 2 latency lines, got %d", n)
+	}
+	reqs := regexp.MustCompile(`requests (\d+)  ok (\d+)  errors (\d+)`).FindAllStringSubmatch(out, -1)
+	if len(reqs) != 2 {
+		t.Fatalf("want 2 request count lines, got %d", len(reqs))
+	}
+	for _, m := range reqs {
+		if m[1] == "0" || m[1] != m[2] || m[3] != "0" {
+			t.Errorf("want requests > 0, all ok, no errors: %q", m[0])
+		}
+	}
+	// The gateway committed every referral it answered 2xx to.
+	st := regexp.MustCompile(`stored \+(\d+) ServiceRequests \(warmup\+run 2xx: (\d+), ok\)`).FindStringSubmatch(out)
+	if st == nil || st[1] == "0" || st[1] != st[2] {
+		t.Errorf("want a stored count > 0 matching the 2xx count, got %q", st)
+	}
+	if !strings.Contains(out, "ratio gateway/parse-only: ") {
+		t.Error("no ratio line")
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--target", "http://example.org/fhir"},
+		{"--target", "http://10.0.0.1:8080/fhir"},
+		{"--target", "ftp://127.0.0.1/fhir"},
+		{"--concurrency", "0"},
+		{"--duration", "0s"},
+		{"--duration", "2h"},
+		{"--requests", "-1"},
+		{"--warmup", "-1s"},
+		{"extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append([]string{"bench"}, args...), func(string) string { return "" }, &stdout, &stderr); err == nil {
+			t.Errorf("bench %q: want an error", args)
+		}
+	}
+}
 
 // TestBenchBackends runs the intake benchmark on SQLite and PostgreSQL in
 // one run and checks that each backend stored every referral it answered
@@ -38,7 +100,7 @@ func TestBenchBackends(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
 	}
-	var rep BenchReport
+	var rep bench.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("bench --json: %v\n%s", err, stdout.String())
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir/gpfhirtest"
-	"github.com/linkbridge/linkbridge/adapter/outbox"
+	"github.com/linkbridge/linkbridge/outbox"
 )
 
 // gatedSender holds the send of one message until released, then sends it

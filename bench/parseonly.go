@@ -1,13 +1,4 @@
-// Package parseonly is the baseline that "linkbridge bench" compares the
-// gateway with: an HTTP endpoint that does only the FHIR work every request
-// must pay for — read the body, parse and validate it with google/fhir
-// (through the shared fhirjson.Codec), marshal it back — and stores nothing.
-//
-// The gateway's durable intake throughput divided by this handler's
-// throughput, measured under the same load on the same machine, is the share
-// of the parse cost that routing, mapping, logging and the SQLite commit
-// leave over.
-package parseonly
+package bench
 
 import (
 	"errors"
@@ -18,32 +9,39 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 )
 
-// DefaultMaxBodyBytes is the body limit when Handler.MaxBodyBytes is unset;
-// it matches the gateway's default (httpapi.DefaultMaxBodyBytes).
-const DefaultMaxBodyBytes = 4 << 20
+// ParseOnlyMaxBodyBytes is the body limit when
+// ParseOnlyHandler.MaxBodyBytes is unset; it matches the gateway's default
+// (httpapi.DefaultMaxBodyBytes).
+const ParseOnlyMaxBodyBytes = 4 << 20
 
-// ContentType is the media type of every successful response.
-const ContentType = "application/fhir+json; charset=utf-8"
+// ParseOnlyContentType is the media type of every successful response of a
+// ParseOnlyHandler.
+const ParseOnlyContentType = "application/fhir+json; charset=utf-8"
 
-// Handler answers POST on any path with the posted FHIR resource, parsed
+// ParseOnlyHandler is the baseline that "linkbridge bench" compares the
+// gateway with: an HTTP endpoint that does only the FHIR work every request
+// must pay for — read the body, parse and validate it with google/fhir
+// (through the shared fhirjson.Codec), marshal it back — and stores nothing.
+//
+// It answers POST on any path with the posted FHIR resource, parsed
 // and re-marshalled: 200 and the resource on success, 400 for a body that is
 // not a valid FHIR R4 resource, 413 for a body over the limit, 415 for a
 // Content-Type other than FHIR JSON, 405 for any method but POST. It is safe
 // for concurrent use.
-type Handler struct {
+type ParseOnlyHandler struct {
 	// Codec parses and renders FHIR JSON; build it once and share it.
 	Codec *fhirjson.Codec
-	// MaxBodyBytes limits request bodies; defaults to DefaultMaxBodyBytes.
+	// MaxBodyBytes limits request bodies; defaults to ParseOnlyMaxBodyBytes.
 	MaxBodyBytes int64
 }
 
-// New returns a Handler over codec.
-func New(codec *fhirjson.Codec) *Handler {
-	return &Handler{Codec: codec}
+// NewParseOnlyHandler returns a ParseOnlyHandler over codec.
+func NewParseOnlyHandler(codec *fhirjson.Codec) *ParseOnlyHandler {
+	return &ParseOnlyHandler{Codec: codec}
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *ParseOnlyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -57,7 +55,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := h.MaxBodyBytes
 	if limit <= 0 {
-		limit = DefaultMaxBodyBytes
+		limit = ParseOnlyMaxBodyBytes
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -81,7 +79,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "could not render the resource", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("Content-Type", ParseOnlyContentType)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }

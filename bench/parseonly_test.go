@@ -1,4 +1,4 @@
-package parseonly_test
+package bench_test
 
 import (
 	"encoding/json"
@@ -8,17 +8,17 @@ import (
 	"testing"
 
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
-	"github.com/linkbridge/linkbridge/adapter/parseonly"
+	"github.com/linkbridge/linkbridge/bench"
 )
 
 const patient = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"birthDate":"1950-03-01"}`
 
-func TestHandler(t *testing.T) {
+func TestParseOnlyHandler(t *testing.T) {
 	codec, err := fhirjson.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := parseonly.New(codec)
+	h := bench.NewParseOnlyHandler(codec)
 	tests := []struct {
 		name, method, ctype, body string
 		want                      int
@@ -44,7 +44,7 @@ func TestHandler(t *testing.T) {
 			if tt.want != http.StatusOK {
 				return
 			}
-			if ct := rec.Header().Get("Content-Type"); ct != parseonly.ContentType {
+			if ct := rec.Header().Get("Content-Type"); ct != bench.ParseOnlyContentType {
 				t.Errorf("Content-Type %q", ct)
 			}
 			var got map[string]any
@@ -58,12 +58,12 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-func TestHandlerBodyLimit(t *testing.T) {
+func TestParseOnlyHandlerBodyLimit(t *testing.T) {
 	codec, err := fhirjson.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &parseonly.Handler{Codec: codec, MaxBodyBytes: 16}
+	h := &bench.ParseOnlyHandler{Codec: codec, MaxBodyBytes: 16}
 	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(patient))
 	req.Header.Set("Content-Type", "application/fhir+json")
 	rec := httptest.NewRecorder()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
-	"github.com/linkbridge/linkbridge/adapter/refgp"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 type testGP struct {
