@@ -2,18 +2,12 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/access"
-	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
@@ -21,341 +15,7 @@ import (
 	patpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
 	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
 	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
-	"google.golang.org/protobuf/proto"
 )
-
-// intakeResult says what an intake stored (or found already stored).
-type intakeResult struct {
-	// Created is false when the referral was already stored (idempotent
-	// re-send): the resources are then the stored ones.
-	Created bool
-	// PersonCreated is false when the Patient already existed.
-	PersonCreated  bool
-	Patient        *linkbridge.Resource
-	ServiceRequest *linkbridge.Resource
-	Task           *linkbridge.Resource
-	// ByEntry maps each request entry to the resource it became (nil for
-	// contained resources and for entries of an already-stored referral).
-	ByEntry  map[*fhirmap.Entry]*linkbridge.Resource
-	Referral *linkbridge.Referral
-}
-
-// intake validates, maps and stores one inbound referral. It is idempotent:
-// a referral whose ServiceRequest identifier is stored already returns the
-// stored referral with Created false.
-func (s *Server) intake(ctx context.Context, entries []*fhirmap.Entry, messageID string) (*intakeResult, error) {
-	ref, err := fhirmap.MapReferral(entries)
-	if err != nil {
-		return nil, err
-	}
-	// Idempotency: the same referral identifier is the same referral. The
-	// store's unique constraint decides (no read-then-write race); the
-	// duplicate answer is then read back.
-	// The first attempt takes the person to be new and lets the store's
-	// unique NHS number decide (most referrals are of people the service
-	// has not met); a duplicate is retried linked to the stored person.
-	ids := &intakeIDs{entry: map[*fhirmap.Entry]string{}}
-	for attempt := 0; ; attempt++ {
-		ids.retry = attempt > 0
-		res, err := s.storeIntake(ctx, ref, messageID, ids)
-		var le *linkbridge.Error
-		if errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE {
-			switch {
-			case strings.HasPrefix(le.Existing, "ServiceRequest/"):
-				// Lost a race with an identical referral: answer with it.
-				out, ferr := s.existingReferral(ctx, ref.Referral.Identifier)
-				if linkbridge.ErrorCode(ferr) == linkbridge.ENOTFOUND {
-					// Held, but not found by this caller (the scoped store
-					// usually answers ECONFLICT before this): never answer
-					// a create with 404, nor with nothing.
-					return nil, linkbridge.Errorf(linkbridge.ECONFLICT, "the referral identifier is already in use").At("ServiceRequest.identifier")
-				}
-				return out, ferr
-			case strings.HasPrefix(le.Existing, "Patient/") && attempt == 0:
-				// The person is known (or was created concurrently):
-				// link to them.
-				continue
-			}
-		}
-		return res, err
-	}
-}
-
-// existingReferral returns the stored referral with a business identifier:
-// never nil without an error; ENOTFOUND when there is none the caller may
-// read.
-func (s *Server) existingReferral(ctx context.Context, id linkbridge.Identifier) (*intakeResult, error) {
-	rf, err := s.Store.FindReferralByIdentifier(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	out := &intakeResult{Referral: rf, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
-	if out.ServiceRequest, err = s.Store.ReadResource(ctx, "ServiceRequest", rf.ID); err != nil {
-		return nil, err
-	}
-	if out.Task, err = s.Store.ReadResource(ctx, "Task", rf.TaskID); err != nil {
-		return nil, err
-	}
-	if out.Patient, err = s.Store.ReadResource(ctx, "Patient", rf.PersonID); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// intakeIDs are the ids an intake attempt gave out. A retry keeps them, so
-// that references the first attempt rewrote in place stay right; only the
-// person's id changes, to the stored person's.
-type intakeIDs struct {
-	// retry is set on the attempt after a duplicate NHS number: the person
-	// is looked up, and the resources were changed by the first attempt.
-	retry                  bool
-	person, referral, task string
-	entry                  map[*fhirmap.Entry]string
-}
-
-// get returns *id, giving it a new id first if it has none.
-func (s *Server) get(id *string) string {
-	if *id == "" {
-		*id = s.newID()
-	}
-	return *id
-}
-
-// storeIntake assigns ids, rewrites references, renders and stores.
-func (s *Server) storeIntake(ctx context.Context, ref *fhirmap.Referral, messageID string, ids *intakeIDs) (*intakeResult, error) {
-	lookup := ids.retry
-	now := s.now()
-	person := ref.Person
-	newPerson := true
-	var existing *linkbridge.Person
-	var err error
-	switch {
-	case ref.SubjectID != "":
-		existing, err = s.Store.FindPerson(ctx, ref.SubjectID)
-		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
-			return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject Patient/%s is not held by this server", ref.SubjectID).At("ServiceRequest.subject")
-		}
-	case lookup:
-		existing, err = s.Store.FindPersonByNHSNumber(ctx, person.NHSNumber)
-		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
-			err = nil
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	firstPersonID := ids.person
-	if existing != nil {
-		person = *existing
-		newPerson = false
-	} else {
-		person.ID = s.get(&ids.person)
-		person.CreatedAt = now
-	}
-
-	rf := ref.Referral
-	rf.ID = s.get(&ids.referral)
-	rf.PersonID = person.ID
-	rf.ReceivedAt, rf.UpdatedAt, rf.Version = now, now, 1
-	if rf.ServiceODS == "" {
-		rf.ServiceODS = s.DefaultServiceODS
-	}
-	if rf.Status == "" {
-		rf.Status = linkbridge.TaskRequested
-	}
-
-	// Assign ids to every stored entry; the ServiceRequest's id is the
-	// referral id.
-	type idPair struct{ typ, id string }
-	newIDs := map[string]idPair{} // old reference or fullUrl -> new
-	if ids.retry && firstPersonID != "" && firstPersonID != person.ID {
-		// The first attempt pointed references at the person it took to
-		// be new.
-		newIDs["Patient/"+firstPersonID] = idPair{"Patient", person.ID}
-	}
-	// The referral's own ServiceRequest and Patient are stored as resources
-	// of their own even when they arrive contained: they are lifted out of
-	// their container and "#id" references to them are repointed.
-	lifted := func(e *fhirmap.Entry) bool {
-		return !e.Contained || e == ref.ServiceRequest || e == ref.Patient
-	}
-	dropContained := map[string]bool{}
-	for _, e := range ref.Entries {
-		if !lifted(e) {
-			continue
-		}
-		typ := fhirmap.TypeName(e.Resource)
-		var id string
-		switch {
-		case e == ref.ServiceRequest:
-			id = rf.ID
-		case e == ref.Patient:
-			id = person.ID
-		default:
-			id = ids.entry[e]
-			if id == "" {
-				id = s.newID()
-				ids.entry[e] = id
-			}
-		}
-		if e.FullURL != "" {
-			newIDs[e.FullURL] = idPair{typ, id}
-		}
-		if old := fhirmap.ID(e.Resource); old != "" {
-			if e.Contained {
-				newIDs["#"+old] = idPair{typ, id}
-				dropContained[old] = true
-			}
-			if !e.Contained {
-				newIDs[typ+"/"+old] = idPair{typ, id}
-			}
-		}
-	}
-	resolve := func(typ, id string) (string, string, bool) {
-		key := id
-		switch typ {
-		case "":
-		case "#":
-			key = "#" + id
-		default:
-			key = typ + "/" + id
-		}
-		if p, ok := newIDs[key]; ok {
-			return p.typ, p.id, true
-		}
-		return "", "", false
-	}
-
-	in := &linkbridge.Intake{Person: &person, NewPerson: newPerson, MessageID: messageID}
-	out := &intakeResult{Created: true, PersonCreated: newPerson, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
-	// refs are the reference rewrites as JSON strings, for Stamp.
-	refs := make(map[string]string, len(newIDs))
-	for from, to := range newIDs {
-		if !strings.HasPrefix(from, "#") {
-			refs[from] = to.typ + "/" + to.id
-		}
-	}
-	// render gives a resource its id and meta and the bytes to store. A
-	// resource received as JSON and changed only in its references is
-	// stored as received (Stamp); one the gateway built or changed
-	// otherwise is marshalled.
-	render := func(res proto.Message, id string, raw []byte, rewrote int) (*linkbridge.Resource, error) {
-		fhirmap.SetID(res, id)
-		fhirmap.SetMeta(res, 1, now)
-		params := fhirmap.SearchParams(res) // before Encode, which denormalises references in place
-		var body []byte
-		if raw != nil && !s.marshalAll {
-			if b, n, err := fhirjson.Stamp(raw, id, 1, now, refs); err == nil && n == rewrote {
-				body = b
-			}
-		}
-		if body == nil {
-			var err error
-			if body, err = s.Codec.Encode(res); err != nil {
-				return nil, fmt.Errorf("httpapi: render %s: %w", fhirmap.TypeName(res), err)
-			}
-		}
-		return &linkbridge.Resource{Type: fhirmap.TypeName(res), ID: id, VersionID: 1, LastUpdated: now, Body: body, Params: params}, nil
-	}
-
-	var srRequester *dpb.Reference
-	for _, e := range ref.Entries {
-		if !lifted(e) {
-			continue
-		}
-		if e == ref.Patient && !newPerson {
-			continue // link to the stored person; their record is not replaced
-		}
-		rewrote := fhirmap.RewriteReferences(e.Resource, resolve)
-		// raw stays set only while the received bytes still say what the
-		// resource now says, apart from id, meta and references.
-		raw := e.Raw
-		if fhirmap.DropContained(e.Resource, dropContained) || e.Normalised || e.Contained || lookup {
-			raw = nil // changed beyond references, possibly by an earlier attempt
-		}
-		if e == ref.ServiceRequest {
-			sr := e.Resource.(*srpb.ServiceRequest)
-			srRequester = sr.GetRequester()
-			if typ, id := fhirmap.RefTarget(sr.GetSubject()); typ == "" && id == "" {
-				// Named by NHS number only: point at the person's Patient too.
-				fhirmap.PointAt(sr.Subject, "Patient", person.ID)
-				raw = nil
-			}
-		}
-		if e == ref.Task {
-			t := e.Resource.(*taskpb.Task)
-			if t.GetLastModified() == nil {
-				t.LastModified = fhirmap.DateTime(now)
-				raw = nil
-			}
-			if typ, id := fhirmap.RefTarget(t.GetForValue()); typ == "" && id == "" {
-				fhirmap.PointAt(t.ForValue, "Patient", person.ID)
-				raw = nil
-			}
-		}
-		id := ids.entry[e]
-		switch e {
-		case ref.ServiceRequest:
-			id = rf.ID
-		case ref.Patient:
-			id = person.ID
-		}
-		r, err := render(e.Resource, id, raw, rewrote)
-		if err != nil {
-			return nil, err
-		}
-		in.Resources = append(in.Resources, r)
-		out.ByEntry[e] = r
-		switch e {
-		case ref.ServiceRequest:
-			out.ServiceRequest = r
-		case ref.Task:
-			out.Task = r
-			rf.TaskID = r.ID
-		case ref.Patient:
-			out.Patient = r
-		}
-	}
-	if newPerson && ref.Patient == nil {
-		// Named only by NHS number: the gateway keeps a minimal Patient.
-		p := &patpb.Patient{Identifier: []*dpb.Identifier{{
-			System: &dpb.Uri{Value: linkbridge.NHSNumberSystem}, Value: &dpb.String{Value: person.NHSNumber},
-		}}}
-		r, err := render(p, person.ID, nil, 0)
-		if err != nil {
-			return nil, err
-		}
-		in.Resources = append(in.Resources, r)
-		out.Patient = r
-	}
-	if ref.Task == nil {
-		rf.TaskID = s.get(&ids.task)
-		t := fhirmap.NewReferralTask(&rf, srRequester, now)
-		r, err := render(t, rf.TaskID, nil, 0)
-		if err != nil {
-			return nil, err
-		}
-		in.Resources = append(in.Resources, r)
-		out.Task = r
-	}
-	if err := rf.Validate(); err != nil {
-		return nil, err
-	}
-	if out.Patient == nil {
-		if out.Patient, err = s.Store.ReadResource(ctx, "Patient", person.ID); err != nil {
-			return nil, err
-		}
-	}
-	in.Referral = &rf
-	in.Audit = access.ForWrite(ctx, in.Resources)
-	if err := s.Store.CreateReferral(ctx, in); err != nil {
-		return nil, err
-	}
-	out.Referral = &rf
-	s.Logger.InfoContext(ctx, "referral stored", slog.String("referral_id", rf.ID), slog.String("task_id", rf.TaskID),
-		slog.String("person_id", person.ID), slog.Bool("new_person", newPerson), slog.String("referrer_ods", rf.ReferrerODS), slog.String("service_ods", rf.ServiceODS))
-	return out, nil
-}
 
 // handleTransaction answers POST /fhir with a referral transaction Bundle.
 func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
@@ -374,7 +34,7 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attachRaw(body, entries, 0)
-	out, err := s.intake(r.Context(), entries, "")
+	out, err := s.in.Receive(r.Context(), entries, "")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -454,25 +114,17 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string
 	if t, ok := res.(*taskpb.Task); ok {
 		// A Task whose focus is a ServiceRequest this gateway holds tracks
 		// a referral that already has its Task: answer with that Task.
-		if ftyp, fid := fhirmap.RefTarget(t.GetFocus()); ftyp == "ServiceRequest" {
-			rf, err := s.Store.FindReferral(ctx, fid)
-			if err == nil {
-				found, err := s.Store.ReadResource(ctx, "Task", rf.TaskID)
-				if err != nil {
-					s.writeError(w, r, err)
-					return
-				}
-				s.writeWriteResult(w, r, found, http.StatusOK, "The referral already has a Task; nothing was created.")
-				return
-			} else if linkbridge.ErrorCode(err) != linkbridge.ENOTFOUND {
-				s.writeError(w, r, err)
-				return
-			}
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.focus ServiceRequest/%s is not held by this server; contain the ServiceRequest or send a transaction", fid).At("Task.focus"))
+		found, err := s.in.TaskOf(ctx, t)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if found != nil {
+			s.writeWriteResult(w, r, found, http.StatusOK, "The referral already has a Task; nothing was created.")
 			return
 		}
 	}
-	out, err := s.intake(ctx, []*fhirmap.Entry{{Resource: res, Path: typ, Raw: raw}}, "")
+	out, err := s.in.Receive(ctx, []*fhirmap.Entry{{Resource: res, Path: typ, Raw: raw}}, "")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

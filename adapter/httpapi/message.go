@@ -8,6 +8,7 @@ import (
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/casework"
 	"github.com/linkbridge/linkbridge/fhirmap"
+	"github.com/linkbridge/linkbridge/intake"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
@@ -58,10 +59,10 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attachRaw(b, msg.Entries, 1)
-	var out *intakeResult
+	var out *intake.Result
 	switch msg.Reason {
 	case "new":
-		out, err = s.intake(ctx, msg.Entries, reqID)
+		out, err = s.in.Receive(ctx, msg.Entries, reqID)
 		if err == nil && !out.Created {
 			// Same referral under a new X-Request-Id: record nothing new,
 			// answer with what is held.
@@ -70,7 +71,7 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 	case "update":
 		var rv *casework.Revoked
 		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), reqID); err == nil {
-			out = &intakeResult{ServiceRequest: rv.ServiceRequest, Task: rv.Task, Referral: rv.Referral}
+			out = &intake.Result{ServiceRequest: rv.ServiceRequest, Task: rv.Task, Referral: rv.Referral}
 		}
 	}
 	var le *linkbridge.Error
@@ -88,7 +89,7 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 // message Bundle: a MessageHeader (event servicerequest-response, response
 // code ok, focus the Task) followed by the Task and ServiceRequest as
 // stored.
-func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, msg *fhirmap.Message, out *intakeResult) {
+func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, msg *fhirmap.Message, out *intake.Result) {
 	base := s.baseURL(r)
 	respCode := &mhpb.MessageHeader_Response_CodeType{}
 	fhirmap.SetCode(respCode, "ok")

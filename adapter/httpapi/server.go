@@ -19,6 +19,7 @@ import (
 	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/casework"
+	"github.com/linkbridge/linkbridge/intake"
 )
 
 // DefaultMaxBodyBytes is the default request body limit (413 above it).
@@ -69,6 +70,8 @@ type Server struct {
 	// work applies every referral change (built by Handler over the
 	// store as the handlers see it).
 	work *casework.Service
+	// in receives referrals (built by Handler like work).
+	in *intake.Service
 
 	limitsOnce sync.Once
 	limits     *limiters
@@ -151,6 +154,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.work = &casework.Service{Store: s.Store, Cases: s.Cases, Codec: s.Codec, Logger: s.Logger,
 		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack}
+	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
+		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {
