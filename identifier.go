@@ -87,7 +87,7 @@ func IsODSSystem(system string) bool {
 }
 
 // NormalizeODSCode checks an ODS organisation code (1 to 9 letters and
-// digits) and returns it upper-cased.
+// digits; docs/identifiers.md#ods-codes) and returns it upper-cased.
 func NormalizeODSCode(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if len(s) < 1 || len(s) > 9 {
@@ -119,7 +119,8 @@ var (
 )
 
 // ValidSCTID reports whether s is a well-formed SNOMED CT identifier: 6 to 18
-// digits, no leading zero, and a valid Verhoeff check digit.
+// digits, no leading zero, and a valid Verhoeff check digit
+// (docs/identifiers.md#snomed-ct-identifiers).
 func ValidSCTID(s string) bool {
 	if len(s) < 6 || len(s) > 18 || s[0] == '0' {
 		return false
