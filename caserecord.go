@@ -9,7 +9,8 @@ import (
 // ConsentLevel is what the person agreed may be shared with the GP record.
 type ConsentLevel string
 
-// Consent levels (the "Share All Data" switch of real platforms).
+// Consent levels (the "Share All Data" switch of real platforms;
+// docs/domain.md#consent).
 const (
 	// ConsentFull shares coded entries and free text.
 	ConsentFull ConsentLevel = "full"
@@ -41,8 +42,8 @@ const (
 // DeclineReasons are the coded reasons a referral is declined.
 var DeclineReasons = []string{"person-declined", "inappropriate-referral", "out-of-area", "service-at-capacity", "duplicate-referral", "other"}
 
-// DischargeReasons are the local discharge reasons (DOMAIN.md §3; no
-// national list exists).
+// DischargeReasons are the local discharge reasons (no national list exists;
+// docs/domain.md#business-statuses-decline-and-discharge-reasons).
 var DischargeReasons = []string{"goals-met", "referred-on", "declined-further-support", "unable-to-contact", "moved-away", "died", "inappropriate-referral", "other"}
 
 // LinkWorker identifies the social prescribing link worker who holds a case.
@@ -368,7 +369,8 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
-// Caseload norms (NHS England DES: 200–250 people a year; 6–12 contacts).
+// Caseload norms (NHS England DES: 200–250 people a year; 6–12 contacts;
+// docs/domain.md#caseload-norms).
 const (
 	CaseloadYearLow      = 200
 	CaseloadYearHigh     = 250

@@ -19,8 +19,9 @@ const (
 
 // NormalizeNHSNumber strips the spaces and hyphens that people type into an
 // NHS number and checks it: ten digits whose tenth is the Modulus 11 check
-// digit of the first nine (NHS Data Dictionary). It returns the ten digits, or
-// an EUNPROCESSABLE error that never repeats the number itself.
+// digit of the first nine (NHSCheckDigit; NHS Data Dictionary, see
+// docs/identifiers.md#nhs-number). It returns the ten digits, or an
+// EUNPROCESSABLE error that never repeats the number itself.
 func NormalizeNHSNumber(s string) (string, error) {
 	var b strings.Builder
 	for _, r := range s {
@@ -43,22 +44,40 @@ func NormalizeNHSNumber(s string) (string, error) {
 	return n, nil
 }
 
-// nhsCheckDigitOK applies the Modulus 11 rule to ten ASCII digits: weights
-// 10..2 over digits 1-9, check = 11 - (sum mod 11), 11 becomes 0, 10 is
-// invalid.
-func nhsCheckDigitOK(n string) bool {
+// NHSCheckDigit computes the Modulus 11 check digit of an NHS number from its
+// first nine digits (docs/identifiers.md#nhs-number): each digit is
+// multiplied by its weight (10 for the first down to 2 for the ninth), the
+// products are summed, and the check digit is 11 minus the remainder of the
+// sum divided by 11, with 11 becoming 0. ok is false when first9 is not
+// exactly nine ASCII digits, or when the result is 10: no valid NHS number
+// starts with those nine digits.
+func NHSCheckDigit(first9 string) (digit int, ok bool) {
+	if len(first9) != 9 {
+		return 0, false
+	}
 	sum := 0
 	for i := 0; i < 9; i++ {
-		sum += int(n[i]-'0') * (10 - i)
+		d := first9[i]
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		sum += int(d-'0') * (10 - i)
 	}
-	check := 11 - sum%11
-	if check == 11 {
-		check = 0
+	digit = 11 - sum%11
+	switch digit {
+	case 11:
+		return 0, true
+	case 10:
+		return 0, false
 	}
-	if check == 10 {
-		return false
-	}
-	return int(n[9]-'0') == check
+	return digit, true
+}
+
+// nhsCheckDigitOK reports whether ten ASCII digits end with the Modulus 11
+// check digit of the first nine (NHSCheckDigit).
+func nhsCheckDigitOK(n string) bool {
+	d, ok := NHSCheckDigit(n[:9])
+	return ok && int(n[9]-'0') == d
 }
 
 // IsODSSystem reports whether system names ODS organisation codes, in the
@@ -68,7 +87,7 @@ func IsODSSystem(system string) bool {
 }
 
 // NormalizeODSCode checks an ODS organisation code (1 to 9 letters and
-// digits) and returns it upper-cased.
+// digits; docs/identifiers.md#ods-codes) and returns it upper-cased.
 func NormalizeODSCode(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if len(s) < 1 || len(s) > 9 {
@@ -100,7 +119,8 @@ var (
 )
 
 // ValidSCTID reports whether s is a well-formed SNOMED CT identifier: 6 to 18
-// digits, no leading zero, and a valid Verhoeff check digit.
+// digits, no leading zero, and a valid Verhoeff check digit
+// (docs/identifiers.md#snomed-ct-identifiers).
 func ValidSCTID(s string) bool {
 	if len(s) < 6 || len(s) > 18 || s[0] == '0' {
 		return false

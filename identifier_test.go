@@ -63,6 +63,71 @@ func TestNormalizeNHSNumber(t *testing.T) {
 	}
 }
 
+func TestNHSCheckDigit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		first9 string
+		digit  int
+		ok     bool
+	}{
+		{"OK", "943476591", 9, true},
+		{"OKSecond", "401023213", 7, true},
+		{"OKBaRSBookingExample", "947671993", 1, true},
+		{"OKUKCoreExample", "991200388", 8, true},
+		{"OKElevenIsZero", "987654321", 0, true}, // 11 - (sum mod 11) = 11 → 0
+		{"OKAllZeros", "000000000", 0, true},     // sum 0: 11 → 0
+		{"OKAllNines", "999999999", 9, true},
+		{"OKBaRSValidationStem", "347852698", 1, true}, // so 3478526985 fails
+		{"ErrTenIsInvalid", "123456789", 0, false},     // 11 - (sum mod 11) = 10
+		{"ErrEmpty", "", 0, false},
+		{"ErrEightDigits", "94347659", 0, false},
+		{"ErrTenDigits", "9434765919", 0, false},
+		{"ErrSpace", "943 76591", 0, false},
+		{"ErrLetter", "94347659I", 0, false},
+		{"ErrUnicodeDigits", "٩٤٣٤٧٦٥٩١", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			digit, ok := linkbridge.NHSCheckDigit(tt.first9)
+			if digit != tt.digit || ok != tt.ok {
+				t.Errorf("NHSCheckDigit(%q) = %d, %v, want %d, %v", tt.first9, digit, ok, tt.digit, tt.ok)
+			}
+		})
+	}
+}
+
+// FuzzNHSCheckDigit checks NHSCheckDigit against NormalizeNHSNumber: when a
+// check digit exists, exactly the number ending in it is valid; when none
+// does, no ending is.
+func FuzzNHSCheckDigit(f *testing.F) {
+	for _, s := range []string{"943476591", "987654321", "123456789", "", "94347659I"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, first9 string) {
+		digit, ok := linkbridge.NHSCheckDigit(first9)
+		if ok && (digit < 0 || digit > 9) {
+			t.Fatalf("NHSCheckDigit(%q) = %d, true: not a digit", first9, digit)
+		}
+		if !ok && digit != 0 {
+			t.Fatalf("NHSCheckDigit(%q) = %d, false: want 0", first9, digit)
+		}
+		if len(first9) != 9 || strings.Trim(first9, "0123456789") != "" {
+			if ok {
+				t.Fatalf("NHSCheckDigit(%q) accepted a stem that is not nine ASCII digits", first9)
+			}
+			return
+		}
+		for d := 0; d <= 9; d++ {
+			_, err := linkbridge.NormalizeNHSNumber(first9 + string(rune('0'+d)))
+			if want := ok && d == digit; (err == nil) != want {
+				t.Fatalf("NHSCheckDigit(%q) = %d, %v but NormalizeNHSNumber(%q) error = %v", first9, digit, ok, first9+string(rune('0'+d)), err)
+			}
+		}
+	})
+}
+
 func keepDigits(r rune) rune {
 	if r >= '0' && r <= '9' {
 		return r

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Instrument names an outcome measure (DOMAIN.md §2).
+// Instrument names an outcome measure (docs/domain.md#outcome-measures).
 type Instrument string
 
 // The outcome measures linkbridge records.
@@ -47,7 +47,8 @@ var instrumentSpec = map[Instrument]struct{ items, min, max int }{
 }
 
 // swemwbsMetric is the official SWEMWBS raw-to-metric conversion table
-// (Warwick Medical School; DOMAIN.md §2). Never computed by formula.
+// (Warwick Medical School; docs/domain.md#swemwbs-conversion-table, which
+// measure_test.go checks this map against). Never computed by formula.
 var swemwbsMetric = map[int]float64{
 	7: 7.00, 8: 9.51, 9: 11.25, 10: 12.40, 11: 13.33, 12: 14.08, 13: 14.75, 14: 15.32,
 	15: 15.84, 16: 16.36, 17: 16.88, 18: 17.43, 19: 17.98, 20: 18.59, 21: 19.25, 22: 19.98,

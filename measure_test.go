@@ -2,6 +2,9 @@ package linkbridge_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,24 +14,30 @@ import (
 	"github.com/linkbridge/linkbridge"
 )
 
-// swemwbsTableDoc is the SWEMWBS raw → metric conversion copied verbatim
-// from DOMAIN.md §2 (the official Warwick table), parsed below so that the
+// swemwbsTable reads the SWEMWBS raw → metric conversion (the official
+// Warwick table) from docs/domain.md#swemwbs-conversion-table, so that the
 // test's oracle is the document's text, not measure.go's map.
-const swemwbsTableDoc = `7→7.00, 8→9.51, 9→11.25, 10→12.40, 11→13.33,
-12→14.08, 13→14.75, 14→15.32, 15→15.84, 16→16.36, 17→16.88, 18→17.43, 19→17.98, 20→18.59, 21→19.25, 22→19.98,
-23→20.73, 24→21.54, 25→22.35, 26→23.21, 27→24.11, 28→25.03, 29→26.02, 30→27.03, 31→28.13, 32→29.31,
-33→30.70, 34→32.55, 35→35.00`
-
 func swemwbsTable(t *testing.T) map[int]string {
 	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("docs", "domain.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n### SWEMWBS conversion table\n")
+	if !ok {
+		t.Fatal("docs/domain.md has no SWEMWBS conversion table section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
 	out := map[int]string{}
-	for _, pair := range strings.Split(swemwbsTableDoc, ",") {
-		raw, metric, ok := strings.Cut(strings.TrimSpace(pair), "→")
-		n, err := strconv.Atoi(raw)
-		if !ok || err != nil {
-			t.Fatalf("bad table entry %q", pair)
+	for _, m := range swemwbsRow.FindAllStringSubmatch(section, -1) {
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			t.Fatalf("bad table row %q", m[0])
 		}
-		out[n] = metric
+		if _, dup := out[n]; dup {
+			t.Fatalf("raw %d appears twice in the table", n)
+		}
+		out[n] = m[2]
 	}
 	if len(out) != 29 {
 		t.Fatalf("table has %d entries, want 29 (raw 7–35)", len(out))
@@ -36,7 +45,11 @@ func swemwbsTable(t *testing.T) map[int]string {
 	return out
 }
 
-// instrumentRules is DOMAIN.md §2, transcribed independently of measure.go.
+// swemwbsRow is a row "| raw | metric |" of the table.
+var swemwbsRow = regexp.MustCompile(`(?m)^\| (\d+) \| (\d+\.\d\d) \|$`)
+
+// instrumentRules is docs/domain.md#outcome-measures, transcribed
+// independently of measure.go.
 var instrumentRules = []struct {
 	inst               linkbridge.Instrument
 	items, min, max    int
@@ -182,7 +195,7 @@ func TestMeasureScoreOtherRules(t *testing.T) {
 }
 
 // TestSWEMWBSMetricTable checks every raw score 7..35, reached through
-// Score with a real item set, against the DOMAIN.md table.
+// Score with a real item set, against the table in docs/domain.md.
 func TestSWEMWBSMetricTable(t *testing.T) {
 	t.Parallel()
 	table := swemwbsTable(t)
@@ -202,7 +215,7 @@ func TestSWEMWBSMetricTable(t *testing.T) {
 			t.Errorf("items %v: Total = %d, want %d", items, m.Total, raw)
 		}
 		if got := strconv.FormatFloat(m.Metric, 'f', 2, 64); got != table[raw] {
-			t.Errorf("raw %d: metric = %s, want %s (DOMAIN.md table)", raw, got, table[raw])
+			t.Errorf("raw %d: metric = %s, want %s (docs/domain.md table)", raw, got, table[raw])
 		}
 		direct, ok := linkbridge.SWEMWBSMetric(raw)
 		if !ok || direct != m.Metric {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Social prescribing SNOMED CT concepts (DOMAIN.md §1.1).
+// Social prescribing SNOMED CT concepts (docs/domain.md#snomed-ct-codes).
 const (
 	// SCTReferralToSocialPrescribing is "Referral to social prescribing
 	// service (procedure)": identifies a social prescribing referral, and is

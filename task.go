@@ -32,8 +32,9 @@ const (
 	ActorPerformer Actor = "performer"
 )
 
-// taskTransitions is the SDOH referral Task state diagram (STANDARDS.md §1.3,
-// decoded from ReferralTaskStateDiagram.drawio). Entered-in-error is
+// taskTransitions is the SDOH referral Task state diagram
+// (docs/referral-exchange.md#task-states, decoded from
+// ReferralTaskStateDiagram.drawio). Entered-in-error is
 // reachable from every status and handled separately.
 var taskTransitions = map[TaskStatus][]TaskStatus{
 	TaskDraft:      {TaskRequested},
@@ -43,10 +44,11 @@ var taskTransitions = map[TaskStatus][]TaskStatus{
 	TaskOnHold:     {TaskInProgress, TaskCancelled, TaskCompleted, TaskFailed},
 }
 
-// taskSetBy says who may set each status (SDOH profile intro: draft,
-// requested and entered-in-error by the requester; accepted, rejected,
-// in-progress, on-hold, failed and completed by the target; cancelled by
-// either).
+// taskSetBy says who may set each status
+// (docs/referral-exchange.md#who-may-set-each-status, from the SDOH profile
+// intro): draft, requested and entered-in-error by the requester; accepted,
+// rejected, in-progress, on-hold, failed and completed by the target;
+// cancelled by either.
 var taskSetBy = map[TaskStatus][]Actor{
 	TaskDraft:          {ActorRequester},
 	TaskRequested:      {ActorRequester},

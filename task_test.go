@@ -18,7 +18,8 @@ var allStatuses = []linkbridge.TaskStatus{
 var allActors = []linkbridge.Actor{linkbridge.ActorRequester, linkbridge.ActorPerformer}
 
 // specEdges is the SDOH referral Task state diagram, transcribed
-// independently of task.go from STANDARDS.md §1.3 ("from → allowed to").
+// independently of task.go from docs/referral-exchange.md#task-states
+// ("from → may go to").
 // Entered-in-error ("can be reached from any other status") is added in
 // legalTransition.
 var specEdges = map[linkbridge.TaskStatus][]linkbridge.TaskStatus{
@@ -31,7 +32,7 @@ var specEdges = map[linkbridge.TaskStatus][]linkbridge.TaskStatus{
 	// received and ready are outside the referral value set: no edges.
 }
 
-// specSetBy is STANDARDS.md §1.3 "who sets each status".
+// specSetBy is docs/referral-exchange.md#who-may-set-each-status.
 var specSetBy = map[linkbridge.TaskStatus][]linkbridge.Actor{
 	"draft": {"requester"}, "requested": {"requester"}, "entered-in-error": {"requester"},
 	"accepted": {"performer"}, "rejected": {"performer"}, "in-progress": {"performer"},

@@ -4,7 +4,7 @@
 //
 //   - RoleReceiver: the target receives referrals (linkbridge, or another
 //     social prescribing system). The kit plays the GP system and runs the
-//     scenarios of STANDARDS.md §8 that apply. Steps that need a link
+//     scenarios of docs/conformance.md that apply. Steps that need a link
 //     worker drive linkbridge's /sp/v1 API when the target offers it, and
 //     otherwise prompt a person and wait for the target's Task to change.
 //   - RoleGPEndpoint: the target is the GP-side FHIR server that receives
@@ -129,7 +129,7 @@ func (r *Report) OK() bool { return r.Failed == 0 }
 type Scenario struct {
 	ID   string
 	Name string
-	// Ref points at the requirement (e.g. "STANDARDS.md §8.3").
+	// Ref points at the requirement (e.g. "docs/conformance.md §8.3").
 	Ref string
 	Run func(t *T)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/linkbridge/linkbridge"
 )
 
 // The referrals the kit sends are the project's FHIR fixtures with
@@ -62,20 +64,13 @@ func NewNHSNumber() string {
 			n, _ := rand.Int(rand.Reader, big.NewInt(10))
 			d[i] = int(n.Int64())
 		}
-		sum := 0
-		for i, v := range d {
-			sum += v * (10 - i)
-		}
-		check := 11 - sum%11
-		if check == 11 {
-			check = 0
-		}
-		if check == 10 {
-			continue
-		}
 		var b strings.Builder
 		for _, v := range d {
 			b.WriteByte(byte('0' + v))
+		}
+		check, ok := linkbridge.NHSCheckDigit(b.String())
+		if !ok {
+			continue
 		}
 		b.WriteByte(byte('0' + check))
 		return b.String()

@@ -39,8 +39,7 @@ type gpState struct {
 	// params are each type's searchParam names (nil: none listed).
 	params map[string]map[string]bool
 	// ids maps "Type/gatewayId" to the endpoint's id of the written resource.
-	ids    map[string]string
-	shapes []Shape
+	ids map[string]string
 }
 
 func (k *kit) gp() *gpState {
@@ -108,7 +107,8 @@ func scGPPatientLookup(t *T) {
 	t.Check(r.Doc.Str("resourceType") == "Bundle" && r.Doc.Str("type") == "searchset", "the answer is a searchset Bundle")
 }
 
-// shapes renders the write-back shapes once per run.
+// shapes renders the write-back shapes of a stage for this run (its run id
+// and NHS number).
 func (t *T) shapes(stage int) []Shape {
 	g := t.kit.gp()
 	sh, err := WritebackShapes(t.kit.codec, t.kit.runID, g.nhs, stage)

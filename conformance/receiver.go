@@ -11,33 +11,33 @@ import (
 	"github.com/google/uuid"
 )
 
-// receiverScenarios are the STANDARDS.md §8 scenarios for a system that
+// receiverScenarios are the docs/conformance.md scenarios for a system that
 // receives referrals; the kit plays the GP system.
 func receiverScenarios() []Scenario {
 	s := []Scenario{
-		{"capability-statement", "CapabilityStatement at /metadata", "FHIR R4 capabilities; SDOH §1.6", scCapability},
-		{"transaction-referral", "referral as a transaction Bundle", "STANDARDS.md §8.1", scTransaction},
-		{"task-referral", "SDOH referral Task with its ServiceRequest (POST Task)", "STANDARDS.md §8.1", scTaskReferral},
-		{"servicerequest-referral", "ServiceRequest on its own; the receiver creates the Task", "STANDARDS.md §8.1", scServiceRequest},
-		{"bars-message", "BaRS referral message, then its replay", "STANDARDS.md §8.2, §8.3", scBaRSMessage},
-		{"duplicate-referral", "the same referral twice creates one", "STANDARDS.md §8.3", scDuplicate},
-		{"conditional-create", "If-None-Exist on the referral identifier", "STANDARDS.md §8.3", scConditionalCreate},
-		{"missing-headers", "BaRS message without X-Correlation-Id", "STANDARDS.md §8.4", scMissingHeaders},
+		{"capability-statement", "CapabilityStatement at /metadata", "FHIR R4 capabilities; docs/referral-exchange.md#capabilitystatement", scCapability},
+		{"transaction-referral", "referral as a transaction Bundle", "docs/conformance.md §8.1", scTransaction},
+		{"task-referral", "SDOH referral Task with its ServiceRequest (POST Task)", "docs/conformance.md §8.1", scTaskReferral},
+		{"servicerequest-referral", "ServiceRequest on its own; the receiver creates the Task", "docs/conformance.md §8.1", scServiceRequest},
+		{"bars-message", "BaRS referral message, then its replay", "docs/conformance.md §8.2, §8.3", scBaRSMessage},
+		{"duplicate-referral", "the same referral twice creates one", "docs/conformance.md §8.3", scDuplicate},
+		{"conditional-create", "If-None-Exist on the referral identifier", "docs/conformance.md §8.3", scConditionalCreate},
+		{"missing-headers", "BaRS message without X-Correlation-Id", "docs/conformance.md §8.4", scMissingHeaders},
 	}
 	for _, ic := range invalidCases {
 		ic := ic
-		s = append(s, Scenario{"invalid-" + ic.id, "refused: " + ic.name, "STANDARDS.md §8.5", func(t *T) { scInvalid(t, ic) }})
+		s = append(s, Scenario{"invalid-" + ic.id, "refused: " + ic.name, "docs/conformance.md §8.5", func(t *T) { scInvalid(t, ic) }})
 	}
 	return append(s,
-		Scenario{"accept", "link worker accepts; the GP sees it (read, _include, polling)", "STANDARDS.md §8.6, §1.5", scAccept},
-		Scenario{"reject", "link worker declines; the terminal Task refuses changes", "STANDARDS.md §8.7", scReject},
-		Scenario{"progress-complete", "in-progress, on-hold, resume, complete: each a new version", "STANDARDS.md §8.8, §8.9", scProgress},
-		Scenario{"illegal-transition", "requested → completed by the GP is refused", "STANDARDS.md §8.8, §1.3", scIllegal},
-		Scenario{"gp-cancel", "GP cancels with If-Match; a stale version is 412", "STANDARDS.md §8.10", scCancel},
-		Scenario{"bars-cancel", "GP cancels by BaRS message (ServiceRequest revoked)", "STANDARDS.md §8.10", scBaRSCancel},
-		Scenario{"concurrent-update", "two updates with the same If-Match: one wins", "STANDARDS.md §8.11", scConcurrent},
-		Scenario{"light-recipient-poll", "a recipient without a FHIR server polls for new referrals", "STANDARDS.md §8.12, §1.5", scPoll},
-		Scenario{"search-include", "Task search by id list, patient NHS number, _include=Task:focus", "SDOH task-7", scSearch},
+		Scenario{"accept", "link worker accepts; the GP sees it (read, _include, polling)", "docs/conformance.md §8.6; docs/referral-exchange.md#polling-and-subscriptions", scAccept},
+		Scenario{"reject", "link worker declines; the terminal Task refuses changes", "docs/conformance.md §8.7", scReject},
+		Scenario{"progress-complete", "in-progress, on-hold, resume, complete: each a new version", "docs/conformance.md §8.8, §8.9", scProgress},
+		Scenario{"illegal-transition", "requested → completed by the GP is refused", "docs/conformance.md §8.8; docs/referral-exchange.md#task-states", scIllegal},
+		Scenario{"gp-cancel", "GP cancels with If-Match; a stale version is 412", "docs/conformance.md §8.10", scCancel},
+		Scenario{"bars-cancel", "GP cancels by BaRS message (ServiceRequest revoked)", "docs/conformance.md §8.10", scBaRSCancel},
+		Scenario{"concurrent-update", "two updates with the same If-Match: one wins", "docs/conformance.md §8.11", scConcurrent},
+		Scenario{"light-recipient-poll", "a recipient without a FHIR server polls for new referrals", "docs/conformance.md §8.12; docs/referral-exchange.md#polling-and-subscriptions", scPoll},
+		Scenario{"search-include", "Task search by id list, patient NHS number, _include=Task:focus", "SDOH task-7; docs/conformance.md#search-sdoh-task-7", scSearch},
 	)
 }
 

@@ -11,7 +11,7 @@ import (
 	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
 )
 
-// BaRS message vocabulary (STANDARDS.md §2.2).
+// BaRS message vocabulary (docs/referral-exchange.md#bars-messages).
 const (
 	// BaRSEventSystem is the BaRS message event code system.
 	BaRSEventSystem = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
@@ -68,7 +68,8 @@ type Message struct {
 
 // MapMessage checks a message Bundle: type message, MessageHeader first, a
 // known event and reason, and a focus that resolves to a ServiceRequest in
-// the Bundle (BaRS, STANDARDS.md §2.2, §7 rows 3 and 5).
+// the Bundle (BaRS: docs/referral-exchange.md#bars-messages;
+// docs/conformance.md rows 3 and 5).
 func MapMessage(b *rpb.Bundle) (*Message, error) {
 	if t := Code(b.GetType()); t != "message" {
 		return nil, linkbridge.Errorf(linkbridge.EINVALID, "Bundle.type must be message, not %q", t).At("Bundle.type")

@@ -30,7 +30,7 @@ const (
 	UCUM = "http://unitsofmeasure.org"
 )
 
-// Codes of the outcome measures (DOMAIN.md §2, §7).
+// Codes of the outcome measures (docs/domain.md#outcome-measures).
 const (
 	SCTWEMWBS  = "718426000"
 	SCTSWEMWBS = "718466001"

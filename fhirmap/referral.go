@@ -126,14 +126,15 @@ func ExpandContained(entries []*Entry) []*Entry {
 }
 
 // MapReferral validates an inbound referral and maps it to the domain. It
-// enforces the referral rules of linkbridge (STANDARDS.md §1, §7; DOMAIN.md
-// §1, §6): exactly one ServiceRequest identifying a social prescribing
-// referral, with status, intent, subject, requester, authoredOn and a
-// business identifier; a Patient with a valid NHS number; SNOMED codes that
-// pass Verhoeff; well-formed ODS codes; and, when a Task is sent, the SDOH
-// referral Task rules. It normalises NHS numbers and ODS identifier systems
-// in place. Errors are EUNPROCESSABLE (or EINVALID) *linkbridge.Error values
-// naming the element.
+// enforces the referral rules of linkbridge
+// (docs/referral-exchange.md#referral-rules, docs/domain.md#snomed-ct-codes,
+// docs/identifiers.md): exactly one ServiceRequest identifying a social
+// prescribing referral, with status, intent, subject, requester, authoredOn
+// and a business identifier; a Patient with a valid NHS number; SNOMED
+// codes that pass Verhoeff; well-formed ODS codes; and, when a Task is sent,
+// the SDOH referral Task rules. It normalises NHS numbers and ODS identifier
+// systems in place. Errors are EUNPROCESSABLE (or EINVALID)
+// *linkbridge.Error values naming the element.
 func MapReferral(entries []*Entry) (*Referral, error) {
 	entries = ExpandContained(entries)
 	out := &Referral{Entries: entries}

@@ -99,7 +99,8 @@ func (c *Codec) Decode(b []byte) (*rpb.ContainedResource, error) {
 	msg, outcome, err := c.um.UnmarshalWithOutcome(body)
 	if err != nil {
 		// Any err from UnmarshalWithOutcome means the input is not a FHIR
-		// resource; its concrete types are internal to jsonformat (§A4.4).
+		// resource (unknown field, invalid JSON); its concrete types are in
+		// jsonformat/internal/jsonpbhelper, so errors.As cannot match them.
 		return nil, structuralError(err)
 	}
 	cr, ok := msg.(*rpb.ContainedResource)

@@ -222,6 +222,9 @@ func TestAutoModePerType(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Status != 405 {
 		t.Fatalf("Provenance = %v, want PermanentError 405 (client ids refused)", err)
 	}
+	if ws := srv.Writes(); len(ws) != 1 || ws[0].Type != "Task" || !strings.HasPrefix(ws[0].Query, "identifier=") || !ws[0].Keyed {
+		t.Fatalf("writes %s, want one conditional update of the Task on identifier", summary(ws))
+	}
 	// With _tag listed, Provenance is written conditionally on it.
 	c, srv = setup(t, gpfhirtest.Options{ConditionalOnly: true, SearchParams: []string{"identifier", "_tag"}}, gpfhir.ModeAuto)
 	if _, err := c.Put(ctx, "Provenance", "r1-v2", 1, []byte(provBody)); err != nil {

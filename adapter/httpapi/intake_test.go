@@ -256,7 +256,7 @@ func TestCreateServiceRequestByNHSNumberOnly(t *testing.T) {
 }
 
 // TestServiceRequestSearchByPatient: ServiceRequest?patient= is a MUST of
-// the SDOH server CapabilityStatements (STANDARDS.md §7 row 18), whatever
+// the SDOH server CapabilityStatements (docs/conformance.md row 18), whatever
 // shape the referral arrived in.
 func TestServiceRequestSearchByPatient(t *testing.T) {
 	t.Parallel()

@@ -100,8 +100,9 @@ func TestProcessMessage(t *testing.T) {
 
 // TestProcessMessageReplayIsDuplicate: BaRS receivers answer a message
 // whose X-Request-Id was already processed with 409 REC_CONFLICT, issue
-// code duplicate, and no second effect (STANDARDS.md §2.3, §7 row 30, §8
-// scenario 3).
+// code duplicate, and no second effect
+// (docs/referral-exchange.md#bars-headers-and-errors; docs/conformance.md
+// row 30, §8.3).
 func TestProcessMessageReplayIsDuplicate(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)

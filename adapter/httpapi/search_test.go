@@ -244,7 +244,7 @@ func TestSearchPaging(t *testing.T) {
 }
 
 // TestSearchIncludeFocus: Task?_id=..&_include=Task:focus returns the Task
-// and its ServiceRequest (search.mode include), STANDARDS.md §8 scenario 6.
+// and its ServiceRequest (search.mode include), docs/conformance.md §8.6.
 func TestSearchIncludeFocus(t *testing.T) {
 	t.Parallel()
 	f := newSearchFixture(t)

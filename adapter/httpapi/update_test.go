@@ -164,7 +164,7 @@ func TestUpdateTaskPerformerLifecycle(t *testing.T) {
 }
 
 // TestUpdateTaskRace: two updates with the same If-Match version, one
-// wins (200), the other gets 412 (STANDARDS.md §8 scenario 11).
+// wins (200), the other gets 412 (docs/conformance.md §8.11).
 func TestUpdateTaskRace(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)

@@ -26,12 +26,7 @@ var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 func nhsNumber(i int) string {
 	for stem := 943000000 + i*3; ; stem++ {
 		s := fmt.Sprint(stem)
-		sum := 0
-		for j := range 9 {
-			sum += int(s[j]-'0') * (10 - j)
-		}
-		check := (11 - sum%11) % 11
-		if check != 10 {
+		if check, ok := linkbridge.NHSCheckDigit(s); ok {
 			return s + fmt.Sprint(check)
 		}
 	}

@@ -222,11 +222,7 @@ func TestCreateReferral(t *testing.T) {
 func nhsNumber(i int64) string {
 	for stem := 600000000 + 2*i; ; stem++ {
 		s := strconv.FormatInt(stem, 10)
-		sum := 0
-		for j := 0; j < 9; j++ {
-			sum += int(s[j]-'0') * (10 - j)
-		}
-		if check := (11 - sum%11) % 11; check != 10 {
+		if check, ok := linkbridge.NHSCheckDigit(s); ok {
 			return s + strconv.Itoa(check)
 		}
 	}

@@ -73,18 +73,9 @@ func nhsNumbers() func() string {
 		for {
 			s := strconv.Itoa(stem)
 			stem++
-			sum := 0
-			for i := 0; i < 9; i++ {
-				sum += int(s[i]-'0') * (10 - i)
+			if check, ok := linkbridge.NHSCheckDigit(s); ok {
+				return s + strconv.Itoa(check)
 			}
-			check := 11 - sum%11
-			if check == 11 {
-				check = 0
-			}
-			if check == 10 {
-				continue
-			}
-			return s + strconv.Itoa(check)
 		}
 	}
 }
