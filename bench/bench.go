@@ -875,25 +875,11 @@ func (g *referralGen) rand() *rand.Rand {
 // nhsNumber returns the next unused valid test NHS number (999 range).
 func (g *referralGen) nhsNumber() string {
 	for {
-		n := 999_000_000 + (g.nhsStart+g.seq.Add(1))%1_000_000
-		var d [10]byte
-		sum := 0
-		for i := 8; i >= 0; i-- {
-			d[i] = byte('0' + n%10)
-			n /= 10
+		first9 := strconv.Itoa(999_000_000 + int((g.nhsStart+g.seq.Add(1))%1_000_000))
+		if check, ok := linkbridge.NHSCheckDigit(first9); ok {
+			return first9 + strconv.Itoa(check)
 		}
-		for i := 0; i < 9; i++ {
-			sum += int(d[i]-'0') * (10 - i)
-		}
-		check := 11 - sum%11
-		if check == 11 {
-			check = 0
-		}
-		if check == 10 {
-			continue // no valid NHS number has these nine digits
-		}
-		d[9] = byte('0' + check)
-		return string(d[:])
+		// no valid NHS number has these nine digits
 	}
 }
 

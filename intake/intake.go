@@ -412,4 +412,3 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		slog.String("person_id", person.ID), slog.Bool("new_person", newPerson), slog.String("referrer_ods", rf.ReferrerODS), slog.String("service_ods", rf.ServiceODS))
 	return out, nil
 }
-
