@@ -1,0 +1,173 @@
+package linkbridge_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+var ruleNow = time.Date(2027, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func caseIn(status linkbridge.TaskStatus, accepted bool) *linkbridge.CaseRecord {
+	rf := &linkbridge.Referral{ID: "r1", Status: status}
+	if accepted {
+		rf.AcceptedAt = ruleNow.Add(-48 * time.Hour)
+	}
+	return &linkbridge.CaseRecord{Referral: rf}
+}
+
+func TestAddContactRules(t *testing.T) {
+	t.Parallel()
+	ok := linkbridge.Contact{ID: "c1", At: ruleNow.Add(-time.Hour).In(time.FixedZone("BST", 3600)), Mode: linkbridge.ContactPhone, Minutes: 20, Attended: true}
+	tests := []struct {
+		name       string
+		status     linkbridge.TaskStatus
+		contact    linkbridge.Contact
+		wantCode   string
+		wantStatus linkbridge.TaskStatus
+	}{
+		{"requested refused", linkbridge.TaskRequested, ok, linkbridge.ECONFLICT, linkbridge.TaskRequested},
+		{"completed refused", linkbridge.TaskCompleted, ok, linkbridge.ECONFLICT, linkbridge.TaskCompleted},
+		{"first attended contact starts the work", linkbridge.TaskAccepted, ok, "", linkbridge.TaskInProgress},
+		{"a DNA does not start it", linkbridge.TaskAccepted, linkbridge.Contact{ID: "c2", At: ruleNow, Mode: linkbridge.ContactHomeVisit}, "", linkbridge.TaskAccepted},
+		{"on hold keeps its status", linkbridge.TaskOnHold, ok, "", linkbridge.TaskOnHold},
+		{"a DNA with minutes is incomplete", linkbridge.TaskInProgress, linkbridge.Contact{ID: "c3", At: ruleNow, Mode: linkbridge.ContactPhone, Minutes: 5}, linkbridge.EUNPROCESSABLE, linkbridge.TaskInProgress},
+		{"unknown mode", linkbridge.TaskInProgress, linkbridge.Contact{ID: "c4", At: ruleNow, Mode: "carrier-pigeon"}, linkbridge.EUNPROCESSABLE, linkbridge.TaskInProgress},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cr := caseIn(tc.status, true)
+			c := tc.contact
+			err := cr.AddContact(&c, ruleNow)
+			if got := linkbridge.ErrorCode(err); err != nil && got != tc.wantCode || err == nil && tc.wantCode != "" {
+				t.Fatalf("AddContact error = %v, want code %q", err, tc.wantCode)
+			}
+			if cr.Referral.Status != tc.wantStatus {
+				t.Errorf("status = %s, want %s", cr.Referral.Status, tc.wantStatus)
+			}
+			if tc.wantCode != "" {
+				if len(cr.Contacts) != 0 {
+					t.Errorf("a refused contact was recorded")
+				}
+				return
+			}
+			if len(cr.Contacts) != 1 || cr.Contacts[0].ReferralID != "r1" || !cr.Contacts[0].CreatedAt.Equal(ruleNow) || cr.Contacts[0].At.Location() != time.UTC {
+				t.Errorf("recorded contact = %+v, want it on r1, created now, at in UTC", cr.Contacts)
+			}
+		})
+	}
+}
+
+func TestAddMeasureRules(t *testing.T) {
+	t.Parallel()
+	swemwbs := func() linkbridge.Measure {
+		return linkbridge.Measure{ID: "m1", Instrument: linkbridge.SWEMWBS, Timepoint: linkbridge.TimepointBaseline, Items: []int{3, 3, 3, 3, 3, 3, 3}, TakenAt: ruleNow}
+	}
+	tests := []struct {
+		name     string
+		status   linkbridge.TaskStatus
+		accepted bool
+		wantCode string
+	}{
+		{"never accepted", linkbridge.TaskRequested, false, linkbridge.ECONFLICT},
+		{"rejected", linkbridge.TaskRejected, false, linkbridge.ECONFLICT},
+		{"in progress", linkbridge.TaskInProgress, true, ""},
+		{"completed: the final measure", linkbridge.TaskCompleted, true, ""},
+		{"failed", linkbridge.TaskFailed, true, linkbridge.ECONFLICT},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cr := caseIn(tc.status, tc.accepted)
+			m := swemwbs()
+			err := cr.AddMeasure(&m, ruleNow)
+			if got := linkbridge.ErrorCode(err); err != nil && got != tc.wantCode || err == nil && tc.wantCode != "" {
+				t.Fatalf("AddMeasure error = %v, want code %q", err, tc.wantCode)
+			}
+			if tc.wantCode == "" && (len(cr.Measures) != 1 || cr.Measures[0].Total != 21 || cr.Measures[0].Metric == 0) {
+				t.Errorf("measure = %+v, want it scored (total 21, metric from the table)", cr.Measures)
+			}
+		})
+	}
+}
+
+func TestSetPlanRules(t *testing.T) {
+	t.Parallel()
+	ids := 0
+	newID := func() string { ids++; return "id-" + string(rune('0'+ids)) }
+	cr := caseIn(linkbridge.TaskInProgress, true)
+	p := linkbridge.Plan{
+		Goals:           []linkbridge.Goal{{ID: "kept", Description: "Walk weekly", Importance: 8, Confidence: 6, Status: linkbridge.GoalActive}, {Description: "Join a choir", Importance: 7, Confidence: 5, Status: linkbridge.GoalActive}},
+		OnwardReferrals: []linkbridge.OnwardReferral{{OrganisationODS: "y12345", Service: "Choir", Status: "sent"}},
+	}
+	if err := cr.SetPlan(p, ruleNow, newID); err != nil {
+		t.Fatal(err)
+	}
+	if cr.Plan.Goals[0].ID != "kept" || cr.Plan.Goals[1].ID == "" || cr.Plan.OnwardReferrals[0].ID == "" {
+		t.Errorf("ids = %q, %q, %q: existing ids kept, new items given one", cr.Plan.Goals[0].ID, cr.Plan.Goals[1].ID, cr.Plan.OnwardReferrals[0].ID)
+	}
+	if o := cr.Plan.OnwardReferrals[0]; o.OrganisationODS != "Y12345" || !o.SentAt.Equal(ruleNow) {
+		t.Errorf("onward referral = %+v, want ODS upper-cased and sent now", o)
+	}
+	if cr.Plan.AgreedAt == nil || !cr.Plan.AgreedAt.Equal(ruleNow) || cr.Referral.BusinessStatus != linkbridge.BusinessPlanAgreed {
+		t.Errorf("agreed %v, business status %q: a plan with goals is agreed now", cr.Plan.AgreedAt, cr.Referral.BusinessStatus)
+	}
+
+	for _, st := range []linkbridge.TaskStatus{linkbridge.TaskCompleted, linkbridge.TaskRequested} {
+		closed := caseIn(st, st != linkbridge.TaskRequested)
+		if err := closed.SetPlan(p, ruleNow, newID); linkbridge.ErrorCode(err) != linkbridge.ECONFLICT {
+			t.Errorf("SetPlan on a %s referral: %v, want ECONFLICT", st, err)
+		}
+	}
+	bad := caseIn(linkbridge.TaskInProgress, true)
+	if err := bad.SetPlan(linkbridge.Plan{Goals: []linkbridge.Goal{{Description: "x", Importance: 11, Confidence: 5, Status: linkbridge.GoalActive}}}, ruleNow, newID); linkbridge.ErrorCode(err) != linkbridge.EUNPROCESSABLE {
+		t.Errorf("importance 11: %v, want EUNPROCESSABLE", err)
+	}
+	if bad.Plan.Goals != nil {
+		t.Errorf("a refused plan replaced the stored one")
+	}
+}
+
+func TestSetConsent(t *testing.T) {
+	t.Parallel()
+	cr := caseIn(linkbridge.TaskInProgress, true)
+	if err := cr.SetConsent(linkbridge.ConsentFull); err != nil || cr.Referral.Consent != linkbridge.ConsentFull {
+		t.Errorf("SetConsent(full) = %v, consent %q", err, cr.Referral.Consent)
+	}
+	if err := cr.SetConsent("some"); linkbridge.ErrorCode(err) != linkbridge.EUNPROCESSABLE || cr.Referral.Consent != linkbridge.ConsentFull {
+		t.Errorf("SetConsent(some) = %v, consent %q: want EUNPROCESSABLE and no change", err, cr.Referral.Consent)
+	}
+}
+
+func TestCaseload(t *testing.T) {
+	t.Parallel()
+	a := linkbridge.LinkWorker{ID: "lw-a"}
+	b := linkbridge.LinkWorker{ID: "lw-b"}
+	refs := []*linkbridge.Referral{
+		{ID: "1", LinkWorker: a, Status: linkbridge.TaskInProgress, AcceptedAt: ruleNow.AddDate(0, -1, 0)},
+		{ID: "2", LinkWorker: a, Status: linkbridge.TaskCompleted, AcceptedAt: ruleNow.AddDate(0, -6, 0)},
+		{ID: "3", LinkWorker: a, Status: linkbridge.TaskCompleted, AcceptedAt: ruleNow.AddDate(-2, 0, 0)}, // taken on over a year ago
+		{ID: "4", LinkWorker: b, Status: linkbridge.TaskOnHold, AcceptedAt: ruleNow.AddDate(0, 0, -3)},
+		{ID: "5", Status: linkbridge.TaskRequested}, // not taken on
+	}
+	rows := linkbridge.Caseload(refs, map[string]int{"1": 13, "2": 5, "3": 40, "4": 2}, ruleNow)
+	if len(rows) != 2 || rows[0].LinkWorker.ID != "lw-a" || rows[1].LinkWorker.ID != "lw-b" {
+		t.Fatalf("rows = %+v, want lw-a then lw-b", rows)
+	}
+	ra := rows[0]
+	if ra.Active != 1 || ra.TakenOnLast12Months != 2 || ra.AverageContacts != 9 || len(ra.OverContactNorm) != 1 || ra.OverContactNorm[0] != "1" || ra.OverYearNorm {
+		t.Errorf("lw-a = %+v, want 1 active, 2 taken on, 9 contacts on average, referral 1 over the 12-contact norm", ra)
+	}
+	if rb := rows[1]; rb.Active != 1 || rb.TakenOnLast12Months != 1 || len(rb.OverContactNorm) != 0 {
+		t.Errorf("lw-b = %+v", rb)
+	}
+	var many []*linkbridge.Referral
+	for i := 0; i <= linkbridge.CaseloadYearHigh; i++ {
+		many = append(many, &linkbridge.Referral{ID: string(rune(i)), LinkWorker: a, Status: linkbridge.TaskCompleted, AcceptedAt: ruleNow.AddDate(0, -1, 0)})
+	}
+	if r := linkbridge.Caseload(many, nil, ruleNow); !r[0].OverYearNorm {
+		t.Errorf("%d people taken on in a year: OverYearNorm false", len(many))
+	}
+}
