@@ -61,7 +61,7 @@ func queueAudit(ar *sqlshared.AuditRow, queue func(op, sql string, args ...any))
 // (then by id, descending), and the total number of matches, from one
 // snapshot. EINVALID for a Limit below 1 or a negative Offset.
 func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*linkbridge.AuditRecord, int, error) {
-	if err := sqlshared.CheckAuditFilter(f); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, 0, err
 	}
 	var where []string

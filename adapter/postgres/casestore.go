@@ -128,7 +128,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 // f do not filter; Statuses matches any of its statuses. It returns EINVALID
 // when Limit is below 1 or Offset is negative.
 func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([]*linkbridge.Referral, int, error) {
-	if err := sqlshared.CheckReferralFilter(f); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, 0, err
 	}
 	var conds []string

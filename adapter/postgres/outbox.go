@@ -60,6 +60,21 @@ const outboxColumns = sqlshared.OutboxColumns
 // outbox rows (nil: none), in
 // key order (two changes sharing keys cannot deadlock), until the
 // transaction ends.
+// finishedOutboxQuery selects the ids of the finished messages to delete,
+// oldest finish first, at most $2 finished before $1; which delivered rows
+// are kept (those an older queued version of their resource still needs)
+// is explained beside the SQLite version (adapter/sqlite/outbox.go).
+// Differs from it: no index hint (PostgreSQL's planner uses the partial
+// index outbox_finished on its own), and the caller locks the rows it
+// deletes with FOR UPDATE SKIP LOCKED so replicas cleaning at once do not
+// wait on each other.
+const finishedOutboxQuery = `SELECT id FROM outbox
+	WHERE state IN ('delivered', 'superseded', 'discarded') AND finished_at < $1
+		AND NOT (state = 'delivered' AND EXISTS (SELECT 1 FROM outbox r WHERE r.order_key = outbox.order_key
+			AND r.id < outbox.id AND r.resource_type = outbox.resource_type AND r.resource_id = outbox.resource_id
+			AND r.state IN ('pending', 'inflight', 'dead', 'discarded')))
+		ORDER BY finished_at, id LIMIT $2`
+
 func lockOutboxKeys(ctx context.Context, tx pgx.Tx, o *sqlshared.OutboxRows) error {
 	if o == nil {
 		return nil
@@ -138,7 +153,7 @@ const headQuery = `SELECT o.order_key, o.resource_type, o.resource_id, o.version
 // replicas claiming together spread over the keys instead of all contending
 // for the oldest.
 func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
-	if err := sqlshared.CheckClaim(worker, limit); err != nil {
+	if err := linkbridge.ValidateClaim(worker, limit); err != nil {
 		return nil, err
 	}
 	type head struct {
@@ -210,7 +225,7 @@ func settleHead(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (int64,
 	for {
 		var (
 			key, state             string
-			head                   = sqlshared.OutboxHead{ID: id}
+			head                   = linkbridge.OutboxHead{ID: id}
 			availableAt            time.Time
 			blocked, deliveredLate bool
 			next                   *int64
@@ -222,12 +237,12 @@ func settleHead(ctx context.Context, tx pgx.Tx, id int64, now time.Time) (int64,
 		if err != nil {
 			return 0, false, fmt.Errorf("read head %d: %w", id, err)
 		}
-		if !sqlshared.Claimable(state, blocked, !availableAt.After(now)) {
+		if !linkbridge.OutboxClaimable(state, blocked, !availableAt.After(now)) {
 			return 0, false, nil
 		}
-		var behind *sqlshared.OutboxHead
+		var behind *linkbridge.OutboxHead
 		if next != nil { // the LEFT JOIN found a row
-			behind = &sqlshared.OutboxHead{ID: *next, ResourceType: *nType, ResourceID: *nResID, Version: *nVersion}
+			behind = &linkbridge.OutboxHead{ID: *next, ResourceType: *nType, ResourceID: *nResID, Version: *nVersion}
 		}
 		if !head.SupersededBy(behind) && !deliveredLate {
 			return id, true, nil
@@ -285,7 +300,7 @@ func (db *DB) DeadLetterOutbox(ctx context.Context, c linkbridge.OutboxClaim, st
 // after waiting for a row lock (READ COMMITTED) makes it see a rescue or a
 // new claim that committed meanwhile.
 func (db *DB) claimUpdate(ctx context.Context, op string, c linkbridge.OutboxClaim, sql string, args ...any) error {
-	if err := sqlshared.CheckOutboxClaim(op, c); err != nil {
+	if err := c.Validate(op); err != nil {
 		return err
 	}
 	return outboxUpdate(ctx, db.pool, op, c.ID, "", sql, append([]any{c.ID, c.Worker, c.At}, args...)...)
@@ -329,7 +344,7 @@ func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
 // DeleteFinishedOutbox deletes up to limit delivered, superseded or
 // discarded messages that finished before before, oldest first, keeping a
 // delivered one while an older message of its resource may still be sent
-// (see sqlshared.FinishedOutboxQuery), and reports how many. It returns
+// (see finishedOutboxQuery), and reports how many. It returns
 // EINVALID for a limit below 1.
 //
 // Safe from several replicas at once: FOR UPDATE SKIP LOCKED gives each
@@ -338,11 +353,11 @@ func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
 // no older row of its resource that may be sent, and a row finished for
 // good (delivered, superseded, deleted) never becomes sendable again.
 func (db *DB) DeleteFinishedOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
-	if err := sqlshared.CheckDeleteFinished(limit); err != nil {
+	if err := linkbridge.ValidateDeleteFinished(limit); err != nil {
 		return 0, err
 	}
 	tag, err := db.pool.Exec(ctx, `DELETE FROM outbox WHERE id IN (`+
-		sqlshared.FinishedOutboxQuery("$1", "$2", "")+` FOR UPDATE SKIP LOCKED)`, ceilMicro(before), limit)
+		finishedOutboxQuery+` FOR UPDATE SKIP LOCKED)`, ceilMicro(before), limit)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete finished outbox messages: %w", err)
 	}
@@ -376,14 +391,14 @@ func outboxUpdate(ctx context.Context, q execQuerier, op string, id int64, want,
 	var state string
 	switch err := q.QueryRow(ctx, `SELECT state FROM outbox WHERE id = $1`, id).Scan(&state); {
 	case errors.Is(err, pgx.ErrNoRows):
-		return sqlshared.OutboxNotFound(id)
+		return linkbridge.OutboxNotFound(id)
 	case err != nil:
 		return fmt.Errorf("postgres: %s outbox message %d: %w", op, id, err)
 	}
 	if want == "" {
-		return sqlshared.OutboxClaimLost(op, id, state)
+		return linkbridge.OutboxClaimLost(op, id, state)
 	}
-	return sqlshared.OutboxWrongState(op, id, state, want)
+	return linkbridge.OutboxWrongState(op, id, state, want)
 }
 
 // ListOutbox returns the messages matching f, newest (highest id) first, at
@@ -431,7 +446,7 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessage, error) {
 	m, err := scanOutbox(db.pool.QueryRow(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, sqlshared.OutboxNotFound(id)
+		return nil, linkbridge.OutboxNotFound(id)
 	} else if err != nil {
 		return nil, fmt.Errorf("postgres: get outbox message %d: %w", id, err)
 	}

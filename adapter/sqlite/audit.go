@@ -52,7 +52,7 @@ func (w *writer) insertAudit(ar *sqlshared.AuditRow) error {
 // SearchAudit returns one page of the records matching f, newest first,
 // and the total number of matches.
 func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*linkbridge.AuditRecord, int, error) {
-	if err := sqlshared.CheckAuditFilter(f); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, 0, err
 	}
 	var where []string

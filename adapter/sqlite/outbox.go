@@ -64,7 +64,7 @@ import (
 // finished (finished_at, migration 006); DeleteFinishedOutbox deletes those
 // finished before a cut-off, in batches, never pending, inflight or dead
 // rows, and keeps a delivered row that a claim may still need to supersede
-// an older version (see sqlshared.FinishedOutboxQuery).
+// an older version (see finishedOutboxQuery).
 //
 // Attempts counts failed attempts: RetryOutboxLater and DeadLetterOutbox add
 // one, CompleteOutbox and RescueOutbox do not (a rescued attempt's outcome is
@@ -103,6 +103,34 @@ type outboxStmts struct {
 }
 
 // prepareOutbox prepares the outbox statements with prep (startWriter's).
+// finishedOutboxQuery selects the ids of the finished messages to delete,
+// oldest finish first: delivered, superseded or discarded (finished_at is
+// set for exactly these) before the cut-off (?1), at most ?2 of them; DeleteFinishedOutbox runs it inside a DELETE.
+//
+// A delivered row is kept while an older row of its resource in its order
+// key (lower id) is pending, inflight, dead or discarded: the claim
+// supersedes such a row, when it is or becomes pending again (retry, rescue,
+// requeue), because a later version of its resource was delivered (see the
+// adapters' outbox.go), and without the delivered row it would be sent and
+// overwrite the newer version on the GP record. Once that older row is
+// finished for good (delivered, superseded, or discarded and deleted in
+// turn), the delivered row goes too. Superseded and discarded rows are
+// never read by the claim (it looks only at queued rows and delivered
+// ones), and deleting finished rows never changes which queued row is a
+// key's head, so ordering is unaffected.
+//
+// Differs from the PostgreSQL version: the outer table is not aliased
+// and the state term repeats the partial index's WHERE term exactly, and
+// INDEXED BY names the index, so that SQLite uses outbox_finished: without
+// statistics its planner prefers outbox_state_created and sorts every
+// finished row each batch.
+const finishedOutboxQuery = `SELECT id FROM outbox INDEXED BY outbox_finished
+	WHERE state IN ('delivered', 'superseded', 'discarded') AND finished_at < ?
+		AND NOT (state = 'delivered' AND EXISTS (SELECT 1 FROM outbox r WHERE r.order_key = outbox.order_key
+			AND r.id < outbox.id AND r.resource_type = outbox.resource_type AND r.resource_id = outbox.resource_id
+			AND r.state IN ('pending', 'inflight', 'dead', 'discarded')))
+		ORDER BY finished_at, id LIMIT ?`
+
 func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.insert, `INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
 		state, available_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`)
@@ -130,7 +158,7 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.discard, `UPDATE outbox SET state = 'discarded', finished_at = ?, locked_by = '', locked_at = NULL
 		WHERE id = ? AND state IN ('pending', 'dead')`)
 	prep(&s.state, `SELECT state FROM outbox WHERE id = ?`)
-	prep(&s.deleteFinished, `DELETE FROM outbox WHERE id IN (`+sqlshared.FinishedOutboxQuery("?", "?", "INDEXED BY outbox_finished")+`)`)
+	prep(&s.deleteFinished, `DELETE FROM outbox WHERE id IN (`+finishedOutboxQuery+`)`)
 }
 
 // applyOutbox inserts a change's outbox rows (nil: none) and records their
@@ -180,7 +208,7 @@ const headsQuery = `SELECT id FROM (
 // claim is skipped, so a claim may return fewer messages than are due; the
 // next one finds them.
 func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
-	if err := sqlshared.CheckClaim(worker, limit); err != nil {
+	if err := linkbridge.ValidateClaim(worker, limit); err != nil {
 		return nil, err
 	}
 	at := formatTime(now)
@@ -234,7 +262,7 @@ func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 	for {
 		var (
 			key, state, availableAt string
-			head                    = sqlshared.OutboxHead{ID: id}
+			head                    = linkbridge.OutboxHead{ID: id}
 			blocked                 bool
 		)
 		err := w.ob.head.QueryRowContext(bg, id).Scan(&key, &head.ResourceType, &head.ResourceID, &head.Version,
@@ -243,10 +271,10 @@ func (w *writer) settleHead(id int64, at string) (int64, bool, error) {
 			return 0, false, fmt.Errorf("read head %d: %w", id, err)
 		}
 		// Stored times are fixed-width text: text order is time order.
-		if !sqlshared.Claimable(state, blocked, availableAt <= at) {
+		if !linkbridge.OutboxClaimable(state, blocked, availableAt <= at) {
 			return 0, false, nil
 		}
-		next := &sqlshared.OutboxHead{}
+		next := &linkbridge.OutboxHead{}
 		switch err := w.ob.next.QueryRowContext(bg, key, id).Scan(&next.ID, &next.ResourceType, &next.ResourceID, &next.Version); {
 		case errors.Is(err, sql.ErrNoRows):
 			next = nil
@@ -313,7 +341,7 @@ func (db *DB) DeadLetterOutbox(ctx context.Context, c linkbridge.OutboxClaim, st
 // statement takes args followed by the id and the held condition's
 // parameters, through the writer.
 func (db *DB) claimUpdate(ctx context.Context, op string, c linkbridge.OutboxClaim, st func(w *writer) *sql.Stmt, args ...any) error {
-	if err := sqlshared.CheckOutboxClaim(op, c); err != nil {
+	if err := c.Validate(op); err != nil {
 		return err
 	}
 	args = append(args, c.ID, c.Worker, formatTime(c.At))
@@ -369,11 +397,11 @@ func (db *DB) DiscardOutbox(ctx context.Context, id int64) error {
 // DeleteFinishedOutbox deletes up to limit delivered, superseded or
 // discarded messages that finished before before, oldest first, keeping a
 // delivered one while an older message of its resource may still be sent
-// (see sqlshared.FinishedOutboxQuery), and reports how many. Each batch is
+// (see finishedOutboxQuery), and reports how many. Each batch is
 // one write request, so a small limit keeps the writer free for other
 // writes between batches. It returns EINVALID for a limit below 1.
 func (db *DB) DeleteFinishedOutbox(ctx context.Context, before time.Time, limit int) (int, error) {
-	if err := sqlshared.CheckDeleteFinished(limit); err != nil {
+	if err := linkbridge.ValidateDeleteFinished(limit); err != nil {
 		return 0, err
 	}
 	cut := formatTime(before)
@@ -414,14 +442,14 @@ func (w *writer) outboxUpdate(op string, id int64, want string, st *sql.Stmt, ar
 	var state string
 	switch err := w.ob.state.QueryRowContext(bg, id).Scan(&state); {
 	case errors.Is(err, sql.ErrNoRows):
-		return sqlshared.OutboxNotFound(id)
+		return linkbridge.OutboxNotFound(id)
 	case err != nil:
 		return fmt.Errorf("sqlite: %s outbox message %d: %w", op, id, err)
 	}
 	if want == "" {
-		return sqlshared.OutboxClaimLost(op, id, state)
+		return linkbridge.OutboxClaimLost(op, id, state)
 	}
-	return sqlshared.OutboxWrongState(op, id, state, want)
+	return linkbridge.OutboxWrongState(op, id, state, want)
 }
 
 // ListOutbox returns the messages matching f, newest (highest id) first, at
@@ -478,7 +506,7 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 func (db *DB) GetOutbox(ctx context.Context, id int64) (*linkbridge.OutboxMessage, error) {
 	m, err := scanOutbox(db.read.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, sqlshared.OutboxNotFound(id)
+		return nil, linkbridge.OutboxNotFound(id)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: get outbox message %d: %w", id, err)
 	}

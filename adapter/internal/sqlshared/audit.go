@@ -89,15 +89,3 @@ func DecodeAudit(rec *linkbridge.AuditRecord, role, entities, query string) erro
 	}
 	return nil
 }
-
-// CheckAuditFilter returns EINVALID for a Limit below 1 or a negative
-// Offset.
-func CheckAuditFilter(f linkbridge.AuditFilter) error {
-	if f.Limit < 1 {
-		return linkbridge.Errorf(linkbridge.EINVALID, "audit page size must be at least 1")
-	}
-	if f.Offset < 0 {
-		return linkbridge.Errorf(linkbridge.EINVALID, "audit offset must not be negative")
-	}
-	return nil
-}

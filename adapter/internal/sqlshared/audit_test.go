@@ -55,14 +55,6 @@ func TestAuditRow(t *testing.T) {
 			t.Errorf("DecodeAudit(%q, %q) returned no error", bad[0], bad[1])
 		}
 	}
-	for _, tt := range []struct {
-		limit, offset int
-		ok            bool
-	}{{1, 0, true}, {0, 0, false}, {5, -1, false}} {
-		if err := sqlshared.CheckAuditFilter(linkbridge.AuditFilter{Limit: tt.limit, Offset: tt.offset}); tt.ok != (err == nil) {
-			t.Errorf("CheckAuditFilter(%d, %d) = %v", tt.limit, tt.offset, err)
-		}
-	}
 }
 
 func TestDateOp(t *testing.T) {

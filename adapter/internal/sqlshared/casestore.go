@@ -82,18 +82,6 @@ func DecodeItems(s string) ([]int, error) {
 	return items, nil
 }
 
-// CheckReferralFilter returns EINVALID when a referral list's Limit is below
-// 1 or its Offset is negative.
-func CheckReferralFilter(f linkbridge.ReferralFilter) error {
-	switch {
-	case f.Limit < 1:
-		return linkbridge.Errorf(linkbridge.EINVALID, "referral list page size must be at least 1")
-	case f.Offset < 0:
-		return linkbridge.Errorf(linkbridge.EINVALID, "referral list offset must not be negative")
-	}
-	return nil
-}
-
 // ZeroCounts returns CountContacts's map before the count: every id asked
 // for, at 0.
 func ZeroCounts(referralIDs []string) map[string]int {

@@ -9,58 +9,6 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
-func TestSupersededBy(t *testing.T) {
-	t.Parallel()
-	head := sqlshared.OutboxHead{ID: 10, ResourceType: "Task", ResourceID: "t1", Version: 2}
-	tests := []struct {
-		name string
-		next *sqlshared.OutboxHead
-		want bool
-	}{
-		{"NothingBehind", nil, false},
-		{"LaterVersion", &sqlshared.OutboxHead{ID: 11, ResourceType: "Task", ResourceID: "t1", Version: 3}, true},
-		{"SameVersion", &sqlshared.OutboxHead{ID: 11, ResourceType: "Task", ResourceID: "t1", Version: 2}, false},
-		{"EarlierVersion", &sqlshared.OutboxHead{ID: 11, ResourceType: "Task", ResourceID: "t1", Version: 1}, false},
-		{"OtherResource", &sqlshared.OutboxHead{ID: 11, ResourceType: "Task", ResourceID: "t2", Version: 3}, false},
-		{"OtherType", &sqlshared.OutboxHead{ID: 11, ResourceType: "Goal", ResourceID: "t1", Version: 3}, false},
-	}
-	for _, tt := range tests {
-		if got := head.SupersededBy(tt.next); got != tt.want {
-			t.Errorf("%s: SupersededBy = %t, want %t", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestClaimable(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		state        string
-		blocked, due bool
-		want         bool
-	}{
-		{"pending", false, true, true},
-		{"pending", true, true, false},
-		{"pending", false, false, false},
-		{"inflight", false, true, false},
-		{"superseded", false, true, false},
-		{"dead", false, true, false},
-	}
-	for _, tt := range tests {
-		if got := sqlshared.Claimable(tt.state, tt.blocked, tt.due); got != tt.want {
-			t.Errorf("Claimable(%s, blocked %t, due %t) = %t, want %t", tt.state, tt.blocked, tt.due, got, tt.want)
-		}
-	}
-	for _, tt := range []struct {
-		worker string
-		limit  int
-		ok     bool
-	}{{"w1", 1, true}, {"", 1, false}, {"w1", 0, false}} {
-		if err := sqlshared.CheckClaim(tt.worker, tt.limit); tt.ok != (err == nil) {
-			t.Errorf("CheckClaim(%q, %d) = %v", tt.worker, tt.limit, err)
-		}
-	}
-}
-
 func TestNewOutboxRows(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2025, 3, 1, 9, 0, 0, 123456789, time.UTC)
@@ -126,10 +74,10 @@ func TestOutboxListLimit(t *testing.T) {
 	if len(st.Counts) != len(sqlshared.OutboxStates) {
 		t.Errorf("NewOutboxStats counts %v, want every state at 0", st.Counts)
 	}
-	if c := linkbridge.ErrorCode(sqlshared.OutboxWrongState("discard", 3, "inflight", "pending or dead")); c != linkbridge.ECONFLICT {
+	if c := linkbridge.ErrorCode(linkbridge.OutboxWrongState("discard", 3, "inflight", "pending or dead")); c != linkbridge.ECONFLICT {
 		t.Errorf("OutboxWrongState code = %q, want ECONFLICT", c)
 	}
-	if c := linkbridge.ErrorCode(sqlshared.OutboxNotFound(3)); c != linkbridge.ENOTFOUND {
+	if c := linkbridge.ErrorCode(linkbridge.OutboxNotFound(3)); c != linkbridge.ENOTFOUND {
 		t.Errorf("OutboxNotFound code = %q, want ENOTFOUND", c)
 	}
 }
