@@ -104,6 +104,10 @@ func TestRelayClaimLost(t *testing.T) {
 			r := e.relay()
 			r.Worker, r.Sender = "A", gate
 			r.RescueAfter = time.Hour // its own rescuer stays out of the way
+			// One slot: while A's send is held its window is full, so A
+			// cannot claim the message back between the rescue and B's
+			// claim below.
+			r.Concurrency = 1
 			r.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			start(t, r)
 			select {

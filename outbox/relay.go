@@ -1,16 +1,20 @@
 // Package outbox is the relay that delivers the durable outbox to the
 // GP-side FHIR endpoint: it claims due messages (at most one per person at a
 // time, so delivery is ordered per person across any number of workers),
-// sends them, and completes, reschedules or dead-letters each. A rescuer
-// returns messages left in flight by a crash, and a cleaner deletes
-// finished messages once they are older than the retention period. Retries back off with jitter;
-// a Retry-After longer than the sender's in-process cap is scheduled in the
-// outbox, never slept on.
+// sends them, and completes, reschedules or dead-letters each. Sends run in
+// a sliding window: the relay claims more as soon as a send finishes, and
+// each send has its own timeout, so one slow person never holds up the
+// others. A rescuer returns messages left in flight by a crash, and a
+// cleaner deletes finished messages once they are older than the retention
+// period; both run on their own schedule, however busy the relay is.
+// Retries back off with jitter; a Retry-After longer than the sender's
+// in-process cap is scheduled in the outbox, never slept on.
 package outbox
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -64,14 +68,27 @@ type Relay struct {
 	Logger *slog.Logger
 	// Worker names this relay in claimed rows (e.g. host:pid).
 	Worker string
-	// Batch is how many messages one claim takes (default 64); they are
-	// sent concurrently, at most Concurrency at once (default 16).
+	// Concurrency is the window: at most this many messages are claimed
+	// and being sent at once (default 16). Each send that finishes frees
+	// its slot, and the relay claims again at once, so a slow send holds
+	// one slot, never the others. Batch caps how many messages one claim
+	// takes (default 64; a claim takes at most the free slots).
 	Batch, Concurrency int
 	// PollInterval is the idle wait between claims (default 250ms); Notify
 	// wakes the relay at once.
 	PollInterval time.Duration
 	// RescueAfter returns messages inflight longer than this (default 2m).
+	// The rescuer runs at Start and then every RescueAfter/4, on its own
+	// goroutine, however busy the relay is.
 	RescueAfter time.Duration
+	// SendTimeout bounds one message's send, in-process retries included
+	// (default 30s), so that an endpoint that hangs on one person costs
+	// that person's slot for this long, not everyone's delivery. A send
+	// is cut off at RescueAfter/2 if that is shorter: it must end well
+	// before the rescuer could hand the message to another worker. A send
+	// that times out is retryable: rescheduled with backoff, counting an
+	// attempt.
+	SendTimeout time.Duration
 	// MaxAttempts dead-letters a message after this many retryable failures
 	// (0: never; the default is 0 because a GP endpoint down for hours must
 	// not lose writes).
@@ -94,11 +111,12 @@ type Relay struct {
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
 
-	wake     chan struct{}
-	stop     context.CancelFunc
-	done     chan struct{}
-	startMu  sync.Mutex
-	stopOnce sync.Once
+	sendTimeout time.Duration // SendTimeout capped at RescueAfter/2
+	wake        chan struct{}
+	stop        context.CancelFunc
+	done        chan struct{}
+	startMu     sync.Mutex
+	stopOnce    sync.Once
 }
 
 // DefaultBackoff is exponential backoff from 1s doubling to a 10 minute cap,
@@ -132,7 +150,8 @@ func (r *Relay) Notify() {
 	}
 }
 
-// Start runs the relay and its rescuer until ctx ends or Stop is called.
+// Start runs the relay, its rescuer and (with a Retention) its cleaner
+// until ctx ends or Stop is called.
 func (r *Relay) Start(ctx context.Context) error {
 	r.startMu.Lock()
 	defer r.startMu.Unlock()
@@ -151,6 +170,10 @@ func (r *Relay) Start(ctx context.Context) error {
 	if r.RescueAfter <= 0 {
 		r.RescueAfter = 2 * time.Minute
 	}
+	if r.SendTimeout <= 0 {
+		r.SendTimeout = 30 * time.Second
+	}
+	r.sendTimeout = min(r.SendTimeout, r.RescueAfter/2)
 	if r.Backoff == nil {
 		r.Backoff = DefaultBackoff
 	}
@@ -193,48 +216,118 @@ func (r *Relay) Stop() {
 
 func (r *Relay) run(ctx context.Context) {
 	defer close(r.done)
+	// The rescuer and the cleaner run beside the claims, each on its own
+	// schedule: a busy relay never starves the rescuer (messages a crashed
+	// worker left in flight would hold their persons' queues), and a long
+	// clean-up never holds up delivery. The relay is done once they have
+	// returned too.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { r.rescueLoop(ctx) })
 	if r.Retention > 0 {
-		// The cleaner runs beside the claims, so that a long clean-up never
-		// holds up delivery; the relay is done once it has returned too.
-		var wg sync.WaitGroup
 		wg.Go(func() { r.cleanLoop(ctx) })
-		defer wg.Wait()
 	}
-	rescue := time.NewTicker(r.RescueAfter / 4)
-	defer rescue.Stop()
-	r.rescue(ctx)
+	r.deliverLoop(ctx)
+}
+
+// deliverLoop keeps up to Concurrency sends going until ctx ends, then
+// waits for them. It claims as many messages as there are free slots (at
+// most Batch), starts a send for each, and claims again as soon as a send
+// finishes (delivering a person's message makes their next one claimable);
+// it waits for Notify, the rescuer or PollInterval only after a claim came
+// back empty.
+func (r *Relay) deliverLoop(ctx context.Context) {
+	finished := make(chan struct{}, r.Concurrency) // one token per ended send; never blocks
+	var sends sync.WaitGroup
+	defer sends.Wait()
+	inflight := 0
+	idle := false // the last claim found nothing due
 	for {
-		n := r.claimAndSend(ctx)
-		if ctx.Err() != nil {
-			return
+		for !idle && inflight < r.Concurrency {
+			msgs := r.claim(ctx, min(r.Concurrency-inflight, r.Batch))
+			if ctx.Err() != nil {
+				return
+			}
+			for _, m := range msgs {
+				inflight++
+				sends.Go(func() {
+					defer func() { finished <- struct{}{} }()
+					r.deliver(ctx, m)
+				})
+			}
+			idle = len(msgs) == 0
 		}
-		if n > 0 {
-			// Delivering a person's message makes their next one claimable:
-			// claim again at once, and wait only when nothing was due.
-			continue
+		var poll <-chan time.Time
+		if idle {
+			poll = time.After(r.PollInterval)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-finished:
+			inflight--
+			// Take every slot freed meanwhile, for one larger claim.
+			for drained := false; !drained; {
+				select {
+				case <-finished:
+					inflight--
+				default:
+					drained = true
+				}
+			}
 		case <-r.wake:
-		case <-rescue.C:
-			r.rescue(ctx)
-		case <-time.After(r.PollInterval):
+		case <-poll:
+		}
+		idle = false
+	}
+}
+
+// claim claims up to limit messages for this relay (none on error).
+func (r *Relay) claim(ctx context.Context, limit int) []*linkbridge.OutboxMessage {
+	msgs, err := r.Store.ClaimOutbox(ctx, r.Worker, limit, r.now())
+	if err != nil {
+		if ctx.Err() == nil {
+			r.Logger.WarnContext(ctx, "outbox claim failed", slog.Any("error", err))
+		}
+		return nil
+	}
+	return msgs
+}
+
+// rescueLoop runs the rescuer at once and then every RescueAfter/4 until
+// ctx ends; rescued messages wake the claims.
+func (r *Relay) rescueLoop(ctx context.Context) {
+	tick := time.NewTicker(r.RescueAfter / 4)
+	defer tick.Stop()
+	for {
+		if r.rescue(ctx) > 0 {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }
 
-func (r *Relay) rescue(ctx context.Context) {
+// rescue returns messages inflight since before now - RescueAfter to
+// pending and reports how many.
+func (r *Relay) rescue(ctx context.Context) int {
 	n, err := r.Store.RescueOutbox(ctx, r.now().Add(-r.RescueAfter))
 	if err != nil {
 		if ctx.Err() == nil {
 			r.Logger.WarnContext(ctx, "outbox rescue failed", slog.Any("error", err))
 		}
-		return
+		return 0
 	}
 	if n > 0 {
 		r.Logger.InfoContext(ctx, "outbox rescued stuck messages", slog.Int("count", n))
 	}
+	return n
 }
 
 // cleanLoop runs the cleaner at once and then every CleanInterval until ctx
@@ -282,39 +375,18 @@ func (r *Relay) clean(ctx context.Context) {
 	}
 }
 
-// claimAndSend claims one batch and delivers it; it returns the batch size.
-func (r *Relay) claimAndSend(ctx context.Context) int {
-	msgs, err := r.Store.ClaimOutbox(ctx, r.Worker, r.Batch, r.now())
-	if err != nil {
-		if ctx.Err() == nil {
-			r.Logger.WarnContext(ctx, "outbox claim failed", slog.Any("error", err))
-		}
-		return 0
-	}
-	sem := make(chan struct{}, r.Concurrency)
-	var wg sync.WaitGroup
-	for _, m := range msgs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(m *linkbridge.OutboxMessage) {
-			defer func() { <-sem; wg.Done() }()
-			r.deliver(ctx, m)
-		}(m)
-	}
-	wg.Wait()
-	return len(msgs)
-}
-
 // deliver sends one message and records the outcome. A relay stopping
 // mid-send leaves the message inflight for the rescuer: the endpoint may or
 // may not have applied it, and a second idempotent PUT is harmless.
 func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
-	// A send must end well before the rescuer could hand the message to
-	// another worker, or an old version could land after a newer one. (Should
-	// it be rescued all the same, the store refuses this relay's answer: see
-	// recordFailed.)
-	sctx, scancel := context.WithTimeout(ctx, r.RescueAfter/2)
+	// A send is cut off after SendTimeout, so that an endpoint hanging on
+	// one person holds one slot for that long, and always well before the
+	// rescuer could hand the message to another worker, or an old version
+	// could land after a newer one. (Should it be rescued all the same, the
+	// store refuses this relay's answer: see recordFailed.)
+	sctx, scancel := context.WithTimeout(ctx, r.sendTimeout)
 	status, err := r.Sender.Send(sctx, m)
+	timedOut := err != nil && errors.Is(sctx.Err(), context.DeadlineExceeded)
 	scancel()
 	if ctx.Err() != nil {
 		return
@@ -327,6 +399,11 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 		slog.String("resource_id", m.ResourceID), slog.Int("version", m.Version), slog.Int("attempt", m.Attempts+1))
 	var perm *PermanentError
 	var retry *RetryableError
+	if timedOut && !errors.As(err, &perm) {
+		// The endpoint may or may not have applied it: try again later (a
+		// second idempotent PUT is harmless).
+		err = &RetryableError{Err: fmt.Errorf("send timed out after %s: %w", r.sendTimeout, err)}
+	}
 	claim := m.Claim()
 	switch {
 	case err == nil:
@@ -373,6 +450,10 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 		}
 		if r.Metrics != nil {
 			r.Metrics.Retried(m.ResourceType)
+		}
+		if timedOut {
+			log.WarnContext(ctx, "write-back send timed out: will retry", slog.Duration("timeout", r.sendTimeout), slog.Duration("wait", wait))
+			return
 		}
 		log.InfoContext(ctx, "write-back failed: will retry", slog.Int("status", st), slog.Duration("wait", wait))
 	}

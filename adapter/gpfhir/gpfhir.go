@@ -82,6 +82,19 @@ type Authorizer interface {
 	Authorize(ctx context.Context, req *http.Request) error
 }
 
+// TokenRefresher is an Authorizer whose credentials the endpoint may refuse
+// before they expire (a token revoked, or the endpoint's keys rotated).
+// After a 401 the Client calls Invalidate with the refused request, then
+// authorizes and sends the request once more; a second 401 is the answer
+// (a permanent failure, as for an Authorizer that cannot refresh).
+type TokenRefresher interface {
+	Authorizer
+	// Invalidate drops the cached credentials if they are the ones refused
+	// carried, so that the next Authorize fetches new ones; credentials
+	// already replaced (another request was refused first) are kept.
+	Invalidate(refused *http.Request)
+}
+
 // BearerToken is a static bearer token Authorizer.
 type BearerToken string
 
@@ -270,8 +283,28 @@ func (c *Client) FindPatient(ctx context.Context, nhsNumber string) (string, err
 }
 
 // do sends one request through the retrying client. Network failures that
-// outlast the in-process retries are RetryableError.
+// outlast the in-process retries are RetryableError. A 401 with a
+// TokenRefresher invalidates the refused token and sends the request once
+// more with a new one.
 func (c *Client) do(ctx context.Context, method, u string, body []byte, header ...string) (*http.Response, error) {
+	resp, err := c.send(ctx, method, u, body, header...)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	ref, ok := c.cfg.Auth.(TokenRefresher)
+	if !ok {
+		return resp, nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // reuse the connection
+	_ = resp.Body.Close()
+	ref.Invalidate(resp.Request)
+	c.cfg.Logger.InfoContext(ctx, "GP endpoint refused the access token: retrying with a new one",
+		slog.String("method", method), slog.String("url", redactURL(u)))
+	return c.send(ctx, method, u, body, header...)
+}
+
+// send builds, authorizes and sends one request.
+func (c *Client) send(ctx context.Context, method, u string, body []byte, header ...string) (*http.Response, error) {
 	var rb any
 	if body != nil {
 		rb = body

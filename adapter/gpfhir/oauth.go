@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,9 +26,13 @@ import (
 // the NHS "signed JWT" application-restricted pattern: each token request
 // carries a fresh short-lived assertion (iss = sub = client id, aud = token
 // URL, jti, exp ≤ 5 min) signed with the client's RS384/ES384 key. Tokens
-// are cached until shortly before they expire.
+// are cached until shortly before they expire (oauth2.ReuseTokenSource), or
+// until the endpoint refuses one (Invalidate: it is a TokenRefresher).
 type SignedJWTAuth struct {
-	ts oauth2.TokenSource
+	src oauth2.TokenSource // a new token on every call
+
+	mu sync.Mutex
+	ts oauth2.TokenSource // src behind a cache; replaced to drop the cached token
 }
 
 // SignedJWTConfig configures SignedJWTAuth.
@@ -58,17 +63,44 @@ func NewSignedJWTAuth(cfg SignedJWTConfig) (*SignedJWTAuth, error) {
 		return nil, fmt.Errorf("gpfhir: unsupported key type %T (RSA or ECDSA)", cfg.Key)
 	}
 	src := &assertionSource{cfg: cfg, method: method}
-	return &SignedJWTAuth{ts: oauth2.ReuseTokenSource(nil, src)}, nil
+	return &SignedJWTAuth{src: src, ts: oauth2.ReuseTokenSource(nil, src)}, nil
+}
+
+var _ TokenRefresher = (*SignedJWTAuth)(nil)
+
+// source returns the current caching token source.
+func (a *SignedJWTAuth) source() oauth2.TokenSource {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ts
 }
 
 // Authorize sets the bearer token, fetching a new one when needed.
 func (a *SignedJWTAuth) Authorize(_ context.Context, req *http.Request) error {
-	tok, err := a.ts.Token()
+	tok, err := a.source().Token()
 	if err != nil {
 		return fmt.Errorf("gpfhir: token: %w", err)
 	}
 	tok.SetAuthHeader(req)
 	return nil
+}
+
+// Invalidate drops the cached token if refused carried it, so that the next
+// Authorize fetches a new one. Several requests refused with one token
+// (sent before the first refusal was seen) drop it once: a request whose
+// token was already replaced changes nothing.
+func (a *SignedJWTAuth) Invalidate(refused *http.Request) {
+	ts := a.source()
+	// The cache hands out its token without a request while it is valid.
+	tok, err := ts.Token()
+	if err != nil || refused.Header.Get("Authorization") != tok.Type()+" "+tok.AccessToken {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ts == ts {
+		a.ts = oauth2.ReuseTokenSource(nil, a.src)
+	}
 }
 
 // assertionSource asks the token endpoint for a token with a new assertion.

@@ -52,6 +52,10 @@ type ServeConfig struct {
 	// RescueAfter returns write-backs left in flight longer than this to
 	// the queue; it must exceed the longest send (timeout × attempts).
 	RescueAfter time.Duration
+	// WritebackSendTimeout bounds one write-back's send, in-process
+	// retries included (cut off at half of RescueAfter if that is
+	// shorter); a send that times out is retried later with backoff.
+	WritebackSendTimeout time.Duration
 	// OutboxRetention is how long finished write-backs (delivered,
 	// superseded, discarded) are kept before the relay deletes them (0:
 	// forever).
@@ -76,7 +80,10 @@ func (c *ServeConfig) Validate() error {
 		return fmt.Errorf("--gp-mode must be auto, client-id or conditional, not %q", c.GPMode)
 	}
 	if c.GPBase != "" && c.RescueAfter < 2*c.GPTimeout {
-		return errors.New("--rescue-after must be at least 2 × --gp-timeout (a send is cut off at half of --rescue-after)")
+		return errors.New("--rescue-after must be at least 2 × --gp-timeout (a send is cut off at half of --rescue-after at the latest)")
+	}
+	if c.WritebackSendTimeout <= 0 {
+		return errors.New("--writeback-send-timeout must be positive")
 	}
 	if c.OutboxRetention < 0 {
 		return errors.New("--outbox-retention must not be negative (0 keeps finished write-backs forever)")
@@ -154,7 +161,8 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.GPClientCert, "gp-client-cert", env("GP_CLIENT_CERT", ""), "client certificate (PEM) for mutual TLS to the GP endpoint (LINKBRIDGE_GP_CLIENT_CERT)")
 	fs.StringVar(&cfg.GPClientKey, "gp-client-key", env("GP_CLIENT_KEY", ""), "client key (PEM) for mutual TLS (LINKBRIDGE_GP_CLIENT_KEY)")
 	fs.StringVar(&cfg.GPCACert, "gp-ca", env("GP_CA", ""), "CA certificate (PEM) to trust for the GP endpoint (LINKBRIDGE_GP_CA)")
-	fs.DurationVar(&cfg.RescueAfter, "rescue-after", envDuration(c.Getenv, "RESCUE_AFTER", 2*time.Minute), "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it (LINKBRIDGE_RESCUE_AFTER)")
+	fs.DurationVar(&cfg.RescueAfter, "rescue-after", envDuration(c.Getenv, "RESCUE_AFTER", 2*time.Minute), "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it at the latest (LINKBRIDGE_RESCUE_AFTER)")
+	fs.DurationVar(&cfg.WritebackSendTimeout, "writeback-send-timeout", envDuration(c.Getenv, "WRITEBACK_SEND_TIMEOUT", 30*time.Second), "time allowed for one write-back's send, in-process retries included, so a GP endpoint hanging on one person holds up no one else; a send that times out is retried later with backoff; cut off at half of --rescue-after if that is shorter (LINKBRIDGE_WRITEBACK_SEND_TIMEOUT)")
 	fs.DurationVar(&cfg.OutboxRetention, "outbox-retention", envDuration(c.Getenv, "OUTBOX_RETENTION", 720*time.Hour), "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted (LINKBRIDGE_OUTBOX_RETENTION)")
 	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
 	host, _ := os.Hostname()
@@ -344,6 +352,7 @@ func newRelay(cfg *ServeConfig, store linkbridge.OutboxStore, codec *fhirjson.Co
 		Logger:      logger,
 		Worker:      cfg.RelayWorker,
 		RescueAfter: cfg.RescueAfter,
+		SendTimeout: cfg.WritebackSendTimeout,
 		Retention:   cfg.OutboxRetention,
 		Metrics:     metrics,
 	}, nil
