@@ -173,11 +173,13 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) error {
 		{"9. Discharge: goals met", "POST", "/actions", `{"action":"complete","reasonCode":"goals-met","summary":"Walks with the Parkside group every Tuesday"}`,
 			func(r *gpRecord) bool { return r.taskStatus == "completed" && r.carePlanStatus == "completed" }},
 	}
-	for _, s := range steps {
+	for i, s := range steps {
 		if st, b := d.send(s.method, sp+s.path, "application/json", []byte(s.body), ""); st != 200 && st != 201 {
 			return fmt.Errorf("demo: %s: HTTP %d: %s", s.title, st, b)
 		}
-		rec, err := d.waitGP(ctx, s.until)
+		// Each change's Provenance is written back after the resources it
+		// names: the step is done when it has arrived too.
+		rec, err := d.waitGP(ctx, func(r *gpRecord) bool { return s.until(r) && r.count["Provenance"] == i+1 })
 		if err != nil {
 			return fmt.Errorf("demo: %s: %w\n%s", s.title, err, logs.String())
 		}
