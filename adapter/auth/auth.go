@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -259,7 +260,11 @@ func (a *Authenticator) fromToken(ctx context.Context, tok string) (*linkbridge.
 		return nil, unauthorized("bearer tokens are not accepted by this server")
 	}
 	var c claims
-	if _, err := a.parser.ParseWithClaims(tok, &c, a.keys.KeyfuncCtx(ctx)); err != nil {
+	parsed, err := a.parser.ParseWithClaims(tok, &c, a.keys.KeyfuncCtx(ctx))
+	if err != nil {
+		return nil, &reasonError{err: linkbridge.Errorf(linkbridge.EUNAUTHORIZED, "invalid bearer token"), reason: err}
+	}
+	if err := strictToken(parsed); err != nil {
 		return nil, &reasonError{err: linkbridge.Errorf(linkbridge.EUNAUTHORIZED, "invalid bearer token"), reason: err}
 	}
 	id := c.ClientID
@@ -284,6 +289,40 @@ func (a *Authenticator) fromToken(ctx context.Context, tok string) (*linkbridge.
 		}
 	}
 	return principal(cl, scopes, "jwt"), nil
+}
+
+// strictToken refuses what the JWT library lets through but this server
+// does not understand or accept: a "crit" header (RFC 7515 §4.1.11: a
+// recipient that does not understand every listed extension must reject
+// the token, and this one understands none), and an exp, nbf or iat that is
+// not a JSON number (RFC 7519 §2 NumericDate; the library also accepts a
+// numeric string).
+func strictToken(t *jwt.Token) error {
+	if _, ok := t.Header["crit"]; ok {
+		return errors.New(`the token has a "crit" header`)
+	}
+	parts := strings.Split(t.Raw, ".")
+	if len(parts) != 3 {
+		return errors.New("the token is not a compact JWS")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fmt.Errorf("the token payload is not base64url: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &raw); err != nil {
+		return fmt.Errorf("the token payload is not a JSON object: %w", err)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, ok := raw[name]
+		if !ok {
+			continue
+		}
+		if len(v) == 0 || !(v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+			return fmt.Errorf("the token's %s claim is not a number", name)
+		}
+	}
+	return nil
 }
 
 // CertFingerprint is the hex SHA-256 of a certificate's DER encoding, as

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -182,6 +183,21 @@ func TestTokens(t *testing.T) {
 			return s
 		}(), wantErr: true},
 		{name: "Garbage", token: "not.a.jwt", wantErr: true},
+		// RFC 7515 §4.1.11: a crit extension the server does not
+		// understand (it understands none) makes the token invalid.
+		{name: "CritHeader", token: func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodES256, baseClaims(now))
+			tok.Header["kid"], tok.Header["crit"], tok.Header["exp-policy"] = "ec-1", []string{"exp-policy"}, "lenient"
+			s, err := tok.SignedString(k.ec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}(), wantErr: true},
+		// NumericDate claims are JSON numbers (RFC 7519 §2), not strings.
+		{name: "ExpAsString", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["exp"] = fmt.Sprint(now.Add(time.Hour).Unix()) })), wantErr: true},
+		{name: "NbfAsString", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["nbf"] = fmt.Sprint(now.Add(-time.Minute).Unix()) })), wantErr: true},
+		{name: "IatAsString", token: sign(t, jwt.SigningMethodES256, k.ec, "ec-1", with(func(c jwt.MapClaims) { c["iat"] = fmt.Sprint(now.Unix()) })), wantErr: true},
 		{name: "NoCredentials", wantErr: true},
 		{name: "BasicAuth", header: "Basic Z3AtYTpzZWNyZXQ=", wantErr: true},
 	}
