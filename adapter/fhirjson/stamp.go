@@ -1,7 +1,6 @@
 package fhirjson
 
 import (
-	"bytes"
 	"errors"
 	"strconv"
 	"time"
@@ -43,10 +42,6 @@ func Stamp(raw []byte, id string, versionID int, lastUpdated time.Time, refs map
 	if meta.Exists() && !meta.IsObject() {
 		return nil, 0, errors.New("fhirjson: Stamp: meta is not a JSON object")
 	}
-	quoted := make([][2][]byte, 0, len(refs))
-	for from, to := range refs {
-		quoted = append(quoted, [2][]byte{[]byte(strconv.Quote(from)), []byte(strconv.Quote(to))})
-	}
 	out = make([]byte, 0, len(raw)+96)
 	out = append(out, `{"resourceType":`...)
 	out = append(out, rt.Raw...)
@@ -77,16 +72,49 @@ func Stamp(raw []byte, id string, versionID int, lastUpdated time.Time, refs map
 		out = append(out, ',')
 		out = append(out, k.Raw...)
 		out = append(out, ':')
-		val := []byte(v.Raw)
-		for _, q := range quoted {
-			if n := bytes.Count(val, q[0]); n > 0 {
-				val = bytes.ReplaceAll(val, q[0], q[1])
-				replaced += n
-			}
-		}
-		out = append(out, val...)
+		var n int
+		out, n = appendReplacingStrings(out, v.Raw, refs)
+		replaced += n
 		return true
 	})
 	out = append(out, '}')
 	return out, replaced, nil
+}
+
+// appendReplacingStrings appends the JSON text val to out with every string
+// token whose value is a key of refs replaced by that key's value, and
+// counts the replacements. One pass over val, a map lookup per string: the
+// cost is linear in the size of the resource whatever the number of
+// references rewritten (a Bundle of N entries rewrites N fullUrls in each
+// of N resources). A string spelt with escapes is left as it is (the
+// caller's reference count then differs and it re-marshals instead).
+func appendReplacingStrings(out []byte, val string, refs map[string]string) ([]byte, int) {
+	replaced := 0
+	start := 0 // val[start:] is not yet copied
+	for i := 0; i < len(val); i++ {
+		if val[i] != '"' {
+			continue
+		}
+		escaped := false
+		j := i + 1
+		for ; j < len(val) && val[j] != '"'; j++ {
+			if val[j] == '\\' {
+				escaped = true
+				j++
+			}
+		}
+		if j >= len(val) {
+			break // not valid JSON; Stamp checked it is
+		}
+		if !escaped {
+			if to, ok := refs[val[i+1:j]]; ok {
+				out = append(out, val[start:i]...)
+				out = strconv.AppendQuote(out, to)
+				start = j + 1
+				replaced++
+			}
+		}
+		i = j
+	}
+	return append(out, val[start:]...), replaced
 }

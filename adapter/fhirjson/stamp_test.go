@@ -3,6 +3,7 @@ package fhirjson_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,47 @@ func BenchmarkStamp(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := fhirjson.Stamp(in, "0196a1b2-0000-7000-8000-000000000003", 1, stampAt, refs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestStampManyReferences: every string equal to a key of refs is
+// replaced, whatever the number of refs, and nothing else is touched (a
+// key's text inside a longer string, a string with escapes).
+func TestStampManyReferences(t *testing.T) {
+	refs := map[string]string{}
+	for i := range 5000 {
+		refs[fmt.Sprintf("urn:uuid:%d", i)] = fmt.Sprintf("Observation/o%d", i)
+	}
+	raw := []byte(`{"resourceType":"Observation","status":"final","code":{"text":"urn:uuid:7 is not a reference"},` +
+		`"subject":{"reference":"urn:uuid:42"},"hasMember":[{"reference":"urn:uuid:4999"},{"reference":"urn:uuid:\u0037"}],"note":[{"text":"a \"quoted\" note"}]}`)
+	out, n, err := fhirjson.Stamp(raw, "x", 1, time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC), refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("replaced %d, want 2", n)
+	}
+	for _, want := range []string{`"reference":"Observation/o42"`, `"reference":"Observation/o4999"`, `"urn:uuid:\u0037"`, `"urn:uuid:7 is not a reference"`, `"a \"quoted\" note"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("stamped %s lacks %s", out, want)
+		}
+	}
+}
+
+// BenchmarkStampBundleEntry is the stamping of one entry of a transaction
+// whose fullUrls are all rewritten: linear in the resource, not in the
+// number of references (5,000 here).
+func BenchmarkStampBundleEntry(b *testing.B) {
+	refs := map[string]string{}
+	for i := range 5000 {
+		refs[fmt.Sprintf("urn:uuid:%d", i)] = fmt.Sprintf("Observation/o%d", i)
+	}
+	raw := []byte(`{"resourceType":"Observation","status":"final","code":{"text":"note"},"subject":{"reference":"urn:uuid:42"}}`)
+	now := time.Now()
+	for b.Loop() {
+		if _, _, err := fhirjson.Stamp(raw, "x", 1, now, refs); err != nil {
 			b.Fatal(err)
 		}
 	}
