@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"slices"
@@ -26,28 +25,6 @@ import (
 
 // ContentTypeFHIR is the media type of FHIR JSON.
 const ContentTypeFHIR = "application/fhir+json; charset=utf-8"
-
-// writeError sends err as an OperationOutcome with the status its code maps
-// to. Only internal errors are logged at error level; their details never
-// reach the caller.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := linkbridge.ErrorCode(err)
-	status := fhirjson.StatusForCode(code)
-	if code == linkbridge.EINTERNAL {
-		s.Logger.ErrorContext(r.Context(), "internal error", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
-	} else {
-		s.Logger.DebugContext(r.Context(), "request refused", slog.String("code", code), slog.Int("status", status))
-	}
-	body, mErr := s.Codec.Encode(fhirjson.OutcomeFromError(err))
-	if mErr != nil {
-		s.Logger.ErrorContext(r.Context(), "render OperationOutcome", slog.Any("error", mErr))
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", ContentTypeFHIR)
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
 
 // readBody checks the content type and reads the body within the limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {

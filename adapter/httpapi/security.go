@@ -138,15 +138,6 @@ func writeStatus(route string) int {
 // the token itself.
 func reasonOf(err error) string { return err.Error() }
 
-// writeErrorFor answers with the error format of the route's API.
-func (s *Server) writeErrorFor(w http.ResponseWriter, r *http.Request, route string, err error) {
-	if strings.HasPrefix(route, "/sp/v1") {
-		s.writeSPError(w, r, err)
-		return
-	}
-	s.writeError(w, r, err)
-}
-
 func routeOf(r *http.Request) string {
 	if cr := mux.CurrentRoute(r); cr != nil {
 		if t, err := cr.GetPathTemplate(); err == nil {

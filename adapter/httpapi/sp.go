@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
@@ -37,23 +35,6 @@ func (s *Server) registerSPRoutes(r *mux.Router) {
 	sp.HandleFunc("/referrals/{id}/plan", s.handlePutPlan).Methods(http.MethodPut)
 	sp.HandleFunc("/referrals/{id}/consent", s.handlePutConsent).Methods(http.MethodPut)
 	sp.HandleFunc("/caseload", s.handleCaseload).Methods(http.MethodGet)
-}
-
-// spError is the JSON error body of /sp/v1.
-type spError struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Fields  []string `json:"fields,omitempty"`
-}
-
-// writeSPError sends an application error as JSON with its HTTP status.
-func (s *Server) writeSPError(w http.ResponseWriter, r *http.Request, err error) {
-	code := linkbridge.ErrorCode(err)
-	status := fhirjson.StatusForCode(code)
-	if code == linkbridge.EINTERNAL {
-		s.Logger.ErrorContext(r.Context(), "internal error", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
-	}
-	writeJSON(w, status, spError{Code: code, Message: linkbridge.ErrorMessage(err), Fields: linkbridge.ErrorExpression(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
