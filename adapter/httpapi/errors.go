@@ -56,6 +56,32 @@ func ErrorStatusCode(code string) int { return httpErrorFor(code).status }
 // codes get "REC_SERVER_ERROR".
 func BaRSErrorCode(code string) string { return httpErrorFor(code).code }
 
+// handlerFunc is the shape of every handler that can fail: it either writes
+// its one response and returns nil, or returns an error having written
+// nothing (it may have set headers, such as Retry-After), and the route's
+// adapter answers the error.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// fhir adapts h to a /fhir route: an error h returns is answered as an
+// OperationOutcome (writeError).
+func (s *Server) fhir(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// sp adapts h to a /sp/v1 route: an error h returns is answered as the JSON
+// error of /sp/v1 (writeSPError).
+func (s *Server) sp(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeSPError(w, r, err)
+		}
+	}
+}
+
 // writeError sends err as an OperationOutcome with the status its code maps
 // to. Only internal errors are logged at error level; their details never
 // reach the caller.

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -32,6 +31,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
 		return nil, linkbridge.Errorf(linkbridge.EUNSUPPORTED, "Content-Type must be application/fhir+json or application/json")
 	}
+	return s.readLimited(w, r)
+}
+
+// readLimited reads the request body, refusing one over MaxBodyBytes
+// (ETOOLARGE).
+func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := s.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
@@ -47,24 +52,26 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return b, nil
 }
 
-// readResource reads and decodes a FHIR request body; on failure it writes
-// the OperationOutcome and returns false.
-func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Message, bool) {
-	res, _, ok := s.readResourceRaw(w, r)
-	return res, ok
+// readResource reads and decodes a FHIR request body, returning the
+// resource and the body as received.
+func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Message, []byte, error) {
+	b, err := s.readBody(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := s.decode(b)
+	return res, b, err
 }
 
-// readResourceRaw is readResource that also returns the body as received.
-func (s *Server) readResourceRaw(w http.ResponseWriter, r *http.Request) (proto.Message, []byte, bool) {
-	b, err := s.readBody(w, r)
-	if err == nil {
-		var res proto.Message
-		if res, err = s.decode(b); err == nil {
-			return res, b, true
-		}
+// readAs is readResource for an endpoint that takes a T (see expect).
+func readAs[T proto.Message](s *Server, w http.ResponseWriter, r *http.Request, endpoint, urlID string) (T, []byte, error) {
+	res, b, err := s.readResource(w, r)
+	if err != nil {
+		var zero T
+		return zero, nil, err
 	}
-	s.writeError(w, r, err)
-	return nil, nil, false
+	t, err := expect[T](res, endpoint, urlID)
+	return t, b, err
 }
 
 // attachRaw gives each entry of a Bundle its resource's JSON as received:
@@ -152,25 +159,23 @@ func (s *Server) writeResource(w http.ResponseWriter, res *linkbridge.Resource, 
 
 // writeWriteResult answers a create or update, honouring Prefer:
 // return=minimal | representation (default) | OperationOutcome.
-func (s *Server) writeWriteResult(w http.ResponseWriter, r *http.Request, res *linkbridge.Resource, status int, msg string) {
+func (s *Server) writeWriteResult(w http.ResponseWriter, r *http.Request, res *linkbridge.Resource, status int, msg string) error {
 	setResourceHeaders(w, res, true)
+	body := res.Body
 	switch preferReturn(r) {
 	case "minimal":
 		w.WriteHeader(status)
+		return nil
 	case "OperationOutcome":
-		body, err := s.Codec.Encode(fhirjson.InformationOutcome(msg))
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		var err error
+		if body, err = s.Codec.Encode(fhirjson.InformationOutcome(msg)); err != nil {
+			return err
 		}
-		w.Header().Set("Content-Type", ContentTypeFHIR)
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	default:
-		w.Header().Set("Content-Type", ContentTypeFHIR)
-		w.WriteHeader(status)
-		_, _ = w.Write(res.Body)
 	}
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
 }
 
 // preferReturn reads the return preference of the Prefer header.
@@ -190,6 +195,18 @@ func preferReturn(r *http.Request) string {
 type bundleEntry struct {
 	entry *rpb.Bundle_Entry
 	raw   []byte
+}
+
+// writeBundle answers 200 with a Bundle (renderBundle).
+func (s *Server) writeBundle(w http.ResponseWriter, b *rpb.Bundle, entries []bundleEntry) error {
+	body, err := s.renderBundle(b, entries)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
 }
 
 // renderBundle encodes the Bundle envelope with google/fhir and splices each
@@ -282,5 +299,3 @@ func bundleType(t string) *rpb.Bundle_TypeCode {
 	fhirmap.SetCode(bt, t)
 	return bt
 }
-
-func instantNow(t time.Time) *dpb.Instant { return fhirmap.Instant(t) }
