@@ -1,17 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
@@ -78,21 +73,12 @@ func readAs[T proto.Message](s *Server, w http.ResponseWriter, r *http.Request, 
 // entries[i] is Bundle.entry[i+skip]. Entries keep Raw nil when the Bundle
 // does not line up (the gateway then marshals them instead).
 func attachRaw(body []byte, entries []*fhirmap.Entry, skip int) {
-	i := -skip
-	gjson.GetBytes(body, "entry").ForEach(func(_, be gjson.Result) bool {
-		if i >= len(entries) {
-			return false
+	raws := fhirjson.EntryResources(body)
+	for i, e := range entries {
+		if i+skip < len(raws) && raws[i+skip] != nil && !e.Contained {
+			e.Raw = raws[i+skip]
 		}
-		if i >= 0 {
-			if e := entries[i]; !e.Contained {
-				if res := be.Get("resource"); res.IsObject() {
-					e.Raw = []byte(res.Raw)
-				}
-			}
-		}
-		i++
-		return true
-	})
+	}
 }
 
 // expect checks that a decoded resource is the type an endpoint takes (and,
@@ -197,9 +183,14 @@ type bundleEntry struct {
 	raw   []byte
 }
 
-// writeBundle answers 200 with a Bundle (renderBundle).
+// writeBundle answers 200 with b holding entries (Codec.EncodeBundle).
 func (s *Server) writeBundle(w http.ResponseWriter, b *rpb.Bundle, entries []bundleEntry) error {
-	body, err := s.renderBundle(b, entries)
+	b.Entry = make([]*rpb.Bundle_Entry, len(entries))
+	raw := make([][]byte, len(entries))
+	for i, e := range entries {
+		b.Entry[i], raw[i] = e.entry, e.raw
+	}
+	body, err := s.Codec.EncodeBundle(b, raw)
 	if err != nil {
 		return err
 	}
@@ -207,81 +198,6 @@ func (s *Server) writeBundle(w http.ResponseWriter, b *rpb.Bundle, entries []bun
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	return nil
-}
-
-// renderBundle encodes the Bundle envelope with google/fhir and splices each
-// entry's stored resource bytes into it.
-func (s *Server) renderBundle(b *rpb.Bundle, entries []bundleEntry) ([]byte, error) {
-	b.Entry = make([]*rpb.Bundle_Entry, len(entries))
-	for i, e := range entries {
-		b.Entry[i] = e.entry
-	}
-	env, err := s.Codec.Encode(b)
-	if err != nil {
-		return nil, err
-	}
-	needSplice := false
-	for _, e := range entries {
-		if e.raw != nil {
-			needSplice = true
-		}
-	}
-	if !needSplice {
-		return env, nil
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(env, &top); err != nil {
-		return nil, err
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(top["entry"], &raws); err != nil {
-		return nil, err
-	}
-	// The envelope is jsonformat's and the resources are stored bytes that
-	// were validated when stored, so the parts are joined as they are:
-	// nothing is re-marshalled or re-scanned.
-	size := len(env)
-	for _, e := range entries {
-		size += len(e.raw) + 16
-	}
-	out := make([]byte, 0, size)
-	out = append(out, `{"resourceType":`...)
-	out = append(out, top["resourceType"]...)
-	keys := make([]string, 0, len(top))
-	for k := range top {
-		if k != "resourceType" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		out = append(out, ',')
-		out = strconv.AppendQuote(out, k)
-		out = append(out, ':')
-		if k != "entry" {
-			out = append(out, top[k]...)
-			continue
-		}
-		out = append(out, '[')
-		for i, e := range entries {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			if e.raw == nil {
-				out = append(out, raws[i]...)
-				continue
-			}
-			rest := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(raws[i]), []byte("{")))
-			out = append(out, `{"resource":`...)
-			out = append(out, e.raw...)
-			if len(rest) > 0 && rest[0] != '}' {
-				out = append(out, ',')
-			}
-			out = append(out, rest...)
-		}
-		out = append(out, ']')
-	}
-	return append(out, '}'), nil
 }
 
 // responseEntry builds a transaction-response entry for a stored resource.
