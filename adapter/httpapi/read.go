@@ -222,11 +222,7 @@ func pageLinks(base string, vals url.Values, q *linkbridge.ResourceQuery, total 
 	}
 	links := []*rpb.Bundle_Link{link("self", q.Offset), link("first", 0)}
 	if q.Offset > 0 {
-		prev := q.Offset - q.Count
-		if prev < 0 {
-			prev = 0
-		}
-		links = append(links, link("previous", prev))
+		links = append(links, link("previous", max(q.Offset-q.Count, 0)))
 	}
 	if q.Offset+q.Count < total {
 		links = append(links, link("next", q.Offset+q.Count))
@@ -322,16 +318,14 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 	return q, nil
 }
 
+// isReferenceParam reports whether p is a reference search parameter.
 func isReferenceParam(p string) bool {
-	switch p {
-	case "patient", "subject", "focus", "owner", "requester", "performer", "based-on", "part-of", "general-practitioner":
-		return true
-	}
-	return false
+	_, ok := refTargets[p]
+	return ok
 }
 
-// refTargets lists the resource types a reference search parameter can
-// point at, so that a bare id can be searched as Type/id.
+// refTargets lists the reference search parameters, each with the resource
+// types it can point at, so that a bare id can be searched as Type/id.
 var refTargets = map[string][]string{
 	"patient":              {"Patient"},
 	"subject":              {"Patient", "Group"},

@@ -73,8 +73,10 @@ func (s *Server) secure(next http.Handler) http.Handler {
 					s.writeErrorFor(rec, r, route, lerr)
 					return
 				}
+				// The authenticator's error says why (expired, wrong
+				// audience, unknown client), never holding the token.
 				s.Logger.InfoContext(ctx, "authentication failed", slog.String("route", route), slog.String("source", sourceOf(r)),
-					slog.String("reason", reasonOf(err)))
+					slog.String("reason", err.Error()))
 				challenge := `Bearer realm="linkbridge"`
 				if r.Header.Get("Authorization") != "" {
 					challenge += `, error="invalid_token"`
@@ -132,11 +134,6 @@ func writeStatus(route string) int {
 	}
 	return http.StatusOK
 }
-
-// reasonOf is why authentication failed, for the log: the authenticator's
-// error says why (expired, wrong audience, unknown client) and never holds
-// the token itself.
-func reasonOf(err error) string { return err.Error() }
 
 func routeOf(r *http.Request) string {
 	if cr := mux.CurrentRoute(r); cr != nil {

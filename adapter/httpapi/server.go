@@ -237,14 +237,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		st := &access.Trail{} // the security layer records the client here
 		r = r.WithContext(access.WithTrail(r.Context(), st))
 		next.ServeHTTP(rec, r)
-		route := r.URL.Path
-		if cr := mux.CurrentRoute(r); cr != nil {
-			if t, err := cr.GetPathTemplate(); err == nil {
-				route = t
-			}
-		}
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method), slog.String("route", route),
+			slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.String("id", mux.Vars(r)["id"]),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
 			slog.String("request_id", r.Header.Get("X-Request-Id")), slog.String("client_id", st.Client()))
