@@ -111,7 +111,7 @@ func (s *Server) handleAuditRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeResource(w, res, http.StatusOK)
+	writeResource(w, res)
 	return nil
 }
 

@@ -71,7 +71,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	s.writeResource(w, res, http.StatusOK)
+	writeResource(w, res)
 	return nil
 }
 
@@ -89,7 +89,7 @@ func (s *Server) handleVRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeResource(w, res, http.StatusOK)
+	writeResource(w, res)
 	return nil
 }
 

@@ -135,11 +135,12 @@ func locationOf(res *linkbridge.Resource) string {
 	return res.Type + "/" + res.ID + "/_history/" + strconv.Itoa(res.VersionID)
 }
 
-// writeResource sends a stored resource as stored (never re-marshalled).
-func (s *Server) writeResource(w http.ResponseWriter, res *linkbridge.Resource, status int) {
+// writeResource answers 200 with a stored resource as stored (never
+// re-marshalled).
+func writeResource(w http.ResponseWriter, res *linkbridge.Resource) {
 	setResourceHeaders(w, res, false)
 	w.Header().Set("Content-Type", ContentTypeFHIR)
-	w.WriteHeader(status)
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Body)
 }
 
