@@ -479,18 +479,43 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
+// httpError returns the HTTP status and the BaRS HTTP error code refgp
+// answers an application error code with: the error codes refgp raises,
+// mapped as linkbridge's own API maps them (adapter/httpapi/errors.go);
+// anything else is 500 REC_SERVER_ERROR.
+func httpError(code string) (int, string) {
+	switch code {
+	case linkbridge.EINVALID:
+		return http.StatusBadRequest, "REC_BAD_REQUEST"
+	case linkbridge.EUNAUTHORIZED:
+		return http.StatusUnauthorized, "REC_UNAUTHORIZED"
+	case linkbridge.ENOTFOUND:
+		return http.StatusNotFound, "REC_NOT_FOUND"
+	case linkbridge.EMETHOD:
+		return http.StatusMethodNotAllowed, "REC_METHOD_NOT_ALLOWED"
+	case linkbridge.ECONFLICT:
+		return http.StatusConflict, "REC_CONFLICT"
+	case linkbridge.EPRECONDITION:
+		return http.StatusPreconditionFailed, "REC_PRECONDITION_FAILED"
+	case linkbridge.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge, "REC_PAYLOAD_TOO_LARGE"
+	case linkbridge.EUNSUPPORTED:
+		return http.StatusUnsupportedMediaType, "REC_UNSUPPORTED_MEDIA_TYPE"
+	}
+	return http.StatusInternalServerError, "REC_SERVER_ERROR"
+}
+
 // writeError answers with an OperationOutcome and the status of the error
 // code; internal errors are logged, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := linkbridge.ErrorCode(err)
-	status := fhirjson.StatusForCode(code)
+	status, httpCode := httpError(linkbridge.ErrorCode(err))
 	var ae *linkbridge.Error
 	if status >= 500 || !errors.As(err, &ae) {
 		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	} else {
 		s.log.InfoContext(r.Context(), "request refused", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status))
 	}
-	b, encErr := s.codec.Encode(fhirjson.OutcomeFromError(err))
+	b, encErr := s.codec.Encode(fhirjson.OutcomeFromError(err, status, httpCode))
 	if encErr != nil {
 		b = []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}`)
 	}

@@ -20,115 +20,70 @@ import (
 // and the BaRS proxy use.
 const HTTPErrorCodeSystem = "https://fhir.nhs.uk/Codesystem/http-error-codes"
 
-// BaRS receiver ("REC_") HTTP error codes. The ones marked "not in BaRS" have
-// no published BaRS code; they follow the BaRS naming (REC_ + the HTTP reason
-// phrase in upper snake case).
-const (
-	CodeBadRequest           = "REC_BAD_REQUEST"            // 400
-	CodeUnauthorized         = "REC_UNAUTHORIZED"           // 401
-	CodeForbidden            = "REC_FORBIDDEN"              // 403
-	CodeNotFound             = "REC_NOT_FOUND"              // 404
-	CodeTooManyRequests      = "REC_TOO_MANY_REQUESTS"      // 429, not in BaRS
-	CodeMethodNotAllowed     = "REC_METHOD_NOT_ALLOWED"     // 405
-	CodeConflict             = "REC_CONFLICT"               // 409
-	CodePreconditionFailed   = "REC_PRECONDITION_FAILED"    // 412, not in BaRS
-	CodePayloadTooLarge      = "REC_PAYLOAD_TOO_LARGE"      // 413, not in BaRS
-	CodeUnsupportedMediaType = "REC_UNSUPPORTED_MEDIA_TYPE" // 415, not in BaRS
-	CodeUnprocessableEntity  = "REC_UNPROCESSABLE_ENTITY"   // 422
-	CodeServerError          = "REC_SERVER_ERROR"           // 500
-)
-
-// codeInfo is how one application error code appears on the wire.
-type codeInfo struct {
-	status   int
-	issue    cpb.IssueTypeCode_Value
-	httpCode string
-}
-
-var codeTable = map[string]codeInfo{
-	linkbridge.EINVALID:       {http.StatusBadRequest, cpb.IssueTypeCode_INVALID, CodeBadRequest},
-	linkbridge.EUNPROCESSABLE: {http.StatusUnprocessableEntity, cpb.IssueTypeCode_PROCESSING, CodeUnprocessableEntity},
-	linkbridge.ENOTFOUND:      {http.StatusNotFound, cpb.IssueTypeCode_NOT_FOUND, CodeNotFound},
-	linkbridge.ECONFLICT:      {http.StatusConflict, cpb.IssueTypeCode_CONFLICT, CodeConflict},
-	linkbridge.EDUPLICATE:     {http.StatusConflict, cpb.IssueTypeCode_DUPLICATE, CodeConflict},
-	linkbridge.EPRECONDITION:  {http.StatusPreconditionFailed, cpb.IssueTypeCode_CONFLICT, CodePreconditionFailed},
-	linkbridge.ETOOLARGE:      {http.StatusRequestEntityTooLarge, cpb.IssueTypeCode_TOO_LONG, CodePayloadTooLarge},
-	linkbridge.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, cpb.IssueTypeCode_NOT_SUPPORTED, CodeUnsupportedMediaType},
-	linkbridge.EMETHOD:        {http.StatusMethodNotAllowed, cpb.IssueTypeCode_NOT_SUPPORTED, CodeMethodNotAllowed},
-	linkbridge.EUNAUTHORIZED:  {http.StatusUnauthorized, cpb.IssueTypeCode_LOGIN, CodeUnauthorized},
-	linkbridge.EFORBIDDEN:     {http.StatusForbidden, cpb.IssueTypeCode_FORBIDDEN, CodeForbidden},
-	linkbridge.ETOOMANY:       {http.StatusTooManyRequests, cpb.IssueTypeCode_THROTTLED, CodeTooManyRequests},
-	linkbridge.EINTERNAL:      {http.StatusInternalServerError, cpb.IssueTypeCode_EXCEPTION, CodeServerError},
-}
-
-func infoFor(code string) codeInfo {
-	if ci, ok := codeTable[code]; ok {
-		return ci
-	}
-	return codeTable[linkbridge.EINTERNAL]
-}
-
-// StatusForCode returns the HTTP status for an application error code:
-// EINVALID 400, EUNAUTHORIZED 401, EFORBIDDEN 403, ENOTFOUND 404, EMETHOD 405, ECONFLICT and
-// EDUPLICATE 409, EPRECONDITION 412, ETOOLARGE 413, EUNSUPPORTED 415,
-// EUNPROCESSABLE 422, ETOOMANY 429, anything else 500.
-func StatusForCode(code string) int {
-	return infoFor(code).status
-}
-
-// HTTPErrorCode returns the BaRS HTTP error code (for example
-// "REC_BAD_REQUEST") for an application error code; unknown codes get
-// "REC_SERVER_ERROR".
-func HTTPErrorCode(code string) string {
-	return infoFor(code).httpCode
+// issueTypes is the OperationOutcome issue type of each application error
+// code; any other code is an internal error ("exception").
+var issueTypes = map[string]cpb.IssueTypeCode_Value{
+	linkbridge.EINVALID:       cpb.IssueTypeCode_INVALID,
+	linkbridge.EUNPROCESSABLE: cpb.IssueTypeCode_PROCESSING,
+	linkbridge.ENOTFOUND:      cpb.IssueTypeCode_NOT_FOUND,
+	linkbridge.ECONFLICT:      cpb.IssueTypeCode_CONFLICT,
+	linkbridge.EDUPLICATE:     cpb.IssueTypeCode_DUPLICATE,
+	linkbridge.EPRECONDITION:  cpb.IssueTypeCode_CONFLICT,
+	linkbridge.ETOOLARGE:      cpb.IssueTypeCode_TOO_LONG,
+	linkbridge.EUNSUPPORTED:   cpb.IssueTypeCode_NOT_SUPPORTED,
+	linkbridge.EMETHOD:        cpb.IssueTypeCode_NOT_SUPPORTED,
+	linkbridge.EUNAUTHORIZED:  cpb.IssueTypeCode_LOGIN,
+	linkbridge.EFORBIDDEN:     cpb.IssueTypeCode_FORBIDDEN,
+	linkbridge.ETOOMANY:       cpb.IssueTypeCode_THROTTLED,
 }
 
 // internalMessage is all a caller learns about an EINTERNAL error.
 const internalMessage = "Internal error."
 
-// OutcomeFromError builds the R4 OperationOutcome to send for err.
+// OutcomeFromError builds the R4 OperationOutcome an HTTP API sends for err
+// with the given status. The API decides the status and its HTTP error code
+// (for example "REC_BAD_REQUEST", rendered as details.coding in
+// HTTPErrorCodeSystem); the codec decides the FHIR issue:
 //
 //   - An *InvalidResourceError in err's chain yields all of its google/fhir
 //     issues (severity, diagnostics and expression unchanged; code "required"
 //     instead of "value" for a missing required element), each with
-//     details.coding REC_BAD_REQUEST.
+//     details.coding httpCode.
 //   - A *linkbridge.Error yields one issue: severity error, the issue code for
 //     its Code (EINVALID "invalid", EUNPROCESSABLE "processing", ENOTFOUND
 //     "not-found", ECONFLICT "conflict", EDUPLICATE "duplicate",
 //     EPRECONDITION "conflict", ETOOLARGE "too-long", EUNSUPPORTED and EMETHOD
 //     "not-supported", EUNAUTHORIZED "login", EFORBIDDEN "forbidden",
-//     ETOOMANY "throttled", others "exception"),
-//     details.coding from HTTPErrorCode, diagnostics = Message and
-//     expression = Expression.
-//   - Anything else, and any EINTERNAL error, yields "exception" /
-//     REC_SERVER_ERROR with diagnostics "Internal error.": internal detail is
-//     for logs only.
+//     ETOOMANY "throttled"), details.coding httpCode, diagnostics = Message
+//     (the reason phrase of status when empty) and expression = Expression.
+//   - Anything else, and any EINTERNAL error or unknown code, yields
+//     "exception" with diagnostics "Internal error.": internal detail is for
+//     logs only.
 //
 // A nil err yields InformationOutcome("OK").
-func OutcomeFromError(err error) *oopb.OperationOutcome {
+func OutcomeFromError(err error, status int, httpCode string) *oopb.OperationOutcome {
 	if err == nil {
 		return InformationOutcome("OK")
 	}
 	var ire *InvalidResourceError
 	if errors.As(err, &ire) && len(ire.Issues()) > 0 {
-		return outcomeFromInvalid(ire)
+		return outcomeFromInvalid(ire, httpCode)
 	}
-	code := linkbridge.ErrorCode(err)
-	ci := infoFor(code)
+	issue, known := issueTypes[linkbridge.ErrorCode(err)]
 	msg := linkbridge.ErrorMessage(err)
 	var expr []string
-	if ci == codeTable[linkbridge.EINTERNAL] {
-		msg = internalMessage
+	if !known {
+		issue, msg = cpb.IssueTypeCode_EXCEPTION, internalMessage
 	} else {
 		expr = linkbridge.ErrorExpression(err)
 	}
 	if msg == "" {
-		msg = http.StatusText(ci.status)
+		msg = http.StatusText(status)
 	}
 	is := &oopb.OperationOutcome_Issue{
 		Severity:    &oopb.OperationOutcome_Issue_SeverityCode{Value: cpb.IssueSeverityCode_ERROR},
-		Code:        &oopb.OperationOutcome_Issue_CodeType{Value: ci.issue},
-		Details:     httpErrorDetails(ci.httpCode),
+		Code:        &oopb.OperationOutcome_Issue_CodeType{Value: issue},
+		Details:     httpErrorDetails(httpCode),
 		Diagnostics: fhirString(msg),
 	}
 	for _, x := range expr {
@@ -139,7 +94,7 @@ func OutcomeFromError(err error) *oopb.OperationOutcome {
 	return &oopb.OperationOutcome{Issue: []*oopb.OperationOutcome_Issue{is}}
 }
 
-func outcomeFromInvalid(ire *InvalidResourceError) *oopb.OperationOutcome {
+func outcomeFromInvalid(ire *InvalidResourceError, httpCode string) *oopb.OperationOutcome {
 	oo := &oopb.OperationOutcome{}
 	for _, src := range ire.Issues() {
 		is := proto.Clone(src).(*oopb.OperationOutcome_Issue)
@@ -154,7 +109,7 @@ func outcomeFromInvalid(ire *InvalidResourceError) *oopb.OperationOutcome {
 			is.Severity = &oopb.OperationOutcome_Issue_SeverityCode{Value: cpb.IssueSeverityCode_ERROR}
 		}
 		if is.Details == nil {
-			is.Details = httpErrorDetails(CodeBadRequest)
+			is.Details = httpErrorDetails(httpCode)
 		}
 		oo.Issue = append(oo.Issue, is)
 	}

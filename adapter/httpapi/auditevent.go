@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -100,40 +99,36 @@ func (s *Server) renderAuditEvent(rec *linkbridge.AuditRecord) (*linkbridge.Reso
 }
 
 // handleAuditRead answers GET /fhir/AuditEvent/{id} (administrators only).
-func (s *Server) handleAuditRead(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAuditRead(w http.ResponseWriter, r *http.Request) error {
 	if s.Audit == nil {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.ENOTFOUND, "this server keeps no audit trail"))
-		return
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "this server keeps no audit trail")
 	}
 	rec, err := s.Audit.ReadAudit(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.renderAuditEvent(rec)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeResource(w, res, http.StatusOK)
+	writeResource(w, res)
+	return nil
 }
 
 // handleAuditSearch answers GET /fhir/AuditEvent (administrators only),
 // newest first: date (prefixes eq, gt, ge, lt, le), agent (client id),
 // organization (ODS code of the client's organisation), entity (Type/id),
 // outcome (0, 4, 8), _count, _offset.
-func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request) error {
 	if s.Audit == nil {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.ENOTFOUND, "this server keeps no audit trail"))
-		return
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "this server keeps no audit trail")
 	}
 	vals := r.URL.Query()
 	f := linkbridge.AuditFilter{Limit: defaultCount, ClientID: vals.Get("agent"), ODS: strings.ToUpper(vals.Get("organization")), Entity: normaliseRef(vals.Get("entity"))}
 	for _, v := range vals["date"] {
 		fs, err := parseDateFilter(v)
 		if err != nil {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "date must be a FHIR date or dateTime with an optional prefix").At("date"))
-			return
+			return linkbridge.Errorf(linkbridge.EINVALID, "date must be a FHIR date or dateTime with an optional prefix").At("date")
 		}
 		for _, d := range fs {
 			if d.Prefix == "ge" && (f.From.IsZero() || d.Time.After(f.From)) {
@@ -147,38 +142,28 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request) {
 	if v := vals.Get("outcome"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || (n != 0 && n != 4 && n != 8 && n != 12) {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "outcome must be 0, 4, 8 or 12").At("outcome"))
-			return
+			return linkbridge.Errorf(linkbridge.EINVALID, "outcome must be 0, 4, 8 or 12").At("outcome")
 		}
 		f.Outcome = &n
 	}
-	for name, dst := range map[string]*int{"_count": &f.Limit, "_offset": &f.Offset} {
-		if v := vals.Get(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "%s must be a non-negative integer", name).At(name))
-				return
-			}
-			*dst = n
-		}
+	if err := queryInts(vals, map[string]*int{"_count": &f.Limit, "_offset": &f.Offset}); err != nil {
+		return err
 	}
 	f.Limit = min(max(f.Limit, 1), maxCount)
 	recs, total, err := s.Audit.SearchAudit(r.Context(), f)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	base := s.baseURL(r)
 	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("searchset"), Total: &dpb.UnsignedInt{Value: uint32(total)}}
-	b.Link = pageLinks(base+"/AuditEvent", url.Values(vals), &linkbridge.ResourceQuery{Count: f.Limit, Offset: f.Offset}, total)
+	b.Link = pageLinks(base+"/AuditEvent", vals, &linkbridge.ResourceQuery{Count: f.Limit, Offset: f.Offset}, total)
 	entries := make([]bundleEntry, 0, len(recs))
 	for _, rec := range recs {
 		res, err := s.renderAuditEvent(rec)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		entries = append(entries, searchEntry(base, res, "match"))
 	}
-	s.writeBundle(w, r, b, entries)
+	return s.writeBundle(w, b, entries)
 }

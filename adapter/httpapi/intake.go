@@ -18,28 +18,21 @@ import (
 )
 
 // handleTransaction answers POST /fhir with a referral transaction Bundle.
-func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
-	res, body, ok := s.readResourceRaw(w, r)
-	if !ok {
-		return
-	}
-	bundle, err := expect[*rpb.Bundle](res, "POST to the base URL", "")
+func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error {
+	bundle, body, err := readAs[*rpb.Bundle](s, w, r, "POST to the base URL", "")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	entries, err := fhirmap.TransactionEntries(bundle)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	attachRaw(body, entries, 0)
 	out, err := s.in.Receive(r.Context(), entries, "")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	resp := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("transaction-response"), Timestamp: instantNow(s.now())}
+	resp := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("transaction-response"), Timestamp: fhirmap.Instant(s.now())}
 	be := make([]bundleEntry, len(entries))
 	for i, e := range entries {
 		stored := out.ByEntry[e]
@@ -67,77 +60,58 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) {
 			be[i].entry.FullUrl = &dpb.Uri{Value: s.baseURL(r) + "/" + stored.Type + "/" + stored.ID}
 		}
 	}
-	respBody, err := s.renderBundle(resp, be)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", ContentTypeFHIR)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(respBody)
+	return s.writeBundle(w, resp, be)
 }
 
-// handleCreateServiceRequest answers POST /fhir/ServiceRequest: a referral
-// without a Task; the gateway creates the referral Task itself.
-func (s *Server) handleCreateServiceRequest(w http.ResponseWriter, r *http.Request) {
-	s.handleCreate(w, r, "ServiceRequest")
-}
-
-// handleCreateTask answers POST /fhir/Task (SDOH "direct"): the Task's
-// focus ServiceRequest is contained in it or already held by the gateway.
-func (s *Server) handleCreateTask(w http.ResponseWriter, r *http.Request) {
-	s.handleCreate(w, r, "Task")
-}
-
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, typ string) {
-	res, raw, ok := s.readResourceRaw(w, r)
-	if !ok {
-		return
-	}
-	if got := fhirmap.TypeName(res); got != typ {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "POST /%s takes a %s, not %s", typ, typ, got).At(got))
-		return
-	}
-	ctx := r.Context()
-	// Conditional create (If-None-Exist): one match returns it, several 412.
-	if cond := r.Header.Get("If-None-Exist"); cond != "" {
-		found, err := s.conditionalMatch(ctx, typ, cond)
+// handleCreate answers POST /fhir/{typ}: for ServiceRequest a referral
+// without a Task (the gateway creates the referral Task itself); for Task
+// (SDOH "direct") a Task whose focus ServiceRequest is contained in it or
+// already held by the gateway.
+func (s *Server) handleCreate(typ string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		res, raw, err := s.readResource(w, r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
-		if found != nil {
-			s.writeWriteResult(w, r, found, http.StatusOK, "Resource already exists; nothing was created.")
-			return
+		if got := fhirmap.TypeName(res); got != typ {
+			return linkbridge.Errorf(linkbridge.EINVALID, "POST /%s takes a %s, not %s", typ, typ, got).At(got)
 		}
-	}
-	if t, ok := res.(*taskpb.Task); ok {
-		// A Task whose focus is a ServiceRequest this gateway holds tracks
-		// a referral that already has its Task: answer with that Task.
-		found, err := s.in.TaskOf(ctx, t)
+		ctx := r.Context()
+		// Conditional create (If-None-Exist): one match returns it, several 412.
+		if cond := r.Header.Get("If-None-Exist"); cond != "" {
+			found, err := s.conditionalMatch(ctx, typ, cond)
+			if err != nil {
+				return err
+			}
+			if found != nil {
+				return s.writeWriteResult(w, r, found, http.StatusOK, "Resource already exists; nothing was created.")
+			}
+		}
+		if t, ok := res.(*taskpb.Task); ok {
+			// A Task whose focus is a ServiceRequest this gateway holds
+			// tracks a referral that already has its Task: answer with that
+			// Task.
+			found, err := s.in.TaskOf(ctx, t)
+			if err != nil {
+				return err
+			}
+			if found != nil {
+				return s.writeWriteResult(w, r, found, http.StatusOK, "The referral already has a Task; nothing was created.")
+			}
+		}
+		out, err := s.in.Receive(ctx, []*fhirmap.Entry{{Resource: res, Path: typ, Raw: raw}}, "")
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
-		if found != nil {
-			s.writeWriteResult(w, r, found, http.StatusOK, "The referral already has a Task; nothing was created.")
-			return
+		stored := out.ServiceRequest
+		if typ == "Task" {
+			stored = out.Task
 		}
+		if !out.Created {
+			return s.writeWriteResult(w, r, stored, http.StatusOK, "The referral is already held; nothing was created.")
+		}
+		return s.writeWriteResult(w, r, stored, http.StatusCreated, "Referral created.")
 	}
-	out, err := s.in.Receive(ctx, []*fhirmap.Entry{{Resource: res, Path: typ, Raw: raw}}, "")
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	stored := out.ServiceRequest
-	if typ == "Task" {
-		stored = out.Task
-	}
-	if !out.Created {
-		s.writeWriteResult(w, r, stored, http.StatusOK, "The referral is already held; nothing was created.")
-		return
-	}
-	s.writeWriteResult(w, r, stored, http.StatusCreated, "Referral created.")
 }
 
 // conditionalMatch runs an If-None-Exist query ("identifier=system|value").

@@ -21,53 +21,43 @@ import (
 // update, focus ServiceRequest revoked). X-Request-Id and X-Correlation-Id
 // are required; a replayed X-Request-Id is refused with 409 duplicate and
 // has no second effect.
-func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	reqID, corrID := r.Header.Get("X-Request-Id"), r.Header.Get("X-Correlation-Id")
 	if reqID == "" || corrID == "" {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "X-Request-Id and X-Correlation-Id headers are required"))
-		return
+		return linkbridge.Errorf(linkbridge.EINVALID, "X-Request-Id and X-Correlation-Id headers are required")
 	}
 	b, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// BaRS: a message already processed is refused as a duplicate, with no
 	// second effect. (Two copies racing are settled by the store's unique
 	// constraint on the request id.)
 	if seen, err := s.Store.MessageProcessed(ctx, reqID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	} else if seen {
-		s.writeError(w, r, duplicateMessage())
-		return
+		return duplicateMessage()
 	}
 	res, err := s.decode(b)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	bundle, err := expect[*rpb.Bundle](res, "$process-message", "")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	msg, err := fhirmap.MapMessage(bundle)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	attachRaw(b, msg.Entries, 1)
 	var out *intake.Result
 	switch msg.Reason {
 	case "new":
+		// The same referral under a new X-Request-Id records nothing new
+		// and is answered with what is held.
 		out, err = s.in.Receive(ctx, msg.Entries, reqID)
-		if err == nil && !out.Created {
-			// Same referral under a new X-Request-Id: record nothing new,
-			// answer with what is held.
-			err = nil
-		}
 	case "update":
 		var rv *casework.Revoked
 		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), reqID); err == nil {
@@ -76,20 +66,19 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	var le *linkbridge.Error
 	if errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE && strings.HasPrefix(le.Existing, "MessageHeader/") {
-		err = duplicateMessage()
+		return duplicateMessage()
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeMessageResponse(w, r, msg, out)
+	return s.writeMessageResponse(w, r, msg, out)
 }
 
 // writeMessageResponse answers a message synchronously with a response
 // message Bundle: a MessageHeader (event servicerequest-response, response
 // code ok, focus the Task) followed by the Task and ServiceRequest as
 // stored.
-func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, msg *fhirmap.Message, out *intake.Result) {
+func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, msg *fhirmap.Message, out *intake.Result) error {
 	base := s.baseURL(r)
 	respCode := &mhpb.MessageHeader_Response_CodeType{}
 	fhirmap.SetCode(respCode, "ok")
@@ -105,13 +94,13 @@ func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, ms
 	if mh.Response.Identifier.Value == "" {
 		mh.Response.Identifier.Value = r.Header.Get("X-Request-Id")
 	}
-	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("message"), Timestamp: instantNow(s.now())}
+	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("message"), Timestamp: fhirmap.Instant(s.now())}
 	entries := []bundleEntry{
 		{entry: &rpb.Bundle_Entry{FullUrl: &dpb.Uri{Value: "urn:uuid:" + mh.Id.Value}, Resource: fhirmap.Wrap(mh)}},
 		{raw: out.Task.Body, entry: &rpb.Bundle_Entry{FullUrl: &dpb.Uri{Value: base + "/Task/" + out.Task.ID}}},
 		{raw: out.ServiceRequest.Body, entry: &rpb.Bundle_Entry{FullUrl: &dpb.Uri{Value: base + "/ServiceRequest/" + out.ServiceRequest.ID}}},
 	}
-	s.writeBundle(w, r, b, entries)
+	return s.writeBundle(w, b, entries)
 }
 
 // duplicateMessage is the BaRS REC_CONFLICT answer to a replayed message.

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // renderCapabilityStatement builds the CapabilityStatement from the routes
@@ -28,20 +30,8 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		SearchInclude     []string      `json:"searchInclude,omitempty"`
 		SearchParam       []param       `json:"searchParam"`
 	}
-	paramType := func(p string) string {
-		switch {
-		case isReferenceParam(p):
-			return "reference"
-		}
-		return "token"
-	}
-	types := make([]string, 0, len(searchable))
-	for t := range searchable {
-		types = append(types, t)
-	}
-	sort.Strings(types)
 	var resources []resource
-	for _, t := range types {
+	for _, t := range slices.Sorted(maps.Keys(searchable)) {
 		res := resource{Type: t, Versioning: "versioned", ReadHistory: true,
 			Interaction: []interaction{{"read"}, {"vread"}, {"history-instance"}, {"search-type"}}}
 		switch t {
@@ -50,14 +40,18 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 			res.ConditionalCreate = true
 		}
 		for inc := range includes {
-			if len(inc) > len(t) && inc[:len(t)+1] == t+":" {
+			if strings.HasPrefix(inc, t+":") {
 				res.SearchInclude = append(res.SearchInclude, inc)
 			}
 		}
-		sort.Strings(res.SearchInclude)
+		slices.Sort(res.SearchInclude)
 		res.SearchParam = append(res.SearchParam, param{"_id", "token"}, param{"_lastUpdated", "date"})
 		for _, p := range searchable[t] {
-			res.SearchParam = append(res.SearchParam, param{p, paramType(p)})
+			typ := "token"
+			if isReferenceParam(p) {
+				typ = "reference"
+			}
+			res.SearchParam = append(res.SearchParam, param{p, typ})
 		}
 		resources = append(resources, res)
 	}

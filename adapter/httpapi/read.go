@@ -57,58 +57,51 @@ func (s *Server) checkType(typ string) error {
 }
 
 // handleRead answers GET /fhir/{type}/{id}.
-func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) error {
 	v := mux.Vars(r)
 	if err := s.checkType(v["type"]); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.Store.ReadResource(r.Context(), v["type"], v["id"])
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
-		if n, ok := parseETag(inm); ok && n == res.VersionID {
-			setResourceHeaders(w, res, false)
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
+	if n, ok := parseETag(r.Header.Get("If-None-Match")); ok && n == res.VersionID {
+		setResourceHeaders(w, res, false)
+		w.WriteHeader(http.StatusNotModified)
+		return nil
 	}
-	s.writeResource(w, res, http.StatusOK)
+	writeResource(w, res)
+	return nil
 }
 
 // handleVRead answers GET /fhir/{type}/{id}/_history/{vid}.
-func (s *Server) handleVRead(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleVRead(w http.ResponseWriter, r *http.Request) error {
 	v := mux.Vars(r)
 	if err := s.checkType(v["type"]); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	vid, err := strconv.Atoi(v["vid"])
 	if err != nil || vid < 1 {
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.ENOTFOUND, "no such version"))
-		return
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "no such version")
 	}
 	res, err := s.Store.ReadResourceVersion(r.Context(), v["type"], v["id"], vid)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeResource(w, res, http.StatusOK)
+	writeResource(w, res)
+	return nil
 }
 
 // handleHistory answers GET /fhir/{type}/{id}/_history with a history Bundle.
-func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	v := mux.Vars(r)
 	if err := s.checkType(v["type"]); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	versions, err := s.Store.ResourceHistory(r.Context(), v["type"], v["id"])
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("history"), Total: &dpb.UnsignedInt{Value: uint32(len(versions))}}
 	entries := make([]bundleEntry, len(versions))
@@ -126,53 +119,37 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 			Response: responseEntry(res, st).Response,
 		}}
 	}
-	s.writeBundle(w, r, b, entries)
-}
-
-func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, b *rpb.Bundle, entries []bundleEntry) {
-	body, err := s.renderBundle(b, entries)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", ContentTypeFHIR)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	return s.writeBundle(w, b, entries)
 }
 
 // handleSearch answers GET /fhir/{type}?... with a searchset Bundle.
-func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 	typ := mux.Vars(r)["type"]
 	if err := s.checkType(typ); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	raw := r.URL.RawQuery
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "could not read the search form"))
-			return
+			return linkbridge.Errorf(linkbridge.EINVALID, "could not read the search form")
 		}
 		raw = r.PostForm.Encode()
 	}
 	ctx := r.Context()
 	q, err := s.parseSearch(typ, raw)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	vals, _ := url.ParseQuery(raw)
 	// Chained search: patient.identifier=system|value resolves the Patients
 	// first, then filters by them.
 	if chain := vals.Get("patient.identifier"); chain != "" {
-		if _, ok := indexOf(searchable[typ], "patient"); !ok {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "%s has no patient search parameter", typ).At("patient.identifier"))
-			return
+		if !slices.Contains(searchable[typ], "patient") {
+			return linkbridge.Errorf(linkbridge.EINVALID, "%s has no patient search parameter", typ).At("patient.identifier")
 		}
 		pats, err := s.Store.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Patient", Params: []linkbridge.ParamFilter{{Name: "identifier", Values: splitComma(chain)}}, Count: maxCount})
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		refs := []string{}
 		for _, p := range pats.Resources {
@@ -185,8 +162,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Store.SearchResources(ctx, q)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	base := s.baseURL(r)
 	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("searchset"), Total: &dpb.UnsignedInt{Value: uint32(res.Total)}}
@@ -200,8 +176,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 	for _, inc := range vals["_include"] {
 		param, ok := includes[inc]
 		if !ok || !strings.HasPrefix(inc, typ+":") {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "_include=%s is not supported", inc).At("_include"))
-			return
+			return linkbridge.Errorf(linkbridge.EINVALID, "_include=%s is not supported", inc).At("_include")
 		}
 		for _, m := range res.Resources {
 			ref := referenceIn(m.Body, param)
@@ -213,14 +188,13 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 			if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND || linkbridge.ErrorCode(err) == linkbridge.EINVALID {
 				continue // a logical or external reference: nothing here to include
 			} else if err != nil {
-				s.writeError(w, r, err)
-				return
+				return err
 			}
 			seen[ref] = true
 			entries = append(entries, searchEntry(base, inc, "include"))
 		}
 	}
-	s.writeBundle(w, r, b, entries)
+	return s.writeBundle(w, b, entries)
 }
 
 func searchEntry(base string, m *linkbridge.Resource, mode string) bundleEntry {
@@ -248,11 +222,7 @@ func pageLinks(base string, vals url.Values, q *linkbridge.ResourceQuery, total 
 	}
 	links := []*rpb.Bundle_Link{link("self", q.Offset), link("first", 0)}
 	if q.Offset > 0 {
-		prev := q.Offset - q.Count
-		if prev < 0 {
-			prev = 0
-		}
-		links = append(links, link("previous", prev))
+		links = append(links, link("previous", max(q.Offset-q.Count, 0)))
 	}
 	if q.Offset+q.Count < total {
 		links = append(links, link("next", q.Offset+q.Count))
@@ -274,12 +244,10 @@ func knownSearchParam(typ, name string) bool {
 		return true
 	}
 	if name == "patient.identifier" {
-		_, ok := indexOf(searchable[typ], "patient")
-		return ok
+		return slices.Contains(searchable[typ], "patient")
 	}
 	base, modifier, _ := strings.Cut(name, ":")
-	_, ok := indexOf(searchable[typ], base)
-	return ok && (modifier == "" || modifier == "identifier")
+	return slices.Contains(searchable[typ], base) && (modifier == "" || modifier == "identifier")
 }
 
 // parseSearch turns a query string into a ResourceQuery for typ.
@@ -327,7 +295,7 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 		default:
 			name := k
 			base, modifier, _ := strings.Cut(k, ":")
-			if _, ok := indexOf(allowed, base); !ok {
+			if !slices.Contains(allowed, base) {
 				// Unknown parameters are ignored, as FHIR allows by default
 				// (Prefer: handling=lenient).
 				continue
@@ -350,16 +318,14 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 	return q, nil
 }
 
+// isReferenceParam reports whether p is a reference search parameter.
 func isReferenceParam(p string) bool {
-	switch p {
-	case "patient", "subject", "focus", "owner", "requester", "performer", "based-on", "part-of", "general-practitioner":
-		return true
-	}
-	return false
+	_, ok := refTargets[p]
+	return ok
 }
 
-// refTargets lists the resource types a reference search parameter can
-// point at, so that a bare id can be searched as Type/id.
+// refTargets lists the reference search parameters, each with the resource
+// types it can point at, so that a bare id can be searched as Type/id.
 var refTargets = map[string][]string{
 	"patient":              {"Patient"},
 	"subject":              {"Patient", "Group"},
@@ -457,6 +423,21 @@ func parseFHIRDate(v string) (time.Time, time.Time, error) {
 	return time.Time{}, time.Time{}, fmt.Errorf("bad date %q", v)
 }
 
+// queryInts reads non-negative integer query parameters (name →
+// destination); a value that is not one is EINVALID naming the parameter.
+func queryInts(q url.Values, dst map[string]*int) error {
+	for name, p := range dst {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return linkbridge.Errorf(linkbridge.EINVALID, "%s must be a non-negative integer", name).At(name)
+			}
+			*p = n
+		}
+	}
+	return nil
+}
+
 func splitComma(v string) []string {
 	parts := strings.Split(v, ",")
 	out := parts[:0]
@@ -466,15 +447,6 @@ func splitComma(v string) []string {
 		}
 	}
 	return out
-}
-
-func indexOf(list []string, s string) (int, bool) {
-	for i, x := range list {
-		if x == s {
-			return i, true
-		}
-	}
-	return -1, false
 }
 
 // referenceIn reads the literal "Type/id" reference of one top-level

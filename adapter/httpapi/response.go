@@ -1,19 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
@@ -27,34 +20,18 @@ import (
 // ContentTypeFHIR is the media type of FHIR JSON.
 const ContentTypeFHIR = "application/fhir+json; charset=utf-8"
 
-// writeError sends err as an OperationOutcome with the status its code maps
-// to. Only internal errors are logged at error level; their details never
-// reach the caller.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := linkbridge.ErrorCode(err)
-	status := fhirjson.StatusForCode(code)
-	if code == linkbridge.EINTERNAL {
-		s.Logger.ErrorContext(r.Context(), "internal error", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
-	} else {
-		s.Logger.DebugContext(r.Context(), "request refused", slog.String("code", code), slog.Int("status", status))
-	}
-	body, mErr := s.Codec.Encode(fhirjson.OutcomeFromError(err))
-	if mErr != nil {
-		s.Logger.ErrorContext(r.Context(), "render OperationOutcome", slog.Any("error", mErr))
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", ContentTypeFHIR)
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
 // readBody checks the content type and reads the body within the limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
 		return nil, linkbridge.Errorf(linkbridge.EUNSUPPORTED, "Content-Type must be application/fhir+json or application/json")
 	}
+	return s.readLimited(w, r)
+}
+
+// readLimited reads the request body, refusing one over MaxBodyBytes
+// (ETOOLARGE).
+func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := s.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
@@ -70,45 +47,38 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return b, nil
 }
 
-// readResource reads and decodes a FHIR request body; on failure it writes
-// the OperationOutcome and returns false.
-func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Message, bool) {
-	res, _, ok := s.readResourceRaw(w, r)
-	return res, ok
+// readResource reads and decodes a FHIR request body, returning the
+// resource and the body as received.
+func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Message, []byte, error) {
+	b, err := s.readBody(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := s.decode(b)
+	return res, b, err
 }
 
-// readResourceRaw is readResource that also returns the body as received.
-func (s *Server) readResourceRaw(w http.ResponseWriter, r *http.Request) (proto.Message, []byte, bool) {
-	b, err := s.readBody(w, r)
-	if err == nil {
-		var res proto.Message
-		if res, err = s.decode(b); err == nil {
-			return res, b, true
-		}
+// readAs is readResource for an endpoint that takes a T (see expect).
+func readAs[T proto.Message](s *Server, w http.ResponseWriter, r *http.Request, endpoint, urlID string) (T, []byte, error) {
+	res, b, err := s.readResource(w, r)
+	if err != nil {
+		var zero T
+		return zero, nil, err
 	}
-	s.writeError(w, r, err)
-	return nil, nil, false
+	t, err := expect[T](res, endpoint, urlID)
+	return t, b, err
 }
 
 // attachRaw gives each entry of a Bundle its resource's JSON as received:
 // entries[i] is Bundle.entry[i+skip]. Entries keep Raw nil when the Bundle
 // does not line up (the gateway then marshals them instead).
 func attachRaw(body []byte, entries []*fhirmap.Entry, skip int) {
-	i := -skip
-	gjson.GetBytes(body, "entry").ForEach(func(_, be gjson.Result) bool {
-		if i >= len(entries) {
-			return false
+	raws := fhirjson.EntryResources(body)
+	for i, e := range entries {
+		if i+skip < len(raws) && raws[i+skip] != nil && !e.Contained {
+			e.Raw = raws[i+skip]
 		}
-		if i >= 0 {
-			if e := entries[i]; !e.Contained {
-				if res := be.Get("resource"); res.IsObject() {
-					e.Raw = []byte(res.Raw)
-				}
-			}
-		}
-		i++
-		return true
-	})
+	}
 }
 
 // expect checks that a decoded resource is the type an endpoint takes (and,
@@ -165,35 +135,34 @@ func locationOf(res *linkbridge.Resource) string {
 	return res.Type + "/" + res.ID + "/_history/" + strconv.Itoa(res.VersionID)
 }
 
-// writeResource sends a stored resource as stored (never re-marshalled).
-func (s *Server) writeResource(w http.ResponseWriter, res *linkbridge.Resource, status int) {
+// writeResource answers 200 with a stored resource as stored (never
+// re-marshalled).
+func writeResource(w http.ResponseWriter, res *linkbridge.Resource) {
 	setResourceHeaders(w, res, false)
 	w.Header().Set("Content-Type", ContentTypeFHIR)
-	w.WriteHeader(status)
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Body)
 }
 
 // writeWriteResult answers a create or update, honouring Prefer:
 // return=minimal | representation (default) | OperationOutcome.
-func (s *Server) writeWriteResult(w http.ResponseWriter, r *http.Request, res *linkbridge.Resource, status int, msg string) {
+func (s *Server) writeWriteResult(w http.ResponseWriter, r *http.Request, res *linkbridge.Resource, status int, msg string) error {
 	setResourceHeaders(w, res, true)
+	body := res.Body
 	switch preferReturn(r) {
 	case "minimal":
 		w.WriteHeader(status)
+		return nil
 	case "OperationOutcome":
-		body, err := s.Codec.Encode(fhirjson.InformationOutcome(msg))
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		var err error
+		if body, err = s.Codec.Encode(fhirjson.InformationOutcome(msg)); err != nil {
+			return err
 		}
-		w.Header().Set("Content-Type", ContentTypeFHIR)
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	default:
-		w.Header().Set("Content-Type", ContentTypeFHIR)
-		w.WriteHeader(status)
-		_, _ = w.Write(res.Body)
 	}
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	return nil
 }
 
 // preferReturn reads the return preference of the Prefer header.
@@ -215,79 +184,21 @@ type bundleEntry struct {
 	raw   []byte
 }
 
-// renderBundle encodes the Bundle envelope with google/fhir and splices each
-// entry's stored resource bytes into it.
-func (s *Server) renderBundle(b *rpb.Bundle, entries []bundleEntry) ([]byte, error) {
+// writeBundle answers 200 with b holding entries (Codec.EncodeBundle).
+func (s *Server) writeBundle(w http.ResponseWriter, b *rpb.Bundle, entries []bundleEntry) error {
 	b.Entry = make([]*rpb.Bundle_Entry, len(entries))
+	raw := make([][]byte, len(entries))
 	for i, e := range entries {
-		b.Entry[i] = e.entry
+		b.Entry[i], raw[i] = e.entry, e.raw
 	}
-	env, err := s.Codec.Encode(b)
+	body, err := s.Codec.EncodeBundle(b, raw)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	needSplice := false
-	for _, e := range entries {
-		if e.raw != nil {
-			needSplice = true
-		}
-	}
-	if !needSplice {
-		return env, nil
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(env, &top); err != nil {
-		return nil, err
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(top["entry"], &raws); err != nil {
-		return nil, err
-	}
-	// The envelope is jsonformat's and the resources are stored bytes that
-	// were validated when stored, so the parts are joined as they are:
-	// nothing is re-marshalled or re-scanned.
-	size := len(env)
-	for _, e := range entries {
-		size += len(e.raw) + 16
-	}
-	out := make([]byte, 0, size)
-	out = append(out, `{"resourceType":`...)
-	out = append(out, top["resourceType"]...)
-	keys := make([]string, 0, len(top))
-	for k := range top {
-		if k != "resourceType" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		out = append(out, ',')
-		out = strconv.AppendQuote(out, k)
-		out = append(out, ':')
-		if k != "entry" {
-			out = append(out, top[k]...)
-			continue
-		}
-		out = append(out, '[')
-		for i, e := range entries {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			if e.raw == nil {
-				out = append(out, raws[i]...)
-				continue
-			}
-			rest := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(raws[i]), []byte("{")))
-			out = append(out, `{"resource":`...)
-			out = append(out, e.raw...)
-			if len(rest) > 0 && rest[0] != '}' {
-				out = append(out, ',')
-			}
-			out = append(out, rest...)
-		}
-		out = append(out, ']')
-	}
-	return append(out, '}'), nil
+	w.Header().Set("Content-Type", ContentTypeFHIR)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
 }
 
 // responseEntry builds a transaction-response entry for a stored resource.
@@ -305,5 +216,3 @@ func bundleType(t string) *rpb.Bundle_TypeCode {
 	fhirmap.SetCode(bt, t)
 	return bt
 }
-
-func instantNow(t time.Time) *dpb.Instant { return fhirmap.Instant(t) }

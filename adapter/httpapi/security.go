@@ -73,8 +73,10 @@ func (s *Server) secure(next http.Handler) http.Handler {
 					s.writeErrorFor(rec, r, route, lerr)
 					return
 				}
+				// The authenticator's error says why (expired, wrong
+				// audience, unknown client), never holding the token.
 				s.Logger.InfoContext(ctx, "authentication failed", slog.String("route", route), slog.String("source", sourceOf(r)),
-					slog.String("reason", reasonOf(err)))
+					slog.String("reason", err.Error()))
 				challenge := `Bearer realm="linkbridge"`
 				if r.Header.Get("Authorization") != "" {
 					challenge += `, error="invalid_token"`
@@ -131,20 +133,6 @@ func writeStatus(route string) int {
 		return http.StatusCreated
 	}
 	return http.StatusOK
-}
-
-// reasonOf is why authentication failed, for the log: the authenticator's
-// error says why (expired, wrong audience, unknown client) and never holds
-// the token itself.
-func reasonOf(err error) string { return err.Error() }
-
-// writeErrorFor answers with the error format of the route's API.
-func (s *Server) writeErrorFor(w http.ResponseWriter, r *http.Request, route string, err error) {
-	if strings.HasPrefix(route, "/sp/v1") {
-		s.writeSPError(w, r, err)
-		return
-	}
-	s.writeError(w, r, err)
 }
 
 func routeOf(r *http.Request) string {

@@ -1,8 +1,10 @@
 // Package httpapi is linkbridge's inbound HTTP API: the FHIR R4 REST API at
-// /fhir that GP systems send referrals to and the MDT reads from, plus the
-// health endpoints. Every handler decodes, validates, calls the store, then
-// writes exactly one response; every failure goes through writeError, which
-// sends a FHIR OperationOutcome.
+// /fhir that GP systems send referrals to and the MDT reads from, the link
+// workers' JSON API at /sp/v1, plus the health endpoints. It is transport
+// only: every handler decodes, validates, calls the store or one service
+// (intake, casework), then writes exactly one response or returns an error,
+// which the route's adapter answers in the route's format (errors.go: a FHIR
+// OperationOutcome on /fhir, the JSON error on /sp/v1).
 package httpapi
 
 import (
@@ -128,11 +130,11 @@ func NewUUID() string {
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.writeError(w, req, linkbridge.Errorf(linkbridge.ENOTFOUND, "no such endpoint"))
+	r.NotFoundHandler = s.fhir(func(w http.ResponseWriter, req *http.Request) error {
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "no such endpoint")
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.writeError(w, req, linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method))
+	r.MethodNotAllowedHandler = s.fhir(func(w http.ResponseWriter, req *http.Request) error {
+		return linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method)
 	})
 	r.Use(s.logRequests)
 	if s.Auth != nil || s.Audit != nil || s.RateLimit > 0 {
@@ -169,21 +171,21 @@ func (s *Server) Handler() http.Handler {
 	// instead of 405.
 	f := r.NewRoute().Subrouter()
 	f.Use(s.fhirHeaders)
-	f.HandleFunc("/fhir", s.handleTransaction).Methods(http.MethodPost)
-	f.HandleFunc("/fhir/", s.handleTransaction).Methods(http.MethodPost)
+	f.Handle("/fhir", s.fhir(s.handleTransaction)).Methods(http.MethodPost)
+	f.Handle("/fhir/", s.fhir(s.handleTransaction)).Methods(http.MethodPost)
 	f.HandleFunc("/fhir/metadata", s.handleMetadata).Methods(http.MethodGet)
-	f.HandleFunc("/fhir/$process-message", s.handleProcessMessage).Methods(http.MethodPost)
-	f.HandleFunc("/fhir/ServiceRequest", s.handleCreateServiceRequest).Methods(http.MethodPost)
-	f.HandleFunc("/fhir/Task", s.handleCreateTask).Methods(http.MethodPost)
-	f.HandleFunc("/fhir/Task/{id}", s.handleUpdateTask).Methods(http.MethodPut)
-	f.HandleFunc("/fhir/ServiceRequest/{id}", s.handleUpdateServiceRequest).Methods(http.MethodPut)
-	f.HandleFunc("/fhir/AuditEvent", s.handleAuditSearch).Methods(http.MethodGet)
-	f.HandleFunc("/fhir/AuditEvent/{id}", s.handleAuditRead).Methods(http.MethodGet)
-	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}", s.handleSearch).Methods(http.MethodGet)
-	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/_search", s.handleSearch).Methods(http.MethodPost)
-	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.handleRead).Methods(http.MethodGet)
-	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history", s.handleHistory).Methods(http.MethodGet)
-	f.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history/{vid}", s.handleVRead).Methods(http.MethodGet)
+	f.Handle("/fhir/$process-message", s.fhir(s.handleProcessMessage)).Methods(http.MethodPost)
+	f.Handle("/fhir/ServiceRequest", s.fhir(s.handleCreate("ServiceRequest"))).Methods(http.MethodPost)
+	f.Handle("/fhir/Task", s.fhir(s.handleCreate("Task"))).Methods(http.MethodPost)
+	f.Handle("/fhir/Task/{id}", s.fhir(s.handleUpdateTask)).Methods(http.MethodPut)
+	f.Handle("/fhir/ServiceRequest/{id}", s.fhir(s.handleUpdateServiceRequest)).Methods(http.MethodPut)
+	f.Handle("/fhir/AuditEvent", s.fhir(s.handleAuditSearch)).Methods(http.MethodGet)
+	f.Handle("/fhir/AuditEvent/{id}", s.fhir(s.handleAuditRead)).Methods(http.MethodGet)
+	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}", s.fhir(s.handleSearch)).Methods(http.MethodGet)
+	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/_search", s.fhir(s.handleSearch)).Methods(http.MethodPost)
+	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.fhir(s.handleRead)).Methods(http.MethodGet)
+	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history", s.fhir(s.handleHistory)).Methods(http.MethodGet)
+	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history/{vid}", s.fhir(s.handleVRead)).Methods(http.MethodGet)
 	return r
 }
 
@@ -235,14 +237,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		st := &access.Trail{} // the security layer records the client here
 		r = r.WithContext(access.WithTrail(r.Context(), st))
 		next.ServeHTTP(rec, r)
-		route := r.URL.Path
-		if cr := mux.CurrentRoute(r); cr != nil {
-			if t, err := cr.GetPathTemplate(); err == nil {
-				route = t
-			}
-		}
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method), slog.String("route", route),
+			slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.String("id", mux.Vars(r)["id"]),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
 			slog.String("request_id", r.Header.Get("X-Request-Id")), slog.String("client_id", st.Client()))

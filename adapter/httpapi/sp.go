@@ -6,16 +6,13 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/casework"
 	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
@@ -29,31 +26,14 @@ import (
 func (s *Server) registerSPRoutes(r *mux.Router) {
 	sp := r.PathPrefix("/sp/v1").Subrouter()
 	sp.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet)
-	sp.HandleFunc("/referrals", s.handleListReferrals).Methods(http.MethodGet)
-	sp.HandleFunc("/referrals/{id}", s.handleGetCase).Methods(http.MethodGet)
-	sp.HandleFunc("/referrals/{id}/actions", s.handleAction).Methods(http.MethodPost)
-	sp.HandleFunc("/referrals/{id}/contacts", s.handleAddContact).Methods(http.MethodPost)
-	sp.HandleFunc("/referrals/{id}/measures", s.handleAddMeasure).Methods(http.MethodPost)
-	sp.HandleFunc("/referrals/{id}/plan", s.handlePutPlan).Methods(http.MethodPut)
-	sp.HandleFunc("/referrals/{id}/consent", s.handlePutConsent).Methods(http.MethodPut)
-	sp.HandleFunc("/caseload", s.handleCaseload).Methods(http.MethodGet)
-}
-
-// spError is the JSON error body of /sp/v1.
-type spError struct {
-	Code    string   `json:"code"`
-	Message string   `json:"message"`
-	Fields  []string `json:"fields,omitempty"`
-}
-
-// writeSPError sends an application error as JSON with its HTTP status.
-func (s *Server) writeSPError(w http.ResponseWriter, r *http.Request, err error) {
-	code := linkbridge.ErrorCode(err)
-	status := fhirjson.StatusForCode(code)
-	if code == linkbridge.EINTERNAL {
-		s.Logger.ErrorContext(r.Context(), "internal error", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
-	}
-	writeJSON(w, status, spError{Code: code, Message: linkbridge.ErrorMessage(err), Fields: linkbridge.ErrorExpression(err)})
+	sp.Handle("/referrals", s.sp(s.handleListReferrals)).Methods(http.MethodGet)
+	sp.Handle("/referrals/{id}", s.sp(s.handleGetCase)).Methods(http.MethodGet)
+	sp.Handle("/referrals/{id}/actions", s.sp(spChange(s, http.StatusOK, (*casework.Service).Act))).Methods(http.MethodPost)
+	sp.Handle("/referrals/{id}/contacts", s.sp(spChange(s, http.StatusCreated, (*casework.Service).AddContact))).Methods(http.MethodPost)
+	sp.Handle("/referrals/{id}/measures", s.sp(spChange(s, http.StatusCreated, (*casework.Service).AddMeasure))).Methods(http.MethodPost)
+	sp.Handle("/referrals/{id}/plan", s.sp(spChange(s, http.StatusOK, (*casework.Service).SetPlan))).Methods(http.MethodPut)
+	sp.Handle("/referrals/{id}/consent", s.sp(spChange(s, http.StatusOK, setConsent))).Methods(http.MethodPut)
+	sp.Handle("/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -70,17 +50,9 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if !strings.HasPrefix(ct, "application/json") {
 		return linkbridge.Errorf(linkbridge.EUNSUPPORTED, "Content-Type must be application/json")
 	}
-	limit := s.MaxBodyBytes
-	if limit <= 0 {
-		limit = DefaultMaxBodyBytes
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	b, err := s.readLimited(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return linkbridge.Errorf(linkbridge.ETOOLARGE, "request body is larger than %d bytes", limit)
-		}
-		return linkbridge.Errorf(linkbridge.EINVALID, "could not read request body")
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -141,14 +113,13 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(openAPIDoc)
 }
 
-func (s *Server) handleGetCase(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetCase(w http.ResponseWriter, r *http.Request) error {
 	cr, err := s.work.Get(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
-		s.writeSPError(w, r, err)
-		return
+		return err
 	}
-	w.Header().Set("ETag", etag(cr.Referral.Version))
-	writeJSON(w, http.StatusOK, s.caseView(cr))
+	s.writeCase(w, http.StatusOK, cr)
+	return nil
 }
 
 // ReferralPage is one page of the referral inbox.
@@ -159,13 +130,12 @@ type ReferralPage struct {
 	Offset int                    `json:"offset"`
 }
 
-func (s *Server) handleListReferrals(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListReferrals(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	f := linkbridge.ReferralFilter{ServiceODS: strings.ToUpper(q.Get("service")), LinkWorkerID: q.Get("linkWorker"), Limit: 50}
 	for _, st := range splitComma(q.Get("status")) {
 		if !linkbridge.TaskStatus(st).Valid() {
-			s.writeSPError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "unknown status %q", st).At("status"))
-			return
+			return linkbridge.Errorf(linkbridge.EINVALID, "unknown status %q", st).At("status")
 		}
 		f.Statuses = append(f.Statuses, linkbridge.TaskStatus(st))
 	}
@@ -173,34 +143,26 @@ func (s *Server) handleListReferrals(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(name); v != "" {
 			t, _, err := parseFHIRDate(v)
 			if err != nil {
-				s.writeSPError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "%s must be a date or dateTime", name).At(name))
-				return
+				return linkbridge.Errorf(linkbridge.EINVALID, "%s must be a date or dateTime", name).At(name)
 			}
 			*dst = t
 		}
 	}
-	for name, dst := range map[string]*int{"limit": &f.Limit, "offset": &f.Offset} {
-		if v := q.Get(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				s.writeSPError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "%s must be a non-negative integer", name).At(name))
-				return
-			}
-			*dst = n
-		}
+	if err := queryInts(q, map[string]*int{"limit": &f.Limit, "offset": &f.Offset}); err != nil {
+		return err
 	}
 	if f.Limit < 1 || f.Limit > maxCount {
 		f.Limit = maxCount
 	}
 	items, total, err := s.Cases.ListReferrals(r.Context(), f)
 	if err != nil {
-		s.writeSPError(w, r, err)
-		return
+		return err
 	}
 	if items == nil {
 		items = []*linkbridge.Referral{}
 	}
 	writeJSON(w, http.StatusOK, ReferralPage{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset})
+	return nil
 }
 
 func (s *Server) writeCase(w http.ResponseWriter, status int, cr *linkbridge.CaseRecord) {
@@ -208,52 +170,25 @@ func (s *Server) writeCase(w http.ResponseWriter, status int, cr *linkbridge.Cas
 	writeJSON(w, status, s.caseView(cr))
 }
 
-func (s *Server) handleAction(w http.ResponseWriter, r *http.Request) {
-	var cmd linkbridge.LifecycleCommand
-	s.spChange(w, r, http.StatusOK, &cmd, func(ctx context.Context, id string, ifMatch int) (*linkbridge.CaseRecord, error) {
-		return s.work.Act(ctx, id, ifMatch, cmd)
-	})
-}
-
-func (s *Server) handleAddContact(w http.ResponseWriter, r *http.Request) {
-	var c linkbridge.Contact
-	s.spChange(w, r, http.StatusCreated, &c, func(ctx context.Context, id string, ifMatch int) (*linkbridge.CaseRecord, error) {
-		return s.work.AddContact(ctx, id, ifMatch, c)
-	})
-}
-
-func (s *Server) handleAddMeasure(w http.ResponseWriter, r *http.Request) {
-	var m linkbridge.Measure
-	s.spChange(w, r, http.StatusCreated, &m, func(ctx context.Context, id string, ifMatch int) (*linkbridge.CaseRecord, error) {
-		return s.work.AddMeasure(ctx, id, ifMatch, m)
-	})
-}
-
-func (s *Server) handlePutPlan(w http.ResponseWriter, r *http.Request) {
-	var p linkbridge.Plan
-	s.spChange(w, r, http.StatusOK, &p, func(ctx context.Context, id string, ifMatch int) (*linkbridge.CaseRecord, error) {
-		return s.work.SetPlan(ctx, id, ifMatch, p)
-	})
-}
-
-// spChange is every /sp/v1 change: decode the JSON body into body, read
+// spChange is every /sp/v1 change: decode the JSON body into a T, read
 // If-Match, make one casework call, answer the case record with status.
-func (s *Server) spChange(w http.ResponseWriter, r *http.Request, status int, body any, call func(ctx context.Context, id string, ifMatch int) (*linkbridge.CaseRecord, error)) {
-	if err := s.readJSON(w, r, body); err != nil {
-		s.writeSPError(w, r, err)
-		return
+func spChange[T any](s *Server, status int, call func(*casework.Service, context.Context, string, int, T) (*linkbridge.CaseRecord, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var body T
+		if err := s.readJSON(w, r, &body); err != nil {
+			return err
+		}
+		ifMatch, err := ifMatchVersion(r)
+		if err != nil {
+			return err
+		}
+		cr, err := call(s.work, r.Context(), mux.Vars(r)["id"], ifMatch, body)
+		if err != nil {
+			return err
+		}
+		s.writeCase(w, status, cr)
+		return nil
 	}
-	ifMatch, err := ifMatchVersion(r)
-	if err != nil {
-		s.writeSPError(w, r, err)
-		return
-	}
-	cr, err := call(r.Context(), mux.Vars(r)["id"], ifMatch)
-	if err != nil {
-		s.writeSPError(w, r, err)
-		return
-	}
-	s.writeCase(w, status, cr)
 }
 
 // ConsentRequest sets the consent to share with the GP record.
@@ -261,26 +196,24 @@ type ConsentRequest struct {
 	Consent linkbridge.ConsentLevel `json:"consent"`
 }
 
-func (s *Server) handlePutConsent(w http.ResponseWriter, r *http.Request) {
-	var req ConsentRequest
-	s.spChange(w, r, http.StatusOK, &req, func(ctx context.Context, id string, ifMatch int) (*linkbridge.CaseRecord, error) {
-		return s.work.SetConsent(ctx, id, ifMatch, req.Consent)
-	})
+// setConsent is casework's SetConsent taking the /sp/v1 request body.
+func setConsent(work *casework.Service, ctx context.Context, id string, ifMatch int, req ConsentRequest) (*linkbridge.CaseRecord, error) {
+	return work.SetConsent(ctx, id, ifMatch, req.Consent)
 }
 
 // CaseloadRow is one link worker's caseload against the national norms.
 type CaseloadRow = linkbridge.CaseloadRow
 
-func (s *Server) handleCaseload(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCaseload(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	rows, err := s.work.Caseload(r.Context(), strings.ToUpper(q.Get("service")), q.Get("linkWorker"))
 	if err != nil {
-		s.writeSPError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"norms": map[string]int{"peoplePerYearLow": linkbridge.CaseloadYearLow, "peoplePerYearHigh": linkbridge.CaseloadYearHigh,
 			"contactsPerPersonLow": linkbridge.ContactsPerPersonLow, "contactsPerPersonHigh": linkbridge.ContactsPerPersonMax},
 		"linkWorkers": rows,
 	})
+	return nil
 }

@@ -34,55 +34,41 @@ func WithActor(ctx context.Context, a linkbridge.Actor) context.Context {
 // handleUpdateTask answers PUT /fhir/Task/{id}: a status change to the
 // referral Task (e.g. the GP cancelling), checked against the SDOH state
 // machine. If-Match is honoured (412 on a stale version).
-func (s *Server) handleUpdateTask(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleUpdateTask(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
-	res, ok := s.readResource(w, r)
-	if !ok {
-		return
-	}
-	t, err := expect[*taskpb.Task](res, "PUT /Task/"+id, id)
+	t, _, err := readAs[*taskpb.Task](s, w, r, "PUT /Task/"+id, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ifMatch, err := ifMatchVersion(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	stored, err := s.work.UpdateTask(r.Context(), id, t, actorFromRequest(r), ifMatch)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeWriteResult(w, r, stored, http.StatusOK, "Task updated.")
+	return s.writeWriteResult(w, r, stored, http.StatusOK, "Task updated.")
 }
 
 // handleUpdateServiceRequest answers PUT /fhir/ServiceRequest/{id}: the GP
 // revokes a referral (status revoked or entered-in-error), which cancels
 // its Task.
-func (s *Server) handleUpdateServiceRequest(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleUpdateServiceRequest(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
-	res, ok := s.readResource(w, r)
-	if !ok {
-		return
-	}
-	sr, err := expect[*srpb.ServiceRequest](res, "PUT /ServiceRequest/"+id, id)
+	sr, _, err := readAs[*srpb.ServiceRequest](s, w, r, "PUT /ServiceRequest/"+id, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ifMatch, err := ifMatchVersion(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out, err := s.work.Revoke(r.Context(), id, sr, ifMatch, "")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.writeWriteResult(w, r, out.ServiceRequest, http.StatusOK, "ServiceRequest updated.")
+	return s.writeWriteResult(w, r, out.ServiceRequest, http.StatusOK, "ServiceRequest updated.")
 }
 
 // ifMatchVersion returns the version If-Match names, or 0 when none is sent.
