@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
@@ -16,73 +16,13 @@ import (
 
 // ClientIDSystem is the identifier system of registered client ids in
 // AuditEvent.agent.who.
-const ClientIDSystem = "https://linkbridge.example.org/Id/client"
+const ClientIDSystem = fhirmap.ClientIDSystem
 
-// interactions maps audit operations to FHIR restful-interaction codes.
-var interactions = map[string]string{
-	"read": "read", "vread": "vread", "history": "history-instance", "search": "search-type",
-	"create": "create", "update": "update", "process-message": "operation",
-	"sp-read": "read", "sp-list": "search-type", "sp-change": "update", "audit-search": "search-type",
-}
-
-// renderAuditEvent renders an audit record as a FHIR R4 AuditEvent, parsed
-// and rendered by google/fhir (so it is checked like any resource).
+// renderAuditEvent renders an audit record as a FHIR R4 AuditEvent
+// (fhirmap.AuditEvent), parsed and rendered by google/fhir (so it is
+// checked like any resource).
 func (s *Server) renderAuditEvent(rec *linkbridge.AuditRecord) (*linkbridge.Resource, error) {
-	at := rec.Recorded.UTC()
-	who := map[string]any{"display": "unauthenticated caller"}
-	if rec.ClientID != "" {
-		who = map[string]any{"identifier": map[string]any{"system": ClientIDSystem, "value": rec.ClientID}}
-	}
-	agent := map[string]any{
-		"type":      map[string]any{"coding": []any{map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},
-		"who":       who,
-		"requestor": true,
-	}
-	if rec.Role != "" {
-		agent["role"] = []any{map[string]any{"text": string(rec.Role)}}
-	}
-	if rec.Source != "" {
-		agent["network"] = map[string]any{"address": rec.Source, "type": "2"}
-	}
-	agents := []any{agent}
-	if rec.ODS != "" {
-		agents = append(agents, map[string]any{
-			"type":      map[string]any{"text": "organisation the client acts for"},
-			"who":       map[string]any{"identifier": map[string]any{"system": linkbridge.ODSSystem, "value": rec.ODS}},
-			"requestor": false,
-		})
-	}
-	var entities []any
-	for _, e := range rec.Entities {
-		entities = append(entities, map[string]any{"what": map[string]any{"reference": e}})
-	}
-	if len(rec.Query) > 0 {
-		entities = append(entities, map[string]any{
-			"type":        map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-			"description": "search parameters used (values not recorded): " + strings.Join(rec.Query, ", "),
-		})
-	}
-	doc := map[string]any{
-		"resourceType": "AuditEvent",
-		"id":           rec.ID,
-		"meta":         map[string]any{"versionId": "1", "lastUpdated": at.Format(time.RFC3339Nano)},
-		"type":         map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-		"action":       rec.Action,
-		"recorded":     at.Format(time.RFC3339Nano),
-		"outcome":      strconv.Itoa(rec.Outcome),
-		"outcomeDesc":  "HTTP " + strconv.Itoa(rec.Status) + " " + rec.Method + " " + rec.Route,
-		"agent":        agents,
-		"source": map[string]any{
-			"observer": map[string]any{"display": "linkbridge"},
-			"type":     []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}},
-		},
-	}
-	if code, ok := interactions[rec.Operation]; ok {
-		doc["subtype"] = []any{map[string]any{"system": "http://hl7.org/fhir/restful-interaction", "code": code}}
-	}
-	if entities != nil {
-		doc["entity"] = entities
-	}
+	doc := fhirmap.AuditEvent(rec)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, err
@@ -95,7 +35,7 @@ func (s *Server) renderAuditEvent(rec *linkbridge.AuditRecord) (*linkbridge.Reso
 	if err != nil {
 		return nil, err
 	}
-	return &linkbridge.Resource{Type: "AuditEvent", ID: rec.ID, VersionID: 1, LastUpdated: at, Body: body}, nil
+	return &linkbridge.Resource{Type: "AuditEvent", ID: rec.ID, VersionID: 1, LastUpdated: rec.Recorded.UTC(), Body: body}, nil
 }
 
 // handleAuditRead answers GET /fhir/AuditEvent/{id} (administrators only).
