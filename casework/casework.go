@@ -36,6 +36,13 @@ type Service struct {
 	Store linkbridge.Store
 	// Cases is the case-record side of Store.
 	Cases linkbridge.CaseStore
+	// Own, when set, reads the resources of a referral a change was
+	// authorised for (its Task and the FHIR view generated for it) by
+	// primary key, without a per-resource access check: the caller's right
+	// to the referral was checked when its case record was read, and the
+	// referral's own resources carry its access keys. Nil reads through
+	// Store.
+	Own linkbridge.Store
 	// Codec parses and renders FHIR JSON; build it once and share it.
 	Codec *fhirjson.Codec
 	// Logger receives structured logs (ids only, never personal data).
@@ -50,6 +57,14 @@ type Service struct {
 	// OnWriteBack, if set, is called after a change with write-backs
 	// commits (it wakes the relay).
 	OnWriteBack func()
+}
+
+// own is the store that reads a referral's own resources (see Own).
+func (s *Service) own() linkbridge.Store {
+	if s.Own != nil {
+		return s.Own
+	}
+	return s.Store
 }
 
 func (s *Service) now() time.Time {
@@ -182,7 +197,7 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 		}
 	}
 	// The referral Task carries the workflow state and the outputs.
-	cur, err := s.Store.ReadResource(ctx, "Task", cr.Referral.TaskID)
+	cur, err := s.own().ReadResource(ctx, "Task", cr.Referral.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +244,7 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 // comparison (e.g. to ignore a Task's lastModified).
 func (s *Service) versionIfChanged(ctx context.Context, msg proto.Message, now time.Time, probe func(proto.Message)) (*linkbridge.Resource, error) {
 	typ, id := fhirmap.TypeName(msg), fhirmap.ID(msg)
-	cur, err := s.Store.ReadResource(ctx, typ, id)
+	cur, err := s.own().ReadResource(ctx, typ, id)
 	switch {
 	case linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND:
 		return s.renderVersion(msg, 1, now)

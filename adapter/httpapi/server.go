@@ -156,6 +156,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.work = &casework.Service{Store: s.Store, Cases: s.Cases, Codec: s.Codec, Logger: s.Logger,
 		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack}
+	if sc, ok := s.Store.(*access.Store); ok {
+		s.work.Own = sc.Store // the referral's own resources, by primary key
+	}
 	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
 		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
