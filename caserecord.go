@@ -84,6 +84,11 @@ type LifecycleCommand struct {
 // returns ECONFLICT (naming current and requested status) for an illegal
 // move, EUNPROCESSABLE for a missing or unknown reason.
 func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
+	for _, t := range []struct{ path, s string }{{"reason", cmd.Reason}, {"summary", cmd.Summary}, {"linkWorker.name", linkWorkerName(cmd)}} {
+		if err := checkText(t.path, t.s); err != nil {
+			return err
+		}
+	}
 	var to TaskStatus
 	switch cmd.Action {
 	case ActionAccept:
@@ -212,6 +217,9 @@ type Contact struct {
 
 // Validate checks a contact without I/O.
 func (c *Contact) Validate() error {
+	if err := checkText("notes", c.Notes); err != nil {
+		return err
+	}
 	switch c.Mode {
 	case ContactFaceToFace, ContactPhone, ContactVideo, ContactHomeVisit, ContactGroup:
 	default:
@@ -305,8 +313,11 @@ type Plan struct {
 	AgreedAt        *time.Time       `json:"agreedAt,omitempty"`
 }
 
-// Validate checks the plan's ranges and codes.
+// Validate checks the plan's bounds, ranges and codes.
 func (p *Plan) Validate() error {
+	if err := p.checkBounds(); err != nil {
+		return err
+	}
 	for i, n := range p.Needs {
 		if n.Code == nil && n.Text == "" {
 			return Errorf(EUNPROCESSABLE, "a need has a SNOMED CT code or text").At(fmt.Sprintf("needs[%d]", i))

@@ -1,6 +1,9 @@
 package linkbridge_test
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +172,48 @@ func TestCaseload(t *testing.T) {
 	}
 	if r := linkbridge.Caseload(many, nil, ruleNow); !r[0].OverYearNorm {
 		t.Errorf("%d people taken on in a year: OverYearNorm false", len(many))
+	}
+}
+
+// TestBounds: a plan, contact or action over a bound is refused naming the
+// element, and nothing is recorded.
+func TestBounds(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", linkbridge.MaxTextLength+1)
+	goals := make([]linkbridge.Goal, linkbridge.MaxPlanItems+1)
+	for i := range goals {
+		goals[i] = linkbridge.Goal{ID: fmt.Sprint(i), Description: "g", Importance: 5, Confidence: 5, Status: linkbridge.GoalActive}
+	}
+	plans := []struct {
+		name string
+		plan linkbridge.Plan
+		path string
+	}{
+		{"too many goals", linkbridge.Plan{Goals: goals}, "goals"},
+		{"too many risks", linkbridge.Plan{Risks: make([]string, linkbridge.MaxPlanItems+1)}, "risks"},
+		{"what matters too long", linkbridge.Plan{WhatMatters: long}, "whatMatters"},
+		{"a goal too long", linkbridge.Plan{Goals: []linkbridge.Goal{{ID: "g", Description: long, Importance: 5, Confidence: 5, Status: linkbridge.GoalActive}}}, "goals[0].description"},
+	}
+	for _, tc := range plans {
+		cr := caseIn(linkbridge.TaskInProgress, true)
+		err := cr.SetPlan(tc.plan, ruleNow, func() string { return "x" })
+		if linkbridge.ErrorCode(err) != linkbridge.EUNPROCESSABLE || !slices.Contains(linkbridge.ErrorExpression(err), tc.path) {
+			t.Errorf("%s: %v (at %v), want EUNPROCESSABLE at %s", tc.name, err, linkbridge.ErrorExpression(err), tc.path)
+		}
+		if cr.Plan.Goals != nil || cr.Plan.WhatMatters != "" {
+			t.Errorf("%s: the plan was recorded", tc.name)
+		}
+	}
+	// Exactly at the bounds is accepted.
+	if err := caseIn(linkbridge.TaskInProgress, true).SetPlan(linkbridge.Plan{Goals: goals[:linkbridge.MaxPlanItems], WhatMatters: long[:linkbridge.MaxTextLength*2]}, ruleNow, func() string { return "x" }); err != nil {
+		t.Errorf("a plan at the bounds: %v", err)
+	}
+	cr := caseIn(linkbridge.TaskInProgress, true)
+	if err := cr.AddContact(&linkbridge.Contact{ID: "c", At: ruleNow, Mode: linkbridge.ContactPhone, Minutes: 5, Attended: true, Notes: long}, ruleNow); linkbridge.ErrorCode(err) != linkbridge.EUNPROCESSABLE || len(cr.Contacts) != 0 {
+		t.Errorf("contact notes too long: %v, %d recorded", err, len(cr.Contacts))
+	}
+	rf := &linkbridge.Referral{Status: linkbridge.TaskInProgress, AcceptedAt: ruleNow}
+	if err := rf.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionComplete, ReasonCode: "goals-met", Summary: long}, ruleNow); linkbridge.ErrorCode(err) != linkbridge.EUNPROCESSABLE || rf.Status != linkbridge.TaskInProgress {
+		t.Errorf("discharge summary too long: %v, status %s", err, rf.Status)
 	}
 }

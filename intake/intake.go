@@ -44,6 +44,10 @@ type Service struct {
 	// DefaultServiceODS is the ODS code of the social prescribing service
 	// referrals are addressed to when they name none (optional).
 	DefaultServiceODS string
+	// MaxEntries caps the resources of one referral, contained resources
+	// included (ETOOLARGE above it); 0 means
+	// linkbridge.DefaultMaxReferralEntries.
+	MaxEntries int
 	// MarshalAll turns off storing received bytes: every resource is
 	// rendered by jsonformat (tests compare the two paths).
 	MarshalAll bool
@@ -100,6 +104,13 @@ type Result struct {
 // idempotent: a referral whose ServiceRequest identifier is stored already
 // returns the stored referral with Created false.
 func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, messageID string) (*Result, error) {
+	max := s.MaxEntries
+	if max <= 0 {
+		max = linkbridge.DefaultMaxReferralEntries
+	}
+	if n := countWithContained(entries); n > max {
+		return nil, linkbridge.Errorf(linkbridge.ETOOLARGE, "a referral carries at most %d resources, contained ones included, not %d", max, n).At("Bundle.entry")
+	}
 	ref, err := fhirmap.MapReferral(entries)
 	if err != nil {
 		return nil, err
@@ -411,4 +422,13 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	s.Logger.InfoContext(ctx, "referral stored", slog.String("referral_id", rf.ID), slog.String("task_id", rf.TaskID),
 		slog.String("person_id", person.ID), slog.Bool("new_person", newPerson), slog.String("referrer_ods", rf.ReferrerODS), slog.String("service_ods", rf.ServiceODS))
 	return out, nil
+}
+
+// countWithContained counts entries and the resources they contain.
+func countWithContained(entries []*fhirmap.Entry) int {
+	n := len(entries)
+	for _, e := range entries {
+		n += len(fhirmap.Contained(e.Resource))
+	}
+	return n
 }

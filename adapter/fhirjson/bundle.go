@@ -97,3 +97,15 @@ func EntryResources(body []byte) [][]byte {
 	})
 	return out
 }
+
+// BundleEntryCount reports whether body is a Bundle and how many entries it
+// has, without decoding it: a cheap look (one scan with gjson) so that a
+// Bundle over a size cap is refused before the ~0.2 ms a resource that
+// decoding costs.
+func BundleEntryCount(body []byte) (n int, isBundle bool) {
+	r := gjson.GetManyBytes(body, "resourceType", "entry.#")
+	if r[0].Str != "Bundle" {
+		return 0, false
+	}
+	return int(r[1].Int()), true
+}

@@ -54,8 +54,24 @@ func (s *Server) readResource(w http.ResponseWriter, r *http.Request) (proto.Mes
 	if err != nil {
 		return nil, nil, err
 	}
+	if n, ok := fhirjson.BundleEntryCount(b); ok && n > s.maxBundleEntries() {
+		return nil, nil, tooManyEntries(n, s.maxBundleEntries())
+	}
 	res, err := s.decode(b)
 	return res, b, err
+}
+
+// maxBundleEntries is MaxBundleEntries or its default.
+func (s *Server) maxBundleEntries() int {
+	if s.MaxBundleEntries > 0 {
+		return s.MaxBundleEntries
+	}
+	return linkbridge.DefaultMaxReferralEntries
+}
+
+// tooManyEntries refuses a Bundle of n entries over max (ETOOLARGE, 413).
+func tooManyEntries(n, max int) error {
+	return linkbridge.Errorf(linkbridge.ETOOLARGE, "a referral Bundle carries at most %d entries, not %d", max, n).At("Bundle.entry")
 }
 
 // readAs is readResource for an endpoint that takes a T (see expect).

@@ -43,6 +43,11 @@ type Server struct {
 	NewID func() string
 	// MaxBodyBytes limits request bodies; defaults to DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxBundleEntries caps the entries of a referral Bundle (transaction or
+	// message; 413 above it, counted before the Bundle is decoded) and the
+	// resources of one referral, contained ones included; defaults to
+	// linkbridge.DefaultMaxReferralEntries.
+	MaxBundleEntries int
 	// WriteBack enqueues every case-record change for delivery to the GP
 	// record (set when a GP-side endpoint is configured).
 	WriteBack bool
@@ -160,7 +165,7 @@ func (s *Server) Handler() http.Handler {
 		s.work.Own = sc.Store // the referral's own resources, by primary key
 	}
 	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
-		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll}
+		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries()}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {

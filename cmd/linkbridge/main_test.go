@@ -184,6 +184,7 @@ func TestRunCommandLine(t *testing.T) {
 		{"ErrUnknownCommand", []string{"frobnicate"}, "unknown command", false},
 		{"ErrPostgresUnreachable", []string{"serve", "--dev", "--db", "postgres://lb:secret@127.0.0.1:1/x?connect_timeout=2", "--addr", "127.0.0.1:0"}, "postgres: open", false},
 		{"ErrMaxBody", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-body", "0"}, "max-body", false},
+		{"ErrMaxBundleEntries", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-bundle-entries", "0"}, "max-bundle-entries", false},
 		{"ErrServiceODS", []string{"serve", "--db", filepath.Join(tmp, "b.db"), "--service-ods", "not-an-ods!"}, "service-ods", false},
 		{"ErrLogLevel", []string{"serve", "--db", filepath.Join(tmp, "c.db"), "--log-level", "chatty"}, "log-level", false},
 		{"ErrLogFormat", []string{"serve", "--db", filepath.Join(tmp, "d.db"), "--log-format", "xml"}, "log-format", false},

@@ -31,6 +31,7 @@ type ServeConfig struct {
 	LogLevel          string
 	LogFormat         string
 	MaxBodyBytes      int64
+	MaxBundleEntries  int
 	DefaultServiceODS string
 	ShutdownTimeout   time.Duration
 	// GP-side FHIR endpoint for write-back (empty: no write-back).
@@ -100,6 +101,9 @@ func (c *ServeConfig) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("--max-body must be positive")
 	}
+	if c.MaxBundleEntries <= 0 {
+		return errors.New("--max-bundle-entries must be positive")
+	}
 	if c.DefaultServiceODS != "" {
 		if _, err := linkbridge.NormalizeODSCode(c.DefaultServiceODS); err != nil {
 			return fmt.Errorf("--service-ods: %w", err)
@@ -147,6 +151,12 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 		return err
 	})
 	_, _ = fmt.Sscan(maxBody, &cfg.MaxBodyBytes)
+	maxEntries := env("MAX_BUNDLE_ENTRIES", fmt.Sprint(linkbridge.DefaultMaxReferralEntries))
+	fs.Func("max-bundle-entries", "most entries of a referral Bundle, contained resources included (LINKBRIDGE_MAX_BUNDLE_ENTRIES, default "+maxEntries+")", func(s string) error {
+		_, err := fmt.Sscan(s, &cfg.MaxBundleEntries)
+		return err
+	})
+	_, _ = fmt.Sscan(maxEntries, &cfg.MaxBundleEntries)
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
 	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
@@ -203,6 +213,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	api.MaxBodyBytes = cfg.MaxBodyBytes
+	api.MaxBundleEntries = cfg.MaxBundleEntries
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
