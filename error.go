@@ -36,6 +36,9 @@ const (
 	EFORBIDDEN = "forbidden"
 	// ETOOMANY marks a caller over its rate limit (HTTP 429).
 	ETOOMANY = "too_many_requests"
+	// ETIMEOUT marks a request that ran out of time: the server's deadline
+	// for it passed (HTTP 408, BaRS REC_TIMEOUT).
+	ETIMEOUT = "timeout"
 	// EINTERNAL marks anything else; users only see "internal error".
 	EINTERNAL = "internal"
 )

@@ -35,6 +35,7 @@ var issueTypes = map[string]cpb.IssueTypeCode_Value{
 	linkbridge.EUNAUTHORIZED:  cpb.IssueTypeCode_LOGIN,
 	linkbridge.EFORBIDDEN:     cpb.IssueTypeCode_FORBIDDEN,
 	linkbridge.ETOOMANY:       cpb.IssueTypeCode_THROTTLED,
+	linkbridge.ETIMEOUT:       cpb.IssueTypeCode_TIMEOUT,
 }
 
 // internalMessage is all a caller learns about an EINTERNAL error.

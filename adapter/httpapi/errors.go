@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -34,6 +36,7 @@ var httpErrors = map[string]httpError{
 	linkbridge.EUNSUPPORTED:   {http.StatusUnsupportedMediaType, "REC_UNSUPPORTED_MEDIA_TYPE"}, // not in BaRS
 	linkbridge.EUNPROCESSABLE: {http.StatusUnprocessableEntity, "REC_UNPROCESSABLE_ENTITY"},
 	linkbridge.ETOOMANY:       {http.StatusTooManyRequests, "REC_TOO_MANY_REQUESTS"}, // not in BaRS
+	linkbridge.ETIMEOUT:       {http.StatusRequestTimeout, "REC_TIMEOUT"},
 	linkbridge.EINTERNAL:      {http.StatusInternalServerError, "REC_SERVER_ERROR"},
 }
 
@@ -48,7 +51,7 @@ func httpErrorFor(code string) httpError {
 // error code with: EINVALID 400, EUNAUTHORIZED 401, EFORBIDDEN 403,
 // ENOTFOUND 404, EMETHOD 405, ECONFLICT and EDUPLICATE 409, EPRECONDITION
 // 412, ETOOLARGE 413, EUNSUPPORTED 415, EUNPROCESSABLE 422, ETOOMANY 429,
-// anything else 500.
+// ETIMEOUT 408, anything else 500.
 func ErrorStatusCode(code string) int { return httpErrorFor(code).status }
 
 // BaRSErrorCode returns the BaRS HTTP error code (for example
@@ -86,6 +89,7 @@ func (s *Server) sp(h handlerFunc) http.HandlerFunc {
 // to. Only internal errors are logged at error level; their details never
 // reach the caller.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = timedOut(r, err)
 	code := linkbridge.ErrorCode(err)
 	status := ErrorStatusCode(code)
 	if code == linkbridge.EINTERNAL {
@@ -113,6 +117,7 @@ type spError struct {
 
 // writeSPError sends an application error as JSON with its HTTP status.
 func (s *Server) writeSPError(w http.ResponseWriter, r *http.Request, err error) {
+	err = timedOut(r, err)
 	code := linkbridge.ErrorCode(err)
 	if code == linkbridge.EINTERNAL {
 		s.Logger.ErrorContext(r.Context(), "internal error", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
@@ -127,4 +132,18 @@ func (s *Server) writeErrorFor(w http.ResponseWriter, r *http.Request, route str
 		return
 	}
 	s.writeError(w, r, err)
+}
+
+// timedOut turns a failure caused by the request's deadline (see
+// RequestTimeout) into ETIMEOUT: the store stopped its query when the
+// deadline passed, and the caller is told to retry (BaRS: 408 REC_TIMEOUT),
+// not that the server failed.
+func timedOut(r *http.Request, err error) error {
+	if linkbridge.ErrorCode(err) != linkbridge.EINTERNAL {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		return linkbridge.Errorf(linkbridge.ETIMEOUT, "the request took longer than the server allows; retry later")
+	}
+	return err
 }

@@ -99,6 +99,15 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				s.writeErrorFor(rec, r, route, err)
 				return
 			}
+			// A bounded share of the server per client: one caller's slow
+			// requests cannot hold every store connection.
+			release, err := s.inflight.acquire(p.ClientID, s.maxInFlight())
+			if err != nil {
+				rec.Header().Set("Retry-After", "1")
+				s.writeErrorFor(rec, r, route, err)
+				return
+			}
+			defer release()
 		}
 		if s.auditInStore() {
 			st.SetWriteAudit(func(entities []string) *linkbridge.AuditRecord {

@@ -73,6 +73,16 @@ type Server struct {
 	// no limit. Over the limit: 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// RequestTimeout is the deadline of one request, reaching the store;
+	// past it the caller gets 408 REC_TIMEOUT. Defaults to
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxInFlightPerClient caps the requests one authenticated client may
+	// have in progress at once (429 with Retry-After above it); defaults to
+	// DefaultMaxInFlightPerClient.
+	MaxInFlightPerClient int
+
+	inflight inFlight
 
 	// work applies every referral change (built by Handler over the
 	// store as the handlers see it).
@@ -141,7 +151,7 @@ func (s *Server) Handler() http.Handler {
 	r.MethodNotAllowedHandler = s.fhir(func(w http.ResponseWriter, req *http.Request) error {
 		return linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method)
 	})
-	r.Use(s.logRequests)
+	r.Use(s.logRequests, s.withDeadline)
 	if s.Auth != nil || s.Audit != nil || s.RateLimit > 0 {
 		// Authorisation is enforced at the store boundary (access.Store).
 		if _, ok := s.Store.(*access.Store); !ok {
