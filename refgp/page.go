@@ -182,7 +182,8 @@ func patientHeader(p *Stored) PatientPage {
 	var d doc
 	_ = json.Unmarshal(p.Body, &d)
 	page := PatientPage{ID: p.ID, BirthDate: d.str("birthDate")}
-	for _, n := range d.list("name") {
+	if names := d.list("name"); len(names) > 0 {
+		n := names[0]
 		var given []string
 		for _, g := range asSlice(n["given"]) {
 			if s, ok := g.(string); ok {
@@ -190,7 +191,6 @@ func patientHeader(p *Stored) PatientPage {
 			}
 		}
 		page.Name = strings.TrimSpace(strings.Join(given, " ") + " " + n.str("family"))
-		break
 	}
 	for _, id := range d.list("identifier") {
 		if id.str("system") == "https://fhir.nhs.uk/Id/nhs-number" {
@@ -236,11 +236,11 @@ func (d doc) concept(k string) string {
 	if t := c.str("text"); t != "" {
 		return t
 	}
-	for _, cd := range c.list("coding") {
-		if v := cd.str("display"); v != "" {
+	if codings := c.list("coding"); len(codings) > 0 {
+		if v := codings[0].str("display"); v != "" {
 			return v
 		}
-		return cd.str("code")
+		return codings[0].str("code")
 	}
 	return ""
 }
@@ -271,7 +271,7 @@ func observationValue(d doc) string {
 	var parts []string
 	for _, c := range d.list("component") {
 		label := c.concept("code")
-		var v any = c["valueInteger"]
+		v := c["valueInteger"]
 		if q := c.obj("valueQuantity"); q != nil {
 			v = q["value"]
 		}
