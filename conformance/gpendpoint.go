@@ -39,8 +39,7 @@ type gpState struct {
 	// params are each type's searchParam names (nil: none listed).
 	params map[string]map[string]bool
 	// ids maps "Type/gatewayId" to the endpoint's id of the written resource.
-	ids    map[string]string
-	shapes []Shape
+	ids map[string]string
 }
 
 func (k *kit) gp() *gpState {
