@@ -36,7 +36,7 @@ func TestSignedJWTAuth(t *testing.T) {
 		claims := &jwt.RegisteredClaims{}
 		_, err := jwt.ParseWithClaims(r.PostForm.Get("client_assertion"), claims, func(*jwt.Token) (any, error) { return &key.PublicKey, nil },
 			jwt.WithValidMethods([]string{"ES384"}), jwt.WithAudience(tokenURL), jwt.WithIssuer("linkbridge-client"), jwt.WithExpirationRequired())
-		if err != nil || claims.Subject != "linkbridge-client" || claims.ID == "" || claims.ExpiresAt.Sub(time.Now()) > 5*time.Minute {
+		if err != nil || claims.Subject != "linkbridge-client" || claims.ID == "" || time.Until(claims.ExpiresAt.Time) > 5*time.Minute {
 			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
 			return
 		}

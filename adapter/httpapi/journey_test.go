@@ -70,7 +70,7 @@ func (ts *testServer) sp(method, path string, body any, h hdr) *spResponse {
 	if err != nil {
 		ts.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		ts.t.Fatalf("%s %s: read body: %v", method, path, err)
@@ -646,7 +646,7 @@ func TestJourney(t *testing.T) {
 
 	// Baseline and final SWEMWBS.
 	ts.Clock.Set(time.Date(2026, 12, 22, 13, 0, 0, 0, time.UTC))
-	cv = c.write(http.MethodPost, "/measures", swemwbs(linkbridge.TimepointBaseline, []int{2, 2, 3, 2, 2, 3, 2}, time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)), http.StatusCreated)
+	c.write(http.MethodPost, "/measures", swemwbs(linkbridge.TimepointBaseline, []int{2, 2, 3, 2, 2, 3, 2}, time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)), http.StatusCreated)
 	c.check(stage{name: "baseline", status: linkbridge.TaskInProgress, business: linkbridge.BusinessPlanAgreed, taskChanged: true, measures: 1, carePlan: "active", procedure: true})
 	ts.Clock.Set(time.Date(2027, 2, 1, 13, 0, 0, 0, time.UTC))
 	cv = c.write(http.MethodPost, "/measures", swemwbs(linkbridge.TimepointFinal, []int{4, 4, 3, 4, 4, 3, 4}, time.Date(2027, 2, 1, 10, 0, 0, 0, time.UTC)), http.StatusCreated)
