@@ -215,7 +215,7 @@ func TestPutConditionalURL(t *testing.T) {
 // rather than a conditional write that could duplicate it.
 func TestAutoModePerType(t *testing.T) {
 	ctx := context.Background()
-	c, _ := setup(t, gpfhirtest.Options{ConditionalOnly: true, SearchParams: []string{"_id", "identifier"}}, gpfhir.ModeAuto)
+	c, srv := setup(t, gpfhirtest.Options{ConditionalOnly: true, SearchParams: []string{"_id", "identifier"}}, gpfhir.ModeAuto)
 	if _, err := c.Put(ctx, "Task", "t1", 1, []byte(taskKeyed)); err != nil {
 		t.Fatalf("Task = %v, want a conditional update", err)
 	}
@@ -225,7 +225,7 @@ func TestAutoModePerType(t *testing.T) {
 		t.Fatalf("Provenance = %v, want PermanentError 405 (client ids refused)", err)
 	}
 	// With _tag listed, Provenance is written conditionally on it.
-	c, srv := setup(t, gpfhirtest.Options{ConditionalOnly: true, SearchParams: []string{"identifier", "_tag"}}, gpfhir.ModeAuto)
+	c, srv = setup(t, gpfhirtest.Options{ConditionalOnly: true, SearchParams: []string{"identifier", "_tag"}}, gpfhir.ModeAuto)
 	if _, err := c.Put(ctx, "Provenance", "r1-v2", 1, []byte(provBody)); err != nil {
 		t.Fatalf("Provenance = %v, want a conditional update on _tag", err)
 	}
