@@ -64,10 +64,13 @@ func benchStore(ctx context.Context, backend, pgURL string) (string, func(), err
 }
 
 // printBackends prints the gateway's figures on each backend side by side.
-func printBackends(w io.Writer, rs []*Result) {
+func printBackends(out io.Writer, rs []*Result) error {
+	w := new(strings.Builder)
 	fmt.Fprintf(w, "\n%-20s %10s %8s %8s %8s %8s %10s\n", "backend", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "CPU ms/req")
 	for _, r := range rs {
 		fmt.Fprintf(w, "%-20s %10.1f %8.2f %8.2f %8.2f %8d %10.2f\n", r.Name, r.RPS, r.Latency.P50, r.Latency.P90, r.Latency.P99,
 			r.Errors, r.CPUPerReqMS)
 	}
+	_, err := io.WriteString(out, w.String())
+	return err
 }

@@ -78,9 +78,10 @@ type Config struct {
 // StartGatewayFunc starts a gateway in this process on the fresh, empty
 // store that db names (a SQLite file path or a postgres:// URL, as "serve
 // --db" takes it) and waits until it accepts connections. It returns the
-// gateway's FHIR base URL and a function that shuts the gateway down and
-// returns once in-flight requests have finished and the store is closed.
-type StartGatewayFunc func(ctx context.Context, db string) (base string, stop func(), err error)
+// gateway's FHIR base URL and a function that shuts the gateway down,
+// returns once in-flight requests have finished and the store is closed,
+// and reports what went wrong doing so.
+type StartGatewayFunc func(ctx context.Context, db string) (base string, stop func() error, err error)
 
 // Validate checks the configuration. It also fills in the default
 // backend (sqlite) and trims a trailing slash from Target.
@@ -251,11 +252,15 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 	}
 	gen := newReferralGen()
 	if !cfg.JSON {
-		fmt.Fprintf(out, "linkbridge bench: concurrency %d, duration %s, warmup %s", cfg.Concurrency, cfg.Duration, cfg.Warmup)
+		w := new(strings.Builder)
+		fmt.Fprintf(w, "linkbridge bench: concurrency %d, duration %s, warmup %s", cfg.Concurrency, cfg.Duration, cfg.Warmup)
 		if cfg.Requests > 0 {
-			fmt.Fprintf(out, ", at most %d requests", cfg.Requests)
+			fmt.Fprintf(w, ", at most %d requests", cfg.Requests)
 		}
-		fmt.Fprintf(out, "; GOMAXPROCS %d, %d CPUs, pid %d\n", rep.GOMAXPROCS, rep.NumCPU, rep.PID)
+		fmt.Fprintf(w, "; GOMAXPROCS %d, %d CPUs, pid %d\n", rep.GOMAXPROCS, rep.NumCPU, rep.PID)
+		if _, err := io.WriteString(out, w.String()); err != nil {
+			return nil, err
+		}
 	}
 
 	// The gateway, on each backend in turn.
@@ -274,7 +279,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 			rep.Backends = append(rep.Backends, res)
 		}
 		if !cfg.JSON {
-			printBenchResult(out, res)
+			if err := printBenchResult(out, res); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -295,7 +302,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 			rep.CPURatio = res.CPUPerReqMS / g
 		}
 		if !cfg.JSON {
-			printBenchResult(out, res)
+			if err := printBenchResult(out, res); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -308,15 +317,19 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (*Report, error) {
 		return rep, nil
 	}
 	if len(rep.Backends) > 1 {
-		printBackends(out, rep.Backends)
+		if err := printBackends(out, rep.Backends); err != nil {
+			return nil, err
+		}
 	}
-	printBenchSummary(out, rep)
+	if err := printBenchSummary(out, rep); err != nil {
+		return nil, err
+	}
 	return rep, nil
 }
 
 // benchGateway measures the gateway at cfg.Target, or at one it starts
 // in-process (cfg.StartGateway) on a fresh store of backend (see benchStore).
-func benchGateway(ctx context.Context, cfg *Config, gen *referralGen, backend string) (*Result, error) {
+func benchGateway(ctx context.Context, cfg *Config, gen *referralGen, backend string) (_ *Result, err error) {
 	base := cfg.Target
 	inProcess := base == ""
 	if inProcess {
@@ -329,7 +342,11 @@ func benchGateway(ctx context.Context, cfg *Config, gen *referralGen, backend st
 		if err != nil {
 			return nil, err
 		}
-		defer stop()
+		defer func() {
+			if serr := stop(); serr != nil {
+				err = errors.Join(err, fmt.Errorf("bench: stop the in-process gateway: %w", serr))
+			}
+		}()
 		base = gwBase
 	}
 	client := newBenchClient(cfg.Concurrency)
@@ -547,7 +564,7 @@ func postBundle(ctx context.Context, client *http.Client, base string, body []by
 		return 0, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil {
 		return 0, err
 	}
@@ -589,7 +606,7 @@ func storedServiceRequests(ctx context.Context, client *http.Client, base string
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("search ServiceRequest: HTTP %d", resp.StatusCode)
 	}
@@ -606,7 +623,8 @@ func storedServiceRequests(ctx context.Context, client *http.Client, base string
 }
 
 // printBenchResult prints one server's figures.
-func printBenchResult(w io.Writer, r *Result) {
+func printBenchResult(out io.Writer, r *Result) error {
+	w := new(strings.Builder)
 	where := "separate process"
 	if r.InProcess {
 		where = "in-process"
@@ -656,10 +674,13 @@ func printBenchResult(w io.Writer, r *Result) {
 			fmt.Fprintln(w, "  server RSS: read VmHWM in /proc/<pid of linkbridge serve>/status")
 		}
 	}
+	_, err := io.WriteString(out, w.String())
+	return err
 }
 
 // printBenchSummary prints the ratio and the issue's targets.
-func printBenchSummary(w io.Writer, rep *Report) {
+func printBenchSummary(out io.Writer, rep *Report) error {
+	w := new(strings.Builder)
 	mark := func(ok bool) string {
 		if ok {
 			return "met"
@@ -689,6 +710,8 @@ func printBenchSummary(w io.Writer, rep *Report) {
 		fmt.Fprintf(w, " RSS ≤ %d MB %s (%.1f MB, %s);", benchTargetRSSMB, mark(rss <= benchTargetRSSMB), rss, who)
 	}
 	fmt.Fprintf(w, " errors %d\n", g.Errors)
+	_, err := io.WriteString(out, w.String())
+	return err
 }
 
 // resetPeakRSS resets this process's VmHWM to its current RSS (Linux 4.0+)
@@ -700,12 +723,11 @@ func resetPeakRSS() bool {
 // procStatus reads the kB fields of a /proc/PID/status file as MB.
 func procStatus(path string) map[string]float64 {
 	out := map[string]float64{}
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return out
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
 		v = strings.TrimSpace(v)

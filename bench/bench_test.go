@@ -29,24 +29,28 @@ import (
 func startGateway(tb testing.TB, path string) (string, func()) {
 	tb.Helper()
 	logger := slog.New(slog.DiscardHandler)
+	codec, err := fhirjson.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	store, err := sqlite.Open(context.Background(), path, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	codec, err := fhirjson.New()
-	if err != nil {
-		store.Close()
-		tb.Fatal(err)
+	closeStore := func() {
+		if err := store.Close(); err != nil {
+			tb.Errorf("close store: %v", err)
+		}
 	}
 	api, err := httpapi.NewServer(store, codec, logger)
 	if err != nil {
-		store.Close()
+		closeStore()
 		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(api.Handler())
 	return srv.URL + "/fhir", func() {
 		srv.Close()
-		store.Close()
+		closeStore()
 	}
 }
 
@@ -59,10 +63,10 @@ func TestRunInProcess(t *testing.T) {
 	stops := 0
 	cfg := Config{
 		Concurrency: 4, Duration: 200 * time.Millisecond, Warmup: 100 * time.Millisecond, CompareParseOnly: true,
-		StartGateway: func(ctx context.Context, db string) (string, func(), error) {
+		StartGateway: func(ctx context.Context, db string) (string, func() error, error) {
 			dbs = append(dbs, db)
 			base, stop := startGateway(t, db)
-			return base, func() { stops++; stop() }, nil
+			return base, func() error { stops++; stop(); return nil }, nil
 		},
 	}
 	var out bytes.Buffer
@@ -135,7 +139,7 @@ func TestRunTarget(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	start := func(context.Context, string) (string, func(), error) { return "", nil, errors.New("not started") }
+	start := func(context.Context, string) (string, func() error, error) { return "", nil, errors.New("not started") }
 	valid := func() Config {
 		return Config{Concurrency: 32, Duration: 10 * time.Second, Warmup: time.Second, StartGateway: start}
 	}
@@ -197,7 +201,7 @@ func TestParseBackends(t *testing.T) {
 // PostgreSQL's fails before any gateway is started.
 func TestRunBadPostgresURL(t *testing.T) {
 	cfg := Config{Concurrency: 1, Duration: 100 * time.Millisecond, Backends: []string{BackendPostgres}, PostgresURL: "mysql://x",
-		StartGateway: func(context.Context, string) (string, func(), error) {
+		StartGateway: func(context.Context, string) (string, func() error, error) {
 			t.Error("StartGateway called")
 			return "", nil, errors.New("not started")
 		}}
@@ -333,7 +337,11 @@ func benchIntakeGateway(b *testing.B, audited bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
+	defer func() {
+		if err := store.Close(); err != nil {
+			b.Errorf("close store: %v", err)
+		}
+	}()
 	codec, err := fhirjson.New()
 	if err != nil {
 		b.Fatal(err)

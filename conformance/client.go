@@ -122,7 +122,7 @@ func (t *T) Do(req Request) *Response {
 		ex.Error = err.Error()
 		t.Fatalf("%s %s: no answer: %v", req.Method, u, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	ex.Status, ex.ResponseHeaders, ex.ResponseBody = resp.StatusCode, flatHeaders(resp.Header, false), clip(b)
 	if err != nil {

@@ -62,7 +62,8 @@ type Config struct {
 	// ServiceODS is the ODS code referrals are addressed to (receiver).
 	ServiceODS string
 	// Progress receives live progress (nil: none); Prompt receives the
-	// instructions for manual steps (nil: Progress).
+	// instructions for manual steps (nil: Progress). Both are best effort:
+	// an error writing to them is ignored, the Report is the result.
 	Progress, Prompt io.Writer
 	// Client is the HTTP client (nil: a client with a 30 s timeout).
 	Client *http.Client
@@ -237,7 +238,7 @@ type kit struct {
 
 func (k *kit) progressf(format string, args ...any) {
 	if k.cfg.Progress != nil {
-		fmt.Fprintf(k.cfg.Progress, format, args...)
+		_, _ = fmt.Fprintf(k.cfg.Progress, format, args...) // best effort (see Config.Progress)
 	}
 }
 

@@ -30,7 +30,11 @@ func startLinkbridge(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("sqlite.Open() = %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
 	codec, err := fhirjson.New()
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +55,11 @@ func startRefGP(t *testing.T, opts refgp.Options) string {
 	if err != nil {
 		t.Fatalf("refgp.Open() = %v", err)
 	}
-	t.Cleanup(func() { gp.Close() })
+	t.Cleanup(func() {
+		if err := gp.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
 	srv := httptest.NewServer(gp.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -148,12 +156,12 @@ func (p *personAt) Write(b []byte) (int, error) {
 				} `json:"focus"`
 			}
 			_ = json.NewDecoder(resp.Body).Decode(&task)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			sr := strings.TrimPrefix(task.Focus.Reference, "ServiceRequest/")
 			r, err := http.Post(p.base+"/sp/v1/referrals/"+sr+"/actions", "application/json",
 				strings.NewReader(`{"action":"accept","linkWorker":{"id":"lw-1","name":"A Person"}}`))
 			if err == nil {
-				r.Body.Close()
+				_ = r.Body.Close()
 			}
 		}(string(m[1]))
 	}

@@ -50,7 +50,7 @@ func (k *kit) linkWorker(ctx context.Context) linkWorker {
 			}
 			if resp, err := k.cfg.Client.Do(req); err == nil {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				var doc struct {
 					OpenAPI string `json:"openapi"`
 				}
@@ -109,8 +109,8 @@ func (manual) perform(t *T, r *referral, step string) {
 	verb := map[string]string{stepAccept: "ACCEPT", stepDecline: "DECLINE (reject)", stepContact: "record an attended CONTACT with the person for",
 		stepHold: "put ON HOLD", stepResume: "RESUME", stepComplete: "COMPLETE (discharge)"}[step]
 	if k.cfg.Prompt != nil {
-		fmt.Fprintf(k.cfg.Prompt, "\n  >>> ACTION NEEDED on the target system: %s the referral %s|%s (NHS number %s, Task %s).\n  >>> Waiting up to %s for the Task status to become %q ...\n",
-			verb, ReferralSystem, r.Ref, r.NHS, r.TaskID, k.cfg.ManualTimeout, want)
+		_, _ = fmt.Fprintf(k.cfg.Prompt, "\n  >>> ACTION NEEDED on the target system: %s the referral %s|%s (NHS number %s, Task %s).\n  >>> Waiting up to %s for the Task status to become %q ...\n",
+			verb, ReferralSystem, r.Ref, r.NHS, r.TaskID, k.cfg.ManualTimeout, want) // best effort (see Config.Prompt)
 	}
 	deadline := time.Now().Add(k.cfg.ManualTimeout)
 	for {

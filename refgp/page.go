@@ -271,7 +271,7 @@ func observationValue(d doc) string {
 	var parts []string
 	for _, c := range d.list("component") {
 		label := c.concept("code")
-		var v any = c["valueInteger"]
+		v := c["valueInteger"]
 		if q := c.obj("valueQuantity"); q != nil {
 			v = q["value"]
 		}

@@ -32,7 +32,11 @@ func newTestGP(t *testing.T, opts refgp.Options) *testGP {
 	if err != nil {
 		t.Fatalf("Open() = %v", err)
 	}
-	t.Cleanup(func() { gp.Close() })
+	t.Cleanup(func() {
+		if err := gp.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
 	srv := httptest.NewServer(gp.Handler())
 	t.Cleanup(srv.Close)
 	codec, err := fhirjson.New()
@@ -61,7 +65,7 @@ func (g *testGP) do(method, path string, body string, hdr ...string) (int, http.
 	if err != nil {
 		g.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	var doc map[string]any
 	if strings.Contains(resp.Header.Get("Content-Type"), "fhir+json") && len(b) > 0 {
@@ -282,7 +286,7 @@ func TestPatientPageEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	page := string(b)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("page: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -452,7 +456,7 @@ func TestMigrationDropsConditions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // if the test stops before the checked Close below
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := db.Exec(q, args...); err != nil {
@@ -476,7 +480,9 @@ func TestMigrationDropsConditions(t *testing.T) {
 	exec(`INSERT INTO current (type, id, version, last_updated, body, content) VALUES ('Provenance', 'old-1', 1, '2026-11-22T10:00:00.000000Z', ?, '{}')`, body)
 	exec(`INSERT INTO versions (type, id, version, last_updated, body) VALUES ('Provenance', 'old-1', 1, '2026-11-22T10:00:00.000000Z', ?)`, body)
 	exec(`INSERT INTO conditions (type, id, system, value) VALUES ('Provenance', 'old-1', 'https://linkbridge.example.org/Id/writeback', 'Provenance/lb-prov-1')`)
-	db.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	gp, err := refgp.Open(context.Background(), path, refgp.Options{RefuseClientIDs: true})
 	if err != nil {
@@ -484,7 +490,11 @@ func TestMigrationDropsConditions(t *testing.T) {
 	}
 	srv := httptest.NewServer(gp.Handler())
 	defer srv.Close()
-	defer gp.Close()
+	defer func() {
+		if err := gp.Close(); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	}()
 	codec, _ := fhirjson.New()
 	g := &testGP{t: t, url: srv.URL, codec: codec}
 	pc := "/fhir/Provenance?_tag=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
@@ -494,13 +504,13 @@ func TestMigrationDropsConditions(t *testing.T) {
 	if st, _, doc := g.do("PUT", pc, prov); st != 200 || doc["id"] != "old-1" {
 		t.Fatalf("resend on _tag = %d %v, want 200 on old-1", st, doc["id"])
 	}
-	db, err = sql.Open("sqlite", path)
+	after, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = after.Close() }()
 	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conditions'`).Scan(&n); err != nil || n != 0 {
+	if err := after.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conditions'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("conditions table: %d, %v; want dropped", n, err)
 	}
 }

@@ -67,7 +67,7 @@ func (s *Server) put(ctx context.Context, w *write) (*writeResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("refgp: begin: %w", err)
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }()
 	id := w.id
 	if id == "" {
 		id = uuid.NewString()
@@ -292,7 +292,7 @@ func (s *Server) history(ctx context.Context, typ, id string) ([]*Stored, error)
 	if err != nil {
 		return nil, fmt.Errorf("refgp: history: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []*Stored
 	for rows.Next() {
 		st := &Stored{Type: typ, ID: id}
@@ -408,7 +408,7 @@ func (s *Server) search(ctx context.Context, q *Query) ([]*Stored, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("refgp: search: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []*Stored
 	for rows.Next() {
 		st := &Stored{Type: q.Type}

@@ -118,7 +118,9 @@ func TestPut(t *testing.T) {
 			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
-		ln.Close()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
 		c, err := gpfhir.New(gpfhir.Config{BaseURL: "http://" + addr + "/fhir", Mode: gpfhir.ModeClientID, RetryMax: 1, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

@@ -182,7 +182,7 @@ func (ts *testServer) do(method, path string, body []byte, h hdr) *response {
 	if err != nil {
 		ts.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		ts.t.Fatalf("%s %s: read body: %v", method, path, err)

@@ -70,7 +70,7 @@ func (ts *testServer) sp(method, path string, body any, h hdr) *spResponse {
 	if err != nil {
 		ts.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		ts.t.Fatalf("%s %s: read body: %v", method, path, err)

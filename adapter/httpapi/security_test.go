@@ -154,7 +154,7 @@ func (ss *secServer) call(client, method, path string, body []byte, h hdr) (int,
 	if err != nil {
 		ss.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b
 }
@@ -451,7 +451,7 @@ func TestRateLimitAddressFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	// Address .2 spends its burst.
@@ -605,7 +605,7 @@ func BenchmarkSecurity(b *testing.B) {
 					b.Fatal(err)
 				}
 				out, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				return resp.StatusCode, out
 			}
 			fix := mustRead(b, fixReferralTxn)

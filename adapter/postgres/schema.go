@@ -33,12 +33,12 @@ func CreateSchema(ctx context.Context, dbURL, prefix string) (string, func(conte
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	schema := prefix + "_" + hex.EncodeToString(b)
-	exec := func(ctx context.Context, sql string) error {
+	exec := func(ctx context.Context, sql string) (err error) {
 		conn, err := pgx.Connect(ctx, dbURL)
 		if err != nil {
 			return err
 		}
-		defer conn.Close(context.Background())
+		defer func() { err = errors.Join(err, conn.Close(context.Background())) }()
 		_, err = conn.Exec(ctx, sql)
 		return err
 	}

@@ -93,7 +93,7 @@ func (db *DB) SearchAudit(ctx context.Context, f linkbridge.AuditFilter) ([]*lin
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: search audit: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []*linkbridge.AuditRecord
 	for rows.Next() {
 		rec, err := scanAudit(rows)

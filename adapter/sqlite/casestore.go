@@ -248,7 +248,7 @@ func queryRows(ctx context.Context, q querier, query string, args []any, fn func
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		if err := fn(rows); err != nil {
 			return err

@@ -67,7 +67,7 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: resource history: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []*linkbridge.Resource
 	for rows.Next() {
 		r := &linkbridge.Resource{Type: typ, ID: id}
@@ -161,7 +161,7 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	for rows.Next() {
 		r := &linkbridge.Resource{Type: q.Type}
 		var lastUpdated string

@@ -155,7 +155,7 @@ func (db *DB) Open(ctx context.Context) (err error) {
 
 	defer func() {
 		if err != nil {
-			db.closeHandles()
+			err = errors.Join(err, db.closeHandles())
 		}
 	}()
 
@@ -376,7 +376,7 @@ func (db *DB) Migrations(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var names []string
 	for rows.Next() {
 		var n string

@@ -62,7 +62,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	}
 	// The in-process gateway's logs are rendered (so their cost is
 	// measured) but only warnings and errors are shown.
-	cfg.StartGateway = func(ctx context.Context, db string) (string, func(), error) {
+	cfg.StartGateway = func(ctx context.Context, db string) (string, func() error, error) {
 		gw, err := startBenchGateway(ctx, db, logLevel, c.Stderr)
 		if err != nil {
 			return "", nil, err
@@ -113,10 +113,11 @@ func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.W
 	}
 }
 
-// stop shuts the gateway down (in-flight requests finish, the store closes).
-func (g *inProcessGateway) stop() {
+// stop shuts the gateway down (in-flight requests finish, the store closes)
+// and returns what "serve" returned.
+func (g *inProcessGateway) stop() error {
 	g.cancel()
-	<-g.done
+	return <-g.done
 }
 
 // warnFilter passes on only the warning and error lines of a text slog

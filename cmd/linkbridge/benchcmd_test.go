@@ -86,7 +86,11 @@ func TestBenchBackends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close(ctx)
+		defer func() {
+			if err := conn.Close(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
 		var n int
 		if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM pg_namespace WHERE nspname LIKE 'linkbridge_bench_%'`).Scan(&n); err != nil {
 			t.Fatal(err)

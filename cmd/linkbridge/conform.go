@@ -63,7 +63,9 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 	cfg.Role = conformance.Role(*role)
 	if *list {
 		for _, s := range conformance.Scenarios(cfg.Role) {
-			fmt.Fprintf(c.Stdout, "%-30s %s (%s)\n", s.ID, s.Name, s.Ref)
+			if _, err := fmt.Fprintf(c.Stdout, "%-30s %s (%s)\n", s.ID, s.Name, s.Ref); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -89,8 +91,7 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("conform: report: %w", err)
 		}
 		if err := fn(f); err != nil {
-			f.Close()
-			return fmt.Errorf("conform: report: %w", err)
+			return fmt.Errorf("conform: report: %w", errors.Join(err, f.Close()))
 		}
 		return f.Close()
 	}

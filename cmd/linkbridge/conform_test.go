@@ -148,7 +148,7 @@ func gpTaskStatuses(t *testing.T, gpBase string) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var b struct {
 		Entry []struct {
 			Resource struct {
@@ -238,7 +238,11 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gp.Close()
+	defer func() {
+		if err := gp.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	req, _ := http.NewRequest(http.MethodGet, "http://gp/patients/gp-patient-1", nil)
 	page, err := gp.Page(req, "gp-patient-1")
 	if err != nil {

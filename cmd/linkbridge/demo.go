@@ -46,7 +46,7 @@ type DemoResult struct {
 const demoNHS = "9434765919"
 
 // Run runs the demo.
-func (c *DemoCommand) Run(ctx context.Context, args []string) error {
+func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
 	dir := fs.String("dir", "", "keep the SQLite files in this directory (default: a temporary directory, removed at the end)")
@@ -64,7 +64,7 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
 	out := c.Stdout
@@ -75,14 +75,16 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer gp.Close()
+	defer func() { err = errors.Join(err, gp.Close()) }()
 	gln, err := net.Listen("tcp", *gpAddr)
 	if err != nil {
 		return fmt.Errorf("demo: listen: %w", err)
 	}
 	gsrv := &http.Server{Handler: gp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go gsrv.Serve(gln)
-	defer gsrv.Close()
+	// Serve returns ErrServerClosed when the demo ends; if the endpoint
+	// fails before that, the steps below fail waiting for the GP record.
+	go func() { _ = gsrv.Serve(gln) }()
+	defer func() { err = errors.Join(err, gsrv.Close()) }()
 	gpBase := "http://" + gln.Addr().String() + "/fhir"
 
 	// The gateway: the serve command itself, write-back to the reference GP.
@@ -103,11 +105,11 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer func() {
 		cancel()
-		<-served
+		err = errors.Join(err, <-served)
 	}()
 	gw := "http://" + gwAddr
 	d := &demo{out: out, gw: gw, gp: gpBase, client: &http.Client{Timeout: 10 * time.Second}}
-	fmt.Fprintf(out, "linkbridge demo\n  gateway             %s/fhir  (link worker API %s/sp/v1)\n  reference GP record %s\n\n", gw, gw, gpBase)
+	d.printf("linkbridge demo\n  gateway             %s/fhir  (link worker API %s/sp/v1)\n  reference GP record %s\n\n", gw, gw, gpBase)
 
 	// The GP practice's own record of the person.
 	gpPatient := "gp-patient-1"
@@ -145,7 +147,7 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) error {
 		return errors.New("demo: the gateway did not say where the referral is")
 	}
 	d.step("1. GP system sends a referral (FHIR transaction: Patient + ServiceRequest + Task)", "")
-	fmt.Fprintf(out, "   gateway: referral %s received, Task requested; nothing is written to the GP record yet\n\n", srID)
+	d.printf("   gateway: referral %s received, Task requested; nothing is written to the GP record yet\n\n", srID)
 
 	sp := gw + "/sp/v1/referrals/" + srID
 	at := time.Now().UTC().Truncate(time.Minute)
@@ -188,27 +190,37 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) error {
 	rec, _ := d.readGP()
 	page := "http://" + gln.Addr().String() + "/patients/" + gpPatient
 	elapsed := time.Since(start)
-	fmt.Fprintf(out, "Done in %s: the GP record holds %d resources (%s), each written back by the relay with idempotent PUTs.\n",
+	d.printf("Done in %s: the GP record holds %d resources (%s), each written back by the relay with idempotent PUTs.\n",
 		elapsed.Round(time.Millisecond), rec.total(), rec.counts())
-	fmt.Fprintf(out, "The MDT view of the GP record: %s\n", page)
+	d.printf("The MDT view of the GP record: %s\n", page)
 	if !*keep {
-		fmt.Fprintf(out, "(run with --keep to keep both servers up and open that page)\n")
+		d.printf("(run with --keep to keep both servers up and open that page)\n")
 	}
 	if c.Done != nil {
 		c.Done <- DemoResult{GPBase: gpBase, GatewayBase: gw, PatientID: gpPatient, PageURL: page, Record: rec.count, Elapsed: elapsed}
 	}
 	if *keep {
-		fmt.Fprintf(out, "Servers running; Ctrl-C to stop.\n")
+		d.printf("Servers running; Ctrl-C to stop.\n")
 		<-ctx.Done()
 	}
-	return nil
+	return d.err
 }
 
-// demo holds the demo's clients.
+// demo holds the demo's clients and its output.
 type demo struct {
 	out    io.Writer
 	gw, gp string
 	client *http.Client
+	// err is the first error writing to out; printf writes nothing after
+	// it and Run returns it.
+	err error
+}
+
+// printf writes to the demo's output unless a write has already failed.
+func (d *demo) printf(format string, args ...any) {
+	if d.err == nil {
+		_, d.err = fmt.Fprintf(d.out, format, args...)
+	}
 }
 
 func (d *demo) send(method, u, ct string, body []byte, ifMatch string) (int, []byte) {
@@ -226,15 +238,15 @@ func (d *demo) send(method, u, ct string, body []byte, ifMatch string) (int, []b
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	return resp.StatusCode, b
 }
 
 func (d *demo) step(title, gp string) {
-	fmt.Fprintf(d.out, "%s\n", title)
+	d.printf("%s\n", title)
 	if gp != "" {
-		fmt.Fprintf(d.out, "%s\n", gp)
+		d.printf("%s\n", gp)
 	}
 }
 

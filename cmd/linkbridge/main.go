@@ -39,7 +39,7 @@ func main() {
 // run dispatches a subcommand. Tests call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		usage(stderr)
+		_ = usage(stderr) // the error is ErrHelp; a failed write to stderr has nowhere to go
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -60,15 +60,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "demo":
 		return (&DemoCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "help", "-h", "--help":
-		usage(stdout)
-		return nil
+		return usage(stdout)
 	}
-	usage(stderr)
+	_ = usage(stderr) // the error is the unknown command; a failed write to stderr has nowhere to go
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `linkbridge: GP referrals to social prescribing over FHIR R4.
+func usage(w io.Writer) error {
+	_, err := fmt.Fprint(w, `linkbridge: GP referrals to social prescribing over FHIR R4.
 
 Commands:
   serve   run the gateway (FHIR API at /fhir)
@@ -83,4 +82,5 @@ Commands:
 
 Run "linkbridge <command> -h" for a command's flags.
 `)
+	return err
 }

@@ -72,7 +72,7 @@ func TestServe(t *testing.T) {
 			t.Fatalf("GET %s: %v", p, err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", p, resp.StatusCode)
 		}
@@ -87,7 +87,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("POST /fhir: %v", err)
 	}
 	rb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(rb), `"transaction-response"`) || strings.Count(string(rb), `"201 Created"`) != 3 {
 		t.Fatalf("POST /fhir = %d, want 200 transaction-response with three 201 entries; body: %s", resp.StatusCode, rb)
 	}
@@ -96,7 +96,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("GET Task: %v", err)
 	}
 	rb, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if !strings.Contains(string(rb), `"total":1`) {
 		t.Errorf("Task?status=requested: want total 1; body: %s", rb)
 	}

@@ -26,7 +26,7 @@ type migrationLister interface {
 
 // Run parses flags, opens (and so migrates) the store and prints the
 // applied migrations, oldest first.
-func (c *MigrateCommand) Run(ctx context.Context, args []string) error {
+func (c *MigrateCommand) Run(ctx context.Context, args []string) (err error) {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
 	db := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), dbFlagHelp)
@@ -41,7 +41,7 @@ func (c *MigrateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() { err = errors.Join(err, store.Close()) }()
 	ml, ok := store.(migrationLister)
 	if !ok {
 		return errors.New("this store does not list its migrations")
@@ -50,9 +50,13 @@ func (c *MigrateCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.Stdout, "%s: %d migrations applied\n", redactDB(*db), len(names))
+	if _, err := fmt.Fprintf(c.Stdout, "%s: %d migrations applied\n", redactDB(*db), len(names)); err != nil {
+		return err
+	}
 	for _, n := range names {
-		fmt.Fprintln(c.Stdout, n)
+		if _, err := fmt.Fprintln(c.Stdout, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

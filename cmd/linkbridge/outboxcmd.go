@@ -23,9 +23,9 @@ type OutboxCommand struct {
 }
 
 // Run dispatches the outbox subcommands.
-func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
+func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	if len(args) == 0 {
-		fmt.Fprint(c.Stderr, outboxUsage)
+		_, _ = fmt.Fprint(c.Stderr, outboxUsage) // the error is ErrHelp; a failed write to stderr has nowhere to go
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
@@ -45,7 +45,7 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 	store, ok := any(db).(linkbridge.OutboxStore)
 	if !ok {
 		return errors.New("this store has no outbox")
@@ -74,11 +74,15 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
 		if *asJSON {
 			return json.NewEncoder(c.Stdout).Encode(msgs)
 		}
-		tw := tabwriter.NewWriter(c.Stdout, 0, 2, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATE\tRESOURCE\tVERSION\tATTEMPTS\tLAST STATUS\tCREATED\tAVAILABLE")
+		var rows strings.Builder
+		rows.WriteString("ID\tSTATE\tRESOURCE\tVERSION\tATTEMPTS\tLAST STATUS\tCREATED\tAVAILABLE\n")
 		for _, m := range msgs {
-			fmt.Fprintf(tw, "%d\t%s\t%s/%s\t%d\t%d\t%d\t%s\t%s\n", m.ID, m.State, m.ResourceType, m.ResourceID, m.Version, m.Attempts, m.LastStatus,
+			fmt.Fprintf(&rows, "%d\t%s\t%s/%s\t%d\t%d\t%d\t%s\t%s\n", m.ID, m.State, m.ResourceType, m.ResourceID, m.Version, m.Attempts, m.LastStatus,
 				m.CreatedAt.UTC().Format(time.RFC3339), m.AvailableAt.UTC().Format(time.RFC3339))
+		}
+		tw := tabwriter.NewWriter(c.Stdout, 0, 2, 2, ' ', 0)
+		if _, err := io.WriteString(tw, rows.String()); err != nil {
+			return err
 		}
 		return tw.Flush()
 	case "show":
@@ -108,8 +112,8 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
 		if err := store.RequeueOutbox(ctx, n, time.Now()); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.Stdout, "message %d queued for delivery\n", n)
-		return nil
+		_, err = fmt.Fprintf(c.Stdout, "message %d queued for delivery\n", n)
+		return err
 	case "discard":
 		n, err := id()
 		if err != nil {
@@ -118,10 +122,10 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) error {
 		if err := store.DiscardOutbox(ctx, n); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.Stdout, "message %d discarded\n", n)
-		return nil
+		_, err = fmt.Fprintf(c.Stdout, "message %d discarded\n", n)
+		return err
 	}
-	fmt.Fprint(c.Stderr, outboxUsage)
+	_, _ = fmt.Fprint(c.Stderr, outboxUsage) // the error is the unknown command; a failed write to stderr has nowhere to go
 	return fmt.Errorf("unknown outbox command %q", sub)
 }
 

@@ -24,7 +24,7 @@ type ReferenceGPCommand struct {
 }
 
 // Run parses flags and serves until ctx ends.
-func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) error {
+func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) (err error) {
 	env := func(name, def string) string {
 		if v := c.Getenv("LINKBRIDGE_REFGP_" + name); v != "" {
 			return v
@@ -49,7 +49,7 @@ func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer gp.Close()
+	defer func() { err = errors.Join(err, gp.Close()) }()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -57,7 +57,8 @@ func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) error {
 	srv := &http.Server{Handler: gp.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	fmt.Fprintf(c.Stdout, "reference GP record endpoint: FHIR base http://%s/fhir, patient pages http://%s/\n", ln.Addr(), ln.Addr())
+	// Informational: the endpoint serves whether or not stdout takes it.
+	_, _ = fmt.Fprintf(c.Stdout, "reference GP record endpoint: FHIR base http://%s/fhir, patient pages http://%s/\n", ln.Addr(), ln.Addr())
 	if c.Ready != nil {
 		c.Ready <- ln.Addr().String()
 	}

@@ -89,7 +89,7 @@ func (r *replica) delivered() int {
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
@@ -249,7 +249,7 @@ func postReferralTo(t *testing.T, base string, body []byte) string {
 		t.Errorf("POST %s/fhir: %v", base, err)
 		return ""
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	m := serviceRequestLocation.FindSubmatch(b)
 	if resp.StatusCode != 200 || m == nil {

@@ -87,7 +87,7 @@ func TestDevModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET /fhir/Task with --dev: %d", resp.StatusCode)
 		}
@@ -107,7 +107,7 @@ func TestDevModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			return resp.StatusCode
 		}
 		if st := get(""); st != http.StatusUnauthorized {
@@ -162,7 +162,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TLS 1.2 client: %v", err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /healthz over TLS: %d", resp.StatusCode)
 	}
@@ -205,7 +205,7 @@ func TestJourneyLogsNoPersonalData(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b, resp.Header
 	}
@@ -355,7 +355,7 @@ func TestServeMutualTLS(t *testing.T) {
 		if err != nil {
 			return 0, err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode, nil
 	}
 	if st, err := get(cli); err != nil || st != http.StatusOK {

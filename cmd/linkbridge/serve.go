@@ -183,7 +183,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 
 // Run parses flags, opens the store and serves until ctx ends, then shuts
 // down in order: stop accepting, finish in-flight requests, close the store.
-func (c *ServeCommand) Run(ctx context.Context, args []string) error {
+func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	var cfg ServeConfig
 	if err := c.flags(&cfg).Parse(args); err != nil {
 		return err
@@ -206,7 +206,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 
 	api, err := httpapi.NewServer(db, codec, logger)
 	if err != nil {

@@ -49,7 +49,7 @@ func (g *gatewayClient) do(method, path, ifMatch string, body any, out any) (int
 	if err != nil {
 		return 0, ""
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	if out != nil && resp.StatusCode < 300 {
 		_ = json.Unmarshal(b, out)
@@ -78,7 +78,7 @@ func (g *gatewayClient) postReferral(gen *bench.ReferralGen) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var b struct {
 		Entry []struct {
 			Response struct {
@@ -227,7 +227,9 @@ func freeAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return addr
 }
 
@@ -236,7 +238,7 @@ func waitReady(base string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if resp, err := c.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return true
 			}
@@ -269,7 +271,9 @@ func TestWriteBackSurvivesCrashes(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := startProcess(t, bin, args, logs)
 		if !waitReady(base, 20*time.Second) {
-			cmd.Process.Kill()
+			if err := cmd.Process.Kill(); err != nil {
+				t.Errorf("kill the gateway: %v", err)
+			}
 			t.Fatalf("gateway not ready\n%s", logs)
 		}
 		return cmd
@@ -277,8 +281,8 @@ func TestWriteBackSurvivesCrashes(t *testing.T) {
 	cmd := start()
 	t.Cleanup(func() {
 		if cmd.Process != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			_ = cmd.Process.Kill() // it may have exited already
+			_ = cmd.Wait()         // "signal: killed" is the expected outcome
 		}
 	})
 	g := &gatewayClient{t: t, base: base, client: &http.Client{Timeout: 5 * time.Second}}
@@ -403,7 +407,7 @@ func TestWriteBackFailures(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("referral: %v %v", resp, err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	var page struct {
 		Items []struct {
 			ID string `json:"id"`

@@ -77,12 +77,11 @@ type Validator struct {
 // New loads the FHIR R4 JSON Schema at path. It does not check the file's
 // checksum; Default does.
 func New(path string) (*Validator, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("fhirschema: %w", err)
 	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("fhirschema: parse %s: %w", path, err)
 	}

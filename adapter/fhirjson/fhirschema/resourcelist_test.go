@@ -17,12 +17,11 @@ func TestLazyResourceListAgreesWithOneOf(t *testing.T) {
 	if v == nil {
 		t.Skipf("%s is not set", EnvSchema)
 	}
-	f, err := os.Open(os.Getenv(EnvSchema))
+	b, err := os.ReadFile(os.Getenv(EnvSchema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
