@@ -215,7 +215,7 @@ func (c *Client) Put(ctx context.Context, typ, id string, version int, body []by
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
@@ -251,7 +251,7 @@ func (c *Client) FindPatient(ctx context.Context, nhsNumber string) (string, err
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
 	if resp.StatusCode != http.StatusOK {
 		if isRetryableStatus(resp.StatusCode) {
 			after, _ := RetryAfter(resp)
@@ -451,7 +451,7 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
 	if resp.StatusCode != http.StatusOK {
 		if isRetryableStatus(resp.StatusCode) {
 			return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("reading the CapabilityStatement")}

@@ -91,7 +91,7 @@ func TestInFlightPerClient(t *testing.T) {
 			first <- 0
 			return
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		first <- resp.StatusCode
 	}()
 	select {
@@ -114,7 +114,7 @@ func TestInFlightPerClient(t *testing.T) {
 			other <- 0
 			return
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		other <- resp.StatusCode
 	}()
 	select {
