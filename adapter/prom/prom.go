@@ -7,30 +7,65 @@
 package prom
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/linkbridge/linkbridge"
+	"golang.org/x/time/rate"
 )
 
 // Metrics implements outbox.Metrics and serves /metrics.
 type Metrics struct {
 	set *metrics.Set
+	// limit bounds scrapes: /metrics is not authenticated, and a scrape is
+	// not free.
+	limit *rate.Limiter
+
+	mu        sync.Mutex
+	queue     []byte // the outbox gauges as last read
+	queueRead time.Time
 }
+
+// QueueTTL is how long the outbox queue gauges, read from the store, are
+// served before they are read again: a scrape costs the store one count
+// per QueueTTL at most, however often it comes.
+const QueueTTL = 5 * time.Second
+
+// Scrapes are limited to ScrapeRate a second with bursts of ScrapeBurst;
+// over that /metrics answers 429 with Retry-After.
+const (
+	ScrapeRate  = 2
+	ScrapeBurst = 10
+)
 
 // New builds the metrics over an outbox store (nil when the outbox is not
 // in use).
 func New(store linkbridge.OutboxStore, logger *slog.Logger) *Metrics {
-	m := &Metrics{set: metrics.NewSet()}
+	m := &Metrics{set: metrics.NewSet(), limit: rate.NewLimiter(ScrapeRate, ScrapeBurst)}
 	if store != nil {
-		m.set.RegisterMetricsWriter(func(w io.Writer) { writeQueue(w, store, logger) })
+		m.set.RegisterMetricsWriter(func(w io.Writer) { m.writeQueueCached(w, store, logger) })
 	}
 	return m
+}
+
+// writeQueueCached writes the outbox gauges, reading them from the store
+// at most once per QueueTTL.
+func (m *Metrics) writeQueueCached(w io.Writer, store linkbridge.OutboxStore, logger *slog.Logger) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.queue == nil || time.Since(m.queueRead) >= QueueTTL {
+		var b bytes.Buffer
+		writeQueue(&b, store, logger)
+		m.queue, m.queueRead = b.Bytes(), time.Now()
+	}
+	_, _ = w.Write(m.queue) // the scrape's own response; its failure is the scraper's
 }
 
 // Delivered records a delivery and its change-to-delivery latency.
@@ -57,6 +92,11 @@ func (m *Metrics) Cleaned(n int) {
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !m.limit.Allow() {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many scrapes\n", http.StatusTooManyRequests)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		m.set.WritePrometheus(w)
 		metrics.WriteProcessMetrics(w)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,17 +22,24 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/adapter/prom"
 	"github.com/linkbridge/linkbridge/outbox"
+	"golang.org/x/net/netutil"
 )
 
 // ServeConfig is the configuration of "linkbridge serve". Every flag has a
 // LINKBRIDGE_* environment equivalent; a flag given on the command line wins.
 type ServeConfig struct {
-	Addr              string
-	DB                string
-	LogLevel          string
-	LogFormat         string
-	MaxBodyBytes      int64
-	MaxBundleEntries  int
+	Addr             string
+	DB               string
+	LogLevel         string
+	LogFormat        string
+	MaxBodyBytes     int64
+	MaxBundleEntries int
+	// RequestTimeout is the deadline of one API request.
+	RequestTimeout time.Duration
+	// MaxInFlightPerClient caps one client's requests in progress.
+	MaxInFlightPerClient int
+	// MaxConnections caps the open connections, idle keep-alives included.
+	MaxConnections    int
 	DefaultServiceODS string
 	ShutdownTimeout   time.Duration
 	// GP-side FHIR endpoint for write-back (empty: no write-back).
@@ -104,6 +112,15 @@ func (c *ServeConfig) Validate() error {
 	if c.MaxBundleEntries <= 0 {
 		return errors.New("--max-bundle-entries must be positive")
 	}
+	if c.RequestTimeout <= 0 || c.RequestTimeout >= serverWriteTimeout {
+		return fmt.Errorf("--request-timeout must be positive and shorter than the %s write timeout", serverWriteTimeout)
+	}
+	if c.MaxInFlightPerClient <= 0 {
+		return errors.New("--max-in-flight-per-client must be positive")
+	}
+	if c.MaxConnections <= 0 {
+		return errors.New("--max-connections must be positive")
+	}
 	if c.DefaultServiceODS != "" {
 		if _, err := linkbridge.NormalizeODSCode(c.DefaultServiceODS); err != nil {
 			return fmt.Errorf("--service-ods: %w", err)
@@ -157,6 +174,9 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 		return err
 	})
 	_, _ = fmt.Sscan(maxEntries, &cfg.MaxBundleEntries)
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(c.Getenv, "REQUEST_TIMEOUT", httpapi.DefaultRequestTimeout), "deadline of one API request, reaching the store; past it 408 REC_TIMEOUT (LINKBRIDGE_REQUEST_TIMEOUT)")
+	fs.IntVar(&cfg.MaxInFlightPerClient, "max-in-flight-per-client", envInt(c.Getenv, "MAX_IN_FLIGHT_PER_CLIENT", httpapi.DefaultMaxInFlightPerClient), "requests one authenticated client may have in progress; 429 above (LINKBRIDGE_MAX_IN_FLIGHT_PER_CLIENT)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", envInt(c.Getenv, "MAX_CONNECTIONS", defaultMaxConnections), "open connections the listener accepts, idle keep-alives included; more wait to be accepted (LINKBRIDGE_MAX_CONNECTIONS)")
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
 	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
@@ -214,6 +234,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	api.MaxBodyBytes = cfg.MaxBodyBytes
 	api.MaxBundleEntries = cfg.MaxBundleEntries
+	api.RequestTimeout = cfg.RequestTimeout
+	api.MaxInFlightPerClient = cfg.MaxInFlightPerClient
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
@@ -237,8 +259,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
 		MaxHeaderBytes:    cfg.Security.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -246,6 +268,10 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// A bounded number of connections, idle keep-alives included (they
+	// are closed after serverIdleTimeout): a flood of connections waits to
+	// be accepted instead of holding a file descriptor and a goroutine each.
+	ln = netutil.LimitListener(ln, cfg.MaxConnections)
 	// Authentication is set up on the bound address: --dev is refused
 	// unless it is a loopback address.
 	tlsCfg, err := setupSecurity(ctx, &cfg.Security, api, db, ln, logger)
@@ -294,6 +320,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	logger.Info("stopped")
 	return nil
 }
+
+// Listener and server limits (see --max-connections).
+const (
+	defaultMaxConnections = 1000
+	serverWriteTimeout    = 30 * time.Second
+	serverIdleTimeout     = 60 * time.Second
+)
 
 // newLogger builds the slog logger from level and format names.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -374,6 +407,16 @@ func envDuration(getenv func(string) string, name string, def time.Duration) tim
 	if v := getenv("LINKBRIDGE_" + name); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			return d
+		}
+	}
+	return def
+}
+
+// envInt reads an integer from LINKBRIDGE_<name>, or def.
+func envInt(getenv func(string) string, name string, def int) int {
+	if v := getenv("LINKBRIDGE_" + name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
 		}
 	}
 	return def
