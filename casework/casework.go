@@ -15,7 +15,6 @@ package casework
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -169,16 +168,15 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 	view := fhirmap.CaseView(cr)
 	var out []version
 	for _, g := range view {
-		msg, err := s.fromJSON(g.Doc, g.ID)
-		if err != nil {
+		if err := s.Codec.Validate(g.Resource); err != nil {
 			return nil, err // a generated resource that fails validation is our bug
 		}
-		res, err := s.versionIfChanged(ctx, msg, now, nil)
+		res, err := s.versionIfChanged(ctx, g.Resource, now, nil)
 		if err != nil {
 			return nil, err
 		}
 		if res != nil {
-			out = append(out, version{res: res, msg: msg})
+			out = append(out, version{res: res, msg: g.Resource})
 		}
 	}
 	// The referral Task carries the workflow state and the outputs.
@@ -297,8 +295,8 @@ func (s *Service) writeBacks(cr *linkbridge.CaseRecord, versions []version, c ch
 	if len(targets) == 0 {
 		return out, nil
 	}
-	prov, err := s.fromJSON(fhirmap.WriteBackProvenance(cr.Referral, cr.Referral.Version, targets, c.action, c.actor, now), "")
-	if err != nil {
+	prov := fhirmap.WriteBackProvenance(cr.Referral, cr.Referral.Version, targets, c.action, c.actor, now)
+	if err := s.Codec.Validate(prov); err != nil {
 		return nil, err // a generated resource that fails validation is our bug
 	}
 	body, err := s.Codec.Encode(prov)
@@ -306,17 +304,4 @@ func (s *Service) writeBacks(cr *linkbridge.CaseRecord, versions []version, c ch
 		return nil, err
 	}
 	return append(out, msg("Provenance", fhirmap.ID(prov), 1, body)), nil
-}
-
-// fromJSON parses a generated resource (fhirmap's JSON form) with the
-// validating codec, giving it id when set.
-func (s *Service) fromJSON(doc fhirmap.JSON, id string) (proto.Message, error) {
-	if id != "" {
-		doc["id"] = id
-	}
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		return nil, err
-	}
-	return s.Codec.DecodeResource(raw)
 }
