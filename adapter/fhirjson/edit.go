@@ -1,6 +1,7 @@
 package fhirjson
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -38,4 +39,98 @@ func SetVersionMeta(b []byte, versionID int, lastUpdated time.Time) ([]byte, err
 		return nil, fmt.Errorf("fhirjson: SetVersionMeta: %w", err)
 	}
 	return out, nil
+}
+
+// SetReferenceByIdentifier sets "reference": ref on every logical
+// Reference in the resource b whose identifier is system|value (for
+// example a patient named by NHS number), the JSON form of
+// fhirmap.PointPatientAt. A Reference is recognised as an object with an
+// "identifier" object member; contained resources are left alone, and so
+// is the inside of a matching Reference. It returns the edited resource
+// and the number of references set; b itself when there are none (b is
+// never modified). The new member is added at the end of its object
+// (member order carries no meaning in JSON) or replaces the reference
+// already there. It returns an error when b is not a JSON object.
+func SetReferenceByIdentifier(b []byte, system, value, ref string) ([]byte, int, error) {
+	if !gjson.ValidBytes(b) {
+		return nil, 0, errors.New("fhirjson: SetReferenceByIdentifier: resource is not valid JSON")
+	}
+	doc := gjson.ParseBytes(b)
+	if !doc.IsObject() {
+		return nil, 0, errors.New("fhirjson: SetReferenceByIdentifier: resource is not a JSON object")
+	}
+	if plainKey(value) && !bytes.Contains(b, []byte(value)) {
+		return b, 0, nil // no string holds the value (a plain one is never escaped): no walk
+	}
+	var paths []string
+	var walk func(v gjson.Result, path string)
+	walk = func(v gjson.Result, path string) {
+		switch {
+		case v.IsObject():
+			if id := v.Get("identifier"); id.IsObject() && path != "" &&
+				id.Get("system").String() == system && id.Get("value").String() == value &&
+				id.Get("system").Type == gjson.String && id.Get("value").Type == gjson.String {
+				paths = append(paths, path)
+				return
+			}
+			v.ForEach(func(k, m gjson.Result) bool {
+				if path == "" && k.Str == "contained" {
+					return true
+				}
+				if plainKey(k.Str) {
+					walk(m, join(path, k.Str))
+				}
+				return true
+			})
+		case v.IsArray():
+			i := 0
+			v.ForEach(func(_, m gjson.Result) bool {
+				walk(m, join(path, strconv.Itoa(i)))
+				i++
+				return true
+			})
+		}
+	}
+	walk(doc, "")
+	out := b
+	for _, p := range paths {
+		var err error
+		if out, err = sjson.SetBytes(out, p+".reference", ref); err != nil {
+			return nil, 0, fmt.Errorf("fhirjson: SetReferenceByIdentifier: %w", err)
+		}
+	}
+	return out, len(paths), nil
+}
+
+// plainKey tells whether a member name needs no escaping in a gjson/sjson
+// path: FHIR element names are letters, digits and underscores.
+func plainKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// HasMetaTag tells whether the resource b carries a meta.tag Coding in
+// system. It is false for anything that is not a JSON object.
+func HasMetaTag(b []byte, system string) bool {
+	found := false
+	gjson.GetBytes(b, "meta.tag").ForEach(func(_, c gjson.Result) bool {
+		found = c.Get("system").Type == gjson.String && c.Get("system").Str == system
+		return !found
+	})
+	return found
 }

@@ -62,6 +62,73 @@ func TestSetVersionMeta(t *testing.T) {
 	}
 }
 
+// TestSetReferenceByIdentifier: setting the GP's Patient on the JSON gives
+// the resource fhirmap.PointPatientAt gives on its proto: every logical
+// reference by that NHS number, outside contained resources, gets the
+// literal reference; other references are left alone.
+func TestSetReferenceByIdentifier(t *testing.T) {
+	c := mustNew(t)
+	const nhs, sys = "9434765919", linkbridge.NHSNumberSystem
+	body := []byte(`{"resourceType":"Task","id":"t1","status":"accepted","intent":"order",` +
+		`"contained":[{"resourceType":"Patient","id":"c1","link":[{"other":{"type":"Patient","identifier":{"system":"` + sys + `","value":"` + nhs + `"}},"type":"seealso"}]}],` +
+		`"extension":[{"url":"https://example.org/x","valueReference":{"identifier":{"system":"` + sys + `","value":"` + nhs + `"}}}],` +
+		`"for":{"type":"Patient","identifier":{"system":"` + sys + `","value":"` + nhs + `"}},` +
+		`"requester":{"type":"Patient","identifier":{"system":"` + sys + `","value":"9990000018"}},` +
+		`"owner":{"reference":"Patient/old","identifier":{"system":"` + sys + `","value":"` + nhs + `"}},` +
+		`"focus":{"reference":"#c1"}}`)
+	in, err := c.DecodeResource(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := bytes.Clone(body)
+	got, n, err := fhirjson.SetReferenceByIdentifier(body, sys, nhs, "Patient/gp-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("set %d references, want 3 (extension, for, owner)", n)
+	}
+	if !bytes.Equal(body, keep) {
+		t.Errorf("SetReferenceByIdentifier changed its input")
+	}
+	out, err := c.DecodeResource(got)
+	if err != nil {
+		t.Fatalf("edited resource does not parse: %v\n%s", err, got)
+	}
+	fhirmap.PointPatientAt(in, nhs, "gp-7")
+	if !proto.Equal(in, out) {
+		t.Errorf("JSON edit differs from PointPatientAt:\n%s", got)
+	}
+
+	// No match: the same bytes back, no walk needed.
+	same, n, err := fhirjson.SetReferenceByIdentifier(body, sys, "9990316775", "Patient/gp-7")
+	if err != nil || n != 0 || &same[0] != &body[0] {
+		t.Errorf("no match: n=%d err=%v, want body itself", n, err)
+	}
+	for _, bad := range []string{`[1]`, `{"resourceType":`} {
+		if _, _, err := fhirjson.SetReferenceByIdentifier([]byte(bad), sys, nhs, "Patient/x"); err == nil {
+			t.Errorf("SetReferenceByIdentifier(%s) = nil error, want one", bad)
+		}
+	}
+}
+
+func TestHasMetaTag(t *testing.T) {
+	const sys = "https://linkbridge.example.org/Id/writeback"
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"resourceType":"Provenance","meta":{"tag":[{"system":"http://x"},{"system":"` + sys + `","code":"Provenance/p"}]}}`, true},
+		{`{"resourceType":"Provenance","meta":{"tag":[{"system":"http://x"}]},"target":[{"identifier":{"system":"` + sys + `"}}]}`, false},
+		{`{"resourceType":"Provenance"}`, false},
+		{`not json`, false},
+	} {
+		if got := fhirjson.HasMetaTag([]byte(tc.body), sys); got != tc.want {
+			t.Errorf("HasMetaTag(%s) = %v, want %v", tc.body, got, tc.want)
+		}
+	}
+}
+
 // TestValidateEncoded: validating a resource with the rendering the caller
 // already has finds what Validate finds: google/fhir's issues on the proto,
 // the JSON rules on the bytes.
