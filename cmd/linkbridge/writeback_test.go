@@ -316,15 +316,16 @@ func TestWriteBackSurvivesCrashes(t *testing.T) {
 		select {
 		case <-done:
 			running = false
-		case <-time.After(time.Duration(150+kills*37%200) * time.Millisecond):
+		case <-time.After(time.Duration(50+kills*37%200) * time.Millisecond):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()
 			kills++
 			cmd = start()
 		}
 	}
-	// Keep killing while the outbox drains.
-	for i := 0; i < 3; i++ {
+	// Keep killing while the outbox drains (and, should the burst have
+	// been quicker than the kills, until there have been five).
+	for i := 0; i < 3 || kills < 5; i++ {
 		time.Sleep(time.Duration(100+i*70) * time.Millisecond)
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		_ = cmd.Wait()
