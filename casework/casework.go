@@ -86,7 +86,7 @@ type change struct {
 	edit func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error
 	// task, when set, returns the referral Task's next content; by default
 	// the stored Task with the case's workflow state applied. stored is a
-	// copy of the stored version, its to change.
+	// copy of the stored version, which task may change and return.
 	task func(stored *taskpb.Task, cr *linkbridge.CaseRecord, view []fhirmap.Generated, now time.Time) (*taskpb.Task, error)
 	// also are further resources the change versions (the revoked
 	// ServiceRequest); they are stored but not written back: they are the
@@ -185,9 +185,12 @@ func actorName(r *linkbridge.Referral, a linkbridge.Actor) string {
 // writeBacks then encodes each new version once more in its GP form, and
 // the Provenance once. So a written-back resource version costs 2 encodes
 // and no decode (the Task: 2 encodes, 1 decode; the Provenance: 1 encode),
-// and the relay sends the stored body (gpfhir.Sender). Before, each cost
-// 3 encodes, 1 decode and a json.Marshal, plus a decode and an encode in
-// the relay when it linked the GP's Patient.
+// and the relay sends the stored body (gpfhir.Sender edits its JSON to
+// link the GP's Patient). Before, a generated resource version cost a
+// json.Marshal, 1 decode and 3 encodes (probe, store, GP form); the Task
+// 1 decode and 3 encodes; the Provenance a json.Marshal, 1 decode and
+// 1 encode; and the relay added 1 decode and 1 encode to each when it
+// linked the GP's Patient.
 func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c change, now time.Time) ([]version, error) {
 	view := fhirmap.CaseView(cr)
 	var out []version

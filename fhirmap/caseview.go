@@ -54,8 +54,8 @@ type Generated struct {
 	Type, ID string
 	// Resource is the resource, its id set: a *Procedure, *Observation,
 	// *CarePlan, *Goal, *Encounter or *ServiceRequest of the R4 protos.
-	// The caller validates it (fhirjson.Codec.Validate) before storing or
-	// sending it.
+	// The caller validates it (fhirjson.Codec.Validate, ValidateEncoded)
+	// before storing or sending it.
 	Resource proto.Message
 }
 
