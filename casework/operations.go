@@ -153,7 +153,7 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 			return nil
 		},
 		// The Task as the party sent it, with the referral's new state.
-		task: func(_ *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (proto.Message, error) {
+		task: func(_ *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (*taskpb.Task, error) {
 			fhirmap.ApplyReferralToTask(t, cr.Referral, now)
 			return t, nil
 		},
@@ -227,7 +227,7 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 			cr.Referral.StatusReason = "Referral revoked by the referrer"
 			return nil
 		},
-		task: func(stored *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (proto.Message, error) {
+		task: func(stored *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (*taskpb.Task, error) {
 			fhirmap.ApplyReferralToTask(stored, cr.Referral, now)
 			return stored, nil
 		},

@@ -10,6 +10,7 @@ import (
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+	"google.golang.org/protobuf/proto"
 )
 
 // Shape is one resource version exactly as linkbridge's relay sends it to
@@ -79,19 +80,9 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 	}
 	view := fhirmap.CaseView(cr)
 	var out []Shape
-	add := func(typ, id string, doc map[string]any) error {
-		doc["id"] = id
-		raw, err := json.Marshal(doc)
-		if err != nil {
-			return err
-		}
-		c, err := codec.Decode(raw)
-		if err != nil {
+	add := func(typ, id string, res proto.Message) error {
+		if err := codec.Validate(res); err != nil {
 			return fmt.Errorf("conformance: render %s: %w", typ, err)
-		}
-		res := fhirmap.Unwrap(c)
-		if t, ok := res.(*taskpb.Task); ok {
-			fhirmap.ApplyCaseToTask(t, ref, view, ref.UpdatedAt)
 		}
 		body, err := codec.Encode(fhirmap.ForGPRecord(res, ref, nhs))
 		if err != nil {
@@ -100,8 +91,9 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 		out = append(out, Shape{Type: typ, ID: id, Version: stage, Body: body})
 		return nil
 	}
+	// The referral Task as a GP system sends it, with the case applied.
 	task := map[string]any{
-		"resourceType": "Task", "status": "requested", "intent": "order", "priority": "routine",
+		"resourceType": "Task", "id": ref.TaskID, "status": "requested", "intent": "order", "priority": "routine",
 		"code":       map[string]any{"coding": []any{map[string]any{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}}},
 		"focus":      map[string]any{"reference": "ServiceRequest/" + ref.ID},
 		"for":        map[string]any{"reference": "Patient/" + ref.PersonID},
@@ -109,11 +101,20 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 		"requester":  map[string]any{"type": "Organization", "identifier": map[string]any{"system": ODSSystem, "value": ref.ReferrerODS}},
 		"owner":      map[string]any{"type": "Organization", "identifier": map[string]any{"system": ODSSystem, "value": ref.ServiceODS}},
 	}
-	if err := add("Task", ref.TaskID, task); err != nil {
+	raw, err := json.Marshal(task)
+	if err != nil {
+		return nil, err
+	}
+	t, err := codec.DecodeResource(raw)
+	if err != nil {
+		return nil, fmt.Errorf("conformance: render Task: %w", err)
+	}
+	fhirmap.ApplyCaseToTask(t.(*taskpb.Task), ref, view, ref.UpdatedAt)
+	if err := add("Task", ref.TaskID, t); err != nil {
 		return nil, err
 	}
 	for _, g := range view {
-		if err := add(g.Type, g.ID, g.Doc); err != nil {
+		if err := add(g.Type, g.ID, g.Resource); err != nil {
 			return nil, err
 		}
 	}
@@ -124,18 +125,13 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 		targets = append(targets, &linkbridge.Resource{Type: sh.Type, ID: sh.ID, VersionID: stage})
 	}
 	prov := fhirmap.WriteBackProvenance(ref, ref.Version, targets, "plan", linkbridge.ActorPerformer, ref.UpdatedAt)
-	raw, err := json.Marshal(prov)
-	if err != nil {
-		return nil, err
-	}
-	c, err := codec.Decode(raw)
-	if err != nil {
+	if err := codec.Validate(prov); err != nil {
 		return nil, fmt.Errorf("conformance: render Provenance: %w", err)
 	}
-	body, err := codec.Encode(c)
+	body, err := codec.Encode(prov)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, Shape{Type: "Provenance", ID: fhirmap.ID(fhirmap.Unwrap(c)), Version: 1, Body: body})
+	out = append(out, Shape{Type: "Provenance", ID: fhirmap.ID(prov), Version: 1, Body: body})
 	return out, nil
 }

@@ -6,8 +6,17 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 
+	cpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	careplanpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/care_plan_go_proto"
+	encounterpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/encounter_go_proto"
+	goalpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/goal_go_proto"
+	observationpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/observation_go_proto"
+	procedurepb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/procedure_go_proto"
+	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
 	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
+	vspb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/valuesets_go_proto"
+	"google.golang.org/protobuf/proto"
 )
 
 // Canonical URLs linkbridge defines and publishes.
@@ -21,6 +30,9 @@ const (
 	// ratings on a Goal (PRSB care and support plan).
 	ExtGoalImportance = "https://linkbridge.example.org/fhir/StructureDefinition/goal-importance"
 	ExtGoalConfidence = "https://linkbridge.example.org/fhir/StructureDefinition/goal-confidence"
+	// ExtOnwardReferralStatus carries an onward referral's own status (sent,
+	// accepted, attended, declined) on its ServiceRequest.
+	ExtOnwardReferralStatus = "https://linkbridge.example.org/fhir/StructureDefinition/onward-referral-status"
 	// LinkWorkerSystem identifies link workers in references.
 	LinkWorkerSystem = "https://linkbridge.example.org/Id/link-worker"
 	// SDOHTaskOutputSystem is the SDOH temporary code system for Task.output
@@ -37,16 +49,14 @@ const (
 	LOINCUCLA3 = "106418-7"
 )
 
-// JSON is a FHIR resource as a JSON object, before it is parsed and checked
-// by google/fhir.
-type JSON = map[string]any
-
 // Generated is one resource of the FHIR view of a case record.
 type Generated struct {
 	Type, ID string
-	// Doc is the resource as JSON; the caller parses it with the validating
-	// codec before storing or sending it.
-	Doc JSON
+	// Resource is the resource, its id set: a *Procedure, *Observation,
+	// *CarePlan, *Goal, *Encounter or *ServiceRequest of the R4 protos.
+	// The caller validates it (fhirjson.Codec.Validate, ValidateEncoded)
+	// before storing or sending it.
+	Resource proto.Message
 }
 
 // Reference returns "Type/id".
@@ -65,6 +75,10 @@ func DeclinedID(referralID string) string   { return "declined-" + referralID }
 // ServiceRequest per onward referral. Consent decides what leaves: full
 // shares everything; codes-only shares codes and statuses but no free text;
 // none shares nothing here (only the Task status, see ApplyCaseToTask).
+//
+// Each resource is built as the R4 proto google/fhir parses its JSON into
+// (typed references, dateTimes to the second in UTC), so it renders and
+// compares like a stored version read back.
 func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	r := cr.Referral
 	consent := r.Consent
@@ -75,41 +89,46 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 		return nil
 	}
 	full := consent == linkbridge.ConsentFull
-	patient := JSON{"reference": "Patient/" + r.PersonID}
-	basedOn := []any{JSON{"reference": "ServiceRequest/" + r.ID}}
+	// Every resource gets its own references: none shares a message with
+	// another, so one may be changed (SetMeta, ForGPRecord) on its own.
+	patient := func() *dpb.Reference { return NewRef("Patient", r.PersonID) }
+	basedOn := func() []*dpb.Reference { return []*dpb.Reference{NewRef("ServiceRequest", r.ID)} }
 	var out []Generated
 
 	if !r.AcceptedAt.IsZero() {
-		proc := JSON{
-			"resourceType": "Procedure",
-			"status":       "completed",
-			"code":         sct(linkbridge.SCTReferralToSocialPrescribing, "Referral to social prescribing service"),
-			"subject":      patient,
-			"basedOn":      basedOn,
+		id := AcceptanceID(r.ID)
+		proc := &procedurepb.Procedure{
+			Id:      fhirID(id),
+			Status:  &procedurepb.Procedure_StatusCode{Value: cpb.EventStatusCode_COMPLETED},
+			Code:    sct(linkbridge.SCTReferralToSocialPrescribing, "Referral to social prescribing service"),
+			Subject: patient(),
+			BasedOn: basedOn(),
 		}
 		if r.CompletedAt.IsZero() {
-			proc["performedDateTime"] = dateTime(r.AcceptedAt)
+			proc.Performed = &procedurepb.Procedure_PerformedX{Choice: &procedurepb.Procedure_PerformedX_DateTime{DateTime: DateTime(r.AcceptedAt)}}
 		} else {
-			proc["performedPeriod"] = JSON{"start": dateTime(r.AcceptedAt), "end": dateTime(r.CompletedAt)}
+			proc.Performed = &procedurepb.Procedure_PerformedX{Choice: &procedurepb.Procedure_PerformedX_Period{
+				Period: &dpb.Period{Start: DateTime(r.AcceptedAt), End: DateTime(r.CompletedAt)}}}
 		}
 		if r.LinkWorker.ID != "" {
-			proc["performer"] = []any{JSON{"actor": linkWorkerRef(r.LinkWorker)}}
+			proc.Performer = []*procedurepb.Procedure_Performer{{Actor: linkWorkerRef(r.LinkWorker)}}
 		}
 		if full && r.DischargeSummary != "" {
-			proc["note"] = []any{JSON{"text": r.DischargeSummary}}
+			proc.Note = []*dpb.Annotation{{Text: &dpb.Markdown{Value: r.DischargeSummary}}}
 		}
-		out = append(out, Generated{"Procedure", AcceptanceID(r.ID), proc})
+		out = append(out, Generated{"Procedure", id, proc})
 	}
 	if r.Status == linkbridge.TaskRejected {
-		obs := JSON{
-			"resourceType":      "Observation",
-			"status":            "final",
-			"code":              sct(linkbridge.SCTSocialPrescribingDeclined, "Social prescribing declined"),
-			"subject":           patient,
-			"basedOn":           basedOn,
-			"effectiveDateTime": dateTime(r.UpdatedAt),
+		id := DeclinedID(r.ID)
+		obs := &observationpb.Observation{
+			Id:        fhirID(id),
+			Status:    &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_FINAL},
+			Code:      sct(linkbridge.SCTSocialPrescribingDeclined, "Social prescribing declined"),
+			Subject:   patient(),
+			BasedOn:   basedOn(),
+			Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(r.UpdatedAt)}},
 		}
-		out = append(out, Generated{"Observation", DeclinedID(r.ID), obs})
+		out = append(out, Generated{"Observation", id, obs})
 	}
 	if r.AcceptedAt.IsZero() {
 		return out
@@ -117,63 +136,61 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 
 	// The personalised care and support plan and its goals.
 	plan := cr.Plan
-	cp := JSON{
-		"resourceType": "CarePlan",
-		"status":       carePlanStatus(r.Status),
-		"intent":       "plan",
-		"title":        "Personalised care and support plan (social prescribing)",
-		"category":     []any{JSON{"text": "Social prescribing personalised care and support plan"}},
-		"subject":      patient,
+	cpID := CarePlanID(r.ID)
+	cp := &careplanpb.CarePlan{
+		Id:       fhirID(cpID),
+		Status:   &careplanpb.CarePlan_StatusCode{Value: carePlanStatus(r.Status)},
+		Intent:   &careplanpb.CarePlan_IntentCode{Value: vspb.CarePlanIntentValueSet_PLAN},
+		Title:    fhirString("Personalised care and support plan (social prescribing)"),
+		Category: []*dpb.CodeableConcept{conceptText("Social prescribing personalised care and support plan")},
+		Subject:  patient(),
 		// CarePlan.basedOn may only point at a CarePlan (R4); the referral
 		// is information the plan was made on.
-		"supportingInfo": basedOn,
-		"period":         period(r.AcceptedAt, r.CompletedAt),
+		SupportingInfo: basedOn(),
+		Period:         period(r.AcceptedAt, r.CompletedAt),
 	}
 	if r.LinkWorker.ID != "" {
-		cp["author"] = linkWorkerRef(r.LinkWorker)
+		cp.Author = linkWorkerRef(r.LinkWorker)
 	}
 	if full && plan.WhatMatters != "" {
-		cp["description"] = "What matters to me: " + plan.WhatMatters
+		cp.Description = fhirString("What matters to me: " + plan.WhatMatters)
 	}
-	var goals, activities []any
 	for _, g := range plan.Goals {
-		goals = append(goals, JSON{"reference": "Goal/" + g.ID})
-		out = append(out, Generated{"Goal", g.ID, goalJSON(g, patient, full)})
+		cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
+		out = append(out, Generated{"Goal", g.ID, goalResource(g, patient(), full)})
 	}
 	for _, a := range plan.Actions {
-		detail := JSON{"status": a.Status}
+		detail := &careplanpb.CarePlan_Activity_Detail{Status: activityStatus(a.Status)}
 		if full {
-			detail["description"] = a.Description
+			detail.Description = fhirString(a.Description)
 		}
 		if a.Due != "" {
-			detail["scheduledString"] = "by " + a.Due
+			detail.Scheduled = &careplanpb.CarePlan_Activity_Detail_ScheduledX{
+				Choice: &careplanpb.CarePlan_Activity_Detail_ScheduledX_StringValue{StringValue: fhirString("by " + a.Due)}}
 		}
-		activities = append(activities, JSON{"detail": detail})
+		cp.Activity = append(cp.Activity, &careplanpb.CarePlan_Activity{Detail: detail})
 	}
 	for _, o := range plan.OnwardReferrals {
-		activities = append(activities, JSON{"reference": JSON{"reference": "ServiceRequest/" + o.ID}})
-		out = append(out, Generated{"ServiceRequest", o.ID, onwardJSON(o, r, patient, full)})
+		cp.Activity = append(cp.Activity, &careplanpb.CarePlan_Activity{Reference: NewRef("ServiceRequest", o.ID)})
+		out = append(out, Generated{"ServiceRequest", o.ID, onwardResource(o, r, patient(), full)})
 	}
 	for _, s := range plan.Signposts {
-		detail := JSON{"kind": "CommunicationRequest", "status": "completed"}
-		if full {
-			detail["description"] = "Signposted to " + s.To
+		detail := &careplanpb.CarePlan_Activity_Detail{
+			Kind:   &careplanpb.CarePlan_Activity_Detail_KindCode{Value: vspb.CarePlanActivityKindValueSet_COMMUNICATION_REQUEST},
+			Status: &careplanpb.CarePlan_Activity_Detail_StatusCode{Value: cpb.CarePlanActivityStatusCode_COMPLETED},
 		}
-		activities = append(activities, JSON{"detail": detail})
+		if full {
+			detail.Description = fhirString("Signposted to " + s.To)
+		}
+		cp.Activity = append(cp.Activity, &careplanpb.CarePlan_Activity{Detail: detail})
 	}
-	if goals != nil {
-		cp["goal"] = goals
-	}
-	if activities != nil {
-		cp["activity"] = activities
-	}
-	out = append(out, Generated{"CarePlan", CarePlanID(r.ID), cp})
+	out = append(out, Generated{"CarePlan", cpID, cp})
 
 	for _, c := range cr.Contacts {
-		out = append(out, Generated{"Encounter", c.ID, encounterJSON(c, r, patient, basedOn, full)})
+		out = append(out, Generated{"Encounter", c.ID, encounterResource(c, r, patient(), basedOn(), full)})
 	}
 	for _, m := range cr.Measures {
-		out = append(out, Generated{"Observation", m.ID, measureJSON(m, patient, basedOn)})
+		out = append(out, Generated{"Observation", m.ID, measureResource(m, patient(), basedOn())})
 	}
 	return out
 }
@@ -239,188 +256,205 @@ func codedReason(r *linkbridge.Referral) string {
 	return ""
 }
 
-func carePlanStatus(s linkbridge.TaskStatus) string {
+func carePlanStatus(s linkbridge.TaskStatus) cpb.RequestStatusCode_Value {
 	switch s {
 	case linkbridge.TaskCompleted:
-		return "completed"
+		return cpb.RequestStatusCode_COMPLETED
 	case linkbridge.TaskOnHold:
-		return "on-hold"
+		return cpb.RequestStatusCode_ON_HOLD
 	case linkbridge.TaskCancelled, linkbridge.TaskFailed:
-		return "revoked"
+		return cpb.RequestStatusCode_REVOKED
 	case linkbridge.TaskEnteredInError:
-		return "entered-in-error"
+		return cpb.RequestStatusCode_ENTERED_IN_ERROR
 	}
-	return "active"
+	return cpb.RequestStatusCode_ACTIVE
 }
 
-func goalJSON(g linkbridge.Goal, patient JSON, full bool) JSON {
-	lifecycle, achievement := "active", ""
+// activityStatus is a plan action's status as a CarePlan activity status,
+// or nil for a code outside the value set: the CarePlan then fails
+// validation (detail.status is required), as its JSON did before.
+func activityStatus(s string) *careplanpb.CarePlan_Activity_Detail_StatusCode {
+	c := &careplanpb.CarePlan_Activity_Detail_StatusCode{}
+	if !SetCode(c, s) {
+		return nil
+	}
+	return c
+}
+
+func goalResource(g linkbridge.Goal, patient *dpb.Reference, full bool) *goalpb.Goal {
+	lifecycle, achievement := cpb.GoalLifecycleStatusCode_ACTIVE, ""
 	switch g.Status {
 	case linkbridge.GoalOnHold:
-		lifecycle = "on-hold"
+		lifecycle = cpb.GoalLifecycleStatusCode_ON_HOLD
 	case linkbridge.GoalAchieved:
-		lifecycle, achievement = "completed", "achieved"
+		lifecycle, achievement = cpb.GoalLifecycleStatusCode_COMPLETED, "achieved"
 	case linkbridge.GoalNotAchieved:
-		lifecycle, achievement = "completed", "not-achieved"
+		lifecycle, achievement = cpb.GoalLifecycleStatusCode_COMPLETED, "not-achieved"
 	case linkbridge.GoalCancelled:
-		lifecycle = "cancelled"
+		lifecycle = cpb.GoalLifecycleStatusCode_CANCELLED
 	}
 	desc := "Personal goal (details held by the social prescribing service)"
 	if full {
 		desc = g.Description
 	}
-	doc := JSON{
-		"resourceType":    "Goal",
-		"lifecycleStatus": lifecycle,
-		"description":     JSON{"text": desc},
-		"subject":         patient,
-		"extension": []any{
-			JSON{"url": ExtGoalImportance, "valueInteger": g.Importance},
-			JSON{"url": ExtGoalConfidence, "valueInteger": g.Confidence},
-		},
+	res := &goalpb.Goal{
+		Id:              fhirID(g.ID),
+		LifecycleStatus: &goalpb.Goal_LifecycleStatusCode{Value: lifecycle},
+		Description:     conceptText(desc),
+		Subject:         patient,
+		Extension:       []*dpb.Extension{integerExt(ExtGoalImportance, g.Importance), integerExt(ExtGoalConfidence, g.Confidence)},
 	}
 	if achievement != "" {
-		doc["achievementStatus"] = JSON{"coding": []any{JSON{"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": achievement}}}
+		res.AchievementStatus = concept(coding("http://terminology.hl7.org/CodeSystem/goal-achievement", achievement, ""))
 	}
-	return doc
+	return res
 }
 
-func onwardJSON(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient JSON, full bool) JSON {
-	status := "active"
+func onwardResource(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient *dpb.Reference, full bool) *srpb.ServiceRequest {
+	status := cpb.RequestStatusCode_ACTIVE
 	switch o.Status {
 	case "attended":
-		status = "completed"
+		status = cpb.RequestStatusCode_COMPLETED
 	case "declined":
-		status = "revoked"
+		status = cpb.RequestStatusCode_REVOKED
 	}
 	// The service is named by the link worker in free text: only full
 	// consent shares the name; codes-only shares the ODS code, if any.
-	code, performer := JSON{"text": "Referral to a community service"}, JSON{}
+	code, performer := conceptText("Referral to a community service"), &dpb.Reference{}
 	if full {
-		code["text"] = "Referral to " + o.Service
-		performer["display"] = o.Service
+		code.Text = fhirString("Referral to " + o.Service)
+		performer.Display = fhirString(o.Service)
 	}
 	if o.OrganisationODS != "" {
-		performer["identifier"] = JSON{"system": linkbridge.ODSSystem, "value": o.OrganisationODS}
-		performer["type"] = "Organization"
+		performer.Identifier = &dpb.Identifier{System: fhirURI(linkbridge.ODSSystem), Value: fhirString(o.OrganisationODS)}
+		performer.Type = fhirURI("Organization")
 	}
-	doc := JSON{
-		"resourceType": "ServiceRequest",
-		"status":       status,
-		"intent":       "order",
-		"code":         code,
-		"subject":      patient,
-		"basedOn":      []any{JSON{"reference": "ServiceRequest/" + r.ID}},
-		"authoredOn":   dateTime(o.SentAt),
-		"extension":    []any{JSON{"url": "https://linkbridge.example.org/fhir/StructureDefinition/onward-referral-status", "valueCode": o.Status}},
+	sr := &srpb.ServiceRequest{
+		Id:         fhirID(o.ID),
+		Status:     &srpb.ServiceRequest_StatusCode{Value: status},
+		Intent:     &srpb.ServiceRequest_IntentCode{Value: cpb.RequestIntentCode_ORDER},
+		Code:       code,
+		Subject:    patient,
+		BasedOn:    []*dpb.Reference{NewRef("ServiceRequest", r.ID)},
+		AuthoredOn: DateTime(o.SentAt),
+		Extension:  []*dpb.Extension{codeExt(ExtOnwardReferralStatus, o.Status)},
 	}
-	if len(performer) > 0 {
-		doc["performer"] = []any{performer}
+	if performer.Display != nil || performer.Identifier != nil {
+		sr.Performer = []*dpb.Reference{performer}
 	}
 	if r.LinkWorker.ID != "" {
-		doc["requester"] = linkWorkerRef(r.LinkWorker)
+		sr.Requester = linkWorkerRef(r.LinkWorker)
 	}
 	if full && o.Reason != "" {
-		doc["reasonCode"] = []any{JSON{"text": o.Reason}}
+		sr.ReasonCode = []*dpb.CodeableConcept{conceptText(o.Reason)}
 	}
-	return doc
+	return sr
 }
 
-func encounterJSON(c *linkbridge.Contact, r *linkbridge.Referral, patient JSON, basedOn []any, full bool) JSON {
-	class := map[linkbridge.ContactMode][2]string{
-		linkbridge.ContactFaceToFace: {"AMB", "ambulatory"},
-		linkbridge.ContactGroup:      {"AMB", "ambulatory"},
-		linkbridge.ContactPhone:      {"VR", "virtual"},
-		linkbridge.ContactVideo:      {"VR", "virtual"},
-		linkbridge.ContactHomeVisit:  {"HH", "home health"},
-	}[c.Mode]
-	status := "finished"
+// contactClass is the Encounter.class (v3 ActCode code and display) of a
+// contact mode.
+var contactClass = map[linkbridge.ContactMode][2]string{
+	linkbridge.ContactFaceToFace: {"AMB", "ambulatory"},
+	linkbridge.ContactGroup:      {"AMB", "ambulatory"},
+	linkbridge.ContactPhone:      {"VR", "virtual"},
+	linkbridge.ContactVideo:      {"VR", "virtual"},
+	linkbridge.ContactHomeVisit:  {"HH", "home health"},
+}
+
+func encounterResource(c *linkbridge.Contact, r *linkbridge.Referral, patient *dpb.Reference, basedOn []*dpb.Reference, full bool) *encounterpb.Encounter {
+	class := contactClass[c.Mode]
+	status := cpb.EncounterStatusCode_FINISHED
 	if !c.Attended {
-		status = "cancelled" // did not attend: the contact did not take place
+		status = cpb.EncounterStatusCode_CANCELLED // did not attend: the contact did not take place
 	}
-	doc := JSON{
-		"resourceType": "Encounter",
-		"status":       status,
-		"class":        JSON{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class[0], "display": class[1]},
-		"type":         []any{JSON{"text": "Social prescribing contact (" + string(c.Mode) + ")"}},
-		"subject":      patient,
-		"basedOn":      basedOn,
-		"period":       JSON{"start": dateTime(c.At), "end": dateTime(c.At.Add(time.Duration(c.Minutes) * time.Minute))},
+	enc := &encounterpb.Encounter{
+		Id:     fhirID(c.ID),
+		Status: &encounterpb.Encounter_StatusCode{Value: status},
+		// An unknown mode leaves code and display empty, which fails
+		// validation (FHIR JSON has no empty strings).
+		ClassValue: &dpb.Coding{System: fhirURI("http://terminology.hl7.org/CodeSystem/v3-ActCode"), Code: fhirCode(class[0]), Display: fhirString(class[1])},
+		Type:       []*dpb.CodeableConcept{conceptText("Social prescribing contact (" + string(c.Mode) + ")")},
+		Subject:    patient,
+		BasedOn:    basedOn,
+		Period:     &dpb.Period{Start: DateTime(c.At), End: DateTime(c.At.Add(time.Duration(c.Minutes) * time.Minute))},
 	}
 	if c.Attended {
-		doc["length"] = JSON{"value": c.Minutes, "unit": "min", "system": UCUM, "code": "min"}
+		enc.Length = &dpb.Duration{Value: &dpb.Decimal{Value: strconv.Itoa(c.Minutes)}, Unit: fhirString("min"), System: fhirURI(UCUM), Code: fhirCode("min")}
 	}
 	if r.LinkWorker.ID != "" {
-		doc["participant"] = []any{JSON{"individual": linkWorkerRef(r.LinkWorker)}}
+		enc.Participant = []*encounterpb.Encounter_Participant{{Individual: linkWorkerRef(r.LinkWorker)}}
 	}
 	_ = full // contact notes never leave the store; they are the link worker's own
-	return doc
+	return enc
 }
 
-func measureJSON(m *linkbridge.Measure, patient JSON, basedOn []any) JSON {
-	doc := JSON{
-		"resourceType":      "Observation",
-		"status":            "final",
-		"category":          []any{JSON{"coding": []any{JSON{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}}}},
-		"subject":           patient,
-		"basedOn":           basedOn,
-		"effectiveDateTime": dateTime(m.TakenAt),
-		"extension":         []any{JSON{"url": ExtTimepoint, "valueCode": string(m.Timepoint)}},
+func measureResource(m *linkbridge.Measure, patient *dpb.Reference, basedOn []*dpb.Reference) *observationpb.Observation {
+	obs := &observationpb.Observation{
+		Id:        fhirID(m.ID),
+		Status:    &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_FINAL},
+		Category:  []*dpb.CodeableConcept{concept(coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey", ""))},
+		Subject:   patient,
+		BasedOn:   basedOn,
+		Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(m.TakenAt)}},
+		Extension: []*dpb.Extension{codeExt(ExtTimepoint, string(m.Timepoint))},
+	}
+	integer := func(n int) *observationpb.Observation_ValueX {
+		return &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_Integer{Integer: &dpb.Integer{Value: int32(n)}}}
+	}
+	component := func(code *dpb.CodeableConcept, n int) *observationpb.Observation_Component {
+		return &observationpb.Observation_Component{Code: code, Value: &observationpb.Observation_Component_ValueX{
+			Choice: &observationpb.Observation_Component_ValueX_Integer{Integer: &dpb.Integer{Value: int32(n)}}}}
 	}
 	switch m.Instrument {
 	case linkbridge.WEMWBS:
-		doc["code"] = sct(SCTWEMWBS, "Warwick-Edinburgh Mental Well-being Scale score")
-		doc["valueInteger"] = m.Total
+		obs.Code = sct(SCTWEMWBS, "Warwick-Edinburgh Mental Well-being Scale score")
+		obs.Value = integer(m.Total)
 	case linkbridge.SWEMWBS:
-		doc["code"] = sct(SCTSWEMWBS, "Short Warwick-Edinburgh Mental Well-being Scale score")
-		doc["component"] = []any{
-			JSON{"code": JSON{"text": "SWEMWBS raw score"}, "valueInteger": m.Total},
-			JSON{"code": JSON{"text": "SWEMWBS metric score"}, "valueQuantity": JSON{"value": json2dp(m.Metric), "unit": "{score}", "system": UCUM, "code": "{score}"}},
+		obs.Code = sct(SCTSWEMWBS, "Short Warwick-Edinburgh Mental Well-being Scale score")
+		metric := &dpb.Quantity{Value: decimal2dp(m.Metric), Unit: fhirString("{score}"), System: fhirURI(UCUM), Code: fhirCode("{score}")}
+		obs.Component = []*observationpb.Observation_Component{
+			component(conceptText("SWEMWBS raw score"), m.Total),
+			{Code: conceptText("SWEMWBS metric score"), Value: &observationpb.Observation_Component_ValueX{
+				Choice: &observationpb.Observation_Component_ValueX_Quantity{Quantity: metric}}},
 		}
 	case linkbridge.UCLA3:
-		doc["code"] = JSON{"coding": []any{JSON{"system": linkbridge.LOINCSystem, "code": LOINCUCLA3, "display": "Three-Item Loneliness scale"}}}
-		doc["valueInteger"] = m.Total
+		obs.Code = concept(coding(linkbridge.LOINCSystem, LOINCUCLA3, "Three-Item Loneliness scale"))
+		obs.Value = integer(m.Total)
 	case linkbridge.ONS4:
-		doc["code"] = JSON{"coding": []any{JSON{"system": ONS4CodeSystem, "code": "ons4", "display": "ONS4 personal wellbeing"}}}
-		var comps []any
+		obs.Code = concept(coding(ONS4CodeSystem, "ons4", "ONS4 personal wellbeing"))
 		for i, item := range linkbridge.ONS4Items {
-			comps = append(comps, JSON{
-				"code":         JSON{"coding": []any{JSON{"system": ONS4CodeSystem, "code": item}}},
-				"valueInteger": m.Items[i],
-			})
+			obs.Component = append(obs.Component, component(concept(coding(ONS4CodeSystem, item, "")), m.Items[i]))
 		}
-		doc["component"] = comps
 	}
-	return doc
+	return obs
 }
 
-func sct(code, display string) JSON {
-	return JSON{"coding": []any{JSON{"system": linkbridge.SNOMEDSystem, "code": code, "display": display}}}
+// sct is a CodeableConcept of one SNOMED CT coding.
+func sct(code, display string) *dpb.CodeableConcept {
+	return concept(coding(linkbridge.SNOMEDSystem, code, display))
 }
 
-func linkWorkerRef(lw linkbridge.LinkWorker) JSON {
-	ref := JSON{"type": "Practitioner", "identifier": JSON{"system": LinkWorkerSystem, "value": lw.ID}}
+// linkWorkerRef is a logical reference to a link worker (Practitioner by
+// link-worker identifier), with their name as display when known.
+func linkWorkerRef(lw linkbridge.LinkWorker) *dpb.Reference {
+	ref := logicalRef("Practitioner", LinkWorkerSystem, lw.ID)
 	if lw.Name != "" {
-		ref["display"] = lw.Name
+		ref.Display = fhirString(lw.Name)
 	}
 	return ref
 }
 
-func dateTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
-
-func period(start, end time.Time) JSON {
-	p := JSON{"start": dateTime(start)}
+// period is start to end, open when end is zero.
+func period(start, end time.Time) *dpb.Period {
+	p := &dpb.Period{Start: DateTime(start)}
 	if !end.IsZero() {
-		p["end"] = dateTime(end)
+		p.End = DateTime(end)
 	}
 	return p
 }
 
-// json2dp renders a score with two decimals as a JSON number.
-func json2dp(f float64) jsonNumber { return jsonNumber(strconv.FormatFloat(f, 'f', 2, 64)) }
-
-// jsonNumber is a preformatted JSON number (keeps "17.00" exact).
-type jsonNumber string
-
-// MarshalJSON implements json.Marshaler.
-func (n jsonNumber) MarshalJSON() ([]byte, error) { return []byte(n), nil }
+// decimal2dp is a score with two decimals ("17.00" stays exact: a FHIR
+// decimal keeps its written precision).
+func decimal2dp(f float64) *dpb.Decimal {
+	return &dpb.Decimal{Value: strconv.FormatFloat(f, 'f', 2, 64)}
+}

@@ -56,12 +56,7 @@ func renderCase(t *testing.T, c *fhirjson.Codec, input string) *renderedCase {
 	out := &renderedCase{cr: &cr, bodies: map[string][]byte{}}
 	out.view = fhirmap.CaseView(&cr)
 	for _, g := range out.view {
-		g.Doc["id"] = g.ID
-		raw, err := json.Marshal(g.Doc)
-		if err != nil {
-			t.Fatalf("%s: marshal: %v", g.Reference(), err)
-		}
-		body := mustRender(t, c, raw, g.Reference())
+		body := mustRenderGenerated(t, c, g)
 		if _, dup := out.bodies[g.Reference()]; dup {
 			t.Errorf("CaseView generated %s twice", g.Reference())
 		}
@@ -80,6 +75,34 @@ func renderCase(t *testing.T, c *fhirjson.Codec, input string) *renderedCase {
 	}
 	out.task = mustRender(t, c, body, "Task")
 	return out
+}
+
+// mustRenderGenerated validates a generated resource and renders it, as
+// casework does before storing it, runs the independent validator on the
+// result, and checks that it is the proto google/fhir parses that rendering
+// into (typed references, dateTimes as parsed), so that it renders the same
+// after a round trip through the store.
+func mustRenderGenerated(t *testing.T, c *fhirjson.Codec, g fhirmap.Generated) []byte {
+	t.Helper()
+	if fhirmap.TypeName(g.Resource) != g.Type || fhirmap.ID(g.Resource) != g.ID {
+		t.Fatalf("%s holds %s/%s", g.Reference(), fhirmap.TypeName(g.Resource), fhirmap.ID(g.Resource))
+	}
+	if err := c.Validate(g.Resource); err != nil {
+		t.Fatalf("%s does not validate: %v", g.Reference(), err)
+	}
+	body, err := c.Encode(g.Resource)
+	if err != nil {
+		t.Fatalf("%s: encode: %v", g.Reference(), err)
+	}
+	fhirschema.Validate(t, body)
+	back, err := c.DecodeResource(body)
+	if err != nil {
+		t.Fatalf("%s does not parse back: %v\n%s", g.Reference(), err, body)
+	}
+	if !proto.Equal(back, g.Resource) {
+		t.Errorf("%s is not what its rendering parses into:\n%s\nbuilt:  %v\nparsed: %v", g.Reference(), body, g.Resource, back)
+	}
+	return body
 }
 
 // mustRender parses raw with the codec (which validates it), renders it
@@ -336,7 +359,7 @@ func TestCaseViewCodesOnly(t *testing.T) {
 	rf.Consent = ""
 	cr.Referral = &rf
 	for _, g := range fhirmap.CaseView(&cr) {
-		raw, _ := json.Marshal(g.Doc)
+		raw := mustRenderGenerated(t, mustCodec(t), g)
 		for _, s := range secrets {
 			if bytes.Contains(raw, []byte(s)) {
 				t.Errorf("unset consent: %s carries free text %q", g.Reference(), s)
@@ -464,5 +487,31 @@ func TestForGPRecord(t *testing.T) {
 	got := fhirmap.ForGPRecord(enc, r, nhs).(*encpb.Encounter)
 	if typ, id := fhirmap.RefTarget(got.GetSubject()); typ != "Patient" || id != "someone-else" || got.GetSubject().GetIdentifier() != nil {
 		t.Errorf("another patient's reference became %v", got.GetSubject())
+	}
+}
+
+// TestCaseViewRefusesUnknownCodes: a code outside its value set leaves the
+// typed resource without it, so Validate refuses the resource as the codec
+// refused its JSON before: a plan action status (CarePlan activity
+// detail.status is required) and a contact mode (Encounter.class code and
+// display would be empty).
+func TestCaseViewRefusesUnknownCodes(t *testing.T) {
+	t.Parallel()
+	c := mustCodec(t)
+	var cr linkbridge.CaseRecord
+	if err := json.Unmarshal(mustReadFile(t, filepath.Join(caseViewDir, "full-consent.input.json")), &cr); err != nil {
+		t.Fatal(err)
+	}
+	cr.Plan.Actions[0].Status = "bogus"
+	cr.Contacts[0].Mode = "carrier-pigeon"
+	refused := map[string]bool{}
+	for _, g := range fhirmap.CaseView(&cr) {
+		if err := c.Validate(g.Resource); err != nil {
+			refused[g.Reference()] = true
+		}
+	}
+	want := map[string]bool{"CarePlan/" + fhirmap.CarePlanID(cr.Referral.ID): true, "Encounter/" + cr.Contacts[0].ID: true}
+	if diff := cmp.Diff(want, refused); diff != "" {
+		t.Errorf("resources Validate refuses (-want +got):\n%s", diff)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	provenancepb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/provenance_go_proto"
 )
 
 // ProvenanceID is the id of the Provenance written back with the change
@@ -24,37 +27,52 @@ func ProvenanceID(referralID string, version int) string {
 // records the change's action as activity text. It carries its write-back
 // key as a meta.tag (Provenance has no identifier element; see
 // SetWritebackKey). It carries no patient data.
-func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, actor linkbridge.Actor, now time.Time) JSON {
-	var tg []any
-	for _, t := range targets {
-		tg = append(tg, JSON{"type": t.Type, "identifier": JSON{"system": WritebackIdentifierSystem, "value": t.Type + "/" + t.ID},
-			"display": t.Type + " version " + strconv.Itoa(t.VersionID)})
+func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, actor linkbridge.Actor, now time.Time) *provenancepb.Provenance {
+	id := ProvenanceID(r.ID, version)
+	p := &provenancepb.Provenance{
+		Id: fhirID(id),
+		// Provenance has no identifier element: its write-back key is the
+		// meta.tag SetWritebackKey would add, found with _tag.
+		Meta:     &dpb.Meta{Tag: []*dpb.Coding{coding(WritebackIdentifierSystem, "Provenance/"+id, "")}},
+		Occurred: &provenancepb.Provenance_OccurredX{Choice: &provenancepb.Provenance_OccurredX_DateTime{DateTime: DateTime(now)}},
+		Recorded: recordedInstant(now),
+		Activity: &dpb.CodeableConcept{
+			Coding: []*dpb.Coding{coding("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "UPDATE", "revise")},
+			Text:   fhirString(action),
+		},
 	}
-	service := JSON{"type": "Organization", "identifier": JSON{"system": linkbridge.ODSSystem, "value": r.ServiceODS}}
-	author := JSON{
-		"type": JSON{"coding": []any{JSON{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author", "display": "Author"}}},
-		"who":  service,
+	for _, t := range targets {
+		ref := logicalRef(t.Type, WritebackIdentifierSystem, t.Type+"/"+t.ID)
+		ref.Display = fhirString(t.Type + " version " + strconv.Itoa(t.VersionID))
+		p.Target = append(p.Target, ref)
+	}
+	author := &provenancepb.Provenance_Agent{
+		Type: concept(coding("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author")),
+		Who:  logicalRef("Organization", linkbridge.ODSSystem, r.ServiceODS),
 	}
 	switch {
 	case actor == linkbridge.ActorRequester:
-		author["who"] = JSON{"type": "Organization", "identifier": JSON{"system": linkbridge.ODSSystem, "value": r.ReferrerODS}}
+		author.Who = logicalRef("Organization", linkbridge.ODSSystem, r.ReferrerODS)
 	case r.LinkWorker.ID != "":
-		author["who"] = linkWorkerRef(r.LinkWorker)
-		author["onBehalfOf"] = service
+		author.Who = linkWorkerRef(r.LinkWorker)
+		author.OnBehalfOf = logicalRef("Organization", linkbridge.ODSSystem, r.ServiceODS)
 	}
-	id := ProvenanceID(r.ID, version)
-	doc := JSON{
-		"resourceType":     "Provenance",
-		"id":               id,
-		"target":           tg,
-		"occurredDateTime": now.UTC().Format(time.RFC3339),
-		"recorded":         now.UTC().Format(time.RFC3339Nano),
-		"activity": JSON{"coding": []any{JSON{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "UPDATE", "display": "revise"}},
-			"text": action},
-		"agent": []any{author},
+	p.Agent = []*provenancepb.Provenance_Agent{author}
+	return p
+}
+
+// recordedInstant is now as Provenance.recorded has always been written:
+// to the nanosecond with trailing zeros dropped (RFC 3339), which
+// google/fhir reads as second precision when there is no fraction,
+// millisecond for up to three digits, else microsecond (truncated).
+func recordedInstant(now time.Time) *dpb.Instant {
+	ns := now.Nanosecond()
+	precision := dpb.Instant_MICROSECOND
+	switch {
+	case ns == 0:
+		precision = dpb.Instant_SECOND
+	case ns%int(time.Millisecond) == 0:
+		precision = dpb.Instant_MILLISECOND
 	}
-	// Provenance has no identifier element: its write-back key is the
-	// meta.tag SetWritebackKey would add, found with _tag.
-	doc["meta"] = JSON{"tag": []any{JSON{"system": WritebackIdentifierSystem, "code": "Provenance/" + id}}}
-	return doc
+	return &dpb.Instant{ValueUs: now.Unix()*1e6 + int64(ns/1e3), Timezone: "Z", Precision: precision}
 }

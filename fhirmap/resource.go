@@ -341,3 +341,46 @@ func DropContained(res proto.Message, drop map[string]bool) bool {
 	m.Set(fd, protoreflect.ValueOfList(kept))
 	return true
 }
+
+// Builders of the datatypes the generated resources use.
+
+func fhirID(id string) *dpb.Id        { return &dpb.Id{Value: id} }
+func fhirString(s string) *dpb.String { return &dpb.String{Value: s} }
+func fhirURI(s string) *dpb.Uri       { return &dpb.Uri{Value: s} }
+func fhirCode(s string) *dpb.Code     { return &dpb.Code{Value: s} }
+func conceptText(text string) *dpb.CodeableConcept {
+	return &dpb.CodeableConcept{Text: fhirString(text)}
+}
+
+// coding is a Coding of system and code, with display unless it is empty.
+func coding(system, code, display string) *dpb.Coding {
+	c := &dpb.Coding{System: fhirURI(system), Code: fhirCode(code)}
+	if display != "" {
+		c.Display = fhirString(display)
+	}
+	return c
+}
+
+// concept is a CodeableConcept of codings.
+func concept(codings ...*dpb.Coding) *dpb.CodeableConcept {
+	return &dpb.CodeableConcept{Coding: codings}
+}
+
+// logicalRef is a logical reference to a resource of type typ by
+// identifier (system|value).
+func logicalRef(typ, system, value string) *dpb.Reference {
+	return &dpb.Reference{
+		Type:       fhirURI(typ),
+		Identifier: &dpb.Identifier{System: fhirURI(system), Value: fhirString(value)},
+	}
+}
+
+// integerExt is an extension with a valueInteger.
+func integerExt(url string, n int) *dpb.Extension {
+	return &dpb.Extension{Url: fhirURI(url), Value: &dpb.Extension_ValueX{Choice: &dpb.Extension_ValueX_Integer{Integer: &dpb.Integer{Value: int32(n)}}}}
+}
+
+// codeExt is an extension with a valueCode.
+func codeExt(url, code string) *dpb.Extension {
+	return &dpb.Extension{Url: fhirURI(url), Value: &dpb.Extension_ValueX{Choice: &dpb.Extension_ValueX_Code{Code: fhirCode(code)}}}
+}

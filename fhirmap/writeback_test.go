@@ -95,16 +95,9 @@ func TestWriteBackProvenanceGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	targets := []*linkbridge.Resource{{Type: "Task", ID: cr.Referral.TaskID, VersionID: 5}, {Type: "CarePlan", ID: fhirmap.CarePlanID(cr.Referral.ID), VersionID: 2}}
-	raw, err := json.Marshal(fhirmap.WriteBackProvenance(cr.Referral, 7, targets, "plan", linkbridge.ActorPerformer, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := mustRender(t, c, raw, "Provenance")
-	decoded, err := c.Decode(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := fhirmap.Unwrap(decoded)
+	prov := fhirmap.WriteBackProvenance(cr.Referral, 7, targets, "plan", linkbridge.ActorPerformer, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC))
+	body := mustRenderGenerated(t, c, fhirmap.Generated{Type: "Provenance", ID: fhirmap.ID(prov), Resource: prov})
+	res := proto.Clone(prov)
 	before := proto.Clone(res)
 	fhirmap.SetWritebackKey(res)
 	if !proto.Equal(before, res) {
@@ -131,5 +124,38 @@ func TestWriteBackProvenanceGolden(t *testing.T) {
 	}
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("WriteBackProvenance mismatch (-want +got); rerun with -update if the change is intended:\n%s", diff)
+	}
+}
+
+// TestWriteBackProvenanceRecorded: Provenance.recorded keeps the precision
+// it has always been written with: the change's time to the nanosecond
+// with trailing zeros dropped, as google/fhir reads that (seconds, then
+// milliseconds up to three digits, else microseconds, truncated).
+func TestWriteBackProvenanceRecorded(t *testing.T) {
+	t.Parallel()
+	c := mustCodec(t)
+	r := &linkbridge.Referral{ID: "r1", ServiceODS: "Y02662"}
+	targets := []*linkbridge.Resource{{Type: "Task", ID: "t1", VersionID: 2}}
+	at := time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		ns   int
+		want string
+	}{
+		{0, `"recorded":"2027-02-02T09:00:00Z"`},
+		{100_000_000, `"recorded":"2027-02-02T09:00:00.100Z"`},
+		{120_000_000, `"recorded":"2027-02-02T09:00:00.120Z"`},
+		{123_400_000, `"recorded":"2027-02-02T09:00:00.123400Z"`},
+		{123_456_789, `"recorded":"2027-02-02T09:00:00.123456Z"`},
+		{1, `"recorded":"2027-02-02T09:00:00.000000Z"`},
+	} {
+		now := at.Add(time.Duration(tc.ns))
+		p := fhirmap.WriteBackProvenance(r, 2, targets, "plan", linkbridge.ActorPerformer, now.In(time.FixedZone("BST", 3600)))
+		body, err := c.Encode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(body, []byte(tc.want)) || !bytes.Contains(body, []byte(`"occurredDateTime":"2027-02-02T09:00:00Z"`)) {
+			t.Errorf("ns %d: %s, want %s and occurredDateTime to the second", tc.ns, body, tc.want)
+		}
 	}
 }

@@ -12,7 +12,7 @@
 //     unknown resourceType), or breaks a FHIR JSON rule jsonformat lets
 //     through (empty string, null outside an array, empty object or array,
 //     duplicate key). Expression names the offending element when known.
-//   - Decode and Validate return an *InvalidResourceError when the resource
+//   - Decode, Validate and ValidateEncoded return an *InvalidResourceError when the resource
 //     parses but breaks FHIR rules that google/fhir validates (a missing
 //     required element, a malformed id, a reference to a resource type the
 //     element does not allow). It unwraps to a *linkbridge.Error with code
@@ -178,21 +178,48 @@ func (c *Codec) EncodeContained(cr *rpb.ContainedResource) ([]byte, error) {
 // resource. Resources inside contained[] are opaque Any messages to
 // google/fhir's validator, so only the JSON rules reach them.
 func (c *Codec) Validate(m proto.Message) error {
-	cr, err := Contain(m)
+	cr, err := c.validateProto(m)
 	if err != nil {
 		return err
-	}
-	er := errorreporter.NewOperationErrorReporter(fhirversion.R4)
-	if err := fhirvalidate.ValidateWithErrorReporter(cr, er); err != nil {
-		return fmt.Errorf("fhirjson: validate: %w", err)
-	}
-	if hasErrorIssue(er.Outcome.R4Outcome) {
-		return &InvalidResourceError{Outcome: er.Outcome.R4Outcome}
 	}
 	b, err := c.EncodeContained(cr)
 	if err != nil {
 		return err
 	}
+	return checkEncoded(cr, b)
+}
+
+// ValidateEncoded is Validate for a resource the caller has already
+// rendered: b is Encode(m), or that rendering edited as m was (such as
+// SetVersionMeta after fhirmap.SetMeta). It checks the JSON rules on b
+// instead of encoding m again. Errors are those of Validate.
+func (c *Codec) ValidateEncoded(m proto.Message, b []byte) error {
+	cr, err := c.validateProto(m)
+	if err != nil {
+		return err
+	}
+	return checkEncoded(cr, b)
+}
+
+// validateProto runs google/fhir's validation on m and returns m
+// contained.
+func (c *Codec) validateProto(m proto.Message) (*rpb.ContainedResource, error) {
+	cr, err := Contain(m)
+	if err != nil {
+		return nil, err
+	}
+	er := errorreporter.NewOperationErrorReporter(fhirversion.R4)
+	if err := fhirvalidate.ValidateWithErrorReporter(cr, er); err != nil {
+		return nil, fmt.Errorf("fhirjson: validate: %w", err)
+	}
+	if hasErrorIssue(er.Outcome.R4Outcome) {
+		return nil, &InvalidResourceError{Outcome: er.Outcome.R4Outcome}
+	}
+	return cr, nil
+}
+
+// checkEncoded checks the FHIR JSON rules on b, the rendering of cr.
+func checkEncoded(cr *rpb.ContainedResource, b []byte) error {
 	if ae := checkJSONRules(b, string(Resource(cr).ProtoReflect().Descriptor().Name())); ae != nil {
 		return ae
 	}

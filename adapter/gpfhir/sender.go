@@ -2,7 +2,6 @@ package gpfhir
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -17,10 +16,15 @@ import (
 // by NHS number (Patient?identifier=) and adds a literal reference to it
 // beside the NHS number identifier; lookups are cached for PatientTTL.
 type Sender struct {
-	Client       *Client
-	Codec        *fhirjson.Codec
+	// Client writes to the GP-side FHIR server.
+	Client *Client
+	// Codec re-keys an old Provenance row that lacks its write-back tag
+	// (see Send); nil sends such a row as stored.
+	Codec *fhirjson.Codec
+	// LinkPatients adds the GP's own Patient to references by NHS number.
 	LinkPatients bool
-	PatientTTL   time.Duration
+	// PatientTTL is how long a Patient lookup is cached; 10 minutes if 0.
+	PatientTTL time.Duration
 
 	mu       sync.Mutex
 	patients map[string]patientEntry
@@ -31,13 +35,22 @@ type patientEntry struct {
 	fetched time.Time
 }
 
-// Send writes one message's resource version to the GP record. A body of a
-// type keyed by meta.tag (no identifier element) that lacks its write-back
-// key — a Provenance queued before the key was added — gets it first, so a
-// conditional update of it finds it again on a resend.
+// Send writes one message's resource version to the GP record. The body
+// is sent as stored: casework stores each write-back in its final GP form.
+// Two edits remain, neither of which re-encodes the body:
+//   - A body of a type keyed by meta.tag (no identifier element) that lacks
+//     its write-back key gets it first, so a conditional update of it finds
+//     it again on a resend. Only a Provenance queued before
+//     WriteBackProvenance carried its key lacks one; for such an old row
+//     the body is decoded, keyed and encoded (no migration rewrites them:
+//     the fallback costs nothing for the rows queued since).
+//   - With LinkPatients, every logical reference to the person by NHS
+//     number gets a literal reference to the GP's own Patient, set on the
+//     JSON (fhirjson.SetReferenceByIdentifier, the JSON form of
+//     fhirmap.PointPatientAt).
 func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, error) {
 	body := m.Body
-	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !hasWritebackTag(body) {
+	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !fhirjson.HasMetaTag(body, WritebackIdentifierSystem) {
 		cr, err := s.Codec.Decode(body)
 		if err != nil {
 			return 0, &PermanentError{Err: errors.New("stored write-back does not parse: " + err.Error())}
@@ -54,14 +67,8 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 			return 0, err
 		}
 		if gpID != "" {
-			cr, err := s.Codec.Decode(body)
-			if err != nil {
+			if body, _, err = fhirjson.SetReferenceByIdentifier(body, linkbridge.NHSNumberSystem, m.NHSNumber, "Patient/"+gpID); err != nil {
 				return 0, &PermanentError{Err: errors.New("stored write-back does not parse: " + err.Error())}
-			}
-			res := fhirmap.Unwrap(cr)
-			fhirmap.PointPatientAt(res, m.NHSNumber, gpID)
-			if body, err = s.Codec.Encode(res); err != nil {
-				return 0, &PermanentError{Err: err}
 			}
 		}
 	}
@@ -94,26 +101,4 @@ func (s *Sender) patientID(ctx context.Context, nhs string) (string, error) {
 	s.patients[nhs] = patientEntry{id: id, fetched: time.Now()}
 	s.mu.Unlock()
 	return id, nil
-}
-
-// hasWritebackTag tells whether a resource's JSON carries a meta.tag in
-// WritebackIdentifierSystem (a Provenance names other resources by their
-// writeback identifiers, so the system alone is no sign of its own key).
-func hasWritebackTag(body []byte) bool {
-	var doc struct {
-		Meta struct {
-			Tag []struct {
-				System string `json:"system"`
-			} `json:"tag"`
-		} `json:"meta"`
-	}
-	if json.Unmarshal(body, &doc) != nil {
-		return false
-	}
-	for _, t := range doc.Meta.Tag {
-		if t.System == WritebackIdentifierSystem {
-			return true
-		}
-	}
-	return false
 }

@@ -1,0 +1,209 @@
+package casework_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/sqlite"
+	"github.com/linkbridge/linkbridge/casework"
+)
+
+// referralTxn is a complete referral transaction from the shared corpus.
+var referralTxn = filepath.Join("..", "testdata", "fhir", "r4", "bundle-referral-transaction.json")
+
+// benchCase is a case in progress on a real SQLite store: accepted by a
+// link worker, with full consent, four contacts and four outcome measures,
+// and a casework.Service that writes every change back.
+type benchCase struct {
+	svc   *casework.Service
+	store *sqlite.DB
+	id    string
+}
+
+// newBenchCase receives the corpus referral through the FHIR API, then
+// builds the case with the casework service.
+func newBenchCase(tb testing.TB) *benchCase {
+	tb.Helper()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "linkbridge.db"), logger)
+	if err != nil {
+		tb.Fatalf("sqlite.Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = store.Close() })
+	codec, err := fhirjson.New()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	api, err := httpapi.NewServer(store, codec, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	body, err := os.ReadFile(referralTxn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/fhir", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	api.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("intake: status %d: %s", rec.Code, rec.Body)
+	}
+	refs, _, err := store.ListReferrals(ctx, linkbridge.ReferralFilter{Limit: 10})
+	if err != nil || len(refs) != 1 {
+		tb.Fatalf("ListReferrals = %d, %v; want the one referral", len(refs), err)
+	}
+	var n atomic.Int64
+	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	svc := &casework.Service{
+		Store: store, Cases: store, Codec: codec, Logger: logger,
+		Now:       func() time.Time { return now.Add(time.Duration(n.Load()) * time.Second) },
+		NewID:     func() string { return fmt.Sprintf("id-%d", n.Add(1)) },
+		WriteBack: true,
+	}
+	c := &benchCase{svc: svc, store: store, id: refs[0].ID}
+	lw := linkbridge.LinkWorker{ID: "lw-0042", Name: "Sam Okafor"}
+	if _, err := svc.Act(ctx, c.id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &lw}); err != nil {
+		tb.Fatalf("accept: %v", err)
+	}
+	if _, err := svc.SetConsent(ctx, c.id, 0, linkbridge.ConsentFull); err != nil {
+		tb.Fatalf("consent: %v", err)
+	}
+	modes := []linkbridge.ContactMode{linkbridge.ContactPhone, linkbridge.ContactFaceToFace, linkbridge.ContactVideo, linkbridge.ContactGroup}
+	for i, m := range modes {
+		ct := linkbridge.Contact{At: now.Add(time.Duration(i) * 24 * time.Hour), Mode: m, Minutes: 30 + 5*i, Attended: true}
+		if i == 2 {
+			ct.Minutes, ct.Attended = 0, false // did not attend
+		}
+		if _, err := svc.AddContact(ctx, c.id, 0, ct); err != nil {
+			tb.Fatalf("contact: %v", err)
+		}
+	}
+	for _, m := range []linkbridge.Measure{
+		{Instrument: linkbridge.SWEMWBS, Timepoint: linkbridge.TimepointBaseline, Items: []int{2, 3, 3, 2, 3, 2, 3}},
+		{Instrument: linkbridge.ONS4, Timepoint: linkbridge.TimepointBaseline, Items: []int{5, 6, 4, 7}},
+		{Instrument: linkbridge.UCLA3, Timepoint: linkbridge.TimepointBaseline, Items: []int{3, 2, 3}},
+		{Instrument: linkbridge.WEMWBS, Timepoint: linkbridge.TimepointBaseline, Items: []int{3, 3, 2, 3, 3, 2, 3, 3, 2, 3, 3, 2, 3, 3}},
+	} {
+		m.TakenAt = now
+		if _, err := svc.AddMeasure(ctx, c.id, 0, m); err != nil {
+			tb.Fatalf("measure: %v", err)
+		}
+	}
+	return c
+}
+
+// benchPlan is a plan with three goals, two actions, an onward referral and
+// a signpost; odd flips the first goal's status and an action's status, so
+// consecutive plans differ in the CarePlan and one Goal.
+func benchPlan(odd bool) linkbridge.Plan {
+	status, action := linkbridge.GoalActive, "scheduled"
+	if odd {
+		status, action = linkbridge.GoalOnHold, "in-progress"
+	}
+	sent := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	return linkbridge.Plan{
+		WhatMatters: "Getting back to the allotment with my neighbour",
+		Goals: []linkbridge.Goal{
+			{ID: "goal-1", Description: "Join the Tuesday walking group", Importance: 8, Confidence: 6, Status: status},
+			{ID: "goal-2", Description: "Meet my old colleague for coffee every week", Importance: 9, Confidence: 4, Status: linkbridge.GoalActive},
+			{ID: "goal-3", Description: "Sort out the pension credit claim", Importance: 10, Confidence: 7, Status: linkbridge.GoalActive},
+		},
+		Actions: []linkbridge.PlanAction{
+			{ID: "action-1", Description: "Ring the walking group leader", Due: "2026-12-05", Status: action},
+			{ID: "action-2", Description: "Find a tablet loan scheme", Status: "not-started"},
+		},
+		OnwardReferrals: []linkbridge.OnwardReferral{{ID: "onward-1", Service: "Age UK Befriending", OrganisationODS: "X9A3B", Status: "sent", SentAt: sent}},
+		Signposts:       []linkbridge.Signpost{{ID: "signpost-1", To: "Citizens Advice", At: sent}},
+	}
+}
+
+// BenchmarkCaseChangeWriteBack applies a plan change with write-back on to
+// a case of 4 contacts and 4 measures on SQLite: the view is regenerated
+// (14 resources and the Task compared with their stored versions), the
+// CarePlan and one Goal get new versions, and each is queued for the GP
+// record with a Provenance, in one transaction.
+func BenchmarkCaseChangeWriteBack(b *testing.B) {
+	c := newBenchCase(b)
+	ctx := context.Background()
+	if _, err := c.svc.SetPlan(ctx, c.id, 0, benchPlan(false)); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := c.svc.SetPlan(ctx, c.id, 0, benchPlan(i%2 == 1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// CPU time is steadier than wall time on a shared machine, where the
+	// wall time also waits for fsync and for other processes.
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(i), "cpu-ns/op")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestCaseChangeWriteBack: the benchmark's change writes back exactly the
+// resources whose content changed (the CarePlan and the first Goal), then
+// the Provenance naming them; the unchanged view and Task stay as stored.
+func TestCaseChangeWriteBack(t *testing.T) {
+	t.Parallel()
+	c := newBenchCase(t)
+	ctx := context.Background()
+	if _, err := c.svc.SetPlan(ctx, c.id, 0, benchPlan(false)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := c.svc.SetPlan(ctx, c.id, 0, benchPlan(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for _, m := range before {
+		seen[m.ID] = true
+	}
+	var got []string
+	for _, m := range after {
+		if !seen[m.ID] {
+			got = append(got, fmt.Sprintf("%s/%s", m.ResourceType, m.ResourceID))
+		}
+	}
+	want := []string{"CarePlan/careplan-" + c.id, "Goal/goal-1", "Provenance/" + fmt.Sprintf("%s-v%d", c.id, cr.Referral.Version)}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("write-backs of a plan change = %v, want %v", got, want)
+	}
+}
