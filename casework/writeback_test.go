@@ -1,13 +1,10 @@
 package casework_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,9 +15,12 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
-	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
 	"github.com/linkbridge/linkbridge/casework"
+	"github.com/linkbridge/linkbridge/fhirmap"
+	"github.com/linkbridge/linkbridge/intake"
+
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
 // referralTxn is a complete referral transaction from the shared corpus.
@@ -50,20 +50,23 @@ func newBenchCase(tb testing.TB) *benchCase {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	api, err := httpapi.NewServer(store, codec, logger)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	body, err := os.ReadFile(referralTxn)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/fhir", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	api.Handler().ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		tb.Fatalf("intake: status %d: %s", rec.Code, rec.Body)
+	// The referral arrives as a GP sends it, through the intake use case.
+	res, err := codec.DecodeResource(body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	entries, err := fhirmap.TransactionEntries(res.(*rpb.Bundle))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var seq atomic.Int64
+	in := &intake.Service{Store: store, Codec: codec, Logger: logger, NewID: func() string { return fmt.Sprintf("in-%d", seq.Add(1)) }}
+	if _, err := in.Receive(ctx, entries, ""); err != nil {
+		tb.Fatalf("intake: %v", err)
 	}
 	refs, _, err := store.ListReferrals(ctx, linkbridge.ReferralFilter{Limit: 10})
 	if err != nil || len(refs) != 1 {
