@@ -39,6 +39,10 @@ const (
 	// ETIMEOUT marks a request that ran out of time: the server's deadline
 	// for it passed (HTTP 408, BaRS REC_TIMEOUT).
 	ETIMEOUT = "timeout"
+	// EUNAVAILABLE marks a request the server cannot answer safely right
+	// now, such as a read whose audit record could not be stored (HTTP
+	// 503): retry later.
+	EUNAVAILABLE = "unavailable"
 	// EINTERNAL marks anything else; users only see "internal error".
 	EINTERNAL = "internal"
 )

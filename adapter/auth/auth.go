@@ -273,7 +273,7 @@ func (a *Authenticator) fromToken(ctx context.Context, tok string) (*linkbridge.
 	}
 	cl, ok := a.clients[id]
 	if !ok {
-		return nil, &reasonError{err: linkbridge.Errorf(linkbridge.EUNAUTHORIZED, "invalid bearer token"), reason: fmt.Errorf("client %q is not registered", id)}
+		return nil, &reasonError{err: linkbridge.Errorf(linkbridge.EUNAUTHORIZED, "invalid bearer token"), reason: errors.New("the token names a client that is not registered")} // the unregistered name is the caller's choice: never logged
 	}
 	// A SMART Backend Services access token carries the scopes it was
 	// granted. One without a scope claim is refused rather than given every

@@ -36,6 +36,7 @@ var issueTypes = map[string]cpb.IssueTypeCode_Value{
 	linkbridge.EFORBIDDEN:     cpb.IssueTypeCode_FORBIDDEN,
 	linkbridge.ETOOMANY:       cpb.IssueTypeCode_THROTTLED,
 	linkbridge.ETIMEOUT:       cpb.IssueTypeCode_TIMEOUT,
+	linkbridge.EUNAVAILABLE:   cpb.IssueTypeCode_TRANSIENT,
 }
 
 // internalMessage is all a caller learns about an EINTERNAL error.

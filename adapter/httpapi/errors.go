@@ -37,6 +37,7 @@ var httpErrors = map[string]httpError{
 	linkbridge.EUNPROCESSABLE: {http.StatusUnprocessableEntity, "REC_UNPROCESSABLE_ENTITY"},
 	linkbridge.ETOOMANY:       {http.StatusTooManyRequests, "REC_TOO_MANY_REQUESTS"}, // not in BaRS
 	linkbridge.ETIMEOUT:       {http.StatusRequestTimeout, "REC_TIMEOUT"},
+	linkbridge.EUNAVAILABLE:   {http.StatusServiceUnavailable, "REC_SERVICE_UNAVAILABLE"},
 	linkbridge.EINTERNAL:      {http.StatusInternalServerError, "REC_SERVER_ERROR"},
 }
 
@@ -51,7 +52,7 @@ func httpErrorFor(code string) httpError {
 // error code with: EINVALID 400, EUNAUTHORIZED 401, EFORBIDDEN 403,
 // ENOTFOUND 404, EMETHOD 405, ECONFLICT and EDUPLICATE 409, EPRECONDITION
 // 412, ETOOLARGE 413, EUNSUPPORTED 415, EUNPROCESSABLE 422, ETOOMANY 429,
-// ETIMEOUT 408, anything else 500.
+// ETIMEOUT 408, EUNAVAILABLE 503, anything else 500.
 func ErrorStatusCode(code string) int { return httpErrorFor(code).status }
 
 // BaRSErrorCode returns the BaRS HTTP error code (for example

@@ -44,6 +44,9 @@ func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, er
 		}
 		return nil, linkbridge.Errorf(linkbridge.EINVALID, "could not read request body")
 	}
+	if err := checkBodyText(b); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 

@@ -53,16 +53,18 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			st = &access.Trail{}
 			ctx = access.WithTrail(ctx, st)
 		}
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		// The answer is held until the request's audit record is stored:
+		// nothing is disclosed that the audit trail does not name. Should
+		// the record not be stored, a disclosing answer is replaced by 503
+		// (the request fails; the caller retries).
+		rec := newHeldResponse()
 		var p *linkbridge.Principal
 		defer func() {
-			// The caller gets its answer first; the audit record of a read
-			// or a refused or failed request then joins the store's next
-			// group commit.
-			if f, ok := rec.ResponseWriter.(http.Flusher); ok {
-				f.Flush()
+			if err := s.audit(ctx, r, route, p, st, rec.status, start); err != nil && rec.status < 400 {
+				s.writeErrorFor(w, r, route, linkbridge.Errorf(linkbridge.EUNAVAILABLE, "the access could not be recorded in the audit trail, so nothing is disclosed; retry later"))
+				return
 			}
-			s.audit(ctx, r, route, p, st, rec.status, start)
+			rec.sendTo(w)
 		}()
 
 		if s.Auth != nil {
@@ -306,17 +308,18 @@ func (s *Server) limit(p *linkbridge.Principal, r *http.Request, w http.Response
 	return nil
 }
 
-// audit records one access after the handler, through the store's group
-// commit; a failure to record is logged at ERROR. It records nothing when
+// audit records one access after the handler, before its answer is sent,
+// through the store's group commit; a failure to record is logged at ERROR
+// and returned (the caller then withholds a disclosing answer). It records nothing when
 // the request's record committed with its write and the handler answered
 // the status recorded there.
-func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *linkbridge.Principal, st *access.Trail, status int, start time.Time) {
+func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *linkbridge.Principal, st *access.Trail, status int, start time.Time) error {
 	if s.Audit == nil {
-		return
+		return nil
 	}
 	committed, entities := st.Snapshot()
 	if committed != nil && committed.Status == status {
-		return
+		return nil
 	}
 	rec := s.auditRecord(r, route, p, status, entities)
 	// The request's own context may be cancelled by now; the record is
@@ -325,7 +328,9 @@ func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *li
 	defer cancel()
 	if err := s.Audit.RecordAudit(actx, rec); err != nil {
 		s.Logger.ErrorContext(ctx, "audit record not stored", slog.String("route", route), slog.String("client_id", rec.ClientID), slog.Any("error", err))
+		return err
 	}
+	return nil
 }
 
 // auditRecord builds the audit record of a request that answers status,
@@ -334,7 +339,7 @@ func (s *Server) audit(ctx context.Context, r *http.Request, route string, p *li
 func (s *Server) auditRecord(r *http.Request, route string, p *linkbridge.Principal, status int, entities []string) *linkbridge.AuditRecord {
 	rec := &linkbridge.AuditRecord{
 		Recorded: s.now(), Method: r.Method, Route: route, Status: status, Outcome: linkbridge.AuditOutcome(status),
-		RequestID: r.Header.Get("X-Request-Id"), Source: sourceOf(r), Entities: entities,
+		RequestID: requestID(r), Source: sourceOf(r), Entities: entities,
 	}
 	rec.Action, rec.Operation = auditAction(r.Method, route)
 	if p != nil {

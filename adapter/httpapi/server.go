@@ -151,7 +151,7 @@ func (s *Server) Handler() http.Handler {
 	r.MethodNotAllowedHandler = s.fhir(func(w http.ResponseWriter, req *http.Request) error {
 		return linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method)
 	})
-	r.Use(s.logRequests, s.withDeadline)
+	r.Use(s.logRequests, s.withDeadline, s.checkInput)
 	if s.Auth != nil || s.Audit != nil || s.RateLimit > 0 {
 		// Authorisation is enforced at the store boundary (access.Store).
 		if _, ok := s.Store.(*access.Store); !ok {
@@ -257,9 +257,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("route", routeOf(r)),
-			slog.String("id", mux.Vars(r)["id"]),
+			slog.String("id", loggableID(mux.Vars(r)["id"])),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", r.Header.Get("X-Request-Id")), slog.String("client_id", st.Client()))
+			slog.String("request_id", requestID(r)), slog.String("client_id", st.Client()))
 	})
 }
 
