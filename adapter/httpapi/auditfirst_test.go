@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -75,5 +76,61 @@ func TestNoDisclosureWithoutAudit(t *testing.T) {
 	}
 	if status, _, _ := ss.call("gp-other", http.MethodGet, patient, nil, nil); status != http.StatusNotFound {
 		t.Errorf("a refused read with the audit trail failing: %d, want its 404", status)
+	}
+}
+
+// TestUnmatchedRoutes: a request no route matches is answered in the
+// format of the API it was meant for (OperationOutcome under /fhir, the
+// JSON error under /sp/v1), after authentication and rate limiting, and
+// is audited under the route "(no route)" — never its path, which is the
+// caller's choice.
+func TestUnmatchedRoutes(t *testing.T) {
+	t.Parallel()
+	ss := newSecServer(t, nil, func(s *httpapi.Server) { s.RateLimit, s.RateBurst = 0.1, 4 })
+	const nhs = "9434765919"
+	tests := []struct {
+		client, method, path string
+		status               int
+		fhir                 bool
+	}{
+		{"gp-own", http.MethodGet, "/fhir/Patient/" + nhs + "/nonsense", http.StatusNotFound, true},
+		{"gp-own", http.MethodDelete, "/fhir/Task/abc", http.StatusMethodNotAllowed, true},
+		{"sp-own", http.MethodGet, "/sp/v1/nothing/" + nhs, http.StatusNotFound, false},
+		{"", http.MethodGet, "/fhir/nothing/here", http.StatusUnauthorized, true},
+	}
+	for i, tt := range tests {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", 700+i)
+		status, h, body := ss.call(tt.client, tt.method, tt.path, nil, hdr{"X-Request-Id": id})
+		if status != tt.status {
+			t.Errorf("%s %s: %d, want %d: %s", tt.method, tt.path, status, tt.status, body)
+		}
+		if ct := h.Get("Content-Type"); tt.fhir != strings.HasPrefix(ct, "application/fhir+json") {
+			t.Errorf("%s %s: Content-Type %q", tt.method, tt.path, ct)
+		}
+		all, _, err := ss.Store.SearchAudit(context.Background(), linkbridge.AuditFilter{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, rec := range all {
+			if rec.RequestID == id {
+				found = true
+				if rec.Route != "(no route)" || rec.Status != tt.status {
+					t.Errorf("%s %s: audit record route %q status %d", tt.method, tt.path, rec.Route, rec.Status)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s %s: not audited", tt.method, tt.path)
+		}
+	}
+	// Unmatched requests spend the client's rate limit like any other.
+	codes := map[int]int{}
+	for range 6 {
+		status, _, _ := ss.call("gp-other", http.MethodGet, "/fhir/nothing", nil, nil)
+		codes[status]++
+	}
+	if codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("six unmatched requests of one client answered %v, want 429 past the burst", codes)
 	}
 }

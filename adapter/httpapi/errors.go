@@ -128,7 +128,7 @@ func (s *Server) writeSPError(w http.ResponseWriter, r *http.Request, err error)
 
 // writeErrorFor answers with the error format of the route's API.
 func (s *Server) writeErrorFor(w http.ResponseWriter, r *http.Request, route string, err error) {
-	if strings.HasPrefix(route, "/sp/v1") {
+	if strings.HasPrefix(route, "/sp/v1") || route == unmatchedRoute && strings.HasPrefix(r.URL.Path, "/sp/v1/") {
 		s.writeSPError(w, r, err)
 		return
 	}

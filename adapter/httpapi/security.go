@@ -96,7 +96,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if p != nil {
+		if p != nil && route != unmatchedRoute { // no route: answered 404/405 whoever asks
 			if err := authorizeRoute(p, r.Method, route, mux.Vars(r)["type"]); err != nil {
 				s.writeErrorFor(rec, r, route, err)
 				return
@@ -146,13 +146,18 @@ func writeStatus(route string) int {
 	return http.StatusOK
 }
 
+// unmatchedRoute is the route of a request no route matched, in logs and
+// audit records (its path is the caller's choice and may hold anything).
+const unmatchedRoute = "(no route)"
+
+// routeOf is the route template a request matched, or unmatchedRoute.
 func routeOf(r *http.Request) string {
 	if cr := mux.CurrentRoute(r); cr != nil {
 		if t, err := cr.GetPathTemplate(); err == nil {
 			return t
 		}
 	}
-	return r.URL.Path
+	return unmatchedRoute
 }
 
 func sourceOf(r *http.Request) string {

@@ -145,14 +145,28 @@ func NewUUID() string {
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = s.fhir(func(w http.ResponseWriter, req *http.Request) error {
+	r.Use(s.logRequests, s.withDeadline, s.checkInput)
+	secured := s.Auth != nil || s.Audit != nil || s.RateLimit > 0
+	// Requests no route matches go through the same layers as the rest
+	// (gorilla/mux runs its middleware only for matched routes): logged,
+	// checked, authenticated, rate-limited and audited, then answered in
+	// the format of the API they were meant for.
+	unmatched := func(err func(*http.Request) error) http.Handler {
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			s.writeErrorFor(w, req, routeOf(req), err(req))
+		})
+		if secured {
+			h = s.secure(h)
+		}
+		return s.logRequests(s.withDeadline(s.checkInput(h)))
+	}
+	r.NotFoundHandler = unmatched(func(*http.Request) error {
 		return linkbridge.Errorf(linkbridge.ENOTFOUND, "no such endpoint")
 	})
-	r.MethodNotAllowedHandler = s.fhir(func(w http.ResponseWriter, req *http.Request) error {
+	r.MethodNotAllowedHandler = unmatched(func(req *http.Request) error {
 		return linkbridge.Errorf(linkbridge.EMETHOD, "method %s is not allowed here", req.Method)
 	})
-	r.Use(s.logRequests, s.withDeadline, s.checkInput)
-	if s.Auth != nil || s.Audit != nil || s.RateLimit > 0 {
+	if secured {
 		// Authorisation is enforced at the store boundary (access.Store).
 		if _, ok := s.Store.(*access.Store); !ok {
 			sc := &access.Store{Store: s.Store, Cases: s.Cases}
