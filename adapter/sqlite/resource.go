@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -178,9 +179,9 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 type search struct {
 	q       *linkbridge.ResourceQuery
 	filters []filter
-	// drive is the index in filters of the filter to start from, or -1 to
-	// walk the page order.
-	drive int
+	// drive is the index in filters of the filter the page starts from,
+	// or -1 to walk the page order; countDrive the same for the count.
+	drive, countDrive int
 	// idsClause, dates and dateArgs are the conditions on r's id and
 	// lastUpdated, and the dates' arguments.
 	idsClause string
@@ -201,7 +202,7 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 	if err := sqlshared.CheckResourceQuery(q); err != nil {
 		return nil, err
 	}
-	s := &search{q: q, drive: -1}
+	s := &search{q: q, drive: -1, countDrive: -1}
 	if len(q.IDs) > 0 {
 		s.idsClause = ` AND r.id IN (` + placeholders(len(q.IDs)) + `)`
 	}
@@ -250,16 +251,26 @@ func (s *search) choose(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	s.drive = sqlshared.Driver(counts)
+	// A count needs no order: starting from the rarest filter (even one
+	// past DriveLimit) reads no more rows than the walk does, which must
+	// pass the resources that filter rejects too (a practice's bounded
+	// count walked 20,000 Tasks for its 1,001). A date range is left to
+	// bound the walk instead, as it does for the page (polls).
+	s.countDrive = s.drive
+	if s.dates == "" {
+		s.countDrive = slices.Index(counts, slices.Min(counts))
+	}
 	return nil
 }
 
 // from returns the FROM clause and WHERE conditions of the search's
-// statements, and their arguments.
-func (s *search) from() (string, []any) {
+// statements starting from filter drive (-1: walking resource), and
+// their arguments.
+func (s *search) from(drive int) (string, []any) {
 	var b strings.Builder
 	var args []any
-	if s.drive >= 0 {
-		f := s.filters[s.drive]
+	if drive >= 0 {
+		f := s.filters[drive]
 		b.WriteString(`(SELECT DISTINCT t.id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond + `) d CROSS JOIN resource r ON r.type = ? AND r.id = d.id`)
 		args = append(append(append(args, s.q.Type), f.args...), s.q.Type)
 	} else {
@@ -271,7 +282,7 @@ func (s *search) from() (string, []any) {
 		args = append(args, id)
 	}
 	for i, f := range s.filters {
-		if i == s.drive {
+		if i == drive {
 			continue
 		}
 		b.WriteString(` AND EXISTS (SELECT 1 FROM ` + f.table + ` t WHERE t.type = r.type AND ` + f.cond + ` AND t.id = r.id)`)
@@ -284,7 +295,7 @@ func (s *search) from() (string, []any) {
 // page returns the statement that reads count matches after offset, in
 // page order, and its arguments.
 func (s *search) page(count, offset int) (string, []any) {
-	from, args := s.from()
+	from, args := s.from(s.drive)
 	return `SELECT r.id, r.version_id, r.last_updated, r.body FROM ` + from + ` ORDER BY r.last_updated, r.id LIMIT ? OFFSET ?`,
 		append(args, count, offset)
 }
@@ -292,7 +303,7 @@ func (s *search) page(count, offset int) (string, []any) {
 // count returns the statement that counts the matches, at most limit of
 // them (0: all), and its arguments.
 func (s *search) count(limit int) (string, []any) {
-	from, args := s.from()
+	from, args := s.from(s.countDrive)
 	if limit == 0 {
 		return `SELECT count(*) FROM ` + from, args
 	}
