@@ -63,13 +63,49 @@ type ResourceQuery struct {
 	// Total and paging count only those, so out-of-scope resources are
 	// never seen, not even as a count.
 	Access *Access
+	// AccurateTotal asks for the number of every match (FHIR
+	// _total=accurate), a count whose cost grows with the matches. Without
+	// it the search counts at most TotalBound matches, so that the count
+	// costs no more than a page of a bounded size (see SearchResult.Total).
+	AccurateTotal bool
+	// TotalBound caps the count of a search without AccurateTotal: zero
+	// means DefaultTotalBound. The count always goes one match past the
+	// page (Offset+Count+1), so that the caller can tell whether another
+	// page follows.
+	TotalBound int
+}
+
+// DefaultTotalBound is how many matches a search without
+// ResourceQuery.AccurateTotal counts at most (beyond its page).
+const DefaultTotalBound = 1000
+
+// CountLimit returns how many matches SearchResources counts for q:
+// unlimited (0) with AccurateTotal, otherwise one past the larger of the
+// bound and the end of the page, so that a count above the bound (or the
+// page) shows that there are more.
+func (q *ResourceQuery) CountLimit() int {
+	if q.AccurateTotal {
+		return 0
+	}
+	bound := q.TotalBound
+	if bound <= 0 {
+		bound = DefaultTotalBound
+	}
+	return max(bound, q.Offset+q.Count) + 1
 }
 
 // SearchResult is one page of a search.
 type SearchResult struct {
 	Resources []*Resource
-	// Total counts every match, not only this page.
+	// Total is the number of matches, not only this page, when TotalExact
+	// is set. A search without ResourceQuery.AccurateTotal stops counting
+	// past its bound (ResourceQuery.CountLimit): then TotalExact is false
+	// and Total is the number counted, a lower bound that is always more
+	// than Offset+Count, so "Offset+Count < Total" tells whether another
+	// page follows either way.
 	Total int
+	// TotalExact reports whether Total counts every match.
+	TotalExact bool
 }
 
 // Intake is everything one inbound referral stores, atomically.

@@ -595,9 +595,11 @@ func latencySummary(ds []time.Duration) Latency {
 	}
 }
 
-// storedServiceRequests reads the total of GET {base}/ServiceRequest?_count=1.
+// storedServiceRequests reads the total of GET
+// {base}/ServiceRequest?_count=1&_total=accurate (without _total the
+// gateway leaves a total above 1,000 out).
 func storedServiceRequests(ctx context.Context, client *http.Client, base string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ServiceRequest?_count=1", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ServiceRequest?_count=1&_total=accurate", nil)
 	if err != nil {
 		return 0, err
 	}

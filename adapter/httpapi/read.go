@@ -165,7 +165,12 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	base := s.baseURL(r)
-	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("searchset"), Total: &dpb.UnsignedInt{Value: uint32(res.Total)}}
+	b := &rpb.Bundle{Id: &dpb.Id{Value: s.newID()}, Type: bundleType("searchset")}
+	if res.TotalExact {
+		// A total the store stopped counting (no _total=accurate) is left
+		// out; it is still past the page, so pageLinks can tell a next page.
+		b.Total = &dpb.UnsignedInt{Value: uint32(res.Total)}
+	}
 	b.Link = pageLinks(base+"/"+typ, vals, q, res.Total)
 	entries := make([]bundleEntry, 0, len(res.Resources))
 	seen := map[string]bool{}
@@ -233,7 +238,7 @@ func pageLinks(base string, vals url.Values, q *linkbridge.ResourceQuery, total 
 // searchControls are the parameters every search takes besides its
 // type's search parameters (parseSearch and handleSearch apply or
 // knowingly ignore them).
-var searchControls = []string{"_count", "_offset", "_id", "_lastUpdated", "_include", "_format", "_pretty", "_summary", "_elements"}
+var searchControls = []string{"_count", "_offset", "_id", "_lastUpdated", "_include", "_format", "_pretty", "_summary", "_elements", "_total"}
 
 // knownSearchParam reports whether a search of typ supports a parameter
 // name: a control, the type's search parameters (bare or with
@@ -270,8 +275,18 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 			}
 			if n == 0 {
 				n = 1 // a page still needs a size; total is what the caller wants
+				q.AccurateTotal = true
 			}
 			q.Count = n
+		case "_total":
+			switch vs[0] {
+			case "accurate":
+				q.AccurateTotal = true
+			case "none", "estimate":
+				// a bounded count: Bundle.total only when it counted every match
+			default:
+				return nil, linkbridge.Errorf(linkbridge.EINVALID, "_total must be none, estimate or accurate").At("_total")
+			}
 		case "_offset":
 			n, err := strconv.Atoi(vs[0])
 			if err != nil || n < 0 {

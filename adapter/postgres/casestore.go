@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
@@ -34,9 +35,36 @@ func queueCase(c *sqlshared.CaseRows, queue func(op, sql string, args ...any)) {
 }
 
 // readTx runs fn in a read-only REPEATABLE READ transaction: every query of
-// fn reads one snapshot, as SQLite's read transactions do.
+// fn reads one snapshot, as SQLite's read transactions do. An error that
+// ends it after ctx ended wraps ctx's error too (see ctxErr).
+//
+// The transaction ends on a context of its own (ctx's values, a second to
+// run): a rollback on an ended ctx fails at once, and pgx closes a
+// connection whose rollback failed, so every cancelled search would cost
+// the pool its connection, which the cancel request (see Open) keeps.
 func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return ctxErr(ctx, err)
+	}
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(endCtx)
+		return ctxErr(ctx, err)
+	}
+	return ctxErr(ctx, tx.Commit(endCtx))
+}
+
+// ctxErr returns err, wrapping ctx's error too when ctx has ended: a
+// statement that ctx's end cancelled fails with the server's "canceling
+// statement due to user request" (the cancel request, see Open), and the
+// caller should still see context.Canceled or DeadlineExceeded in it.
+func ctxErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ctx.Err(), err)
 }
 
 // GetCaseRecord returns a referral's case record, read from one snapshot:

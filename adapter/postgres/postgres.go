@@ -37,12 +37,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
@@ -53,6 +55,14 @@ var migrationFS embed.FS
 
 // DefaultMaxConns is the default size of the connection pool of one process.
 const DefaultMaxConns = 16
+
+// DefaultStatementTimeout is the default DB.StatementTimeout: the
+// gateway's HTTP write timeout, past which no answer reaches the client.
+const DefaultStatementTimeout = 30 * time.Second
+
+// cancelDeadline is how long a query whose context ended waits for the
+// server to answer the cancel request before its connection is closed.
+const cancelDeadline = time.Second
 
 // Advisory lock classes (the first key of the two-key advisory lock
 // functions; the second is a hash of what is locked, prefixed with the
@@ -93,6 +103,13 @@ type DB struct {
 	// MaxConns caps the pool. Zero takes pool_max_conns from the URL, or
 	// DefaultMaxConns when the URL does not set it.
 	MaxConns int32
+	// StatementTimeout is the connections' statement_timeout: PostgreSQL
+	// cancels a statement that runs longer, so that no query outlives the
+	// request that made it for long, whatever happens to the client. Zero
+	// takes statement_timeout from the URL (e.g. ?statement_timeout=10s),
+	// or DefaultStatementTimeout when the URL does not set it; a negative
+	// timeout sets none. Migrations run without it.
+	StatementTimeout time.Duration
 
 	pool *pgxpool.Pool
 
@@ -143,6 +160,27 @@ func (db *DB) Open(ctx context.Context) error {
 	}
 	db.MaxConns = cfg.MaxConns
 	cfg.ConnConfig.RuntimeParams["application_name"] = "linkbridge"
+	switch {
+	case db.StatementTimeout > 0:
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(db.StatementTimeout.Milliseconds(), 10)
+	case db.StatementTimeout < 0:
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = "0"
+	case cfg.ConnConfig.RuntimeParams["statement_timeout"] == "" && !strings.Contains(cfg.ConnConfig.RuntimeParams["options"], "statement_timeout"):
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(DefaultStatementTimeout.Milliseconds(), 10)
+	}
+	// A context that ends (the client went away, a deadline passed) sends
+	// the server a cancel request at once, so that the statement stops
+	// there and then and the connection stays in the pool. pgx's default
+	// closes the connection instead (sending a cancel request as it goes,
+	// since pgx 5.7; before, the statement ran on to its end), which costs
+	// the pool a new connection for every cancelled query. The deadline
+	// closes the connection should the server not answer the cancel.
+	// Whatever the client does, StatementTimeout bounds the statement: a
+	// request whose client went away behind a proxy that keeps the
+	// connection open is never cancelled.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelDeadline}
+	}
 	// Sessions run in UTC so that anything the server renders is UTC; the
 	// adapter converts every time it reads to UTC regardless.
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
@@ -182,6 +220,11 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// noStatementTimeout lifts DB.StatementTimeout for a migration's
+// transaction: a migration may rewrite every row of a table, and waits for
+// other replicas' migrations on the advisory lock.
+const noStatementTimeout = `SET LOCAL statement_timeout = 0`
+
 // migrate runs, in name order, every embedded migration not yet recorded in
 // schema_migrations.
 func (db *DB) migrate(ctx context.Context) error {
@@ -189,6 +232,9 @@ func (db *DB) migrate(ctx context.Context) error {
 	// CREATE TABLE IF NOT EXISTS can still fail on the catalog's unique
 	// index, so it runs under the migration lock too.
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, noStatementTimeout); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, lockMigrate); err != nil {
 			return err
 		}
@@ -226,6 +272,9 @@ func (db *DB) migrateFile(ctx context.Context, name string) error {
 	}
 	applied := false
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, noStatementTimeout); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, lockMigrate); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -93,71 +94,32 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 // fixed-width UTC text, so text comparison is time comparison.
 
 // SearchResources returns one page of the current versions matching q,
-// ordered by lastUpdated then id, with the total number of matches. It
-// returns EINVALID for a query without a type, with Count below 1, a
-// negative Offset or an unsupported date prefix. A parameter filter without
-// values matches nothing; so does an Access without keys.
+// ordered by lastUpdated then id, with the number of matches, counted as
+// far as q.CountLimit says. It returns EINVALID for a query without a
+// type, with Count below 1, a negative Offset or an unsupported date
+// prefix. A parameter filter without values matches nothing; so does an
+// Access without keys.
+//
+// The page is read first: a page that is not full tells the total without
+// a count, and only a full page, or an empty one past the first, needs the
+// count. Everything is read in one read transaction, so it agrees.
 func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) (*linkbridge.SearchResult, error) {
-	if err := sqlshared.CheckResourceQuery(q); err != nil {
+	s, err := buildSearch(q)
+	if err != nil {
 		return nil, err
 	}
-
-	var where strings.Builder
-	args := []any{q.Type}
-	where.WriteString(`WHERE r.type = ?`)
-	if len(q.IDs) > 0 {
-		where.WriteString(` AND r.id IN (` + placeholders(len(q.IDs)) + `)`)
-		for _, id := range q.IDs {
-			args = append(args, id)
-		}
-	}
-	for _, f := range q.Params {
-		// IN (subquery) lets SQLite drive the search from the value index
-		// when a parameter is selective. The subquery is not correlated
-		// (p.type = ?, not r.type), so SQLite evaluates it only once.
-		where.WriteString(` AND r.id IN (SELECT p.id FROM search_param p
-			WHERE p.type = ? AND p.name = ? AND p.value IN (` + placeholders(len(f.Values)) + `))`)
-		args = append(args, q.Type, f.Name)
-		for _, v := range f.Values {
-			args = append(args, v)
-		}
-	}
-	if q.Access != nil {
-		// Only resources carrying one of the caller's keys (resource_access);
-		// no keys matches nothing.
-		where.WriteString(` AND r.id IN (SELECT a.id FROM resource_access a
-			WHERE a.type = ? AND a.key IN (` + placeholders(len(q.Access.Keys)) + `))`)
-		args = append(args, q.Type)
-		for _, k := range q.Access.Keys {
-			args = append(args, k)
-		}
-	}
-	for _, d := range q.LastUpdated {
-		op, err := sqlshared.DateOp(d.Prefix)
-		if err != nil {
-			return nil, err
-		}
-		where.WriteString(` AND r.last_updated ` + op + ` ?`)
-		args = append(args, formatTime(d.Time))
-	}
-
-	// The count and the page come from one read transaction, so they agree.
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 
+	if err := s.choose(ctx, tx); err != nil {
+		return nil, fmt.Errorf("sqlite: search: %w", err)
+	}
 	res := &linkbridge.SearchResult{}
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM resource r `+where.String(), args...).Scan(&res.Total); err != nil {
-		return nil, fmt.Errorf("sqlite: search: count: %w", err)
-	}
-	if res.Total <= q.Offset {
-		return res, nil
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.version_id, r.last_updated, r.body FROM resource r `+
-		where.String()+` ORDER BY r.last_updated, r.id LIMIT ? OFFSET ?`,
-		append(args, q.Count, q.Offset)...)
+	query, args := s.page(q.Count, q.Offset)
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
@@ -176,7 +138,176 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: search: %w", err)
 	}
+	if n := len(res.Resources); n > 0 && n < q.Count || n == 0 && q.Offset == 0 {
+		res.Total, res.TotalExact = q.Offset+n, true
+		return res, nil
+	}
+	limit := q.CountLimit()
+	query, args = s.count(limit)
+	if err := tx.QueryRowContext(ctx, query, args...).Scan(&res.Total); err != nil {
+		return nil, fmt.Errorf("sqlite: search: count: %w", err)
+	}
+	res.TotalExact = limit == 0 || res.Total < limit
 	return res, nil
+}
+
+// search is the SQL of one ResourceQuery. Each filter (a parameter
+// filter, the access filter) is a condition on the key of its table
+// (search_param (type, name, value, id), resource_access (type, key, id)).
+// The resources r that match are found one of two ways, as
+// sqlshared.Driver says from each filter's entries counted up to
+// sqlshared.DriveLimit (choose):
+//
+//   - walking resource_last_updated in page order and probing each
+//     filter's key for the resource (EXISTS) until the page is full: the
+//     cost of a page grows with the page, not with the matches, as long
+//     as the filters are not rare;
+//   - reading the entries of the rarest filter (a patient's resources, an
+//     identifier), joining the resources to them (CROSS JOIN makes SQLite
+//     keep that order), probing the other filters' keys and sorting the
+//     few that match.
+//
+// SQLite cannot choose between them itself: it keeps no statistics unless
+// ANALYZE runs, and with them it started from a service's access key,
+// which holds most of the Tasks. Before, each filter was "r.id IN (SELECT
+// ...)", which SQLite evaluates in full to a list first: every search read
+// all of its access key's entries (20 ms to check one _include'd resource
+// of a service with 30,000 referrals).
+//
+// adapter/postgres makes the same choice, with PostgreSQL's own means of
+// holding its planner to it.
+type search struct {
+	q       *linkbridge.ResourceQuery
+	filters []filter
+	// drive is the index in filters of the filter the page starts from,
+	// or -1 to walk the page order; countDrive the same for the count.
+	drive, countDrive int
+	// idsClause, dates and dateArgs are the conditions on r's id and
+	// lastUpdated, and the dates' arguments.
+	idsClause string
+	dates     string
+	dateArgs  []any
+}
+
+// filter is one parameter filter, or the access filter, as a condition on
+// its table (alias t) and its arguments.
+type filter struct {
+	table string // search_param or resource_access
+	cond  string
+	args  []any
+}
+
+// buildSearch returns the search of q, or EINVALID (see SearchResources).
+func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
+	if err := sqlshared.CheckResourceQuery(q); err != nil {
+		return nil, err
+	}
+	s := &search{q: q, drive: -1, countDrive: -1}
+	if len(q.IDs) > 0 {
+		s.idsClause = ` AND r.id IN (` + placeholders(len(q.IDs)) + `)`
+	}
+	for _, f := range q.Params {
+		args := []any{f.Name}
+		for _, v := range f.Values {
+			args = append(args, v)
+		}
+		s.filters = append(s.filters, filter{"search_param", `t.name = ? AND t.value IN (` + placeholders(len(f.Values)) + `)`, args})
+	}
+	if q.Access != nil {
+		// Only resources carrying one of the caller's keys; no keys
+		// matches nothing.
+		var args []any
+		for _, k := range q.Access.Keys {
+			args = append(args, k)
+		}
+		s.filters = append(s.filters, filter{"resource_access", `t.key IN (` + placeholders(len(q.Access.Keys)) + `)`, args})
+	}
+	var dates strings.Builder
+	for _, d := range q.LastUpdated {
+		op, err := sqlshared.DateOp(d.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		dates.WriteString(` AND r.last_updated ` + op + ` ?`)
+		s.dateArgs = append(s.dateArgs, formatTime(d.Time))
+	}
+	s.dates = dates.String()
+	return s, nil
+}
+
+// choose counts each filter's entries, up to sqlshared.DriveLimit, and
+// picks the filter to start from, if any (sqlshared.Driver). A search by
+// ids starts from them: SQLite looks each up.
+func (s *search) choose(ctx context.Context, tx *sql.Tx) error {
+	if len(s.q.IDs) > 0 || len(s.filters) == 0 {
+		return nil
+	}
+	counts := make([]int, len(s.filters))
+	for i, f := range s.filters {
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+f.table+` t WHERE t.type = ? AND `+f.cond+` LIMIT ?)`,
+			append(append([]any{s.q.Type}, f.args...), sqlshared.DriveLimit)...).Scan(&counts[i])
+		if err != nil {
+			return fmt.Errorf("count filter entries: %w", err)
+		}
+	}
+	s.drive = sqlshared.Driver(counts)
+	// A count needs no order: starting from the rarest filter (even one
+	// past DriveLimit) reads no more rows than the walk does, which must
+	// pass the resources that filter rejects too (a practice's bounded
+	// count walked 20,000 Tasks for its 1,001). A date range is left to
+	// bound the walk instead, as it does for the page (polls).
+	s.countDrive = s.drive
+	if s.dates == "" {
+		s.countDrive = slices.Index(counts, slices.Min(counts))
+	}
+	return nil
+}
+
+// from returns the FROM clause and WHERE conditions of the search's
+// statements starting from filter drive (-1: walking resource), and
+// their arguments.
+func (s *search) from(drive int) (string, []any) {
+	var b strings.Builder
+	var args []any
+	if drive >= 0 {
+		f := s.filters[drive]
+		b.WriteString(`(SELECT DISTINCT t.id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond + `) d CROSS JOIN resource r ON r.type = ? AND r.id = d.id`)
+		args = append(append(append(args, s.q.Type), f.args...), s.q.Type)
+	} else {
+		b.WriteString(`resource r`)
+	}
+	b.WriteString(` WHERE r.type = ?` + s.idsClause)
+	args = append(args, s.q.Type)
+	for _, id := range s.q.IDs {
+		args = append(args, id)
+	}
+	for i, f := range s.filters {
+		if i == drive {
+			continue
+		}
+		b.WriteString(` AND EXISTS (SELECT 1 FROM ` + f.table + ` t WHERE t.type = r.type AND ` + f.cond + ` AND t.id = r.id)`)
+		args = append(args, f.args...)
+	}
+	b.WriteString(s.dates)
+	return b.String(), append(args, s.dateArgs...)
+}
+
+// page returns the statement that reads count matches after offset, in
+// page order, and its arguments.
+func (s *search) page(count, offset int) (string, []any) {
+	from, args := s.from(s.drive)
+	return `SELECT r.id, r.version_id, r.last_updated, r.body FROM ` + from + ` ORDER BY r.last_updated, r.id LIMIT ? OFFSET ?`,
+		append(args, count, offset)
+}
+
+// count returns the statement that counts the matches, at most limit of
+// them (0: all), and its arguments.
+func (s *search) count(limit int) (string, []any) {
+	from, args := s.from(s.countDrive)
+	if limit == 0 {
+		return `SELECT count(*) FROM ` + from, args
+	}
+	return `SELECT count(*) FROM (SELECT 1 FROM ` + from + ` LIMIT ?)`, append(args, limit)
 }
 
 // placeholders returns n comma-separated "?".

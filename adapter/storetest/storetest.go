@@ -746,9 +746,53 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 		if err != nil {
 			t.Fatalf("SearchResources returned unexpected error: %v", err)
 		}
-		want := &linkbridge.SearchResult{Resources: all, Total: len(all)}
+		want := &linkbridge.SearchResult{Resources: all, Total: len(all), TotalExact: true}
 		if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
 			t.Fatalf("SearchResources mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Total", func(t *testing.T) {
+		// Five matches. Without AccurateTotal the count stops at
+		// CountLimit (one past the larger of the bound and the page's
+		// end): a total at the limit is a lower bound.
+		for _, tc := range []struct {
+			name  string
+			q     linkbridge.ResourceQuery
+			want  []string
+			total int
+			exact bool
+		}{
+			{"UnderBound", linkbridge.ResourceQuery{Count: 2}, []string{"o1", "o2"}, 5, true},
+			{"PastBound", linkbridge.ResourceQuery{Count: 1, TotalBound: 2}, []string{"o1"}, 3, false},
+			{"AtBound", linkbridge.ResourceQuery{Count: 1, TotalBound: 4}, []string{"o1"}, 5, false},
+			{"PastBoundAccurate", linkbridge.ResourceQuery{Count: 1, TotalBound: 2, AccurateTotal: true}, []string{"o1"}, 5, true},
+			{"PageEndPastBound", linkbridge.ResourceQuery{Count: 2, Offset: 2, TotalBound: 1}, []string{"o3", "o4"}, 5, false},
+			{"LastPage", linkbridge.ResourceQuery{Count: 2, Offset: 4, TotalBound: 1}, []string{"o5"}, 5, true},
+			{"PastTheEnd", linkbridge.ResourceQuery{Count: 2, Offset: 10, TotalBound: 1}, nil, 5, true},
+			{"NoMatch", linkbridge.ResourceQuery{Count: 1, TotalBound: 1, IDs: []string{"missing"}}, nil, 0, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				q := tc.q
+				q.Type = "Observation"
+				got, err := s.SearchResources(ctx, &q)
+				if err != nil {
+					t.Fatalf("SearchResources returned unexpected error: %v", err)
+				}
+				if diff := cmp.Diff(tc.want, ids(got.Resources), cmpopts.EquateEmpty()); diff != "" {
+					t.Fatalf("SearchResources ids mismatch (-want +got):\n%s", diff)
+				}
+				if got.Total != tc.total || got.TotalExact != tc.exact {
+					t.Fatalf("SearchResources Total = %d (exact %t), want %d (exact %t)", got.Total, got.TotalExact, tc.total, tc.exact)
+				}
+				matches := len(all)
+				if len(q.IDs) > 0 {
+					matches = 0
+				}
+				if more := q.Offset+q.Count < got.Total; more != (q.Offset+q.Count < matches) {
+					t.Fatalf("Offset+Count < Total = %t, want %t (another page)", more, !more)
+				}
+			})
 		}
 	})
 

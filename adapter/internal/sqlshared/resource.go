@@ -28,3 +28,33 @@ func CheckResourceQuery(q *linkbridge.ResourceQuery) error {
 	}
 	return nil
 }
+
+// DriveLimit is the most entries of one filter (a parameter's values, the
+// caller's access keys) that a search reads in order to start from that
+// filter: counting a filter's entries goes no further.
+const DriveLimit = 1000
+
+// Driver chooses how a search finds its matches, from counts, the number
+// of entries of each of its filters counted up to DriveLimit. It returns
+// the index of the filter to start from, the one with the fewest entries,
+// when it has fewer than DriveLimit: the search then reads those entries,
+// joins the resources to them and sorts the few that match the other
+// filters. Otherwise it returns -1: the search walks the resources in page
+// order (by lastUpdated, then id), checks each against every filter's key
+// and stops at the end of the page, which costs the page divided by the
+// share of resources that match, however many there are.
+//
+// The adapters choose so, rather than leaving it to the database, because
+// only the data tells: a service's access key holds most of the Tasks (walk
+// the page order) and a patient's reference a handful (start from it), and
+// filters that go together (a practice's requester identifier and its
+// access key) defeat a planner that takes them as independent.
+func Driver(counts []int) int {
+	best, at := DriveLimit, -1
+	for i, n := range counts {
+		if n < best {
+			best, at = n, i
+		}
+	}
+	return at
+}
