@@ -81,7 +81,7 @@ func pgxQueryRow(ctx context.Context, u, sql string, args []any, dest ...any) er
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	return conn.QueryRow(ctx, sql, args...).Scan(dest...)
 }
 

@@ -79,7 +79,7 @@ func seedCorpus(ctx context.Context, tb testing.TB, u string, c *sqlsharedtest.C
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	each := func(fn func(r *sqlsharedtest.SeedResource) [][]any) pgx.CopyFromSource {
 		i := 0
 		var pending [][]any

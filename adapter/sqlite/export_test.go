@@ -29,7 +29,7 @@ func (db *DB) ExplainSearch(ctx context.Context, q *linkbridge.ResourceQuery) (p
 		if err != nil {
 			return nil, err
 		}
-		defer rows.Close()
+		defer func() { _ = rows.Close() }()
 		var out []string
 		for rows.Next() {
 			var id, parent, notUsed int

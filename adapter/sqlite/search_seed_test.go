@@ -89,7 +89,7 @@ func seedCorpus(ctx context.Context, path string, c *sqlsharedtest.Corpus) error
 	if err != nil {
 		return err
 	}
-	defer raw.Close()
+	defer func() { _ = raw.Close() }()
 	raw.SetMaxOpenConns(1)
 	tx, err := raw.BeginTx(ctx, nil)
 	if err != nil {
