@@ -234,34 +234,14 @@ func fieldFromType(t string) string {
 // ("#", id). It returns the number of references rewritten.
 func RewriteReferences(res proto.Message, resolve func(typ, id string) (newTyp, newID string, ok bool)) int {
 	n := 0
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		if ref, ok := m.Interface().(*dpb.Reference); ok {
-			if typ, id := RefTarget(ref); id != "" {
-				if t, nid, ok := resolve(typ, id); ok && setRefTarget(ref, t, nid) {
-					n++
-				}
+	_ = walkRefs(res.ProtoReflect(), TypeName(res), func(ref *dpb.Reference, _ func() string) error {
+		if typ, id := RefTarget(ref); id != "" {
+			if t, nid, ok := resolve(typ, id); ok && setRefTarget(ref, t, nid) {
+				n++
 			}
-			return
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
-				return true
-			}
-			switch {
-			case fd.IsList():
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					walk(l.Get(i).Message())
-				}
-			case fd.IsMap():
-			default:
-				walk(v.Message())
-			}
-			return true
-		})
-	}
-	walk(res.ProtoReflect())
+		return nil
+	})
 	return n
 }
 

@@ -33,7 +33,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 	}
 	patientRef := "Patient/" + r.PersonID
 	referralRef := "ServiceRequest/" + r.ID
-	walkRefs(m, func(ref *dpb.Reference) {
+	_ = walkRefs(m, TypeName(out), func(ref *dpb.Reference, _ func() string) error {
 		typ, id := RefTarget(ref)
 		switch typ + "/" + id {
 		case patientRef:
@@ -45,6 +45,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 			ref.Type = &dpb.Uri{Value: "ServiceRequest"}
 			ref.Identifier = &dpb.Identifier{System: &dpb.Uri{Value: r.Identifier.System}, Value: &dpb.String{Value: r.Identifier.Value}}
 		}
+		return nil
 	})
 	SetWritebackKey(out)
 	return out
@@ -131,11 +132,12 @@ var hasIdentifier = sync.OnceValue(func() map[string]bool {
 // PointPatientAt adds a literal reference to the GP's own Patient (found by
 // NHS number on the GP endpoint) to every logical reference to the person.
 func PointPatientAt(res proto.Message, nhsNumber, gpPatientID string) {
-	walkRefs(res.ProtoReflect(), func(ref *dpb.Reference) {
+	_ = walkRefs(res.ProtoReflect(), TypeName(res), func(ref *dpb.Reference, _ func() string) error {
 		id := ref.GetIdentifier()
 		if id.GetSystem().GetValue() == linkbridge.NHSNumberSystem && id.GetValue().GetValue() == nhsNumber {
 			setRefTarget(ref, "Patient", gpPatientID)
 		}
+		return nil
 	})
 }
 
@@ -144,28 +146,4 @@ func clearLiteral(ref *dpb.Reference) {
 	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("reference")); fd != nil {
 		m.Clear(fd)
 	}
-}
-
-// walkRefs calls fn for every Reference in m, outside contained resources.
-func walkRefs(m protoreflect.Message, fn func(*dpb.Reference)) {
-	if ref, ok := m.Interface().(*dpb.Reference); ok {
-		fn(ref)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
-			return true
-		}
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walkRefs(l.Get(i).Message(), fn)
-			}
-		case fd.IsMap():
-		default:
-			walkRefs(v.Message(), fn)
-		}
-		return true
-	})
 }
