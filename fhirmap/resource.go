@@ -2,6 +2,12 @@
 // the linkbridge domain. It is pure: no JSON, no HTTP, no SQL and no clock;
 // time and ids are passed in. It resolves typed references, unpacks contained
 // resources and computes the search parameters the store indexes.
+//
+// The search parameter table, searchTable in params.go, is the one place a
+// search parameter is added: indexing (SearchParams), the HTTP API's query
+// validation and _include, and the CapabilityStatement read it through
+// SearchParameters and LookupSearchParameter
+// (docs/referral-exchange.md#search-parameters).
 package fhirmap
 
 import (

@@ -6,7 +6,6 @@ import (
 	"github.com/linkbridge/linkbridge"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
-	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -120,11 +119,10 @@ func keyedByIdentifier(md protoreflect.MessageDescriptor) bool {
 // hasIdentifier maps every R4 resource type to keyedByIdentifier, read once
 // from the ContainedResource descriptor.
 var hasIdentifier = sync.OnceValue(func() map[string]bool {
-	od := (*rpb.ContainedResource)(nil).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource")
-	out := make(map[string]bool, od.Fields().Len())
-	for i := 0; i < od.Fields().Len(); i++ {
-		md := od.Fields().Get(i).Message()
-		out[string(md.Name())] = keyedByIdentifier(md)
+	descs := resourceDescriptors()
+	out := make(map[string]bool, len(descs))
+	for typ, md := range descs {
+		out[typ] = keyedByIdentifier(md)
 	}
 	return out
 })

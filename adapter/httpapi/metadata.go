@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+
+	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
 // renderCapabilityStatement builds the CapabilityStatement from the routes
-// and search parameters the server implements, parses it with google/fhir
-// (so it is checked like any resource) and renders it once.
+// and the search parameter table (fhirmap.SearchParameters; _include from
+// includes), parses it with google/fhir (so it is checked like any
+// resource) and renders it once (docs/referral-exchange.md#capabilitystatement).
 func (s *Server) renderCapabilityStatement() ([]byte, error) {
 	type param struct {
 		Name string `json:"name"`
@@ -28,20 +31,8 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		SearchInclude     []string      `json:"searchInclude,omitempty"`
 		SearchParam       []param       `json:"searchParam"`
 	}
-	paramType := func(p string) string {
-		switch {
-		case isReferenceParam(p):
-			return "reference"
-		}
-		return "token"
-	}
-	types := make([]string, 0, len(searchable))
-	for t := range searchable {
-		types = append(types, t)
-	}
-	sort.Strings(types)
 	var resources []resource
-	for _, t := range types {
+	for _, t := range fhirmap.SearchTypes() {
 		res := resource{Type: t, Versioning: "versioned", ReadHistory: true,
 			Interaction: []interaction{{"read"}, {"vread"}, {"history-instance"}, {"search-type"}}}
 		switch t {
@@ -55,9 +46,8 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 			}
 		}
 		sort.Strings(res.SearchInclude)
-		res.SearchParam = append(res.SearchParam, param{"_id", "token"}, param{"_lastUpdated", "date"})
-		for _, p := range searchable[t] {
-			res.SearchParam = append(res.SearchParam, param{p, paramType(p)})
+		for _, p := range fhirmap.SearchParameters(t) {
+			res.SearchParam = append(res.SearchParam, param{p.Name, string(p.Type)})
 		}
 		resources = append(resources, res)
 	}
