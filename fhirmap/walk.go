@@ -15,12 +15,13 @@ var skipChildren = errors.New("fhirmap: skip children")
 
 // walk calls visit for m and every message below it, depth first, leaving
 // out contained resources (they are entries of their own, ExpandContained)
-// and map fields. root names m in element paths (its resource type). It is the one walk over a resource's elements: the
-// reference walk (walkRefs), identifier normalisation and the SNOMED CT
-// check use it. The element path, e.g. "Task.input[0].type", is built only
-// when visit asks for it (on an error): building it for every element cost
-// more than the rest of the walk. visit's error ends the walk and is
-// returned, except skipChildren.
+// and map fields; root names m in element paths (its resource type). It is
+// the one walk over a resource's elements: the reference walk (walkRefs),
+// identifier normalisation and the SNOMED CT check use it. The element
+// path, e.g. "Task.input[0].type", is built only when visit asks for it
+// (on an error): building it for every element cost more than the rest of
+// the walk. visit's error ends the walk and is returned, except
+// skipChildren.
 func walk(m protoreflect.Message, root string, visit func(m protoreflect.Message, path func() string) error) error {
 	w := &walker{root: root, visit: visit}
 	w.segs = w.buf[:0]
