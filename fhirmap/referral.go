@@ -2,7 +2,6 @@ package fhirmap
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -411,71 +410,6 @@ func hasCoding(cc *dpb.CodeableConcept, system, code string) bool {
 		}
 	}
 	return false
-}
-
-// walk calls visit for m and every message below it (contained resources
-// excepted), depth first. The element path is built only when visit asks
-// for it (on an error): building it for every element cost more than the
-// rest of the walk.
-func walk(m protoreflect.Message, root string, visit func(m protoreflect.Message, path func() string) error) error {
-	w := &walker{segs: []pathSeg{{name: root, index: -1}}, visit: visit}
-	w.pathFn = w.path
-	return w.walk(m)
-}
-
-type pathSeg struct {
-	name  string
-	index int // -1 for a single element
-}
-
-type walker struct {
-	segs   []pathSeg
-	visit  func(m protoreflect.Message, path func() string) error
-	pathFn func() string
-}
-
-// path renders the current element path, e.g. "Task.input[0].type".
-func (w *walker) path() string {
-	var b strings.Builder
-	for i, s := range w.segs {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(s.name)
-		if s.index >= 0 {
-			b.WriteByte('[')
-			b.WriteString(strconv.Itoa(s.index))
-			b.WriteByte(']')
-		}
-	}
-	return b.String()
-}
-
-func (w *walker) walk(m protoreflect.Message) error {
-	if err := w.visit(m, w.pathFn); err != nil {
-		return err
-	}
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" || fd.IsMap() {
-			return true
-		}
-		name := fd.JSONName()
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len() && err == nil; i++ {
-				w.segs = append(w.segs, pathSeg{name, i})
-				err = w.walk(l.Get(i).Message())
-				w.segs = w.segs[:len(w.segs)-1]
-			}
-		} else {
-			w.segs = append(w.segs, pathSeg{name, -1})
-			err = w.walk(v.Message())
-			w.segs = w.segs[:len(w.segs)-1]
-		}
-		return err == nil
-	})
-	return err
 }
 
 // normaliseIdentifiers rewrites the lower-case ODS system variant to the

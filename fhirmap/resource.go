@@ -2,6 +2,12 @@
 // the linkbridge domain. It is pure: no JSON, no HTTP, no SQL and no clock;
 // time and ids are passed in. It resolves typed references, unpacks contained
 // resources and computes the search parameters the store indexes.
+//
+// The search parameter table, searchTable in params.go, is the one place a
+// search parameter is added: indexing (SearchParams), the HTTP API's query
+// validation and _include, and the CapabilityStatement read it through
+// SearchParameters and LookupSearchParameter
+// (docs/referral-exchange.md#search-parameters).
 package fhirmap
 
 import (
@@ -234,34 +240,14 @@ func fieldFromType(t string) string {
 // ("#", id). It returns the number of references rewritten.
 func RewriteReferences(res proto.Message, resolve func(typ, id string) (newTyp, newID string, ok bool)) int {
 	n := 0
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		if ref, ok := m.Interface().(*dpb.Reference); ok {
-			if typ, id := RefTarget(ref); id != "" {
-				if t, nid, ok := resolve(typ, id); ok && setRefTarget(ref, t, nid) {
-					n++
-				}
+	_ = walkRefs(res.ProtoReflect(), TypeName(res), func(ref *dpb.Reference, _ func() string) error {
+		if typ, id := RefTarget(ref); id != "" {
+			if t, nid, ok := resolve(typ, id); ok && setRefTarget(ref, t, nid) {
+				n++
 			}
-			return
 		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
-				return true
-			}
-			switch {
-			case fd.IsList():
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					walk(l.Get(i).Message())
-				}
-			case fd.IsMap():
-			default:
-				walk(v.Message())
-			}
-			return true
-		})
-	}
-	walk(res.ProtoReflect())
+		return nil
+	})
 	return n
 }
 

@@ -6,7 +6,6 @@ import (
 	"github.com/linkbridge/linkbridge"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
-	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -33,7 +32,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 	}
 	patientRef := "Patient/" + r.PersonID
 	referralRef := "ServiceRequest/" + r.ID
-	walkRefs(m, func(ref *dpb.Reference) {
+	_ = walkRefs(m, TypeName(out), func(ref *dpb.Reference, _ func() string) error {
 		typ, id := RefTarget(ref)
 		switch typ + "/" + id {
 		case patientRef:
@@ -45,6 +44,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 			ref.Type = &dpb.Uri{Value: "ServiceRequest"}
 			ref.Identifier = &dpb.Identifier{System: &dpb.Uri{Value: r.Identifier.System}, Value: &dpb.String{Value: r.Identifier.Value}}
 		}
+		return nil
 	})
 	SetWritebackKey(out)
 	return out
@@ -119,11 +119,10 @@ func keyedByIdentifier(md protoreflect.MessageDescriptor) bool {
 // hasIdentifier maps every R4 resource type to keyedByIdentifier, read once
 // from the ContainedResource descriptor.
 var hasIdentifier = sync.OnceValue(func() map[string]bool {
-	od := (*rpb.ContainedResource)(nil).ProtoReflect().Descriptor().Oneofs().ByName("oneof_resource")
-	out := make(map[string]bool, od.Fields().Len())
-	for i := 0; i < od.Fields().Len(); i++ {
-		md := od.Fields().Get(i).Message()
-		out[string(md.Name())] = keyedByIdentifier(md)
+	descs := resourceDescriptors()
+	out := make(map[string]bool, len(descs))
+	for typ, md := range descs {
+		out[typ] = keyedByIdentifier(md)
 	}
 	return out
 })
@@ -131,11 +130,12 @@ var hasIdentifier = sync.OnceValue(func() map[string]bool {
 // PointPatientAt adds a literal reference to the GP's own Patient (found by
 // NHS number on the GP endpoint) to every logical reference to the person.
 func PointPatientAt(res proto.Message, nhsNumber, gpPatientID string) {
-	walkRefs(res.ProtoReflect(), func(ref *dpb.Reference) {
+	_ = walkRefs(res.ProtoReflect(), TypeName(res), func(ref *dpb.Reference, _ func() string) error {
 		id := ref.GetIdentifier()
 		if id.GetSystem().GetValue() == linkbridge.NHSNumberSystem && id.GetValue().GetValue() == nhsNumber {
 			setRefTarget(ref, "Patient", gpPatientID)
 		}
+		return nil
 	})
 }
 
@@ -144,28 +144,4 @@ func clearLiteral(ref *dpb.Reference) {
 	if fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("reference")); fd != nil {
 		m.Clear(fd)
 	}
-}
-
-// walkRefs calls fn for every Reference in m, outside contained resources.
-func walkRefs(m protoreflect.Message, fn func(*dpb.Reference)) {
-	if ref, ok := m.Interface().(*dpb.Reference); ok {
-		fn(ref)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.Name() == "contained" {
-			return true
-		}
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walkRefs(l.Get(i).Message(), fn)
-			}
-		case fd.IsMap():
-		default:
-			walkRefs(v.Message(), fn)
-		}
-		return true
-	})
 }

@@ -2,15 +2,17 @@ package httpapi
 
 import (
 	"encoding/json"
-	"maps"
 	"net/http"
-	"slices"
+	"sort"
 	"strings"
+
+	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
 // renderCapabilityStatement builds the CapabilityStatement from the routes
-// and search parameters the server implements, parses it with google/fhir
-// (so it is checked like any resource) and renders it once.
+// and the search parameter table (fhirmap.SearchParameters; _include from
+// includes), parses it with google/fhir (so it is checked like any
+// resource) and renders it once (docs/referral-exchange.md#capabilitystatement).
 func (s *Server) renderCapabilityStatement() ([]byte, error) {
 	type param struct {
 		Name string `json:"name"`
@@ -31,7 +33,7 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		SearchParam       []param       `json:"searchParam"`
 	}
 	var resources []resource
-	for _, t := range slices.Sorted(maps.Keys(searchable)) {
+	for _, t := range fhirmap.SearchTypes() {
 		res := resource{Type: t, Versioning: "versioned", ReadHistory: true,
 			Interaction: []interaction{{"read"}, {"vread"}, {"history-instance"}, {"search-type"}}}
 		switch t {
@@ -44,14 +46,9 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 				res.SearchInclude = append(res.SearchInclude, inc)
 			}
 		}
-		slices.Sort(res.SearchInclude)
-		res.SearchParam = append(res.SearchParam, param{"_id", "token"}, param{"_lastUpdated", "date"})
-		for _, p := range searchable[t] {
-			typ := "token"
-			if isReferenceParam(p) {
-				typ = "reference"
-			}
-			res.SearchParam = append(res.SearchParam, param{p, typ})
+		sort.Strings(res.SearchInclude)
+		for _, p := range fhirmap.SearchParameters(t) {
+			res.SearchParam = append(res.SearchParam, param{p.Name, string(p.Type)})
 		}
 		resources = append(resources, res)
 	}

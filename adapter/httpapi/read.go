@@ -25,29 +25,34 @@ const (
 	maxCount     = access.MaxPage
 )
 
-// searchable lists the resource types the API reads and searches, with the
-// search parameters each supports beyond _id and _lastUpdated.
-var searchable = map[string][]string{
-	"Task":              {"identifier", "status", "patient", "subject", "focus", "owner", "requester", "based-on", "part-of", "code", "intent"},
-	"ServiceRequest":    {"identifier", "status", "patient", "subject", "requester", "performer", "based-on", "code", "category", "intent"},
-	"Patient":           {"identifier", "general-practitioner"},
-	"Organization":      {"identifier"},
-	"Practitioner":      {"identifier"},
-	"PractitionerRole":  {"identifier"},
-	"HealthcareService": {"identifier"},
-	"Condition":         {"identifier", "patient", "subject", "code", "category"},
-	"Consent":           {"identifier", "patient", "status", "category"},
-	// The FHIR view of case records (fhirmap.CaseView).
-	"CarePlan":    {"patient", "subject", "status"},
-	"Goal":        {"patient", "subject"},
-	"Encounter":   {"patient", "subject", "based-on", "status"},
-	"Observation": {"patient", "subject", "based-on", "code", "category", "status"},
-	"Procedure":   {"patient", "subject", "based-on", "code", "status"},
-}
+// searchable maps each resource type the API reads and searches to the
+// names of its search parameters (_id and _lastUpdated first). It is read
+// from the search parameter table, fhirmap.SearchParameters, where a
+// parameter is added (docs/referral-exchange.md#search-parameters).
+var searchable = func() map[string][]string {
+	out := map[string][]string{}
+	for _, typ := range fhirmap.SearchTypes() {
+		for _, p := range fhirmap.SearchParameters(typ) {
+			out[typ] = append(out[typ], p.Name)
+		}
+	}
+	return out
+}()
 
-// includes lists the _include values supported, each with the JSON element
-// of the stored resource that holds the reference.
-var includes = map[string]string{"Task:focus": "focus", "Task:patient": "for", "Task:owner": "owner", "Task:requester": "requester", "ServiceRequest:patient": "subject", "ServiceRequest:requester": "requester"}
+// includes maps each supported _include value, Type:param, to the JSON
+// element of the stored resource that holds the reference: the table's
+// reference parameters marked Include (fhirmap.SearchParameter.Include).
+var includes = func() map[string]string {
+	out := map[string]string{}
+	for _, typ := range fhirmap.SearchTypes() {
+		for _, p := range fhirmap.SearchParameters(typ) {
+			if p.Include {
+				out[typ+":"+p.Name] = strings.TrimPrefix(p.Path, typ+".")
+			}
+		}
+	}
+	return out
+}()
 
 func (s *Server) checkType(typ string) error {
 	if _, ok := searchable[typ]; !ok {
@@ -237,8 +242,10 @@ func pageLinks(base string, vals url.Values, q *linkbridge.ResourceQuery, total 
 
 // searchControls are the parameters every search takes besides its
 // type's search parameters (parseSearch and handleSearch apply or
-// knowingly ignore them).
-var searchControls = []string{"_count", "_offset", "_id", "_lastUpdated", "_include", "_format", "_pretty", "_summary", "_elements", "_total"}
+// knowingly ignore them): FHIR R4 result parameters and _format/_pretty.
+// _id and _lastUpdated are search parameters of every type, in the table
+// (fhirmap.SearchParameters).
+var searchControls = []string{"_count", "_offset", "_include", "_format", "_pretty", "_summary", "_elements", "_total"}
 
 // knownSearchParam reports whether a search of typ supports a parameter
 // name: a control, the type's search parameters (bare or with
@@ -249,10 +256,12 @@ func knownSearchParam(typ, name string) bool {
 		return true
 	}
 	if name == "patient.identifier" {
-		return slices.Contains(searchable[typ], "patient")
+		_, ok := fhirmap.LookupSearchParameter(typ, "patient")
+		return ok
 	}
 	base, modifier, _ := strings.Cut(name, ":")
-	return slices.Contains(searchable[typ], base) && (modifier == "" || modifier == "identifier")
+	_, ok := fhirmap.LookupSearchParameter(typ, base)
+	return ok && (modifier == "" || modifier == "identifier")
 }
 
 // parseSearch turns a query string into a ResourceQuery for typ.
@@ -262,7 +271,6 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 		return nil, linkbridge.Errorf(linkbridge.EINVALID, "malformed query string")
 	}
 	q := &linkbridge.ResourceQuery{Type: typ, Count: defaultCount}
-	allowed := searchable[typ]
 	for k, vs := range vals {
 		switch k {
 		case "_count":
@@ -310,9 +318,11 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 		default:
 			name := k
 			base, modifier, _ := strings.Cut(k, ":")
-			if !slices.Contains(allowed, base) {
+			p, ok := fhirmap.LookupSearchParameter(typ, base)
+			if !ok || p.Field == "" {
 				// Unknown parameters are ignored, as FHIR allows by default
-				// (Prefer: handling=lenient).
+				// (Prefer: handling=lenient); so are _id and _lastUpdated
+				// with a modifier.
 				continue
 			}
 			if modifier != "" && modifier != "identifier" {
@@ -320,10 +330,10 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 			}
 			for _, v := range vs {
 				values := splitComma(v)
-				if modifier == "" && isReferenceParam(base) {
-					values = expandRefs(base, values)
-					if base == "subject" && allPrefixed(values, "Patient/") {
-						name = "patient" // a Patient subject is indexed as patient
+				if modifier == "" && p.Type == fhirmap.SearchReference {
+					values = expandRefs(p, values)
+					if t := targetType(values); t != "" {
+						name = fhirmap.ReferenceIndexName(typ, base, t) // a Patient subject is indexed as patient
 					}
 				}
 				q.Params = append(q.Params, linkbridge.ParamFilter{Name: name, Values: values})
@@ -333,29 +343,9 @@ func (s *Server) parseSearch(typ, raw string) (*linkbridge.ResourceQuery, error)
 	return q, nil
 }
 
-// isReferenceParam reports whether p is a reference search parameter.
-func isReferenceParam(p string) bool {
-	_, ok := refTargets[p]
-	return ok
-}
-
-// refTargets lists the reference search parameters, each with the resource
-// types it can point at, so that a bare id can be searched as Type/id.
-var refTargets = map[string][]string{
-	"patient":              {"Patient"},
-	"subject":              {"Patient", "Group"},
-	"focus":                {"ServiceRequest"},
-	"owner":                {"Organization", "PractitionerRole", "Practitioner", "HealthcareService"},
-	"requester":            {"Organization", "PractitionerRole", "Practitioner"},
-	"performer":            {"Organization", "PractitionerRole", "Practitioner", "HealthcareService"},
-	"based-on":             {"ServiceRequest", "CarePlan"},
-	"part-of":              {"Task"},
-	"general-practitioner": {"Organization", "Practitioner", "PractitionerRole"},
-}
-
 // expandRefs normalises reference search values to Type/id: absolute URLs
-// lose their base, bare ids become every Type/id the parameter allows.
-func expandRefs(param string, values []string) []string {
+// lose their base, bare ids become every Type/id the parameter targets.
+func expandRefs(p fhirmap.SearchParameter, values []string) []string {
 	var out []string
 	for _, v := range values {
 		v = normaliseRef(v)
@@ -363,20 +353,25 @@ func expandRefs(param string, values []string) []string {
 			out = append(out, v)
 			continue
 		}
-		for _, t := range refTargets[param] {
+		for _, t := range p.Targets {
 			out = append(out, t+"/"+v)
 		}
 	}
 	return out
 }
 
-func allPrefixed(values []string, prefix string) bool {
-	for _, v := range values {
-		if !strings.HasPrefix(v, prefix) {
-			return false
+// targetType returns the resource type every Type/id value names, or ""
+// when they name several (or none).
+func targetType(values []string) string {
+	typ := ""
+	for i, v := range values {
+		t, _, _ := strings.Cut(v, "/")
+		if i > 0 && t != typ {
+			return ""
 		}
+		typ = t
 	}
-	return len(values) > 0
+	return typ
 }
 
 // normaliseRef turns an absolute reference into Type/id.
