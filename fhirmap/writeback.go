@@ -31,7 +31,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 	if fd := m.Descriptor().Fields().ByName("meta"); fd != nil {
 		m.Clear(fd)
 	}
-	patientRef := "Patient/" + r.PersonID
+	patientRef := "Patient/" + r.Patient()
 	referralRef := "ServiceRequest/" + r.ID
 	walkRefs(m, func(ref *dpb.Reference) {
 		typ, id := RefTarget(ref)
