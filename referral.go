@@ -75,8 +75,15 @@ type Referral struct {
 	ID string `json:"id"`
 	// TaskID is the id of the referral Task that tracks it.
 	TaskID string `json:"taskId"`
-	// PersonID is the referred Person (and Patient resource id).
+	// PersonID is the referred person: one identity per NHS number, kept
+	// internally (it orders the person's write-backs).
 	PersonID string `json:"personId"`
+	// PatientID is this referral's own Patient resource: what its referrer
+	// sent about the person. A person referred by several organisations
+	// has one Patient per referral, each disclosed only to that referral's
+	// parties (docs/referral-exchange.md#disclosure). Referrals stored
+	// before it existed have the person's id here.
+	PatientID string `json:"patientId,omitempty"`
 	// Identifier is the referrer's business identifier of the ServiceRequest;
 	// a second referral with the same identifier is the same referral.
 	Identifier Identifier `json:"identifier"`
@@ -121,6 +128,15 @@ type Referral struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 	// Version counts changes to the referral, starting at 1.
 	Version int `json:"version"`
+}
+
+// Patient is the id of the referral's Patient resource: PatientID, or the
+// person's id for a referral that has none of its own.
+func (r *Referral) Patient() string {
+	if r.PatientID != "" {
+		return r.PatientID
+	}
+	return r.PersonID
 }
 
 // Validate checks the referral's own rules without I/O.

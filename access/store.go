@@ -133,17 +133,12 @@ func (s *Store) FindReferralByIdentifier(ctx context.Context, id linkbridge.Iden
 	return s.readable(ctx, rf, err, "referral with this identifier not found")
 }
 
-// FindPersonByNHSNumber is not scoped: an intake links a referral to the
-// person its NHS number names. The person found may then be read by this
-// request (the referral gives the caller access to them).
+// FindPersonByNHSNumber is not scoped, and grants nothing: an intake links
+// a referral to the person its NHS number names, internally. The person's
+// Patient resources stay each their own referral's (an NHS number is not a
+// secret: knowing one opens nothing).
 func (s *Store) FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*linkbridge.Person, error) {
-	per, err := s.Store.FindPersonByNHSNumber(ctx, nhsNumber)
-	if err == nil {
-		if t := TrailFrom(ctx); t != nil {
-			t.setLinking(per.ID)
-		}
-	}
-	return per, err
+	return s.Store.FindPersonByNHSNumber(ctx, nhsNumber)
 }
 
 // FindPerson returns a person whose Patient the caller may read.
@@ -169,11 +164,6 @@ func (s *Store) check(ctx context.Context, typ, id, msg string) error {
 	p := linkbridge.PrincipalFromContext(ctx)
 	if p == nil {
 		return nil
-	}
-	if typ == "Patient" {
-		if t := TrailFrom(ctx); t != nil && t.isLinking(id) {
-			return nil
-		}
 	}
 	ok, err := s.visible(ctx, p, typ, id)
 	if err != nil {
@@ -247,7 +237,7 @@ func (s *Store) GetCaseRecord(ctx context.Context, referralID string) (*linkbrid
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil && !p.CanRead(cr.Referral) {
 		return nil, notFound("referral %s not found", referralID)
 	}
-	Note(ctx, "ServiceRequest/"+cr.Referral.ID, "Patient/"+cr.Referral.PersonID)
+	Note(ctx, "ServiceRequest/"+cr.Referral.ID, "Patient/"+cr.Referral.Patient())
 	return cr, nil
 }
 

@@ -19,7 +19,7 @@ const MaxAuditEntities = MaxPage * 6
 
 // Trail is the per-request access state carried in the context: the
 // resources the request disclosed or wrote (for its audit record), the
-// person an intake may link to, the authenticated client, and the audit
+// authenticated client, and the audit
 // record that committed with the request's write. The transport creates one
 // per request (WithTrail); Store and the use cases fill it. Safe for
 // concurrent use.
@@ -27,10 +27,6 @@ type Trail struct {
 	mu       sync.Mutex
 	entities []string
 	seen     map[string]bool
-	// linking is the person an intake found by NHS number: the GP naming a
-	// person's NHS number in a referral links to them, and the Patient
-	// gains the GP's access when the referral is stored.
-	linking string
 	// clientID is the authenticated client, for the request log line.
 	clientID string
 	// writeAudit builds the audit record a write carries (see ForWrite)
@@ -142,18 +138,4 @@ func ForWrite(ctx context.Context, written []*linkbridge.Resource) *linkbridge.A
 		}
 	}
 	return build(entities)
-}
-
-// setLinking records the person an intake found by NHS number.
-func (t *Trail) setLinking(personID string) {
-	t.mu.Lock()
-	t.linking = personID
-	t.mu.Unlock()
-}
-
-// isLinking reports whether personID is the person the intake links to.
-func (t *Trail) isLinking(personID string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.linking != "" && t.linking == personID
 }

@@ -124,8 +124,8 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 	if ftyp, fid := fhirmap.RefTarget(t.GetFocus()); ftyp != "ServiceRequest" || fid != rf.ID {
 		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.focus cannot change: it must stay ServiceRequest/%s", rf.ID).At("Task.focus")
 	}
-	if ptyp, pid := fhirmap.RefTarget(t.GetForValue()); ptyp != "Patient" || pid != rf.PersonID {
-		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.for cannot change: it must stay Patient/%s", rf.PersonID).At("Task.for")
+	if ptyp, pid := fhirmap.RefTarget(t.GetForValue()); ptyp != "Patient" || pid != rf.Patient() {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "Task.for cannot change: it must stay Patient/%s", rf.Patient()).At("Task.for")
 	}
 	if fhirmap.Code(t.GetIntent()) != "order" {
 		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.intent must be order").At("Task.intent")
@@ -204,7 +204,7 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 	if err := linkbridge.CheckTaskTransition(rf.Status, to, linkbridge.ActorRequester); err != nil {
 		return nil, err
 	}
-	if ptyp, pid := fhirmap.RefTarget(sr.GetSubject()); ptyp == "Patient" && pid != rf.PersonID {
+	if ptyp, pid := fhirmap.RefTarget(sr.GetSubject()); ptyp == "Patient" && pid != rf.Patient() {
 		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject cannot change").At("ServiceRequest.subject")
 	}
 	// The stored ServiceRequest takes the new status; a revocation changes

@@ -91,7 +91,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	full := consent == linkbridge.ConsentFull
 	// Every resource gets its own references: none shares a message with
 	// another, so one may be changed (SetMeta, ForGPRecord) on its own.
-	patient := func() *dpb.Reference { return NewRef("Patient", r.PersonID) }
+	patient := func() *dpb.Reference { return NewRef("Patient", r.Patient()) }
 	basedOn := func() []*dpb.Reference { return []*dpb.Reference{NewRef("ServiceRequest", r.ID)} }
 	var out []Generated
 

@@ -36,7 +36,7 @@ func NewReferralTask(r *linkbridge.Referral, requester *dpb.Reference, now time.
 			Display: &dpb.String{Value: "Fulfill the focal request"},
 		}}},
 		Focus:        NewRef("ServiceRequest", r.ID),
-		ForValue:     NewRef("Patient", r.PersonID),
+		ForValue:     NewRef("Patient", r.Patient()),
 		AuthoredOn:   DateTime(r.AuthoredOn),
 		LastModified: DateTime(now),
 	}

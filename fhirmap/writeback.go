@@ -30,7 +30,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 	if fd := m.Descriptor().Fields().ByName("meta"); fd != nil {
 		m.Clear(fd)
 	}
-	patientRef := "Patient/" + r.PersonID
+	patientRef := "Patient/" + r.Patient()
 	referralRef := "ServiceRequest/" + r.ID
 	_ = walkRefs(m, TypeName(out), func(ref *dpb.Reference, _ func() string) error {
 		typ, id := RefTarget(ref)

@@ -86,9 +86,7 @@ func (s *Service) TaskOf(ctx context.Context, t *taskpb.Task) (*linkbridge.Resou
 type Result struct {
 	// Created is false when the referral was already stored (idempotent
 	// re-send): the resources are then the stored ones.
-	Created bool
-	// PersonCreated is false when the Patient already existed.
-	PersonCreated  bool
+	Created        bool
 	Patient        *linkbridge.Resource
 	ServiceRequest *linkbridge.Resource
 	Task           *linkbridge.Resource
@@ -163,21 +161,22 @@ func (s *Service) existingReferral(ctx context.Context, id linkbridge.Identifier
 	if out.Task, err = s.Store.ReadResource(ctx, "Task", rf.TaskID); err != nil {
 		return nil, err
 	}
-	if out.Patient, err = s.Store.ReadResource(ctx, "Patient", rf.PersonID); err != nil {
+	if out.Patient, err = s.Store.ReadResource(ctx, "Patient", rf.Patient()); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
 // assigned are the ids an intake attempt gave out. A retry keeps them, so
-// that references the first attempt rewrote in place stay right; only the
-// person's id changes, to the stored person's.
+// that references the first attempt rewrote in place stay right: the
+// referral's Patient keeps its id when the person turns out to be known
+// (only the person's id changes, to the stored person's).
 type assigned struct {
 	// retry is set on the attempt after a duplicate NHS number: the person
 	// is looked up, and the resources were changed by the first attempt.
-	retry                  bool
-	person, referral, task string
-	entry                  map[*fhirmap.Entry]string
+	retry                           bool
+	person, patient, referral, task string
+	entry                           map[*fhirmap.Entry]string
 }
 
 // get returns *id, giving it a new id first if it has none.
@@ -198,10 +197,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	var err error
 	switch {
 	case ref.SubjectID != "":
-		existing, err = s.Store.FindPerson(ctx, ref.SubjectID)
-		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
-			return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject Patient/%s is not held by this server", ref.SubjectID).At("ServiceRequest.subject")
-		}
+		existing, err = s.personOfPatient(ctx, ref.SubjectID)
 	case lookup:
 		existing, err = s.Store.FindPersonByNHSNumber(ctx, person.NHSNumber)
 		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
@@ -211,7 +207,6 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	if err != nil {
 		return nil, err
 	}
-	firstPersonID := ids.person
 	if existing != nil {
 		person = *existing
 		newPerson = false
@@ -219,10 +214,23 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		person.ID = s.get(&ids.person)
 		person.CreatedAt = now
 	}
+	// The referral's own Patient: what this referrer sent about the person
+	// (docs/referral-exchange.md#disclosure). A new person's first Patient
+	// takes the person's id; a known person gets a Patient of this
+	// referral's (on a retry, the id the first attempt gave it, so that the
+	// references it rewrote stay right); a subject given as a Patient the
+	// referrer already holds is that Patient.
+	patientID := ref.SubjectID
+	if patientID == "" {
+		if ids.patient == "" {
+			ids.patient = person.ID
+		}
+		patientID = ids.patient
+	}
 
 	rf := ref.Referral
 	rf.ID = s.get(&ids.referral)
-	rf.PersonID = person.ID
+	rf.PersonID, rf.PatientID = person.ID, patientID
 	rf.ReceivedAt, rf.UpdatedAt, rf.Version = now, now, 1
 	if rf.ServiceODS == "" {
 		rf.ServiceODS = s.DefaultServiceODS
@@ -235,11 +243,6 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	// referral id.
 	type idPair struct{ typ, id string }
 	newIDs := map[string]idPair{} // old reference or fullUrl -> new
-	if ids.retry && firstPersonID != "" && firstPersonID != person.ID {
-		// The first attempt pointed references at the person it took to
-		// be new.
-		newIDs["Patient/"+firstPersonID] = idPair{"Patient", person.ID}
-	}
 	// The referral's own ServiceRequest and Patient are stored as resources
 	// of their own even when they arrive contained: they are lifted out of
 	// their container and "#id" references to them are repointed.
@@ -257,7 +260,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		case e == ref.ServiceRequest:
 			id = rf.ID
 		case e == ref.Patient:
-			id = person.ID
+			id = patientID
 		default:
 			id = ids.entry[e]
 			if id == "" {
@@ -294,7 +297,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	}
 
 	in := &linkbridge.Intake{Person: &person, NewPerson: newPerson, MessageID: messageID}
-	out := &Result{Created: true, PersonCreated: newPerson, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
+	out := &Result{Created: true, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
 	// refs are the reference rewrites as JSON strings, for Stamp.
 	refs := make(map[string]string, len(newIDs))
 	for from, to := range newIDs {
@@ -330,9 +333,6 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		if !lifted(e) {
 			continue
 		}
-		if e == ref.Patient && !newPerson {
-			continue // link to the stored person; their record is not replaced
-		}
 		rewrote := fhirmap.RewriteReferences(e.Resource, resolve)
 		// raw stays set only while the received bytes still say what the
 		// resource now says, apart from id, meta and references.
@@ -344,8 +344,8 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 			sr := e.Resource.(*srpb.ServiceRequest)
 			srRequester = sr.GetRequester()
 			if typ, id := fhirmap.RefTarget(sr.GetSubject()); typ == "" && id == "" {
-				// Named by NHS number only: point at the person's Patient too.
-				fhirmap.PointAt(sr.Subject, "Patient", person.ID)
+				// Named by NHS number only: point at the referral's Patient too.
+				fhirmap.PointAt(sr.Subject, "Patient", patientID)
 				raw = nil
 			}
 		}
@@ -356,7 +356,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 				raw = nil
 			}
 			if typ, id := fhirmap.RefTarget(t.GetForValue()); typ == "" && id == "" {
-				fhirmap.PointAt(t.ForValue, "Patient", person.ID)
+				fhirmap.PointAt(t.ForValue, "Patient", patientID)
 				raw = nil
 			}
 		}
@@ -365,7 +365,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		case ref.ServiceRequest:
 			id = rf.ID
 		case ref.Patient:
-			id = person.ID
+			id = patientID
 		}
 		r, err := render(e.Resource, id, raw, rewrote)
 		if err != nil {
@@ -383,12 +383,13 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 			out.Patient = r
 		}
 	}
-	if newPerson && ref.Patient == nil {
-		// Named only by NHS number: the gateway keeps a minimal Patient.
+	if ref.Patient == nil && ref.SubjectID == "" {
+		// Named only by NHS number: the gateway keeps a minimal Patient of
+		// this referral's.
 		p := &patpb.Patient{Identifier: []*dpb.Identifier{{
 			System: &dpb.Uri{Value: linkbridge.NHSNumberSystem}, Value: &dpb.String{Value: person.NHSNumber},
 		}}}
-		r, err := render(p, person.ID, nil, 0)
+		r, err := render(p, patientID, nil, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -409,7 +410,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		return nil, err
 	}
 	if out.Patient == nil {
-		if out.Patient, err = s.Store.ReadResource(ctx, "Patient", person.ID); err != nil {
+		if out.Patient, err = s.Store.ReadResource(ctx, "Patient", patientID); err != nil {
 			return nil, err
 		}
 	}
@@ -431,4 +432,37 @@ func countWithContained(entries []*fhirmap.Entry) int {
 		n += len(fhirmap.Contained(e.Resource))
 	}
 	return n
+}
+
+// personOfPatient returns the person of a Patient the caller already holds
+// (a referral whose subject is "Patient/<id>"): read through the store as
+// the caller may (EUNPROCESSABLE when it may not, or there is none), then
+// found by its NHS number.
+func (s *Service) personOfPatient(ctx context.Context, id string) (*linkbridge.Person, error) {
+	notHeld := linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject Patient/%s is not held by this server", id).At("ServiceRequest.subject")
+	res, err := s.Store.ReadResource(ctx, "Patient", id)
+	if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+		return nil, notHeld
+	}
+	if err != nil {
+		return nil, err
+	}
+	msg, err := s.Codec.DecodeResource(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := msg.(*patpb.Patient)
+	if !ok {
+		return nil, notHeld
+	}
+	for _, ident := range p.GetIdentifier() {
+		if ident.GetSystem().GetValue() == linkbridge.NHSNumberSystem {
+			per, err := s.Store.FindPersonByNHSNumber(ctx, ident.GetValue().GetValue())
+			if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+				return nil, notHeld
+			}
+			return per, err
+		}
+	}
+	return nil, notHeld
 }

@@ -47,8 +47,6 @@ func (s *Server) handleTransaction(w http.ResponseWriter, r *http.Request) error
 			case *patpb.Patient:
 				stored = out.Patient
 			}
-		} else if _, isPatient := e.Resource.(*patpb.Patient); isPatient && !out.PersonCreated {
-			status, stored = "200 OK", out.Patient
 		}
 		if stored == nil {
 			be[i] = bundleEntry{entry: &rpb.Bundle_Entry{Response: &rpb.Bundle_Entry_Response{Status: &dpb.String{Value: status}}}}

@@ -13,6 +13,7 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
+	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 	oopb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/operation_outcome_go_proto"
 	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
 	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
@@ -160,26 +161,39 @@ func TestTransactionResendIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestSecondReferralForSamePersonLinksPatient(t *testing.T) {
+// TestSecondReferralForSamePersonKeepsOwnPatient: a second referral of
+// a known person (same NHS number) is linked to the same person
+// internally, but stores its own Patient — what its referrer sent — and
+// answers it 201 Created like any new resource: the answer does not tell
+// whether the person was known (docs/referral-exchange.md#disclosure).
+func TestSecondReferralForSamePersonKeepsOwnPatient(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
 	first := bundle(t, ts.post("", mustRead(t, fixReferralTxn), nil), "transaction-response")
 	second := bundle(t, ts.post("", withIdentifier(t, mustRead(t, fixReferralTxn), "second-referral"), nil), "transaction-response")
-	p1 := first.GetEntry()[0].GetResponse().GetLocation().GetValue()
+	p1 := first.GetEntry()[0].GetResponse()
 	p2 := second.GetEntry()[0].GetResponse()
-	if p2.GetLocation().GetValue() != p1 || !strings.HasPrefix(p2.GetStatus().GetValue(), "200") {
-		t.Errorf("second referral Patient entry = %s %s, want 200 and the first Patient %s", p2.GetStatus().GetValue(), p2.GetLocation().GetValue(), p1)
+	if p2.GetLocation().GetValue() == p1.GetLocation().GetValue() || p2.GetStatus().GetValue() != p1.GetStatus().GetValue() || !strings.HasPrefix(p2.GetStatus().GetValue(), "201") {
+		t.Errorf("second referral Patient entry = %s %s, want 201 and a Patient of its own (the first is %s %s)",
+			p2.GetStatus().GetValue(), p2.GetLocation().GetValue(), p1.GetStatus().GetValue(), p1.GetLocation().GetValue())
 	}
 	if got := second.GetEntry()[1].GetResponse().GetStatus().GetValue(); !strings.HasPrefix(got, "201") {
 		t.Errorf("second referral ServiceRequest status = %q, want 201", got)
 	}
 	c := ts.counts()
-	if c.Patient != 1 || c.ServiceRequest != 2 || c.Task != 2 {
-		t.Errorf("counts = %+v, want 1 Patient, 2 ServiceRequests, 2 Tasks", c)
+	if c.Patient != 2 || c.ServiceRequest != 2 || c.Task != 2 {
+		t.Errorf("counts = %+v, want 2 Patients, 2 ServiceRequests, 2 Tasks", c)
 	}
-	_, pid, _ := parseLocation(t, p1)
-	if n := ts.total("Task", vals("patient", "Patient/"+pid)); n != 2 {
-		t.Errorf("Task?patient total = %d, want 2", n)
+	for _, b := range []*rpb.Bundle{first, second} {
+		_, pid, _ := parseLocation(t, b.GetEntry()[0].GetResponse().GetLocation().GetValue())
+		if n := ts.total("Task", vals("patient", "Patient/"+pid)); n != 1 {
+			t.Errorf("Task?patient=Patient/%s total = %d, want its own referral's 1", pid, n)
+		}
+	}
+	// One person internally: both referrals are the same person's.
+	page := ts.inbox(t, "")
+	if len(page.Items) != 2 || page.Items[0].PersonID != page.Items[1].PersonID || page.Items[0].PatientID == page.Items[1].PatientID {
+		t.Errorf("referrals = %+v, want one person with two Patients", page.Items)
 	}
 }
 

@@ -98,8 +98,8 @@ func TestIntakeStoresReceivedBytes(t *testing.T) {
 // TestIntakeLinksKnownPerson sends each referral shape twice with different
 // referral identifiers: the second referral must link to the person the
 // first created (the store's unique NHS number turns the optimistic "new
-// person" attempt into a retry), and every reference it stores must point
-// at a resource the gateway holds.
+// person" attempt into a retry) while keeping a Patient of its own, and
+// every reference it stores must point at a resource the gateway holds.
 func TestIntakeLinksKnownPerson(t *testing.T) {
 	t.Parallel()
 	for _, f := range []struct{ file, path string }{
@@ -118,8 +118,8 @@ func TestIntakeLinksKnownPerson(t *testing.T) {
 			}
 			wantStatus(t, ts.post(f.path, body, nil), created)
 			wantStatus(t, ts.post(f.path, withIdentifier(t, body, "second-"+filepath.Base(f.file)), nil), created)
-			if n := ts.total("Patient", nil); n != 1 {
-				t.Fatalf("%d Patients stored, want 1", n)
+			if n := ts.total("Patient", nil); n != 2 {
+				t.Fatalf("%d Patients stored, want one per referral", n)
 			}
 			ctx := context.Background()
 			for _, typ := range []string{"ServiceRequest", "Task"} {

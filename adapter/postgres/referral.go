@@ -155,7 +155,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	}
 	// The referral's access keys go on its resources and on the person's
 	// Patient, also when the person is only linked.
-	if args, ok := accessArrays(ref, res, ref.PersonID); ok {
+	if args, ok := accessArrays(ref, res, ref.Patient()); ok {
 		queue("grant access", insAccess, args...)
 	}
 	queueAudit(audit, queue)
@@ -562,7 +562,7 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
 		&reasons, &r.DoNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
-		&authoredOn, &receivedAt, &updatedAt, &r.Version); err != nil {
+		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)

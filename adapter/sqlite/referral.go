@@ -81,7 +81,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		if err := w.createResources(res); err != nil {
 			return err
 		}
-		if err := w.grantAccess(ref, res, ref.PersonID); err != nil {
+		if err := w.grantAccess(ref, res, ref.Patient()); err != nil {
 			return err
 		}
 		return w.insertAudit(audit)
@@ -427,7 +427,7 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
 		&reasons, &doNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
-		&authoredOn, &receivedAt, &updatedAt, &r.Version); err != nil {
+		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)

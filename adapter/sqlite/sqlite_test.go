@@ -235,7 +235,7 @@ func intake(i int64, messageID string) *linkbridge.Intake {
 	n := strconv.FormatInt(i, 10)
 	p := &linkbridge.Person{ID: "p-" + n, NHSNumber: nhsNumber(i), BirthDate: "1956-07-21", GPODS: "Y01234", CreatedAt: now}
 	r := &linkbridge.Referral{
-		ID: "sr-" + n, TaskID: "task-" + n, PersonID: p.ID,
+		ID: "sr-" + n, TaskID: "task-" + n, PersonID: p.ID, PatientID: p.ID,
 		Identifier:    linkbridge.Identifier{System: "https://fhir.example-gp.nhs.uk/Id/referral", Value: "REF-" + n},
 		Status:        linkbridge.TaskRequested,
 		RequestStatus: "active", Priority: "routine", ReferrerODS: "Y01234", ServiceODS: "RAT01",
@@ -393,7 +393,7 @@ func TestUpgrade(t *testing.T) {
 
 	t0, _ := time.Parse(time.RFC3339, "2025-03-14T09:30:00Z")
 	want := &linkbridge.Referral{
-		ID: "sr-old", TaskID: "task-old", PersonID: "p-old",
+		ID: "sr-old", TaskID: "task-old", PersonID: "p-old", PatientID: "p-old", // migration 007: the person's Patient
 		Identifier: linkbridge.Identifier{System: "urn:x", Value: "REF-old"},
 		Status:     linkbridge.TaskRequested, RequestStatus: "active", ReferrerODS: "Y01234", ServiceODS: "RAT01",
 		AuthoredOn: t0, ReceivedAt: t0, UpdatedAt: t0, Version: 1,

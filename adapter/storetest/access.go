@@ -42,18 +42,19 @@ func testAccessScope(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 	ctx := context.Background()
 	s := open(t)
 	nhs := nhsNumbers()
-	// Two practices refer to one service; a and b share a person (b links
-	// to a's Patient); c is another practice's to another service.
+	// Two practices refer to one service; a and b share a person, but b
+	// carries its own Patient (what practice B sent, "pt-b"); c is another
+	// practice's to another service.
 	a := newIntake("a", nhs())
 	a.Referral.ReferrerODS, a.Referral.ServiceODS = "A81001", "Y02662"
 	mustCreate(t, s, a)
 	b := newIntake("b", "")
 	b.Person, b.NewPerson = a.Person, false
-	b.Referral.PersonID = a.Person.ID
+	b.Referral.PersonID, b.Referral.PatientID = a.Person.ID, "pt-b"
 	b.Referral.ReferrerODS, b.Referral.ServiceODS = "B82002", "Y02662"
-	b.Resources = b.Resources[1:] // no new Patient
-	b.Resources[0] = resource("ServiceRequest", b.Referral.ID, 1, t0.Add(time.Second), "", param("patient", "Patient/"+a.Person.ID))
-	b.Resources[1] = taskResource(b.Referral, 1, t0.Add(time.Second))
+	b.Resources[0] = resource("Patient", "pt-b", 1, t0.Add(time.Second), "", param("identifier", linkbridge.NHSNumberSystem+"|"+a.Person.NHSNumber))
+	b.Resources[1] = resource("ServiceRequest", b.Referral.ID, 1, t0.Add(time.Second), "", param("patient", "Patient/pt-b"))
+	b.Resources[2] = taskResource(b.Referral, 1, t0.Add(time.Second))
 	mustCreate(t, s, b)
 	c := newIntake("c", nhs())
 	c.Referral.ReferrerODS, c.Referral.ServiceODS = "C83003", "Y09999"
@@ -76,8 +77,12 @@ func testAccessScope(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 		{"ServiceSeesAddressed", "Task", scope(linkbridge.ServiceAccessKey("Y02662")), []string{"task-a", "task-b"}},
 		{"ServiceKeyIsNotReferrerKey", "Task", scope(linkbridge.ReferrerAccessKey("Y02662")), nil},
 		{"SeveralPractices", "ServiceRequest", scope(linkbridge.ReferrerAccessKey("A81001"), linkbridge.ReferrerAccessKey("C83003")), []string{"sr-a", "sr-c"}},
-		{"LinkedPatientGainsKeys", "Patient", scope(linkbridge.ReferrerAccessKey("B82002")), []string{"p-a"}},
+		// One person, two referrals: each referrer sees the Patient it
+		// sent, never the other's; the service both are addressed to sees
+		// both.
+		{"OwnPatientOnly", "Patient", scope(linkbridge.ReferrerAccessKey("B82002")), []string{"pt-b"}},
 		{"OtherPatientHidden", "Patient", scope(linkbridge.ReferrerAccessKey("A81001")), []string{"p-a"}},
+		{"ServiceSeesEachReferralsPatient", "Patient", scope(linkbridge.ServiceAccessKey("Y02662")), []string{"p-a", "pt-b"}},
 		{"ChangeGrantsKeys", "CarePlan", scope(linkbridge.ServiceAccessKey("Y02662")), []string{"cp-a"}},
 		{"ChangeKeysAreTheReferrals", "CarePlan", scope(linkbridge.ReferrerAccessKey("B82002")), nil},
 		{"NoKeysNothing", "Task", scope(), nil},

@@ -101,7 +101,7 @@ func newIntake(name, nhsNumber string) *linkbridge.Intake {
 		ID: "p-" + name, NHSNumber: nhsNumber, BirthDate: "1956-07-21", GPODS: "Y01234", CreatedAt: t0,
 	}
 	r := &linkbridge.Referral{
-		ID: "sr-" + name, TaskID: "task-" + name, PersonID: p.ID,
+		ID: "sr-" + name, TaskID: "task-" + name, PersonID: p.ID, PatientID: p.ID,
 		Identifier:    linkbridge.Identifier{System: referralSystem, Value: "REF-" + name},
 		Status:        linkbridge.TaskRequested,
 		RequestStatus: "active",
@@ -139,7 +139,7 @@ func patientResource(p *linkbridge.Person) *linkbridge.Resource {
 // taskResource builds a version of a referral's Task resource.
 func taskResource(r *linkbridge.Referral, version int, at time.Time) *linkbridge.Resource {
 	return resource("Task", r.TaskID, version, at, fmt.Sprintf(`,"status":%q,"intent":"order"`, r.Status),
-		param("focus", "ServiceRequest/"+r.ID), param("patient", "Patient/"+r.PersonID),
+		param("focus", "ServiceRequest/"+r.ID), param("patient", "Patient/"+r.Patient()),
 		param("owner", "Organization/"+r.ServiceODS), param("status", string(r.Status)))
 }
 
@@ -323,7 +323,7 @@ func testCreateReferral(t *testing.T, open func(t *testing.T) linkbridge.Store) 
 		second := newIntake("b", first.Person.NHSNumber)
 		second.Person = first.Person
 		second.NewPerson = false
-		second.Referral.PersonID = first.Person.ID
+		second.Referral.PersonID, second.Referral.PatientID = first.Person.ID, first.Person.ID
 		second.Resources = second.Resources[1:] // no Patient
 		mustCreate(t, s, second)
 
