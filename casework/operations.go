@@ -2,6 +2,7 @@ package casework
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -130,6 +131,13 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 	if fhirmap.Code(t.GetIntent()) != "order" {
 		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.intent must be order").At("Task.intent")
 	}
+	stored, err := s.Codec.DecodeResource(cur.Body)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTaskSurface(stored.(*taskpb.Task), t, rf, actor); err != nil {
+		return nil, err
+	}
 	to := fhirmap.TaskStatusOf(t)
 	if err := linkbridge.CheckTaskTransition(rf.Status, to, actor); err != nil {
 		return nil, err
@@ -208,10 +216,16 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.subject cannot change").At("ServiceRequest.subject")
 	}
 	// The stored ServiceRequest takes the new status; a revocation changes
-	// nothing else (BaRS cancellation carries the same referral).
+	// nothing else (BaRS cancellation carries the same referral), and an
+	// update that would is refused, not silently cut down.
 	srNext, err := s.Codec.DecodeResource(cur.Body)
 	if err != nil {
 		return nil, err
+	}
+	if messageID == "" { // a BaRS message carries the referral as the sender holds it
+		if changed := fhirmap.ChangedElements(srNext, sr, serviceRequestRevocable...); len(changed) > 0 {
+			return nil, linkbridge.Errorf(linkbridge.EFORBIDDEN, "a referral update may change only its status; it changes ServiceRequest.%s", changed[0]).At("ServiceRequest." + changed[0])
+		}
 	}
 	fhirmap.SetCode(srNext.(*srpb.ServiceRequest).Status, status)
 	cr, versions, err := s.apply(ctx, change{
@@ -275,4 +289,57 @@ func resourceOf(ctx context.Context, store linkbridge.Store, versions []version,
 		}
 	}
 	return store.ReadResource(ctx, typ, id)
+}
+
+// The update surface of the referral's resources over FHIR: what each
+// party may change with a PUT (docs/referral-exchange.md#update-surface).
+// Anything else that differs from the stored version is refused with
+// EFORBIDDEN naming the element, never stored nor silently dropped.
+var (
+	// taskAlways may differ in any PUT: the server sets or keeps them.
+	taskAlways = []string{"id", "meta", "text", "lastModified"}
+	// taskByRequester: the referrer cancels, with a reason and notes.
+	taskByRequester = []string{"status", "statusReason", "note"}
+	// taskByPerformer: the service moves the Task on, records outputs and
+	// assigns an owner within its own organisation.
+	taskByPerformer = []string{"status", "statusReason", "businessStatus", "output", "owner", "note", "executionPeriod"}
+	// serviceRequestRevocable: a requester's PUT of its ServiceRequest
+	// changes its status (revoked, entered-in-error) and nothing else.
+	serviceRequestRevocable = []string{"id", "meta", "text", "status"}
+)
+
+// checkTaskSurface holds a PUT Task to the elements the actor may change,
+// and a performer's owner to its own organisation or one of its link
+// workers.
+func checkTaskSurface(stored, sent *taskpb.Task, rf *linkbridge.Referral, actor linkbridge.Actor) error {
+	allowed := append([]string(nil), taskAlways...)
+	if actor == linkbridge.ActorPerformer {
+		allowed = append(allowed, taskByPerformer...)
+	} else {
+		allowed = append(allowed, taskByRequester...)
+	}
+	if changed := fhirmap.ChangedElements(stored, sent, allowed...); len(changed) > 0 {
+		return linkbridge.Errorf(linkbridge.EFORBIDDEN, "the %s may not change Task.%s", actor, changed[0]).At("Task." + changed[0])
+	}
+	if actor == linkbridge.ActorPerformer && len(fhirmap.ChangedElements(stored, sent, allOf(stored, "owner")...)) > 0 {
+		id := sent.GetOwner().GetIdentifier()
+		own := linkbridge.IsODSSystem(id.GetSystem().GetValue()) && strings.EqualFold(id.GetValue().GetValue(), rf.ServiceODS) ||
+			id.GetSystem().GetValue() == fhirmap.LinkWorkerSystem && id.GetValue().GetValue() != ""
+		if !own {
+			return linkbridge.Errorf(linkbridge.EFORBIDDEN, "Task.owner must stay within the service %s: its ODS code or one of its link workers", rf.ServiceODS).At("Task.owner")
+		}
+	}
+	return nil
+}
+
+// allOf names every element of m's type but keep.
+func allOf(m proto.Message, keep string) []string {
+	var out []string
+	fields := m.ProtoReflect().Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if n := fhirmap.ElementName(fields.Get(i)); n != keep {
+			out = append(out, n)
+		}
+	}
+	return out
 }
