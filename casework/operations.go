@@ -146,7 +146,7 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 		referralID: rf.ID, action: "task-" + string(to), actor: actor,
 		check: func(cr *linkbridge.CaseRecord) error {
 			if cr.Referral.Version != rf.Version {
-				return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral changed while this update was applied; read it again")
+				return changedMeanwhile(ifMatch)
 			}
 			return nil
 		},
@@ -232,7 +232,7 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 		referralID: rf.ID, action: "revoke", actor: linkbridge.ActorRequester, messageID: messageID,
 		check: func(cr *linkbridge.CaseRecord) error {
 			if cr.Referral.Version != rf.Version {
-				return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral changed while it was revoked; read it again")
+				return changedMeanwhile(ifMatch)
 			}
 			return nil
 		},
@@ -342,4 +342,15 @@ func allOf(m proto.Message, keep string) []string {
 		}
 	}
 	return out
+}
+
+// changedMeanwhile is the answer to a change that lost a race with another
+// change of the same referral after it was read: with If-Match, the
+// version the caller read is stale (EPRECONDITION, 412, as when the other
+// change had committed before the read); without, ECONFLICT.
+func changedMeanwhile(ifMatch int) error {
+	if ifMatch != 0 {
+		return linkbridge.Errorf(linkbridge.EPRECONDITION, "If-Match version %d is stale: the referral changed while this update was applied", ifMatch)
+	}
+	return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral changed while this update was applied; read it again")
 }

@@ -176,7 +176,49 @@ func MapReferral(entries []*Entry) (*Referral, error) {
 			return nil, err
 		}
 	}
+	if err := checkOnePatient(out, ix); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// sameSubject reports whether ref (Task.for) names the person the
+// ServiceRequest's subject names: the same Patient entry, the same held
+// Patient, or the same NHS number.
+func sameSubject(ref *dpb.Reference, ix *index, out *Referral) bool {
+	if e := ix.resolve(ref); e != nil {
+		return e == out.Patient
+	}
+	if typ, id := RefTarget(ref); typ != "" && typ != "#" {
+		return typ == "Patient" && id == out.SubjectID && id != ""
+	}
+	if id := ref.GetIdentifier(); id.GetSystem().GetValue() == linkbridge.NHSNumberSystem {
+		nhs, err := linkbridge.NormalizeNHSNumber(id.GetValue().GetValue())
+		return err == nil && out.Person.NHSNumber != "" && nhs == out.Person.NHSNumber
+	}
+	return false
+}
+
+// checkOnePatient refuses a referral that carries a Patient other than its
+// subject which nothing in the referral references: it would be stored as
+// a person's record of its own, unrelated to the referral (one NHS number,
+// two Patients).
+func checkOnePatient(out *Referral, ix *index) error {
+	referenced := map[*Entry]bool{}
+	for _, e := range out.Entries {
+		_ = walkRefs(e.Resource.ProtoReflect(), "", func(ref *dpb.Reference, _ func() string) error {
+			if t := ix.resolve(ref); t != nil && t != e {
+				referenced[t] = true
+			}
+			return nil
+		})
+	}
+	for _, e := range out.Entries {
+		if _, ok := e.Resource.(*patpb.Patient); ok && e != out.Patient && !referenced[e] {
+			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "a referral carries one Patient, its subject; %s is another that nothing in the referral refers to", e.Path).At(e.Path)
+		}
+	}
+	return nil
 }
 
 func mapServiceRequest(sr *srpb.ServiceRequest, ix *index, out *Referral) error {
@@ -335,10 +377,8 @@ func checkTask(t *taskpb.Task, ix *index, out *Referral) error {
 	if t.GetForValue() == nil {
 		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.for is required").At("Task.for")
 	}
-	if out.Patient != nil {
-		if e := ix.resolve(t.GetForValue()); e != nil && e != out.Patient {
-			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.for must be the ServiceRequest's subject").At("Task.for")
-		}
+	if !sameSubject(t.GetForValue(), ix, out) {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.for must be the ServiceRequest's subject").At("Task.for")
 	}
 	if t.GetAuthoredOn() == nil {
 		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.authoredOn is required").At("Task.authoredOn")
@@ -346,8 +386,13 @@ func checkTask(t *taskpb.Task, ix *index, out *Referral) error {
 	if t.GetRequester() == nil {
 		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.requester is required").At("Task.requester")
 	}
-	if out.Referral.ServiceODS == "" && t.GetOwner() != nil {
-		out.Referral.ServiceODS = odsOf(t.GetOwner(), ix, 0)
+	if owner := odsOf(t.GetOwner(), ix, 0); owner != "" {
+		switch sr := out.Referral.ServiceODS; {
+		case sr == "":
+			out.Referral.ServiceODS = owner
+		case !strings.EqualFold(sr, owner):
+			return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "referral Task.owner (%s) must be the ServiceRequest's performer (%s)", owner, sr).At("Task.owner")
+		}
 	}
 	if sr := t.GetStatusReason(); sr != nil {
 		out.Referral.StatusReason = sr.GetText().GetValue()

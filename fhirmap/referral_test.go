@@ -137,6 +137,38 @@ func TestMapReferralFaults(t *testing.T) {
 		wantMsg  string // substring of the message
 	}{
 		{
+			name: "ErrTaskForOtherHeldPatient",
+			mutate: func(t *testing.T, b jsonDoc) {
+				bundleResource(t, b, "Task")["for"] = jsonDoc{"reference": "Patient/someone-else"}
+			},
+			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "Task.for", wantMsg: "subject",
+		},
+		{
+			name: "ErrTaskForOtherNHSNumber",
+			mutate: func(t *testing.T, b jsonDoc) {
+				bundleResource(t, b, "Task")["for"] = jsonDoc{"identifier": jsonDoc{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "4010232137"}}
+			},
+			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "Task.for", wantMsg: "subject",
+		},
+		{
+			name: "ErrTaskOwnerIsNotPerformer",
+			mutate: func(t *testing.T, b jsonDoc) {
+				bundleResource(t, b, "Task")["owner"] = jsonDoc{"type": "Organization", "identifier": jsonDoc{"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "Y09999"}}
+			},
+			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "Task.owner", wantMsg: "performer",
+		},
+		{
+			name: "ErrSecondUnreferencedPatient",
+			mutate: func(t *testing.T, b jsonDoc) {
+				b["entry"] = append(b["entry"].([]any), jsonDoc{
+					"fullUrl": "urn:uuid:5b1e2f3a-0000-4000-8000-000000000001",
+					"resource": jsonDoc{"resourceType": "Patient", "identifier": []any{jsonDoc{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "4010232137"}}},
+					"request":  jsonDoc{"method": "POST", "url": "Patient"},
+				})
+			},
+			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "Bundle.entry[3]", wantMsg: "one Patient",
+		},
+		{
 			name: "ErrNoNHSNumber",
 			mutate: func(t *testing.T, b jsonDoc) {
 				bundleResource(t, b, "Patient")["identifier"] = []any{jsonDoc{"system": "https://fhir.example-trust.nhs.uk/Id/mrn", "value": "X1"}}
