@@ -161,7 +161,7 @@ func TestMapReferralFaults(t *testing.T) {
 			name: "ErrSecondUnreferencedPatient",
 			mutate: func(t *testing.T, b jsonDoc) {
 				b["entry"] = append(b["entry"].([]any), jsonDoc{
-					"fullUrl": "urn:uuid:5b1e2f3a-0000-4000-8000-000000000001",
+					"fullUrl":  "urn:uuid:5b1e2f3a-0000-4000-8000-000000000001",
 					"resource": jsonDoc{"resourceType": "Patient", "identifier": []any{jsonDoc{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "4010232137"}}},
 					"request":  jsonDoc{"method": "POST", "url": "Patient"},
 				})
