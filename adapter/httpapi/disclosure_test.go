@@ -102,3 +102,23 @@ func TestNoDisclosureByNHSNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageIDsPerOrganisation: X-Request-Id is the sender's (practice
+// C82010 sends the corpus message): another organisation reusing it is not
+// told it was used (no 409), while the same organisation replaying it is.
+func TestMessageIDsPerOrganisation(t *testing.T) {
+	t.Parallel()
+	ss := newSecServer(t, nil)
+	h := barsHeaders(reqID1, corrID1)
+	h["Content-Type"] = "application/fhir+json"
+	if status, _, body := ss.call("gp-msg", http.MethodPost, "/fhir/$process-message", mustRead(t, fixMsgNew), h); status != http.StatusOK {
+		t.Fatalf("C's message: %d %s", status, body)
+	}
+	status, _, body := ss.call("gp-own", http.MethodPost, "/fhir/$process-message", mustRead(t, fixMsgNew), h)
+	if status == http.StatusConflict || bytes.Contains(body, []byte("already been processed")) {
+		t.Errorf("another organisation reusing C's X-Request-Id was told it was used: %d %s", status, body)
+	}
+	if status, _, _ := ss.call("gp-msg", http.MethodPost, "/fhir/$process-message", mustRead(t, fixMsgNew), h); status != http.StatusConflict {
+		t.Errorf("C replaying its own message: %d, want 409 duplicate", status)
+	}
+}

@@ -33,8 +33,11 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) er
 	}
 	// BaRS: a message already processed is refused as a duplicate, with no
 	// second effect. (Two copies racing are settled by the store's unique
-	// constraint on the request id.)
-	if seen, err := s.Store.MessageProcessed(ctx, reqID); err != nil {
+	// constraint on the request id.) Request ids are the sender's: they are
+	// kept per sending organisation, so reusing another organisation's id
+	// neither collides nor tells that it was used.
+	msgKey := messageKey(r, reqID)
+	if seen, err := s.Store.MessageProcessed(ctx, msgKey); err != nil {
 		return err
 	} else if seen {
 		return duplicateMessage()
@@ -57,10 +60,10 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) er
 	case "new":
 		// The same referral under a new X-Request-Id records nothing new
 		// and is answered with what is held.
-		out, err = s.in.Receive(ctx, msg.Entries, reqID)
+		out, err = s.in.Receive(ctx, msg.Entries, msgKey)
 	case "update":
 		var rv *casework.Revoked
-		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), reqID); err == nil {
+		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), msgKey); err == nil {
 			out = &intake.Result{ServiceRequest: rv.ServiceRequest, Task: rv.Task, Referral: rv.Referral}
 		}
 	}
@@ -106,4 +109,14 @@ func (s *Server) writeMessageResponse(w http.ResponseWriter, r *http.Request, ms
 // duplicateMessage is the BaRS REC_CONFLICT answer to a replayed message.
 func duplicateMessage() error {
 	return linkbridge.Errorf(linkbridge.EDUPLICATE, "this message (X-Request-Id) has already been processed")
+}
+
+// messageKey is the key a message is kept under: the authenticated sender's
+// ODS code and its X-Request-Id ("ODS|id"; the id alone without
+// authentication). Messages stored before this kept the bare id.
+func messageKey(r *http.Request, reqID string) string {
+	if p := linkbridge.PrincipalFromContext(r.Context()); p != nil {
+		return p.ODS + "|" + reqID
+	}
+	return reqID
 }
