@@ -135,3 +135,38 @@ func ValidSCTID(s string) bool {
 	}
 	return c == 0
 }
+
+// NHSNumberRange says where a valid NHS number lies (docs/identifiers.md,
+// "Number ranges"; the ranges are UNCONFIRMED by a primary source, so the
+// gateway can be told to accept any range).
+type NHSNumberRange int
+
+// NHS number ranges.
+const (
+	// NHSRangeNotIssued: no NHS number is issued here (0xx–2xx are
+	// Scotland's CHI numbers, 5xx and 8xx are unallocated, and 000 000 0000
+	// passes Modulus 11 but was never issued).
+	NHSRangeNotIssued NHSNumberRange = iota
+	// NHSRangeIssued: 300–499 and 600–799 million, issued in England,
+	// Wales and the Isle of Man (320–399 million also Northern Ireland's
+	// Health and Care numbers).
+	NHSRangeIssued
+	// NHSRangeTest: 900–999 million, the numbers NHS test environments and
+	// published examples use (999 000 0000–999 999 9999 never issued).
+	NHSRangeTest
+)
+
+// NHSNumberRangeOf returns the range of a ten-digit NHS number (checked
+// with NormalizeNHSNumber first).
+func NHSNumberRangeOf(n string) NHSNumberRange {
+	if len(n) != 10 {
+		return NHSRangeNotIssued
+	}
+	switch n[0] {
+	case '3', '4', '6', '7':
+		return NHSRangeIssued
+	case '9':
+		return NHSRangeTest
+	}
+	return NHSRangeNotIssued
+}

@@ -292,3 +292,27 @@ func TestParseToken(t *testing.T) {
 		}
 	}
 }
+
+func TestNHSNumberRangeOf(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		n    string
+		want linkbridge.NHSNumberRange
+	}{
+		{"0000000000", linkbridge.NHSRangeNotIssued}, // passes Modulus 11, never issued
+		{"0101000000", linkbridge.NHSRangeNotIssued}, // a Scottish CHI number's range
+		{"5000000000", linkbridge.NHSRangeNotIssued},
+		{"8000000000", linkbridge.NHSRangeNotIssued},
+		{"4010232137", linkbridge.NHSRangeIssued},
+		{"3000000000", linkbridge.NHSRangeIssued},
+		{"7999999999", linkbridge.NHSRangeIssued},
+		{"9434765919", linkbridge.NHSRangeTest},
+		{"9990000000", linkbridge.NHSRangeTest},
+		{"123", linkbridge.NHSRangeNotIssued},
+	}
+	for _, tc := range tests {
+		if got := linkbridge.NHSNumberRangeOf(tc.n); got != tc.want {
+			t.Errorf("NHSNumberRangeOf(%s) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+}

@@ -48,6 +48,10 @@ type Service struct {
 	// included (ETOOLARGE above it); 0 means
 	// linkbridge.DefaultMaxReferralEntries.
 	MaxEntries int
+	// AnyNHSNumberRange accepts an NHS number that passes Modulus 11 in any
+	// range; by default one in a range where none is issued is refused
+	// (linkbridge.NHSNumberRangeOf).
+	AnyNHSNumberRange bool
 	// MarshalAll turns off storing received bytes: every resource is
 	// rendered by jsonformat (tests compare the two paths).
 	MarshalAll bool
@@ -112,6 +116,9 @@ func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, message
 	ref, err := fhirmap.MapReferral(entries)
 	if err != nil {
 		return nil, err
+	}
+	if n := ref.Person.NHSNumber; n != "" && !s.AnyNHSNumberRange && linkbridge.NHSNumberRangeOf(n) == linkbridge.NHSRangeNotIssued {
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "the NHS number is not in a range where NHS numbers are issued (docs/identifiers.md)").At("Patient.identifier")
 	}
 	// Idempotency: the same referral identifier is the same referral. The
 	// store's unique constraint decides (no read-then-write race); the

@@ -88,3 +88,23 @@ func TestLargePlanRefused(t *testing.T) {
 	r = ts.sp(http.MethodPost, "/referrals/"+c.ID+"/contacts", map[string]any{"at": "2027-01-02T10:00:00Z", "mode": "phone", "minutes": 5, "attended": true, "notes": note}, c.ifMatch())
 	wantSP(t, r, http.StatusUnprocessableEntity)
 }
+
+// TestNHSNumberNotIssued: an NHS number that passes Modulus 11 in a range
+// where none is issued (000 000 0000) is refused with 422 at the Patient's
+// identifier, unless the server accepts every range.
+func TestNHSNumberNotIssued(t *testing.T) {
+	t.Parallel()
+	d := mustParseJSON(t, mustRead(t, fixReferralTxn))
+	for _, e := range d["entry"].([]any) {
+		if r := e.(jsonDoc)["resource"].(jsonDoc); r["resourceType"] == "Patient" {
+			r["identifier"].([]any)[0].(jsonDoc)["value"] = "0000000000"
+		}
+	}
+	body := mustJSON(t, d)
+	ts := newTestServer(t)
+	wantOutcome(t, ts.post("", body, nil), http.StatusUnprocessableEntity, "processing", "Patient.identifier")
+	if c := ts.counts(); c != (counts{}) {
+		t.Errorf("stored %+v after the refusal", c)
+	}
+	wantStatus(t, newTestServer(t, func(s *httpapi.Server) { s.AnyNHSNumberRange = true }).post("", body, nil), http.StatusOK)
+}

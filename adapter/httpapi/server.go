@@ -73,6 +73,9 @@ type Server struct {
 	// no limit. Over the limit: 429 with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// AnyNHSNumberRange accepts NHS numbers in every range (Modulus 11
+	// alone); by default a number where none is issued is refused (422).
+	AnyNHSNumberRange bool
 	// RequestTimeout is the deadline of one request, reaching the store;
 	// past it the caller gets 408 REC_TIMEOUT. Defaults to
 	// DefaultRequestTimeout.
@@ -189,7 +192,7 @@ func (s *Server) Handler() http.Handler {
 		s.work.Own = sc.Store // the referral's own resources, by primary key
 	}
 	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
-		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries()}
+		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries(), AnyNHSNumberRange: s.AnyNHSNumberRange}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {

@@ -39,7 +39,9 @@ type ServeConfig struct {
 	// MaxInFlightPerClient caps one client's requests in progress.
 	MaxInFlightPerClient int
 	// MaxConnections caps the open connections, idle keep-alives included.
-	MaxConnections    int
+	MaxConnections int
+	// AnyNHSNumberRange accepts NHS numbers in every range.
+	AnyNHSNumberRange bool
 	DefaultServiceODS string
 	ShutdownTimeout   time.Duration
 	// GP-side FHIR endpoint for write-back (empty: no write-back).
@@ -176,6 +178,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	_, _ = fmt.Sscan(maxEntries, &cfg.MaxBundleEntries)
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(c.Getenv, "REQUEST_TIMEOUT", httpapi.DefaultRequestTimeout), "deadline of one API request, reaching the store; past it 408 REC_TIMEOUT (LINKBRIDGE_REQUEST_TIMEOUT)")
 	fs.IntVar(&cfg.MaxInFlightPerClient, "max-in-flight-per-client", envInt(c.Getenv, "MAX_IN_FLIGHT_PER_CLIENT", httpapi.DefaultMaxInFlightPerClient), "requests one authenticated client may have in progress; 429 above (LINKBRIDGE_MAX_IN_FLIGHT_PER_CLIENT)")
+	fs.BoolVar(&cfg.AnyNHSNumberRange, "nhs-number-any-range", c.Getenv("LINKBRIDGE_NHS_NUMBER_ANY_RANGE") == "true", "accept NHS numbers in every range (Modulus 11 alone); by default a number where none is issued, such as 000 000 0000, is refused (LINKBRIDGE_NHS_NUMBER_ANY_RANGE)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", envInt(c.Getenv, "MAX_CONNECTIONS", defaultMaxConnections), "open connections the listener accepts, idle keep-alives included; more wait to be accepted (LINKBRIDGE_MAX_CONNECTIONS)")
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
@@ -236,6 +239,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	api.MaxBundleEntries = cfg.MaxBundleEntries
 	api.RequestTimeout = cfg.RequestTimeout
 	api.MaxInFlightPerClient = cfg.MaxInFlightPerClient
+	api.AnyNHSNumberRange = cfg.AnyNHSNumberRange
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
