@@ -142,8 +142,12 @@ func validScopeType(t string) bool {
 
 // CanRead reports whether the principal may read a referral (and every
 // resource of it): a GP its organisation's referrals, a service those
-// addressed to it, an MDT viewer its practices'. Administrators read none.
+// addressed to it, an MDT viewer its practices'; nobody one entered in
+// error. Administrators read none.
 func (p *Principal) CanRead(rf *Referral) bool {
+	if rf.Status == TaskEnteredInError || rf.RequestStatus == "entered-in-error" {
+		return false // a referral raised in error gives access to no one (docs/referral-exchange.md#disclosure)
+	}
 	switch p.Role {
 	case RoleGP:
 		return rf.ReferrerODS == p.ODS

@@ -122,3 +122,43 @@ func TestMessageIDsPerOrganisation(t *testing.T) {
 		t.Errorf("C replaying its own message: %d, want 409 duplicate", status)
 	}
 }
+
+// TestEnteredInErrorEndsAccess: a referral the GP marks entered-in-error
+// (a referral raised in error, e.g. for the wrong person) is no longer
+// disclosed to anyone: its ServiceRequest, Task, Patient and case record
+// answer 404 to the GP and the service alike, and searches leave it out.
+func TestEnteredInErrorEndsAccess(t *testing.T) {
+	t.Parallel()
+	ss := newSecServer(t, nil)
+	status, _, body := ss.call("gp-own", http.MethodPost, "/fhir", mustRead(t, fixReferralTxn), nil)
+	if status != http.StatusOK {
+		t.Fatalf("referral: %d %s", status, body)
+	}
+	ids := map[string]string{}
+	for _, loc := range bundleOf(t, body) {
+		parts := strings.Split(loc, "/")
+		ids[parts[0]] = parts[1]
+	}
+	status, _, body = ss.call("gp-own", http.MethodGet, "/fhir/ServiceRequest/"+ids["ServiceRequest"], nil, nil)
+	if status != http.StatusOK {
+		t.Fatalf("read: %d", status)
+	}
+	sr := mustParseJSON(t, body)
+	sr["status"] = "entered-in-error"
+	if status, _, body := ss.call("gp-own", http.MethodPut, "/fhir/ServiceRequest/"+ids["ServiceRequest"], mustJSON(t, sr), hdr{"Content-Type": "application/fhir+json"}); status != http.StatusOK {
+		t.Fatalf("entered-in-error: %d %s", status, body)
+	}
+	for _, client := range []string{"gp-own", "sp-own"} {
+		for typ, id := range ids {
+			if status, _, _ := ss.call(client, http.MethodGet, "/fhir/"+typ+"/"+id, nil, nil); status != http.StatusNotFound {
+				t.Errorf("%s GET %s/%s after entered-in-error: %d, want 404", client, typ, id, status)
+			}
+		}
+		if _, _, body := ss.call(client, http.MethodGet, "/fhir/Task", nil, nil); total(t, body) != 0 {
+			t.Errorf("%s Task search after entered-in-error: %s", client, body)
+		}
+	}
+	if status, _, _ := ss.call("sp-own", http.MethodGet, "/sp/v1/referrals/"+ids["ServiceRequest"], nil, nil); status != http.StatusNotFound {
+		t.Errorf("the service's case record after entered-in-error: %d, want 404", status)
+	}
+}

@@ -301,6 +301,10 @@ func (db *DB) referralIDByIdentifier(ctx context.Context, ref *linkbridge.Referr
 	return id, true, nil
 }
 
+// revokeAccess ends the access a referral entered in error granted
+// (sqlshared.RevokeAccessQuery).
+var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "$" + strconv.Itoa(i) })
+
 // UpdateReferral applies a change atomically. It returns ENOTFOUND when the
 // referral does not exist, EPRECONDITION when the referral is not at
 // Version-1 or a resource is not at VersionID-1 (or, for VersionID 1, exists
@@ -389,7 +393,15 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			if err := br.Close(); err != nil {
 				return fmt.Errorf("postgres: update referral: %w", err)
 			}
-			return insertOutbox(ctx, tx, ob)
+			if err := insertOutbox(ctx, tx, ob); err != nil {
+				return err
+			}
+			if sqlshared.EnteredInError(ref) {
+				if _, err := tx.Exec(ctx, revokeAccess, sqlshared.RevokeAccessArgs(ref)...); err != nil {
+					return fmt.Errorf("postgres: revoke access: %w", err)
+				}
+			}
+			return nil
 		})
 	})
 	if err != nil {

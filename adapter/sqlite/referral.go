@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
@@ -88,6 +89,10 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	})
 }
 
+// revokeAccess ends the access a referral entered in error granted
+// (sqlshared.RevokeAccessQuery).
+var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "?" + strconv.Itoa(i) }) // ?N: arguments are repeated
+
 // UpdateReferral applies a change atomically. It returns ENOTFOUND when the
 // referral does not exist, EPRECONDITION when the referral is not at
 // Version-1 or a resource is not at VersionID-1 (or, for VersionID 1, exists
@@ -157,6 +162,11 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		}
 		if err := applyOutbox(w, ob); err != nil {
 			return err
+		}
+		if sqlshared.EnteredInError(ref) {
+			if _, err := w.conn.ExecContext(bg, revokeAccess, sqlshared.RevokeAccessArgs(ref)...); err != nil {
+				return fmt.Errorf("sqlite: revoke access: %w", err)
+			}
 		}
 		return w.insertAudit(rows.Audit)
 	})

@@ -127,6 +127,33 @@ func testAccessScope(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 			}
 		}
 	})
+	t.Run("EnteredInErrorEndsAccess", func(t *testing.T) {
+		// Referral c is withdrawn as entered in error: its parties lose
+		// the access it gave them (its ServiceRequest, Task and Patient),
+		// nobody else's changes.
+		c2 := nextVersion(c.Referral, t0.Add(3*time.Minute), func(r *linkbridge.Referral) {
+			r.Status, r.RequestStatus = linkbridge.TaskEnteredInError, "entered-in-error"
+		})
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: c2, Resources: []*linkbridge.Resource{taskResource(c2, 2, t0.Add(3*time.Minute))}})
+		for _, typ := range []string{"ServiceRequest", "Task", "Patient"} {
+			for _, key := range []string{linkbridge.ReferrerAccessKey("C83003"), linkbridge.ServiceAccessKey("Y09999")} {
+				res, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: typ, Count: 10, Access: scope(key)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(res); len(got) != 0 {
+					t.Errorf("%s with %s after entered-in-error: %v, want none", typ, key, got)
+				}
+			}
+		}
+		res, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Task", Count: 10, Access: scope(linkbridge.ServiceAccessKey("Y02662"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res); len(got) != 2 {
+			t.Errorf("another service's Tasks after c's withdrawal: %v, want task-a and task-b", got)
+		}
+	})
 	t.Run("NewVersionKeepsKeys", func(t *testing.T) {
 		a2 := nextVersion(a.Referral, t0.Add(2*time.Minute), nil)
 		a2.Version = 3

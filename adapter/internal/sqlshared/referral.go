@@ -106,3 +106,42 @@ func AccessRows(ref *linkbridge.Referral, rs []ResourceRow, personID string) [][
 	}
 	return rows
 }
+
+// EnteredInError reports whether a change leaves the referral entered in
+// error: the access it granted then ends (RevokeAccessQuery).
+func EnteredInError(r *linkbridge.Referral) bool {
+	return r.Status == linkbridge.TaskEnteredInError || r.RequestStatus == "entered-in-error"
+}
+
+// RevokeAccessQuery deletes the access a referral entered in error granted
+// (docs/referral-exchange.md#disclosure): its two keys (arguments 1 and 2,
+// linkbridge.ReferralAccessKeys) come off its ServiceRequest (3), its Task
+// (4), the resources based on its ServiceRequest, those it wrote back to
+// the GP record, and its Patient (5) with the resources about that Patient
+// — the last two only where no other referral not in error gives the same
+// key to the same Patient (a Patient shared by referrals stored before
+// migration 007). The audit trail keeps what was seen. ph renders the
+// dialect's placeholder for argument i; the SQL is otherwise the same on
+// both backends.
+func RevokeAccessQuery(ph func(i int) string) string {
+	return `DELETE FROM resource_access WHERE key IN (` + ph(1) + `, ` + ph(2) + `) AND (
+		(type = 'ServiceRequest' AND id = ` + ph(3) + `)
+		OR (type = 'Task' AND id = ` + ph(4) + `)
+		OR EXISTS (SELECT 1 FROM search_param p WHERE p.type = resource_access.type AND p.id = resource_access.id
+			AND p.name = 'based-on' AND p.value = 'ServiceRequest/' || ` + ph(3) + `)
+		OR EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = ` + ph(3) + `
+			AND o.resource_type = resource_access.type AND o.resource_id = resource_access.id)
+		OR ((type = 'Patient' AND id = ` + ph(5) + `
+			OR EXISTS (SELECT 1 FROM search_param p WHERE p.type = resource_access.type AND p.id = resource_access.id
+				AND p.name = 'patient' AND p.value = 'Patient/' || ` + ph(5) + `))
+			AND NOT EXISTS (SELECT 1 FROM referral o WHERE o.id <> ` + ph(3) + ` AND o.patient_id = ` + ph(5) + `
+				AND o.status <> 'entered-in-error' AND o.request_status <> 'entered-in-error'
+				AND ('referrer|' || o.referrer_ods = resource_access.key OR 'service|' || o.service_ods = resource_access.key)))
+	)`
+}
+
+// RevokeAccessArgs are RevokeAccessQuery's arguments for a referral.
+func RevokeAccessArgs(r *linkbridge.Referral) []any {
+	keys := linkbridge.ReferralAccessKeys(r)
+	return []any{keys[0], keys[1], r.ID, r.TaskID, r.Patient()}
+}
