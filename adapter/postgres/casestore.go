@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
@@ -51,9 +52,20 @@ func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	defer cancel()
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback(endCtx)
-		return ctxErr(ctx, err)
+		return statementTimedOut(ctxErr(ctx, err))
 	}
 	return ctxErr(ctx, tx.Commit(endCtx))
+}
+
+// statementTimedOut marks a read the server cancelled at its
+// statement_timeout (SQLSTATE 57014 while the caller's context is still
+// live) as ETIMEOUT: the caller may retry, the server did not fail.
+func statementTimedOut(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || !errors.As(err, &pe) || pe.Code != "57014" || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", linkbridge.Errorf(linkbridge.ETIMEOUT, "the query ran longer than the database allows; retry later"), err)
 }
 
 // ctxErr returns err, wrapping ctx's error too when ctx has ended: a

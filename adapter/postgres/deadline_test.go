@@ -179,6 +179,9 @@ func TestStatementTimeout(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "57014" {
 			t.Fatalf("search past the statement timeout returned %v, want SQLSTATE 57014", err)
 		}
+		if linkbridge.ErrorCode(err) != linkbridge.ETIMEOUT {
+			t.Errorf("search past the statement timeout: code %q, want ETIMEOUT (408, retry later)", linkbridge.ErrorCode(err))
+		}
 		t.Logf("search cancelled by the server after %v", time.Since(start).Round(time.Millisecond))
 	case <-time.After(5 * time.Second):
 		t.Fatal("search past the statement timeout still runs after 5 s")
