@@ -498,7 +498,8 @@ type constraint struct {
 	// kind is "unique" (UNIQUE and PRIMARY KEY), "foreignkey" or "".
 	kind string
 	// columns names the columns of a unique constraint as SQLite reports
-	// them, e.g. "referral.identifier_system, referral.identifier_value".
+	// them, e.g. "referral.referrer_ods, referral.identifier_system,
+	// referral.identifier_value".
 	columns string
 }
 
