@@ -170,7 +170,9 @@ type ReferralChange struct {
 type Store interface {
 	// CreateReferral stores an intake atomically: all or nothing. It returns
 	// EDUPLICATE (with Error.Existing naming the stored resource) when the
-	// referral identifier is already stored ("ServiceRequest/<id>"), when
+	// referrer already has a referral with the referral identifier
+	// ("ServiceRequest/<id>"; an identifier is unique per ReferrerODS, and
+	// another organisation's referral with the same one is no duplicate), when
 	// MessageID was already processed ("MessageHeader/<request id>"), or when
 	// NewPerson is set and the NHS number is already stored
 	// ("Patient/<id>"). Intake.Audit, when set, is stored in the same
@@ -192,9 +194,12 @@ type Store interface {
 	FindReferral(ctx context.Context, id string) (*Referral, error)
 	// FindReferralByTaskID returns the referral tracked by a Task, or ENOTFOUND.
 	FindReferralByTaskID(ctx context.Context, taskID string) (*Referral, error)
-	// FindReferralByIdentifier returns the referral with a business
-	// identifier, or ENOTFOUND.
-	FindReferralByIdentifier(ctx context.Context, id Identifier) (*Referral, error)
+	// FindReferralByIdentifier returns the referral that the organisation
+	// referrerODS made with a business identifier (identifiers are the
+	// referrer's own: unique per organisation, not across organisations).
+	// It returns ENOTFOUND when that organisation has no referral with
+	// that identifier, whether or not another organisation has one.
+	FindReferralByIdentifier(ctx context.Context, referrerODS string, id Identifier) (*Referral, error)
 	// FindPersonByNHSNumber returns the person with a normalised NHS number,
 	// or ENOTFOUND.
 	FindPersonByNHSNumber(ctx context.Context, nhsNumber string) (*Person, error)

@@ -6,9 +6,7 @@ package access
 
 import (
 	"context"
-	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/linkbridge/linkbridge"
 )
@@ -57,7 +55,10 @@ func (s *Store) visible(ctx context.Context, p *linkbridge.Principal, typ, id st
 }
 
 // CreateReferral stores a referral only from the GP organisation it names
-// as requester.
+// as requester. A duplicate referral identifier (EDUPLICATE naming a
+// ServiceRequest) is always the caller's own referral's: identifiers are
+// unique per referring organisation, so another organisation's referral
+// with the same identifier neither collides nor is disclosed.
 func (s *Store) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	p := linkbridge.PrincipalFromContext(ctx)
 	if p != nil && in != nil && in.Referral != nil {
@@ -66,14 +67,6 @@ func (s *Store) CreateReferral(ctx context.Context, in *linkbridge.Intake) error
 		}
 	}
 	err := s.Store.CreateReferral(ctx, in)
-	var le *linkbridge.Error
-	if p != nil && errors.As(err, &le) && le.Code == linkbridge.EDUPLICATE && strings.HasPrefix(le.Existing, "ServiceRequest/") {
-		// The identifier is another organisation's referral's: say it is
-		// taken, without answering with that referral.
-		if rf, ferr := s.Store.FindReferral(ctx, strings.TrimPrefix(le.Existing, "ServiceRequest/")); ferr == nil && !p.CanRead(rf) {
-			return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral identifier is already in use").At("ServiceRequest.identifier")
-		}
-	}
 	if err == nil && in != nil {
 		for _, r := range in.Resources {
 			Note(ctx, r.Reference())
@@ -127,9 +120,10 @@ func (s *Store) FindReferralByTaskID(ctx context.Context, taskID string) (*linkb
 	return s.readable(ctx, rf, err, "referral of Task "+taskID+" not found")
 }
 
-// FindReferralByIdentifier returns a referral the caller may read.
-func (s *Store) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identifier) (*linkbridge.Referral, error) {
-	rf, err := s.Store.FindReferralByIdentifier(ctx, id)
+// FindReferralByIdentifier returns the referral that referrerODS made with
+// a business identifier, when the caller may read it.
+func (s *Store) FindReferralByIdentifier(ctx context.Context, referrerODS string, id linkbridge.Identifier) (*linkbridge.Referral, error) {
+	rf, err := s.Store.FindReferralByIdentifier(ctx, referrerODS, id)
 	return s.readable(ctx, rf, err, "referral with this identifier not found")
 }
 

@@ -261,14 +261,27 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 }
 
 // CancelByMessage applies a BaRS cancellation message: its focus
-// ServiceRequest must be a referral the gateway holds (by business
-// identifier, or by id), and is revoked as it says.
-func (s *Service) CancelByMessage(ctx context.Context, sr *srpb.ServiceRequest, messageID string) (*Revoked, error) {
+// ServiceRequest sr must be a referral the gateway holds (by business
+// identifier, or by id), and is revoked as it says. A business identifier
+// is its referrer's own (unique per organisation, not across them): it is
+// looked up among the referrals of the authenticated sender's organisation,
+// the only ones it may change, or, without authentication, of the
+// organisation that sr's requester leads to (resolved among the message's
+// entries, as intake resolves it).
+func (s *Service) CancelByMessage(ctx context.Context, sr *srpb.ServiceRequest, entries []*fhirmap.Entry, messageID string) (*Revoked, error) {
+	var referrer string
+	if p := linkbridge.PrincipalFromContext(ctx); p != nil {
+		referrer = p.ODS
+	} else {
+		referrer = fhirmap.RequesterODS(sr, entries)
+	}
 	var rf *linkbridge.Referral
 	var err error
 	for _, id := range sr.GetIdentifier() {
-		rf, err = s.Store.FindReferralByIdentifier(ctx, linkbridge.Identifier{System: id.GetSystem().GetValue(), Value: id.GetValue().GetValue()})
-		if err == nil {
+		if referrer == "" {
+			break // no organisation: no identifier is its
+		}
+		if rf, err = s.Store.FindReferralByIdentifier(ctx, referrer, linkbridge.Identifier{System: id.GetSystem().GetValue(), Value: id.GetValue().GetValue()}); err == nil {
 			break
 		}
 	}

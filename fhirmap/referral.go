@@ -2,6 +2,7 @@ package fhirmap
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -398,6 +399,21 @@ func checkTask(t *taskpb.Task, ix *index, out *Referral) error {
 		out.Referral.StatusReason = sr.GetText().GetValue()
 	}
 	return nil
+}
+
+// RequesterODS returns the ODS code of the organisation a ServiceRequest's
+// requester leads to, found and normalised as MapReferral finds the
+// referrer's: an identifier on the reference, or an Organization,
+// PractitionerRole or HealthcareService among entries (a message's or
+// transaction's entries, the ServiceRequest's own included) or contained in
+// them. It returns "" when the requester leads to no valid ODS code.
+func RequesterODS(sr *srpb.ServiceRequest, entries []*Entry) string {
+	ods := odsOf(sr.GetRequester(), newIndex(ExpandContained(slices.Clip(entries))), 0)
+	code, err := linkbridge.NormalizeODSCode(ods)
+	if err != nil {
+		return ""
+	}
+	return code
 }
 
 // odsOf follows a reference to an organisation's ODS code: an identifier on

@@ -662,3 +662,70 @@ func TestGoldenInputsAreCorpusCopies(t *testing.T) {
 		}
 	}
 }
+
+// srOf returns the ServiceRequest among entries or the resources they
+// contain.
+func srOf(t *testing.T, entries []*fhirmap.Entry) *srpb.ServiceRequest {
+	t.Helper()
+	for _, e := range fhirmap.ExpandContained(entries) {
+		if sr, ok := e.Resource.(*srpb.ServiceRequest); ok {
+			return sr
+		}
+	}
+	t.Fatal("no ServiceRequest")
+	return nil
+}
+
+// TestRequesterODS: RequesterODS finds the referrer as MapReferral does,
+// on every referral of the corpus (an identifier on the reference, an
+// Organization entry, a PractitionerRole's organization, lower-case system
+// and code normalised), and on a cancellation message; "" when the
+// requester leads to no valid ODS code.
+func TestRequesterODS(t *testing.T) {
+	t.Parallel()
+	c := mustCodec(t)
+	files := []string{baseReferralFile}
+	valid, err := filepath.Glob(filepath.Join(corpusDir, "valid", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, valid...)
+	for _, file := range files {
+		body := mustReadFile(t, file)
+		entries := mustEntries(t, c, body)
+		got := fhirmap.RequesterODS(srOf(t, entries), entries)
+		want := "C82010" // the cancellation: an identifier on the reference
+		if !strings.HasSuffix(file, "message-referral-cancel.json") {
+			// MapReferral normalises the entries in place: map a copy.
+			ref, err := fhirmap.MapReferral(mustEntries(t, c, body))
+			if err != nil {
+				t.Fatalf("%s: MapReferral returned unexpected error: %v", file, err)
+			}
+			want = ref.Referral.ReferrerODS
+		}
+		if got != want || got == "" {
+			t.Errorf("%s: RequesterODS = %q, want %q", filepath.Base(file), got, want)
+		}
+	}
+
+	// The message's requester is an Organization entry: without the
+	// entries it leads nowhere.
+	entries := mustEntries(t, c, mustReadFile(t, filepath.Join(corpusDir, "valid", "message-referral-new.json")))
+	if got := fhirmap.RequesterODS(srOf(t, entries), nil); got != "" {
+		t.Errorf("RequesterODS of an unresolved reference = %q, want \"\"", got)
+	}
+	for name, requester := range map[string]any{
+		"none":         nil,
+		"invalid code": jsonDoc{"identifier": jsonDoc{"system": linkbridge.ODSSystem, "value": "not an ODS code"}},
+		"other system": jsonDoc{"identifier": jsonDoc{"system": "https://example.org/Id/org", "value": "A81001"}},
+	} {
+		sr := jsonDoc{"resourceType": "ServiceRequest", "status": "revoked", "intent": "order", "subject": jsonDoc{"reference": "Patient/p"}}
+		if requester != nil {
+			sr["requester"] = requester
+		}
+		entries := mustEntries(t, c, mustMarshalJSON(t, sr))
+		if got := fhirmap.RequesterODS(srOf(t, entries), entries); got != "" {
+			t.Errorf("%s: RequesterODS = %q, want \"\"", name, got)
+		}
+	}
+}

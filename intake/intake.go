@@ -135,11 +135,14 @@ func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, message
 			switch {
 			case strings.HasPrefix(le.Existing, "ServiceRequest/"):
 				// Lost a race with an identical referral: answer with it.
-				out, ferr := s.existingReferral(ctx, ref.Referral.Identifier)
+				// The identifier is unique per referrer, and the referrer
+				// is the caller (the scoped store stores a referral only
+				// from the organisation it names), so the stored referral
+				// is the caller's own.
+				out, ferr := s.existingReferral(ctx, ref.Referral.ReferrerODS, ref.Referral.Identifier)
 				if linkbridge.ErrorCode(ferr) == linkbridge.ENOTFOUND {
-					// Held, but not found by this caller (the scoped store
-					// usually answers ECONFLICT before this): never answer
-					// a create with 404, nor with nothing.
+					// Held, but not found by this caller: never answer a
+					// create with 404, nor with nothing.
 					return nil, linkbridge.Errorf(linkbridge.ECONFLICT, "the referral identifier is already in use").At("ServiceRequest.identifier")
 				}
 				return out, ferr
@@ -153,11 +156,11 @@ func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, message
 	}
 }
 
-// existingReferral returns the stored referral with a business identifier:
-// never nil without an error; ENOTFOUND when there is none the caller may
-// read.
-func (s *Service) existingReferral(ctx context.Context, id linkbridge.Identifier) (*Result, error) {
-	rf, err := s.Store.FindReferralByIdentifier(ctx, id)
+// existingReferral returns the stored referral that referrerODS made with a
+// business identifier: never nil without an error; ENOTFOUND when there is
+// none the caller may read.
+func (s *Service) existingReferral(ctx context.Context, referrerODS string, id linkbridge.Identifier) (*Result, error) {
+	rf, err := s.Store.FindReferralByIdentifier(ctx, referrerODS, id)
 	if err != nil {
 		return nil, err
 	}

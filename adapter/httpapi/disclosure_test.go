@@ -2,10 +2,13 @@ package httpapi_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
 )
 
@@ -169,4 +172,184 @@ func TestEnteredInErrorEndsAccess(t *testing.T) {
 			t.Errorf("the service's case record after entered-in-error: %d, want 404", status)
 		}
 	})
+}
+
+// setODS changes every ODS code from in a FHIR JSON document (identifiers
+// of the ODS system) to to, leaving other identifiers (such as a referral
+// identifier that starts with the code) as they are.
+func setODS(v any, from, to string) {
+	switch v := v.(type) {
+	case jsonDoc:
+		if v["system"] == linkbridge.ODSSystem && v["value"] == from {
+			v["value"] = to
+		}
+		for _, c := range v {
+			setODS(c, from, to)
+		}
+	case []any:
+		for _, c := range v {
+			setODS(c, from, to)
+		}
+	}
+}
+
+// fromPractice returns a fixture as practice to sends it in place of
+// practice from: the same referral, its identifier included.
+func fromPractice(t *testing.T, body []byte, from, to string) []byte {
+	t.Helper()
+	d := mustParseJSON(t, body)
+	setODS(d, from, to)
+	return mustJSON(t, d)
+}
+
+// statusOf reads the id and status of a resource, or of the ServiceRequest
+// in a Bundle.
+func statusOf(t *testing.T, b []byte) (id, status string) {
+	t.Helper()
+	type res struct {
+		ResourceType string `json:"resourceType"`
+		ID           string `json:"id"`
+		Status       string `json:"status"`
+	}
+	var d struct {
+		res
+		Entry []struct {
+			Resource res `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if d.ResourceType != "Bundle" {
+		return d.ID, d.Status
+	}
+	for _, e := range d.Entry {
+		if e.Resource.ResourceType == "ServiceRequest" {
+			return e.Resource.ID, e.Resource.Status
+		}
+	}
+	t.Fatalf("no ServiceRequest in %s", b)
+	return "", ""
+}
+
+// TestReferralIdentifiersPerOrganisation: a referral identifier is its
+// referrer's own, unique per organisation. Practice B sending a referral
+// under the identifier practice A's referral has gets 200 and a referral
+// of its own, never 409 (which told B that A's referral exists) nor A's
+// referral; a re-send by either is answered with its own; each practice,
+// and the service each chose, finds and reads only its own; a conditional
+// create on the identifier sees only the caller's.
+func TestReferralIdentifiersPerOrganisation(t *testing.T) {
+	t.Parallel()
+	ss := newSecServer(t, nil)
+	send := func(client string, body []byte) (sr string, created bool) {
+		t.Helper()
+		status, _, b := ss.call(client, http.MethodPost, "/fhir", body, nil)
+		if status != http.StatusOK {
+			t.Fatalf("%s's referral: %d %s, want 200", client, status, b)
+		}
+		if client != "gp-own" && bytes.Contains(b, []byte("XXTESTPATIENT")) {
+			t.Errorf("%s's answer holds A's Patient: %s", client, b)
+		}
+		for _, loc := range bundleOf(t, b) {
+			if typ, id, _ := parseLocation(t, loc); typ == "ServiceRequest" {
+				sr = id
+			}
+		}
+		return sr, bytes.Contains(b, []byte(`"201 Created"`))
+	}
+	aBody := mustRead(t, fixReferralTxn)
+	bBody := withIdentifier(t, otherPracticesReferral(t), referralTxnID) // A's identifier
+	a, created := send("gp-own", aBody)
+	if !created {
+		t.Fatalf("A's referral was not created")
+	}
+	b, created := send("gp-other", bBody)
+	if !created || b == "" || b == a {
+		t.Fatalf("B's referral under A's identifier: ServiceRequest %s (created %v), want a new one of B's (A's is %s)", b, created, a)
+	}
+	// Re-sent, each is answered with its own and nothing is created.
+	for _, tc := range []struct {
+		client string
+		body   []byte
+		want   string
+	}{{"gp-own", aBody, a}, {"gp-other", bBody, b}} {
+		if got, created := send(tc.client, tc.body); created || got != tc.want {
+			t.Errorf("%s re-sending its referral: ServiceRequest %s (created %v), want its own %s", tc.client, got, created, tc.want)
+		}
+	}
+
+	byIdentifier := "/fhir/ServiceRequest?identifier=" + url.QueryEscape(referralIDSys+"|"+referralTxnID)
+	for _, tc := range []struct{ client, own, other string }{
+		{"gp-own", a, b}, {"sp-own", a, b}, {"gp-other", b, a}, {"sp-other", b, a},
+	} {
+		status, _, body := ss.call(tc.client, http.MethodGet, byIdentifier, nil, nil)
+		if status != http.StatusOK || total(t, body) != 1 || !bytes.Contains(body, []byte(tc.own)) || bytes.Contains(body, []byte(tc.other)) {
+			t.Errorf("%s searching by the identifier: %d %s, want its own %s only", tc.client, status, body, tc.own)
+		}
+		if status, _, body := ss.call(tc.client, http.MethodGet, "/fhir/ServiceRequest/"+tc.own, nil, nil); status != http.StatusOK {
+			t.Errorf("%s reading its own ServiceRequest: %d %s", tc.client, status, body)
+		}
+		if status, _, _ := ss.call(tc.client, http.MethodGet, "/fhir/ServiceRequest/"+tc.other, nil, nil); status != http.StatusNotFound {
+			t.Errorf("%s reading the other practice's ServiceRequest: %d, want 404", tc.client, status)
+		}
+	}
+
+	// Conditional create: B's referral is created beside A's, then found.
+	cond := hdr{"If-None-Exist": "identifier=" + referralIDSys + "|" + srContainedID}
+	create := func(client, ods string, want int) string {
+		t.Helper()
+		body := fromPractice(t, mustRead(t, fixSRContained), "F84003", ods)
+		status, _, b := ss.call(client, http.MethodPost, "/fhir/ServiceRequest", body, cond)
+		if status != want {
+			t.Fatalf("%s's conditional create: %d %s, want %d", client, status, b, want)
+		}
+		id, _ := statusOf(t, b)
+		return id
+	}
+	aSR := create("gp-own", "A81001", http.StatusCreated)
+	bSR := create("gp-other", "B82002", http.StatusCreated)
+	if bSR == aSR {
+		t.Fatalf("B's conditional create was answered with A's ServiceRequest %s", aSR)
+	}
+	if got := create("gp-other", "B82002", http.StatusOK); got != bSR {
+		t.Errorf("B's conditional create again: ServiceRequest %s, want its own %s", got, bSR)
+	}
+	if got := create("gp-own", "A81001", http.StatusOK); got != aSR {
+		t.Errorf("A's conditional create again: ServiceRequest %s, want its own %s", got, aSR)
+	}
+}
+
+// TestCancelByMessagePerOrganisation: a BaRS cancellation names the
+// referral by its sender's identifier. Practice A81001 sends the message
+// fixture's referral under practice C82010's identifier, then cancels it:
+// A's referral is revoked, never C's, which C then cancels itself.
+func TestCancelByMessagePerOrganisation(t *testing.T) {
+	t.Parallel()
+	ss := newSecServer(t, nil)
+	send := func(client string, body []byte, reqID string) (sr, status string) {
+		t.Helper()
+		h := barsHeaders(reqID, corrID1)
+		h["Content-Type"] = "application/fhir+json"
+		st, _, b := ss.call(client, http.MethodPost, "/fhir/$process-message", body, h)
+		if st != http.StatusOK {
+			t.Fatalf("%s's message: %d %s", client, st, b)
+		}
+		return statusOf(t, b)
+	}
+	c, _ := send("gp-msg", mustRead(t, fixMsgNew), reqID1)
+	a, _ := send("gp-own", fromPractice(t, mustRead(t, fixMsgNew), "C82010", "A81001"), reqID2)
+	if a == c {
+		t.Fatalf("A's referral under C's identifier was answered with C's %s", c)
+	}
+	if got, status := send("gp-own", fromPractice(t, mustRead(t, fixMsgCancel), "C82010", "A81001"), reqID3); got != a || status != "revoked" {
+		t.Errorf("A's cancellation: ServiceRequest %s %s, want A's %s revoked", got, status, a)
+	}
+	st, _, b := ss.call("gp-msg", http.MethodGet, "/fhir/ServiceRequest/"+c, nil, nil)
+	if _, status := statusOf(t, b); st != http.StatusOK || status != "active" {
+		t.Errorf("C's ServiceRequest after A's cancellation: %d %s, want active", st, status)
+	}
+	if got, status := send("gp-msg", mustRead(t, fixMsgCancel), reqID3); got != c || status != "revoked" {
+		t.Errorf("C's cancellation: ServiceRequest %s %s, want C's %s revoked", got, status, c)
+	}
 }

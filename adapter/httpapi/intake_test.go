@@ -390,7 +390,7 @@ func TestConditionalCreateUnappliedCriteria(t *testing.T) {
 // that the caller's view of it does not hold.
 type unfindableReferrals struct{ *sqlite.DB }
 
-func (unfindableReferrals) FindReferralByIdentifier(context.Context, linkbridge.Identifier) (*linkbridge.Referral, error) {
+func (unfindableReferrals) FindReferralByIdentifier(context.Context, string, linkbridge.Identifier) (*linkbridge.Referral, error) {
 	return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "referral not found")
 }
 

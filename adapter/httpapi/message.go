@@ -63,7 +63,7 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) er
 		out, err = s.in.Receive(ctx, msg.Entries, msgKey)
 	case "update":
 		var rv *casework.Revoked
-		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), msgKey); err == nil {
+		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), msg.Entries, msgKey); err == nil {
 			out = &intake.Result{ServiceRequest: rv.ServiceRequest, Task: rv.Task, Referral: rv.Referral}
 		}
 	}

@@ -176,6 +176,45 @@ func TestProcessMessageCancellation(t *testing.T) {
 	wantOutcome(t, ts.post("/$process-message", cancel, barsHeaders("4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e09", corrID1)), http.StatusConflict, "conflict", "ServiceRequest.status")
 }
 
+// TestProcessMessageCancelRequestersReferral: without authentication, a
+// cancellation's identifier is looked up among the referrals of the
+// organisation its ServiceRequest's requester leads to. Practices C82010
+// (the fixtures) and A81001 each hold a referral under one identifier;
+// A's cancellation, whose requester is an Organization entry of the
+// message, revokes A's referral and leaves C's active; C's revokes C's.
+func TestProcessMessageCancelRequestersReferral(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	send := func(body []byte, reqID string) *srpb.ServiceRequest {
+		t.Helper()
+		return entryResource[*srpb.ServiceRequest](t, bundle(t, ts.post("/$process-message", body, barsHeaders(reqID, corrID1)), "message"))
+	}
+	c := fhirmap.ID(send(mustRead(t, fixMsgNew), reqID1))
+	a := fhirmap.ID(send(fromPractice(t, mustRead(t, fixMsgNew), "C82010", "A81001"), reqID2))
+	if a == c {
+		t.Fatalf("A's referral under C's identifier was answered with C's %s", c)
+	}
+
+	const orgURL = "urn:uuid:1e6a0a52-6a3e-4a4f-a0b9-0f5e7d3c9b07"
+	d := mustParseJSON(t, mustRead(t, fixMsgCancel))
+	for _, e := range d["entry"].([]any) {
+		if r := e.(jsonDoc)["resource"].(jsonDoc); r["resourceType"] == "ServiceRequest" {
+			r["requester"] = jsonDoc{"reference": orgURL}
+		}
+	}
+	d["entry"] = append(d["entry"].([]any), jsonDoc{"fullUrl": orgURL, "resource": jsonDoc{"resourceType": "Organization",
+		"identifier": []any{jsonDoc{"system": linkbridge.ODSSystem, "value": "A81001"}}}})
+	if sr := send(mustJSON(t, d), reqID3); fhirmap.ID(sr) != a || fhirmap.Code(sr.GetStatus()) != "revoked" {
+		t.Errorf("A's cancellation: ServiceRequest %s %s, want A's %s revoked", fhirmap.ID(sr), fhirmap.Code(sr.GetStatus()), a)
+	}
+	if got := fhirmap.Code(ts.get("/ServiceRequest/" + c).Resource.(*srpb.ServiceRequest).GetStatus()); got != "active" {
+		t.Errorf("C's ServiceRequest after A's cancellation is %s, want active", got)
+	}
+	if sr := send(mustRead(t, fixMsgCancel), "4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e04"); fhirmap.ID(sr) != c || fhirmap.Code(sr.GetStatus()) != "revoked" {
+		t.Errorf("C's cancellation: ServiceRequest %s %s, want C's %s revoked", fhirmap.ID(sr), fhirmap.Code(sr.GetStatus()), c)
+	}
+}
+
 // TestProcessMessageCancellationReplayIsDuplicate: replaying a processed
 // cancellation (same X-Request-Id) is a duplicate, not a state conflict, so
 // the sender knows not to retry.

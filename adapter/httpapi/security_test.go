@@ -528,30 +528,6 @@ func TestAuditQueryNames(t *testing.T) {
 	}
 }
 
-// TestIntakeIdentifierOfUnseenReferral: a GP system that sends a referral
-// whose identifier another organisation's referral already holds gets a
-// 409 (the store's unique identifier decides; the stored referral is not
-// its to see), not a crash on a referral it cannot read.
-func TestIntakeIdentifierOfUnseenReferral(t *testing.T) {
-	ss := newSecServer(t, nil)
-	body := mustRead(t, fixReferralTxn)
-	if st, _, b := ss.call("gp-own", http.MethodPost, "/fhir", body, nil); st != http.StatusOK && st != http.StatusCreated {
-		t.Fatalf("first intake: %d %s", st, b)
-	}
-	other := bytes.ReplaceAll(body, []byte(`"A81001"`), []byte(`"B82002"`))
-	st, _, b := ss.call("gp-other", http.MethodPost, "/fhir", other, nil)
-	if st != http.StatusConflict || !bytes.Contains(b, []byte("OperationOutcome")) {
-		t.Fatalf("same identifier from another practice: %d %s, want 409 OperationOutcome", st, b)
-	}
-	if bytes.Contains(b, []byte("ServiceRequest/")) {
-		t.Errorf("the answer names the other organisation's referral: %s", b)
-	}
-	// The other organisation's referral stays unseen and unchanged.
-	if st, _, b := ss.call("gp-other", http.MethodGet, "/fhir/ServiceRequest", nil, nil); st != http.StatusOK || !bytes.Contains(b, []byte(`"total":0`)) {
-		t.Errorf("gp-other's ServiceRequest search: %d %s, want none", st, b)
-	}
-}
-
 // BenchmarkSecurity measures what authentication, authorisation and the
 // audit trail add to a FHIR read and a referral intake: the same requests
 // against a server without them ("open") and with them ("secured": ES256

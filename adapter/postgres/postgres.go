@@ -7,8 +7,8 @@
 // processes write at once, which SQLite never has to consider because its
 // writes go through one writer:
 //
-//   - Idempotent intake rests on unique constraints (referral identifier,
-//     message id, NHS number), never on a read before the write: a second
+//   - Idempotent intake rests on unique constraints (referral identifier
+//     per referrer, message id, NHS number), never on a read before the write: a second
 //     replica inserting the same referral waits for the first to commit and
 //     then fails with SQLSTATE 23505, which is mapped to EDUPLICATE with
 //     Error.Existing naming the stored row, as SQLite does.

@@ -97,10 +97,10 @@ func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args [
 
 // CreateReferral stores an intake atomically: all or nothing. It returns
 // EDUPLICATE with Error.Existing set when MessageID was already processed
-// ("MessageHeader/<request id>"), when the referral identifier is stored
-// ("ServiceRequest/<id>"), or when NewPerson is set and the NHS number is
-// stored ("Patient/<id>"; but "ServiceRequest/<id>" if the identifier is
-// stored too). It returns ECONFLICT when a person, referral, Task or resource
+// ("MessageHeader/<request id>"), when the referrer's referral identifier
+// is stored ("ServiceRequest/<id>"; identifiers are unique per ReferrerODS),
+// or when NewPerson is set and the NHS number is stored ("Patient/<id>";
+// but "ServiceRequest/<id>" if the referrer's identifier is stored too). It returns ECONFLICT when a person, referral, Task or resource
 // id is taken, ENOTFOUND when an existing person to link is not stored, and
 // EINVALID when the intake is incomplete or not at version 1. It records the
 // referral's first event: version 1, "received" by the "requester" at
@@ -256,7 +256,7 @@ func (db *DB) formatError(ctx context.Context, err error, op string, s writeSubj
 		if s.person != nil {
 			return withExisting(linkbridge.ECONFLICT, "Patient/"+s.person.ID, "person %s exists already", s.person.ID)
 		}
-	case "referral_identifier_key":
+	case "referral_referrer_identifier_key":
 		if e, done := byIdentifier(); done {
 			return e
 		}
@@ -284,14 +284,14 @@ func (db *DB) formatError(ctx context.Context, err error, op string, s writeSubj
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
 
-// referralIDByIdentifier looks up the stored referral with ref's business
-// identifier.
+// referralIDByIdentifier looks up the stored referral of ref's referrer
+// with ref's business identifier.
 func (db *DB) referralIDByIdentifier(ctx context.Context, ref *linkbridge.Referral) (id string, ok bool, err error) {
 	if ref == nil {
 		return "", false, nil
 	}
-	err = db.pool.QueryRow(ctx, `SELECT id FROM referral WHERE identifier_system = $1 AND identifier_value = $2`,
-		ref.Identifier.System, ref.Identifier.Value).Scan(&id)
+	err = db.pool.QueryRow(ctx, `SELECT id FROM referral WHERE referrer_ods = $1 AND identifier_system = $2 AND identifier_value = $3`,
+		ref.ReferrerODS, ref.Identifier.System, ref.Identifier.Value).Scan(&id)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return "", false, nil
@@ -542,11 +542,12 @@ func (db *DB) FindReferralByTaskID(ctx context.Context, taskID string) (*linkbri
 	return findReferral(ctx, db.pool, "referral of Task "+taskID, `WHERE task_id = $1`, taskID)
 }
 
-// FindReferralByIdentifier returns the referral with a business identifier,
-// or ENOTFOUND.
-func (db *DB) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identifier) (*linkbridge.Referral, error) {
+// FindReferralByIdentifier returns the referral that the organisation
+// referrerODS made with a business identifier, or ENOTFOUND when that
+// organisation has none with it (another organisation's is not found).
+func (db *DB) FindReferralByIdentifier(ctx context.Context, referrerODS string, id linkbridge.Identifier) (*linkbridge.Referral, error) {
 	return findReferral(ctx, db.pool, "referral with this identifier",
-		`WHERE identifier_system = $1 AND identifier_value = $2`, id.System, id.Value)
+		`WHERE referrer_ods = $1 AND identifier_system = $2 AND identifier_value = $3`, referrerODS, id.System, id.Value)
 }
 
 // findReferral reads, through q, the referral matching a WHERE clause; what

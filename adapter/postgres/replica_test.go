@@ -128,7 +128,7 @@ func TestIntakeAcrossReplicas(t *testing.T) {
 				}
 				// Both replicas read the winner; the loser's ids are absent.
 				for _, s := range []*postgres.DB{a, b} {
-					got, err := s.FindReferralByIdentifier(ctx, ins[winner].Referral.Identifier)
+					got, err := s.FindReferralByIdentifier(ctx, ins[winner].Referral.ReferrerODS, ins[winner].Referral.Identifier)
 					if err != nil || got.ID != ins[winner].Referral.ID {
 						t.Fatalf("referral %d: FindReferralByIdentifier = %v, %v; want %s", n, got, err, ins[winner].Referral.ID)
 					}

@@ -13,7 +13,7 @@ func TestRetryTx(t *testing.T) {
 	t.Parallel()
 	deadlock := fmt.Errorf("postgres: update referral: %w", &pgconn.PgError{Code: deadlockDetected})
 	serialization := &pgconn.PgError{Code: serializationFailure}
-	unique := &pgconn.PgError{Code: uniqueViolation, ConstraintName: "referral_identifier_key"}
+	unique := &pgconn.PgError{Code: uniqueViolation, ConstraintName: "referral_referrer_identifier_key"}
 	other := errors.New("connection reset")
 	for _, tc := range []struct {
 		name      string

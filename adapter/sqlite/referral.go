@@ -26,10 +26,10 @@ type resourceRow = sqlshared.ResourceRow
 
 // CreateReferral stores an intake atomically: all or nothing. It returns
 // EDUPLICATE with Error.Existing set when MessageID was already processed
-// ("MessageHeader/<request id>"), when the referral identifier is stored
-// ("ServiceRequest/<id>"), or when NewPerson is set and the NHS number is
-// stored ("Patient/<id>"; but "ServiceRequest/<id>" if the identifier is
-// stored too). It returns ECONFLICT when a person, referral, Task or resource
+// ("MessageHeader/<request id>"), when the referrer's referral identifier
+// is stored ("ServiceRequest/<id>"; identifiers are unique per ReferrerODS),
+// or when NewPerson is set and the NHS number is stored ("Patient/<id>";
+// but "ServiceRequest/<id>" if the referrer's identifier is stored too). It returns ECONFLICT when a person, referral, Task or resource
 // id is taken, ENOTFOUND when an existing person to link is not stored, and
 // EINVALID when the intake is incomplete or not at version 1. It records the
 // referral's first event: version 1, "received" by the "requester" at
@@ -341,7 +341,7 @@ func (w *writer) formatError(err error, op string, s writeSubject) error {
 			return withExisting(linkbridge.ECONFLICT, "Patient/"+s.person.ID,
 				"person %s exists already", s.person.ID)
 		}
-	case "referral.identifier_system, referral.identifier_value":
+	case "referral.referrer_ods, referral.identifier_system, referral.identifier_value":
 		if id, ok, err := w.referralIDByIdentifier(s.ref); err != nil {
 			return err
 		} else if ok {
@@ -362,13 +362,13 @@ func (w *writer) formatError(err error, op string, s writeSubject) error {
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
 
-// referralIDByIdentifier looks up the stored referral with ref's business
-// identifier, inside the write transaction.
+// referralIDByIdentifier looks up the stored referral of ref's referrer
+// with ref's business identifier, inside the write transaction.
 func (w *writer) referralIDByIdentifier(ref *linkbridge.Referral) (id string, ok bool, err error) {
 	if ref == nil {
 		return "", false, nil
 	}
-	err = w.selReferralIDByIdentifier.QueryRowContext(bg, ref.Identifier.System, ref.Identifier.Value).Scan(&id)
+	err = w.selReferralIDByIdentifier.QueryRowContext(bg, ref.ReferrerODS, ref.Identifier.System, ref.Identifier.Value).Scan(&id)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil
@@ -388,11 +388,12 @@ func (db *DB) FindReferralByTaskID(ctx context.Context, taskID string) (*linkbri
 	return db.findReferral(ctx, "referral of Task "+taskID, `WHERE task_id = ?`, taskID)
 }
 
-// FindReferralByIdentifier returns the referral with a business identifier,
-// or ENOTFOUND.
-func (db *DB) FindReferralByIdentifier(ctx context.Context, id linkbridge.Identifier) (*linkbridge.Referral, error) {
+// FindReferralByIdentifier returns the referral that the organisation
+// referrerODS made with a business identifier, or ENOTFOUND when that
+// organisation has none with it (another organisation's is not found).
+func (db *DB) FindReferralByIdentifier(ctx context.Context, referrerODS string, id linkbridge.Identifier) (*linkbridge.Referral, error) {
 	return db.findReferral(ctx, "referral with this identifier",
-		`WHERE identifier_system = ? AND identifier_value = ?`, id.System, id.Value)
+		`WHERE referrer_ods = ? AND identifier_system = ? AND identifier_value = ?`, referrerODS, id.System, id.Value)
 }
 
 // findReferral reads the referral matching a WHERE clause; what names it in

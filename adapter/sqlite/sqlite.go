@@ -6,7 +6,9 @@
 // with mode 0700, because it holds patient data. It runs in WAL mode with
 // foreign keys on and synchronous=FULL, so a write that returned nil is on
 // disk. Migrations are embedded SQL files run in order at Open, each in its
-// own transaction, and recorded by name in the migrations table.
+// own transaction (with foreign key enforcement off and a foreign key check
+// before the commit, so that a table can be rebuilt), and recorded by name
+// in the migrations table.
 //
 // Writes (CreateReferral, UpdateReferral and the outbox's claims and state
 // changes, see outbox.go) go through a single writer goroutine that owns the
@@ -298,7 +300,18 @@ func (db *DB) closeHandles() error {
 // migrate runs, in name order, every embedded migration not yet recorded in
 // the migrations table. Each runs in its own transaction together with its
 // record, so a failed migration leaves no trace and is retried next time.
-func (db *DB) migrate(ctx context.Context) error {
+//
+// Migrations run with foreign key enforcement off, as SQLite's procedure
+// for schema changes that ALTER TABLE cannot make requires
+// (https://www.sqlite.org/lang_altertable.html#otheralter): rebuilding a
+// table that other tables reference drops it, which with enforcement on
+// fails on the referencing rows (and PRAGMA foreign_keys cannot change
+// inside a transaction, nor would defer_foreign_keys let the transaction
+// commit). In its place PRAGMA foreign_key_check runs before each commit:
+// a migration that leaves a broken reference is refused and rolled back.
+// Enforcement is turned on again before migrate returns, checked, on the
+// write connection that the writer then uses.
+func (db *DB) migrate(ctx context.Context) (err error) {
 	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (
 		name       TEXT NOT NULL PRIMARY KEY,
 		applied_at TEXT NOT NULL
@@ -309,20 +322,55 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	// The write pool has one connection: pinning it makes the pragmas
+	// apply to the connection the migrations run on.
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("sqlite: migrate: foreign keys off: %w", err)
+	}
+	defer func() {
+		// Also after a failure or cancellation: the connection stays in
+		// the pool.
+		if ferr := foreignKeysOn(context.WithoutCancel(ctx), conn); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("sqlite: migrate: %w", ferr))
+		}
+	}()
 	for _, name := range names {
-		if err := db.migrateFile(ctx, name); err != nil {
+		if err := db.migrateFile(ctx, conn, name); err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", filepath.Base(name), err)
 		}
 	}
 	return nil
 }
 
-// migrateFile runs one migration unless it is recorded already. The check
-// happens inside the migration's (immediate) transaction, so two processes
-// opening the same file cannot both run it.
-func (db *DB) migrateFile(ctx context.Context, name string) error {
+// foreignKeysOn turns foreign key enforcement on for conn and checks that
+// it is on.
+func foreignKeysOn(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`); err != nil {
+		return fmt.Errorf("foreign keys on: %w", err)
+	}
+	var on int
+	if err := conn.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&on); err != nil {
+		return fmt.Errorf("foreign keys on: %w", err)
+	}
+	if on != 1 {
+		return errors.New("foreign keys on: enforcement is still off")
+	}
+	return nil
+}
+
+// migrateFile runs one migration on conn (foreign key enforcement off, see
+// migrate) unless it is recorded already. The check happens inside the
+// migration's (immediate) transaction, so two processes opening the same
+// file cannot both run it. Before the commit, PRAGMA foreign_key_check must
+// find no broken reference.
+func (db *DB) migrateFile(ctx context.Context, conn *sql.Conn, name string) error {
 	base := filepath.Base(name)
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -342,6 +390,9 @@ func (db *DB) migrateFile(ctx context.Context, name string) error {
 	if _, err := tx.ExecContext(ctx, string(script)); err != nil {
 		return err
 	}
+	if err := foreignKeyCheck(ctx, tx); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO migrations (name, applied_at) VALUES (?, ?)`,
 		base, formatTime(db.Now())); err != nil {
 		return err
@@ -350,6 +401,29 @@ func (db *DB) migrateFile(ctx context.Context, name string) error {
 		return err
 	}
 	db.Logger.InfoContext(ctx, "applied migration", slog.String("migration", base))
+	return nil
+}
+
+// foreignKeyCheck runs PRAGMA foreign_key_check in tx and fails, naming
+// the first, when a row references one that does not exist.
+func foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return fmt.Errorf("foreign key check: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	if rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fkid int
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return fmt.Errorf("foreign key check: %w", err)
+		}
+		return fmt.Errorf("foreign key check: a row of %s references a missing row of %s", table, parent)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("foreign key check: %w", err)
+	}
 	return nil
 }
 
@@ -424,7 +498,8 @@ type constraint struct {
 	// kind is "unique" (UNIQUE and PRIMARY KEY), "foreignkey" or "".
 	kind string
 	// columns names the columns of a unique constraint as SQLite reports
-	// them, e.g. "referral.identifier_system, referral.identifier_value".
+	// them, e.g. "referral.referrer_ods, referral.identifier_system,
+	// referral.identifier_value".
 	columns string
 }
 

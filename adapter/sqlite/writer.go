@@ -106,7 +106,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.updReferral, `UPDATE referral SET `+strings.Join(sqlshared.ReferralColumnList[1:], ` = ?, `)+` = ?
 		WHERE id = ? AND version = ?`)
 	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
-	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE identifier_system = ? AND identifier_value = ?`)
+	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE referrer_ods = ? AND identifier_system = ? AND identifier_value = ?`)
 	prep(&w.selResource, `SELECT version_id, params FROM resource WHERE type = ? AND id = ?`)
 	prep(&w.insHistory, `INSERT INTO resource_history (type, id, version_id, last_updated, body)
 		SELECT type, id, version_id, last_updated, body FROM resource WHERE type = ? AND id = ?`)

@@ -191,7 +191,7 @@ func checkError(t *testing.T, err error, code, existing string) {
 }
 
 // checkReferral fails unless the store holds want, found by id, Task id and
-// identifier.
+// its referrer's identifier.
 func checkReferral(t *testing.T, s linkbridge.Store, want *linkbridge.Referral) {
 	t.Helper()
 	ctx := context.Background()
@@ -201,7 +201,9 @@ func checkReferral(t *testing.T, s linkbridge.Store, want *linkbridge.Referral) 
 	}{
 		{"FindReferral", func() (*linkbridge.Referral, error) { return s.FindReferral(ctx, want.ID) }},
 		{"FindReferralByTaskID", func() (*linkbridge.Referral, error) { return s.FindReferralByTaskID(ctx, want.TaskID) }},
-		{"FindReferralByIdentifier", func() (*linkbridge.Referral, error) { return s.FindReferralByIdentifier(ctx, want.Identifier) }},
+		{"FindReferralByIdentifier", func() (*linkbridge.Referral, error) {
+			return s.FindReferralByIdentifier(ctx, want.ReferrerODS, want.Identifier)
+		}},
 	} {
 		got, err := find.fn()
 		if err != nil {
@@ -363,6 +365,51 @@ func testCreateReferral(t *testing.T, open func(t *testing.T) linkbridge.Store) 
 		// Nothing of the failed intake was kept, not even its message id.
 		again.Referral.Identifier.Value = "REF-b"
 		mustCreate(t, s, again)
+	})
+
+	t.Run("OKSameIdentifierOtherOrganisation", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		nhs := nhsNumbers()
+		first := newIntake("a", nhs())
+		mustCreate(t, s, first)
+
+		// A referral identifier is its referrer's own: another
+		// organisation may use the same one, and each finds its own.
+		other := newIntake("b", nhs())
+		other.Referral.Identifier = first.Referral.Identifier
+		other.Referral.ReferrerODS = "B82002"
+		mustCreate(t, s, other)
+		checkReferral(t, s, first.Referral)
+		checkReferral(t, s, other.Referral)
+
+		// The same organisation twice is a duplicate, naming its own
+		// referral, whichever organisation it is.
+		for _, stored := range []*linkbridge.Referral{first.Referral, other.Referral} {
+			again := newIntake("again-"+stored.ReferrerODS, nhs())
+			again.Referral.Identifier, again.Referral.ReferrerODS = stored.Identifier, stored.ReferrerODS
+			err := s.CreateReferral(ctx, again)
+			checkError(t, err, linkbridge.EDUPLICATE, "ServiceRequest/"+stored.ID)
+			checkIntakeAbsent(t, s, again)
+		}
+	})
+
+	t.Run("ErrDuplicateNHSNumberOtherOrganisationsIdentifier", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		nhs := nhsNumbers()
+		first := newIntake("a", nhs())
+		mustCreate(t, s, first)
+
+		// A "new" person with a stored NHS number, from another
+		// organisation using the same identifier: the person is the
+		// duplicate, never the other organisation's referral.
+		second := newIntake("b", first.Person.NHSNumber)
+		second.Referral.Identifier = first.Referral.Identifier
+		second.Referral.ReferrerODS = "B82002"
+		err := s.CreateReferral(ctx, second)
+		checkError(t, err, linkbridge.EDUPLICATE, "Patient/"+first.Person.ID)
+		checkIntakeAbsent(t, s, second)
 	})
 
 	t.Run("ErrDuplicateMessageID", func(t *testing.T) {
@@ -582,11 +629,15 @@ func testFind(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 		{"ErrReferralNotFound", func() error { _, err := s.FindReferral(ctx, "sr-missing"); return err }},
 		{"ErrReferralByTaskIDNotFound", func() error { _, err := s.FindReferralByTaskID(ctx, "task-missing"); return err }},
 		{"ErrReferralByIdentifierNotFound", func() error {
-			_, err := s.FindReferralByIdentifier(ctx, linkbridge.Identifier{System: referralSystem, Value: "REF-missing"})
+			_, err := s.FindReferralByIdentifier(ctx, in.Referral.ReferrerODS, linkbridge.Identifier{System: referralSystem, Value: "REF-missing"})
 			return err
 		}},
 		{"ErrReferralByIdentifierOtherSystem", func() error {
-			_, err := s.FindReferralByIdentifier(ctx, linkbridge.Identifier{System: "https://other.example/Id", Value: in.Referral.Identifier.Value})
+			_, err := s.FindReferralByIdentifier(ctx, in.Referral.ReferrerODS, linkbridge.Identifier{System: "https://other.example/Id", Value: in.Referral.Identifier.Value})
+			return err
+		}},
+		{"ErrReferralByIdentifierOtherOrganisation", func() error {
+			_, err := s.FindReferralByIdentifier(ctx, "B82002", in.Referral.Identifier)
 			return err
 		}},
 		{"ErrPersonNotFound", func() error { _, err := s.FindPerson(ctx, "p-missing"); return err }},
