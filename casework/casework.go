@@ -130,6 +130,9 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 		}
 	}
 	now := s.now()
+	// The FHIR view before the change: what it no longer holds is
+	// withdrawn on the GP record (see render).
+	before := fhirmap.CaseView(cr)
 	next := *cr.Referral
 	cr.Referral = &next
 	ch := &linkbridge.ReferralChange{Referral: &next, MessageID: c.messageID}
@@ -138,7 +141,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 	}
 	next.Version++
 	next.UpdatedAt = now
-	versions, err := s.render(ctx, cr, c, now)
+	versions, err := s.render(ctx, cr, c, before, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +209,7 @@ func actorName(r *linkbridge.Referral, a linkbridge.Actor) string {
 // 1 decode and 3 encodes; the Provenance a json.Marshal, 1 decode and
 // 1 encode; and the relay added 1 decode and 1 encode to each when it
 // linked the GP's Patient.
-func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c change, now time.Time) ([]version, error) {
+func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c change, before []fhirmap.Generated, now time.Time) ([]version, error) {
 	view := fhirmap.CaseView(cr)
 	var out []version
 	for _, g := range view {
@@ -216,6 +219,38 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 		}
 		if res != nil {
 			out = append(out, version{res: res, msg: g.Resource})
+		}
+	}
+	// A goal or onward referral the plan no longer holds is withdrawn
+	// (Goal cancelled, ServiceRequest revoked), so the GP record stops
+	// showing it as current. (When the consent withholds the whole view,
+	// nothing is withdrawn here: that is the consent's change, not the
+	// plan's.)
+	if len(view) > 0 {
+		kept := make(map[string]bool, len(view))
+		for _, g := range view {
+			kept[g.Reference()] = true
+		}
+		for _, g := range before {
+			if kept[g.Reference()] || !fhirmap.Withdrawable(g.Type) {
+				continue
+			}
+			cur, err := s.own().ReadResource(ctx, g.Type, g.ID)
+			if err != nil {
+				return nil, err
+			}
+			msg, err := s.Codec.DecodeResource(cur.Body)
+			if err != nil {
+				return nil, err
+			}
+			fhirmap.Withdraw(msg)
+			res, err := s.versionIfChanged(ctx, msg, now, true)
+			if err != nil {
+				return nil, err
+			}
+			if res != nil {
+				out = append(out, version{res: res, msg: msg})
+			}
 		}
 	}
 	// The referral Task carries the workflow state and the outputs.

@@ -458,3 +458,26 @@ func period(start, end time.Time) *dpb.Period {
 func decimal2dp(f float64) *dpb.Decimal {
 	return &dpb.Decimal{Value: strconv.FormatFloat(f, 'f', 2, 64)}
 }
+
+// Withdrawable reports whether a resource of the FHIR view of type typ is
+// withdrawn (Withdraw) when the case no longer holds it: the plan's goals
+// and onward referrals, which a plan edit can remove.
+func Withdrawable(typ string) bool { return typ == "Goal" || typ == "ServiceRequest" }
+
+// Withdraw marks a resource the case no longer holds as no longer current:
+// a Goal cancelled, an onward ServiceRequest revoked. Other types are left
+// as they are.
+func Withdraw(res proto.Message) {
+	switch r := res.(type) {
+	case *goalpb.Goal:
+		if r.LifecycleStatus == nil {
+			r.LifecycleStatus = &goalpb.Goal_LifecycleStatusCode{}
+		}
+		SetCode(r.LifecycleStatus, "cancelled")
+	case *srpb.ServiceRequest:
+		if r.Status == nil {
+			r.Status = &srpb.ServiceRequest_StatusCode{}
+		}
+		SetCode(r.Status, "revoked")
+	}
+}

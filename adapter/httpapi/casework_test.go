@@ -92,3 +92,48 @@ func TestEveryReferralChangeIsOneBuilder(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanEditWithdrawsRemovedItems: a goal or onward referral removed
+// from the plan is withdrawn on the GP copy — its Goal becomes cancelled,
+// its ServiceRequest revoked — and written back, instead of staying active
+// there; the items kept are untouched.
+func TestPlanEditWithdrawsRemovedItems(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(s *httpapi.Server) { s.WriteBack = true })
+	c := ts.intake(t, mustRead(t, fixReferralTxn))
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}})
+	cv := c.write(http.MethodPut, "/plan", journeyPlan(), http.StatusOK)
+	kept, removed, onward := cv.Plan.Goals[0], cv.Plan.Goals[1], cv.Plan.OnwardReferrals[0]
+
+	p := cv.Plan
+	p.Goals = p.Goals[:1]
+	p.OnwardReferrals = nil
+	c.write(http.MethodPut, "/plan", p, http.StatusOK)
+
+	if got := str(ts.fhirDoc("/Goal/"+removed.ID), "lifecycleStatus"); got != "cancelled" {
+		t.Errorf("removed Goal lifecycleStatus = %q, want cancelled", got)
+	}
+	if got := str(ts.fhirDoc("/Goal/"+kept.ID), "lifecycleStatus"); got != "active" {
+		t.Errorf("kept Goal lifecycleStatus = %q, want active", got)
+	}
+	if got := str(ts.fhirDoc("/ServiceRequest/"+onward.ID), "status"); got != "revoked" {
+		t.Errorf("removed onward referral status = %q, want revoked", got)
+	}
+	msgs, err := ts.Store.ListOutbox(context.Background(), linkbridge.OutboxFilter{ReferralID: c.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := map[string]int{}
+	for _, m := range msgs {
+		sent[m.ResourceType+"/"+m.ResourceID] = max(sent[m.ResourceType+"/"+m.ResourceID], m.Version)
+	}
+	if sent["Goal/"+removed.ID] != 2 || sent["ServiceRequest/"+onward.ID] != 2 || sent["Goal/"+kept.ID] != 1 {
+		t.Errorf("written back versions = removed goal %d, onward referral %d, kept goal %d; want 2, 2, 1",
+			sent["Goal/"+removed.ID], sent["ServiceRequest/"+onward.ID], sent["Goal/"+kept.ID])
+	}
+	// Consent withheld altogether is not a plan edit: nothing is withdrawn.
+	c.write(http.MethodPut, "/consent", httpapi.ConsentRequest{Consent: linkbridge.ConsentNone}, http.StatusOK)
+	if got := str(ts.fhirDoc("/Goal/"+kept.ID), "lifecycleStatus"); got != "active" {
+		t.Errorf("after consent none the kept Goal is %q, want active (untouched)", got)
+	}
+}
