@@ -77,6 +77,11 @@ type LifecycleCommand struct {
 	Reason string `json:"reason,omitempty"`
 	// Summary is the discharge summary (complete).
 	Summary string `json:"summary,omitempty"`
+	// GoalOutcomes records, at discharge (complete, fail, cancel), the
+	// outcome of open goals by goal id: achieved, not-achieved or
+	// cancelled. A goal left out takes its outcome from the discharge
+	// (CaseRecord.CloseGoals).
+	GoalOutcomes map[string]string `json:"goalOutcomes,omitempty"`
 }
 
 // Apply performs a lifecycle command on the referral, enforcing the SDOH

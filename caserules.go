@@ -175,3 +175,59 @@ func Caseload(refs []*Referral, contacts map[string]int, now time.Time) []*Casel
 	}
 	return out
 }
+
+// CloseGoals records, once the referral has ended (completed, failed or
+// cancelled), the outcome of every goal still open (active or on hold):
+// the outcome cmd.GoalOutcomes gives it, or by default achieved when the
+// person was discharged with their goals met, not-achieved when discharged
+// otherwise, and cancelled when the referral failed or was cancelled. It
+// reports whether the plan changed. EUNPROCESSABLE names an outcome for a
+// goal the plan does not hold, or an outcome that is not one of achieved,
+// not-achieved, cancelled; goal outcomes given before the end are refused.
+func (cr *CaseRecord) CloseGoals(cmd *LifecycleCommand) (bool, error) {
+	rf := cr.Referral
+	ended := rf.Status == TaskCompleted || rf.Status == TaskFailed || rf.Status == TaskCancelled
+	if !ended {
+		if len(cmd.GoalOutcomes) > 0 {
+			return false, Errorf(EUNPROCESSABLE, "goal outcomes are recorded at discharge (complete, fail or cancel)").At("goalOutcomes")
+		}
+		return false, nil
+	}
+	held := map[string]bool{}
+	for _, g := range cr.Plan.Goals {
+		held[g.ID] = true
+	}
+	for id, o := range cmd.GoalOutcomes {
+		if !held[id] {
+			return false, Errorf(EUNPROCESSABLE, "the plan holds no goal %q", id).At("goalOutcomes")
+		}
+		if !oneOf(o, []string{GoalAchieved, GoalNotAchieved, GoalCancelled}) {
+			return false, Errorf(EUNPROCESSABLE, "a goal outcome is achieved, not-achieved or cancelled").At("goalOutcomes")
+		}
+	}
+	def := GoalCancelled
+	if rf.Status == TaskCompleted {
+		def = GoalNotAchieved
+		if rf.DischargeReason == "goals-met" {
+			def = GoalAchieved
+		}
+	}
+	changed := false
+	goals := make([]Goal, len(cr.Plan.Goals))
+	copy(goals, cr.Plan.Goals)
+	for i, g := range goals {
+		if g.Status != GoalActive && g.Status != GoalOnHold {
+			continue
+		}
+		o, ok := cmd.GoalOutcomes[g.ID]
+		if !ok {
+			o = def
+		}
+		goals[i].Status = o
+		changed = true
+	}
+	if changed {
+		cr.Plan.Goals = goals
+	}
+	return changed, nil
+}

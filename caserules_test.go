@@ -217,3 +217,60 @@ func TestBounds(t *testing.T) {
 		t.Errorf("discharge summary too long: %v, status %s", err, rf.Status)
 	}
 }
+
+func TestCloseGoals(t *testing.T) {
+	t.Parallel()
+	goals := func() []linkbridge.Goal {
+		return []linkbridge.Goal{
+			{ID: "g1", Description: "a", Importance: 5, Confidence: 5, Status: linkbridge.GoalActive},
+			{ID: "g2", Description: "b", Importance: 5, Confidence: 5, Status: linkbridge.GoalOnHold},
+			{ID: "g3", Description: "c", Importance: 5, Confidence: 5, Status: linkbridge.GoalAchieved},
+		}
+	}
+	tests := []struct {
+		name     string
+		status   linkbridge.TaskStatus
+		reason   string
+		outcomes map[string]string
+		want     []string // g1, g2, g3 after
+		wantCode string
+	}{
+		{"GoalsMetAchievesOpenGoals", linkbridge.TaskCompleted, "goals-met", nil, []string{"achieved", "achieved", "achieved"}, ""},
+		{"OtherDischargeNotAchieved", linkbridge.TaskCompleted, "moved-away", nil, []string{"not-achieved", "not-achieved", "achieved"}, ""},
+		{"FailedCancels", linkbridge.TaskFailed, "unable-to-contact", nil, []string{"cancelled", "cancelled", "achieved"}, ""},
+		{"OutcomeGiven", linkbridge.TaskCompleted, "goals-met", map[string]string{"g2": "not-achieved"}, []string{"achieved", "not-achieved", "achieved"}, ""},
+		{"UnknownGoal", linkbridge.TaskCompleted, "goals-met", map[string]string{"gx": "achieved"}, nil, linkbridge.EUNPROCESSABLE},
+		{"UnknownOutcome", linkbridge.TaskCompleted, "goals-met", map[string]string{"g1": "sort-of"}, nil, linkbridge.EUNPROCESSABLE},
+		{"NotEnded", linkbridge.TaskInProgress, "", nil, []string{"active", "on-hold", "achieved"}, ""},
+		{"OutcomesBeforeTheEnd", linkbridge.TaskOnHold, "", map[string]string{"g1": "achieved"}, nil, linkbridge.EUNPROCESSABLE},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cr := caseIn(tc.status, true)
+			cr.Referral.DischargeReason = tc.reason
+			cr.Plan.Goals = goals()
+			before := cr.Plan.Goals
+			changed, err := cr.CloseGoals(&linkbridge.LifecycleCommand{GoalOutcomes: tc.outcomes})
+			if linkbridge.ErrorCode(err) != tc.wantCode && !(err == nil && tc.wantCode == "") {
+				t.Fatalf("CloseGoals error = %v, want %q", err, tc.wantCode)
+			}
+			if tc.wantCode != "" {
+				return
+			}
+			var got []string
+			for _, g := range cr.Plan.Goals {
+				got = append(got, g.Status)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("goal statuses = %v, want %v", got, tc.want)
+			}
+			if changed != !slices.Equal(tc.want, []string{"active", "on-hold", "achieved"}) {
+				t.Errorf("changed = %v", changed)
+			}
+			if changed && before[0].Status != linkbridge.GoalActive {
+				t.Errorf("the plan read before the change was modified in place")
+			}
+		})
+	}
+}

@@ -35,8 +35,16 @@ func (s *Service) linkWorkerChange(ctx context.Context, id string, ifMatch int, 
 // Act applies a lifecycle action (accept, decline, start, hold, resume,
 // complete, fail, cancel).
 func (s *Service) Act(ctx context.Context, id string, ifMatch int, cmd linkbridge.LifecycleCommand) (*linkbridge.CaseRecord, error) {
-	return s.linkWorkerChange(ctx, id, ifMatch, cmd.Action, func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, now time.Time) error {
-		return cr.Referral.Apply(&cmd, now)
+	return s.linkWorkerChange(ctx, id, ifMatch, cmd.Action, func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		if err := cr.Referral.Apply(&cmd, now); err != nil {
+			return err
+		}
+		// At discharge, every open goal gets its outcome.
+		changed, err := cr.CloseGoals(&cmd)
+		if changed {
+			ch.Plan = &cr.Plan
+		}
+		return err
 	})
 }
 

@@ -137,3 +137,40 @@ func TestPlanEditWithdrawsRemovedItems(t *testing.T) {
 		t.Errorf("after consent none the kept Goal is %q, want active (untouched)", got)
 	}
 }
+
+// TestDischargeClosesGoals: at discharge every open goal gets its outcome —
+// the link worker's where given, else from the discharge reason — and the
+// GP copy's Goals are completed with that achievement, written back with
+// the change.
+func TestDischargeClosesGoals(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(s *httpapi.Server) { s.WriteBack = true })
+	c := ts.intake(t, mustRead(t, fixReferralTxn))
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}})
+	cv := c.write(http.MethodPut, "/plan", journeyPlan(), http.StatusOK)
+	g1, g2 := cv.Plan.Goals[0].ID, cv.Plan.Goals[1].ID
+	cv = c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionComplete, ReasonCode: "goals-met",
+		GoalOutcomes: map[string]string{g2: linkbridge.GoalNotAchieved}})
+	if cv.Plan.Goals[0].Status != linkbridge.GoalAchieved || cv.Plan.Goals[1].Status != linkbridge.GoalNotAchieved {
+		t.Errorf("goals after discharge = %s, %s; want achieved (goals met), not-achieved (as recorded)", cv.Plan.Goals[0].Status, cv.Plan.Goals[1].Status)
+	}
+	for id, want := range map[string]string{g1: "achieved", g2: "not-achieved"} {
+		d := ts.fhirDoc("/Goal/" + id)
+		if str(d, "lifecycleStatus") != "completed" || str(d, "achievementStatus", "coding", 0, "code") != want {
+			t.Errorf("Goal/%s = %s / %s, want completed / %s", id, str(d, "lifecycleStatus"), str(d, "achievementStatus", "coding", 0, "code"), want)
+		}
+	}
+	msgs, err := ts.Store.ListOutbox(context.Background(), linkbridge.OutboxFilter{ReferralID: c.ID, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	for _, m := range msgs {
+		if m.ResourceType == "Goal" && m.Version == 2 {
+			written++
+		}
+	}
+	if written != 2 {
+		t.Errorf("%d Goals written back at discharge, want 2", written)
+	}
+}

@@ -696,7 +696,8 @@ func TestJourney(t *testing.T) {
 
 	// Versions: the Task moved with every step but consent; the CarePlan
 	// at accept, plan and discharge; the Procedure at accept and discharge;
-	// the referral's ServiceRequest and Patient never.
+	// a Goal at plan and at discharge (its outcome); the referral's
+	// ServiceRequest and Patient never.
 	for ref, want := range map[string]int{
 		"Task/" + c.TaskID:                                12,
 		"CarePlan/" + fhirmap.CarePlanID(c.ID):            3,
@@ -704,7 +705,7 @@ func TestJourney(t *testing.T) {
 		"ServiceRequest/" + c.ID:                          1,
 		"Patient/" + c.PersonID:                           1,
 		"Encounter/" + cv.Contacts[0].ID:                  1,
-		"Goal/" + cv.Plan.Goals[0].ID:                     1,
+		"Goal/" + cv.Plan.Goals[0].ID:                     2,
 		"Observation/" + cv.Measures[0].ID:                1,
 		"ServiceRequest/" + cv.Plan.OnwardReferrals[0].ID: 1,
 	} {
