@@ -99,8 +99,14 @@ func Open(ctx context.Context, path string, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("refgp: open: %w", err)
 	}
 	_ = f.Close()
+	// A file: URI needs an absolute path: "file:name.db" would read name.db
+	// as the authority and fail ("invalid uri authority").
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("refgp: open: %w", err)
+	}
 	q := url.Values{"_pragma": {"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)"}, "_txlock": {"immediate"}}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: q.Encode()}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
 		return nil, fmt.Errorf("refgp: open: %w", err)

@@ -514,3 +514,19 @@ func TestMigrationDropsConditions(t *testing.T) {
 		t.Errorf("conditions table: %d, %v; want dropped", n, err)
 	}
 }
+
+// TestOpenRelativePath: a relative --db path (the reference GP's own
+// default is one) opens; it failed with "invalid uri authority".
+func TestOpenRelativePath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	gp, err := refgp.Open(context.Background(), "linkbridge-gp.db", refgp.Options{})
+	if err != nil {
+		t.Fatalf("Open(relative path): %v", err)
+	}
+	if err := gp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("linkbridge-gp.db"); err != nil {
+		t.Errorf("the database is not where the relative path says: %v", err)
+	}
+}
