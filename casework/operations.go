@@ -277,11 +277,13 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 // organisation that sr's requester leads to (resolved among the message's
 // entries, as intake resolves it).
 func (s *Service) CancelByMessage(ctx context.Context, sr *srpb.ServiceRequest, entries []*fhirmap.Entry, messageID string) (*Revoked, error) {
-	var referrer string
+	referrer := fhirmap.RequesterODS(sr, entries)
 	if p := linkbridge.PrincipalFromContext(ctx); p != nil {
+		// As at intake: a message speaks for the organisation that sends it.
+		if referrer != "" && !strings.EqualFold(referrer, p.ODS) {
+			return nil, linkbridge.Errorf(linkbridge.EFORBIDDEN, "the ServiceRequest's requester is not the authenticated organisation %s", p.ODS).At("ServiceRequest.requester")
+		}
 		referrer = p.ODS
-	} else {
-		referrer = fhirmap.RequesterODS(sr, entries)
 	}
 	var rf *linkbridge.Referral
 	var err error

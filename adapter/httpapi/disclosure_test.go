@@ -349,6 +349,13 @@ func TestCancelByMessagePerOrganisation(t *testing.T) {
 	if _, status := statusOf(t, b); st != http.StatusOK || status != "active" {
 		t.Errorf("C's ServiceRequest after A's cancellation: %d %s, want active", st, status)
 	}
+	// A cancellation that names another organisation as requester than the
+	// one sending it is refused, as a referral would be.
+	h := barsHeaders("4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4e77", corrID1)
+	h["Content-Type"] = "application/fhir+json"
+	if st, _, b := ss.call("gp-own", http.MethodPost, "/fhir/$process-message", mustRead(t, fixMsgCancel), h); st != http.StatusForbidden || !bytes.Contains(b, []byte("ServiceRequest.requester")) {
+		t.Errorf("A sending C's cancellation: %d %s, want 403 at ServiceRequest.requester", st, b)
+	}
 	if got, status := send("gp-msg", mustRead(t, fixMsgCancel), reqID3); got != c || status != "revoked" {
 		t.Errorf("C's cancellation: ServiceRequest %s %s, want C's %s revoked", got, status, c)
 	}
