@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"sync"
@@ -70,44 +69,4 @@ func (s *Server) maxInFlight() int {
 		return s.MaxInFlightPerClient
 	}
 	return DefaultMaxInFlightPerClient
-}
-
-// heldResponse is a ResponseWriter that keeps the answer (status, headers,
-// body) until sendTo writes it out: the security layer sends a request's
-// answer only once its audit record is stored.
-type heldResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-	wrote  bool
-}
-
-func newHeldResponse() *heldResponse {
-	return &heldResponse{header: http.Header{}, status: http.StatusOK}
-}
-
-// Header returns the held headers.
-func (h *heldResponse) Header() http.Header { return h.header }
-
-// WriteHeader holds the status (the first one written counts).
-func (h *heldResponse) WriteHeader(code int) {
-	if !h.wrote {
-		h.status, h.wrote = code, true
-	}
-}
-
-// Write holds body bytes.
-func (h *heldResponse) Write(b []byte) (int, error) {
-	h.wrote = true
-	return h.body.Write(b)
-}
-
-// sendTo writes the held answer to w.
-func (h *heldResponse) sendTo(w http.ResponseWriter) {
-	dst := w.Header()
-	for k, v := range h.header {
-		dst[k] = v
-	}
-	w.WriteHeader(h.status)
-	_, _ = w.Write(h.body.Bytes()) // the client may have gone; nothing to do then
 }
