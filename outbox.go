@@ -44,6 +44,11 @@ type OutboxMessage struct {
 	Version      int    `json:"version"`
 	// Body is the FHIR JSON to write, patient identified by NHS number.
 	Body []byte `json:"-"`
+	// Erase says the GP record must no longer hold the resource's content
+	// (the consent was lowered to none): the relay deletes it on an
+	// endpoint whose CapabilityStatement offers delete for the type, and
+	// otherwise writes Body, a version without the withheld content.
+	Erase bool `json:"erase,omitempty"`
 	// NHSNumber identifies the person on the GP side (never shown or
 	// logged).
 	NHSNumber   string      `json:"-"`
@@ -156,4 +161,46 @@ type OutboxStore interface {
 	// run from several replicas at once. Returns EINVALID for a limit below
 	// 1.
 	DeleteFinishedOutbox(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// EndpointIdentity is where one resource linkbridge writes back lives on
+// one GP-side FHIR endpoint. A production endpoint assigns its own logical
+// ids (it refuses update-as-create), so the relay records the id and
+// version the endpoint answered with for every resource it wrote, and
+// rewrites references between written-back resources to those ids before
+// sending (docs/referral-exchange.md#write-back-identity).
+type EndpointIdentity struct {
+	// Endpoint is the endpoint's FHIR base URL, as configured.
+	Endpoint string
+	// ResourceType and ResourceID are linkbridge's own (the outbox
+	// message's ResourceType and ResourceID).
+	ResourceType, ResourceID string
+	// EndpointID is the endpoint's logical id of the resource.
+	EndpointID string
+	// EndpointVersion is the endpoint's meta.versionId of the version last
+	// written ("" when it did not say).
+	EndpointVersion string
+	// Version is linkbridge's version of the resource last written there.
+	Version int
+	// UpdatedAt is when it was recorded.
+	UpdatedAt time.Time
+}
+
+// ResourceKey names one resource of linkbridge's: Type and id.
+type ResourceKey struct{ Type, ID string }
+
+// EndpointIdentityStore keeps EndpointIdentity records, per endpoint.
+type EndpointIdentityStore interface {
+	// EndpointIdentities returns the identities held on endpoint for keys;
+	// a key with none is absent from the map.
+	EndpointIdentities(ctx context.Context, endpoint string, keys []ResourceKey) (map[ResourceKey]EndpointIdentity, error)
+	// RecordEndpointIdentity stores id, replacing the record of its
+	// (Endpoint, ResourceType, ResourceID); a record of a later Version
+	// than id's is kept (a late answer never moves it back). Returns
+	// EINVALID when Endpoint, ResourceType, ResourceID or EndpointID is
+	// empty.
+	RecordEndpointIdentity(ctx context.Context, id EndpointIdentity) error
+	// ForgetEndpointIdentity removes the record (after the resource was
+	// deleted on the endpoint); removing none is no error.
+	ForgetEndpointIdentity(ctx context.Context, endpoint string, key ResourceKey) error
 }
