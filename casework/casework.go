@@ -149,7 +149,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 		ch.Resources = append(ch.Resources, v.res)
 	}
 	if s.WriteBack {
-		if ch.Outbox, err = s.writeBacks(cr, versions, c, now); err != nil {
+		if ch.Outbox, err = s.writeBacks(ctx, cr, versions, c, now); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -381,7 +381,7 @@ func (s *Service) renderVersion(res proto.Message, version int, now time.Time) (
 // change's author, queued after the resources it targets in the same order
 // key. Each is rendered by google/fhir now, in the transaction of the
 // change, and sent as stored.
-func (s *Service) writeBacks(cr *linkbridge.CaseRecord, versions []version, c change, now time.Time) ([]*linkbridge.OutboxMessage, error) {
+func (s *Service) writeBacks(ctx context.Context, cr *linkbridge.CaseRecord, versions []version, c change, now time.Time) ([]*linkbridge.OutboxMessage, error) {
 	nhs := ""
 	if cr.Person != nil {
 		nhs = cr.Person.NHSNumber
@@ -396,13 +396,17 @@ func (s *Service) writeBacks(cr *linkbridge.CaseRecord, versions []version, c ch
 	}
 	var out []*linkbridge.OutboxMessage
 	var targets []*linkbridge.Resource
+	logical := s.newLogicalRefs(ctx, cr, versions)
 	for _, v := range versions {
 		if v.own {
 			continue
 		}
-		body, err := s.Codec.Encode(fhirmap.ForGPRecord(v.msg, cr.Referral, nhs))
+		body, err := s.Codec.Encode(fhirmap.ForGPRecord(v.msg, cr.Referral, nhs, logical.ref))
 		if err != nil {
 			return nil, err
+		}
+		if logical.err != nil {
+			return nil, logical.err
 		}
 		out = append(out, msg(v.res.Type, v.res.ID, v.res.VersionID, body))
 		targets = append(targets, v.res)
@@ -421,4 +425,59 @@ func (s *Service) writeBacks(cr *linkbridge.CaseRecord, versions []version, c ch
 		return nil, err // a generated resource that fails validation is our bug
 	}
 	return append(out, msg("Provenance", fhirmap.ID(prov), 1, body)), nil
+}
+
+// logicalRefs is how a change's write-backs refer to resources: the
+// resources linkbridge writes back for the referral (its FHIR view, the
+// referral Task, and every version of the change) keep their literal
+// references, which the relay rewrites to the endpoint's ids; any other
+// (the referrer's PractitionerRole, Organization, Condition...) becomes a
+// logical reference built from the stored resource (fhirmap.LogicalRef),
+// because the GP endpoint does not hold it. A resource not in the store is
+// named by type and a display only. Each is read and decoded once a change;
+// a store error is kept in err (ForGPRecord's walk cannot return one).
+type logicalRefs struct {
+	s       *Service
+	ctx     context.Context
+	written map[string]bool
+	cache   map[string]*dpb.Reference
+	err     error
+}
+
+func (s *Service) newLogicalRefs(ctx context.Context, cr *linkbridge.CaseRecord, versions []version) *logicalRefs {
+	written := map[string]bool{"Task/" + cr.Referral.TaskID: true}
+	for _, g := range fhirmap.CaseView(cr) {
+		written[g.Reference()] = true
+	}
+	for _, v := range versions {
+		written[v.res.Type+"/"+v.res.ID] = true
+	}
+	return &logicalRefs{s: s, ctx: ctx, written: written, cache: map[string]*dpb.Reference{}}
+}
+
+// ref is a fhirmap.LogicalRefs.
+func (l *logicalRefs) ref(typ, id string) *dpb.Reference {
+	key := typ + "/" + id
+	if l.written[key] || l.err != nil {
+		return nil
+	}
+	if ref, ok := l.cache[key]; ok {
+		return proto.Clone(ref).(*dpb.Reference)
+	}
+	ref := &dpb.Reference{Type: &dpb.Uri{Value: typ}, Display: &dpb.String{Value: typ + " not held in this record"}}
+	cur, err := l.s.own().ReadResource(l.ctx, typ, id)
+	switch {
+	case err == nil:
+		res, derr := l.s.Codec.DecodeResource(cur.Body)
+		if derr != nil {
+			l.err = derr
+			return nil
+		}
+		ref = fhirmap.LogicalRef(res)
+	case linkbridge.ErrorCode(err) != linkbridge.ENOTFOUND:
+		l.err = err
+		return nil
+	}
+	l.cache[key] = ref
+	return proto.Clone(ref).(*dpb.Reference)
 }

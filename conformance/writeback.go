@@ -84,7 +84,7 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 		if err := codec.Validate(res); err != nil {
 			return fmt.Errorf("conformance: render %s: %w", typ, err)
 		}
-		body, err := codec.Encode(fhirmap.ForGPRecord(res, ref, nhs))
+		body, err := codec.Encode(fhirmap.ForGPRecord(res, ref, nhs, nil))
 		if err != nil {
 			return err
 		}

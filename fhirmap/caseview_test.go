@@ -414,7 +414,7 @@ func TestForGPRecord(t *testing.T) {
 			stored := fhirmap.Unwrap(cr)
 			fhirmap.SetMeta(stored, 3, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC))
 			before := proto.Clone(stored)
-			out := fhirmap.ForGPRecord(stored, r, nhs)
+			out := fhirmap.ForGPRecord(stored, r, nhs, nil)
 			if !proto.Equal(stored, before) {
 				t.Errorf("ForGPRecord changed its input")
 			}
@@ -454,7 +454,7 @@ func TestForGPRecord(t *testing.T) {
 				t.Errorf("%d writeback identifiers, want 1", n)
 			}
 			// Applying it twice adds no second writeback identifier.
-			again, err := c.Encode(fhirmap.ForGPRecord(out, r, nhs))
+			again, err := c.Encode(fhirmap.ForGPRecord(out, r, nhs, nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -470,7 +470,7 @@ func TestForGPRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ := c.Encode(fhirmap.ForGPRecord(fhirmap.Unwrap(cr), r, nhs))
+	out, _ := c.Encode(fhirmap.ForGPRecord(fhirmap.Unwrap(cr), r, nhs, nil))
 	if get(doc(t, out), "goal", 0, "reference") != "Goal/goal-1" {
 		t.Errorf("CarePlan.goal = %v, want Goal/goal-1 kept", get(doc(t, out), "goal", 0))
 	}
@@ -478,13 +478,13 @@ func TestForGPRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := fhirmap.ForGPRecord(fhirmap.Unwrap(tcr), r, nhs).(*taskpb.Task)
+	task := fhirmap.ForGPRecord(fhirmap.Unwrap(tcr), r, nhs, nil).(*taskpb.Task)
 	if task.GetFocus().GetIdentifier().GetValue().GetValue() != r.Identifier.Value || task.GetForValue().GetIdentifier().GetValue().GetValue() != nhs {
 		t.Errorf("Task focus/for = %v/%v", task.GetFocus(), task.GetForValue())
 	}
 	// A reference to another patient is left alone.
 	enc := &encpb.Encounter{Subject: fhirmap.NewRef("Patient", "someone-else")}
-	got := fhirmap.ForGPRecord(enc, r, nhs).(*encpb.Encounter)
+	got := fhirmap.ForGPRecord(enc, r, nhs, nil).(*encpb.Encounter)
 	if typ, id := fhirmap.RefTarget(got.GetSubject()); typ != "Patient" || id != "someone-else" || got.GetSubject().GetIdentifier() != nil {
 		t.Errorf("another patient's reference became %v", got.GetSubject())
 	}

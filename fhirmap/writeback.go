@@ -1,6 +1,7 @@
 package fhirmap
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/linkbridge/linkbridge"
@@ -19,12 +20,17 @@ const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
 // ForGPRecord prepares a copy of a stored resource for the patient's GP
 // record. The GP record does not know the gateway's ids, so the patient is
 // identified by NHS number (a logical Reference.identifier) and the referral
-// by the referrer's own ServiceRequest identifier; references to the other
-// written-back resources keep their stable ids. meta is dropped (the GP
-// endpoint keeps its own) and the resource gets its write-back key
+// by the referrer's own ServiceRequest identifier. Any other literal
+// reference is offered to logical: a non-nil answer replaces it (a resource
+// linkbridge does not write back, such as the referrer's PractitionerRole,
+// is named by identifier and display: the endpoint does not hold it), nil
+// keeps it (a resource linkbridge writes back: the relay rewrites it to the
+// endpoint's own id before sending, docs/referral-exchange.md#write-back-identity).
+// A nil logical keeps every other literal reference. meta is dropped (the
+// GP endpoint keeps its own) and the resource gets its write-back key
 // (SetWritebackKey): a writeback identifier, or for a type without an
 // identifier element a meta.tag.
-func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) proto.Message {
+func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string, logical LogicalRefs) proto.Message {
 	out := proto.Clone(res)
 	m := out.ProtoReflect()
 	if fd := m.Descriptor().Fields().ByName("meta"); fd != nil {
@@ -43,11 +49,120 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string) pr
 			clearLiteral(ref)
 			ref.Type = &dpb.Uri{Value: "ServiceRequest"}
 			ref.Identifier = &dpb.Identifier{System: &dpb.Uri{Value: r.Identifier.System}, Value: &dpb.String{Value: r.Identifier.Value}}
+		default:
+			if typ == "" || logical == nil {
+				break
+			}
+			if lr := logical(typ, id); lr != nil {
+				display := ref.GetDisplay()
+				proto.Reset(ref)
+				proto.Merge(ref, lr)
+				if ref.Display == nil && display != nil {
+					ref.Display = display
+				}
+			}
 		}
 		return nil
 	})
 	SetWritebackKey(out)
 	return out
+}
+
+// LogicalRefs tells ForGPRecord how the GP copy refers to the resource
+// Type/id: nil to keep the literal reference, or the reference to use.
+type LogicalRefs func(typ, id string) *dpb.Reference
+
+// Identifier systems a logical reference prefers, most specific first: the
+// national identifiers of people and organisations in NHS England
+// (docs/identifiers.md).
+var logicalSystems = []string{
+	"https://fhir.nhs.uk/Id/sds-user-id",
+	"https://fhir.nhs.uk/Id/sds-role-profile-id",
+	linkbridge.ODSSystem,
+	linkbridge.NHSNumberSystem,
+}
+
+// LogicalRef is a logical reference to res for an endpoint that does not
+// hold it (FHIR R4 references.html#logical): its type, its identifier (a
+// national one when it has one: SDS user or role profile id, ODS code; else
+// its first identifier with a system and value) and a display (its name, or
+// the display of the practitioner or organisation a PractitionerRole
+// names). A resource with neither an identifier nor a name gets its type and
+// the display "<Type> not held in this record", so that no reference is
+// left dangling.
+func LogicalRef(res proto.Message) *dpb.Reference {
+	typ := TypeName(res)
+	ref := &dpb.Reference{Type: &dpb.Uri{Value: typ}}
+	m := res.ProtoReflect()
+	var ids []*dpb.Identifier
+	if fd := m.Descriptor().Fields().ByName("identifier"); fd != nil && fd.IsList() {
+		l := m.Get(fd).List()
+		for i := 0; i < l.Len(); i++ {
+			if id, ok := l.Get(i).Message().Interface().(*dpb.Identifier); ok && id.GetSystem().GetValue() != "" && id.GetValue().GetValue() != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	pick := func() *dpb.Identifier {
+		for _, sys := range logicalSystems {
+			for _, id := range ids {
+				if id.GetSystem().GetValue() == sys {
+					return id
+				}
+			}
+		}
+		if len(ids) > 0 {
+			return ids[0]
+		}
+		return nil
+	}
+	if id := pick(); id != nil {
+		ref.Identifier = &dpb.Identifier{System: id.System, Value: id.Value}
+	}
+	if d := displayOf(m); d != "" {
+		ref.Display = &dpb.String{Value: d}
+	} else if ref.Identifier == nil {
+		ref.Display = &dpb.String{Value: typ + " not held in this record"}
+	}
+	return ref
+}
+
+// displayOf is a resource's name for a reference display: name (a string,
+// or a HumanName's text, else given and family names), or for a
+// PractitionerRole the display of its practitioner, else its organization.
+func displayOf(m protoreflect.Message) string {
+	fd := m.Descriptor().Fields().ByName("name")
+	if fd != nil {
+		v := m.Get(fd)
+		switch {
+		case fd.IsList() && v.List().Len() > 0:
+			if hn, ok := v.List().Get(0).Message().Interface().(*dpb.HumanName); ok {
+				if hn.GetText().GetValue() != "" {
+					return hn.GetText().GetValue()
+				}
+				var parts []string
+				for _, g := range hn.GetGiven() {
+					parts = append(parts, g.GetValue())
+				}
+				if hn.GetFamily().GetValue() != "" {
+					parts = append(parts, hn.GetFamily().GetValue())
+				}
+				return strings.Join(parts, " ")
+			}
+		case !fd.IsList() && fd.Kind() == protoreflect.MessageKind && m.Has(fd):
+			if s, ok := v.Message().Interface().(*dpb.String); ok {
+				return s.GetValue()
+			}
+		}
+	}
+	for _, name := range []protoreflect.Name{"practitioner", "organization"} {
+		if fd := m.Descriptor().Fields().ByName(name); fd != nil && !fd.IsList() && m.Has(fd) {
+			if r, ok := m.Get(fd).Message().Interface().(*dpb.Reference); ok && r.GetDisplay().GetValue() != "" {
+				return r.GetDisplay().GetValue()
+			}
+		}
+	}
+	return ""
 }
 
 // WritebackKeyParam is the search parameter a conditional update of a

@@ -77,7 +77,7 @@ func TestSetWritebackKey(t *testing.T) {
 	}
 	// ForGPRecord drops the stored meta but keeps the key of a tag-keyed type.
 	stored := &provpb.Provenance{Id: &dpb.Id{Value: "r1-v3"}, Meta: &dpb.Meta{VersionId: &dpb.Id{Value: "4"}, Tag: []*dpb.Coding{other}}}
-	out := fhirmap.ForGPRecord(stored, &linkbridge.Referral{ID: "r1", PersonID: "p1"}, "9434765919").(*provpb.Provenance)
+	out := fhirmap.ForGPRecord(stored, &linkbridge.Referral{ID: "r1", PersonID: "p1"}, "9434765919", nil).(*provpb.Provenance)
 	if m := out.GetMeta(); m.GetVersionId() != nil || len(m.GetTag()) != 1 || m.GetTag()[0].GetCode().GetValue() != "Provenance/r1-v3" {
 		t.Errorf("ForGPRecord(Provenance).meta = %v, want only the write-back tag", m)
 	}

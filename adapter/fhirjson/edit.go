@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -133,4 +135,145 @@ func HasMetaTag(b []byte, system string) bool {
 		return !found
 	})
 	return found
+}
+
+// LiteralRef is a relative literal reference found in a resource's JSON:
+// "reference": "Type/id" or "Type/id/_history/version".
+type LiteralRef struct {
+	// Path is the gjson/sjson path of the Reference object.
+	Path string
+	// Type, ID and Version are the parts of the reference (Version "" for
+	// an unversioned one).
+	Type, ID, Version string
+}
+
+// Key is "Type/id".
+func (r LiteralRef) Key() string { return r.Type + "/" + r.ID }
+
+// LiteralReferences returns every relative literal reference in the
+// resource b (FHIR R4 references.html#literal: Type/id, optionally
+// /_history/version), outside contained resources. Local ("#x"), absolute
+// (http..., urn:...) and logical (identifier-only) references are not
+// literal references to resolve on the same server and are left out. It
+// returns an error when b is not a JSON object.
+func LiteralReferences(b []byte) ([]LiteralRef, error) {
+	if !gjson.ValidBytes(b) {
+		return nil, errors.New("fhirjson: LiteralReferences: resource is not valid JSON")
+	}
+	doc := gjson.ParseBytes(b)
+	if !doc.IsObject() {
+		return nil, errors.New("fhirjson: LiteralReferences: resource is not a JSON object")
+	}
+	var out []LiteralRef
+	var walk func(v gjson.Result, path string)
+	walk = func(v gjson.Result, path string) {
+		switch {
+		case v.IsObject():
+			if ref := v.Get("reference"); path != "" && ref.Type == gjson.String {
+				if lr, ok := parseRelative(ref.Str); ok {
+					lr.Path = path
+					out = append(out, lr)
+				}
+			}
+			v.ForEach(func(k, m gjson.Result) bool {
+				if path == "" && k.Str == "contained" {
+					return true
+				}
+				if plainKey(k.Str) && (m.IsObject() || m.IsArray()) {
+					walk(m, join(path, k.Str))
+				}
+				return true
+			})
+		case v.IsArray():
+			i := 0
+			v.ForEach(func(_, m gjson.Result) bool {
+				walk(m, join(path, strconv.Itoa(i)))
+				i++
+				return true
+			})
+		}
+	}
+	walk(doc, "")
+	return out, nil
+}
+
+// parseRelative splits "Type/id[/_history/v]" (FHIR R4's relative
+// reference: a resource type name, an id of [A-Za-z0-9\-\.]{1,64}).
+func parseRelative(s string) (LiteralRef, bool) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 2 && (len(parts) != 4 || parts[2] != "_history") {
+		return LiteralRef{}, false
+	}
+	if !typeName(parts[0]) || !fhirID(parts[1]) || (len(parts) == 4 && !fhirID(parts[3])) {
+		return LiteralRef{}, false
+	}
+	lr := LiteralRef{Type: parts[0], ID: parts[1]}
+	if len(parts) == 4 {
+		lr.Version = parts[3]
+	}
+	return lr, true
+}
+
+func typeName(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func fhirID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// KeepID asks ForEndpoint to leave the id as it is.
+const KeepID = "\x00keep"
+
+// ForEndpoint returns b, a resource rendered by Encode, as it is sent to an
+// endpoint: its id set to id, removed when id is "" (a create or a
+// conditional update lets the endpoint assign it), or kept (KeepID); and the reference of each
+// Reference object at a path of refs set to that path's value (a
+// reference rewritten to the endpoint's own id). Every other byte stays as
+// it was. b is not modified.
+func ForEndpoint(b []byte, id string, refs map[string]string) ([]byte, error) {
+	if !gjson.ValidBytes(b) || !gjson.ParseBytes(b).IsObject() {
+		return nil, errors.New("fhirjson: ForEndpoint: resource is not a JSON object")
+	}
+	out := b
+	var err error
+	switch {
+	case id == KeepID:
+	case id == "":
+		if gjson.GetBytes(out, "id").Exists() {
+			out, err = sjson.DeleteBytes(out, "id")
+		}
+	default:
+		out, err = sjson.SetBytes(out, "id", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fhirjson: ForEndpoint: %w", err)
+	}
+	paths := make([]string, 0, len(refs))
+	for p := range refs {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if out, err = sjson.SetBytes(out, p+".reference", refs[p]); err != nil {
+			return nil, fmt.Errorf("fhirjson: ForEndpoint: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -26,29 +26,47 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
 )
 
-// Mode is how resources are written idempotently.
+// Mode is how resources are written idempotently. Whatever the mode, the
+// relay records the endpoint's own id of every resource it writes
+// (linkbridge.EndpointIdentity) and refers to it by that id
+// (docs/referral-exchange.md#write-back-identity).
 type Mode string
 
 const (
 	// ModeClientID writes PUT [base]/Type/id with the gateway's stable ids
 	// (update-as-create). Writing the same version twice has one effect.
+	// Only for an endpoint that allows update-as-create (its
+	// CapabilityStatement says updateCreate: true).
 	ModeClientID Mode = "client-id"
-	// ModeConditional writes PUT [base]/Type?identifier=system|Type/id for
-	// servers that refuse client-assigned ids: every resource linkbridge
-	// writes back carries that key in WritebackIdentifierSystem, as an
-	// identifier — or, for a type without an identifier element
-	// (Provenance), as a meta.tag Coding written PUT
+	// ModeConditional writes PUT [base]/Type?identifier=system|Type/id with
+	// no id in the body, so the endpoint matches its copy by the write-back
+	// key and assigns its own id when it has none (FHIR R4
+	// http.html#cond-update: no match and no id: create; one match: update
+	// it). Every resource linkbridge writes back carries that key in
+	// WritebackIdentifierSystem, as an identifier — or, for a type without
+	// an identifier element (Provenance), as a meta.tag Coding written PUT
 	// [base]/Type?_tag=system|Type/id (fhirmap.WritebackKeyParam decides
 	// per type from its descriptor).
 	ModeConditional Mode = "conditional"
+	// ModeCreate is for an endpoint with neither update-as-create nor
+	// conditional update: the first write finds the resource by its
+	// write-back key (GET [base]/Type?identifier=...) and, when the endpoint
+	// holds none, creates it (POST [base]/Type with If-None-Exist on the
+	// key, so a resend after a lost answer does not duplicate it on an
+	// endpoint that supports conditional create); later writes are plain
+	// updates of the endpoint's id (PUT [base]/Type/<its id>).
+	ModeCreate Mode = "create"
 	// ModeAuto reads the endpoint's CapabilityStatement once and picks, per
-	// resource type, client-id when the type allows updateCreate, else
-	// conditional when it allows conditionalUpdate and its searchParam list
-	// (if it gives one) has the key's parameter (identifier or _tag).
+	// resource type: client-id when the type declares updateCreate: true;
+	// conditional when it declares conditionalUpdate and its searchParam
+	// list (if it gives one) has the key's parameter (identifier or _tag);
+	// create otherwise. A type the statement does not list (or an endpoint
+	// without a statement) is written conditionally.
 	ModeAuto Mode = "auto"
 )
 
@@ -198,20 +216,101 @@ type Result struct {
 	Status int
 	// Location and ETag as the endpoint answered.
 	Location, ETag string
+	// EndpointID and EndpointVersion are the endpoint's logical id and
+	// meta.versionId of what it stored, read from Location
+	// ([base]/Type/id/_history/vid), else the returned body, else (for
+	// the version) the ETag; EndpointVersion is "" when it said nothing.
+	EndpointID, EndpointVersion string
 }
 
 // VersionHeader carries the gateway's version of a written resource, so an
 // endpoint (or a test recorder) can see that versions only move forward.
 const VersionHeader = "X-Linkbridge-Version"
 
-// Put writes one resource version idempotently (see Mode).
+// Write is one resource version to write.
+type Write struct {
+	// Type and ID are linkbridge's; Version is linkbridge's version.
+	Type, ID string
+	Version  int
+	// Body is the resource's GP form, references already the endpoint's.
+	Body []byte
+	// Known is the endpoint's id of the resource when the relay has it
+	// ("" when not): ModeCreate updates it in place.
+	Known string
+}
+
+// Put writes one resource version idempotently in the mode for its type
+// (see Mode), with no endpoint id known.
 func (c *Client) Put(ctx context.Context, typ, id string, version int, body []byte) (*Result, error) {
-	mode, err := c.modeFor(ctx, typ)
+	return c.Write(ctx, Write{Type: typ, ID: id, Version: version, Body: body})
+}
+
+// Write writes one resource version idempotently in the mode for its type
+// (see Mode) and returns where the endpoint holds it.
+func (c *Client) Write(ctx context.Context, w Write) (*Result, error) {
+	mode, err := c.ModeFor(ctx, w.Type)
 	if err != nil {
 		return nil, err
 	}
-	u := c.PutURL(mode, typ, id)
-	resp, err := c.do(ctx, http.MethodPut, u, body, VersionHeader, strconv.Itoa(version))
+	switch mode {
+	case ModeClientID:
+		res, err := c.send1(ctx, http.MethodPut, c.PutURL(mode, w.Type, w.ID), w, w.ID)
+		if err == nil && res.EndpointID == "" {
+			res.EndpointID = w.ID
+		}
+		return res, err
+	case ModeConditional:
+		res, err := c.send1(ctx, http.MethodPut, c.PutURL(mode, w.Type, w.ID), w, "")
+		if err == nil && res.EndpointID == "" {
+			// The endpoint said neither Location nor id: find it by its key.
+			if id, ver, n, ferr := c.FindByKey(ctx, w.Type, w.ID); ferr == nil && n == 1 {
+				res.EndpointID, res.EndpointVersion = id, ver
+			}
+		}
+		return res, err
+	default: // ModeCreate
+		known := w.Known
+		if known == "" {
+			id, _, n, err := c.FindByKey(ctx, w.Type, w.ID)
+			if err != nil {
+				return nil, err
+			}
+			if n > 1 {
+				return nil, &PermanentError{Err: fmt.Errorf("%d resources on the endpoint carry the write-back key of %s/%s", n, w.Type, w.ID)}
+			}
+			known = id
+		}
+		if known != "" {
+			res, err := c.send1(ctx, http.MethodPut, c.cfg.BaseURL+"/"+w.Type+"/"+url.PathEscape(known), w, known)
+			var pe *PermanentError
+			if !errors.As(err, &pe) || (pe.Status != http.StatusNotFound && pe.Status != http.StatusGone) {
+				if err == nil && res.EndpointID == "" {
+					res.EndpointID = known
+				}
+				return res, err
+			}
+			// Deleted on the endpoint since: created again below.
+		}
+		ine := fhirmap.WritebackKeyParam(w.Type) + "=" + url.QueryEscape(fhirmap.WritebackToken(w.Type, w.ID))
+		res, err := c.send1(ctx, http.MethodPost, c.cfg.BaseURL+"/"+w.Type, w, "", "If-None-Exist", ine)
+		if err == nil && res.EndpointID == "" {
+			if id, ver, n, ferr := c.FindByKey(ctx, w.Type, w.ID); ferr == nil && n == 1 {
+				res.EndpointID, res.EndpointVersion = id, ver
+			}
+		}
+		return res, err
+	}
+}
+
+// send1 sends one write of w's body with its id set to id ("" removes
+// it) and classifies the answer.
+func (c *Client) send1(ctx context.Context, method, u string, w Write, id string, header ...string) (*Result, error) {
+	body, err := fhirjson.ForEndpoint(w.Body, id, nil)
+	if err != nil {
+		return nil, &PermanentError{Err: err}
+	}
+	header = append(header, VersionHeader, strconv.Itoa(w.Version))
+	resp, err := c.do(ctx, method, u, body, header...)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +318,9 @@ func (c *Client) Put(ctx context.Context, typ, id string, version int, body []by
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"), ETag: resp.Header.Get("ETag")}, nil
+		res := &Result{Status: resp.StatusCode, Location: resp.Header.Get("Location"), ETag: resp.Header.Get("ETag")}
+		res.EndpointID, res.EndpointVersion = whereStored(w.Type, res.Location, res.ETag, respBody)
+		return res, nil
 	case isRetryableStatus(resp.StatusCode):
 		after, _ := RetryAfter(resp)
 		return nil, &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New(http.StatusText(resp.StatusCode))}
@@ -232,10 +333,153 @@ func (c *Client) Put(ctx context.Context, typ, id string, version int, body []by
 	}
 }
 
-// PutURL is where Put writes Type/id in a write mode: [base]/Type/id for
-// client ids; for a conditional update [base]/Type?identifier=... when the
-// type has an identifier element, else [base]/Type?_tag=... (the key is a
-// meta.tag), both on the token WritebackIdentifierSystem|Type/id.
+// whereStored reads the endpoint's id and version of a written resource of
+// type typ: from Location ([base]/Type/id[/_history/vid], FHIR R4
+// http.html#create), else from the returned resource's id and
+// meta.versionId; the version else from a weak ETag W/"vid".
+func whereStored(typ, location, etag string, body []byte) (id, version string) {
+	if u, err := url.Parse(location); err == nil && location != "" {
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		for i := len(parts) - 2; i >= 0; i-- {
+			if parts[i] == typ && validID(parts[i+1]) {
+				id = parts[i+1]
+				if i+3 < len(parts) && parts[i+2] == "_history" && validID(parts[i+3]) {
+					version = parts[i+3]
+				}
+				break
+			}
+		}
+	}
+	if id == "" && len(body) > 0 {
+		var doc struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+			Meta         struct {
+				VersionID string `json:"versionId"`
+			} `json:"meta"`
+		}
+		if json.Unmarshal(body, &doc) == nil && doc.ResourceType == typ && validID(doc.ID) {
+			id = doc.ID
+			if version == "" && validID(doc.Meta.VersionID) {
+				version = doc.Meta.VersionID
+			}
+		}
+	}
+	if version == "" {
+		if v, ok := strings.CutPrefix(strings.TrimPrefix(etag, "W/"), `"`); ok {
+			if v, ok = strings.CutSuffix(v, `"`); ok && validID(v) {
+				version = v
+			}
+		}
+	}
+	return id, version
+}
+
+// validID tells whether s is a FHIR id: [A-Za-z0-9\-\.]{1,64}.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// FindByKey searches the endpoint for the copy of linkbridge's Type/id by
+// its write-back key and returns its id and meta.versionId and how many
+// matched (0: none; more than one: the endpoint holds duplicates).
+func (c *Client) FindByKey(ctx context.Context, typ, id string) (endpointID, version string, n int, err error) {
+	u := c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+	resp, err := c.do(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
+	if resp.StatusCode != http.StatusOK {
+		if isRetryableStatus(resp.StatusCode) {
+			after, _ := RetryAfter(resp)
+			return "", "", 0, &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New("search by write-back key failed")}
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return "", "", 0, &PermanentError{Status: resp.StatusCode, Err: errors.New("search by write-back key refused: " + outcomeText(b, resp.StatusCode))}
+	}
+	var b struct {
+		Entry []struct {
+			Resource struct {
+				ResourceType string `json:"resourceType"`
+				ID           string `json:"id"`
+				Meta         struct {
+					VersionID string `json:"versionId"`
+				} `json:"meta"`
+			} `json:"resource"`
+			Search struct {
+				Mode string `json:"mode"`
+			} `json:"search"`
+		} `json:"entry"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&b); err != nil {
+		return "", "", 0, &RetryableError{Status: resp.StatusCode, Err: errors.New("search by write-back key: unreadable Bundle")}
+	}
+	for _, e := range b.Entry {
+		if e.Resource.ResourceType != typ || e.Search.Mode == "include" || e.Search.Mode == "outcome" {
+			continue
+		}
+		n++
+		endpointID, version = e.Resource.ID, e.Resource.Meta.VersionID
+	}
+	if n != 1 {
+		return "", "", n, nil
+	}
+	return endpointID, version, 1, nil
+}
+
+// Delete deletes the endpoint's resource Type/endpointID (FHIR R4
+// http.html#delete). Deleting what the endpoint no longer holds (404,
+// 410) is success: the resource is gone either way.
+func (c *Client) Delete(ctx context.Context, typ, endpointID string) (int, error) {
+	resp, err := c.do(ctx, http.MethodDelete, c.cfg.BaseURL+"/"+typ+"/"+url.PathEscape(endpointID), nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300, resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusGone:
+		return resp.StatusCode, nil
+	case isRetryableStatus(resp.StatusCode):
+		after, _ := RetryAfter(resp)
+		return 0, &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New(http.StatusText(resp.StatusCode))}
+	default:
+		var oo []byte
+		if looksLikeOutcome(respBody) {
+			oo = respBody
+		}
+		return 0, &PermanentError{Status: resp.StatusCode, Outcome: oo, Err: errors.New(outcomeText(respBody, resp.StatusCode))}
+	}
+}
+
+// SupportsDelete tells whether the endpoint's CapabilityStatement lists the
+// delete interaction for typ (false without a statement).
+func (c *Client) SupportsDelete(ctx context.Context, typ string) (bool, error) {
+	caps, err := c.capabilities(ctx)
+	if err != nil {
+		return false, err
+	}
+	return caps.resources[typ].delete, nil
+}
+
+// Endpoint is the endpoint's FHIR base URL, the key of its
+// linkbridge.EndpointIdentity records.
+func (c *Client) Endpoint() string { return c.cfg.BaseURL }
+
+// PutURL is where a write in ModeClientID or ModeConditional goes:
+// [base]/Type/id for client ids; for a conditional update
+// [base]/Type?identifier=... when the type has an identifier element, else
+// [base]/Type?_tag=... (the key is a meta.tag), both on the token
+// WritebackIdentifierSystem|Type/id.
 func (c *Client) PutURL(mode Mode, typ, id string) string {
 	if mode == ModeConditional {
 		return c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
@@ -395,6 +639,8 @@ type capabilities struct {
 // resourceCaps is one rest.resource entry.
 type resourceCaps struct {
 	updateCreate, conditionalUpdate bool
+	// delete is the delete interaction.
+	delete bool
 	// params are its searchParam names (nil when it lists none).
 	params map[string]bool
 }
@@ -410,40 +656,63 @@ func (caps *capabilities) searchable(typ, param string) bool {
 	return r.params[param] || caps.restParams[param]
 }
 
-// modeFor picks the write mode for a resource type.
-func (c *Client) modeFor(ctx context.Context, typ string) (Mode, error) {
+// ModeFor is the write mode for a resource type: the configured one, or in
+// ModeAuto the one the endpoint's CapabilityStatement implies (see
+// ModeAuto).
+func (c *Client) ModeFor(ctx context.Context, typ string) (Mode, error) {
 	if c.cfg.Mode != ModeAuto {
 		return c.cfg.Mode, nil
+	}
+	caps, err := c.capabilities(ctx)
+	if err != nil {
+		return "", err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if m, ok := c.modes[typ]; ok {
 		return m, nil
 	}
-	if c.caps == nil {
-		caps, err := c.readCapabilities(ctx)
-		if err != nil {
-			return "", err
-		}
-		c.caps = caps
-	}
 	// Conditional update is per type, and only idempotent when the type can
 	// be searched by its write-back key (identifier, or _tag for a type
 	// without one). Without that a conditional write could match nothing
-	// every time and duplicate, so client ids are tried instead: an endpoint
-	// that refuses them answers 405 and the message is dead-lettered with
-	// its OperationOutcome, visibly.
-	m := ModeClientID
-	if r, ok := c.caps.resources[typ]; ok && !r.updateCreate && r.conditionalUpdate {
-		if param := fhirmap.WritebackKeyParam(typ); c.caps.searchable(typ, param) {
+	// every time and duplicate, so the create mode (which searches first,
+	// then creates with If-None-Exist) is used.
+	m := ModeConditional
+	if r, ok := caps.resources[typ]; ok {
+		param := fhirmap.WritebackKeyParam(typ)
+		switch {
+		case r.updateCreate:
+			m = ModeClientID
+		case r.conditionalUpdate && caps.searchable(typ, param):
 			m = ModeConditional
-		} else {
-			c.cfg.Logger.WarnContext(ctx, "GP endpoint offers conditional update but no search by the write-back key; using client ids",
+		default:
+			m = ModeCreate
+			c.cfg.Logger.InfoContext(ctx, "GP endpoint offers neither update-as-create nor conditional update by the write-back key; writing by search, create and update",
 				slog.String("type", typ), slog.String("param", param))
 		}
 	}
 	c.modes[typ] = m
 	return m, nil
+}
+
+// capabilities reads the endpoint's CapabilityStatement once.
+func (c *Client) capabilities(ctx context.Context) (*capabilities, error) {
+	c.mu.Lock()
+	caps := c.caps
+	c.mu.Unlock()
+	if caps != nil {
+		return caps, nil
+	}
+	caps, err := c.readCapabilities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.caps == nil {
+		c.caps = caps
+	}
+	return c.caps, nil
 }
 
 func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
@@ -456,7 +725,7 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 		if isRetryableStatus(resp.StatusCode) {
 			return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("reading the CapabilityStatement")}
 		}
-		return &capabilities{}, nil // no statement: assume client ids
+		return &capabilities{}, nil // no statement: conditional update, no delete
 	}
 	type searchParam struct {
 		Name string `json:"name"`
@@ -466,7 +735,10 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 			Mode        string        `json:"mode"`
 			SearchParam []searchParam `json:"searchParam"`
 			Resource    []struct {
-				Type              string        `json:"type"`
+				Type        string `json:"type"`
+				Interaction []struct {
+					Code string `json:"code"`
+				} `json:"interaction"`
 				UpdateCreate      bool          `json:"updateCreate"`
 				ConditionalUpdate bool          `json:"conditionalUpdate"`
 				SearchParam       []searchParam `json:"searchParam"`
@@ -495,7 +767,11 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 			caps.restParams = ps
 		}
 		for _, res := range r.Resource {
-			caps.resources[res.Type] = resourceCaps{res.UpdateCreate, res.ConditionalUpdate, names(res.SearchParam)}
+			rc := resourceCaps{updateCreate: res.UpdateCreate, conditionalUpdate: res.ConditionalUpdate, params: names(res.SearchParam)}
+			for _, in := range res.Interaction {
+				rc.delete = rc.delete || in.Code == "delete"
+			}
+			caps.resources[res.Type] = rc
 		}
 	}
 	return caps, nil

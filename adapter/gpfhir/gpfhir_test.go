@@ -211,8 +211,10 @@ func TestPutConditionalURL(t *testing.T) {
 // TestAutoModePerType: ModeAuto decides per type. On an endpoint that
 // refuses client ids and lists only identifier among its search
 // parameters, a Task is written conditionally; a Provenance cannot be
-// (no _tag search), so client ids are tried and refused (405, permanent)
-// rather than a conditional write that could duplicate it.
+// (no _tag search), and client ids are not offered, so it is written in
+// the create mode, which searches by the key first: this endpoint refuses
+// that search (404), a permanent failure, and nothing is written (never
+// a client id, never a conditional write that could duplicate it).
 func TestAutoModePerType(t *testing.T) {
 	ctx := context.Background()
 	c, srv := setup(t, gpfhirtest.Options{ConditionalOnly: true, SearchParams: []string{"_id", "identifier"}}, gpfhir.ModeAuto)
@@ -221,8 +223,11 @@ func TestAutoModePerType(t *testing.T) {
 	}
 	_, err := c.Put(ctx, "Provenance", "r1-v2", 1, []byte(provBody))
 	var pe *gpfhir.PermanentError
-	if !errors.As(err, &pe) || pe.Status != 405 {
-		t.Fatalf("Provenance = %v, want PermanentError 405 (client ids refused)", err)
+	if !errors.As(err, &pe) || pe.Status != 404 {
+		t.Fatalf("Provenance = %v, want PermanentError 404 (the create mode's search refused)", err)
+	}
+	if m, _ := c.ModeFor(ctx, "Provenance"); m != gpfhir.ModeCreate {
+		t.Fatalf("ModeFor(Provenance) = %s, want create", m)
 	}
 	if ws := srv.Writes(); len(ws) != 1 || ws[0].Type != "Task" || !strings.HasPrefix(ws[0].Query, "identifier=") || !ws[0].Keyed {
 		t.Fatalf("writes %s, want one conditional update of the Task on identifier", summary(ws))

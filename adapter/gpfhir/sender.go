@@ -3,6 +3,8 @@ package gpfhir
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +27,12 @@ type Sender struct {
 	LinkPatients bool
 	// PatientTTL is how long a Patient lookup is cached; 10 minutes if 0.
 	PatientTTL time.Duration
+	// Identities records where the endpoint holds each resource written
+	// (its own id and version), and is read to rewrite references between
+	// written-back resources to those ids. nil: nothing is recorded and
+	// references keep linkbridge's ids, which is only right for an endpoint
+	// written in ModeClientID.
+	Identities linkbridge.EndpointIdentityStore
 
 	mu       sync.Mutex
 	patients map[string]patientEntry
@@ -37,7 +45,7 @@ type patientEntry struct {
 
 // Send writes one message's resource version to the GP record. The body
 // is sent as stored: casework stores each write-back in its final GP form.
-// Two edits remain, neither of which re-encodes the body:
+// Edits made on the JSON, none of which re-encodes the body but the first:
 //   - A body of a type keyed by meta.tag (no identifier element) that lacks
 //     its write-back key gets it first, so a conditional update of it finds
 //     it again on a resend. Only a Provenance queued before
@@ -48,7 +56,32 @@ type patientEntry struct {
 //     number gets a literal reference to the GP's own Patient, set on the
 //     JSON (fhirjson.SetReferenceByIdentifier, the JSON form of
 //     fhirmap.PointPatientAt).
+//   - Every other literal reference names a resource linkbridge writes
+//     back (casework makes the rest logical): it is rewritten to the
+//     endpoint's id of that resource (and, for a versioned one, to the
+//     endpoint's version when the one recorded is the version named). A
+//     target the endpoint does not hold yet makes the message wait (a
+//     RetryableError): it is never sent with a dangling reference.
+//   - The id: linkbridge's for ModeClientID, none for a conditional update
+//     or a create, the endpoint's for an update in ModeCreate.
+//
+// An Erase message deletes the endpoint's copy where the endpoint offers
+// delete for the type; otherwise its Body, a version without the withheld
+// content, is written (an empty Body: nothing to write).
 func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, error) {
+	key := linkbridge.ResourceKey{Type: m.ResourceType, ID: m.ResourceID}
+	if m.Erase {
+		del, err := s.Client.SupportsDelete(ctx, m.ResourceType)
+		if err != nil {
+			return 0, err
+		}
+		if del {
+			return s.erase(ctx, key)
+		}
+		if len(m.Body) == 0 {
+			return 0, nil
+		}
+	}
 	body := m.Body
 	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !fhirjson.HasMetaTag(body, WritebackIdentifierSystem) {
 		cr, err := s.Codec.Decode(body)
@@ -72,11 +105,141 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 			}
 		}
 	}
-	res, err := s.Client.Put(ctx, m.ResourceType, m.ResourceID, m.Version, body)
+	known := ""
+	if s.Identities != nil {
+		var err error
+		if body, known, err = s.rewriteReferences(ctx, key, body); err != nil {
+			return 0, err
+		}
+	}
+	res, err := s.Client.Write(ctx, Write{Type: m.ResourceType, ID: m.ResourceID, Version: m.Version, Body: body, Known: known})
 	if err != nil {
 		return 0, err
 	}
+	if s.Identities != nil && res.EndpointID != "" {
+		if err := s.Identities.RecordEndpointIdentity(ctx, linkbridge.EndpointIdentity{
+			Endpoint: s.Client.Endpoint(), ResourceType: m.ResourceType, ResourceID: m.ResourceID,
+			EndpointID: res.EndpointID, EndpointVersion: res.EndpointVersion, Version: m.Version, UpdatedAt: time.Now(),
+		}); err != nil {
+			// Written but not recorded: a resend finds it by its key.
+			return 0, &RetryableError{Status: res.Status, Err: fmt.Errorf("recording the endpoint's id: %w", err)}
+		}
+	}
 	return res.Status, nil
+}
+
+// rewriteReferences points every literal reference of body (but the
+// GP's own Patient) at the endpoint's id of its target, and returns the
+// endpoint's id of the resource itself ("" when none is recorded).
+func (s *Sender) rewriteReferences(ctx context.Context, self linkbridge.ResourceKey, body []byte) ([]byte, string, error) {
+	refs, err := fhirjson.LiteralReferences(body)
+	if err != nil {
+		return nil, "", &PermanentError{Err: errors.New("stored write-back does not parse: " + err.Error())}
+	}
+	keys := []linkbridge.ResourceKey{self}
+	for _, r := range refs {
+		if r.Type != "Patient" {
+			keys = append(keys, linkbridge.ResourceKey{Type: r.Type, ID: r.ID})
+		}
+	}
+	ids, err := s.Identities.EndpointIdentities(ctx, s.Client.Endpoint(), keys)
+	if err != nil {
+		return nil, "", &RetryableError{Err: fmt.Errorf("reading the endpoint's ids: %w", err)}
+	}
+	set := make(map[string]string, len(refs))
+	for _, r := range refs {
+		if r.Type == "Patient" {
+			continue // the GP's own Patient (LinkPatients), found on the endpoint
+		}
+		k := linkbridge.ResourceKey{Type: r.Type, ID: r.ID}
+		id, ok := ids[k]
+		if !ok {
+			if id, ok, err = s.discover(ctx, k); err != nil {
+				return nil, "", err
+			}
+			if !ok {
+				return nil, "", &RetryableError{Err: fmt.Errorf("waiting for %s/%s: the endpoint does not hold it yet, and a reference to it would dangle", r.Type, r.ID)}
+			}
+			ids[k] = id
+		}
+		to := r.Type + "/" + id.EndpointID
+		if r.Version != "" && id.EndpointVersion != "" && strconv.Itoa(id.Version) == r.Version {
+			to += "/_history/" + id.EndpointVersion
+		}
+		set[r.Path] = to
+	}
+	if len(set) > 0 {
+		if body, err = fhirjson.ForEndpoint(body, fhirjson.KeepID, set); err != nil {
+			return nil, "", &PermanentError{Err: err}
+		}
+	}
+	return body, ids[self].EndpointID, nil
+}
+
+// discover finds a reference's target that has no identity record: written
+// by linkbridge's own id in ModeClientID, else looked up on the endpoint by
+// its write-back key (written before identities were recorded, or recorded
+// by a send whose answer was lost) and recorded.
+func (s *Sender) discover(ctx context.Context, k linkbridge.ResourceKey) (linkbridge.EndpointIdentity, bool, error) {
+	mode, err := s.Client.ModeFor(ctx, k.Type)
+	if err != nil {
+		return linkbridge.EndpointIdentity{}, false, err
+	}
+	if mode == ModeClientID {
+		return linkbridge.EndpointIdentity{EndpointID: k.ID}, true, nil
+	}
+	id, ver, n, err := s.Client.FindByKey(ctx, k.Type, k.ID)
+	if err != nil || n != 1 {
+		return linkbridge.EndpointIdentity{}, false, err
+	}
+	rec := linkbridge.EndpointIdentity{Endpoint: s.Client.Endpoint(), ResourceType: k.Type, ResourceID: k.ID,
+		EndpointID: id, EndpointVersion: ver, UpdatedAt: time.Now()}
+	if err := s.Identities.RecordEndpointIdentity(ctx, rec); err != nil {
+		return linkbridge.EndpointIdentity{}, false, &RetryableError{Err: fmt.Errorf("recording the endpoint's id: %w", err)}
+	}
+	return rec, true, nil
+}
+
+// erase deletes the endpoint's copy of a resource: by its recorded id, else
+// found by its write-back key; one the endpoint never held is already gone.
+func (s *Sender) erase(ctx context.Context, k linkbridge.ResourceKey) (int, error) {
+	var targets []string
+	if s.Identities != nil {
+		ids, err := s.Identities.EndpointIdentities(ctx, s.Client.Endpoint(), []linkbridge.ResourceKey{k})
+		if err != nil {
+			return 0, &RetryableError{Err: fmt.Errorf("reading the endpoint's ids: %w", err)}
+		}
+		if id, ok := ids[k]; ok {
+			targets = append(targets, id.EndpointID)
+		}
+	}
+	if len(targets) == 0 {
+		mode, err := s.Client.ModeFor(ctx, k.Type)
+		if err != nil {
+			return 0, err
+		}
+		if mode == ModeClientID {
+			targets = append(targets, k.ID)
+		} else if id, _, n, err := s.Client.FindByKey(ctx, k.Type, k.ID); err != nil {
+			return 0, err
+		} else if n == 1 {
+			targets = append(targets, id)
+		}
+	}
+	status := 0
+	for _, id := range targets {
+		st, err := s.Client.Delete(ctx, k.Type, id)
+		if err != nil {
+			return 0, err
+		}
+		status = st
+	}
+	if s.Identities != nil {
+		if err := s.Identities.ForgetEndpointIdentity(ctx, s.Client.Endpoint(), k); err != nil {
+			return 0, &RetryableError{Err: fmt.Errorf("forgetting the endpoint's id: %w", err)}
+		}
+	}
+	return status, nil
 }
 
 func (s *Sender) patientID(ctx context.Context, nhs string) (string, error) {

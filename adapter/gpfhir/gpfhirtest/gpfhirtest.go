@@ -293,7 +293,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, parts []string, 
 		time.Sleep(delay)
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
-	w.Header().Set("Location", r.URL.Path)
+	w.Header().Set("Location", "/fhir/"+typ+"/"+id+"/_history/"+strconv.Itoa(max(version, 1)))
 	if existed {
 		w.WriteHeader(http.StatusOK)
 	} else {
