@@ -89,7 +89,9 @@ func (ch *ReferralChange) Validate() error {
 			return Errorf(EINVALID, "outbox message %d names no resource", i)
 		case m.Version < 1:
 			return Errorf(EINVALID, "outbox message %d is of %s/%s version %d", i, m.ResourceType, m.ResourceID, m.Version)
-		case len(m.Body) == 0:
+		case len(m.Body) == 0 && !m.Erase:
+			// Only an erase may have nothing to write where the endpoint
+			// cannot delete (see OutboxMessage.Erase).
 			return Errorf(EINVALID, "outbox message %d (%s/%s) has no body", i, m.ResourceType, m.ResourceID)
 		case m.State != "" && m.State != OutboxPending:
 			return Errorf(EINVALID, "outbox message %d is %s: a new message is pending", i, m.State)

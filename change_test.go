@@ -84,6 +84,7 @@ func TestReferralChangeValidate(t *testing.T) {
 		{"OutboxWithoutResource", change(func(ch *linkbridge.ReferralChange) { ch.Outbox[0].ResourceID = "" }), false},
 		{"OutboxVersion0", change(func(ch *linkbridge.ReferralChange) { ch.Outbox[0].Version = 0 }), false},
 		{"OutboxWithoutBody", change(func(ch *linkbridge.ReferralChange) { ch.Outbox[0].Body = nil }), false},
+		{"EraseWithoutBody", change(func(ch *linkbridge.ReferralChange) { ch.Outbox[0].Body, ch.Outbox[0].Erase = nil, true }), true},
 		{"OutboxNotNew", change(func(ch *linkbridge.ReferralChange) { ch.Outbox[0].State = linkbridge.OutboxDead }), false},
 		{"OutboxPending", change(func(ch *linkbridge.ReferralChange) { ch.Outbox[0].State = linkbridge.OutboxPending }), true},
 	}

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -115,6 +116,10 @@ type version struct {
 	msg proto.Message
 	// own marks a resource of the referrer's, not written back.
 	own bool
+	// erase marks a withheld version (fhirmap.Withhold): the consent no
+	// longer allows the resource on the GP record, which must delete it
+	// (or, where it cannot, keep only this version).
+	erase bool
 }
 
 // apply is the one way a referral changes: load, check, edit, regenerate
@@ -280,6 +285,16 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 		}
 		out = append(out, version{res: res, msg: t})
 	}
+	// The consent withholds the whole view now: every resource it held,
+	// and every goal and onward referral a plan ever listed, is withheld
+	// (after the Task, which stops naming them as outputs).
+	if len(view) == 0 && len(before) > 0 {
+		erased, err := s.withhold(ctx, cr, before, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, erased...)
+	}
 	for _, m := range c.also {
 		res, err := s.versionIfChanged(ctx, m, now, false)
 		if err != nil {
@@ -287,6 +302,69 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 		}
 		if res != nil {
 			out = append(out, version{res: res, msg: m, own: true})
+		}
+	}
+	return out, nil
+}
+
+// withhold renders the withheld version (fhirmap.Withhold) of every
+// resource the view held before (before) and of every Goal and
+// ServiceRequest any version of the CarePlan listed (withdrawn ones, no
+// longer in the view, are on the GP record too), CarePlan first: on an
+// endpoint that enforces references, nothing may still point at what is
+// deleted after it.
+func (s *Service) withhold(ctx context.Context, cr *linkbridge.CaseRecord, before []fhirmap.Generated, now time.Time) ([]version, error) {
+	refs := make([]string, 0, len(before))
+	seen := map[string]bool{}
+	add := func(ref string) {
+		if !seen[ref] {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+	}
+	add("CarePlan/" + fhirmap.CarePlanID(cr.Referral.ID))
+	for _, g := range before {
+		add(g.Reference())
+	}
+	hist, err := s.own().ResourceHistory(ctx, "CarePlan", fhirmap.CarePlanID(cr.Referral.ID))
+	if err != nil && linkbridge.ErrorCode(err) != linkbridge.ENOTFOUND {
+		return nil, err
+	}
+	for _, h := range hist {
+		lrs, err := fhirjson.LiteralReferences(h.Body)
+		if err != nil {
+			return nil, err
+		}
+		for _, lr := range lrs {
+			if lr.Type == "Goal" || lr.Type == "ServiceRequest" && lr.ID != cr.Referral.ID {
+				add(lr.Key())
+			}
+		}
+	}
+	var out []version
+	for _, ref := range refs {
+		typ, id, _ := strings.Cut(ref, "/")
+		cur, err := s.own().ReadResource(ctx, typ, id)
+		if linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		msg, err := s.Codec.DecodeResource(cur.Body)
+		if err != nil {
+			return nil, err
+		}
+		w := fhirmap.Withhold(msg)
+		if w == nil {
+			continue
+		}
+		res, err := s.versionIfChanged(ctx, w, now, true)
+		if err != nil {
+			return nil, err
+		}
+		if res != nil {
+			out = append(out, version{res: res, msg: w, erase: true})
 		}
 	}
 	return out, nil
@@ -387,6 +465,9 @@ func (s *Service) writeBacks(ctx context.Context, cr *linkbridge.CaseRecord, ver
 		nhs = cr.Person.NHSNumber
 	}
 	msg := func(typ, id string, version int, body []byte) *linkbridge.OutboxMessage {
+		if body == nil {
+			body = []byte{}
+		}
 		return &linkbridge.OutboxMessage{
 			OrderKey: cr.Referral.PersonID, ReferralID: cr.Referral.ID,
 			ResourceType: typ, ResourceID: id, Version: version,
@@ -397,6 +478,7 @@ func (s *Service) writeBacks(ctx context.Context, cr *linkbridge.CaseRecord, ver
 	var out []*linkbridge.OutboxMessage
 	var targets []*linkbridge.Resource
 	logical := s.newLogicalRefs(ctx, cr, versions)
+	var erased []*linkbridge.OutboxMessage
 	for _, v := range versions {
 		if v.own {
 			continue
@@ -408,8 +490,27 @@ func (s *Service) writeBacks(ctx context.Context, cr *linkbridge.CaseRecord, ver
 		if logical.err != nil {
 			return nil, logical.err
 		}
-		out = append(out, msg(v.res.Type, v.res.ID, v.res.VersionID, body))
+		m := msg(v.res.Type, v.res.ID, v.res.VersionID, body)
+		if v.erase {
+			m.Erase = true
+			erased = append(erased, m)
+			continue
+		}
+		out = append(out, m)
 		targets = append(targets, v.res)
+	}
+	if len(erased) > 0 {
+		// The Provenance of every earlier change names what is withheld
+		// now: it goes before them (deleted where the endpoint can; an
+		// endpoint that cannot keeps it, pointing at withheld versions).
+		for _, e := range cr.Events {
+			if e.Version < cr.Referral.Version {
+				m := msg("Provenance", fhirmap.ProvenanceID(cr.Referral.ID, e.Version), 2, nil)
+				m.Erase = true
+				out = append(out, m)
+			}
+		}
+		out = append(out, erased...)
 	}
 	if len(targets) == 0 {
 		return out, nil

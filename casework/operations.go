@@ -158,7 +158,7 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 			}
 			return nil
 		},
-		edit: func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, _ time.Time) error {
+		edit: func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, _ time.Time) error {
 			next := cr.Referral
 			next.Status = to
 			next.StatusReason = t.GetStatusReason().GetText().GetValue()
@@ -166,7 +166,7 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 			if to == linkbridge.TaskCancelled && next.StatusReason == "" {
 				next.StatusReason = "Cancelled by the referrer"
 			}
-			return nil
+			return closeGoals(cr, ch)
 		},
 		// The Task as the party sent it, with the referral's new state.
 		task: func(_ *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (*taskpb.Task, error) {
@@ -178,6 +178,17 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 		return nil, err
 	}
 	return resourceOf(ctx, s.Store, versions, "Task", taskID)
+}
+
+// closeGoals closes the open goals of a referral a Task update or a
+// revocation ended, with their default outcome (CaseRecord.CloseGoals: a
+// cancelled or failed referral cancels them), as a discharge does.
+func closeGoals(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange) error {
+	changed, err := cr.CloseGoals(&linkbridge.LifecycleCommand{})
+	if changed {
+		ch.Plan = &cr.Plan
+	}
+	return err
 }
 
 // Revoked is what a revocation stored.
@@ -244,10 +255,10 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 			}
 			return nil
 		},
-		edit: func(cr *linkbridge.CaseRecord, _ *linkbridge.ReferralChange, _ time.Time) error {
+		edit: func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, _ time.Time) error {
 			cr.Referral.Status, cr.Referral.RequestStatus = to, status
 			cr.Referral.StatusReason = "Referral revoked by the referrer"
-			return nil
+			return closeGoals(cr, ch)
 		},
 		task: func(stored *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (*taskpb.Task, error) {
 			fhirmap.ApplyReferralToTask(stored, cr.Referral, now)

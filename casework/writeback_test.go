@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -208,5 +209,94 @@ func TestCaseChangeWriteBack(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("write-backs of a plan change = %v, want %v", got, want)
+	}
+}
+
+// TestConsentWithdrawnErases: consent lowered to none withholds the whole
+// FHIR view on the GP record. The change writes the Task first (it stops
+// naming the outputs), then erases the Provenance of every earlier change,
+// then the CarePlan before the resources it lists, and every goal and
+// onward referral a plan ever listed (a withdrawn goal too); each erased
+// resource gets a withheld version (entered-in-error, no content) in the
+// store, which is the body an endpoint without delete receives. Consent
+// given again writes the full resources back.
+func TestConsentWithdrawnErases(t *testing.T) {
+	t.Parallel()
+	c := newBenchCase(t)
+	ctx := context.Background()
+	if _, err := c.svc.SetPlan(ctx, c.id, 0, benchPlan(false)); err != nil {
+		t.Fatal(err)
+	}
+	// A plan without its third goal: goal-3 is withdrawn (cancelled).
+	p := benchPlan(false)
+	p.Goals = p.Goals[:2]
+	if _, err := c.svc.SetPlan(ctx, c.id, 0, p); err != nil {
+		t.Fatal(err)
+	}
+	before, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err := c.svc.SetConsent(ctx, c.id, 0, linkbridge.ConsentNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for _, m := range before {
+		seen[m.ID] = true
+	}
+	var msgs []*linkbridge.OutboxMessage
+	for _, m := range after {
+		if !seen[m.ID] {
+			msgs = append(msgs, m)
+		}
+	}
+	slices.SortFunc(msgs, func(a, b *linkbridge.OutboxMessage) int { return int(a.ID - b.ID) })
+	if len(msgs) < 3 || msgs[0].ResourceType != "Task" || msgs[0].Erase {
+		t.Fatalf("first write-back = %+v, want the Task's new version", msgs[0])
+	}
+	if last := msgs[len(msgs)-1]; last.ResourceType != "Provenance" || last.Erase {
+		t.Errorf("last write-back = %s/%s erase=%v, want this change's Provenance", last.ResourceType, last.ResourceID, last.Erase)
+	}
+	erased := map[string]bool{}
+	order := []string{}
+	for _, m := range msgs[1 : len(msgs)-1] {
+		if !m.Erase {
+			t.Errorf("%s/%s is written, not erased", m.ResourceType, m.ResourceID)
+		}
+		erased[m.ResourceType+"/"+m.ResourceID] = true
+		order = append(order, m.ResourceType)
+	}
+	for _, want := range []string{"CarePlan/careplan-" + c.id, "Goal/goal-1", "Goal/goal-3", "Procedure/accepted-" + c.id,
+		fmt.Sprintf("Provenance/%s-v%d", c.id, cr.Referral.Version-1)} {
+		if !erased[want] {
+			t.Errorf("%s not erased; erased %v", want, order)
+		}
+	}
+	cp := slices.Index(order, "CarePlan")
+	if i := slices.Index(order, "Goal"); cp < 0 || i < cp || slices.Index(order, "Provenance") > cp {
+		t.Errorf("erase order %v: want the Provenances, then the CarePlan, then what it lists", order)
+	}
+	goal, err := c.store.ReadResource(ctx, "Goal", "goal-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(goal.Body), `"entered-in-error"`) || strings.Contains(string(goal.Body), "achievementStatus") {
+		t.Errorf("withheld Goal = %s, want entered-in-error and no content", goal.Body)
+	}
+	// Consent given again: the full resources come back as new versions.
+	if _, err := c.svc.SetConsent(ctx, c.id, 0, linkbridge.ConsentFull); err != nil {
+		t.Fatal(err)
+	}
+	goal2, err := c.store.ReadResource(ctx, "Goal", "goal-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if goal2.VersionID != goal.VersionID+1 || strings.Contains(string(goal2.Body), "entered-in-error") {
+		t.Errorf("Goal after consent given again = v%d %s, want v%d with its content", goal2.VersionID, goal2.Body, goal.VersionID+1)
 	}
 }

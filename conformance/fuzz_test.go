@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -24,7 +25,7 @@ func FuzzSameContent(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"a":[1,{"b":null}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if same, _ := sameContent(b, b); !same && isObject(b) {
+		if same, _ := sameContent(b, b, map[string]string{"Goal/1": "Goal/g"}); !same && isObject(b) {
 			t.Fatalf("sameContent(x, x) = false for %q", b)
 		}
 	})
@@ -33,4 +34,22 @@ func FuzzSameContent(f *testing.F) {
 func isObject(b []byte) bool {
 	s := strings.TrimSpace(string(b))
 	return strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}")
+}
+
+// FuzzLiteralRefs: the references checked come from the target's answers.
+func FuzzLiteralRefs(f *testing.F) {
+	f.Add([]byte(`{"resourceType":"CarePlan","goal":[{"reference":"Goal/1"},{"reference":"Goal/2/_history/3"}],"contained":[{"reference":"Goal/x"}]}`))
+	f.Add([]byte(`{"reference":"Goal/1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var doc J
+		if json.Unmarshal(b, &doc) != nil {
+			return
+		}
+		for _, ref := range literalRefs(doc) {
+			parts := strings.Split(ref, "/")
+			if len(parts) != 2 && len(parts) != 4 {
+				t.Fatalf("literalRefs returned %q", ref)
+			}
+		}
+	})
 }

@@ -3,6 +3,7 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -28,7 +29,8 @@ type Shape struct {
 // Procedure, the CarePlan, Goals, an onward ServiceRequest, Encounters and
 // an Observation per outcome instrument. stage 1 is the case in progress;
 // stage 2 is the same case completed (new versions of the Task, the
-// Procedure and the CarePlan).
+// Procedure and the CarePlan). Shapes come in the order a change sends
+// them (WritebackTypes), the Provenance last.
 func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Shape, error) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	p := "conform-" + runID
@@ -118,6 +120,8 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 			return nil, err
 		}
 	}
+	// In the order a change sends them: what a resource refers to first.
+	sort.SliceStable(out, func(i, j int) bool { return typeIndex(out[i].Type) < typeIndex(out[j].Type) })
 	// The Provenance that accompanies a change: the relay sends it as
 	// rendered (it names no patient), after the resources it targets.
 	var targets []*linkbridge.Resource

@@ -481,3 +481,47 @@ func Withdraw(res proto.Message) {
 		SetCode(r.Status, "revoked")
 	}
 }
+
+// WithheldText is what a withheld resource says in place of its content.
+const WithheldText = "Withheld: the person no longer consents to sharing this with the GP record"
+
+// Withhold returns the version of a resource of the FHIR view that the GP
+// record may keep when the person's consent no longer allows it to be
+// shared and the GP endpoint cannot delete it: the same id and subject,
+// status entered-in-error (FHIR R4 has no "withdrawn from sharing" status;
+// entered-in-error tells every reader to disregard the entry, and the
+// resource's elements that R4 requires carry WithheldText or a masked
+// data-absent-reason instead of the content), and nothing else
+// (docs/referral-exchange.md#consent). It returns nil for a type the view
+// does not generate.
+func Withhold(res proto.Message) proto.Message {
+	withheld := func() *dpb.CodeableConcept { return conceptText(WithheldText) }
+	switch r := res.(type) {
+	case *goalpb.Goal:
+		return &goalpb.Goal{Id: r.Id, Subject: r.Subject,
+			LifecycleStatus: &goalpb.Goal_LifecycleStatusCode{Value: cpb.GoalLifecycleStatusCode_ENTERED_IN_ERROR},
+			Description:     withheld()}
+	case *careplanpb.CarePlan:
+		return &careplanpb.CarePlan{Id: r.Id, Subject: r.Subject, Intent: r.Intent,
+			Status: &careplanpb.CarePlan_StatusCode{Value: cpb.RequestStatusCode_ENTERED_IN_ERROR}}
+	case *srpb.ServiceRequest:
+		return &srpb.ServiceRequest{Id: r.Id, Subject: r.Subject, Intent: r.Intent,
+			Status: &srpb.ServiceRequest_StatusCode{Value: cpb.RequestStatusCode_ENTERED_IN_ERROR}}
+	case *encounterpb.Encounter:
+		return &encounterpb.Encounter{Id: r.Id, Subject: r.Subject,
+			Status: &encounterpb.Encounter_StatusCode{Value: cpb.EncounterStatusCode_ENTERED_IN_ERROR},
+			ClassValue: &dpb.Coding{System: &dpb.Uri{Value: DataAbsentReasonSystem}, Code: &dpb.Code{Value: "masked"}}}
+	case *observationpb.Observation:
+		return &observationpb.Observation{Id: r.Id, Subject: r.Subject,
+			Status: &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_ENTERED_IN_ERROR},
+			Code:   withheld()}
+	case *procedurepb.Procedure:
+		return &procedurepb.Procedure{Id: r.Id, Subject: r.Subject,
+			Status: &procedurepb.Procedure_StatusCode{Value: cpb.EventStatusCode_ENTERED_IN_ERROR}}
+	}
+	return nil
+}
+
+// DataAbsentReasonSystem is the code system of data-absent-reason codes
+// (FHIR R4 codesystem-data-absent-reason), "masked" among them.
+const DataAbsentReasonSystem = "http://terminology.hl7.org/CodeSystem/data-absent-reason"

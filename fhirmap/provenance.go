@@ -19,8 +19,9 @@ func ProvenanceID(referralID string, version int) string {
 
 // WriteBackProvenance is the Provenance that accompanies one case-record
 // change written back to the GP record: it targets every resource version
-// the change writes (by their writeback identifiers, which hold in both
-// write modes), names the link worker as author (Practitioner by link-worker
+// the change writes, by a versioned literal reference (Type/id/_history/v,
+// which the relay rewrites to the endpoint's own id and version) beside
+// the resource's write-back identifier, names the link worker as author (Practitioner by link-worker
 // identifier) acting for the social prescribing service (Organization by
 // ODS code) — or the service itself before a link worker is assigned; the
 // referrer's organisation for the requester's own changes — and
@@ -43,6 +44,7 @@ func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbri
 	}
 	for _, t := range targets {
 		ref := logicalRef(t.Type, WritebackIdentifierSystem, t.Type+"/"+t.ID)
+		setVersionedRefTarget(ref, t.Type, t.ID, t.VersionID)
 		ref.Display = fhirString(t.Type + " version " + strconv.Itoa(t.VersionID))
 		p.Target = append(p.Target, ref)
 	}

@@ -197,6 +197,17 @@ func setRefTarget(ref *dpb.Reference, typ, id string) bool {
 	return true
 }
 
+// setVersionedRefTarget points ref at Type/id/_history/version.
+func setVersionedRefTarget(ref *dpb.Reference, typ, id string, version int) bool {
+	m := ref.ProtoReflect()
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(fieldFromType(typ)))
+	if fd == nil {
+		return false
+	}
+	m.Set(fd, protoreflect.ValueOfMessage((&dpb.ReferenceId{Value: id, History: &dpb.Id{Value: strconv.Itoa(version)}}).ProtoReflect()))
+	return true
+}
+
 // typeFromField turns "service_request_id" into "ServiceRequest".
 func typeFromField(f string) string {
 	f = strings.TrimSuffix(f, "_id")

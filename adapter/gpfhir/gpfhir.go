@@ -84,6 +84,10 @@ type Config struct {
 	Auth Authorizer
 	// TLS is used for https (client certificates for mutual TLS, roots).
 	TLS *tls.Config
+	// Transport, if set, sends every request in place of the pooled
+	// transport (TLS is then the Transport's own): the conformance kit
+	// records the relay's exchanges with it.
+	Transport http.RoundTripper
 	// Timeout bounds each attempt.
 	Timeout time.Duration
 	// RetryMax, RetryWaitMin and RetryWaitMax bound in-process retries.
@@ -163,6 +167,9 @@ func New(cfg Config) (*Client, error) {
 	hc.Timeout = cfg.Timeout
 	if cfg.TLS != nil {
 		hc.Transport.(*http.Transport).TLSClientConfig = cfg.TLS
+	}
+	if cfg.Transport != nil {
+		hc.Transport = cfg.Transport
 	}
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = hc
