@@ -23,9 +23,12 @@ type schemaState struct {
 	Rows        map[string][]string // table -> its rows as JSON, sorted
 }
 
-// readSchemaState reads the schemaState of conn's schema. The
-// schema_migrations table's rows are left out (a migration adds one).
-func readSchemaState(t *testing.T, conn *pgx.Conn) schemaState {
+// readSchemaState reads the schemaState of conn's schema (through a
+// connection or a transaction). The schema_migrations table's rows are
+// left out (a migration adds one).
+func readSchemaState(t *testing.T, conn interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) schemaState {
 	t.Helper()
 	ctx := context.Background()
 	strs := func(q string) []string {
@@ -55,11 +58,32 @@ func readSchemaState(t *testing.T, conn *pgx.Conn) schemaState {
 	return st
 }
 
+// migrationsAfter returns the names of the migrations numbered after name,
+// in the order they run.
+func migrationsAfter(t *testing.T, name string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join("migration", "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range all {
+		if base := filepath.Base(p); base > name {
+			out = append(out, base)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // TestUpgradeReferralIdentifier opens a schema that migrations 001–007
 // built and that holds rows in referral and in every table referencing
 // it: migration 008 replaces the identifier's unique constraint with one
 // per referrer, and keeps every row, column, index and other constraint
-// (the foreign keys to referral among them) as they were.
+// (the foreign keys to referral among them) as they were. Opening the
+// schema runs the migrations after 008 as well, so the state before is
+// read with those applied, in a transaction rolled back afterwards: the
+// comparison shows what 008 changes.
 func TestUpgradeReferralIdentifier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -107,7 +131,23 @@ func TestUpgradeReferralIdentifier(t *testing.T) {
 			t.Fatalf("building a 007 schema: %v", err)
 		}
 	}
-	before := readSchemaState(t, conn)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range migrationsAfter(t, "008_referral_identifier_scope.sql") {
+		script, err := os.ReadFile(filepath.Join("migration", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, string(script), pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("%s on a 007 schema: %v", name, err)
+		}
+	}
+	before := readSchemaState(t, tx)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	db := mustOpenURL(t, u)
 	if names, err := db.Migrations(ctx); err != nil || !slices.Contains(names, "008_referral_identifier_scope.sql") {

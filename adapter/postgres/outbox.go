@@ -100,7 +100,7 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, o *sqlshared.OutboxRows) error
 	b := &pgx.Batch{}
 	for _, args := range o.Args {
 		b.Queue(`INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
-			state, available_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9) RETURNING id`, args...)
+			erase, state, available_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) RETURNING id`, args...)
 	}
 	br := tx.SendBatch(ctx, b)
 	for i := range o.Args {
@@ -492,7 +492,7 @@ func scanOutbox(row pgx.Row) (*linkbridge.OutboxMessage, error) {
 		lockedAt, deliveredAt *time.Time
 	)
 	if err := row.Scan(&m.ID, &m.OrderKey, &m.ReferralID, &m.ResourceType, &m.ResourceID, &m.Version, &m.Body, &m.NHSNumber,
-		&state, &m.Attempts, &m.AvailableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &m.LastOutcome,
+		&m.Erase, &state, &m.Attempts, &m.AvailableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &m.LastOutcome,
 		&m.CreatedAt, &deliveredAt); err != nil {
 		return nil, err
 	}

@@ -62,9 +62,12 @@ type schemaState struct {
 	Rows    map[string][]string // table -> its rows (referral's with rowid), sorted
 }
 
-// readSchemaState reads a schemaState. The migrations table's rows are left
-// out (a migration adds one).
-func readSchemaState(t *testing.T, db *sql.DB) schemaState {
+// readSchemaState reads a schemaState through db (a database or a
+// transaction). The migrations table's rows are left out (a migration adds
+// one).
+func readSchemaState(t *testing.T, db interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) schemaState {
 	t.Helper()
 	ctx := context.Background()
 	query := func(q string, args ...any) [][]string {
@@ -140,12 +143,33 @@ func readSchemaState(t *testing.T, db *sql.DB) schemaState {
 	return st
 }
 
+// migrationsAfter returns the names of the migrations numbered after name,
+// in the order they run.
+func migrationsAfter(t *testing.T, name string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join("migration", "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range all {
+		if base := filepath.Base(p); base > name {
+			out = append(out, base)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // TestUpgradeReferralIdentifier opens a database that migrations 001–007
 // built and that holds rows in referral and in every table referencing
 // it: migration 008 rebuilds referral with its identifier unique per
 // referrer, and keeps every row (referral's rowids too), column, index,
 // foreign key and the rest of the schema as they were; foreign keys are
-// enforced again afterwards, on the rebuilt table too.
+// enforced again afterwards, on the rebuilt table too. Opening the
+// database runs the migrations after 008 as well, so the state before is
+// read with those applied, in a transaction rolled back afterwards: the
+// comparison shows what 008 changes.
 func TestUpgradeReferralIdentifier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -168,7 +192,23 @@ func TestUpgradeReferralIdentifier(t *testing.T) {
 			t.Fatalf("building a 007 database: %v", err)
 		}
 	}
-	before := readSchemaState(t, old)
+	tx, err := old.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range migrationsAfter(t, "008_referral_identifier_scope.sql") {
+		script, err := os.ReadFile(filepath.Join("migration", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, string(script)); err != nil {
+			t.Fatalf("%s on a 007 database: %v", name, err)
+		}
+	}
+	before := readSchemaState(t, tx)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}

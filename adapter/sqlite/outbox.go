@@ -133,7 +133,7 @@ const finishedOutboxQuery = `SELECT id FROM outbox INDEXED BY outbox_finished
 
 func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.insert, `INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
-		state, available_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`)
+		erase, state, available_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`)
 	prep(&s.head, `SELECT order_key, resource_type, resource_id, version, state, available_at,
 			EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_queue WHERE `+queued+`
 				AND q.order_key = o.order_key AND (q.id < o.id OR q.state = 'inflight'))
@@ -557,13 +557,15 @@ func scanOutbox(row scanner) (*linkbridge.OutboxMessage, error) {
 		state, availableAt, createdAt string
 		lockedAt, deliveredAt         sql.NullString
 		body, outcome                 []byte
+		erase                         int
 	)
 	if err := row.Scan(&m.ID, &m.OrderKey, &m.ReferralID, &m.ResourceType, &m.ResourceID, &m.Version, &body, &m.NHSNumber,
-		&state, &m.Attempts, &availableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &outcome,
+		&erase, &state, &m.Attempts, &availableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &outcome,
 		&createdAt, &deliveredAt); err != nil {
 		return nil, err
 	}
 	m.State = linkbridge.OutboxState(state)
+	m.Erase = erase != 0
 	m.Body = body
 	if outcome != nil {
 		m.LastOutcome = outcome

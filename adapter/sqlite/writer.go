@@ -49,6 +49,7 @@ type writer struct {
 	selResourceExists              *sql.Stmt
 	upsertPlan, insContact         *sql.Stmt
 	insMeasure, insEvent           *sql.Stmt
+	upsertIdentity, delIdentity    *sql.Stmt
 	ob                             outboxStmts
 	stmts                          []*sql.Stmt
 
@@ -122,6 +123,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	prep(&w.insEvent, `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES (?, ?, ?, ?, ?, ?)`)
 	prepareOutbox(&w.ob, prep)
+	prepareEndpointIdentity(w, prep)
 	if err != nil {
 		_ = w.close()
 		return nil, err

@@ -41,6 +41,7 @@ type OutboxStore interface {
 //     for an unknown id): a worker whose message was rescued and claimed
 //     again, by another worker or by itself, cannot settle it.
 //     Attempts counts failed attempts; RequeueOutbox keeps the count.
+//   - A message's Erase flag is stored with it and returned by every read.
 //   - ListOutbox is newest first, 100 messages when Limit is not positive.
 //   - DeleteFinishedOutbox deletes only delivered, superseded and discarded
 //     messages that finished before its cut-off (delivered: the completion
@@ -53,6 +54,7 @@ type OutboxStore interface {
 func RunOutboxStore(t *testing.T, open func(t *testing.T) OutboxStore) {
 	t.Run("Enqueue", func(t *testing.T) { t.Parallel(); testEnqueue(t, open) })
 	t.Run("EnqueueRollsBackWithTheChange", func(t *testing.T) { t.Parallel(); testEnqueueRollback(t, open) })
+	t.Run("EnqueueErase", func(t *testing.T) { t.Parallel(); testEnqueueErase(t, open) })
 	t.Run("ClaimOnePerKeyInIDOrder", func(t *testing.T) { t.Parallel(); testClaimOrder(t, open) })
 	t.Run("KeyWaitsForItsHead", func(t *testing.T) { t.Parallel(); testKeyWaits(t, open) })
 	t.Run("NotDueBlocksItsKey", func(t *testing.T) { t.Parallel(); testNotDue(t, open) })

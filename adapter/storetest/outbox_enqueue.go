@@ -99,3 +99,53 @@ func testEnqueueRollback(t *testing.T, open func(t *testing.T) OutboxStore) {
 		t.Fatalf("ListOutbox after the valid change = %d messages, %v; want 3", len(got), err)
 	}
 }
+
+// testEnqueueErase checks that a message's Erase flag is stored with it and
+// returned by every read: GetOutbox, ListOutbox and ClaimOutbox.
+func testEnqueueErase(t *testing.T, open func(t *testing.T) OutboxStore) {
+	ctx := context.Background()
+	s := open(t)
+	p := newPeople(t, s, "a", "b")
+	a, b := p[0], p[1]
+	erase := a.msg("Goal", "goal-a", 2)
+	erase.Erase = true
+	a.enqueue(erase)
+	keep := b.msg("Goal", "goal-b", 2)
+	b.enqueue(keep)
+	want := map[int64]bool{erase.ID: true, keep.ID: false}
+
+	check := func(t *testing.T, op string, msgs []*linkbridge.OutboxMessage) {
+		t.Helper()
+		if len(msgs) != len(want) {
+			t.Fatalf("%s returned %d messages, want %d", op, len(msgs), len(want))
+		}
+		for _, m := range msgs {
+			if m.Erase != want[m.ID] {
+				t.Fatalf("%s: message %d Erase = %t, want %t", op, m.ID, m.Erase, want[m.ID])
+			}
+		}
+	}
+	t.Run("GetOutbox", func(t *testing.T) {
+		for _, m := range []*linkbridge.OutboxMessage{erase, keep} {
+			if diff := cmp.Diff(m, getOutbox(t, s, m.ID), cmpOpts...); diff != "" {
+				t.Fatalf("GetOutbox(%d) mismatch (-want +got):\n%s", m.ID, diff)
+			}
+		}
+	})
+	t.Run("ListOutbox", func(t *testing.T) {
+		got, err := s.ListOutbox(ctx, linkbridge.OutboxFilter{})
+		if err != nil {
+			t.Fatalf("ListOutbox returned unexpected error: %v", err)
+		}
+		check(t, "ListOutbox", got)
+	})
+	t.Run("ClaimOutbox", func(t *testing.T) {
+		got, err := s.ClaimOutbox(ctx, "w1", 10, tClaim)
+		if err != nil {
+			t.Fatalf("ClaimOutbox returned unexpected error: %v", err)
+		}
+		check(t, "ClaimOutbox", got)
+		// And still after the claim, inflight.
+		check(t, "GetOutbox after the claim", []*linkbridge.OutboxMessage{getOutbox(t, s, erase.ID), getOutbox(t, s, keep.ID)})
+	})
+}

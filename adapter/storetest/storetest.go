@@ -18,9 +18,13 @@
 //		storetest.RunOutboxStore(t, func(t *testing.T) storetest.OutboxStore { return mustOpen(t) })
 //	}
 //
-// The suites use only the linkbridge.Store, linkbridge.CaseStore and
-// linkbridge.OutboxStore interfaces. Their times have microsecond precision,
-// the finest that PostgreSQL keeps. Import the package only from tests.
+// and one that implements linkbridge.EndpointIdentityStore runs
+// RunEndpointIdentityStore.
+//
+// The suites use only the linkbridge.Store, linkbridge.CaseStore,
+// linkbridge.OutboxStore, linkbridge.AuditStore and
+// linkbridge.EndpointIdentityStore interfaces. Their times have
+// microsecond precision, the finest that PostgreSQL keeps. Import the package only from tests.
 //
 // One file an area, as riverdrivertest's: this file holds Run and the
 // fixtures; referral_write.go (intake, changes), referral_read.go (finds,
@@ -28,7 +32,8 @@
 // episode fields), access.go, casestore.go, and the outbox suite in
 // outbox.go (RunOutboxStore and its fixtures), outbox_enqueue.go,
 // outbox_claim.go, outbox_settle.go (supersede, dead-letter, rescue,
-// claims lost, requeue), outbox_read.go and outbox_clean.go.
+// claims lost, requeue), outbox_read.go and outbox_clean.go, and
+// endpoint_identity.go (RunEndpointIdentityStore).
 package storetest
 
 import (

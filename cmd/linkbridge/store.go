@@ -15,6 +15,7 @@ type appStore interface {
 	linkbridge.Store
 	linkbridge.CaseStore
 	linkbridge.OutboxStore
+	linkbridge.EndpointIdentityStore
 }
 
 // dbFlagHelp is the help text of every --db flag.

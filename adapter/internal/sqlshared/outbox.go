@@ -14,7 +14,7 @@ const DefaultOutboxListLimit = 100
 
 // OutboxColumns are the outbox table's columns in the order the adapters'
 // scanOutbox reads them.
-const OutboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number,
+const OutboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number, erase,
 	state, attempts, available_at, locked_by, locked_at, last_status, last_error, last_outcome,
 	created_at, delivered_at`
 
@@ -28,7 +28,8 @@ type OutboxRows struct {
 	Msgs       []*linkbridge.OutboxMessage
 	ReferralID string
 	// Args are the insert's values: order_key, referral_id, resource_type,
-	// resource_id, version, body, nhs_number, available_at, created_at.
+	// resource_id, version, body, nhs_number, erase, available_at,
+	// created_at.
 	Args [][]any
 	// Created and Available are the defaulted times, as stored.
 	Created, Available []time.Time
@@ -56,7 +57,7 @@ func NewOutboxRows(ch *linkbridge.ReferralChange, now time.Time, c Columns) *Out
 		created, available = c.Stored(created), c.Stored(available)
 		o.Created[i], o.Available[i] = created, available
 		o.Args[i] = []any{m.OrderKey, ref.ID, m.ResourceType, m.ResourceID, m.Version, m.Body, m.NHSNumber,
-			c.Time(available), c.Time(created)}
+			c.Bool(m.Erase), c.Time(available), c.Time(created)}
 	}
 	return o
 }

@@ -15,7 +15,7 @@ func TestNewOutboxRows(t *testing.T) {
 	given := now.Add(time.Hour)
 	msgs := []*linkbridge.OutboxMessage{
 		{OrderKey: "p1", ResourceType: "Task", ResourceID: "t1", Version: 2, Body: []byte(`{}`), NHSNumber: "9434765919"},
-		{OrderKey: "p1", ResourceType: "Goal", ResourceID: "g1", Version: 1, Body: []byte(`{}`), AvailableAt: given},
+		{OrderKey: "p1", ResourceType: "Goal", ResourceID: "g1", Version: 1, Body: []byte(`{}`), AvailableAt: given, Erase: true},
 	}
 	ch := &linkbridge.ReferralChange{Referral: &linkbridge.Referral{ID: "r1"}, Outbox: msgs}
 	if o := sqlshared.NewOutboxRows(&linkbridge.ReferralChange{Referral: ch.Referral}, now, nativeColumns); o != nil {
@@ -26,8 +26,8 @@ func TestNewOutboxRows(t *testing.T) {
 	o := sqlshared.NewOutboxRows(ch, now, nativeColumns)
 	stored := now.Truncate(time.Microsecond)
 	want := [][]any{
-		{"p1", "r1", "Task", "t1", 2, []byte(`{}`), "9434765919", stored, stored},
-		{"p1", "r1", "Goal", "g1", 1, []byte(`{}`), "", given.Truncate(time.Microsecond), stored},
+		{"p1", "r1", "Task", "t1", 2, []byte(`{}`), "9434765919", false, stored, stored},
+		{"p1", "r1", "Goal", "g1", 1, []byte(`{}`), "", true, given.Truncate(time.Microsecond), stored},
 	}
 	if diff := cmp.Diff(want, o.Args); diff != "" {
 		t.Errorf("Args mismatch (-want +got):\n%s", diff)
@@ -46,7 +46,7 @@ func TestNewOutboxRows(t *testing.T) {
 	// Text columns keep nanoseconds.
 	o = sqlshared.NewOutboxRows(&linkbridge.ReferralChange{Referral: ch.Referral,
 		Outbox: []*linkbridge.OutboxMessage{{OrderKey: "p2"}}}, now, textColumns)
-	if got := o.Args[0][8]; got != "2025-03-01T09:00:00.123456789Z" || !o.Created[0].Equal(now) {
+	if got := o.Args[0][9]; got != "2025-03-01T09:00:00.123456789Z" || !o.Created[0].Equal(now) {
 		t.Errorf("created = %v, %v; want now at full precision", got, o.Created[0])
 	}
 }

@@ -29,11 +29,12 @@ func (w tLogWriter) Write(p []byte) (int, error) {
 type Store interface {
 	storetest.OutboxStore
 	linkbridge.AuditStore
+	linkbridge.EndpointIdentityStore
 }
 
 // RunSuites runs every adapter/storetest suite (Store, CaseStore,
-// OutboxStore, Access, AuditStore), each as a parallel subtest of that
-// name. open must return a new, empty store and close it when the test
+// OutboxStore, Access, AuditStore, EndpointIdentityStore), each as a
+// parallel subtest of that name. open must return a new, empty store and close it when the test
 // ends.
 func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("Store", func(t *testing.T) {
@@ -55,5 +56,9 @@ func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("AuditStore", func(t *testing.T) {
 		t.Parallel()
 		storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return open(t) })
+	})
+	t.Run("EndpointIdentityStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunEndpointIdentityStore(t, func(t *testing.T) linkbridge.EndpointIdentityStore { return open(t) })
 	})
 }
