@@ -86,9 +86,9 @@ func (c *ServeConfig) Validate() error {
 		return errors.New("--db is required")
 	}
 	switch gpfhir.Mode(c.GPMode) {
-	case gpfhir.ModeAuto, gpfhir.ModeClientID, gpfhir.ModeConditional:
+	case gpfhir.ModeAuto, gpfhir.ModeClientID, gpfhir.ModeConditional, gpfhir.ModeCreate:
 	default:
-		return fmt.Errorf("--gp-mode must be auto, client-id or conditional, not %q", c.GPMode)
+		return fmt.Errorf("--gp-mode must be auto, client-id, conditional or create, not %q", c.GPMode)
 	}
 	if c.GPBase != "" && c.RescueAfter < 2*c.GPTimeout {
 		return errors.New("--rescue-after must be at least 2 × --gp-timeout (a send is cut off at half of --rescue-after at the latest)")
@@ -183,7 +183,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
 	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
-	fs.StringVar(&cfg.GPMode, "gp-mode", env("GP_MODE", "auto"), "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=), or auto from the endpoint's CapabilityStatement (LINKBRIDGE_GP_MODE)")
+	fs.StringVar(&cfg.GPMode, "gp-mode", env("GP_MODE", "auto"), "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=, no id in the body), create (search, POST, then PUT by the endpoint's id), or auto from the endpoint's CapabilityStatement (LINKBRIDGE_GP_MODE)")
 	fs.StringVar(&cfg.GPToken, "gp-token", env("GP_TOKEN", ""), "static bearer token for the GP endpoint (LINKBRIDGE_GP_TOKEN)")
 	fs.StringVar(&cfg.GPTokenURL, "gp-token-url", env("GP_TOKEN_URL", ""), "OAuth2 token endpoint for client credentials with a signed JWT assertion (LINKBRIDGE_GP_TOKEN_URL)")
 	fs.StringVar(&cfg.GPClientID, "gp-client-id", env("GP_CLIENT_ID", ""), "OAuth2 client id (LINKBRIDGE_GP_CLIENT_ID)")
@@ -249,7 +249,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		if obStore == nil {
 			return errors.New("--gp-base: this store has no outbox")
 		}
-		relay, err = newRelay(&cfg, obStore, codec, logger, metrics)
+		relay, err = newRelay(&cfg, db, codec, logger, metrics)
 		if err != nil {
 			return err
 		}
@@ -351,7 +351,14 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // newRelay wires the write-back relay: the GP endpoint client (retrying
 // HTTP, bearer token, optional mutual TLS) and the outbox relay over the
 // store.
-func newRelay(cfg *ServeConfig, store linkbridge.OutboxStore, codec *fhirjson.Codec, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
+// relayStore is what the relay needs of the store: the outbox, and the
+// record of the endpoint's own ids (docs/referral-exchange.md#write-back-identity).
+type relayStore interface {
+	linkbridge.OutboxStore
+	linkbridge.EndpointIdentityStore
+}
+
+func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
 	gcfg := gpfhir.Config{BaseURL: cfg.GPBase, Mode: gpfhir.Mode(cfg.GPMode), Logger: logger, RetryMax: 2, Timeout: cfg.GPTimeout}
 	if cfg.GPToken != "" {
 		gcfg.Auth = gpfhir.BearerToken(cfg.GPToken)
@@ -396,7 +403,7 @@ func newRelay(cfg *ServeConfig, store linkbridge.OutboxStore, codec *fhirjson.Co
 	}
 	return &outbox.Relay{
 		Store:       store,
-		Sender:      &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients},
+		Sender:      &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients, Identities: store},
 		Logger:      logger,
 		Worker:      cfg.RelayWorker,
 		RescueAfter: cfg.RescueAfter,
