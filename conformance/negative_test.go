@@ -40,8 +40,11 @@ func result(t *testing.T, rep *conformance.Report, id string) conformance.Result
 // TestKitDetectsFaults: each broken target makes the scenario that checks
 // the broken behaviour fail, with the reason and the failing exchange.
 func TestKitDetectsFaults(t *testing.T) {
-	gp := startRefGP(t, refgp.Options{})
-	gpCond := startRefGP(t, refgp.Options{RefuseClientIDs: true})
+	// TODO(issue 12): strict once the relay writes with the endpoint's ids
+	gp := startRefGP(t, refgp.Options{AllowClientIDs: true})
+	// A strict endpoint: the kit writes conditionally, on _tag for a
+	// Provenance (GPDropsTags).
+	gpCond := startRefGP(t, refgp.Options{})
 	lb := startLinkbridge(t)
 	for _, tc := range []struct {
 		name     string
@@ -84,11 +87,16 @@ func TestKitDetectsFaults(t *testing.T) {
 				// An endpoint that does not keep a sender's meta.tag: the
 				// conditional update on _tag never matches, so a resent
 				// Provenance becomes a second one (and neither is found).
+				// The id goes too: the kit sends the gateway's id in the
+				// body, which a strict endpoint refuses when nothing
+				// matches (TODO(issue 12): the kit writes as the relay
+				// does; drop this once it leaves the id out).
 				if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/Provenance") {
 					b, _ := io.ReadAll(r.Body)
 					var doc map[string]any
 					_ = json.Unmarshal(b, &doc)
 					delete(doc, "meta")
+					delete(doc, "id")
 					b, _ = json.Marshal(doc)
 					r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 				}
@@ -149,7 +157,8 @@ func TestKitDetectsFaults(t *testing.T) {
 // TestReports: the JUnit and JSON reports carry the counts, each scenario,
 // the failure reason and the request/response that failed.
 func TestReports(t *testing.T) {
-	gp := startRefGP(t, refgp.Options{})
+	// TODO(issue 12): strict once the relay writes with the endpoint's ids
+	gp := startRefGP(t, refgp.Options{AllowClientIDs: true})
 	target := faulty(t, gp, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		r.Header.Del("If-Match")
 		next.ServeHTTP(w, r)

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -18,6 +19,9 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"google.golang.org/protobuf/proto"
+
+	cpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
+	oopb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/operation_outcome_go_proto"
 )
 
 // MaxBodyBytes bounds a request body.
@@ -41,6 +45,7 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}", s.handleSearch).Methods(http.MethodGet)
 	r.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.handleUpdate).Methods(http.MethodPut)
 	r.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.handleRead).Methods(http.MethodGet)
+	r.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.handleDelete).Methods(http.MethodDelete)
 	r.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history", s.handleHistory).Methods(http.MethodGet)
 	r.HandleFunc("/fhir/{type:[A-Z][A-Za-z]+}/{id}/_history/{vid}", s.handleVRead).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +125,8 @@ func sourceVersion(r *http.Request) int {
 	return v
 }
 
-// handleUpdate is PUT Type/id: update, or update-as-create with a client id.
+// handleUpdate is PUT Type/id: update; update-as-create with a client id
+// only with AllowClientIDs (else 405).
 func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	typ, err := s.typeOf(r)
 	if err != nil {
@@ -137,8 +143,9 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "the resource id must equal the id in the URL").At(typ+".id"))
 		return
 	}
+	strict := !s.opts.AllowClientIDs
 	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"),
-		sourceVersion: sourceVersion(r), mustExist: s.opts.RefuseClientIDs})
+		sourceVersion: sourceVersion(r), noCreate: strict, enforceRefs: strict})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -180,7 +187,11 @@ func noIdentifier(typ string) error {
 }
 
 // handleConditionalUpdate is PUT Type?identifier=system|value or
-// PUT Type?_tag=system|code.
+// PUT Type?_tag=system|code, as R4 (http.html#cond-update) sets out: one
+// match is updated (400 if the body's id is another); no match creates,
+// with the endpoint's id when the body has none, and with the body's id
+// (update-as-create) only with AllowClientIDs, else 400 at Type.id;
+// several matches are 412.
 func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request) {
 	typ, err := s.typeOf(r)
 	if err != nil {
@@ -205,26 +216,34 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 	var id string
 	switch {
 	case total > 1:
-		s.writeError(w, r, linkbridge.Errorf(linkbridge.EPRECONDITION, "%d resources match the condition", total).At(param))
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.EPRECONDITION, "%d resources match the condition: it is not selective enough", total).At(param))
 		return
 	case total == 1:
 		id = found[0].ID
-		// An endpoint that assigns its own ids disregards the sender's id
-		// (linkbridge's relay sends its own id in the body).
-		if !s.opts.RefuseClientIDs && d.id != "" && d.id != id {
-			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "the resource id differs from the id of the matching resource").At(typ+".id"))
+		if d.id != "" && d.id != id {
+			s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "the resource id %s differs from the id of the matching resource %s/%s", d.id, typ, id).At(typ+".id"))
 			return
 		}
-	case !s.opts.RefuseClientIDs && d.id != "":
-		// No match and an id in the body: update-as-create, unless the id is
-		// taken by another resource.
+	case d.id == "":
+		// No match and no id: create, with the endpoint's id.
+	case !s.opts.AllowClientIDs:
+		// No match and an id: update-as-create, which this endpoint does
+		// not do, so R4 has it "reject" the request. 400 at Type.id rather
+		// than PUT Type/id's 405: the method is supported, the id in the
+		// body is what is refused (as with one match and another id).
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.EINVALID, "no %s matches the condition, and this endpoint assigns its own ids: it does not create a resource with a client-assigned id (leave %s.id out to create one)", typ, typ).At(typ+".id"))
+		return
+	default:
+		// No match and an id: update-as-create, unless the id is taken by
+		// another resource.
 		if _, err := s.read(r.Context(), typ, d.id); err == nil {
 			s.writeError(w, r, linkbridge.Errorf(linkbridge.ECONFLICT, "the id is held by a resource that does not match the condition").At(typ+".id"))
 			return
 		}
 		id = d.id
 	}
-	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"), sourceVersion: sourceVersion(r)})
+	res, err := s.put(r.Context(), &write{typ: typ, id: id, res: d.res, ifMatch: r.Header.Get("If-Match"), sourceVersion: sourceVersion(r),
+		enforceRefs: !s.opts.AllowClientIDs})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -232,7 +251,8 @@ func (s *Server) handleConditionalUpdate(w http.ResponseWriter, r *http.Request)
 	s.writeResult(w, r, res)
 }
 
-// handleCreate is POST Type (server-assigned id), with If-None-Exist.
+// handleCreate is POST Type (server-assigned id: an id in the body is
+// ignored, as R4 requires), with If-None-Exist.
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	typ, err := s.typeOf(r)
 	if err != nil {
@@ -265,7 +285,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := s.put(r.Context(), &write{typ: typ, res: d.res, sourceVersion: sourceVersion(r)})
+	res, err := s.put(r.Context(), &write{typ: typ, res: d.res, sourceVersion: sourceVersion(r), enforceRefs: !s.opts.AllowClientIDs})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -285,6 +305,46 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeStored(w, r, http.StatusOK, st)
+}
+
+// handleDelete is DELETE Type/id: 200 with an OperationOutcome saying what
+// happened, also when the resource is not held or was already deleted (R4
+// allows either); 409 while another held resource references it, unless
+// AllowClientIDs; 405 with NoDelete.
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	if s.opts.NoDelete {
+		s.writeError(w, r, linkbridge.Errorf(linkbridge.EMETHOD, "this endpoint does not support delete (see /metadata)"))
+		return
+	}
+	typ, err := s.typeOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	res, err := s.remove(r.Context(), typ, id, r.Header.Get("If-Match"), !s.opts.AllowClientIDs)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var msg string
+	switch {
+	case res.version > 0:
+		s.log.InfoContext(r.Context(), "deleted", slog.String("type", typ), slog.String("id", id), slog.Int("version", res.version))
+		msg = fmt.Sprintf("%s/%s deleted (version %d)", typ, id, res.version)
+	case res.already:
+		msg = fmt.Sprintf("%s/%s was already deleted: nothing to do", typ, id)
+	default:
+		msg = fmt.Sprintf("%s/%s is not held here: nothing to delete", typ, id)
+	}
+	b, err := s.codec.Encode(fhirjson.InformationOutcome(msg))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
 
 func (s *Server) handleVRead(w http.ResponseWriter, r *http.Request) {
@@ -319,17 +379,23 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	b := base(r)
 	entries := make([]any, 0, len(all))
-	for _, st := range all {
-		method, status := "PUT", "200 OK"
-		if st.Version == 1 {
-			status = "201 Created"
-		}
-		entries = append(entries, map[string]any{
+	for i, st := range all {
+		e := map[string]any{
 			"fullUrl":  b + "/" + st.Type + "/" + st.ID,
-			"resource": json.RawMessage(st.Body),
-			"request":  map[string]any{"method": method, "url": st.Type + "/" + st.ID},
-			"response": map[string]any{"status": status, "etag": st.ETag(), "lastModified": st.LastUpdated.Format(time.RFC3339Nano)},
-		})
+			"request":  map[string]any{"method": "PUT", "url": st.Type + "/" + st.ID},
+			"response": map[string]any{"status": "200 OK", "etag": st.ETag(), "lastModified": st.LastUpdated.Format(time.RFC3339Nano)},
+		}
+		// all is newest first: all[i+1] is the version before st.
+		switch {
+		case st.Deleted: // a delete has no resource
+			e["request"].(map[string]any)["method"] = "DELETE"
+		case st.Version == 1 || (i+1 < len(all) && all[i+1].Deleted):
+			e["response"].(map[string]any)["status"] = "201 Created"
+			e["resource"] = json.RawMessage(st.Body)
+		default:
+			e["resource"] = json.RawMessage(st.Body)
+		}
+		entries = append(entries, e)
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"resourceType": "Bundle", "type": "history", "total": len(all), "entry": entries})
 }
@@ -505,17 +571,60 @@ func httpError(code string) (int, string) {
 	return http.StatusInternalServerError, "REC_SERVER_ERROR"
 }
 
+// issueProcessing is the issue type of a reference that does not resolve:
+// the content is valid FHIR, this endpoint cannot process it (the issue
+// type HAPI FHIR gives its invalid-request errors).
+const issueProcessing = cpb.IssueTypeCode_PROCESSING
+
+// outcomeError is an application error answered with another
+// OperationOutcome issue type than its code's (and, when status is set,
+// another HTTP status and BaRS code; httpCode "" leaves details out).
+type outcomeError struct {
+	err      *linkbridge.Error
+	issue    cpb.IssueTypeCode_Value
+	status   int
+	httpCode string
+}
+
+func (e *outcomeError) Error() string { return e.err.Error() }
+func (e *outcomeError) Unwrap() error { return e.err }
+
+// gone is the error for a read of a deleted resource (or of the version
+// recording the delete): 410 Gone, issue type "deleted". The BaRS code
+// system has no code for 410, so the issue has no details.
+func gone(typ, id string, version int, when string) error {
+	at := when
+	if t, err := time.Parse(timeLayout, when); err == nil {
+		at = t.Format(time.RFC3339)
+	}
+	return &outcomeError{err: linkbridge.Errorf(linkbridge.ENOTFOUND, "%s/%s was deleted (version %d, %s)", typ, id, version, at),
+		issue: cpb.IssueTypeCode_DELETED, status: http.StatusGone}
+}
+
 // writeError answers with an OperationOutcome and the status of the error
 // code; internal errors are logged, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, httpCode := httpError(linkbridge.ErrorCode(err))
+	var oe *outcomeError
+	if errors.As(err, &oe) && oe.status != 0 {
+		status, httpCode = oe.status, oe.httpCode
+	}
 	var ae *linkbridge.Error
 	if status >= 500 || !errors.As(err, &ae) {
 		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	} else {
 		s.log.InfoContext(r.Context(), "request refused", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status))
 	}
-	b, encErr := s.codec.Encode(fhirjson.OutcomeFromError(err, status, httpCode))
+	oo := fhirjson.OutcomeFromError(err, status, httpCode)
+	if oe != nil {
+		for _, is := range oo.GetIssue() {
+			is.Code = &oopb.OperationOutcome_Issue_CodeType{Value: oe.issue}
+			if httpCode == "" {
+				is.Details = nil
+			}
+		}
+	}
+	b, encErr := s.codec.Encode(oo)
 	if encErr != nil {
 		b = []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}`)
 	}

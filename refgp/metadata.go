@@ -4,9 +4,15 @@ import (
 	"net/http"
 )
 
-// CapabilityStatement describes exactly what the endpoint implements; the
-// gateway's write-back client reads updateCreate and conditionalUpdate to
-// pick its write mode.
+// CapabilityStatement describes exactly what the endpoint implements in its
+// mode; the gateway's write-back client reads updateCreate and
+// conditionalUpdate to pick its write mode. Per type: updateCreate only
+// with AllowClientIDs; conditionalCreate and conditionalUpdate always;
+// conditionalDelete not-supported; the delete interaction unless NoDelete;
+// referencePolicy literal and logical, and enforced unless AllowClientIDs.
+// It declares neither resolves (the endpoint does not turn a logical
+// reference into a literal one) nor local (it accepts absolute references
+// to other servers, unchecked).
 func (s *Server) CapabilityStatement(baseURL string) map[string]any {
 	var params []any
 	for _, p := range SearchParams {
@@ -21,10 +27,18 @@ func (s *Server) CapabilityStatement(baseURL string) map[string]any {
 		}
 		params = append(params, map[string]any{"name": p, "type": typ})
 	}
+	policy := []any{"literal", "logical"}
+	if !s.opts.AllowClientIDs {
+		policy = append(policy, "enforced")
+	}
 	var resources []any
 	for _, t := range Types {
 		inter := []any{}
-		for _, c := range []string{"read", "vread", "update", "history-instance", "create", "search-type"} {
+		codes := []string{"read", "vread", "update", "history-instance", "create", "search-type"}
+		if !s.opts.NoDelete {
+			codes = append(codes, "delete")
+		}
+		for _, c := range codes {
 			inter = append(inter, map[string]any{"code": c})
 		}
 		ps := []any{}
@@ -46,9 +60,11 @@ func (s *Server) CapabilityStatement(baseURL string) map[string]any {
 			"interaction":       inter,
 			"versioning":        "versioned-update",
 			"readHistory":       true,
-			"updateCreate":      !s.opts.RefuseClientIDs,
+			"updateCreate":      s.opts.AllowClientIDs,
 			"conditionalCreate": true,
 			"conditionalUpdate": true,
+			"conditionalDelete": "not-supported",
+			"referencePolicy":   policy,
 			"searchParam":       ps,
 		})
 	}

@@ -3,31 +3,75 @@
 // receive from linkbridge's write-back, so the demo, the tests, the relay
 // and integration testers have a known-good GP side.
 //
-// It implements, and its CapabilityStatement (GET /fhir/metadata)
-// advertises exactly: create (POST, with If-None-Exist), update with client
-// ids (PUT Type/id, update-as-create), conditional update (PUT
-// Type?identifier=system|value, or PUT Type?_tag=system|code on a meta.tag
-// for a type without an identifier element such as Provenance), read,
-// vread, history, and search by _id, identifier, _tag (meta.tag),
-// patient/subject (a literal Patient reference, or
-// patient.identifier / patient:identifier for the NHS number that
-// written-back resources carry) and _lastUpdated; Patient?identifier= for
-// the relay's patient lookup. Every write is validated with google/fhir
-// (adapter/fhirjson), gets a new meta.versionId and meta.lastUpdated, and
-// honours If-Match (412 on a stale version). Writing the same content twice
-// has one effect: the second write answers 200 with the current version and
-// stores nothing. A write that carries an X-Linkbridge-Version lower than the
-// one already held is stale and is answered the same way, so an earlier
-// version never overwrites a later one.
+// By default it is strict: it assigns its own ids, as GP record systems
+// do, and enforces referential integrity, as HAPI FHIR does by default.
+// Options.AllowClientIDs makes it lenient instead.
+// Its CapabilityStatement (GET /fhir/metadata) advertises exactly what the
+// mode does (updateCreate, referencePolicy, the delete interaction).
+//
+// It implements, as R4's RESTful API (http.html) sets them out:
+//
+//   - create: POST Type, with the endpoint's id (an id in the body is
+//     ignored), and If-None-Exist on identifier= or _tag= (one match
+//     answers 200 with it, several 412);
+//   - update: PUT Type/id of a resource it holds, or held and deleted (the
+//     update brings it back, 201). PUT of an id it never held
+//     (update-as-create) is refused with 405, and done only with
+//     AllowClientIDs;
+//   - conditional update: PUT Type?identifier=system|value, or PUT
+//     Type?_tag=system|code on a meta.tag for a type without an identifier
+//     element such as Provenance. One match is updated when the body has no
+//     id or the match's id, and refused with 400 (expression Type.id) when
+//     it has another. No match creates a resource with the endpoint's id
+//     when the body has no id; when it has one, that is update-as-create:
+//     refused with 400 at Type.id (R4: "rejects it"), and done only
+//     with AllowClientIDs (409 if another resource holds the id). Several
+//     matches are 412;
+//   - delete: DELETE Type/id answers 200 with an OperationOutcome, also
+//     when the id is not held or already deleted. The delete is stored as a
+//     version: read and vread answer 410 Gone, history lists it, searches
+//     no longer find the resource, and a later conditional update that
+//     matches nothing creates a new resource. A resource another held
+//     resource still references is not deleted (409, naming the referrer)
+//     unless AllowClientIDs. Options.NoDelete turns delete off (405) and
+//     leaves it out of the CapabilityStatement; conditional delete is not
+//     supported;
+//   - read, vread, history, and search by _id, identifier, _tag (meta.tag),
+//     patient/subject (a literal Patient reference, or patient.identifier
+//     / patient:identifier for the NHS number that written-back resources
+//     carry) and _lastUpdated; Patient?identifier= for the relay's patient
+//     lookup.
+//
+// Referential integrity (strict mode): every relative literal reference
+// (Type/id or Type/id/_history/n) anywhere in a created or updated
+// resource outside contained resources must name a resource held here
+// (and, for a versioned one, a version of it that exists), else the write
+// is refused with 400, an issue of type processing naming each reference,
+// with the element path of each as expression (e.g. CarePlan.goal[0]).
+// Internal (#id), absolute and urn: references, logical ones (identifier
+// or display only) and the assigner of a reference's identifier are not
+// checked. With AllowClientIDs nothing is checked.
+//
+// Every write is validated with google/fhir (adapter/fhirjson), gets a new
+// meta.versionId and meta.lastUpdated, answers 201 (created) or 200 with
+// Location [base]/Type/id/_history/v, ETag W/"v" and the stored resource
+// (no body with Prefer: return=minimal), and honours If-Match (412 on a stale version; delete honours it too).
+// Writing the same content twice has one effect: the second write answers
+// 200 with the current version and stores nothing. A write that carries an
+// X-Linkbridge-Version lower than the one already held is stale and is
+// answered the same way, so an earlier version never overwrites a later
+// one.
 //
 // GET /patients/{id} is a plain HTML page of one patient's record as the
 // multidisciplinary team would read it: referral status, contacts, plan,
 // goals and outcome scores over time.
 //
 // Errors are OperationOutcomes: 400 invalid (with the element in
-// expression), 401 without the configured bearer token, 404 unknown
-// resource or type, 405 client ids refused (Options.RefuseClientIDs), 412
-// stale If-Match or an ambiguous conditional write.
+// expression; processing for a reference that does not resolve), 401
+// without the configured bearer token, 404 unknown resource or type, 405
+// update-as-create or delete not supported, 409 a delete of a referenced
+// resource or a client id taken, 410 a deleted resource (issue type
+// deleted), 412 stale If-Match or an ambiguous conditional write.
 package refgp
 
 import (
@@ -64,10 +108,15 @@ type Options struct {
 	// Token, if set, is the bearer token every request must carry
 	// (Authorization: Bearer <token>); empty means no authentication.
 	Token string
-	// RefuseClientIDs makes the endpoint refuse update-as-create with a
-	// client-assigned id (405) and advertise conditional update only, like
-	// GP systems that assign their own ids.
-	RefuseClientIDs bool
+	// AllowClientIDs makes the endpoint lenient: it accepts client-assigned
+	// ids (update-as-create, by PUT Type/id or by a conditional update that
+	// matches nothing), accepts references it cannot resolve, and deletes
+	// a resource that others reference. The default is strict: the
+	// endpoint assigns its own ids and enforces referential integrity.
+	AllowClientIDs bool
+	// NoDelete turns the delete interaction off (405) and leaves it out of
+	// the CapabilityStatement, like GP systems that do not delete.
+	NoDelete bool
 	// Now is the clock; defaults to time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -71,7 +71,8 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	logs := &lockedBuffer{}
 
 	// The reference GP record endpoint, in process.
-	gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{})
+	// TODO(issue 12): strict once the relay writes with the endpoint's ids
+	gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{AllowClientIDs: true})
 	if err != nil {
 		return err
 	}

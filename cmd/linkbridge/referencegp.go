@@ -15,7 +15,9 @@ import (
 )
 
 // ReferenceGPCommand runs the reference GP record endpoint: a FHIR R4
-// server on its own SQLite file that stores what a GP record receives.
+// server on its own SQLite file that stores what a GP record receives;
+// strict (its own ids, referential integrity enforced) unless
+// --allow-client-ids.
 type ReferenceGPCommand struct {
 	Getenv         func(string) string
 	Stdout, Stderr io.Writer
@@ -36,7 +38,9 @@ func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) (err error)
 	addr := fs.String("addr", env("ADDR", "127.0.0.1:8090"), "listen address (LINKBRIDGE_REFGP_ADDR)")
 	db := fs.String("db", env("DB", "reference-gp.db"), "SQLite file of the GP record (LINKBRIDGE_REFGP_DB)")
 	token := fs.String("token", env("TOKEN", ""), "require this bearer token on every request (LINKBRIDGE_REFGP_TOKEN)")
-	refuse := fs.Bool("refuse-client-ids", env("REFUSE_CLIENT_IDS", "") == "true", "assign our own ids: refuse update-as-create, advertise conditional update only (LINKBRIDGE_REFGP_REFUSE_CLIENT_IDS)")
+	allow := fs.Bool("allow-client-ids", env("ALLOW_CLIENT_IDS", "") == "true",
+		"lenient: accept client-assigned ids (update-as-create) and references that do not resolve; the default is strict: the endpoint's own ids, referential integrity enforced (LINKBRIDGE_REFGP_ALLOW_CLIENT_IDS)")
+	noDelete := fs.Bool("no-delete", env("NO_DELETE", "") == "true", "do not support delete: 405, and left out of /metadata (LINKBRIDGE_REFGP_NO_DELETE)")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -45,7 +49,7 @@ func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) (err error)
 	if err != nil {
 		return err
 	}
-	gp, err := refgp.Open(ctx, *db, refgp.Options{Token: *token, RefuseClientIDs: *refuse, Logger: logger})
+	gp, err := refgp.Open(ctx, *db, refgp.Options{Token: *token, AllowClientIDs: *allow, NoDelete: *noDelete, Logger: logger})
 	if err != nil {
 		return err
 	}
