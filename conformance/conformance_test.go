@@ -97,14 +97,13 @@ func TestGPEndpointAgainstReferenceGP(t *testing.T) {
 		name string
 		opts refgp.Options
 	}{
-		// TODO(issue 12): strict once the relay writes with the endpoint's ids
+		// Lenient: takes client ids (updateCreate), accepts any reference.
 		{"ClientIDs", refgp.Options{AllowClientIDs: true}},
-		// This was a conditional-only endpoint that disregarded the id in
-		// the body. No endpoint does that now: a strict one refuses the
-		// kit's body ids (400) and its references to the gateway's ids, so
-		// until then this runs lenient too, the same run as ClientIDs.
-		// TODO(issue 12): strict once the relay writes with the endpoint's ids
-		{"ConditionalOnly", refgp.Options{AllowClientIDs: true}},
+		// Strict, as production servers: its own ids, conditional update
+		// only, references enforced, delete.
+		{"Strict", refgp.Options{}},
+		// Strict without delete.
+		{"StrictNoDelete", refgp.Options{NoDelete: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := startRefGP(t, tc.opts)
@@ -117,8 +116,7 @@ func TestGPEndpointAgainstReferenceGP(t *testing.T) {
 }
 
 func TestGPEndpointBearerToken(t *testing.T) {
-	// TODO(issue 12): strict once the relay writes with the endpoint's ids
-	base := startRefGP(t, refgp.Options{Token: "s3cret", AllowClientIDs: true})
+	base := startRefGP(t, refgp.Options{Token: "s3cret"})
 	rep, _ := runKit(t, conformance.Config{Target: base + "/fhir", Role: conformance.RoleGPEndpoint, Run: "^gp-capability"})
 	if rep.OK() {
 		t.Fatalf("without the token the run passed; want a 401 failure")

@@ -40,7 +40,6 @@ func result(t *testing.T, rep *conformance.Report, id string) conformance.Result
 // TestKitDetectsFaults: each broken target makes the scenario that checks
 // the broken behaviour fail, with the reason and the failing exchange.
 func TestKitDetectsFaults(t *testing.T) {
-	// TODO(issue 12): strict once the relay writes with the endpoint's ids
 	gp := startRefGP(t, refgp.Options{AllowClientIDs: true})
 	// A strict endpoint: the kit writes conditionally, on _tag for a
 	// Provenance (GPDropsTags).
@@ -87,22 +86,45 @@ func TestKitDetectsFaults(t *testing.T) {
 				// An endpoint that does not keep a sender's meta.tag: the
 				// conditional update on _tag never matches, so a resent
 				// Provenance becomes a second one (and neither is found).
-				// The id goes too: the kit sends the gateway's id in the
-				// body, which a strict endpoint refuses when nothing
-				// matches (TODO(issue 12): the kit writes as the relay
-				// does; drop this once it leaves the id out).
 				if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/Provenance") {
 					b, _ := io.ReadAll(r.Body)
 					var doc map[string]any
 					_ = json.Unmarshal(b, &doc)
 					delete(doc, "meta")
-					delete(doc, "id")
 					b, _ = json.Marshal(doc)
 					r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 				}
 				next.ServeHTTP(w, r)
 			},
 			"gp-write-provenance", "twice left one resource"},
+		{"GPDisregardsConditionalUpdateID", gpCond, conformance.RoleGPEndpoint, "^gp-(capability|id-semantics)",
+			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				// A proxy that drops the id of every conditional update:
+				// a write whose id names another resource than the one
+				// matched is silently re-targeted instead of refused.
+				if r.Method == http.MethodPut && r.URL.RawQuery != "" {
+					b, _ := io.ReadAll(r.Body)
+					var doc map[string]any
+					_ = json.Unmarshal(b, &doc)
+					delete(doc, "id")
+					b, _ = json.Marshal(doc)
+					r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+				}
+				next.ServeHTTP(w, r)
+			},
+			"gp-id-semantics", "got 200"},
+		{"GPCreatesWithClientIDs", gpCond, conformance.RoleGPEndpoint, "^gp-(capability|id-semantics)",
+			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				// A proxy that turns a refused update-as-create into a
+				// create: the endpoint declares no updateCreate, yet a PUT
+				// of an id it does not hold succeeds.
+				if r.Method == http.MethodPut && r.URL.RawQuery == "" && strings.Contains(r.URL.Path, "-fresh") {
+					r.Method = http.MethodPost
+					r.URL.Path = r.URL.Path[:strings.LastIndex(r.URL.Path, "/")]
+				}
+				next.ServeHTTP(w, r)
+			},
+			"gp-id-semantics", "does not hold"},
 		{"ReceiverReturnsInvalidFHIR", lb, conformance.RoleReceiver, "^transaction-referral$",
 			func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 				if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/Task/") {
@@ -157,7 +179,6 @@ func TestKitDetectsFaults(t *testing.T) {
 // TestReports: the JUnit and JSON reports carry the counts, each scenario,
 // the failure reason and the request/response that failed.
 func TestReports(t *testing.T) {
-	// TODO(issue 12): strict once the relay writes with the endpoint's ids
 	gp := startRefGP(t, refgp.Options{AllowClientIDs: true})
 	target := faulty(t, gp, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		r.Header.Del("If-Match")

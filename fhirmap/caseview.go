@@ -509,7 +509,7 @@ func Withhold(res proto.Message) proto.Message {
 			Status: &srpb.ServiceRequest_StatusCode{Value: cpb.RequestStatusCode_ENTERED_IN_ERROR}}
 	case *encounterpb.Encounter:
 		return &encounterpb.Encounter{Id: r.Id, Subject: r.Subject,
-			Status: &encounterpb.Encounter_StatusCode{Value: cpb.EncounterStatusCode_ENTERED_IN_ERROR},
+			Status:     &encounterpb.Encounter_StatusCode{Value: cpb.EncounterStatusCode_ENTERED_IN_ERROR},
 			ClassValue: &dpb.Coding{System: &dpb.Uri{Value: DataAbsentReasonSystem}, Code: &dpb.Code{Value: "masked"}}}
 	case *observationpb.Observation:
 		return &observationpb.Observation{Id: r.Id, Subject: r.Subject,

@@ -322,15 +322,23 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-// TestRelayClient: linkbridge's write-back client works against a lenient
-// reference GP unchanged, in both write modes (client ids picked from
-// /metadata, and conditional update).
-//
-// TODO(issue 12): strict once the relay writes with the endpoint's ids: the
-// client sends its own id in the body, which a strict endpoint refuses.
+// TestRelayClient: linkbridge's write-back client works against the
+// reference GP, strict and lenient, in every mode /metadata implies or that
+// can be forced (client ids only where the endpoint takes them): writing
+// twice makes one resource, and the result names the endpoint's id.
 func TestRelayClient(t *testing.T) {
-	for _, mode := range []gpfhir.Mode{gpfhir.ModeAuto, gpfhir.ModeConditional} {
-		g := newTestGP(t, refgp.Options{AllowClientIDs: true})
+	for _, tc := range []struct {
+		mode gpfhir.Mode
+		opts refgp.Options
+	}{
+		{gpfhir.ModeAuto, refgp.Options{}},
+		{gpfhir.ModeConditional, refgp.Options{}},
+		{gpfhir.ModeCreate, refgp.Options{}},
+		{gpfhir.ModeAuto, refgp.Options{AllowClientIDs: true}},
+		{gpfhir.ModeConditional, refgp.Options{AllowClientIDs: true}},
+	} {
+		mode := tc.mode
+		g := newTestGP(t, tc.opts)
 		// The GP's own patient, created with the endpoint's own id.
 		_, _, doc := g.do("POST", "/fhir/Patient", patient)
 		wantPatient, _ := doc["id"].(string)
@@ -339,10 +347,16 @@ func TestRelayClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
+		var ids []string
 		for i := 0; i < 2; i++ {
-			if _, err := c.Put(ctx, "Goal", "g1", 1, []byte(goal)); err != nil {
+			res, err := c.Put(ctx, "Goal", "g1", 1, []byte(goal))
+			if err != nil {
 				t.Fatalf("%s: Put #%d = %v", mode, i+1, err)
 			}
+			ids = append(ids, res.EndpointID)
+		}
+		if ids[0] == "" || ids[0] != ids[1] || (!tc.opts.AllowClientIDs && ids[0] == "g1") {
+			t.Errorf("%s: endpoint ids %v; want one id, the endpoint's own on a strict endpoint", mode, ids)
 		}
 		_, _, b := g.do("GET", "/fhir/Goal", "")
 		if b["total"] != float64(1) {

@@ -33,6 +33,12 @@ type Sender struct {
 	// references keep linkbridge's ids, which is only right for an endpoint
 	// written in ModeClientID.
 	Identities linkbridge.EndpointIdentityStore
+	// DependencyWait is how long a message whose reference target the
+	// endpoint does not hold yet waits before it is tried again (default
+	// 10 s, whatever the attempt count: the target is usually a dead
+	// letter an operator is about to retry, and the wait must not grow to
+	// the relay's ten-minute backoff cap meanwhile).
+	DependencyWait time.Duration
 
 	mu       sync.Mutex
 	patients map[string]patientEntry
@@ -158,7 +164,11 @@ func (s *Sender) rewriteReferences(ctx context.Context, self linkbridge.Resource
 				return nil, "", err
 			}
 			if !ok {
-				return nil, "", &RetryableError{Err: fmt.Errorf("waiting for %s/%s: the endpoint does not hold it yet, and a reference to it would dangle", r.Type, r.ID)}
+				wait := s.DependencyWait
+				if wait <= 0 {
+					wait = 10 * time.Second
+				}
+				return nil, "", &RetryableError{After: wait, Err: fmt.Errorf("waiting for %s/%s: the endpoint does not hold it yet, and a reference to it would dangle", r.Type, r.ID)}
 			}
 			ids[k] = id
 		}

@@ -131,10 +131,16 @@ func TestPlanEditWithdrawsRemovedItems(t *testing.T) {
 		t.Errorf("written back versions = removed goal %d, onward referral %d, kept goal %d; want 2, 2, 1",
 			sent["Goal/"+removed.ID], sent["ServiceRequest/"+onward.ID], sent["Goal/"+kept.ID])
 	}
-	// Consent withheld altogether is not a plan edit: nothing is withdrawn.
+	// Consent withheld altogether is not a plan edit: nothing is withdrawn
+	// (cancelled); every goal is withheld instead (its stored FHIR version
+	// says entered-in-error and nothing else, and is erased on the GP
+	// record), the removed one too.
 	c.write(http.MethodPut, "/consent", httpapi.ConsentRequest{Consent: linkbridge.ConsentNone}, http.StatusOK)
-	if got := str(ts.fhirDoc("/Goal/"+kept.ID), "lifecycleStatus"); got != "active" {
-		t.Errorf("after consent none the kept Goal is %q, want active (untouched)", got)
+	for _, g := range []string{kept.ID, removed.ID} {
+		doc := ts.fhirDoc("/Goal/" + g)
+		if got := str(doc, "lifecycleStatus"); got != "entered-in-error" || doc["achievementStatus"] != nil {
+			t.Errorf("after consent none Goal %s is %q, want withheld (entered-in-error, no content)", g, got)
+		}
 	}
 }
 

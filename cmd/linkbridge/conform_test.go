@@ -125,8 +125,7 @@ func startReferenceGP(t *testing.T, db string, ready chan string, out *bytes.Buf
 	go func() {
 		defer close(done)
 		runErr = (&ReferenceGPCommand{Getenv: func(string) string { return "" }, Stdout: out, Stderr: &stderr, Ready: ready}).
-			// TODO(issue 12): strict once the relay writes with the endpoint's ids
-			Run(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log-level", "error", "--allow-client-ids"})
+			Run(ctx, []string{"--addr", "127.0.0.1:0", "--db", db, "--log-level", "error"})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -208,6 +207,10 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo took %s in process", elapsed)
 	}
 	out := stdout.String()
+	res := <-done
+	if res.PatientID == "" {
+		t.Fatal("the demo names no GP patient")
+	}
 	for _, want := range []string{
 		"1. GP system sends a referral",
 		"GP record: referral accepted (accepted-awaiting-first-contact), link worker Sam Link",
@@ -217,13 +220,12 @@ func TestDemo(t *testing.T) {
 		"→ SWEMWBS 22.35 on",
 		"GP record: referral completed (discharged)",
 		"plan: completed",
-		"/patients/gp-patient-1",
+		"/patients/" + res.PatientID,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	res := <-done
 	want := map[string]int{"Task": 1, "Procedure": 1, "CarePlan": 1, "Goal": 1, "ServiceRequest": 1, "Encounter": 2, "Observation": 2}
 	for typ, n := range want {
 		if res.Record[typ] != n {
@@ -235,8 +237,7 @@ func TestDemo(t *testing.T) {
 	}
 	// The reference GP's database, reopened after the demo, holds the same
 	// record: the person's page lists the completed referral.
-	// TODO(issue 12): strict once the relay writes with the endpoint's ids
-	gp, err := refgp.Open(context.Background(), filepath.Join(dir, "reference-gp.db"), refgp.Options{AllowClientIDs: true})
+	gp, err := refgp.Open(context.Background(), filepath.Join(dir, "reference-gp.db"), refgp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,8 +246,9 @@ func TestDemo(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	req, _ := http.NewRequest(http.MethodGet, "http://gp/patients/gp-patient-1", nil)
-	page, err := gp.Page(req, "gp-patient-1")
+	// The reference GP assigned the patient's id (it is strict).
+	req, _ := http.NewRequest(http.MethodGet, "http://gp/patients/"+res.PatientID, nil)
+	page, err := gp.Page(req, res.PatientID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +276,7 @@ func TestDemoBinary(t *testing.T) {
 	if elapsed > 60*time.Second {
 		t.Errorf("linkbridge demo took %s, want well under a minute (10 s on an idle machine)", elapsed)
 	}
-	if !strings.Contains(string(out), "GP record: referral completed (discharged)") || !strings.Contains(string(out), "/patients/gp-patient-1") {
+	if !strings.Contains(string(out), "GP record: referral completed (discharged)") || !strings.Contains(string(out), "/patients/") {
 		t.Errorf("demo output:\n%s", out)
 	}
 	t.Logf("linkbridge demo: %s wall time", elapsed.Round(time.Millisecond))

@@ -71,8 +71,9 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	logs := &lockedBuffer{}
 
 	// The reference GP record endpoint, in process.
-	// TODO(issue 12): strict once the relay writes with the endpoint's ids
-	gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{AllowClientIDs: true})
+	// The reference GP record endpoint, strict as production servers are:
+	// its own ids, references enforced.
+	gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{})
 	if err != nil {
 		return err
 	}
@@ -112,13 +113,18 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	d := &demo{out: out, gw: gw, gp: gpBase, client: &http.Client{Timeout: 10 * time.Second}}
 	d.printf("linkbridge demo\n  gateway             %s/fhir  (link worker API %s/sp/v1)\n  reference GP record %s\n\n", gw, gw, gpBase)
 
-	// The GP practice's own record of the person.
-	gpPatient := "gp-patient-1"
-	patient := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":%q}],
-		"name":[{"family":"XXTESTPATIENT-SOCPRESC","given":["Alex"]}],"gender":"female","birthDate":"1956-03-14"}`, gpPatient, demoNHS)
-	if st, _ := d.send(http.MethodPut, gpBase+"/Patient/"+gpPatient, "application/fhir+json", []byte(patient), ""); st != 200 && st != 201 {
+	// The GP practice's own record of the person, created with the
+	// endpoint's own id.
+	patient := fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":%q}],
+		"name":[{"family":"XXTESTPATIENT-SOCPRESC","given":["Alex"]}],"gender":"female","birthDate":"1956-03-14"}`, demoNHS)
+	st, created := d.send(http.MethodPost, gpBase+"/Patient", "application/fhir+json", []byte(patient), "")
+	var gpRes struct {
+		ID string `json:"id"`
+	}
+	if st != http.StatusCreated || json.Unmarshal(created, &gpRes) != nil || gpRes.ID == "" {
 		return fmt.Errorf("demo: the reference GP refused the patient (HTTP %d)", st)
 	}
+	gpPatient := gpRes.ID
 
 	// 1. The GP system sends the referral.
 	ref := fmt.Sprintf("demo-%d", time.Now().UnixNano())
@@ -191,7 +197,7 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	rec, _ := d.readGP()
 	page := "http://" + gln.Addr().String() + "/patients/" + gpPatient
 	elapsed := time.Since(start)
-	d.printf("Done in %s: the GP record holds %d resources (%s), each written back by the relay with idempotent PUTs.\n",
+	d.printf("Done in %s: the GP record holds %d resources (%s), each written back by the relay with the endpoint's own ids (the reference GP is strict: it assigns ids and enforces references).\n",
 		elapsed.Round(time.Millisecond), rec.total(), rec.counts())
 	d.printf("The MDT view of the GP record: %s\n", page)
 	if !*keep {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +18,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir/gpfhirtest"
 	"github.com/linkbridge/linkbridge/bench"
+	"github.com/linkbridge/linkbridge/fhirmap"
+	"github.com/linkbridge/linkbridge/refgp"
 )
 
 // gatewayClient talks to a linkbridge gateway under test.
@@ -251,7 +257,8 @@ func waitReady(base string, timeout time.Duration) bool {
 // TestWriteBackSurvivesCrashes SIGKILLs the gateway process repeatedly
 // during a burst of case changes, restarting it on the same database, and
 // checks that the GP side ends with exactly the final version of every
-// resource, with no version ever written after a newer one.
+// resource, with no version ever written after a newer one (a recording
+// endpoint that sees every write).
 func TestWriteBackSurvivesCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process crash test skipped in -short mode")
@@ -261,11 +268,130 @@ func TestWriteBackSurvivesCrashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(gp.Close)
+	g, ids, kills, _ := crashBurst(t, gp.URL+"/fhir")
+	waitDelivered(t, g, gp, ids, 45*time.Second)
+	if r := gp.Regressions(); len(r) > 0 {
+		t.Fatalf("older versions written after newer ones: %v", r)
+	}
+	for _, id := range ids {
+		var cv caseView
+		g.do(http.MethodGet, "/sp/v1/referrals/"+id, "", nil, &cv)
+		if cv.Referral.Status != "completed" {
+			t.Errorf("referral %s status = %s, want completed", id, cv.Referral.Status)
+		}
+		w, ok := gp.Current("Task", cv.Referral.TaskID)
+		if !ok || !strings.Contains(string(w.Body), `"status":"completed"`) {
+			t.Errorf("GP Task %s does not show completed", cv.Referral.TaskID)
+		}
+	}
+	t.Logf("%d kills; %d writes received by the GP side for %d resources", kills, len(gp.Writes()), len(gp.All()))
+}
+
+// TestWriteBackSurvivesCrashesStrictGP is the crash test against the strict
+// reference GP (its own ids, references enforced, update-as-create
+// refused): after the kills, every resource of every case is on the GP
+// record once, found by its write-back key, in its final state, and every
+// reference between them resolves; nothing was dead-lettered.
+func TestWriteBackSurvivesCrashesStrictGP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process crash test skipped in -short mode")
+	}
+	gp, err := refgp.Open(context.Background(), filepath.Join(t.TempDir(), "gp.db"), refgp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gp.Close() })
+	srv := httptest.NewServer(gp.Handler())
+	t.Cleanup(srv.Close)
+	gpBase := srv.URL + "/fhir"
+	g, ids, kills, db := crashBurst(t, gpBase)
+	get := func(u string, out any) int {
+		resp, err := http.Get(u)
+		if err != nil {
+			return 0
+		}
+		defer func() { _ = resp.Body.Close() }()
+		_ = json.NewDecoder(resp.Body).Decode(out)
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	var problems []string
+	for {
+		problems = problems[:0]
+		for _, id := range ids {
+			var cv caseView
+			if st, _ := g.do(http.MethodGet, "/sp/v1/referrals/"+id, "", nil, &cv); st != 200 {
+				problems = append(problems, id+": case unreadable")
+				continue
+			}
+			if cv.Referral.Status != "completed" {
+				problems = append(problems, id+": not completed")
+			}
+			for _, ref := range cv.FHIR {
+				if ref == "ServiceRequest/"+id {
+					continue // the referral itself is the GP's own
+				}
+				typ, rid, _ := strings.Cut(ref, "/")
+				var ours map[string]any
+				g.do(http.MethodGet, "/fhir/"+ref, "", nil, &ours)
+				var found struct {
+					Entry []struct {
+						Resource map[string]any `json:"resource"`
+					} `json:"entry"`
+				}
+				get(gpBase+"/"+typ+"?"+fhirmap.WritebackKeyParam(typ)+"="+url.QueryEscape(fhirmap.WritebackToken(typ, rid)), &found)
+				if len(found.Entry) != 1 {
+					problems = append(problems, fmt.Sprintf("%s: %d copies on the GP record", ref, len(found.Entry)))
+					continue
+				}
+				gpCopy := found.Entry[0].Resource
+				for _, f := range []string{"status", "lifecycleStatus"} {
+					if fmt.Sprint(gpCopy[f]) != fmt.Sprint(ours[f]) {
+						problems = append(problems, fmt.Sprintf("%s: GP %s %v, gateway %v", ref, f, gpCopy[f], ours[f]))
+					}
+				}
+				b, _ := json.Marshal(gpCopy)
+				refs, _ := fhirjson.LiteralReferences(b)
+				for _, r := range refs {
+					var x map[string]any
+					if st := get(gpBase+"/"+r.Key(), &x); st != http.StatusOK {
+						problems = append(problems, fmt.Sprintf("%s: reference %s does not resolve (%d)", ref, r.Key(), st))
+					}
+				}
+			}
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(problems) > 0 {
+		t.Fatalf("GP record after %d kills: %v", kills, problems)
+	}
+	store, err := openStore(context.Background(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close() }()
+	dead, err := store.ListOutbox(context.Background(), linkbridge.OutboxFilter{States: []linkbridge.OutboxState{linkbridge.OutboxDead}, Limit: 10})
+	if err != nil || len(dead) > 0 {
+		t.Errorf("dead-lettered write-backs: %d, %v", len(dead), err)
+	}
+	t.Logf("%d kills; the strict GP holds every resource once, in its final state", kills)
+}
+
+// crashBurst starts the gateway writing back to gpBase, sends eight
+// referrals through their whole journey while SIGKILLing and restarting it
+// (at least five times, also while the outbox drains), and returns the
+// client, the referral ids, the number of kills and the database path.
+func crashBurst(t *testing.T, gpBase string) (*gatewayClient, []string, int, string) {
+	t.Helper()
 	bin := buildBinary(t)
 	dir := t.TempDir()
+	db := filepath.Join(dir, "lb.db")
 	addr := freeAddr(t)
 	base := "http://" + addr
-	args := []string{"--addr", addr, "--db", filepath.Join(dir, "lb.db"), "--service-ods", "Y02662", "--gp-base", gp.URL + "/fhir",
+	args := []string{"--addr", addr, "--db", db, "--service-ods", "Y02662", "--gp-base", gpBase,
 		"--gp-timeout", "1s", "--rescue-after", "2s", "--log-level", "warn"}
 	logs := &syncBuffer{}
 	start := func() *exec.Cmd {
@@ -339,22 +465,7 @@ func TestWriteBackSurvivesCrashes(t *testing.T) {
 	if kills < 5 {
 		t.Fatalf("only %d kills: the crash test did not exercise crashes", kills)
 	}
-	waitDelivered(t, g, gp, ids, 45*time.Second)
-	if r := gp.Regressions(); len(r) > 0 {
-		t.Fatalf("older versions written after newer ones: %v", r)
-	}
-	for _, id := range ids {
-		var cv caseView
-		g.do(http.MethodGet, "/sp/v1/referrals/"+id, "", nil, &cv)
-		if cv.Referral.Status != "completed" {
-			t.Errorf("referral %s status = %s, want completed", id, cv.Referral.Status)
-		}
-		w, ok := gp.Current("Task", cv.Referral.TaskID)
-		if !ok || !strings.Contains(string(w.Body), `"status":"completed"`) {
-			t.Errorf("GP Task %s does not show completed", cv.Referral.TaskID)
-		}
-	}
-	t.Logf("%d kills; %d writes received by the GP side for %d resources", kills, len(gp.Writes()), len(gp.All()))
+	return g, ids, kills, db
 }
 
 func netListen() (interface {
