@@ -159,7 +159,9 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 	case ActionComplete:
 		r.DischargeReason = cmd.ReasonCode
 		r.DischargeSummary = cmd.Summary
-		r.StatusReason = ""
+		// The coded reason only: the summary is free text, shared on the
+		// acceptance Procedure with full consent.
+		r.StatusReason = reasonText(cmd.ReasonCode, "")
 		r.CompletedAt = now
 		r.BusinessStatus = BusinessDischarged
 	case ActionFail:

@@ -139,7 +139,8 @@ func checkAppliedFields(t *testing.T, action string, r *linkbridge.Referral) {
 			t.Errorf("hold: statusReason %q", r.StatusReason)
 		}
 	case linkbridge.ActionComplete:
-		if r.DischargeReason != "goals-met" || r.DischargeSummary != "Walks weekly" || !r.CompletedAt.Equal(caseNow) || r.StatusReason != "" {
+		// The Task's status reason is the coded reason, never the summary.
+		if r.DischargeReason != "goals-met" || r.DischargeSummary != "Walks weekly" || !r.CompletedAt.Equal(caseNow) || r.StatusReason != "goals met" {
 			t.Errorf("complete: %q %q %v %q", r.DischargeReason, r.DischargeSummary, r.CompletedAt, r.StatusReason)
 		}
 	case linkbridge.ActionFail:
@@ -174,7 +175,7 @@ func TestApplyArguments(t *testing.T) {
 		{"HoldNoReason", "in-progress", linkbridge.LifecycleCommand{Action: "hold"}, linkbridge.EUNPROCESSABLE, "reason", ""},
 		{"CompleteNoReasonCode", "in-progress", linkbridge.LifecycleCommand{Action: "complete", Summary: "done"}, linkbridge.EUNPROCESSABLE, "reasonCode", ""},
 		{"CompleteDeclineCode", "in-progress", linkbridge.LifecycleCommand{Action: "complete", ReasonCode: "out-of-area"}, linkbridge.EUNPROCESSABLE, "reasonCode", ""},
-		{"CompleteNoSummary", "in-progress", linkbridge.LifecycleCommand{Action: "complete", ReasonCode: "moved-away"}, "", "", ""},
+		{"CompleteNoSummary", "in-progress", linkbridge.LifecycleCommand{Action: "complete", ReasonCode: "moved-away"}, "", "", "moved away"},
 		{"FailNothing", "in-progress", linkbridge.LifecycleCommand{Action: "fail"}, linkbridge.EUNPROCESSABLE, "reason", ""},
 		{"FailTextOnly", "in-progress", linkbridge.LifecycleCommand{Action: "fail", Reason: "No reply"}, "", "", "No reply"},
 		{"FailCodeOnly", "accepted", linkbridge.LifecycleCommand{Action: "fail", ReasonCode: "unable-to-contact"}, "", "", "unable to contact"},
@@ -242,7 +243,7 @@ func TestLifecycleSequence(t *testing.T) {
 			t.Fatalf("step %d (%s): status %s, want %s", i, s.cmd.Action, r.Status, s.want)
 		}
 	}
-	if !r.AcceptedAt.Equal(caseNow) || !r.CompletedAt.Equal(caseNow.Add(4*time.Hour)) || r.StatusReason != "" {
+	if !r.AcceptedAt.Equal(caseNow) || !r.CompletedAt.Equal(caseNow.Add(4*time.Hour)) || r.StatusReason != "goals met" {
 		t.Errorf("after the path: accepted %v completed %v reason %q", r.AcceptedAt, r.CompletedAt, r.StatusReason)
 	}
 	// Nothing leaves a terminal status.

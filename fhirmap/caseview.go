@@ -155,6 +155,11 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	if full && plan.WhatMatters != "" {
 		cp.Description = fhirString("What matters to me: " + plan.WhatMatters)
 	}
+	// A closed plan carries why (R4 CarePlan has no statusReason): the
+	// coded discharge reason, no free text.
+	if !r.CompletedAt.IsZero() && r.DischargeReason != "" {
+		cp.Note = []*dpb.Annotation{{Text: &dpb.Markdown{Value: "Closed: " + r.DischargeReason}}}
+	}
 	for _, g := range plan.Goals {
 		cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
 		out = append(out, Generated{"Goal", g.ID, goalResource(g, patient(), full)})
@@ -248,6 +253,11 @@ func codedReason(r *linkbridge.Referral) string {
 			return "Failed: " + r.DischargeReason
 		}
 		return "Failed"
+	case linkbridge.TaskCompleted:
+		if r.DischargeReason != "" {
+			return "Discharged: " + r.DischargeReason
+		}
+		return ""
 	case linkbridge.TaskOnHold:
 		return "On hold"
 	case linkbridge.TaskCancelled:

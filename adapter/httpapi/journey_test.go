@@ -683,8 +683,13 @@ func TestJourney(t *testing.T) {
 		t.Errorf("discharged referral = %+v", cv.Referral)
 	}
 	task = ts.fhirDoc("/Task/" + c.TaskID)
-	if str(task, "executionPeriod", "end") != "2027-02-02T09:00:00Z" || at(task, "statusReason") != nil {
+	// The Task carries the coded discharge reason (never the summary), and
+	// so does the closed CarePlan.
+	if str(task, "executionPeriod", "end") != "2027-02-02T09:00:00Z" || str(task, "statusReason", "text") != "goals met" {
 		t.Errorf("completed Task executionPeriod/statusReason = %v/%v", at(task, "executionPeriod"), at(task, "statusReason"))
+	}
+	if cp := ts.fhirDoc("/CarePlan/" + fhirmap.CarePlanID(c.ID)); str(cp, "note", 0, "text") != "Closed: goals-met" {
+		t.Errorf("completed CarePlan note = %v, want the discharge reason", at(cp, "note"))
 	}
 	proc = ts.fhirDoc("/Procedure/" + fhirmap.AcceptanceID(c.ID))
 	if str(proc, "performedPeriod", "end") != "2027-02-02T09:00:00Z" || str(proc, "note", 0, "text") != summary {
