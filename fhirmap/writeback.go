@@ -68,6 +68,17 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string, lo
 	return out
 }
 
+// writtenBack are the resource types linkbridge writes back to the GP
+// record: the referral Task, the FHIR view of the case (CaseView) and the
+// Provenance of each change.
+var writtenBack = map[string]bool{"Task": true, "CarePlan": true, "Goal": true, "ServiceRequest": true,
+	"Procedure": true, "Encounter": true, "Observation": true, "Provenance": true}
+
+// WrittenBack tells whether linkbridge writes resources of type typ back to
+// the GP record (so a literal reference to one can be rewritten to the
+// endpoint's id once it is there).
+func WrittenBack(typ string) bool { return writtenBack[typ] }
+
 // LogicalRefs tells ForGPRecord how the GP copy refers to the resource
 // Type/id: nil to keep the literal reference, or the reference to use.
 type LogicalRefs func(typ, id string) *dpb.Reference

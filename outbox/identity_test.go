@@ -191,3 +191,20 @@ func TestSenderErase(t *testing.T) {
 		}
 	})
 }
+
+// TestSenderDropsReferencesToTypesNeverWrittenBack: a message queued before
+// casework made such references logical (a Task naming the referrer's
+// PractitionerRole by literal reference) does not wait for a resource the
+// endpoint can never hold: the literal part is dropped, and the strict
+// endpoint takes it.
+func TestSenderDropsReferencesToTypesNeverWrittenBack(t *testing.T) {
+	e := newIdentityEnv(t, refgp.Options{}, gpfhir.ModeAuto)
+	task := `{"resourceType":"Task","id":"t1",` + wbIdent + `Task/t1"}],"status":"accepted","intent":"order","for":` + nhsRef + `,"requester":{"reference":"PractitionerRole/pr1","display":"Dr Jones"}}`
+	if _, err := e.sender.Send(context.Background(), msg("Task", "t1", 2, task)); err != nil {
+		t.Fatal(err)
+	}
+	_, doc := e.get(t, "Task/"+e.identity(t, "Task", "t1").EndpointID)
+	if req := doc["requester"].(map[string]any); req["reference"] != nil || req["display"] != "Dr Jones" {
+		t.Errorf("requester = %v, want the display only", req)
+	}
+}

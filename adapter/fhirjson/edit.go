@@ -277,3 +277,26 @@ func ForEndpoint(b []byte, id string, refs map[string]string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// DropLiteralReference returns b with the literal reference of the
+// Reference object at path removed, keeping its identifier and display
+// (a logical reference, FHIR R4 references.html#logical); when it has
+// neither, display is set so that the Reference still says something
+// (R4's ref-1 wants one of reference, identifier, display). b is not
+// modified.
+func DropLiteralReference(b []byte, path, display string) ([]byte, error) {
+	obj := gjson.GetBytes(b, path)
+	if !obj.IsObject() {
+		return nil, fmt.Errorf("fhirjson: DropLiteralReference: no Reference at %s", path)
+	}
+	out, err := sjson.DeleteBytes(b, path+".reference")
+	if err != nil {
+		return nil, fmt.Errorf("fhirjson: DropLiteralReference: %w", err)
+	}
+	if !obj.Get("identifier").Exists() && !obj.Get("display").Exists() {
+		if out, err = sjson.SetBytes(out, path+".display", display); err != nil {
+			return nil, fmt.Errorf("fhirjson: DropLiteralReference: %w", err)
+		}
+	}
+	return out, nil
+}

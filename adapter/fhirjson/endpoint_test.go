@@ -57,3 +57,22 @@ func TestForEndpoint(t *testing.T) {
 		t.Error("ForEndpoint modified its input")
 	}
 }
+
+func TestDropLiteralReference(t *testing.T) {
+	body := []byte(`{"resourceType":"Task","requester":{"reference":"PractitionerRole/pr1"},"owner":{"reference":"Organization/o1","identifier":{"system":"s","value":"v"}}}`)
+	for _, tc := range []struct{ path, want string }{
+		{"requester", `{"resourceType":"Task","requester":{"display":"PractitionerRole not held in this record"},"owner":{"reference":"Organization/o1","identifier":{"system":"s","value":"v"}}}`},
+		{"owner", `{"resourceType":"Task","requester":{"reference":"PractitionerRole/pr1"},"owner":{"identifier":{"system":"s","value":"v"}}}`},
+	} {
+		got, err := fhirjson.DropLiteralReference(body, tc.path, "PractitionerRole not held in this record")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tc.want {
+			t.Errorf("DropLiteralReference(%s) =\n%s\nwant\n%s", tc.path, got, tc.want)
+		}
+	}
+	if _, err := fhirjson.DropLiteralReference(body, "nothing", "x"); err == nil {
+		t.Error("DropLiteralReference at a missing path = nil error")
+	}
+}

@@ -143,20 +143,30 @@ func (s *Sender) rewriteReferences(ctx context.Context, self linkbridge.Resource
 		return nil, "", &PermanentError{Err: errors.New("stored write-back does not parse: " + err.Error())}
 	}
 	keys := []linkbridge.ResourceKey{self}
+	var kept []fhirjson.LiteralRef
 	for _, r := range refs {
-		if r.Type != "Patient" {
+		switch {
+		case r.Type == "Patient":
+			// the GP's own Patient (LinkPatients), found on the endpoint
+		case !fhirmap.WrittenBack(r.Type):
+			// A type linkbridge never writes back (only in a message queued
+			// before casework made such references logical): the endpoint
+			// cannot hold it, so its literal part is dropped.
+			if body, err = fhirjson.DropLiteralReference(body, r.Path, r.Type+" not held in this record"); err != nil {
+				return nil, "", &PermanentError{Err: err}
+			}
+		default:
 			keys = append(keys, linkbridge.ResourceKey{Type: r.Type, ID: r.ID})
+			kept = append(kept, r)
 		}
 	}
+	refs = kept
 	ids, err := s.Identities.EndpointIdentities(ctx, s.Client.Endpoint(), keys)
 	if err != nil {
 		return nil, "", &RetryableError{Err: fmt.Errorf("reading the endpoint's ids: %w", err)}
 	}
 	set := make(map[string]string, len(refs))
 	for _, r := range refs {
-		if r.Type == "Patient" {
-			continue // the GP's own Patient (LinkPatients), found on the endpoint
-		}
 		k := linkbridge.ResourceKey{Type: r.Type, ID: r.ID}
 		id, ok := ids[k]
 		if !ok {
