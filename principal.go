@@ -150,11 +150,11 @@ func (p *Principal) CanRead(rf *Referral) bool {
 	}
 	switch p.Role {
 	case RoleGP:
-		return rf.ReferrerODS == p.ODS
+		return rf.ReferrerODS != "" && rf.ReferrerODS == p.ODS
 	case RoleService:
-		return rf.ServiceODS == p.ODS
+		return rf.ServiceODS != "" && rf.ServiceODS == p.ODS
 	case RoleMDT:
-		return slices.Contains(p.Practices, rf.ReferrerODS)
+		return rf.ReferrerODS != "" && slices.Contains(p.Practices, rf.ReferrerODS)
 	}
 	return false
 }
@@ -217,6 +217,9 @@ func ServiceAccessKey(ods string) string { return "service|" + ods }
 // Patient): one for the referrer, one for the service. Keys are only ever
 // added, so a Patient referred by two practices is visible to both.
 func ReferralAccessKeys(rf *Referral) []string {
+	if rf.ReferrerODS == "" {
+		return []string{ServiceAccessKey(rf.ServiceODS)} // no referring organisation: the service's alone
+	}
 	return []string{ReferrerAccessKey(rf.ReferrerODS), ServiceAccessKey(rf.ServiceODS)}
 }
 

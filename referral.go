@@ -98,8 +98,12 @@ type Referral struct {
 	RequestStatus string `json:"requestStatus"`
 	// Priority is routine, urgent, asap or stat.
 	Priority string `json:"priority,omitempty"`
-	// ReferrerODS is the ODS code of the referring organisation.
+	// ReferrerODS is the ODS code of the referring organisation; "" for a
+	// referral from no organisation with an ODS code (a self-referral, a
+	// voluntary-sector organisation), which only the service reads.
 	ReferrerODS string `json:"referrerOds"`
+	// Source is where the referral came from (ReferralSources).
+	Source ReferralSource `json:"source,omitempty"`
 	// ServiceODS is the ODS code of the social prescribing service the
 	// referral is addressed to.
 	ServiceODS string `json:"serviceOds"`
@@ -130,6 +134,59 @@ type Referral struct {
 	Version int `json:"version"`
 }
 
+// ReferralSource is where a referral came from: the referral routes of
+// social prescribing (docs/domain.md#referral-sources).
+type ReferralSource string
+
+// Referral sources.
+const (
+	// SourceGPPractice is a GP practice (ODS code of one letter and five
+	// digits).
+	SourceGPPractice ReferralSource = "gp-practice"
+	// SourcePharmacy is a community pharmacy (ODS code starting F).
+	SourcePharmacy ReferralSource = "pharmacy"
+	// SourceOtherStatutory is any other organisation with an ODS code:
+	// hospital trusts, community services, job centres, councils' social
+	// care and housing.
+	SourceOtherStatutory ReferralSource = "other-statutory"
+	// SourceVoluntary is a voluntary, community or social enterprise
+	// (VCSE) organisation; most have no ODS code.
+	SourceVoluntary ReferralSource = "voluntary-sector"
+	// SourceSelf is the person (or someone close to them) referring
+	// themselves.
+	SourceSelf ReferralSource = "self-referral"
+)
+
+// ReferralSources are the known sources.
+var ReferralSources = []ReferralSource{SourceGPPractice, SourcePharmacy, SourceOtherStatutory, SourceVoluntary, SourceSelf}
+
+// WithoutODS reports whether a referral from this source may have no
+// referring organisation ODS code: a self-referral or a voluntary-sector
+// one. Such a referral is the service's alone to read and change.
+func (s ReferralSource) WithoutODS() bool { return s == SourceSelf || s == SourceVoluntary }
+
+// SourceOfODS classifies an organisation's ODS code: a GP practice (one
+// letter and five digits), a pharmacy (F and four more characters), or
+// another statutory organisation.
+func SourceOfODS(ods string) ReferralSource {
+	switch {
+	case len(ods) == 6 && ods[0] >= 'A' && ods[0] <= 'Z' && allDigits(ods[1:]):
+		return SourceGPPractice
+	case len(ods) == 5 && ods[0] == 'F':
+		return SourcePharmacy
+	}
+	return SourceOtherStatutory
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // Patient is the id of the referral's Patient resource: PatientID, or the
 // person's id for a referral that has none of its own.
 func (r *Referral) Patient() string {
@@ -146,7 +203,7 @@ func (r *Referral) Validate() error {
 		return Errorf(EINVALID, "referral needs ids for itself, its Task and its person")
 	case r.Identifier.Value == "":
 		return Errorf(EUNPROCESSABLE, "referral has no business identifier").At("ServiceRequest.identifier")
-	case r.ReferrerODS == "":
+	case r.ReferrerODS == "" && !r.Source.WithoutODS():
 		return Errorf(EUNPROCESSABLE, "referral does not name the referring organisation by ODS code").At("ServiceRequest.requester")
 	case r.ServiceODS == "":
 		return Errorf(EUNPROCESSABLE, "referral does not name the social prescribing service by ODS code").At("ServiceRequest.performer")

@@ -54,15 +54,24 @@ func (s *Store) visible(ctx context.Context, p *linkbridge.Principal, typ, id st
 	return res.Total > 0, nil
 }
 
-// CreateReferral stores a referral only from the GP organisation it names
-// as requester. A duplicate referral identifier (EDUPLICATE naming a
+// CreateReferral stores a referral only from the organisation it names as
+// referrer (a GP system's client), or, for a referral from no organisation
+// with an ODS code (a self-referral, a voluntary-sector organisation),
+// from the service it is addressed to: such a referral is the service's
+// alone. A duplicate referral identifier (EDUPLICATE naming a
 // ServiceRequest) is always the caller's own referral's: identifiers are
 // unique per referring organisation, so another organisation's referral
 // with the same identifier neither collides nor is disclosed.
 func (s *Store) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	p := linkbridge.PrincipalFromContext(ctx)
 	if p != nil && in != nil && in.Referral != nil {
-		if p.Role != linkbridge.RoleGP || in.Referral.ReferrerODS != p.ODS {
+		rf := in.Referral
+		switch {
+		case rf.ReferrerODS == "" && rf.Source.WithoutODS():
+			if p.Role != linkbridge.RoleService || rf.ServiceODS != p.ODS {
+				return linkbridge.Errorf(linkbridge.EFORBIDDEN, "a referral from no organisation with an ODS code (%s) is received by the service it is addressed to, not the authenticated organisation %s", rf.Source, p.ODS).At("ServiceRequest.requester")
+			}
+		case p.Role != linkbridge.RoleGP || rf.ReferrerODS != p.ODS:
 			return linkbridge.Errorf(linkbridge.EFORBIDDEN, "the referral's requester is not the authenticated organisation %s", p.ODS).At("ServiceRequest.requester")
 		}
 	}

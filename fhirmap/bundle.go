@@ -2,6 +2,7 @@ package fhirmap
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -116,4 +117,20 @@ func MapMessage(b *rpb.Bundle) (*Message, error) {
 		return nil, linkbridge.Errorf(linkbridge.EINVALID, "MessageHeader.focus must be a ServiceRequest, not %s", TypeName(msg.Focus.Resource)).At("MessageHeader.focus")
 	}
 	return msg, nil
+}
+
+// ReceiverODS is the ODS code of the organisation the message names as its
+// receiver (MessageHeader.destination.receiver: by ODS identifier on the
+// reference, or an Organization, PractitionerRole or HealthcareService
+// among the message's entries), "" when it names none.
+func (m *Message) ReceiverODS() string {
+	ix := newIndex(ExpandContained(slices.Clip(m.Entries)))
+	for _, d := range m.Header.GetDestination() {
+		if ods := odsOf(d.GetReceiver(), ix, 0); ods != "" {
+			if code, err := linkbridge.NormalizeODSCode(ods); err == nil {
+				return code
+			}
+		}
+	}
+	return ""
 }

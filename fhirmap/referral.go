@@ -66,13 +66,14 @@ type Referral struct {
 
 // index resolves references among the entries of one request.
 type index struct {
+	all    []*Entry
 	byURL  map[string]*Entry
 	byRef  map[string]*Entry
 	byFrag map[string]*Entry
 }
 
 func newIndex(entries []*Entry) *index {
-	ix := &index{byURL: map[string]*Entry{}, byRef: map[string]*Entry{}, byFrag: map[string]*Entry{}}
+	ix := &index{all: entries, byURL: map[string]*Entry{}, byRef: map[string]*Entry{}, byFrag: map[string]*Entry{}}
 	for _, e := range entries {
 		typ, id := TypeName(e.Resource), ID(e.Resource)
 		if e.Contained {
@@ -136,6 +137,32 @@ func ExpandContained(entries []*Entry) []*Entry {
 // systems in place. Errors are EUNPROCESSABLE (or EINVALID)
 // *linkbridge.Error values naming the element.
 func MapReferral(entries []*Entry) (*Referral, error) {
+	return MapReferralWith(entries, Hints{})
+}
+
+// Hints are what the receiver knows of a referral besides its resources.
+type Hints struct {
+	// ClientODS is the ODS code of the authenticated sender's
+	// organisation ("" when the request was not authenticated or the
+	// sender is not a referring organisation).
+	ClientODS string
+	// ReceiverODS is the ODS code a BaRS message names as its receiver
+	// (MessageHeader.destination.receiver), "" otherwise.
+	ReceiverODS string
+}
+
+// MapReferralWith is MapReferral with what the receiver knows: the
+// referring organisation is found, in order, from the requester chain
+// (PractitionerRole → Organization, Organization, HealthcareService,
+// contained ones), a Practitioner's PractitionerRole in the referral, the
+// Task's requester, the one other organisation the referral names, the
+// authenticated sender, and the Patient's registered practice; a requester
+// that is the Patient or a RelatedPerson is a self-referral, and an
+// organisation without an ODS code a voluntary-sector one (both without a
+// referring ODS code). The service is the ServiceRequest's performer, the
+// Task's owner, or the message's receiver
+// (docs/referral-exchange.md#who-referred).
+func MapReferralWith(entries []*Entry, h Hints) (*Referral, error) {
 	entries = ExpandContained(entries)
 	out := &Referral{Entries: entries}
 	for _, e := range entries {
@@ -180,7 +207,169 @@ func MapReferral(entries []*Entry) (*Referral, error) {
 	if err := checkOnePatient(out, ix); err != nil {
 		return nil, err
 	}
+	if err := mapReferrer(sr, ix, out, h); err != nil {
+		return nil, err
+	}
+	if h.ReceiverODS != "" {
+		switch svc := out.Referral.ServiceODS; {
+		case svc == "":
+			out.Referral.ServiceODS = h.ReceiverODS
+		case !strings.EqualFold(svc, h.ReceiverODS):
+			return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "MessageHeader.destination.receiver (%s) must be the service the referral is addressed to (%s)", h.ReceiverODS, svc).At("MessageHeader.destination.receiver")
+		}
+	}
 	return out, nil
+}
+
+// mapReferrer finds who referred (see MapReferralWith) and records the
+// referral's source.
+func mapReferrer(sr *srpb.ServiceRequest, ix *index, out *Referral, h Hints) error {
+	r := &out.Referral
+	req := sr.GetRequester()
+	if req == nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.requester is required").At("ServiceRequest.requester")
+	}
+	typ := refType(req, ix)
+	switch typ {
+	case "Patient", "RelatedPerson":
+		r.Source = linkbridge.SourceSelf
+		return nil
+	}
+	ods := odsOf(req, ix, 0)
+	if ods == "" && typ == "Organization" {
+		// An organisation without an ODS code: voluntary, community and
+		// social enterprise organisations have none.
+		r.Source = linkbridge.SourceVoluntary
+		return nil
+	}
+	if ods == "" && typ == "Practitioner" {
+		ods = practitionerODS(req, ix)
+	}
+	if ods == "" && out.Task != nil {
+		ods = odsOf(out.Task.Resource.(*taskpb.Task).GetRequester(), ix, 0)
+	}
+	if ods == "" {
+		ods = otherOrganisationODS(sr, ix, out)
+	}
+	if ods == "" {
+		ods = h.ClientODS
+	}
+	if ods == "" {
+		ods = out.Person.GPODS
+	}
+	if ods == "" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "the referring organisation is not known: ServiceRequest.requester leads to no organisation with an ODS code (%s), nothing else in the referral names one, and the Patient has no registered practice; a self-referral names the Patient or a RelatedPerson as requester", linkbridge.ODSSystem).At("ServiceRequest.requester")
+	}
+	code, err := linkbridge.NormalizeODSCode(ods)
+	if err != nil {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "the referring organisation's ODS code %q is not valid", ods).At("ServiceRequest.requester")
+	}
+	r.ReferrerODS = code
+	r.Source = linkbridge.SourceOfODS(code)
+	if org, ok := entryOf(req, ix).(*orgpb.Organization); ok && isCommunityGroup(org) {
+		r.Source = linkbridge.SourceVoluntary
+	}
+	return nil
+}
+
+// refType is the resource type a reference names: its target's in the
+// request, its literal type, or its type element.
+func refType(ref *dpb.Reference, ix *index) string {
+	if e := ix.resolve(ref); e != nil {
+		return TypeName(e.Resource)
+	}
+	if typ, _ := RefTarget(ref); typ != "" && typ != "#" {
+		return typ
+	}
+	return ref.GetType().GetValue()
+}
+
+// entryOf is the resource a reference resolves to in the request, or nil.
+func entryOf(ref *dpb.Reference, ix *index) proto.Message {
+	if e := ix.resolve(ref); e != nil {
+		return e.Resource
+	}
+	return nil
+}
+
+// practitionerODS is the organisation of a PractitionerRole in the
+// request whose practitioner is the one ref names (UK Core examples name a
+// Practitioner as requester and carry their PractitionerRole beside it).
+func practitionerODS(ref *dpb.Reference, ix *index) string {
+	target := ix.resolve(ref)
+	_, tid := RefTarget(ref)
+	for _, e := range ix.all {
+		role, ok := e.Resource.(*prpb.PractitionerRole)
+		if !ok || role.GetPractitioner() == nil {
+			continue
+		}
+		same := target != nil && ix.resolve(role.GetPractitioner()) == target
+		if !same && target == nil {
+			_, id := RefTarget(role.GetPractitioner())
+			same = id != "" && id == tid
+		}
+		if same {
+			if ods := odsOf(role.GetOrganization(), ix, 1); ods != "" {
+				return ods
+			}
+		}
+	}
+	return ""
+}
+
+// otherOrganisationODS is the ODS code of the one organisation the
+// referral names besides the service (its performer and the Task's owner):
+// an Organization in the request, or an organisation reference by ODS
+// identifier. Two or more different ones say nothing for certain: "".
+func otherOrganisationODS(sr *srpb.ServiceRequest, ix *index, out *Referral) string {
+	service := map[string]bool{}
+	for _, p := range sr.GetPerformer() {
+		if ods := odsOf(p, ix, 0); ods != "" {
+			service[strings.ToUpper(ods)] = true
+		}
+	}
+	if out.Task != nil {
+		if ods := odsOf(out.Task.Resource.(*taskpb.Task).GetOwner(), ix, 0); ods != "" {
+			service[strings.ToUpper(ods)] = true
+		}
+	}
+	found := map[string]bool{}
+	for _, e := range ix.all {
+		org, ok := e.Resource.(*orgpb.Organization)
+		if !ok {
+			continue
+		}
+		for _, id := range org.GetIdentifier() {
+			if linkbridge.IsODSSystem(id.GetSystem().GetValue()) {
+				if ods := strings.ToUpper(id.GetValue().GetValue()); !service[ods] {
+					found[ods] = true
+				}
+			}
+		}
+	}
+	// A Patient's registered practice is the person's GP, not a referrer:
+	// it is the last resort, after the sender (MapReferralWith).
+	if gp := strings.ToUpper(out.Person.GPODS); gp != "" && len(found) > 1 {
+		delete(found, gp)
+	}
+	if len(found) != 1 {
+		return ""
+	}
+	for ods := range found {
+		return ods
+	}
+	return ""
+}
+
+// isCommunityGroup reports whether an Organization's type is a community
+// group (R4 organization-type "cg"): a voluntary-sector organisation.
+func isCommunityGroup(org *orgpb.Organization) bool {
+	for _, t := range org.GetType() {
+		if hasCoding(t, "http://terminology.hl7.org/CodeSystem/organization-type", "cg") {
+			return true
+		}
+	}
+	return false
 }
 
 // sameSubject reports whether ref (Task.for) names the person the
@@ -255,11 +444,6 @@ func mapServiceRequest(sr *srpb.ServiceRequest, ix *index, out *Referral) error 
 	if sr.GetRequester() == nil {
 		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.requester is required").At("ServiceRequest.requester")
 	}
-	ods := odsOf(sr.GetRequester(), ix, 0)
-	if ods == "" {
-		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "ServiceRequest.requester must lead to an organisation with an ODS code (%s)", linkbridge.ODSSystem).At("ServiceRequest.requester")
-	}
-	r.ReferrerODS = ods
 	for _, p := range sr.GetPerformer() {
 		if ods := odsOf(p, ix, 0); ods != "" {
 			r.ServiceODS = ods

@@ -253,31 +253,6 @@ func TestMapReferralFaults(t *testing.T) {
 			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "ServiceRequest.code",
 		},
 		{
-			name: "ErrNoRequesterODS",
-			mutate: func(t *testing.T, b jsonDoc) {
-				bundleResource(t, b, "ServiceRequest")["requester"] = jsonDoc{"display": "Example GP Practice"}
-			},
-			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "ServiceRequest.requester", wantMsg: "ODS",
-		},
-		{
-			name: "ErrRequesterOrganizationWithoutODS",
-			mutate: func(t *testing.T, b jsonDoc) {
-				addEntry(b, "urn:uuid:00000000-0000-4000-8000-0000000000aa", jsonDoc{
-					"resourceType": "Organization", "name": "No ODS here",
-					"identifier": []any{jsonDoc{"system": "https://example.org/org", "value": "42"}},
-				})
-				bundleResource(t, b, "ServiceRequest")["requester"] = jsonDoc{"reference": "urn:uuid:00000000-0000-4000-8000-0000000000aa"}
-			},
-			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "ServiceRequest.requester",
-		},
-		{
-			name: "ErrNoRequester",
-			mutate: func(t *testing.T, b jsonDoc) {
-				delete(bundleResource(t, b, "ServiceRequest"), "requester")
-			},
-			wantCode: linkbridge.EUNPROCESSABLE, wantExpr: "ServiceRequest.requester",
-		},
-		{
 			name: "ErrMalformedODSCode",
 			mutate: func(t *testing.T, b jsonDoc) {
 				bundleResource(t, b, "ServiceRequest")["requester"].(jsonDoc)["identifier"].(jsonDoc)["value"] = "A81-001"

@@ -106,6 +106,17 @@ type Result struct {
 // idempotent: a referral whose ServiceRequest identifier is stored already
 // returns the stored referral with Created false.
 func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, messageID string) (*Result, error) {
+	return s.receive(ctx, entries, messageID, "")
+}
+
+// ReceiveMessage receives the referral a BaRS message carries, as Receive
+// does; the organisation the MessageHeader names as receiver is the service
+// the referral is addressed to when the referral itself names none.
+func (s *Service) ReceiveMessage(ctx context.Context, msg *fhirmap.Message, messageID string) (*Result, error) {
+	return s.receive(ctx, msg.Entries, messageID, msg.ReceiverODS())
+}
+
+func (s *Service) receive(ctx context.Context, entries []*fhirmap.Entry, messageID, receiverODS string) (*Result, error) {
 	max := s.MaxEntries
 	if max <= 0 {
 		max = linkbridge.DefaultMaxReferralEntries
@@ -113,7 +124,13 @@ func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, message
 	if n := countWithContained(entries); n > max {
 		return nil, linkbridge.Errorf(linkbridge.ETOOLARGE, "a referral carries at most %d resources, contained ones included, not %d", max, n).At("Bundle.entry")
 	}
-	ref, err := fhirmap.MapReferral(entries)
+	// The authenticated sender names the referring organisation when the
+	// referral itself does not lead to one (docs/referral-exchange.md#who-referred).
+	hints := fhirmap.Hints{ReceiverODS: receiverODS}
+	if p := linkbridge.PrincipalFromContext(ctx); p != nil && p.Role == linkbridge.RoleGP {
+		hints.ClientODS = p.ODS
+	}
+	ref, err := fhirmap.MapReferralWith(entries, hints)
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,7 @@ func (s *Server) handleProcessMessage(w http.ResponseWriter, r *http.Request) er
 	case "new":
 		// The same referral under a new X-Request-Id records nothing new
 		// and is answered with what is held.
-		out, err = s.in.Receive(ctx, msg.Entries, msgKey)
+		out, err = s.in.ReceiveMessage(ctx, msg, msgKey)
 	case "update":
 		var rv *casework.Revoked
 		if rv, err = s.work.CancelByMessage(ctx, msg.Focus.Resource.(*srpb.ServiceRequest), msg.Entries, msgKey); err == nil {

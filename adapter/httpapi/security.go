@@ -216,8 +216,18 @@ func authorizeRoute(p *linkbridge.Principal, method, route, typ string) error {
 		return need("Task", linkbridge.ScopeWrite)
 	}
 	switch {
-	case method == http.MethodPost && slices.Contains([]string{"/fhir", "/fhir/", "/fhir/$process-message", "/fhir/ServiceRequest", "/fhir/Task"}, route),
-		method == http.MethodPut && route == "/fhir/ServiceRequest/{id}":
+	case method == http.MethodPost && slices.Contains([]string{"/fhir", "/fhir/", "/fhir/$process-message", "/fhir/ServiceRequest", "/fhir/Task"}, route):
+		// Referring organisations send referrals; a service receives
+		// self-referrals and those of organisations without an ODS code
+		// itself (access.Store.CreateReferral checks which).
+		if p.Role != linkbridge.RoleGP && p.Role != linkbridge.RoleService {
+			return forbidden("only referring organisations' systems and services send referrals")
+		}
+		if route == "/fhir/Task" {
+			return need("Task", linkbridge.ScopeWrite)
+		}
+		return need("ServiceRequest", linkbridge.ScopeWrite)
+	case method == http.MethodPut && route == "/fhir/ServiceRequest/{id}":
 		if p.Role != linkbridge.RoleGP {
 			return forbidden("only GP systems send and revoke referrals")
 		}

@@ -566,7 +566,7 @@ func findReferral(ctx context.Context, q querier, what, where string, args ...an
 func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 	var (
 		r                                 linkbridge.Referral
-		status, consent                   string
+		status, consent, source           string
 		reasons                           []byte
 		acceptedAt, completedAt           *time.Time
 		authoredOn, receivedAt, updatedAt time.Time
@@ -575,10 +575,11 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
 		&reasons, &r.DoNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
-		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID); err != nil {
+		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)
+	r.Source = linkbridge.ReferralSource(source)
 	r.Consent = linkbridge.ConsentLevel(consent)
 	var err error
 	if r.Reasons, err = sqlshared.DecodeReasons(reasons); err != nil {

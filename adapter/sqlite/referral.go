@@ -429,7 +429,7 @@ type scanner interface {
 func scanReferral(row scanner) (*linkbridge.Referral, error) {
 	var (
 		r                                 linkbridge.Referral
-		status, reasons, consent          string
+		status, reasons, consent, source  string
 		doNotContact                      int
 		acceptedAt, completedAt           sql.NullString
 		authoredOn, receivedAt, updatedAt string
@@ -438,10 +438,11 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
 		&reasons, &doNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
-		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID); err != nil {
+		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)
+	r.Source = linkbridge.ReferralSource(source)
 	r.Consent = linkbridge.ConsentLevel(consent)
 	r.DoNotContact = doNotContact != 0
 	var err error

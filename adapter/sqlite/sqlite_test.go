@@ -397,6 +397,7 @@ func TestUpgrade(t *testing.T) {
 		Identifier: linkbridge.Identifier{System: "urn:x", Value: "REF-old"},
 		Status:     linkbridge.TaskRequested, RequestStatus: "active", ReferrerODS: "Y01234", ServiceODS: "RAT01",
 		AuthoredOn: t0, ReceivedAt: t0, UpdatedAt: t0, Version: 1,
+		Source: linkbridge.SourceGPPractice, // migration 010: read from the ODS code
 	}
 	got, err := db.FindReferral(ctx, "sr-old")
 	if err != nil {

@@ -15,7 +15,7 @@ var ReferralColumnList = []string{"id", "task_id", "person_id", "identifier_syst
 	"business_status", "status_reason", "request_status", "priority", "referrer_ods", "service_ods",
 	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
 	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
-	"authored_on", "received_at", "updated_at", "version", "patient_id"}
+	"authored_on", "received_at", "updated_at", "version", "patient_id", "referral_source"}
 
 // ReferralColumns is ReferralColumnList as a SELECT or INSERT column list.
 var ReferralColumns = strings.Join(ReferralColumnList, ", ")
@@ -36,7 +36,7 @@ func ReferralArgs(r *linkbridge.Referral, c Columns) ([]any, error) {
 		r.BusinessStatus, r.StatusReason, r.RequestStatus, r.Priority, r.ReferrerODS, r.ServiceODS,
 		reasons, c.Bool(r.DoNotContact), r.LinkWorker.ID, r.LinkWorker.Name, string(r.Consent),
 		r.DeclineReason, r.DischargeReason, r.DischargeSummary, c.NullTime(r.AcceptedAt), c.NullTime(r.CompletedAt),
-		c.Time(r.AuthoredOn), c.Time(r.ReceivedAt), c.Time(r.UpdatedAt), r.Version, r.Patient()}, nil
+		c.Time(r.AuthoredOn), c.Time(r.ReceivedAt), c.Time(r.UpdatedAt), r.Version, r.Patient(), string(r.Source)}, nil
 }
 
 // DecodeReasons reads the reasons column written by ReferralArgs; empty or

@@ -1,0 +1,13 @@
+-- 010_referral_source: where a referral came from (GP practice, pharmacy,
+-- other statutory organisation, voluntary sector, self-referral;
+-- linkbridge.ReferralSource). A referral from no organisation with an ODS
+-- code (self-referral, voluntary sector) has referrer_ods ''. Referrals
+-- stored before this came from an organisation with an ODS code: their
+-- source is read from the code as linkbridge.SourceOfODS reads it (a GP
+-- practice is one letter and five digits, a pharmacy F and four more).
+-- Forward only.
+ALTER TABLE referral ADD COLUMN referral_source TEXT NOT NULL DEFAULT '';
+UPDATE referral SET referral_source = CASE
+	WHEN referrer_ods GLOB '[A-Z][0-9][0-9][0-9][0-9][0-9]' THEN 'gp-practice'
+	WHEN referrer_ods GLOB 'F????' THEN 'pharmacy'
+	ELSE 'other-statutory' END;
