@@ -85,9 +85,19 @@ type modelEnv struct {
 	delet bool
 }
 
-// newModelEnv builds a run on a backend ("sqlite" or "postgres"); noDelete
+// modelGP is the GP endpoint of a run: the strict reference GP with or
+// without delete, written in the mode its statement implies or a forced
+// one, or the lenient reference GP (client ids).
+type modelGP struct {
+	noDelete, lenient bool
+	mode              gpfhir.Mode
+}
+
+// newModelEnv builds a run on a backend ("sqlite" or "postgres") against
+// the GP endpoint gp.
 // makes the GP endpoint one without the delete interaction.
-func newModelEnv(t *testing.T, backend string, noDelete bool) *modelEnv {
+func newModelEnv(t *testing.T, backend string, gpOpts modelGP) *modelEnv {
+	noDelete := gpOpts.noDelete
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -111,14 +121,18 @@ func newModelEnv(t *testing.T, backend string, noDelete bool) *modelEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gp, err := refgp.Open(ctx, filepath.Join(t.TempDir(), "gp.db"), refgp.Options{NoDelete: noDelete, Logger: logger})
+	gp, err := refgp.Open(ctx, filepath.Join(t.TempDir(), "gp.db"), refgp.Options{NoDelete: noDelete, AllowClientIDs: gpOpts.lenient, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = gp.Close() })
 	srv := httptest.NewServer(gp.Handler())
 	t.Cleanup(srv.Close)
-	client, err := gpfhir.New(gpfhir.Config{BaseURL: srv.URL + "/fhir", Mode: gpfhir.ModeAuto, RetryMax: 1,
+	mode := gpOpts.mode
+	if mode == "" {
+		mode = gpfhir.ModeAuto
+	}
+	client, err := gpfhir.New(gpfhir.Config{BaseURL: srv.URL + "/fhir", Mode: mode, RetryMax: 1,
 		RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -575,10 +589,10 @@ type member struct{}
 
 // runModel runs the sequences on a fresh environment and returns the index
 // and failure of the first referral whose GP copy differs.
-func runModel(t *testing.T, backend string, noDelete bool, seqs [][]modelOp, seed uint64) (int, string) {
+func runModel(t *testing.T, backend string, gp modelGP, seqs [][]modelOp, seed uint64) (int, string) {
 	t.Helper()
 	start := time.Now()
-	e := newModelEnv(t, backend, noDelete)
+	e := newModelEnv(t, backend, gp)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 0))
 	ids := make([]string, len(seqs))
@@ -627,19 +641,20 @@ func TestWriteBackModel(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	for _, tc := range []struct {
-		backend  string
-		noDelete bool
-		n        int
+		name, backend string
+		gp            modelGP
+		n             int
 	}{
-		{"sqlite", false, modelSequences()},
-		{"postgres", false, modelSequences()},
-		{"sqlite", true, modelSequences() / 4}, // an endpoint without delete: withheld versions
+		{"sqlite", "sqlite", modelGP{}, modelSequences()},
+		{"postgres", "postgres", modelGP{}, modelSequences()},
+		// An endpoint without delete: withheld versions.
+		{"sqlite/no-delete", "sqlite", modelGP{noDelete: true}, modelSequences() / 5},
+		// The create mode (search, POST, PUT by the endpoint's id), forced.
+		{"sqlite/create-mode", "sqlite", modelGP{mode: gpfhir.ModeCreate}, modelSequences() / 5},
+		// The lenient reference GP: client ids (updateCreate).
+		{"sqlite/client-ids", "sqlite", modelGP{lenient: true}, modelSequences() / 5},
 	} {
-		name := tc.backend
-		if tc.noDelete {
-			name += "/no-delete"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			if tc.backend == "postgres" {
 				pgtest.ServerURL(t)
@@ -649,7 +664,7 @@ func TestWriteBackModel(t *testing.T) {
 			for i := range seqs {
 				seqs[i] = newSequence(rng)
 			}
-			i, msg := runModel(t, tc.backend, tc.noDelete, seqs, seed)
+			i, msg := runModel(t, tc.backend, tc.gp, seqs, seed)
 			if i < 0 {
 				return
 			}
@@ -657,7 +672,7 @@ func TestWriteBackModel(t *testing.T) {
 			// still fails on its own.
 			shortest := seqs[i]
 			for n := 1; n < len(seqs[i]); n++ {
-				if j, m := runModel(t, tc.backend, tc.noDelete, [][]modelOp{seqs[i][:n]}, seed); j >= 0 {
+				if j, m := runModel(t, tc.backend, tc.gp, [][]modelOp{seqs[i][:n]}, seed); j >= 0 {
 					shortest, msg = seqs[i][:n], m
 					break
 				}

@@ -35,7 +35,12 @@ type Sender interface {
 type RetryableError struct {
 	Status int
 	After  time.Duration
-	Err    error
+	// Fixed makes After the wait itself, not a floor under the relay's
+	// backoff: a message waiting for another to be delivered first (a
+	// dependency) is tried again after After however many attempts it has
+	// made.
+	Fixed bool
+	Err   error
 }
 
 func (e *RetryableError) Error() string { return "outbox: retryable: " + e.Err.Error() }
@@ -427,8 +432,9 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 	default:
 		st := 0
 		after := time.Duration(0)
+		fixed := false
 		if errors.As(err, &retry) {
-			st, after = retry.Status, retry.After
+			st, after, fixed = retry.Status, retry.After, retry.Fixed
 		}
 		if r.MaxAttempts > 0 && m.Attempts+1 >= r.MaxAttempts {
 			if err := r.Store.DeadLetterOutbox(rctx, claim, st, "too many attempts: "+err.Error(), nil); err != nil {
@@ -441,7 +447,7 @@ func (r *Relay) deliver(ctx context.Context, m *linkbridge.OutboxMessage) {
 			return
 		}
 		wait := r.Backoff(m.Attempts)
-		if after > wait {
+		if after > wait || fixed && after > 0 {
 			wait = after
 		}
 		if err := r.Store.RetryOutboxLater(rctx, claim, r.now().Add(wait), st, err.Error()); err != nil {

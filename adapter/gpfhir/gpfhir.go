@@ -181,6 +181,13 @@ func New(cfg Config) (*Client, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
+		if notRetriedInProcess(ctx) {
+			// A create, or a conditional update, that failed or went
+			// unanswered may have been applied: resent at once it could
+			// make a second copy. The outbox resends it later, after a
+			// search by the write-back key.
+			return false, nil
+		}
 		if resp != nil {
 			if d, ok := RetryAfter(resp); ok && d > maxWait {
 				return false, nil // the outbox schedules long waits
@@ -300,6 +307,15 @@ func (c *Client) Write(ctx context.Context, w Write) (*Result, error) {
 		}
 		ine := fhirmap.WritebackKeyParam(w.Type) + "=" + url.QueryEscape(fhirmap.WritebackToken(w.Type, w.ID))
 		res, err := c.send1(ctx, http.MethodPost, c.cfg.BaseURL+"/"+w.Type, w, "", "If-None-Exist", ine)
+		if err == nil && res.Status == http.StatusOK && res.EndpointID != "" {
+			// If-None-Exist matched a copy (R4 http.html#ccreate: 200, the
+			// body ignored): this version replaces it.
+			id := res.EndpointID
+			if res, err = c.send1(ctx, http.MethodPut, c.cfg.BaseURL+"/"+w.Type+"/"+url.PathEscape(id), w, id); err == nil && res.EndpointID == "" {
+				res.EndpointID = id
+			}
+			return res, err
+		}
 		if err == nil && res.EndpointID == "" {
 			if id, ver, n, ferr := c.FindByKey(ctx, w.Type, w.ID); ferr == nil && n == 1 {
 				res.EndpointID, res.EndpointVersion = id, ver
@@ -357,7 +373,7 @@ func whereStored(typ, location, etag string, body []byte) (id, version string) {
 			}
 		}
 	}
-	if id == "" && len(body) > 0 {
+	if (id == "" || version == "") && len(body) > 0 {
 		var doc struct {
 			ResourceType string `json:"resourceType"`
 			ID           string `json:"id"`
@@ -365,7 +381,7 @@ func whereStored(typ, location, etag string, body []byte) (id, version string) {
 				VersionID string `json:"versionId"`
 			} `json:"meta"`
 		}
-		if json.Unmarshal(body, &doc) == nil && doc.ResourceType == typ && validID(doc.ID) {
+		if json.Unmarshal(body, &doc) == nil && doc.ResourceType == typ && validID(doc.ID) && (id == "" || id == doc.ID) {
 			id = doc.ID
 			if version == "" && validID(doc.Meta.VersionID) {
 				version = doc.Meta.VersionID
@@ -399,27 +415,64 @@ func validID(s string) bool {
 // its write-back key and returns its id and meta.versionId and how many
 // matched (0: none; more than one: the endpoint holds duplicates).
 func (c *Client) FindByKey(ctx context.Context, typ, id string) (endpointID, version string, n int, err error) {
+	found, err := c.findByKey(ctx, typ, id)
+	if err != nil || len(found) != 1 {
+		return "", "", len(found), err
+	}
+	return found[0].id, found[0].version, 1, nil
+}
+
+// FindAllByKey returns the ids of every resource on the endpoint that
+// carries the write-back key of linkbridge's Type/id.
+func (c *Client) FindAllByKey(ctx context.Context, typ, id string) ([]string, error) {
+	found, err := c.findByKey(ctx, typ, id)
+	ids := make([]string, len(found))
+	for i, f := range found {
+		ids[i] = f.id
+	}
+	return ids, err
+}
+
+type keyed struct{ id, version string }
+
+// findByKey searches [base]/Type?identifier=<key> (or _tag) with Prefer:
+// handling=strict, and keeps only the matches that do carry the key: a
+// server that ignores a search parameter it does not support (R4 allows
+// lenient handling, and some servers default to it) answers with every
+// resource of the type, none of which may be taken for linkbridge's copy.
+// An answer that is not a searchset Bundle is an error.
+func (c *Client) findByKey(ctx context.Context, typ, id string) ([]keyed, error) {
 	u := c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
-	resp, err := c.do(ctx, http.MethodGet, u, nil)
+	resp, err := c.do(ctx, http.MethodGet, u, nil, "Prefer", "handling=strict")
 	if err != nil {
-		return "", "", 0, err
+		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
 	if resp.StatusCode != http.StatusOK {
 		if isRetryableStatus(resp.StatusCode) {
 			after, _ := RetryAfter(resp)
-			return "", "", 0, &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New("search by write-back key failed")}
+			return nil, &RetryableError{Status: resp.StatusCode, After: after, Err: errors.New("search by write-back key failed")}
 		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return "", "", 0, &PermanentError{Status: resp.StatusCode, Err: errors.New("search by write-back key refused: " + outcomeText(b, resp.StatusCode))}
+		return nil, &PermanentError{Status: resp.StatusCode, Err: errors.New("search by write-back key refused: " + outcomeText(b, resp.StatusCode))}
 	}
 	var b struct {
-		Entry []struct {
+		ResourceType string `json:"resourceType"`
+		Type         string `json:"type"`
+		Entry        []struct {
 			Resource struct {
 				ResourceType string `json:"resourceType"`
 				ID           string `json:"id"`
-				Meta         struct {
+				Identifier   []struct {
+					System string `json:"system"`
+					Value  string `json:"value"`
+				} `json:"identifier"`
+				Meta struct {
 					VersionID string `json:"versionId"`
+					Tag       []struct {
+						System string `json:"system"`
+						Code   string `json:"code"`
+					} `json:"tag"`
 				} `json:"meta"`
 			} `json:"resource"`
 			Search struct {
@@ -427,20 +480,28 @@ func (c *Client) FindByKey(ctx context.Context, typ, id string) (endpointID, ver
 			} `json:"search"`
 		} `json:"entry"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&b); err != nil {
-		return "", "", 0, &RetryableError{Status: resp.StatusCode, Err: errors.New("search by write-back key: unreadable Bundle")}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&b); err != nil || b.ResourceType != "Bundle" || b.Type != "searchset" {
+		return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("search by write-back key: the answer is not a searchset Bundle")}
 	}
+	key := typ + "/" + id
+	var out []keyed
 	for _, e := range b.Entry {
-		if e.Resource.ResourceType != typ || e.Search.Mode == "include" || e.Search.Mode == "outcome" {
+		r := e.Resource
+		if r.ResourceType != typ || e.Search.Mode == "include" || e.Search.Mode == "outcome" || !validID(r.ID) {
 			continue
 		}
-		n++
-		endpointID, version = e.Resource.ID, e.Resource.Meta.VersionID
+		carries := false
+		for _, i := range r.Identifier {
+			carries = carries || i.System == WritebackIdentifierSystem && i.Value == key
+		}
+		for _, t := range r.Meta.Tag {
+			carries = carries || t.System == WritebackIdentifierSystem && t.Code == key
+		}
+		if carries {
+			out = append(out, keyed{r.ID, r.Meta.VersionID})
+		}
 	}
-	if n != 1 {
-		return "", "", n, nil
-	}
-	return endpointID, version, 1, nil
+	return out, nil
 }
 
 // Delete deletes the endpoint's resource Type/endpointID (FHIR R4
@@ -554,11 +615,23 @@ func (c *Client) do(ctx context.Context, method, u string, body []byte, header .
 	return c.send(ctx, method, u, body, header...)
 }
 
+type noRetryKey struct{}
+
+// notRetriedInProcess reports whether the request of ctx is one that is
+// not retried in process (a POST, a conditional PUT).
+func notRetriedInProcess(ctx context.Context) bool {
+	v, _ := ctx.Value(noRetryKey{}).(bool)
+	return v
+}
+
 // send builds, authorizes and sends one request.
 func (c *Client) send(ctx context.Context, method, u string, body []byte, header ...string) (*http.Response, error) {
 	var rb any
 	if body != nil {
 		rb = body
+	}
+	if method == http.MethodPost || method == http.MethodPut && strings.Contains(u, "?") {
+		ctx = context.WithValue(ctx, noRetryKey{}, true)
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, method, u, rb)
 	if err != nil {
@@ -728,17 +801,20 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 		return nil, err
 	}
 	defer func() { _ = resp.Body.Close() }() // read to the end or dropped: a close error changes nothing
-	if resp.StatusCode != http.StatusOK {
-		if isRetryableStatus(resp.StatusCode) {
-			return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("reading the CapabilityStatement")}
-		}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
 		return &capabilities{}, nil // no statement: conditional update, no delete
+	case resp.StatusCode != http.StatusOK:
+		// Refused (401, 403...) or failing: not "no statement", and not
+		// remembered, so the next write reads it again.
+		return nil, &RetryableError{Status: resp.StatusCode, Err: fmt.Errorf("reading the CapabilityStatement: HTTP %d", resp.StatusCode)}
 	}
 	type searchParam struct {
 		Name string `json:"name"`
 	}
 	var cs struct {
-		Rest []struct {
+		ResourceType string `json:"resourceType"`
+		Rest         []struct {
 			Mode        string        `json:"mode"`
 			SearchParam []searchParam `json:"searchParam"`
 			Resource    []struct {
@@ -752,8 +828,8 @@ func (c *Client) readCapabilities(ctx context.Context) (*capabilities, error) {
 			} `json:"resource"`
 		} `json:"rest"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&cs); err != nil {
-		return &capabilities{}, nil
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&cs); err != nil || cs.ResourceType != "CapabilityStatement" {
+		return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("reading the CapabilityStatement: the answer is not one")}
 	}
 	names := func(ps []searchParam) map[string]bool {
 		if len(ps) == 0 {

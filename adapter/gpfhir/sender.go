@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -82,13 +83,18 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 			return 0, err
 		}
 		if del {
-			return s.erase(ctx, key)
+			return s.erase(ctx, key, m)
 		}
 		if len(m.Body) == 0 {
 			return 0, nil
 		}
 	}
-	body := m.Body
+	return s.put(ctx, m, m.Body)
+}
+
+// put writes body, the message's resource version, as Send describes.
+func (s *Sender) put(ctx context.Context, m *linkbridge.OutboxMessage, body []byte) (int, error) {
+	key := linkbridge.ResourceKey{Type: m.ResourceType, ID: m.ResourceID}
 	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !fhirjson.HasMetaTag(body, WritebackIdentifierSystem) {
 		cr, err := s.Codec.Decode(body)
 		if err != nil {
@@ -178,7 +184,7 @@ func (s *Sender) rewriteReferences(ctx context.Context, self linkbridge.Resource
 				if wait <= 0 {
 					wait = 10 * time.Second
 				}
-				return nil, "", &RetryableError{After: wait, Err: fmt.Errorf("waiting for %s/%s: the endpoint does not hold it yet, and a reference to it would dangle", r.Type, r.ID)}
+				return nil, "", &RetryableError{After: wait, Fixed: true, Err: fmt.Errorf("waiting for %s/%s: the endpoint does not hold it yet, and a reference to it would dangle", r.Type, r.ID)}
 			}
 			ids[k] = id
 		}
@@ -209,8 +215,13 @@ func (s *Sender) discover(ctx context.Context, k linkbridge.ResourceKey) (linkbr
 		return linkbridge.EndpointIdentity{EndpointID: k.ID}, true, nil
 	}
 	id, ver, n, err := s.Client.FindByKey(ctx, k.Type, k.ID)
-	if err != nil || n != 1 {
+	switch {
+	case err != nil:
 		return linkbridge.EndpointIdentity{}, false, err
+	case n > 1:
+		return linkbridge.EndpointIdentity{}, false, &PermanentError{Err: fmt.Errorf("%d resources on the endpoint carry the write-back key of %s/%s: a reference to it would be ambiguous", n, k.Type, k.ID)}
+	case n == 0:
+		return linkbridge.EndpointIdentity{}, false, nil
 	}
 	rec := linkbridge.EndpointIdentity{Endpoint: s.Client.Endpoint(), ResourceType: k.Type, ResourceID: k.ID,
 		EndpointID: id, EndpointVersion: ver, UpdatedAt: time.Now()}
@@ -220,35 +231,45 @@ func (s *Sender) discover(ctx context.Context, k linkbridge.ResourceKey) (linkbr
 	return rec, true, nil
 }
 
-// erase deletes the endpoint's copy of a resource: by its recorded id, else
-// found by its write-back key; one the endpoint never held is already gone.
-func (s *Sender) erase(ctx context.Context, k linkbridge.ResourceKey) (int, error) {
-	var targets []string
+// erase deletes the endpoint's copies of a resource: the recorded id and
+// every resource carrying its write-back key (a duplicate keeps no withheld
+// content either); one the endpoint never held is already gone. An
+// endpoint that refuses a delete (403, 405, or 409 because a resource of its
+// own refers to it) gets the withheld version (body) written in its place
+// instead; with nothing to write (body empty) the refusal stands.
+func (s *Sender) erase(ctx context.Context, k linkbridge.ResourceKey, m *linkbridge.OutboxMessage) (int, error) {
+	targets := map[string]bool{}
 	if s.Identities != nil {
 		ids, err := s.Identities.EndpointIdentities(ctx, s.Client.Endpoint(), []linkbridge.ResourceKey{k})
 		if err != nil {
 			return 0, &RetryableError{Err: fmt.Errorf("reading the endpoint's ids: %w", err)}
 		}
 		if id, ok := ids[k]; ok {
-			targets = append(targets, id.EndpointID)
+			targets[id.EndpointID] = true
 		}
 	}
-	if len(targets) == 0 {
-		mode, err := s.Client.ModeFor(ctx, k.Type)
-		if err != nil {
-			return 0, err
-		}
-		if mode == ModeClientID {
-			targets = append(targets, k.ID)
-		} else if id, _, n, err := s.Client.FindByKey(ctx, k.Type, k.ID); err != nil {
-			return 0, err
-		} else if n == 1 {
-			targets = append(targets, id)
-		}
+	mode, err := s.Client.ModeFor(ctx, k.Type)
+	if err != nil {
+		return 0, err
+	}
+	if mode == ModeClientID {
+		targets[k.ID] = true
+	}
+	found, err := s.Client.FindAllByKey(ctx, k.Type, k.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range found {
+		targets[id] = true
 	}
 	status := 0
-	for _, id := range targets {
+	for id := range targets {
 		st, err := s.Client.Delete(ctx, k.Type, id)
+		var pe *PermanentError
+		if errors.As(err, &pe) && (pe.Status == http.StatusForbidden || pe.Status == http.StatusMethodNotAllowed || pe.Status == http.StatusConflict) && len(m.Body) > 0 {
+			// Refused: the withheld version takes the content's place.
+			return s.put(ctx, m, m.Body)
+		}
 		if err != nil {
 			return 0, err
 		}
