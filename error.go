@@ -57,6 +57,11 @@ type Error struct {
 	// Existing names the stored resource ("Type/id") that an EDUPLICATE
 	// error collided with, when known.
 	Existing string
+	// Invariant marks an EINVALID error as a broken rule between elements
+	// rather than one bad element: its OperationOutcome issue type is
+	// "invariant" (BaRS answers an unknown combination of message event,
+	// reason, status or category so), not "invalid".
+	Invariant bool
 }
 
 // Error implements the error interface.
@@ -65,6 +70,13 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("linkbridge error: code=%s message=%s expression=%v", e.Code, e.Message, e.Expression)
 	}
 	return fmt.Sprintf("linkbridge error: code=%s message=%s", e.Code, e.Message)
+}
+
+// AsInvariant marks e as an invariant failure (see Error.Invariant) and
+// returns it.
+func (e *Error) AsInvariant() *Error {
+	e.Invariant = true
+	return e
 }
 
 // Errorf returns an *Error with the given code and formatted message.

@@ -54,6 +54,12 @@ func TransactionEntries(b *rpb.Bundle) ([]*Entry, error) {
 	return entries, nil
 }
 
+// BaRSMessageDefinitionPrefix begins the canonical URL of every BaRS
+// service request MessageDefinition (a referral:
+// .../bars-message-servicerequest-request-referral; a cancellation and
+// other use cases follow the same stem).
+const BaRSMessageDefinitionPrefix = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request"
+
 // Message is a BaRS-style message Bundle after its header is checked.
 type Message struct {
 	// Header is the MessageHeader (the first entry).
@@ -86,7 +92,7 @@ func MapMessage(b *rpb.Bundle) (*Message, error) {
 	ev := mh.GetEvent().GetCoding()
 	msg.Event = ev.GetCode().GetValue()
 	if ev.GetSystem().GetValue() != BaRSEventSystem || msg.Event != EventServiceRequestRequest {
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "MessageHeader.eventCoding must be %s#%s", BaRSEventSystem, EventServiceRequestRequest).At("MessageHeader.eventCoding")
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "MessageHeader.eventCoding must be %s#%s", BaRSEventSystem, EventServiceRequestRequest).At("MessageHeader.eventCoding").AsInvariant()
 	}
 	for _, c := range mh.GetReason().GetCoding() {
 		if c.GetSystem().GetValue() == BaRSReasonSystem {
@@ -96,7 +102,15 @@ func MapMessage(b *rpb.Bundle) (*Message, error) {
 	switch msg.Reason {
 	case "new", "update":
 	default:
-		return nil, linkbridge.Errorf(linkbridge.EINVALID, "MessageHeader.reason must be %s new or update, not %q", BaRSReasonSystem, msg.Reason).At("MessageHeader.reason")
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "MessageHeader.reason must be %s new or update, not %q", BaRSReasonSystem, msg.Reason).At("MessageHeader.reason").AsInvariant()
+	}
+	// BaRS: the header names the MessageDefinition its payload follows,
+	// and every resource of a message carries meta.lastUpdated.
+	if def := mh.GetDefinition().GetValue(); def != "" && !strings.HasPrefix(def, BaRSMessageDefinitionPrefix) {
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "MessageHeader.definition %q is not a BaRS service request MessageDefinition (%s...)", def, BaRSMessageDefinitionPrefix).At("MessageHeader.definition").AsInvariant()
+	}
+	if mh.GetMeta().GetLastUpdated() == nil {
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "a BaRS message's resources carry meta.lastUpdated; the MessageHeader has none").At("MessageHeader.meta.lastUpdated")
 	}
 	for i, be := range b.GetEntry()[1:] {
 		res := Unwrap(be.GetResource())

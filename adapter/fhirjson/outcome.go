@@ -78,6 +78,10 @@ func OutcomeFromError(err error, status int, httpCode string) *oopb.OperationOut
 		issue, msg = cpb.IssueTypeCode_EXCEPTION, internalMessage
 	} else {
 		expr = linkbridge.ErrorExpression(err)
+		var le *linkbridge.Error
+		if errors.As(err, &le) && le.Invariant {
+			issue = cpb.IssueTypeCode_INVARIANT
+		}
 	}
 	if msg == "" {
 		msg = http.StatusText(status)

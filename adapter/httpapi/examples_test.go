@@ -200,6 +200,7 @@ var derivedExamples = []derivedExample{
 			mh := messageEntry(t, d, "MessageHeader")
 			mh["eventCoding"] = jsonDoc{"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "servicerequest-request"}
 			mh["focus"] = []any{jsonDoc{"reference": fullURLOf(t, d, "ServiceRequest")}}
+			mh["definition"] = "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral"
 			delete(mh, "response")
 			makeReferralLike(messageEntry(t, d, "ServiceRequest"))
 			return d

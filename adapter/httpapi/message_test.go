@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -249,10 +250,14 @@ func TestProcessMessageRefusals(t *testing.T) {
 		{"ErrNotMessage", func(d jsonDoc) { d["type"] = "collection" }, http.StatusBadRequest, "invalid", "Bundle.type"},
 		{"ErrUnknownEvent", func(d jsonDoc) {
 			header(d)["eventCoding"] = jsonDoc{"system": "https://fhir.nhs.uk/CodeSystem/message-events-bars", "code": "booking-request"}
-		}, http.StatusBadRequest, "invalid", "MessageHeader.eventCoding"},
+		}, http.StatusBadRequest, "invariant", "MessageHeader.eventCoding"}, // BaRS: 400 invariant for an unknown combination
 		{"ErrReasonDelete", func(d jsonDoc) {
 			header(d)["reason"] = jsonDoc{"coding": []any{jsonDoc{"system": "https://fhir.nhs.uk/CodeSystem/message-reason-bars", "code": "delete"}}}
-		}, http.StatusBadRequest, "invalid", "MessageHeader.reason"},
+		}, http.StatusBadRequest, "invariant", "MessageHeader.reason"},
+		{"ErrNotABaRSDefinition", func(d jsonDoc) {
+			header(d)["definition"] = "https://fhir.nhs.uk/MessageDefinition/bars-message-booking-request"
+		}, http.StatusBadRequest, "invariant", "MessageHeader.definition"},
+		{"ErrNoLastUpdated", func(d jsonDoc) { delete(header(d), "meta") }, http.StatusBadRequest, "invalid", "MessageHeader.meta.lastUpdated"},
 		{"ErrFocusNotInBundle", func(d jsonDoc) {
 			header(d)["focus"] = []any{jsonDoc{"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"}}
 		}, http.StatusBadRequest, "invalid", "MessageHeader.focus"},
@@ -273,4 +278,41 @@ func TestProcessMessageRefusals(t *testing.T) {
 	// corrected message.
 	r := ts.post("/$process-message", base, barsHeaders("4e2f8a6c-1c2d-4b3e-9f10-0a1b2c3d4fa0", corrID1))
 	bundle(t, r, "message")
+}
+
+// TestProcessMessageReceiverOnly: a BaRS message that names the social
+// prescribing service only as its receiver (MessageHeader.destination
+// .receiver; no ServiceRequest.performer, no Task.owner) is addressed to
+// that service.
+func TestProcessMessageReceiverOnly(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	d := mustParseJSON(t, mustRead(t, fixMsgNew))
+	var receiverODS string
+	for _, e := range d["entry"].([]any) {
+		res := e.(jsonDoc)["resource"].(jsonDoc)
+		switch res["resourceType"] {
+		case "ServiceRequest":
+			delete(res, "performer")
+		case "Task":
+			delete(res, "owner")
+		case "Organization":
+			if e.(jsonDoc)["fullUrl"] == "urn:uuid:7c9f3f0e-1b1a-4d8e-8f8e-6a1d0c5b2e04" {
+				receiverODS = res["identifier"].([]any)[0].(jsonDoc)["value"].(string)
+			}
+		}
+	}
+	if receiverODS == "" {
+		t.Fatal("the fixture's receiver Organization has no ODS code")
+	}
+	resp := ts.post("/$process-message", mustJSON(t, d), barsHeaders(reqID1, corrID1))
+	b := bundle(t, resp, "message")
+	sr := entryResource[*srpb.ServiceRequest](t, b)
+	rf, err := ts.Store.FindReferral(context.Background(), fhirmap.ID(sr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rf.ServiceODS != receiverODS || rf.ReferrerODS == "" {
+		t.Errorf("referral service %q referrer %q; want the receiver %s and the referrer", rf.ServiceODS, rf.ReferrerODS, receiverODS)
+	}
 }
