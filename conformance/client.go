@@ -26,6 +26,9 @@ type Request struct {
 	// JSONAPI marks a non-FHIR JSON API (linkbridge's /sp/v1): its answers
 	// are not FHIR resources and are not validated as such.
 	JSONAPI bool
+	// AsService sends the request as the social prescribing service (with
+	// Config.SPHeader) rather than as the referring GP system (Header).
+	AsService bool
 }
 
 // Response is a target's answer. Doc is the parsed JSON body (nil if none).
@@ -100,7 +103,7 @@ func (t *T) Do(req Request) *Response {
 			hr.Header.Set("Content-Type", "application/fhir+json")
 		}
 	}
-	for name, vals := range k.cfg.Header {
+	for name, vals := range k.roleHeader(req.AsService) {
 		for _, v := range vals {
 			hr.Header.Add(name, v)
 		}

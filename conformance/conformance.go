@@ -47,8 +47,15 @@ type Config struct {
 	// Target is the FHIR base URL, e.g. http://127.0.0.1:8080/fhir.
 	Target string
 	Role   Role
-	// Header is added to every request (e.g. Authorization).
+	// Header is added to every request the kit sends as the referring GP
+	// system (e.g. Authorization with a GP client's token), and to every
+	// request when SPHeader is nil.
 	Header http.Header
+	// SPHeader is added instead of Header to the requests the kit sends as
+	// the social prescribing service: link worker steps through /sp/v1 and
+	// the service's own FHIR calls (polling for new referrals). A secured
+	// receiver authorises the two sides as different clients.
+	SPHeader http.Header
 	// SPBase is the /sp/v1 base of a linkbridge target; empty probes
 	// <target root>/sp/v1, and Manual forces prompts instead.
 	SPBase string
@@ -61,6 +68,10 @@ type Config struct {
 	Run string
 	// ServiceODS is the ODS code referrals are addressed to (receiver).
 	ServiceODS string
+	// ReferrerODS is the ODS code of the GP practice the kit's referrals
+	// come from (receiver; default A81001): on a secured receiver, the
+	// organisation of the client whose token Header carries.
+	ReferrerODS string
 	// Progress receives live progress (nil: none); Prompt receives the
 	// instructions for manual steps (nil: Progress). Both are best effort:
 	// an error writing to them is ignored, the Report is the result.
@@ -220,6 +231,9 @@ func (c *Config) defaults() error {
 	if c.ServiceODS == "" {
 		c.ServiceODS = "Y02662"
 	}
+	if c.ReferrerODS == "" {
+		c.ReferrerODS = "A81001"
+	}
 	if c.Prompt == nil {
 		c.Prompt = c.Progress
 	}
@@ -234,6 +248,15 @@ type kit struct {
 	lw    linkWorker
 	seq   int
 	gpst  *gpState
+}
+
+// roleHeader is the header set of a request sent as the service
+// (asService) or as the referring GP system.
+func (k *kit) roleHeader(asService bool) http.Header {
+	if asService && k.cfg.SPHeader != nil {
+		return k.cfg.SPHeader
+	}
+	return k.cfg.Header
 }
 
 func (k *kit) progressf(format string, args ...any) {

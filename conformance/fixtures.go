@@ -44,7 +44,7 @@ func (k *kit) fixture(name string, r *referral) []byte {
 	if err != nil {
 		panic(fmt.Sprintf("fixture %s: %v", name, err))
 	}
-	return []byte(strings.NewReplacer("{{NHS}}", r.NHS, "{{REF}}", r.Ref, "{{SERVICE}}", k.cfg.ServiceODS,
+	return []byte(strings.NewReplacer("{{NHS}}", r.NHS, "{{REF}}", r.Ref, "{{SERVICE}}", k.cfg.ServiceODS, "{{REFERRER}}", k.cfg.ReferrerODS,
 		"{{UUID1}}", uuid.NewString(), "{{UUID2}}", uuid.NewString()).Replace(string(b)))
 }
 
@@ -124,9 +124,10 @@ func refID(ref J, typ string) string {
 
 // TransactionReferral returns the kit's GP referral as a FHIR transaction
 // Bundle (Patient, ServiceRequest, Task) for a person with the NHS number,
-// with referrer identifier ref (system ReferralSystem), addressed to the
+// from the GP practice A81001, with referrer identifier ref (system
+// ReferralSystem), addressed to the
 // social prescribing service with ODS code serviceODS.
 func TransactionReferral(nhs, ref, serviceODS string) []byte {
-	k := &kit{cfg: Config{ServiceODS: serviceODS}}
+	k := &kit{cfg: Config{ServiceODS: serviceODS, ReferrerODS: "A81001"}}
 	return k.fixture("transaction.json", &referral{NHS: nhs, Ref: ref})
 }

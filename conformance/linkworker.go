@@ -43,7 +43,7 @@ func (k *kit) linkWorker(ctx context.Context) linkWorker {
 		base = strings.TrimSuffix(base, "/")
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/openapi.json", nil)
 		if err == nil {
-			for name, vals := range k.cfg.Header {
+			for name, vals := range k.roleHeader(true) {
 				for _, v := range vals {
 					req.Header.Add(name, v)
 				}
@@ -88,7 +88,7 @@ func (s *spAPI) perform(t *T, r *referral, step string) {
 		t.Fatalf("kit error: unknown link worker step %q", step)
 	}
 	b, _ := json.Marshal(body)
-	resp := t.Do(Request{Method: http.MethodPost, URL: s.base + "/referrals/" + r.SRID + path, Body: b, JSONAPI: true})
+	resp := t.Do(Request{Method: http.MethodPost, URL: s.base + "/referrals/" + r.SRID + path, Body: b, JSONAPI: true, AsService: true})
 	if resp.Status != http.StatusOK && resp.Status != http.StatusCreated {
 		t.Fatalf("link worker step %s through %s: HTTP %d", step, s.base, resp.Status)
 	}

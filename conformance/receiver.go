@@ -457,7 +457,7 @@ func scPoll(t *T) {
 	since := t.kit.cfg.Now().UTC().Add(-2 * time.Second).Format(time.RFC3339)
 	r := newTransactionReferral(t)
 	q := "Task?owner:identifier=" + url.QueryEscape(ODSSystem+"|"+t.kit.cfg.ServiceODS) + "&status=requested&_lastUpdated=" + url.QueryEscape("gt"+since)
-	resp := t.Do(Request{Method: http.MethodGet, URL: q})
+	resp := t.Do(Request{Method: http.MethodGet, URL: q, AsService: true})
 	t.ExpectStatus(resp, http.StatusOK)
 	found := false
 	for _, e := range resp.Doc.List("entry") {
@@ -468,7 +468,7 @@ func scPoll(t *T) {
 		found = found || res.Str("id") == r.TaskID
 	}
 	t.Check(found, "polling Task?owner:identifier=&status=requested&_lastUpdated=gt… finds the new referral")
-	sr := t.Do(Request{Method: http.MethodGet, URL: "ServiceRequest/" + r.SRID})
+	sr := t.Do(Request{Method: http.MethodGet, URL: "ServiceRequest/" + r.SRID, AsService: true})
 	t.ExpectStatus(sr, http.StatusOK)
 	t.Check(sr.Doc.Str("status") == "active", "the recipient reads the referral's ServiceRequest")
 }

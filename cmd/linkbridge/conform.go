@@ -47,12 +47,15 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Target, "target", "", "FHIR base URL of the system under test, e.g. http://127.0.0.1:8080/fhir (required)")
 	role := fs.String("role", "receiver", "receiver (the target receives referrals) or gp-endpoint (the target receives write-backs)")
 	token := fs.String("token", c.Getenv("LINKBRIDGE_CONFORM_TOKEN"), "bearer token for the target (LINKBRIDGE_CONFORM_TOKEN); shorthand for --header 'Authorization: Bearer …'")
+	gpToken := fs.String("gp-token", c.Getenv("LINKBRIDGE_CONFORM_GP_TOKEN"), "receiver role: bearer token of a GP system's client, for the requests the kit sends as the referrer (LINKBRIDGE_CONFORM_GP_TOKEN; default --token)")
+	spToken := fs.String("sp-token", c.Getenv("LINKBRIDGE_CONFORM_SP_TOKEN"), "receiver role: bearer token of the social prescribing service's client, for link worker steps and the service's own requests (LINKBRIDGE_CONFORM_SP_TOKEN; default --token)")
 	fs.Var(header, "header", "extra request header 'Name: value' (repeatable), e.g. for other authentication schemes")
 	fs.StringVar(&cfg.SPBase, "sp-base", "", "linkbridge /sp/v1 base for link worker steps (default: probe <target root>/sp/v1)")
 	fs.BoolVar(&cfg.Manual, "manual", false, "never drive /sp/v1: prompt a person to do each link worker step on the target and wait for its Task")
 	fs.DurationVar(&cfg.ManualTimeout, "manual-timeout", 10*time.Minute, "how long to wait for a person's step")
 	fs.StringVar(&cfg.Run, "run", "", "regular expression selecting scenario ids")
 	fs.StringVar(&cfg.ServiceODS, "service-ods", "Y02662", "ODS code of the social prescribing service referrals are addressed to (receiver)")
+	fs.StringVar(&cfg.ReferrerODS, "referrer-ods", "A81001", "ODS code of the GP practice the kit's referrals come from (receiver): on a secured target, the organisation of --gp-token's client")
 	junit := fs.String("junit", "", "write a JUnit XML report to this file")
 	jsonFile := fs.String("json", "", "write a JSON report to this file")
 	list := fs.Bool("list", false, "list the role's scenarios and exit")
@@ -72,10 +75,18 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 	if cfg.Target == "" {
 		return errors.New("conform: --target is required")
 	}
+	if *gpToken != "" {
+		*token = *gpToken
+	}
+	sp := http.Header(header).Clone()
 	if *token != "" {
 		http.Header(header).Set("Authorization", "Bearer "+*token)
+		sp.Set("Authorization", "Bearer "+*token)
 	}
-	cfg.Header = http.Header(header)
+	if *spToken != "" {
+		sp.Set("Authorization", "Bearer "+*spToken)
+	}
+	cfg.Header, cfg.SPHeader = http.Header(header), sp
 	cfg.Progress, cfg.Prompt = c.Stdout, c.Stdout
 	cfg.Client = &http.Client{Timeout: *timeout}
 	rep, err := conformance.Run(ctx, cfg)

@@ -281,3 +281,38 @@ func TestDemoBinary(t *testing.T) {
 	}
 	t.Logf("linkbridge demo: %s wall time", elapsed.Round(time.Millisecond))
 }
+
+// TestConformReceiverSecured runs the conformance kit's receiver role
+// against a secured gateway (serve --dev-auth), with a token per role: a
+// GP system's client for the referrer's requests, the service's client for
+// the link worker steps and its own polling (conform --gp-token,
+// --sp-token). Every scenario passes.
+func TestConformReceiverSecured(t *testing.T) {
+	dir := t.TempDir()
+	devDir := filepath.Join(dir, "dev")
+	env := func(k string) string {
+		if k == "LINKBRIDGE_DEV_DIR" {
+			return devDir
+		}
+		return ""
+	}
+	ready := make(chan string, 1)
+	var out bytes.Buffer
+	addr := startCommand(t, []string{"serve", "--dev-auth", "--dev-dir", devDir, "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "lb.db"), "--log-level", "error"}, ready, &out)
+	mint := func(client string) string {
+		var tok, errb bytes.Buffer
+		if err := run(context.Background(), []string{"token", "--client", client}, env, &tok, &errb); err != nil {
+			t.Fatalf("token --client %s: %v %s", client, err, errb.String())
+		}
+		return strings.TrimSpace(tok.String())
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"conform", "--target", "http://" + addr + "/fhir", "--role", "receiver",
+		"--gp-token", mint("dev-gp"), "--sp-token", mint("dev-sp")}, func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("conform --role receiver against a secured gateway: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if strings.Contains(stdout.String(), "FAIL") || strings.Contains(stdout.String(), "SKIP") {
+		t.Errorf("terminal output:\n%s", stdout.String())
+	}
+}
