@@ -63,9 +63,9 @@ func TestConvert(t *testing.T) {
 			json: `{"resourceType":"Observation","status":"final","code":{"text":"t"},"valueQuantity":{"value":1.000e-3}}`,
 		},
 		{
-			name: "BooleanAndReservedChoiceName",
-			xml:  `<Patient` + ns + `><extension url="http://example.org/s"><valueString value="a &amp; &lt;b&gt; &quot;c&quot;"/></extension><active value="false"/></Patient>`,
-			json: `{"resourceType":"Patient","extension":[{"url":"http://example.org/s","valueString":"a & <b> \"c\""}],"active":false}`,
+			name:  "BooleanAndReservedChoiceName",
+			xml:   `<Patient` + ns + `><extension url="http://example.org/s"><valueString value="a &amp; &lt;b&gt; &quot;c&quot;"/></extension><active value="false"/></Patient>`,
+			json:  `{"resourceType":"Patient","extension":[{"url":"http://example.org/s","valueString":"a & <b> \"c\""}],"active":false}`,
 			canon: `<Patient` + ns + `><extension url="http://example.org/s"><valueString value="a &amp; &lt;b&gt; &quot;c&quot;"/></extension><active value="false"/></Patient>`,
 		},
 		{
@@ -84,9 +84,9 @@ func TestConvert(t *testing.T) {
 			json: `{"resourceType":"Task","status":"requested","intent":"order","for":{"reference":"Patient/1","type":"Patient","display":"P"}}`,
 		},
 		{
-			name: "ElementsOutOfOrderAreAcceptedAndWrittenInOrder",
-			xml:  `<Task` + ns + `><intent value="order"/><id value="t1"/><status value="requested"/></Task>`,
-			json: `{"resourceType":"Task","id":"t1","status":"requested","intent":"order"}`,
+			name:  "ElementsOutOfOrderAreAcceptedAndWrittenInOrder",
+			xml:   `<Task` + ns + `><intent value="order"/><id value="t1"/><status value="requested"/></Task>`,
+			json:  `{"resourceType":"Task","id":"t1","status":"requested","intent":"order"}`,
 			canon: `<Task` + ns + `><id value="t1"/><status value="requested"/><intent value="order"/></Task>`,
 		},
 		{
@@ -112,21 +112,21 @@ func TestConvert(t *testing.T) {
 			json: `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p class=\"x\">A &amp; B &lt; C<br/></p><!-- note --></div>"}}`,
 		},
 		{
-			name: "NarrativeDivWithPrefixIsCanonicalised",
-			xml:  `<Patient` + ns + ` xmlns:h="http://www.w3.org/1999/xhtml"><text><status value="generated"/><h:div><h:p xml:lang="en">Hi</h:p></h:div></text></Patient>`,
-			json: `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p xml:lang=\"en\">Hi</p></div>"}}`,
+			name:  "NarrativeDivWithPrefixIsCanonicalised",
+			xml:   `<Patient` + ns + ` xmlns:h="http://www.w3.org/1999/xhtml"><text><status value="generated"/><h:div><h:p xml:lang="en">Hi</h:p></h:div></text></Patient>`,
+			json:  `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p xml:lang=\"en\">Hi</p></div>"}}`,
 			canon: `<Patient` + ns + `><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p xml:lang="en">Hi</p></div></text></Patient>`,
 		},
 		{
-			name: "CommentsAndWhitespaceAreDropped",
-			xml:  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<Patient" + ns + ">\n  <!-- c -->\n  <active value=\"true\"/>\n</Patient>\n",
-			json: `{"resourceType":"Patient","active":true}`,
+			name:  "CommentsAndWhitespaceAreDropped",
+			xml:   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<Patient" + ns + ">\n  <!-- c -->\n  <active value=\"true\"/>\n</Patient>\n",
+			json:  `{"resourceType":"Patient","active":true}`,
 			canon: `<Patient` + ns + `><active value="true"/></Patient>`,
 		},
 		{
-			name: "EmptyResource",
-			xml:  `<Patient` + ns + `/>`,
-			json: `{"resourceType":"Patient"}`,
+			name:  "EmptyResource",
+			xml:   `<Patient` + ns + `/>`,
+			json:  `{"resourceType":"Patient"}`,
 			canon: `<Patient` + ns + `></Patient>`,
 		},
 	}
