@@ -108,7 +108,7 @@ func (r *xmlReader) enter(path string) error {
 
 // checkAttrs checks that se's attributes are namespace declarations or
 // unqualified attributes named in allowed, and returns the values of the
-// allowed ones (nil for absent).
+// allowed ones (nil for absent). FHIR attributes may not be empty.
 func checkAttrs(se xml.StartElement, path string, allowed ...string) ([]*string, error) {
 	vals := make([]*string, len(allowed))
 next:
@@ -120,6 +120,9 @@ next:
 		if a.Name.Space == "" {
 			for j, name := range allowed {
 				if a.Name.Local == name {
+					if a.Value == "" {
+						return nil, invalidf(path, "%s attribute is empty (FHIR values may not be empty)", name)
+					}
 					if err := checkXMLChars(a.Value, path); err != nil {
 						return nil, err
 					}

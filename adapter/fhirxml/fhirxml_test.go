@@ -220,6 +220,8 @@ func TestToJSONRejects(t *testing.T) {
 		{"PlusInteger", `<Patient` + ns + `><multipleBirthInteger value="+2"/></Patient>`, "expected an integer", "Patient.multipleBirthInteger"},
 		{"BadDecimal", `<Observation` + ns + `><valueQuantity><value value="1,5"/></valueQuantity></Observation>`, "expected a decimal", "Observation.valueQuantity.value"},
 		{"EmptyValue", `<Patient` + ns + `><gender value=""/></Patient>`, "value attribute is empty", "Patient.gender"},
+		{"EmptyID", `<Patient` + ns + `><name id=""><family value="x"/></name></Patient>`, "id attribute is empty", "Patient.name[0]"},
+		{"EmptyURL", `<Patient` + ns + `><extension url=""><valueBoolean value="true"/></extension></Patient>`, "url attribute is empty", "Patient.extension[0]"},
 		{"PrimitiveWithNothing", `<Patient` + ns + `><gender/></Patient>`, "no value attribute and no extension", "Patient.gender"},
 		{"EmptyComplex", `<Patient` + ns + `><maritalStatus/></Patient>`, "no content", "Patient.maritalStatus"},
 		{"UnknownAttribute", `<Patient` + ns + `><gender value="male" foo="x"/></Patient>`, `attribute "foo" is not allowed`, "Patient.gender"},
