@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	orgpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/organization_go_proto"
@@ -70,12 +71,21 @@ func TestMapReferralGolden(t *testing.T) {
 	if len(inputs) == 0 {
 		t.Fatal("no testdata/*.input.json files")
 	}
-	for _, in := range inputs {
-		name := strings.TrimSuffix(filepath.Base(in), ".input.json")
+	// A referral in FHIR XML is read through adapter/fhirxml, as the API
+	// reads it.
+	xmlInputs, _ := filepath.Glob(filepath.Join("testdata", "*.input.xml"))
+	for _, in := range append(inputs, xmlInputs...) {
+		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(in), ".input.json"), ".input.xml")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var got goldenReferral
-			cr, err := c.Decode(mustReadFile(t, in))
+			body := mustReadFile(t, in)
+			if strings.HasSuffix(in, ".xml") {
+				if body, err = fhirxml.ToJSON(body); err != nil {
+					t.Fatalf("fhirxml.ToJSON() returned unexpected error: %v", err)
+				}
+			}
+			cr, err := c.Decode(body)
 			if err != nil {
 				t.Fatalf("Decode() returned unexpected error: %v", err)
 			}
@@ -588,7 +598,7 @@ func FuzzMapReferral(f *testing.F) {
 			}
 			return
 		}
-		if ref.ServiceRequest == nil || ref.Referral.Identifier.Value == "" || ref.Referral.ReferrerODS == "" {
+		if ref.ServiceRequest == nil || ref.Referral.Identifier.Value == "" || ref.Referral.ReferrerODS == "" && !ref.Referral.Source.WithoutODS() {
 			t.Fatalf("MapReferral accepted a referral without ServiceRequest, identifier or referrer: %+v", ref.Referral)
 		}
 		if ref.SubjectID == "" {
