@@ -136,8 +136,16 @@ var searchTable = map[string][]SearchParameter{
 		statusParam, categoryParam,
 	},
 	// The FHIR view of case records (CaseView).
-	"CarePlan":    {patientOfSubject, subjectParam, statusParam},
-	"Goal":        {patientOfSubject, subjectParam},
+	"CarePlan": {patientOfSubject, subjectParam, statusParam},
+	// Goal's status is lifecycleStatus (FHIR R4 goal.html#search): without
+	// the row, lifecycle-status was an unknown parameter, dropped, and a
+	// search for active goals answered completed ones too.
+	"Goal": {
+		patientOfSubject, subjectParam,
+		{Name: "lifecycle-status", Type: SearchToken, Field: "lifecycle_status"},
+		{Name: "achievement-status", Type: SearchToken, Field: "achievement_status"},
+		categoryParam,
+	},
 	"Encounter":   {patientOfSubject, subjectParam, basedOnParam, statusParam},
 	"Observation": {patientOfSubject, subjectParam, basedOnParam, codeParam, categoryParam, statusParam},
 	"Procedure":   {patientOfSubject, subjectParam, basedOnParam, codeParam, statusParam},

@@ -288,3 +288,43 @@ func TestSearchIncludeFocus(t *testing.T) {
 	wantOutcome(t, ts.get("/Task?_include=Task:output"), http.StatusBadRequest, "invalid", "_include")
 	wantOutcome(t, ts.get("/Task?_include=ServiceRequest:patient"), http.StatusBadRequest, "invalid", "_include")
 }
+
+// TestSearchGoalLifecycleStatus: Goal?lifecycle-status finds the goals in
+// that state only. It used to be an unknown parameter, dropped, so that
+// lifecycle-status=active answered completed and cancelled goals too.
+func TestSearchGoalLifecycleStatus(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	c := ts.intake(t, mustRead(t, fixReferralTxn))
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}})
+	p := journeyPlan()
+	p.Goals = []linkbridge.Goal{
+		{Description: "Walk", Importance: 5, Confidence: 5, Status: linkbridge.GoalActive},
+		{Description: "Coffee", Importance: 5, Confidence: 5, Status: linkbridge.GoalAchieved},
+		{Description: "Choir", Importance: 5, Confidence: 5, Status: linkbridge.GoalCancelled},
+	}
+	cv := c.write(http.MethodPut, "/plan", p, http.StatusOK)
+	goal := func(i int) string { return "Goal/" + cv.Plan.Goals[i].ID }
+
+	tests := []struct {
+		name string
+		q    url.Values
+		want []string
+	}{
+		{"Active", vals("lifecycle-status", "active"), []string{goal(0)}},
+		{"Completed", vals("lifecycle-status", "completed"), []string{goal(1)}},
+		{"ActiveOrCancelled", vals("lifecycle-status", "active,cancelled"), []string{goal(0), goal(2)}},
+		{"Proposed", vals("lifecycle-status", "proposed"), nil},
+		{"Achieved", vals("achievement-status", "achieved"), []string{goal(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := matchIDs(ts.search("Goal", tt.q))
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tt.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("Goal?%s matches %v, want %v", tt.q.Encode(), got, want)
+			}
+		})
+	}
+}
