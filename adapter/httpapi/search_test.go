@@ -328,3 +328,53 @@ func TestSearchGoalLifecycleStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchFindsBaRSMessageTask: a referral that arrives as a BaRS
+// message, whose requester and owner are Organization entries of the
+// message, is found by the Task searches a GP system and a service poll
+// with, like one made by transaction (docs/referral-exchange.md#search-parameters):
+// requester:identifier with _lastUpdated, owner:identifier, focus and
+// patient; and still after the service accepts it (the index is rebuilt
+// from the stored Task, which carries the requester's ODS code).
+func TestSearchFindsBaRSMessageTask(t *testing.T) {
+	t.Parallel()
+	f := newSearchFixture(t)
+	ts := f.ts
+	ods := linkbridge.ODSSystem + "|"
+	since := "gt" + f.t0.Add(150*time.Minute).Format(time.RFC3339) // after C, before D
+	searches := []struct {
+		name string
+		q    url.Values
+	}{
+		{"RequesterIdentifierSince", vals("requester:identifier", ods+msgReferrerODS, "_lastUpdated", since)},
+		{"RequesterIdentifier", vals("requester:identifier", ods+msgReferrerODS)},
+		{"OwnerIdentifier", vals("owner:identifier", ods+msgServiceODS)},
+		{"OwnerIdentifierRequested", vals("owner:identifier", ods+msgServiceODS, "status", "requested")},
+		{"Focus", vals("focus", f.sr[3])},
+		{"Patient", vals("patient", f.patient[3])},
+		{"PatientIdentifierChain", vals("patient.identifier", linkbridge.NHSNumberSystem+"|"+nhsMsgNew)},
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, s := range searches {
+			t.Run(stage+"/"+s.name, func(t *testing.T) {
+				if got := matchIDs(ts.search("Task", s.q)); !slices.Equal(got, f.task[3:4]) {
+					t.Errorf("Task?%s matches %v, want the message's %v", s.q.Encode(), got, f.task[3:4])
+				}
+			})
+		}
+	}
+	check("Received")
+	// The stored Task names the organisations by reference and ODS code.
+	task := ts.fhirDoc("/" + f.task[3])
+	if str(task, "requester", "identifier", "value") != msgReferrerODS || str(task, "owner", "identifier", "value") != msgServiceODS {
+		t.Errorf("stored Task requester %v, owner %v: want the ODS codes beside the references", task["requester"], task["owner"])
+	}
+	c := &spCase{t: t, ts: ts, ID: idOf(f.sr[3]), TaskID: idOf(f.task[3]), Version: 1, taskVersion: 1}
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}})
+	// Accepted, the Task's owner is the link worker, whatever the channel
+	// (fhirmap.ApplyCaseToTask).
+	searches[2].q = vals("owner:identifier", fhirmap.LinkWorkerSystem+"|lw-1")
+	searches[3].q = vals("owner:identifier", fhirmap.LinkWorkerSystem+"|lw-1", "status", "accepted")
+	check("Accepted")
+}
