@@ -116,7 +116,6 @@ func TestSearch(t *testing.T) {
 		{"TaskPollingQuery", "Task", vals("owner:identifier", ods+"Y02662", "_lastUpdated", "gt"+f.t0.Add(-time.Minute).Format(time.RFC3339), "status", "requested"), f.task[:1]},
 		{"TaskPatientIdentifierChain", "Task", vals("patient.identifier", linkbridge.NHSNumberSystem+"|"+nhsRoleTxn), f.task[1:2]},
 		{"TaskPatientIdentifierChainUnknown", "Task", vals("patient.identifier", linkbridge.NHSNumberSystem+"|9990712727"), nil},
-		{"TaskUnknownParamIgnored", "Task", vals("_sort", "-_lastUpdated", "made-up", "x"), f.task[:]},
 		{"ServiceRequestIdentifier", "ServiceRequest", vals("identifier", referralIDSys+"|"+referralTxnID), f.sr[:1]},
 		{"ServiceRequestIdentifierValueOnly", "ServiceRequest", vals("identifier", msgNewReferral), f.sr[3:4]},
 		{"ServiceRequestIdentifierWrongSystem", "ServiceRequest", vals("identifier", "https://other.example/Id|"+referralTxnID), nil},
@@ -239,7 +238,8 @@ func TestSearchPaging(t *testing.T) {
 	wantOutcome(t, ts.get("/Task?_count=lots"), http.StatusBadRequest, "invalid", "_count")
 	wantOutcome(t, ts.get("/Task?_lastUpdated=yesterday"), http.StatusBadRequest, "invalid", "_lastUpdated")
 	wantOutcome(t, ts.get("/Task?_lastUpdated=sa2026-01-01"), http.StatusBadRequest, "invalid", "_lastUpdated")
-	wantOutcome(t, ts.get("/Task?patient:missing=true"), http.StatusBadRequest, "invalid", "patient:missing")
+	wantOutcome(t, ts.get("/Task?patient:missing=maybe"), http.StatusBadRequest, "invalid", "patient:missing")
+	wantOutcome(t, ts.get("/Task?patient:contains=x"), http.StatusBadRequest, "invalid", "patient:contains")
 	wantOutcome(t, ts.get("/MedicationRequest"), http.StatusNotFound, "not-found", "")
 }
 
