@@ -48,16 +48,29 @@ type DateFilter struct {
 	Time   time.Time
 }
 
+// MissingFilter matches resources by whether a search parameter has a
+// value (FHIR's :missing modifier): with Missing set, those indexed under
+// none of Names; without, those indexed under at least one. Names are the
+// index names of one parameter (a reference parameter's values may be
+// indexed under "<name>:identifier" too; see fhirmap.IndexNames).
+type MissingFilter struct {
+	Names   []string
+	Missing bool
+}
+
 // ResourceQuery is a search over one resource type.
 type ResourceQuery struct {
 	Type        string
 	IDs         []string
 	Params      []ParamFilter
+	Missing     []MissingFilter
 	LastUpdated []DateFilter
 	// Count is the page size (at least 1), Offset the number of matches to
-	// skip. Results are ordered by lastUpdated, then id.
-	Count  int
-	Offset int
+	// skip. Results are ordered by lastUpdated, then id; with Descending,
+	// by lastUpdated, then id, both descending (FHIR _sort=-_lastUpdated).
+	Count      int
+	Offset     int
+	Descending bool
 	// Access, when not nil, restricts the search to resources carrying one
 	// of its keys: the caller's organisations (see ReferralAccessKeys).
 	// Total and paging count only those, so out-of-scope resources are

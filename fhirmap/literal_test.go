@@ -4,8 +4,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"google.golang.org/protobuf/proto"
+
+	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 )
 
 // TestRelativeRefs: every relative literal reference is found with its
@@ -64,5 +67,52 @@ func TestLiteralRefString(t *testing.T) {
 		if got := tc.ref.String(); got != tc.want {
 			t.Errorf("%+v.String() = %q, want %q", tc.ref, got, tc.want)
 		}
+	}
+}
+
+// TestIdentifyReferences: a literal reference to a resource the map names
+// gains its identifier, and is then indexed under <param>:identifier; one
+// that already carries an identifier, or names another resource, is left
+// alone.
+func TestIdentifyReferences(t *testing.T) {
+	t.Parallel()
+	ods := &dpb.Identifier{System: &dpb.Uri{Value: linkbridge.ODSSystem}, Value: &dpb.String{Value: "C82010"}}
+	ids := map[string]*dpb.Identifier{"Organization/o1": ods}
+	tests := []struct {
+		name      string
+		js        string
+		wantN     int
+		wantParam string // a requester:identifier value SearchParams must give, if any
+	}{
+		{"Literal", `{"resourceType":"Task","status":"requested","intent":"order","requester":{"reference":"Organization/o1"}}`, 1, linkbridge.ODSSystem + "|C82010"},
+		{"AlreadyIdentified", `{"resourceType":"Task","status":"requested","intent":"order",
+			"requester":{"reference":"Organization/o1","identifier":{"system":"https://example.org/x","value":"y"}}}`, 0, "https://example.org/x|y"},
+		{"OtherResource", `{"resourceType":"Task","status":"requested","intent":"order","requester":{"reference":"Organization/o2"}}`, 0, ""},
+		{"SameIDOtherType", `{"resourceType":"Task","status":"requested","intent":"order","requester":{"reference":"Practitioner/o1"}}`, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := decodeResource(t, tt.js).(proto.Message)
+			if n := fhirmap.IdentifyReferences(res, ids); n != tt.wantN {
+				t.Errorf("IdentifyReferences = %d, want %d", n, tt.wantN)
+			}
+			var got []string
+			for _, p := range fhirmap.SearchParams(res) {
+				if p.Name == "requester:identifier" {
+					got = append(got, p.Value)
+				}
+			}
+			want := []string{}
+			if tt.wantParam != "" {
+				want = append(want, tt.wantParam)
+			}
+			if len(got) != len(want) || len(got) == 1 && got[0] != want[0] {
+				t.Errorf("requester:identifier values = %v, want %v", got, want)
+			}
+		})
+	}
+	if ods.GetValue().GetValue() != "C82010" {
+		t.Errorf("IdentifyReferences changed the identifier it was given")
 	}
 }

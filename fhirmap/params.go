@@ -136,8 +136,16 @@ var searchTable = map[string][]SearchParameter{
 		statusParam, categoryParam,
 	},
 	// The FHIR view of case records (CaseView).
-	"CarePlan":    {patientOfSubject, subjectParam, statusParam},
-	"Goal":        {patientOfSubject, subjectParam},
+	"CarePlan": {patientOfSubject, subjectParam, statusParam},
+	// Goal's status is lifecycleStatus (FHIR R4 goal.html#search): without
+	// the row, lifecycle-status was an unknown parameter, dropped, and a
+	// search for active goals answered completed ones too.
+	"Goal": {
+		patientOfSubject, subjectParam,
+		{Name: "lifecycle-status", Type: SearchToken, Field: "lifecycle_status"},
+		{Name: "achievement-status", Type: SearchToken, Field: "achievement_status"},
+		categoryParam,
+	},
 	"Encounter":   {patientOfSubject, subjectParam, basedOnParam, statusParam},
 	"Observation": {patientOfSubject, subjectParam, basedOnParam, codeParam, categoryParam, statusParam},
 	"Procedure":   {patientOfSubject, subjectParam, basedOnParam, codeParam, statusParam},
@@ -308,6 +316,37 @@ func ReferenceIndexName(typ, name, target string) string {
 		}
 	}
 	return name
+}
+
+// IndexNames returns the names under which SearchParams indexes the values
+// of the search parameter name of typ, for a :missing search (a resource
+// has a value for the parameter when it has one under any of them): the
+// name itself; for a reference parameter also "<name>:identifier" and,
+// when an Only parameter of the same element takes some of its references
+// (a Task subject that is a Patient is indexed as patient), that
+// parameter's name. It returns nil for _id and _lastUpdated, which every
+// resource has, and for a name typ does not have.
+func IndexNames(typ, name string) []string {
+	ts := searchTables()[typ]
+	if ts == nil {
+		return nil
+	}
+	i, ok := ts.byName[name]
+	if !ok || ts.params[i].Field == "" {
+		return nil
+	}
+	p := ts.params[i]
+	out := []string{p.Name}
+	if p.Type != SearchReference {
+		return out
+	}
+	out = append(out, p.Name+":identifier")
+	for _, q := range ts.params {
+		if q.Only && !p.Only && q.Field == p.Field {
+			out = append(out, q.Name)
+		}
+	}
+	return out
 }
 
 // SearchParams computes the search parameter values the store indexes for a

@@ -108,3 +108,39 @@ func TestSearchParamsFollowTable(t *testing.T) {
 		t.Errorf("SearchParams(Provenance) = %v, want none", got)
 	}
 }
+
+// TestIndexNames: the names a parameter's values are indexed under, which
+// a :missing search looks for.
+func TestIndexNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		typ, name string
+		want      []string
+	}{
+		{"Task", "status", []string{"status"}},
+		{"Task", "owner", []string{"owner", "owner:identifier"}},
+		{"Task", "patient", []string{"patient", "patient:identifier"}},
+		{"Task", "subject", []string{"subject", "subject:identifier", "patient"}},
+		{"Consent", "patient", []string{"patient", "patient:identifier"}},
+		{"Goal", "lifecycle-status", []string{"lifecycle-status"}},
+		{"Task", "_id", nil},
+		{"Task", "_lastUpdated", nil},
+		{"Task", "no-such", nil},
+		{"Provenance", "target", nil},
+	}
+	for _, tt := range tests {
+		if got := fhirmap.IndexNames(tt.typ, tt.name); !slices.Equal(got, tt.want) {
+			t.Errorf("IndexNames(%s, %s) = %v, want %v", tt.typ, tt.name, got, tt.want)
+		}
+	}
+	// Every name it gives is one SearchParams can emit: a Task with a
+	// Group subject is indexed under subject.
+	task := decodeResource(t, `{"resourceType":"Task","status":"requested","intent":"order","for":{"reference":"Group/g1"}}`).(proto.Message)
+	var names []string
+	for _, p := range fhirmap.SearchParams(task) {
+		names = append(names, p.Name)
+	}
+	if !slices.Contains(names, "subject") || slices.Contains(names, "patient") {
+		t.Errorf("Task for Group/g1 indexed under %v, want subject, not patient", names)
+	}
+}

@@ -262,6 +262,34 @@ func RewriteReferences(res proto.Message, resolve func(typ, id string) (newTyp, 
 	return n
 }
 
+// IdentifyReferences gives each literal reference in res (not into
+// contained resources) to a resource that ids names ("Type/id", as
+// rewritten) that resource's business identifier, when the reference
+// carries none: Reference.identifier beside Reference.reference, as FHIR
+// R4 allows (references.html#Reference). A reference parameter's
+// :identifier modifier matches Reference.identifier only, so a Task whose
+// requester is a literal reference to an Organization in the same message
+// is found by requester:identifier (its ODS code) only so. It returns the
+// number of references it changed.
+func IdentifyReferences(res proto.Message, ids map[string]*dpb.Identifier) int {
+	if len(ids) == 0 {
+		return 0
+	}
+	n := 0
+	_ = walkRefs(res.ProtoReflect(), TypeName(res), func(ref *dpb.Reference, _ func() string) error {
+		typ, id := RefTarget(ref)
+		if typ == "" || typ == "#" || ref.GetIdentifier().GetValue().GetValue() != "" {
+			return nil
+		}
+		if lid := ids[typ+"/"+id]; lid != nil {
+			ref.Identifier = proto.Clone(lid).(*dpb.Identifier)
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
 // Code returns the FHIR code string of a google/fhir code proto (a message
 // with an enum "value" field), e.g. "in-progress"; "" when unset.
 func Code(c proto.Message) string {

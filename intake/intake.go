@@ -21,6 +21,7 @@ import (
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
+	orgpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/organization_go_proto"
 	patpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/patient_go_proto"
 	srpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/service_request_go_proto"
 	taskpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/task_go_proto"
@@ -355,16 +356,37 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		return &linkbridge.Resource{Type: fhirmap.TypeName(res), ID: id, VersionID: 1, LastUpdated: now, Body: body, Params: params}, nil
 	}
 
+	// orgs are the ODS codes of the organisations stored with the
+	// referral, by their new "Organization/id": references to them carry
+	// the code too (fhirmap.IdentifyReferences), so that a referral whose
+	// requester and owner arrive as Organization entries (a BaRS message)
+	// is found by requester:identifier and owner:identifier like one that
+	// names them by ODS code.
+	orgs := map[string]*dpb.Identifier{}
+	for _, e := range ref.Entries {
+		o, ok := e.Resource.(*orgpb.Organization)
+		if !ok || !lifted(e) {
+			continue
+		}
+		for _, id := range o.GetIdentifier() {
+			if id.GetSystem().GetValue() == linkbridge.ODSSystem && id.GetValue().GetValue() != "" {
+				orgs["Organization/"+ids.entry[e]] = &dpb.Identifier{System: id.GetSystem(), Value: id.GetValue()}
+				break
+			}
+		}
+	}
+
 	var srRequester *dpb.Reference
 	for _, e := range ref.Entries {
 		if !lifted(e) {
 			continue
 		}
 		rewrote := fhirmap.RewriteReferences(e.Resource, resolve)
+		identified := fhirmap.IdentifyReferences(e.Resource, orgs)
 		// raw stays set only while the received bytes still say what the
 		// resource now says, apart from id, meta and references.
 		raw := e.Raw
-		if fhirmap.DropContained(e.Resource, dropContained) || e.Normalised || e.Contained || lookup {
+		if fhirmap.DropContained(e.Resource, dropContained) || e.Normalised || e.Contained || lookup || identified > 0 {
 			raw = nil // changed beyond references, possibly by an earlier attempt
 		}
 		if e == ref.ServiceRequest {

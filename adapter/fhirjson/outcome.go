@@ -31,6 +31,7 @@ var issueTypes = map[string]cpb.IssueTypeCode_Value{
 	linkbridge.EPRECONDITION:  cpb.IssueTypeCode_CONFLICT,
 	linkbridge.ETOOLARGE:      cpb.IssueTypeCode_TOO_LONG,
 	linkbridge.EUNSUPPORTED:   cpb.IssueTypeCode_NOT_SUPPORTED,
+	linkbridge.ENOTACCEPTABLE: cpb.IssueTypeCode_NOT_SUPPORTED,
 	linkbridge.EMETHOD:        cpb.IssueTypeCode_NOT_SUPPORTED,
 	linkbridge.EUNAUTHORIZED:  cpb.IssueTypeCode_LOGIN,
 	linkbridge.EFORBIDDEN:     cpb.IssueTypeCode_FORBIDDEN,

@@ -87,6 +87,10 @@ func TestNoDisclosureByNHSNumber(t *testing.T) {
 				"/fhir/Task?patient.identifier=https://fhir.nhs.uk/Id/nhs-number|" + nhs + "&_include=Task:patient",
 				"/fhir/ServiceRequest?patient=Patient/" + aPatient,
 				"/fhir/Task?_include=Task:patient&_include=Task:focus",
+				// _revinclude goes through the same access scope.
+				"/fhir/Patient?_revinclude=Task:patient&_revinclude=ServiceRequest:patient",
+				"/fhir/Patient?_id=" + bPatient + "&_revinclude=Task:patient",
+				"/fhir/Patient?_id=" + aPatient + "&_revinclude=Task:patient",
 			} {
 				status, _, body := ss.call(client, http.MethodGet, path, nil, nil)
 				if status != http.StatusOK {

@@ -26,6 +26,7 @@ func TestErrorStatusCode(t *testing.T) {
 		{linkbridge.ETOOLARGE, http.StatusRequestEntityTooLarge, "REC_PAYLOAD_TOO_LARGE"},
 		{linkbridge.EUNSUPPORTED, http.StatusUnsupportedMediaType, "REC_UNSUPPORTED_MEDIA_TYPE"},
 		{linkbridge.EMETHOD, http.StatusMethodNotAllowed, "REC_METHOD_NOT_ALLOWED"},
+		{linkbridge.ENOTACCEPTABLE, http.StatusNotAcceptable, "REC_NOT_ACCEPTABLE"},
 		{linkbridge.EUNAUTHORIZED, http.StatusUnauthorized, "REC_UNAUTHORIZED"},
 		{linkbridge.EFORBIDDEN, http.StatusForbidden, "REC_FORBIDDEN"},
 		{linkbridge.ETOOMANY, http.StatusTooManyRequests, "REC_TOO_MANY_REQUESTS"},

@@ -54,6 +54,8 @@ const (
 	referralIDSys   = "https://fhir.example-gp.nhs.uk/Id/referral"
 	referralTxnID   = "a7a3cbd2-3fe7-42c5-b0ae-4f57431b80a0"
 	msgNewReferral  = "C82010-2026-001204"
+	msgReferrerODS  = "C82010" // the message's requester Organization
+	msgServiceODS   = "Y06741" // and its receiver, the Task's owner
 	srContainedID   = "F84003-2026-000112"
 	taskContainedID = "M85063-2026-004410"
 )

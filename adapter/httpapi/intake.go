@@ -143,10 +143,11 @@ func (s *Server) conditionalMatch(ctx context.Context, typ, cond string) (*linkb
 			}
 		}
 	}
-	q, err := s.parseSearch(typ, cond)
+	sr, err := parseSearch(typ, vals, false)
 	if err != nil {
 		return nil, err
 	}
+	q := sr.q
 	q.Count, q.Offset = 2, 0
 	res, err := s.Store.SearchResources(ctx, q)
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 )
 
 // renderCapabilityStatement builds the CapabilityStatement from the routes
-// and the search parameter table (fhirmap.SearchParameters; _include from
-// includes), parses it with google/fhir (so it is checked like any
+// and the search parameter table (fhirmap.SearchParameters; _include and
+// _revinclude from includes and revIncludes, read from it too), parses it with google/fhir (so it is checked like any
 // resource) and renders it once (docs/referral-exchange.md#capabilitystatement).
 func (s *Server) renderCapabilityStatement() ([]byte, error) {
 	type param struct {
@@ -30,6 +30,7 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		ConditionalCreate bool          `json:"conditionalCreate,omitempty"`
 		ConditionalUpdate bool          `json:"conditionalUpdate"`
 		SearchInclude     []string      `json:"searchInclude,omitempty"`
+		SearchRevInclude  []string      `json:"searchRevInclude,omitempty"`
 		SearchParam       []param       `json:"searchParam"`
 	}
 	var resources []resource
@@ -47,6 +48,7 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 			}
 		}
 		sort.Strings(res.SearchInclude)
+		res.SearchRevInclude = revIncludes[t]
 		for _, p := range fhirmap.SearchParameters(t) {
 			res.SearchParam = append(res.SearchParam, param{p.Name, string(p.Type)})
 		}

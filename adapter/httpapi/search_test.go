@@ -116,7 +116,6 @@ func TestSearch(t *testing.T) {
 		{"TaskPollingQuery", "Task", vals("owner:identifier", ods+"Y02662", "_lastUpdated", "gt"+f.t0.Add(-time.Minute).Format(time.RFC3339), "status", "requested"), f.task[:1]},
 		{"TaskPatientIdentifierChain", "Task", vals("patient.identifier", linkbridge.NHSNumberSystem+"|"+nhsRoleTxn), f.task[1:2]},
 		{"TaskPatientIdentifierChainUnknown", "Task", vals("patient.identifier", linkbridge.NHSNumberSystem+"|9990712727"), nil},
-		{"TaskUnknownParamIgnored", "Task", vals("_sort", "-_lastUpdated", "made-up", "x"), f.task[:]},
 		{"ServiceRequestIdentifier", "ServiceRequest", vals("identifier", referralIDSys+"|"+referralTxnID), f.sr[:1]},
 		{"ServiceRequestIdentifierValueOnly", "ServiceRequest", vals("identifier", msgNewReferral), f.sr[3:4]},
 		{"ServiceRequestIdentifierWrongSystem", "ServiceRequest", vals("identifier", "https://other.example/Id|"+referralTxnID), nil},
@@ -239,7 +238,8 @@ func TestSearchPaging(t *testing.T) {
 	wantOutcome(t, ts.get("/Task?_count=lots"), http.StatusBadRequest, "invalid", "_count")
 	wantOutcome(t, ts.get("/Task?_lastUpdated=yesterday"), http.StatusBadRequest, "invalid", "_lastUpdated")
 	wantOutcome(t, ts.get("/Task?_lastUpdated=sa2026-01-01"), http.StatusBadRequest, "invalid", "_lastUpdated")
-	wantOutcome(t, ts.get("/Task?patient:missing=true"), http.StatusBadRequest, "invalid", "patient:missing")
+	wantOutcome(t, ts.get("/Task?patient:missing=maybe"), http.StatusBadRequest, "invalid", "patient:missing")
+	wantOutcome(t, ts.get("/Task?patient:contains=x"), http.StatusBadRequest, "invalid", "patient:contains")
 	wantOutcome(t, ts.get("/MedicationRequest"), http.StatusNotFound, "not-found", "")
 }
 
@@ -287,4 +287,94 @@ func TestSearchIncludeFocus(t *testing.T) {
 	}
 	wantOutcome(t, ts.get("/Task?_include=Task:output"), http.StatusBadRequest, "invalid", "_include")
 	wantOutcome(t, ts.get("/Task?_include=ServiceRequest:patient"), http.StatusBadRequest, "invalid", "_include")
+}
+
+// TestSearchGoalLifecycleStatus: Goal?lifecycle-status finds the goals in
+// that state only. It used to be an unknown parameter, dropped, so that
+// lifecycle-status=active answered completed and cancelled goals too.
+func TestSearchGoalLifecycleStatus(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	c := ts.intake(t, mustRead(t, fixReferralTxn))
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}})
+	p := journeyPlan()
+	p.Goals = []linkbridge.Goal{
+		{Description: "Walk", Importance: 5, Confidence: 5, Status: linkbridge.GoalActive},
+		{Description: "Coffee", Importance: 5, Confidence: 5, Status: linkbridge.GoalAchieved},
+		{Description: "Choir", Importance: 5, Confidence: 5, Status: linkbridge.GoalCancelled},
+	}
+	cv := c.write(http.MethodPut, "/plan", p, http.StatusOK)
+	goal := func(i int) string { return "Goal/" + cv.Plan.Goals[i].ID }
+
+	tests := []struct {
+		name string
+		q    url.Values
+		want []string
+	}{
+		{"Active", vals("lifecycle-status", "active"), []string{goal(0)}},
+		{"Completed", vals("lifecycle-status", "completed"), []string{goal(1)}},
+		{"ActiveOrCancelled", vals("lifecycle-status", "active,cancelled"), []string{goal(0), goal(2)}},
+		{"Proposed", vals("lifecycle-status", "proposed"), nil},
+		{"Achieved", vals("achievement-status", "achieved"), []string{goal(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := matchIDs(ts.search("Goal", tt.q))
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(tt.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("Goal?%s matches %v, want %v", tt.q.Encode(), got, want)
+			}
+		})
+	}
+}
+
+// TestSearchFindsBaRSMessageTask: a referral that arrives as a BaRS
+// message, whose requester and owner are Organization entries of the
+// message, is found by the Task searches a GP system and a service poll
+// with, like one made by transaction (docs/referral-exchange.md#search-parameters):
+// requester:identifier with _lastUpdated, owner:identifier, focus and
+// patient; and still after the service accepts it (the index is rebuilt
+// from the stored Task, which carries the requester's ODS code).
+func TestSearchFindsBaRSMessageTask(t *testing.T) {
+	t.Parallel()
+	f := newSearchFixture(t)
+	ts := f.ts
+	ods := linkbridge.ODSSystem + "|"
+	since := "gt" + f.t0.Add(150*time.Minute).Format(time.RFC3339) // after C, before D
+	searches := []struct {
+		name string
+		q    url.Values
+	}{
+		{"RequesterIdentifierSince", vals("requester:identifier", ods+msgReferrerODS, "_lastUpdated", since)},
+		{"RequesterIdentifier", vals("requester:identifier", ods+msgReferrerODS)},
+		{"OwnerIdentifier", vals("owner:identifier", ods+msgServiceODS)},
+		{"OwnerIdentifierRequested", vals("owner:identifier", ods+msgServiceODS, "status", "requested")},
+		{"Focus", vals("focus", f.sr[3])},
+		{"Patient", vals("patient", f.patient[3])},
+		{"PatientIdentifierChain", vals("patient.identifier", linkbridge.NHSNumberSystem+"|"+nhsMsgNew)},
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, s := range searches {
+			t.Run(stage+"/"+s.name, func(t *testing.T) {
+				if got := matchIDs(ts.search("Task", s.q)); !slices.Equal(got, f.task[3:4]) {
+					t.Errorf("Task?%s matches %v, want the message's %v", s.q.Encode(), got, f.task[3:4])
+				}
+			})
+		}
+	}
+	check("Received")
+	// The stored Task names the organisations by reference and ODS code.
+	task := ts.fhirDoc("/" + f.task[3])
+	if str(task, "requester", "identifier", "value") != msgReferrerODS || str(task, "owner", "identifier", "value") != msgServiceODS {
+		t.Errorf("stored Task requester %v, owner %v: want the ODS codes beside the references", task["requester"], task["owner"])
+	}
+	c := &spCase{t: t, ts: ts, ID: idOf(f.sr[3]), TaskID: idOf(f.task[3]), Version: 1, taskVersion: 1}
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}})
+	// Accepted, the Task's owner is the link worker, whatever the channel
+	// (fhirmap.ApplyCaseToTask).
+	searches[2].q = vals("owner:identifier", fhirmap.LinkWorkerSystem+"|lw-1")
+	searches[3].q = vals("owner:identifier", fhirmap.LinkWorkerSystem+"|lw-1", "status", "accepted")
+	check("Accepted")
 }

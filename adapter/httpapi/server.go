@@ -288,6 +288,10 @@ func (s *Server) fhirHeaders(next http.Handler) http.Handler {
 				w.Header().Set(h, v)
 			}
 		}
+		if err := checkFormat(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -115,7 +115,7 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 		if err != nil {
 			return err
 		}
-		sortPage(res.Resources)
+		sortPage(res.Resources, q.Descending)
 		n := len(res.Resources)
 		if n > 0 && n < q.Count || n == 0 && q.Offset == 0 {
 			res.Total, res.TotalExact = q.Offset+n, true
@@ -232,6 +232,20 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		where.WriteString(` AND EXISTS (SELECT FROM ` + f.table + ` ` + t + ` WHERE ` + t + `.type = r.type AND ` +
 			f.cond(t, s.arg) + ` AND ` + t + `.id = r.id)`)
 	}
+	// A :missing filter reads the resource's own list of its values
+	// (resource.params, on the row the walk reads anyway): search_param's
+	// key starts with the value, not the resource.
+	for _, m := range q.Missing {
+		not := ""
+		if m.Missing {
+			not = "NOT "
+		}
+		names := m.Names
+		if names == nil {
+			names = []string{}
+		}
+		where.WriteString(` AND ` + not + `EXISTS (SELECT FROM jsonb_array_elements(r.params) j WHERE j->>0 = ANY(` + s.arg(names) + `::text[]))`)
+	}
 	for _, d := range q.LastUpdated {
 		op, err := sqlshared.DateOp(d.Prefix)
 		if err != nil {
@@ -323,22 +337,31 @@ const searchMode = pgx.QueryExecModeCacheDescribe
 // page's rows come back in no particular order: sortPage orders them.
 func (s *search) page(count, offset int) (string, []any) {
 	n := len(s.args)
+	order := ` ORDER BY r.last_updated, r.id`
+	if s.q.Descending {
+		order = ` ORDER BY r.last_updated DESC, r.id DESC`
+	}
 	return `SELECT r.id, r.version_id, r.last_updated, r.body FROM (SELECT r.id FROM resource r ` + s.where +
-			` ORDER BY r.last_updated, r.id LIMIT $` + strconv.Itoa(n+1) + ` OFFSET $` + strconv.Itoa(n+2) + `) m
+			order + ` LIMIT $` + strconv.Itoa(n+1) + ` OFFSET $` + strconv.Itoa(n+2) + `) m
 		JOIN resource r ON r.type = $1 AND r.id = m.id`,
 		append([]any{searchMode}, append(slices.Clip(s.args), count, offset)...)
 }
 
 // sortPage puts a page in page order: by lastUpdated, then id in byte
-// order (COLLATE "C"). The page statement leaves it to the caller: an
-// ORDER BY would be a sort, which the walk's settings price out, and the
-// planner would rather walk the whole table than sort a page.
-func sortPage(rs []*linkbridge.Resource) {
+// order (COLLATE "C"), both reversed when desc is set. The page statement
+// leaves it to the caller: an ORDER BY would be a sort, which the walk's
+// settings price out, and the planner would rather walk the whole table
+// than sort a page.
+func sortPage(rs []*linkbridge.Resource, desc bool) {
 	slices.SortFunc(rs, func(a, b *linkbridge.Resource) int {
-		if c := a.LastUpdated.Compare(b.LastUpdated); c != 0 {
-			return c
+		c := a.LastUpdated.Compare(b.LastUpdated)
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
 		}
-		return strings.Compare(a.ID, b.ID)
+		if desc {
+			return -c
+		}
+		return c
 	})
 }
 

@@ -183,10 +183,13 @@ type search struct {
 	// or -1 to walk the page order; countDrive the same for the count.
 	drive, countDrive int
 	// idsClause, dates and dateArgs are the conditions on r's id and
-	// lastUpdated, and the dates' arguments.
-	idsClause string
-	dates     string
-	dateArgs  []any
+	// lastUpdated, and the dates' arguments; missing and missingArgs the
+	// :missing conditions on r's params and their arguments.
+	idsClause   string
+	dates       string
+	dateArgs    []any
+	missing     string
+	missingArgs []any
 }
 
 // filter is one parameter filter, or the access filter, as a condition on
@@ -222,6 +225,21 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		}
 		s.filters = append(s.filters, filter{"resource_access", `t.key IN (` + placeholders(len(q.Access.Keys)) + `)`, args})
 	}
+	// A :missing filter reads the resource's own list of its values
+	// (resource.params), which the walk has in hand: search_param's key
+	// starts with the value, not the resource.
+	var missing strings.Builder
+	for _, m := range q.Missing {
+		not := ""
+		if m.Missing {
+			not = "NOT "
+		}
+		missing.WriteString(` AND ` + not + `EXISTS (SELECT 1 FROM json_each(r.params) j WHERE json_extract(j.value, '$[0]') IN (` + placeholders(len(m.Names)) + `))`)
+		for _, n := range m.Names {
+			s.missingArgs = append(s.missingArgs, n)
+		}
+	}
+	s.missing = missing.String()
 	var dates strings.Builder
 	for _, d := range q.LastUpdated {
 		op, err := sqlshared.DateOp(d.Prefix)
@@ -288,15 +306,22 @@ func (s *search) from(drive int) (string, []any) {
 		b.WriteString(` AND EXISTS (SELECT 1 FROM ` + f.table + ` t WHERE t.type = r.type AND ` + f.cond + ` AND t.id = r.id)`)
 		args = append(args, f.args...)
 	}
+	b.WriteString(s.missing)
+	args = append(args, s.missingArgs...)
 	b.WriteString(s.dates)
 	return b.String(), append(args, s.dateArgs...)
 }
 
 // page returns the statement that reads count matches after offset, in
-// page order, and its arguments.
+// page order (reversed when the query is Descending: SQLite walks
+// resource_last_updated backwards), and its arguments.
 func (s *search) page(count, offset int) (string, []any) {
 	from, args := s.from(s.drive)
-	return `SELECT r.id, r.version_id, r.last_updated, r.body FROM ` + from + ` ORDER BY r.last_updated, r.id LIMIT ? OFFSET ?`,
+	order := ` ORDER BY r.last_updated, r.id`
+	if s.q.Descending {
+		order = ` ORDER BY r.last_updated DESC, r.id DESC`
+	}
+	return `SELECT r.id, r.version_id, r.last_updated, r.body FROM ` + from + order + ` LIMIT ? OFFSET ?`,
 		append(args, count, offset)
 }
 

@@ -18,9 +18,14 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 	in := newIntake("a", nhsNumbers()())
 
 	const sct = "http://snomed.info/sct|"
+	// An Observation without a code ("") has no code value (for
+	// MissingFilter).
 	obs := func(id string, at time.Duration, code, status string) *linkbridge.Resource {
-		return resource("Observation", id, 1, t0.Add(at), fmt.Sprintf(`,"status":%q`, status),
-			param("code", sct+code), param("status", status), param("subject", "Patient/"+in.Person.ID))
+		params := []linkbridge.SearchParam{param("status", status), param("subject", "Patient/"+in.Person.ID)}
+		if code != "" {
+			params = append(params, param("code", sct+code))
+		}
+		return resource("Observation", id, 1, t0.Add(at), fmt.Sprintf(`,"status":%q`, status), params...)
 	}
 	// o3 and o4 share a lastUpdated: id breaks the tie. They are listed out
 	// of order so that insertion order cannot pass for the sort order.
@@ -28,7 +33,7 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 	o2 := obs("o2", time.Second, "B", "final")
 	o3 := obs("o3", 2*time.Second, "A", "preliminary")
 	o4 := obs("o4", 2*time.Second, "C", "final")
-	o5 := obs("o5", 3*time.Second, "B", "amended")
+	o5 := obs("o5", 3*time.Second, "", "amended")
 	in.Resources = append(in.Resources, o5, o4, o2, o3, o1)
 	mustCreate(t, s, in)
 
@@ -73,6 +78,17 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 		{"LastUpdatedOtherZone", linkbridge.ResourceQuery{LastUpdated: []linkbridge.DateFilter{
 			{Prefix: "gt", Time: at(2 * time.Second).In(time.FixedZone("BST", 3600))},
 		}}, []string{"o5"}},
+		{"MissingTrue", linkbridge.ResourceQuery{Missing: []linkbridge.MissingFilter{{Names: []string{"code"}, Missing: true}}}, []string{"o5"}},
+		{"MissingFalse", linkbridge.ResourceQuery{Missing: []linkbridge.MissingFilter{{Names: []string{"code"}}}}, []string{"o1", "o2", "o3", "o4"}},
+		{"MissingAnyName", linkbridge.ResourceQuery{Missing: []linkbridge.MissingFilter{{Names: []string{"code", "status"}, Missing: true}}}, nil},
+		{"MissingNeverIndexed", linkbridge.ResourceQuery{Missing: []linkbridge.MissingFilter{{Names: []string{"performer"}, Missing: true}}}, ids(all)},
+		{"MissingAndParam", linkbridge.ResourceQuery{
+			Params:  []linkbridge.ParamFilter{{Name: "status", Values: []string{"amended", "preliminary"}}},
+			Missing: []linkbridge.MissingFilter{{Names: []string{"code"}}},
+		}, []string{"o3"}},
+		{"Descending", linkbridge.ResourceQuery{Descending: true}, []string{"o5", "o4", "o3", "o2", "o1"}},
+		{"DescendingParam", linkbridge.ResourceQuery{Descending: true, Params: []linkbridge.ParamFilter{{Name: "code", Values: []string{sct + "A", sct + "C"}}}}, []string{"o4", "o3", "o1"}},
+		{"DescendingLastUpdated", linkbridge.ResourceQuery{Descending: true, LastUpdated: []linkbridge.DateFilter{{Prefix: "lt", Time: at(3 * time.Second)}}}, []string{"o4", "o3", "o2", "o1"}},
 		{"LastUpdatedAndParam", linkbridge.ResourceQuery{
 			Params:      []linkbridge.ParamFilter{{Name: "status", Values: []string{"final"}}},
 			LastUpdated: []linkbridge.DateFilter{{Prefix: "gt", Time: at(0)}},
@@ -181,6 +197,28 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 			}
 			if got.Total != len(all) {
 				t.Fatalf("SearchResources(offset %d) Total = %d, want %d", tc.offset, got.Total, len(all))
+			}
+		}
+	})
+
+	t.Run("PagingDescending", func(t *testing.T) {
+		for _, tc := range []struct {
+			offset int
+			want   []string
+		}{
+			{0, []string{"o5", "o4"}},
+			{2, []string{"o3", "o2"}},
+			{4, []string{"o1"}},
+		} {
+			got, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Observation", Count: 2, Offset: tc.offset, Descending: true})
+			if err != nil {
+				t.Fatalf("SearchResources(offset %d, descending) returned unexpected error: %v", tc.offset, err)
+			}
+			if diff := cmp.Diff(tc.want, ids(got.Resources), cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("SearchResources(offset %d, descending) ids mismatch (-want +got):\n%s", tc.offset, diff)
+			}
+			if got.Total != len(all) {
+				t.Fatalf("SearchResources(offset %d, descending) Total = %d, want %d", tc.offset, got.Total, len(all))
 			}
 		}
 	})
