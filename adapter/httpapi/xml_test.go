@@ -95,8 +95,9 @@ func sameFHIR(t *testing.T, what string, got, want *response, opts ...cmp.Option
 }
 
 // TestXMLReferralTransaction posts the referral transaction as JSON to one
-// gateway and as XML to another (same ids and clock): both must answer the
-// same transaction-response (in XML for the XML client) and store the same
+// gateway and as XML (the indented XML fixture, as a client would write it)
+// to another with the same ids and clock: both must answer the same
+// transaction-response (in XML for the XML client) and store the same
 // resources, as JSON.
 func TestXMLReferralTransaction(t *testing.T) {
 	t.Parallel()
@@ -106,10 +107,18 @@ func TestXMLReferralTransaction(t *testing.T) {
 	}
 	viaJSON := newTestServer(t, func(s *httpapi.Server) { s.NewID = ids() })
 	viaXML := newTestServer(t, func(s *httpapi.Server) { s.NewID = ids() })
-	body := mustRead(t, fixReferralTxn)
+	body, xmlBody := mustRead(t, fixReferralTxn), mustRead(t, fixReferralXML)
+	// The XML fixture is the JSON one in XML.
+	j, err := fhirxml.ToJSON(xmlBody)
+	if err != nil {
+		t.Fatalf("fhirxml.ToJSON(%s): %v", fixReferralXML, err)
+	}
+	if diff := cmp.Diff(viaJSON.mustFHIR(body, "JSON fixture"), viaJSON.mustFHIR(j, "XML fixture"), protocmp.Transform()); diff != "" {
+		t.Fatalf("%s differs from %s (-JSON +XML):\n%s", fixReferralXML, fixReferralTxn, diff)
+	}
 
 	want := viaJSON.doAny(http.MethodPost, "", body, hdr{"Content-Type": "application/fhir+json"})
-	got := viaXML.doAny(http.MethodPost, "", toXML(t, body), hdr{"Content-Type": "application/fhir+xml", "Accept": "application/fhir+xml"})
+	got := viaXML.doAny(http.MethodPost, "", xmlBody, hdr{"Content-Type": "application/fhir+xml", "Accept": "application/fhir+xml"})
 	bundle(t, &want.response, "transaction-response")
 	bundle(t, &got.response, "transaction-response")
 	if want.XML || !got.XML {
