@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -227,10 +226,9 @@ func (s *Server) sendXML(w http.ResponseWriter, r *http.Request, held *heldRespo
 		held.sendTo(w)
 		return
 	}
-	x, err := s.toXML(held.body.Bytes())
+	x, err := s.xml.FromJSON(held.body.Bytes())
 	if err != nil {
-		s.Logger.ErrorContext(r.Context(), "render FHIR XML", slog.Any("error", err), slog.String("method", r.Method), slog.String("path", r.URL.Path))
-		// The JSON error, not a half-converted answer.
+		// A 500 in JSON (writeError logs it), not a half-converted answer.
 		held = newHeldResponse()
 		s.writeError(held, r, linkbridge.Errorf(linkbridge.EINTERNAL, "render FHIR XML: %v", err))
 		held.sendTo(w)
@@ -241,24 +239,4 @@ func (s *Server) sendXML(w http.ResponseWriter, r *http.Request, held *heldRespo
 	held.body.Reset()
 	_, _ = held.body.Write(x)
 	held.sendTo(w)
-}
-
-// toXML converts FHIR JSON the server wrote to FHIR XML. Stored resources
-// are the JSON their sender posted, which google/fhir accepted but the XML
-// converter may not (it refuses, say, an empty array); such a body is
-// decoded and re-encoded by google/fhir first.
-func (s *Server) toXML(j []byte) ([]byte, error) {
-	x, err := s.xml.FromJSON(j)
-	if err == nil {
-		return x, nil
-	}
-	cr, derr := s.Codec.Decode(j)
-	if derr != nil {
-		return nil, err
-	}
-	j, derr = s.Codec.Encode(cr)
-	if derr != nil {
-		return nil, err
-	}
-	return s.xml.FromJSON(j)
 }
