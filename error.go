@@ -26,8 +26,8 @@ const (
 	ETOOLARGE = "too_large"
 	// EUNSUPPORTED marks an unsupported media type (HTTP 415).
 	EUNSUPPORTED = "unsupported_media_type"
-	// ENOTACCEPTABLE marks a response format the caller asks for
-	// (_format, Accept) that the server cannot produce (HTTP 406).
+	// ENOTACCEPTABLE marks a request for a response format the API does
+	// not write (HTTP 406).
 	ENOTACCEPTABLE = "not_acceptable"
 	// EMETHOD marks a method that the resource does not allow (HTTP 405).
 	EMETHOD = "method_not_allowed"

@@ -55,9 +55,9 @@ const internalMessage = "Internal error."
 //   - A *linkbridge.Error yields one issue: severity error, the issue code for
 //     its Code (EINVALID "invalid", EUNPROCESSABLE "processing", ENOTFOUND
 //     "not-found", ECONFLICT "conflict", EDUPLICATE "duplicate",
-//     EPRECONDITION "conflict", ETOOLARGE "too-long", EUNSUPPORTED and EMETHOD
-//     "not-supported", EUNAUTHORIZED "login", EFORBIDDEN "forbidden",
-//     ETOOMANY "throttled"), details.coding httpCode, diagnostics = Message
+//     EPRECONDITION "conflict", ETOOLARGE "too-long", EUNSUPPORTED,
+//     ENOTACCEPTABLE and EMETHOD "not-supported", EUNAUTHORIZED "login",
+//     EFORBIDDEN "forbidden", ETOOMANY "throttled"), details.coding httpCode, diagnostics = Message
 //     (the reason phrase of status when empty) and expression = Expression.
 //   - Anything else, and any EINTERNAL error or unknown code, yields
 //     "exception" with diagnostics "Internal error.": internal detail is for

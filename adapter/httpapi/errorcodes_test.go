@@ -25,6 +25,7 @@ func TestErrorStatusCode(t *testing.T) {
 		{linkbridge.EPRECONDITION, http.StatusPreconditionFailed, "REC_PRECONDITION_FAILED"},
 		{linkbridge.ETOOLARGE, http.StatusRequestEntityTooLarge, "REC_PAYLOAD_TOO_LARGE"},
 		{linkbridge.EUNSUPPORTED, http.StatusUnsupportedMediaType, "REC_UNSUPPORTED_MEDIA_TYPE"},
+		{linkbridge.ENOTACCEPTABLE, http.StatusNotAcceptable, "REC_NOT_ACCEPTABLE"},
 		{linkbridge.EMETHOD, http.StatusMethodNotAllowed, "REC_METHOD_NOT_ALLOWED"},
 		{linkbridge.ENOTACCEPTABLE, http.StatusNotAcceptable, "REC_NOT_ACCEPTABLE"},
 		{linkbridge.EUNAUTHORIZED, http.StatusUnauthorized, "REC_UNAUTHORIZED"},

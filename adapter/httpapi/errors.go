@@ -51,9 +51,9 @@ func httpErrorFor(code string) httpError {
 
 // ErrorStatusCode returns the HTTP status the API answers an application
 // error code with: EINVALID 400, EUNAUTHORIZED 401, EFORBIDDEN 403,
-// ENOTFOUND 404, EMETHOD 405, ENOTACCEPTABLE 406, ECONFLICT and EDUPLICATE 409, EPRECONDITION
-// 412, ETOOLARGE 413, EUNSUPPORTED 415, EUNPROCESSABLE 422, ETOOMANY 429,
-// ETIMEOUT 408, EUNAVAILABLE 503, anything else 500.
+// ENOTFOUND 404, EMETHOD 405, ENOTACCEPTABLE 406, ECONFLICT and EDUPLICATE
+// 409, EPRECONDITION 412, ETOOLARGE 413, EUNSUPPORTED 415, EUNPROCESSABLE
+// 422, ETOOMANY 429, ETIMEOUT 408, EUNAVAILABLE 503, anything else 500.
 func ErrorStatusCode(code string) int { return httpErrorFor(code).status }
 
 // BaRSErrorCode returns the BaRS HTTP error code (for example

@@ -36,7 +36,13 @@ func TestErrors(t *testing.T) {
 		expr   string // named in expression or diagnostics
 	}{
 		{"UnsupportedMediaType", http.MethodPost, "/ServiceRequest", mustRead(t, fixSRContained), hdr{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType, "not-supported", ""},
-		{"UnsupportedMediaTypeXML", http.MethodPost, "", mustRead(t, fixReferralTxn), hdr{"Content-Type": "application/fhir+xml"}, http.StatusUnsupportedMediaType, "not-supported", ""},
+		{"JSONBodyLabelledXML", http.MethodPost, "", mustRead(t, fixReferralTxn), hdr{"Content-Type": "application/fhir+xml"}, http.StatusBadRequest, "invalid", ""},
+		{"MalformedXML", http.MethodPost, "/ServiceRequest", []byte(`<ServiceRequest xmlns="http://hl7.org/fhir"><status value="active"/>`), hdr{"Content-Type": "application/fhir+xml"}, http.StatusBadRequest, "invalid", ""},
+		{"UnknownXMLElement", http.MethodPost, "/ServiceRequest", []byte(`<ServiceRequest xmlns="http://hl7.org/fhir"><PatientInstruction value="x"/></ServiceRequest>`), hdr{"Content-Type": "text/xml"}, http.StatusBadRequest, "invalid", "ServiceRequest.PatientInstruction"},
+		{"XMLDoctype", http.MethodPost, "/Task", []byte(`<?xml version="1.0"?><!DOCTYPE Task [<!ENTITY x SYSTEM "file:///etc/passwd">]><Task xmlns="http://hl7.org/fhir"/>`), hdr{"Content-Type": "application/xml"}, http.StatusBadRequest, "invalid", ""},
+		{"NotAcceptable", http.MethodGet, "/Task/does-not-exist", nil, hdr{"Accept": "text/plain"}, http.StatusNotAcceptable, "not-supported", "Accept"},
+		{"NotAcceptableFormat", http.MethodGet, "/metadata?_format=ttl", nil, nil, http.StatusNotAcceptable, "not-supported", "_format"},
+		{"NotAcceptableBeforeBody", http.MethodPost, "/ServiceRequest", mustRead(t, fixSRContained), hdr{"Accept": "application/pdf"}, http.StatusNotAcceptable, "not-supported", "Accept"},
 		{"NoContentType", http.MethodPost, "/Task", mustRead(t, fixTaskContained), hdr{"Content-Type": ""}, http.StatusUnsupportedMediaType, "not-supported", ""},
 		{"TooLarge", http.MethodPost, "/ServiceRequest", big, nil, http.StatusRequestEntityTooLarge, "too-long", ""},
 		{"TooLargeMessage", http.MethodPost, "/$process-message", big, barsHeaders(reqID1, corrID1), http.StatusRequestEntityTooLarge, "too-long", ""},

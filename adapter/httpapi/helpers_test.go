@@ -34,6 +34,7 @@ var corpusDir = filepath.Join("..", "..", "testdata", "fhir", "r4")
 // Fixtures used across the tests.
 var (
 	fixReferralTxn   = filepath.Join(corpusDir, "bundle-referral-transaction.json")
+	fixReferralXML   = filepath.Join(corpusDir, "bundle-referral-transaction.xml") // the same in FHIR XML
 	fixRoleTxn       = filepath.Join(corpusDir, "valid", "transaction-practitionerrole-healthcareservice.json")
 	fixSRContained   = filepath.Join(corpusDir, "valid", "servicerequest-contained-patient.json")
 	fixSRByNHS       = filepath.Join(corpusDir, "valid", "servicerequest-subject-nhs-number.json")

@@ -87,7 +87,7 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 			"description": "linkbridge: GP referrals to social prescribing, and the link worker's record back to the GP record",
 		},
 		"fhirVersion": "4.0.1",
-		"format":      []string{"application/fhir+json", "json"},
+		"format":      []string{"application/fhir+json", "json", "application/fhir+xml", "xml"},
 		"rest":        []any{rest},
 	}
 	raw, err := json.Marshal(cs)

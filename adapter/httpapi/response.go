@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,13 +19,28 @@ import (
 // ContentTypeFHIR is the media type of FHIR JSON.
 const ContentTypeFHIR = "application/fhir+json; charset=utf-8"
 
-// readBody checks the content type and reads the body within the limit.
+// readBody checks the content type and reads the body within the limit,
+// returning FHIR JSON: an XML body (application/fhir+xml, application/xml,
+// text/xml) is converted to JSON here (adapter/fhirxml), so from here on it
+// takes exactly the JSON path and is stored as JSON. XML that is not FHIR
+// XML is EINVALID with the converter's expression; any other Content-Type
+// is EUNSUPPORTED (415).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/fhir+json" && mt != "application/json") {
-		return nil, linkbridge.Errorf(linkbridge.EUNSUPPORTED, "Content-Type must be application/fhir+json or application/json")
+	f, ok := formatOfContentType(r.Header.Get("Content-Type"))
+	if !ok {
+		return nil, linkbridge.Errorf(linkbridge.EUNSUPPORTED, "Content-Type must be application/fhir+json or application/fhir+xml (or application/json, application/xml, text/xml)")
 	}
-	return s.readLimited(w, r)
+	b, err := s.readLimited(w, r)
+	if err != nil || f == formatJSON {
+		return b, err
+	}
+	if b, err = s.xml.ToJSON(b); err != nil {
+		return nil, err
+	}
+	if err := checkBodyText(b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // readLimited reads the request body, refusing one over MaxBodyBytes

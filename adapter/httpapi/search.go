@@ -29,7 +29,7 @@ import (
 
 // searchControls are the parameters every search takes besides its type's
 // search parameters: FHIR R4 result parameters and _format/_pretty.
-// parseSearch applies each (_format is checked by checkFormat first). _id
+// parseSearch applies each (_format is negotiated by requireFormat first). _id
 // and _lastUpdated are search parameters of every type, in the table
 // (fhirmap.SearchParameters).
 var searchControls = []string{"_count", "_offset", "_total", "_sort", "_summary", "_elements", "_include", "_revinclude", "_format", "_pretty"}
@@ -374,8 +374,9 @@ func parseSearch(typ string, vals url.Values, lenient bool) (*searchRequest, err
 			}
 			q.Offset = n
 		case "_format":
-			// Checked in the URL by checkFormat; a POSTed form's here.
-			if err := formatError(vs[0]); err != nil {
+			// The URL's is negotiated by requireFormat; a POSTed form's is
+			// checked here (it cannot change the answer's format).
+			if _, err := formatParam(vs[0]); err != nil {
 				return nil, err
 			}
 			use(k, vs[0])

@@ -105,9 +105,9 @@ func TestSearchStrictAndLenient(t *testing.T) {
 	wantOutcome(t, r, http.StatusBadRequest, "invalid", "made-up")
 }
 
-// TestSearchFormat: JSON is the only format until the XML codec is in:
-// _format or Accept asking for XML, or for a format the server does not
-// know, is answered 406 with an OperationOutcome, never 200 JSON.
+// TestSearchFormat: searches (and reads) answer in the format _format or
+// Accept chooses, FHIR JSON or XML (_format first); a format the server does
+// not write is answered 406 with an OperationOutcome, never 200 JSON.
 func TestSearchFormat(t *testing.T) {
 	t.Parallel()
 	f := newSearchFixture(t)
@@ -117,30 +117,44 @@ func TestSearchFormat(t *testing.T) {
 		path   string
 		h      hdr
 		status int
+		xml    bool // answered in FHIR XML
 	}{
-		{"FormatXML", "/Task?_format=xml", nil, http.StatusNotAcceptable},
-		{"FormatFHIRXML", "/Task?_format=application/fhir%2Bxml", nil, http.StatusNotAcceptable},
-		{"FormatUnknown", "/Task?_format=yaml", nil, http.StatusNotAcceptable},
-		{"FormatXMLOnRead", "/" + f.task[0] + "?_format=xml", nil, http.StatusNotAcceptable},
-		{"FormatXMLOnMetadata", "/metadata?_format=xml", nil, http.StatusNotAcceptable},
-		{"FormatXMLLenient", "/Task?_format=xml", lenientHeader, http.StatusNotAcceptable},
-		{"AcceptXML", "/Task", hdr{"Accept": "application/fhir+xml"}, http.StatusNotAcceptable},
-		{"AcceptJSONRefused", "/Task", hdr{"Accept": "application/fhir+json;q=0, application/xml"}, http.StatusNotAcceptable},
-		{"FormatJSON", "/Task?_format=json", nil, http.StatusOK},
-		{"FormatFHIRJSON", "/Task?_format=application/fhir%2Bjson", nil, http.StatusOK},
-		{"FormatJSONOverAcceptXML", "/Task?_format=json", hdr{"Accept": "application/fhir+xml"}, http.StatusOK},
-		{"AcceptAny", "/Task", hdr{"Accept": "text/html, application/xml;q=0.9, */*;q=0.8"}, http.StatusOK},
-		{"AcceptJSON", "/Task", hdr{"Accept": "application/json"}, http.StatusOK},
-		{"NoAccept", "/Task", hdr{"Accept": ""}, http.StatusOK},
+		{"FormatXML", "/Task?_format=xml", nil, http.StatusOK, true},
+		{"FormatFHIRXML", "/Task?_format=application/fhir%2Bxml", nil, http.StatusOK, true},
+		{"FormatUnknown", "/Task?_format=yaml", nil, http.StatusNotAcceptable, false},
+		{"FormatXMLOnRead", "/" + f.task[0] + "?_format=xml", nil, http.StatusOK, true},
+		{"FormatXMLOnMetadata", "/metadata?_format=xml", nil, http.StatusOK, true},
+		{"FormatXMLLenient", "/Task?_format=xml", lenientHeader, http.StatusOK, true},
+		{"AcceptXML", "/Task", hdr{"Accept": "application/fhir+xml"}, http.StatusOK, true},
+		{"AcceptJSONRefused", "/Task", hdr{"Accept": "application/fhir+json;q=0, application/xml"}, http.StatusOK, true},
+		{"AcceptNeither", "/Task", hdr{"Accept": "text/plain"}, http.StatusNotAcceptable, false},
+		{"FormatJSON", "/Task?_format=json", nil, http.StatusOK, false},
+		{"FormatFHIRJSON", "/Task?_format=application/fhir%2Bjson", nil, http.StatusOK, false},
+		{"FormatJSONOverAcceptXML", "/Task?_format=json", hdr{"Accept": "application/fhir+xml"}, http.StatusOK, false},
+		{"AcceptAnyPrefersXML", "/Task", hdr{"Accept": "text/html, application/xml;q=0.9, */*;q=0.8"}, http.StatusOK, true},
+		{"AcceptJSON", "/Task", hdr{"Accept": "application/json"}, http.StatusOK, false},
+		{"NoAccept", "/Task", hdr{"Accept": ""}, http.StatusOK, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := ts.do(http.MethodGet, tt.path, nil, tt.h)
-			if tt.status == http.StatusOK {
-				wantStatus(t, r, http.StatusOK)
+			if tt.status != http.StatusOK {
+				wantOutcome(t, ts.do(http.MethodGet, tt.path, nil, tt.h), tt.status, "not-supported", "")
 				return
 			}
-			wantOutcome(t, r, tt.status, "not-supported", "")
+			u := strings.TrimSuffix(ts.URL, "/") + tt.path
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			for k, v := range tt.h {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			ct := resp.Header.Get("Content-Type")
+			if resp.StatusCode != http.StatusOK || strings.Contains(ct, "xml") != tt.xml {
+				t.Errorf("GET %s: %d %s, want 200 in %s", tt.path, resp.StatusCode, ct, map[bool]string{true: "XML", false: "JSON"}[tt.xml])
+			}
 		})
 	}
 	// The self link keeps the _format used.
@@ -148,7 +162,7 @@ func TestSearchFormat(t *testing.T) {
 	if selfQuery(t, b).Get("_format") != "json" {
 		t.Errorf("self link %s lost _format=json", linkURL(b, "self"))
 	}
-	r := ts.do(http.MethodPost, "/Task/_search", []byte("_format=xml"), hdr{"Content-Type": "application/x-www-form-urlencoded"})
+	r := ts.do(http.MethodPost, "/Task/_search", []byte("_format=yaml"), hdr{"Content-Type": "application/x-www-form-urlencoded"})
 	wantOutcome(t, r, http.StatusNotAcceptable, "not-supported", "_format")
 }
 

@@ -16,10 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/fhir/go/fhirversion"
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/access"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/casework"
 	"github.com/linkbridge/linkbridge/intake"
 )
@@ -97,6 +99,9 @@ type Server struct {
 	limits     *limiters
 
 	capability []byte
+	// xml converts FHIR XML request bodies to JSON and JSON responses to
+	// XML (format.go); built once by NewServer.
+	xml *fhirxml.Converter
 	// marshalAll turns off storing received bytes (tests compare the two).
 	marshalAll bool
 }
@@ -104,6 +109,11 @@ type Server struct {
 // NewServer builds a Server and renders its CapabilityStatement once.
 func NewServer(store linkbridge.Store, codec *fhirjson.Codec, logger *slog.Logger) (*Server, error) {
 	s := &Server{Store: store, Codec: codec, Logger: logger}
+	xc, err := fhirxml.NewConverter(fhirversion.R4)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: FHIR XML: %w", err)
+	}
+	s.xml = xc
 	if cs, ok := store.(linkbridge.CaseStore); ok {
 		s.Cases = cs
 	}
@@ -148,7 +158,7 @@ func NewUUID() string {
 // Handler returns the routed HTTP handler.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
-	r.Use(s.logRequests, s.withDeadline, s.checkInput)
+	r.Use(s.logRequests, s.fhirFormat, s.withDeadline, s.checkInput)
 	secured := s.Auth != nil || s.Audit != nil || s.RateLimit > 0
 	// Requests no route matches go through the same layers as the rest
 	// (gorilla/mux runs its middleware only for matched routes): logged,
@@ -161,7 +171,7 @@ func (s *Server) Handler() http.Handler {
 		if secured {
 			h = s.secure(h)
 		}
-		return s.logRequests(s.withDeadline(s.checkInput(h)))
+		return s.logRequests(s.fhirFormat(s.withDeadline(s.checkInput(h))))
 	}
 	r.NotFoundHandler = unmatched(func(*http.Request) error {
 		return linkbridge.Errorf(linkbridge.ENOTFOUND, "no such endpoint")
@@ -205,7 +215,7 @@ func (s *Server) Handler() http.Handler {
 	// mismatch found by an earlier route, so unsupported methods got 404
 	// instead of 405.
 	f := r.NewRoute().Subrouter()
-	f.Use(s.fhirHeaders)
+	f.Use(s.fhirHeaders, s.requireFormat)
 	f.Handle("/fhir", s.fhir(s.handleTransaction)).Methods(http.MethodPost)
 	f.Handle("/fhir/", s.fhir(s.handleTransaction)).Methods(http.MethodPost)
 	f.HandleFunc("/fhir/metadata", s.handleMetadata).Methods(http.MethodGet)
@@ -287,10 +297,6 @@ func (s *Server) fhirHeaders(next http.Handler) http.Handler {
 			if v := r.Header.Get(h); v != "" {
 				w.Header().Set(h, v)
 			}
-		}
-		if err := checkFormat(r); err != nil {
-			s.writeError(w, r, err)
-			return
 		}
 		next.ServeHTTP(w, r)
 	})
