@@ -16,8 +16,11 @@ import (
 //     character. jsonformat reads "status":"" as a status element with no
 //     value, which satisfies its required-field check and then disappears on
 //     Encode.
-//   - null only as an array element (where it aligns a primitive array with
-//     its _element twin). jsonformat ignores "status":null the same way.
+//   - null only as an array element where it aligns a primitive array with
+//     its _element twin ("given":["Jan",null],"_given":[null,{...}]): an
+//     object holding an array with a null must also hold the array's _twin.
+//     jsonformat ignores "status":null, and reads a null array element with
+//     no twin as an empty primitive that no FHIR reader accepts back.
 //   - no empty object or array (FHIR ele-1; arrays are never empty).
 //   - no duplicate key in an object. jsonformat keeps the last one; another
 //     reader might keep the first, so a duplicate could mean two different
@@ -41,7 +44,9 @@ func checkJSONRules(b []byte, rootType string) *linkbridge.Error {
 		return nil
 	}
 	e := &linkbridge.Error{Code: linkbridge.EINVALID, Message: problem}
-	if p := s.path(); p != "" {
+	if s.at != "" {
+		e.Expression = []string{s.at}
+	} else if p := s.path(); p != "" {
 		e.Expression = []string{p}
 	}
 	return e
@@ -57,6 +62,14 @@ type frame struct {
 	index int                 // current index (arrays)
 	keys  [][]byte            // keys seen so far (objects), up to maxKeyList
 	many  map[string]struct{} // all keys, once there are more than maxKeyList
+	// nulls are the keys of this object's arrays holding a null, each with
+	// the path of its first null (the _twin is checked at the close).
+	nulls []nullAt
+}
+
+type nullAt struct {
+	key  []byte
+	path string
 }
 
 // maxKeyList is how many keys an object's duplicate check compares one by
@@ -93,6 +106,8 @@ type scanner struct {
 	i            int
 	stack        []frame
 	resourceType string
+	// at, when set, is the path of the problem run found (else path()).
+	at string
 }
 
 // run walks the whole document and returns a description of the first rule
@@ -117,8 +132,14 @@ func (s *scanner) run() string {
 			s.stack = append(s.stack, frame{array: c == '['})
 		case '}', ']':
 			s.i++
-			if len(s.stack) > 0 {
-				s.stack = s.stack[:len(s.stack)-1]
+			if n := len(s.stack); n > 0 {
+				for _, na := range s.stack[n-1].nulls {
+					if !s.stack[n-1].seen(append([]byte("_"), na.key...)) {
+						s.at = na.path
+						return "null value: a null in an array only aligns it with its _" + string(na.key) + " twin, which this element lacks"
+					}
+				}
+				s.stack = s.stack[:n-1]
 			}
 		case ',':
 			s.i++
@@ -147,14 +168,30 @@ func (s *scanner) run() string {
 				return "empty string: FHIR primitive values must not be empty"
 			}
 		case 'n':
-			if n := len(s.stack); n == 0 || !s.stack[n-1].array {
+			n := len(s.stack)
+			if n == 0 || !s.stack[n-1].array {
 				return "null value: null is only allowed inside arrays"
+			}
+			if n >= 2 && !s.stack[n-2].array {
+				parent := &s.stack[n-2]
+				if len(parent.key) > 0 && parent.key[0] != '_' && !hasNullKey(parent.nulls, parent.key) {
+					parent.nulls = append(parent.nulls, nullAt{key: bytes.Clone(parent.key), path: s.path()})
+				}
 			}
 			s.skipLiteral()
 		default:
 			s.skipLiteral()
 		}
 	}
+}
+
+func hasNullKey(nulls []nullAt, key []byte) bool {
+	for _, na := range nulls {
+		if bytes.Equal(na.key, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // atKey reports whether the string starting at start is an object key: the

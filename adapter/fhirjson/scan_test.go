@@ -36,12 +36,29 @@ func TestCheckJSONRulesPathOmitsOddKeys(t *testing.T) {
 	}
 }
 
+// TestCheckJSONRulesNullNeedsTwin: a null in a primitive array only aligns
+// it with its _twin (FHIR R4 json.html#primitive); one without the twin is
+// an empty primitive, refused at the null's place.
+func TestCheckJSONRulesNullNeedsTwin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, at string }{
+		{`{"resourceType":"Patient","name":[{"given":["Jan",null]}]}`, "Patient.name[0].given[1]"},
+		{`{"resourceType":"Patient","name":[{"family":"X"},{"given":[null,"Jan"],"_family":{"id":"f"}}]}`, "Patient.name[1].given[0]"},
+	} {
+		err := checkJSONRules([]byte(tc.in), "Patient")
+		if err == nil || len(err.Expression) != 1 || err.Expression[0] != tc.at {
+			t.Errorf("checkJSONRules(%s) = %v, want a null refused at %s", tc.in, err, tc.at)
+		}
+	}
+}
+
 func TestCheckJSONRulesAllowsValidStrings(t *testing.T) {
 	t.Parallel()
 	for _, in := range []string{
 		`{"resourceType":"Patient","name":[{"text":"a \"quoted\" \\ name"}]}`,
 		`{"resourceType":"Patient","name":[{"text":"\\\\"}],"active":true,"multipleBirthInteger":2}`,
-		`{"resourceType":"Patient","name":[{"given":["A",null]}]}`,
+		`{"resourceType":"Patient","name":[{"given":["A",null],"_given":[null,{"extension":[{"url":"http://example.org/x","valueString":"y"}]}]}]}`,
+		`{"resourceType":"Patient","name":[{"_given":[null,{"id":"g2"}],"given":["A",null]}]}`,
 		`{ "resourceType" : "Patient" , "active" : false }`,
 	} {
 		if err := checkJSONRules([]byte(in), "Patient"); err != nil {
