@@ -156,21 +156,40 @@ func parseDiv(s string, w *bytes.Buffer, path string, depth int) (verbatim bool,
 	}
 }
 
-// escapeText writes s as XML character data.
-func escapeText(w *bytes.Buffer, s string) {
+// Escape sets: what each kind of XML output writes as a reference. The
+// three differ only in these bytes.
+var (
+	// textEscapes are for character data.
+	textEscapes = newEscapeSet(map[byte]string{'&': "&amp;", '<': "&lt;", '>': "&gt;", '\r': "&#xD;"})
+	// xhtmlAttrEscapes are for narrative XHTML attribute values: tab and
+	// newline stay as they are (narrative generators write them raw, and
+	// encoding/xml reads them back unchanged).
+	xhtmlAttrEscapes = newEscapeSet(map[byte]string{'&': "&amp;", '<': "&lt;", '"': "&quot;", '\r': "&#xD;"})
+	// attrEscapes are for double-quoted attribute values: tab, newline and
+	// carriage return as character references, so attribute value
+	// normalisation leaves them as they were.
+	attrEscapes = newEscapeSet(map[byte]string{'&': "&amp;", '<': "&lt;", '>': "&gt;", '"': "&quot;", '\t': "&#x9;", '\n': "&#xA;", '\r': "&#xD;"})
+)
+
+// escapeSet holds, per byte, the reference an output writes it as ("":
+// the byte itself); an array, so the lookup per byte costs what a switch
+// does.
+type escapeSet *[256]string
+
+func newEscapeSet(m map[byte]string) escapeSet {
+	var set [256]string
+	for b, esc := range m {
+		set[b] = esc
+	}
+	return &set
+}
+
+// escapeWith writes s with set's bytes escaped.
+func escapeWith(set escapeSet, w *bytes.Buffer, s string) {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '\r':
-			esc = "&#xD;"
-		default:
+		esc := set[s[i]]
+		if esc == "" {
 			continue
 		}
 		w.WriteString(s[last:i])
@@ -179,64 +198,16 @@ func escapeText(w *bytes.Buffer, s string) {
 	}
 	w.WriteString(s[last:])
 }
+
+// escapeText writes s as XML character data.
+func escapeText(w *bytes.Buffer, s string) { escapeWith(textEscapes, w, s) }
 
 // escapeXHTMLAttr writes s as a double-quoted attribute value of narrative
-// XHTML. Unlike escapeAttr it leaves tab and newline as they are: narrative
-// generators write them raw, and encoding/xml reads them back unchanged.
-func escapeXHTMLAttr(w *bytes.Buffer, s string) {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '"':
-			esc = "&quot;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
-		}
-		w.WriteString(s[last:i])
-		w.WriteString(esc)
-		last = i + 1
-	}
-	w.WriteString(s[last:])
-}
+// XHTML.
+func escapeXHTMLAttr(w *bytes.Buffer, s string) { escapeWith(xhtmlAttrEscapes, w, s) }
 
-// escapeAttr writes s as a double-quoted XML attribute value. Tab, newline
-// and carriage return are written as character references, so attribute
-// value normalisation leaves them as they were.
-func escapeAttr(w *bytes.Buffer, s string) {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '"':
-			esc = "&quot;"
-		case '\t':
-			esc = "&#x9;"
-		case '\n':
-			esc = "&#xA;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
-		}
-		w.WriteString(s[last:i])
-		w.WriteString(esc)
-		last = i + 1
-	}
-	w.WriteString(s[last:])
-}
+// escapeAttr writes s as a double-quoted XML attribute value.
+func escapeAttr(w *bytes.Buffer, s string) { escapeWith(attrEscapes, w, s) }
 
 // checkXMLChars returns an error at path when s holds a character XML 1.0
 // cannot carry (controls other than tab, newline and carriage return,
