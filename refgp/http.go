@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"google.golang.org/protobuf/proto"
 
@@ -545,32 +546,6 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// httpError returns the HTTP status and the BaRS HTTP error code refgp
-// answers an application error code with: the error codes refgp raises,
-// mapped as linkbridge's own API maps them (adapter/httpapi/errors.go);
-// anything else is 500 REC_SERVER_ERROR.
-func httpError(code string) (int, string) {
-	switch code {
-	case linkbridge.EINVALID:
-		return http.StatusBadRequest, "REC_BAD_REQUEST"
-	case linkbridge.EUNAUTHORIZED:
-		return http.StatusUnauthorized, "REC_UNAUTHORIZED"
-	case linkbridge.ENOTFOUND:
-		return http.StatusNotFound, "REC_NOT_FOUND"
-	case linkbridge.EMETHOD:
-		return http.StatusMethodNotAllowed, "REC_METHOD_NOT_ALLOWED"
-	case linkbridge.ECONFLICT:
-		return http.StatusConflict, "REC_CONFLICT"
-	case linkbridge.EPRECONDITION:
-		return http.StatusPreconditionFailed, "REC_PRECONDITION_FAILED"
-	case linkbridge.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge, "REC_PAYLOAD_TOO_LARGE"
-	case linkbridge.EUNSUPPORTED:
-		return http.StatusUnsupportedMediaType, "REC_UNSUPPORTED_MEDIA_TYPE"
-	}
-	return http.StatusInternalServerError, "REC_SERVER_ERROR"
-}
-
 // issueProcessing is the issue type of a reference that does not resolve:
 // the content is valid FHIR, this endpoint cannot process it (the issue
 // type HAPI FHIR gives its invalid-request errors).
@@ -604,7 +579,9 @@ func gone(typ, id string, version int, when string) error {
 // writeError answers with an OperationOutcome and the status of the error
 // code; internal errors are logged, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, httpCode := httpError(linkbridge.ErrorCode(err))
+	// Mapped as linkbridge's own API maps them, from the one table.
+	code := linkbridge.ErrorCode(err)
+	status, httpCode := httpapi.ErrorStatusCode(code), httpapi.BaRSErrorCode(code)
 	var oe *outcomeError
 	if errors.As(err, &oe) && oe.status != 0 {
 		status, httpCode = oe.status, oe.httpCode
