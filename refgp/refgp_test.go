@@ -28,9 +28,16 @@ type testGP struct {
 
 func newTestGP(t *testing.T, opts refgp.Options) *testGP {
 	t.Helper()
-	gp, err := refgp.Open(context.Background(), filepath.Join(t.TempDir(), "gp.db"), opts)
+	return openTestGP(t, filepath.Join(t.TempDir(), "gp.db"), opts)
+}
+
+// openTestGP serves the reference GP on the SQLite file at path (an
+// upgrade test's older file, say) until the test ends.
+func openTestGP(t *testing.T, path string, opts refgp.Options) *testGP {
+	t.Helper()
+	gp, err := refgp.Open(context.Background(), path, opts)
 	if err != nil {
-		t.Fatalf("Open() = %v", err)
+		t.Fatalf("Open(%s) = %v", filepath.Base(path), err)
 	}
 	t.Cleanup(func() {
 		if err := gp.Close(); err != nil {
@@ -510,19 +517,7 @@ func TestMigrationDropsConditions(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gp, err := refgp.Open(context.Background(), path, refgp.Options{})
-	if err != nil {
-		t.Fatalf("Open() over a 002 file = %v", err)
-	}
-	srv := httptest.NewServer(gp.Handler())
-	defer srv.Close()
-	defer func() {
-		if err := gp.Close(); err != nil {
-			t.Errorf("Close() = %v", err)
-		}
-	}()
-	codec, _ := fhirjson.New()
-	g := &testGP{t: t, url: srv.URL, codec: codec}
+	g := openTestGP(t, path, refgp.Options{}) // over a 002 file
 	pc := "/fhir/Provenance?_tag=" + url.QueryEscape("https://linkbridge.example.org/Id/writeback|Provenance/lb-prov-1")
 	if _, _, b := g.do("GET", pc, ""); b["total"] != float64(1) {
 		t.Fatalf("the held Provenance's tag is not searchable after the migration: total %v", b["total"])

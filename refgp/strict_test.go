@@ -1,11 +1,9 @@
 package refgp_test
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/refgp"
 )
 
@@ -502,19 +499,7 @@ func TestMigrationIndexesReferences(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gp, err := refgp.Open(context.Background(), path, refgp.Options{})
-	if err != nil {
-		t.Fatalf("Open() over a 003 file = %v", err)
-	}
-	srv := httptest.NewServer(gp.Handler())
-	defer srv.Close()
-	defer func() {
-		if err := gp.Close(); err != nil {
-			t.Errorf("Close() = %v", err)
-		}
-	}()
-	codec, _ := fhirjson.New()
-	g := &testGP{t: t, url: srv.URL, codec: codec}
+	g := openTestGP(t, path, refgp.Options{}) // over a 003 file
 	st, _, doc := g.do("DELETE", "/fhir/Goal/g-old", "")
 	if st != 409 {
 		t.Fatalf("DELETE of a Goal referenced before the migration = %d %v, want 409", st, doc)
