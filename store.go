@@ -233,6 +233,29 @@ type Store interface {
 	Close() error
 }
 
+// IndexStore lets the search index be rebuilt from the stored resources
+// when the search parameter table changes (a parameter added, or the way
+// one is indexed), so that a search never misses a resource only because
+// it was stored by an earlier version (intake.Reindex;
+// docs/referral-exchange.md#search-parameters). Both backends implement it.
+type IndexStore interface {
+	// SearchIndexVersion returns the version of the search parameter
+	// table the stored index was built with, "" when none was recorded.
+	SearchIndexVersion(ctx context.Context) (string, error)
+	// SetSearchIndexVersion records the version the index is now built
+	// with.
+	SetSearchIndexVersion(ctx context.Context, version string) error
+	// CurrentResources returns up to limit current resource versions with
+	// their stored Params, in (type, id) order, starting after the key
+	// (afterType, afterID); ("", "") starts at the beginning.
+	CurrentResources(ctx context.Context, afterType, afterID string, limit int) ([]*Resource, error)
+	// ReindexResource replaces the indexed search parameter values of the
+	// current version of r.Type/r.ID with r.Params. It changes nothing and
+	// reports false when the resource is no longer at r.VersionID (a newer
+	// version was indexed when it was written).
+	ReindexResource(ctx context.Context, r *Resource) (bool, error)
+}
+
 // CaseRecord is the link worker's record of one referral.
 type CaseRecord struct {
 	Referral *Referral

@@ -1,6 +1,8 @@
 package fhirmap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -441,3 +443,27 @@ func messages[T proto.Message](m protoreflect.Message, fd protoreflect.FieldDesc
 	}
 	return out
 }
+
+// indexingRevision counts changes to how SearchParams derives values from
+// an element (normalisation, which references or identifiers it indexes)
+// that the table's rows do not show. Bump it with such a change, so that
+// SearchIndexVersion changes and stored resources are re-indexed.
+const indexingRevision = 1
+
+// SearchIndexVersion names the search index that SearchParams builds: a
+// digest of the search parameter table (every type's indexed rows) and of
+// indexingRevision. A store whose index was built with another version is
+// re-indexed from its stored resources (intake.Reindex), so that a
+// parameter added to the table finds resources stored before it
+// (docs/referral-exchange.md#search-parameters).
+var SearchIndexVersion = sync.OnceValue(func() string {
+	h := sha256.New()
+	_, _ = fmt.Fprintf(h, "revision %d\n", indexingRevision)
+	for _, typ := range SearchTypes() {
+		ts := searchTables()[typ]
+		for _, ip := range ts.indexed {
+			_, _ = fmt.Fprintf(h, "%s %s %s %s %v %v\n", typ, ip.Name, ip.Type, ip.Field, ip.Targets, ip.Only)
+		}
+	}
+	return "sp1-" + hex.EncodeToString(h.Sum(nil))[:16]
+})

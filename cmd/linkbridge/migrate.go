@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 )
 
 // MigrateCommand is "linkbridge migrate": it brings the store's schema up to
@@ -42,6 +44,13 @@ func (c *MigrateCommand) Run(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
+	codec, err := fhirjson.New()
+	if err != nil {
+		return err
+	}
+	if err := reindex(ctx, store, codec, logger); err != nil {
+		return err
+	}
 	ml, ok := store.(migrationLister)
 	if !ok {
 		return errors.New("this store does not list its migrations")

@@ -230,6 +230,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
+	if err := reindex(ctx, db, codec, logger); err != nil {
+		return err
+	}
 
 	api, err := httpapi.NewServer(db, codec, logger)
 	if err != nil {

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/postgres"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
+	"github.com/linkbridge/linkbridge/intake"
 )
 
 // appStore is what the commands need of a store; both backends provide it.
@@ -16,6 +19,7 @@ type appStore interface {
 	linkbridge.CaseStore
 	linkbridge.OutboxStore
 	linkbridge.EndpointIdentityStore
+	linkbridge.IndexStore
 }
 
 // dbFlagHelp is the help text of every --db flag.
@@ -29,6 +33,16 @@ func openStore(ctx context.Context, db string, logger *slog.Logger) (appStore, e
 		return postgres.Open(ctx, db, logger)
 	}
 	return sqlite.Open(ctx, db, logger)
+}
+
+// reindex brings the store's search index up to this binary's search
+// parameter table (intake.Reindex): a no-op unless the table changed since
+// the index was built.
+func reindex(ctx context.Context, db appStore, codec *fhirjson.Codec, logger *slog.Logger) error {
+	if _, err := intake.Reindex(ctx, db, codec, logger); err != nil {
+		return fmt.Errorf("search index: %w", err)
+	}
+	return nil
 }
 
 // redactDB returns db fit for a log line: a PostgreSQL URL without its

@@ -30,10 +30,11 @@ type Store interface {
 	storetest.OutboxStore
 	linkbridge.AuditStore
 	linkbridge.EndpointIdentityStore
+	linkbridge.IndexStore
 }
 
 // RunSuites runs every adapter/storetest suite (Store, CaseStore,
-// OutboxStore, Access, AuditStore, EndpointIdentityStore), each as a
+// OutboxStore, Access, AuditStore, EndpointIdentityStore, IndexStore), each as a
 // parallel subtest of that name. open must return a new, empty store and close it when the test
 // ends.
 func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
@@ -60,5 +61,9 @@ func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("EndpointIdentityStore", func(t *testing.T) {
 		t.Parallel()
 		storetest.RunEndpointIdentityStore(t, func(t *testing.T) linkbridge.EndpointIdentityStore { return open(t) })
+	})
+	t.Run("IndexStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunIndexStore(t, func(t *testing.T) storetest.IndexStore { return open(t) })
 	})
 }

@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
+)
+
+// The store settings table (migration 011) holds the search index version
+// under this name.
+const settingSearchIndex = "search-index-version"
+
+// SearchIndexVersion returns the version of the search parameter table
+// the stored index was built with, "" when none was recorded.
+func (db *DB) SearchIndexVersion(ctx context.Context) (string, error) {
+	var v string
+	err := db.pool.QueryRow(ctx, `SELECT value FROM store_setting WHERE name = $1`, settingSearchIndex).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("postgres: read search index version: %w", err)
+	}
+	return v, nil
+}
+
+// SetSearchIndexVersion records the version the index is now built with.
+func (db *DB) SetSearchIndexVersion(ctx context.Context, version string) error {
+	if _, err := db.pool.Exec(ctx, `INSERT INTO store_setting (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, settingSearchIndex, version); err != nil {
+		return fmt.Errorf("postgres: record search index version: %w", err)
+	}
+	return nil
+}
+
+// CurrentResources returns up to limit current resource versions with
+// their stored Params, in (type, id) order after (afterType, afterID).
+func (db *DB) CurrentResources(ctx context.Context, afterType, afterID string, limit int) ([]*linkbridge.Resource, error) {
+	rows, err := db.pool.Query(ctx, `SELECT type, id, version_id, last_updated, body, params::text FROM resource
+		WHERE (type, id) > ($1, $2) ORDER BY type, id LIMIT $3`, afterType, afterID, max(limit, 1))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list resources: %w", err)
+	}
+	defer rows.Close()
+	var out []*linkbridge.Resource
+	for rows.Next() {
+		r := &linkbridge.Resource{}
+		var params string
+		if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, &r.Body, &params); err != nil {
+			return nil, fmt.Errorf("postgres: list resources: %w", err)
+		}
+		r.LastUpdated = utc(r.LastUpdated)
+		if r.Params, err = sqlshared.DecodeParams(params); err != nil {
+			return nil, fmt.Errorf("postgres: %s/%s: %w", r.Type, r.ID, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list resources: %w", err)
+	}
+	return out, nil
+}
+
+// ReindexResource replaces the indexed search parameter values of the
+// current version of r.Type/r.ID with r.Params, unless the resource has
+// moved on from r.VersionID (false). The resource row is locked, so a
+// concurrent new version waits or is waited for.
+func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool, error) {
+	encoded, err := sqlshared.EncodeParams(r.Params)
+	if err != nil {
+		return false, fmt.Errorf("postgres: %w", err)
+	}
+	var done bool
+	err = retryTx(ctx, func() error {
+		done = false
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			var (
+				stored    int
+				oldParams string
+			)
+			err := tx.QueryRow(ctx, `SELECT version_id, params::text FROM resource WHERE type = $1 AND id = $2 FOR UPDATE`, r.Type, r.ID).
+				Scan(&stored, &oldParams)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				return nil
+			case err != nil:
+				return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
+			case stored != r.VersionID:
+				return nil
+			}
+			if _, err := tx.Exec(ctx, `UPDATE resource SET params = $1::jsonb WHERE type = $2 AND id = $3`, encoded, r.Type, r.ID); err != nil {
+				return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
+			}
+			del, had, err := sqlshared.ParamChanges(oldParams, r.Params)
+			if err != nil {
+				return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
+			}
+			if len(del) > 0 {
+				names, values := make([]string, len(del)), make([]string, len(del))
+				for i, p := range del {
+					names[i], values[i] = p.Name, p.Value
+				}
+				if _, err := tx.Exec(ctx, delParams, r.Type, names, values, r.ID); err != nil {
+					return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
+				}
+			}
+			if args, ok := paramArrays([]resourceRow{{Type: r.Type, ID: r.ID, Params: r.Params}}, had); ok {
+				if _, err := tx.Exec(ctx, insParams, args...); err != nil {
+					return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
+				}
+			}
+			done = true
+			return nil
+		})
+	})
+	return done, err
+}
