@@ -39,8 +39,12 @@ const (
 	BusinessCancelledBySPLW  = "cancelled-by-service"
 )
 
+// DeclinePerson is the decline reason that is the person's own: the only
+// one coded as "Social prescribing declined" in the GP record.
+const DeclinePerson = "person-declined"
+
 // DeclineReasons are the coded reasons a referral is declined.
-var DeclineReasons = []string{"person-declined", "inappropriate-referral", "out-of-area", "service-at-capacity", "duplicate-referral", "other"}
+var DeclineReasons = []string{DeclinePerson, "inappropriate-referral", "out-of-area", "service-at-capacity", "duplicate-referral", "other"}
 
 // DischargeReasons are the local discharge reasons (no national list exists;
 // docs/domain.md#business-statuses-decline-and-discharge-reasons).
@@ -65,12 +69,25 @@ const (
 	ActionComplete = "complete"
 	ActionFail     = "fail"
 	ActionCancel   = "cancel"
+	// ActionAgree records that the person agreed to take part: the moment
+	// the referral is coded (docs/domain.md#coding-the-episode).
+	ActionAgree = "agree"
+	// ActionReassign hands an open case to another link worker.
+	ActionReassign = "reassign"
 )
+
+// MaxClockSkew is how far ahead of the server's clock a recorded time may
+// be: a device's clock a little fast is not a time in the future.
+const MaxClockSkew = 5 * time.Minute
 
 // LifecycleCommand is one link-worker action on a referral.
 type LifecycleCommand struct {
 	Action     string      `json:"action"`
 	LinkWorker *LinkWorker `json:"linkWorker,omitempty"`
+	// At is when the action happened; nil means now. It may not be in the
+	// future, nor before the referral was made, nor (but for accept)
+	// before the referral was accepted.
+	At *time.Time `json:"at,omitempty"`
 	// ReasonCode is a coded reason (DeclineReasons, DischargeReasons).
 	ReasonCode string `json:"reasonCode,omitempty"`
 	// Reason is free text: why declined, on hold, failed or cancelled.
@@ -94,6 +111,13 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 			return err
 		}
 	}
+	at := now
+	if cmd.At != nil {
+		at = cmd.At.UTC()
+	}
+	if err := r.CheckWhen("at", at, now, cmd.Action != ActionAccept && cmd.Action != ActionDecline); err != nil {
+		return err
+	}
 	var to TaskStatus
 	switch cmd.Action {
 	case ActionAccept:
@@ -101,10 +125,28 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 		if cmd.LinkWorker == nil || cmd.LinkWorker.ID == "" {
 			return Errorf(EUNPROCESSABLE, "accepting a referral assigns a link worker: linkWorker.id is required").At("linkWorker.id")
 		}
+		if r.Status != TaskRequested {
+			return Errorf(ECONFLICT, "the referral is %s, not requested: it was accepted already (to hand it to another link worker, reassign)", r.Status).At("action")
+		}
+	case ActionReassign, ActionAgree:
+		return r.applyOpenCase(cmd, at)
 	case ActionDecline:
-		to = TaskRejected
 		if !oneOf(cmd.ReasonCode, DeclineReasons) {
 			return Errorf(EUNPROCESSABLE, "decline needs a reasonCode, one of %s", strings.Join(DeclineReasons, ", ")).At("reasonCode")
+		}
+		to = TaskRejected
+		if r.Status.Open() {
+			// Accepted already: only the person can still decline, before
+			// agreeing to take part; the Task is cancelled (SDOH: either
+			// side may cancel; rejected is the service's refusal before
+			// acceptance).
+			if cmd.ReasonCode != DeclinePerson {
+				return Errorf(ECONFLICT, "the referral is %s: accepted by the service, it can no longer be rejected; only the person can decline it now (reasonCode %s), or end it with complete, fail or cancel", r.Status, DeclinePerson).At("reasonCode")
+			}
+			if !r.AgreedAt.IsZero() {
+				return Errorf(ECONFLICT, "the person agreed to take part on %s: end the episode with complete and reasonCode declined-further-support", r.AgreedAt.Format(time.DateOnly)).At("action")
+			}
+			to = TaskCancelled
 		}
 	case ActionStart, ActionResume:
 		to = TaskInProgress
@@ -122,6 +164,9 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 		to = TaskFailed
 		if cmd.Reason == "" && cmd.ReasonCode == "" {
 			return Errorf(EUNPROCESSABLE, "failing a referral needs a reason (e.g. could not contact)").At("reason")
+		}
+		if cmd.ReasonCode != "" && !oneOf(cmd.ReasonCode, DischargeReasons) {
+			return Errorf(EUNPROCESSABLE, "a failed referral's reasonCode is one of %s", strings.Join(DischargeReasons, ", ")).At("reasonCode")
 		}
 	case ActionCancel:
 		to = TaskCancelled
@@ -145,12 +190,18 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 	switch cmd.Action {
 	case ActionAccept:
 		r.LinkWorker = *cmd.LinkWorker
-		r.AcceptedAt = now
+		r.AcceptedAt = at
 		r.BusinessStatus = BusinessAccepted
 	case ActionDecline:
 		r.DeclineReason = cmd.ReasonCode
 		r.StatusReason = reasonText(cmd.ReasonCode, cmd.Reason)
 		r.BusinessStatus = BusinessDeclined
+		if cmd.ReasonCode == DeclinePerson {
+			r.PersonDeclinedAt = at
+		}
+		if to == TaskCancelled {
+			r.CompletedAt = at
+		}
 	case ActionStart, ActionResume:
 		r.BusinessStatus = BusinessFirstContactMade
 	case ActionHold:
@@ -162,17 +213,73 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 		// The coded reason only: the summary is free text, shared on the
 		// acceptance Procedure with full consent.
 		r.StatusReason = reasonText(cmd.ReasonCode, "")
-		r.CompletedAt = now
+		r.CompletedAt = at
 		r.BusinessStatus = BusinessDischarged
 	case ActionFail:
 		r.DischargeReason = cmd.ReasonCode
 		r.StatusReason = reasonText(cmd.ReasonCode, cmd.Reason)
-		r.CompletedAt = now
+		r.CompletedAt = at
 		r.BusinessStatus = BusinessCouldNotContact
 	case ActionCancel:
 		r.StatusReason = cmd.Reason
-		r.CompletedAt = now
+		r.CompletedAt = at
 		r.BusinessStatus = BusinessCancelledBySPLW
+	}
+	return nil
+}
+
+// applyOpenCase performs the actions on an open case that do not move the
+// Task: agree (the person agreed to take part) and reassign.
+func (r *Referral) applyOpenCase(cmd *LifecycleCommand, at time.Time) error {
+	if !r.Status.Open() {
+		return Errorf(ECONFLICT, "%s is for an accepted, open referral; this one is %s", cmd.Action, r.Status).At("action")
+	}
+	switch cmd.Action {
+	case ActionAgree:
+		if !r.AgreedAt.IsZero() {
+			return Errorf(ECONFLICT, "the person agreed to take part on %s already: the referral is coded once per episode", r.AgreedAt.Format(time.DateOnly)).At("action")
+		}
+		r.AgreedAt, r.AgreedBy = at, r.LinkWorker
+	case ActionReassign:
+		if cmd.LinkWorker == nil || cmd.LinkWorker.ID == "" {
+			return Errorf(EUNPROCESSABLE, "reassigning a referral names the link worker: linkWorker.id is required").At("linkWorker.id")
+		}
+		if cmd.LinkWorker.ID == r.LinkWorker.ID {
+			return Errorf(ECONFLICT, "link worker %s holds this referral already", r.LinkWorker.ID).At("linkWorker.id")
+		}
+		r.LinkWorker = *cmd.LinkWorker
+	}
+	return nil
+}
+
+// Open reports whether a referral in status s is taken on and not ended:
+// accepted, in progress or on hold.
+func (s TaskStatus) Open() bool {
+	return s == TaskAccepted || s == TaskInProgress || s == TaskOnHold
+}
+
+// Started returns when the referral was made: the referrer's authoredOn,
+// or when it was received if that is earlier or unknown.
+func (r *Referral) Started() time.Time {
+	if !r.AuthoredOn.IsZero() && (r.ReceivedAt.IsZero() || r.AuthoredOn.Before(r.ReceivedAt)) {
+		return r.AuthoredOn
+	}
+	return r.ReceivedAt
+}
+
+// CheckWhen checks the time of something recorded on the referral: never
+// in the future (beyond MaxClockSkew), never before the referral was made
+// and, with afterAcceptance, never before it was accepted.
+// EUNPROCESSABLE at path otherwise.
+func (r *Referral) CheckWhen(path string, at, now time.Time, afterAcceptance bool) error {
+	if at.After(now.Add(MaxClockSkew)) {
+		return Errorf(EUNPROCESSABLE, "%s is in the future", path).At(path)
+	}
+	if start := r.Started(); !start.IsZero() && at.Before(start) {
+		return Errorf(EUNPROCESSABLE, "%s is before the referral was made (%s)", path, start.Format(time.RFC3339)).At(path)
+	}
+	if afterAcceptance && !r.AcceptedAt.IsZero() && at.Before(r.AcceptedAt) {
+		return Errorf(EUNPROCESSABLE, "%s is before the referral was accepted (%s)", path, r.AcceptedAt.Format(time.RFC3339)).At(path)
 	}
 	return nil
 }

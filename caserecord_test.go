@@ -40,15 +40,16 @@ var allActions = []string{
 
 // actionRules is the lifecycle, written from the issue and the SDOH state
 // diagram: the status each action leads to, the statuses it applies
-// from, and the business status it sets. Accept from accepted and hold
-// from on-hold are same-status updates (a new link worker, a new reason),
-// which CheckTaskTransition allows for non-terminal statuses.
+// from, and the business status it sets. Hold from on-hold is a
+// same-status update (a new reason), which CheckTaskTransition allows for
+// non-terminal statuses; accepting again is refused (issue 14: a new link
+// worker is a reassignment, TestReassign).
 var actionRules = map[string]struct {
 	to       linkbridge.TaskStatus
 	from     []linkbridge.TaskStatus
 	business string
 }{
-	linkbridge.ActionAccept:   {linkbridge.TaskAccepted, []linkbridge.TaskStatus{"requested", "accepted"}, linkbridge.BusinessAccepted},
+	linkbridge.ActionAccept:   {linkbridge.TaskAccepted, []linkbridge.TaskStatus{"requested"}, linkbridge.BusinessAccepted},
 	linkbridge.ActionDecline:  {linkbridge.TaskRejected, []linkbridge.TaskStatus{"requested"}, linkbridge.BusinessDeclined},
 	linkbridge.ActionStart:    {linkbridge.TaskInProgress, []linkbridge.TaskStatus{"accepted"}, linkbridge.BusinessFirstContactMade},
 	linkbridge.ActionHold:     {linkbridge.TaskOnHold, []linkbridge.TaskStatus{"accepted", "in-progress", "on-hold"}, linkbridge.BusinessOnHold},

@@ -11,8 +11,11 @@ import (
 
 // AddContact records a contact (c.ID already assigned) on an accepted or
 // active referral. The first attended contact starts the work (accepted →
-// in-progress). ECONFLICT on a referral in another status; EUNPROCESSABLE
-// when the contact is incomplete.
+// in-progress), and is the person's agreement to take part when none was
+// recorded (Referral.AgreedAt: the referral is coded then;
+// docs/domain.md#coding-the-episode). ECONFLICT on a referral in another
+// status; EUNPROCESSABLE when the contact is incomplete, in the future or
+// before the referral was made.
 func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
 	rf := cr.Referral
 	switch rf.Status {
@@ -25,10 +28,16 @@ func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if err := rf.CheckWhen("at", c.At, now, false); err != nil {
+		return err
+	}
 	if rf.Status == TaskAccepted && c.Attended {
 		if err := rf.Apply(&LifecycleCommand{Action: ActionStart}, now); err != nil {
 			return err
 		}
+	}
+	if c.Attended && rf.AgreedAt.IsZero() {
+		rf.AgreedAt, rf.AgreedBy = c.At, rf.LinkWorker
 	}
 	cr.Contacts = append(cr.Contacts, c)
 	return nil
@@ -36,8 +45,10 @@ func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
 
 // AddMeasure records an outcome measure (m.ID already assigned) on a
 // referral that was accepted and is open or completed, scoring it.
-// ECONFLICT on a referral never accepted or ended otherwise than completed;
-// EUNPROCESSABLE when the answers do not fit the instrument.
+// ECONFLICT on a referral never accepted or ended otherwise than completed,
+// and on a second baseline of an instrument; EUNPROCESSABLE when the
+// answers do not fit the instrument or it was taken in the future or before
+// the referral was made.
 func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
 	rf := cr.Referral
 	if rf.AcceptedAt.IsZero() || rf.Status.Terminal() && rf.Status != TaskCompleted {
@@ -47,6 +58,16 @@ func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
 	m.TakenAt = m.TakenAt.UTC()
 	if err := m.Score(); err != nil {
 		return err
+	}
+	if err := rf.CheckWhen("takenAt", m.TakenAt, now, false); err != nil {
+		return err
+	}
+	if m.Timepoint == TimepointBaseline {
+		for _, o := range cr.Measures {
+			if o.Instrument == m.Instrument && o.Timepoint == TimepointBaseline {
+				return Errorf(ECONFLICT, "this episode has a %s baseline already (measure %s): a later one is a review or final", m.Instrument, o.ID).At("timepoint")
+			}
+		}
 	}
 	cr.Measures = append(cr.Measures, m)
 	return nil

@@ -121,15 +121,27 @@ type Referral struct {
 	DeclineReason    string `json:"declineReason,omitempty"`
 	DischargeReason  string `json:"dischargeReason,omitempty"`
 	DischargeSummary string `json:"dischargeSummary,omitempty"`
-	// AcceptedAt and CompletedAt mark the episode (zero until set).
-	AcceptedAt  time.Time `json:"acceptedAt,omitempty"`
-	CompletedAt time.Time `json:"completedAt,omitempty"`
+	// AcceptedAt and CompletedAt mark the episode (zero until set): when
+	// the service accepted the referral and when the episode ended.
+	AcceptedAt  time.Time `json:"acceptedAt,omitzero"`
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	// AgreedAt is when the person agreed to take part (an explicit agree
+	// action, or the first attended contact), and AgreedBy the link worker
+	// who held the case then: the moment "Referral to social prescribing
+	// service" is coded, once per episode (docs/domain.md#coding-the-episode).
+	AgreedAt time.Time  `json:"agreedAt,omitzero"`
+	AgreedBy LinkWorker `json:"agreedBy,omitzero"`
+	// PersonDeclinedAt is when the person declined the referral before
+	// agreeing to take part: the moment "Social prescribing declined" is
+	// coded. A service declining a referral (out of area, at capacity) is
+	// not the person declining and is not coded so.
+	PersonDeclinedAt time.Time `json:"personDeclinedAt,omitzero"`
 	// AuthoredOn is when the referrer wrote the referral.
-	AuthoredOn time.Time `json:"authoredOn"`
+	AuthoredOn time.Time `json:"authoredOn,omitzero"`
 	// ReceivedAt is when the gateway stored it.
-	ReceivedAt time.Time `json:"receivedAt"`
+	ReceivedAt time.Time `json:"receivedAt,omitzero"`
 	// UpdatedAt is when the referral last changed.
-	UpdatedAt time.Time `json:"updatedAt"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 	// Version counts changes to the referral, starting at 1.
 	Version int `json:"version"`
 }

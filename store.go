@@ -271,8 +271,11 @@ type CaseRecord struct {
 type ReferralEvent struct {
 	ReferralID string `json:"referralId"`
 	// Version is the referral version the change produced.
-	Version int       `json:"version"`
-	At      time.Time `json:"at"`
+	Version int `json:"version"`
+	// At is when the change was recorded; OccurredAt, when it differs,
+	// is when it happened (a lifecycle action's "at").
+	At         time.Time `json:"at"`
+	OccurredAt time.Time `json:"occurredAt,omitzero"`
 	// Action names the change: "received", "accept", "contact", "plan", ...
 	Action string `json:"action"`
 	// Actor is who made it: "requester", "performer", or a link worker id.

@@ -158,7 +158,12 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 			return nil, nil, err
 		}
 	}
-	ch.Event = &linkbridge.ReferralEvent{ReferralID: next.ID, Version: next.Version, At: now, Action: c.action, Actor: actorName(&next, c.actor), Status: next.Status}
+	var occurred time.Time
+	if ch.Event != nil { // set by edit: when the change happened
+		occurred = ch.Event.OccurredAt
+	}
+	ch.Event = &linkbridge.ReferralEvent{ReferralID: next.ID, Version: next.Version, At: now, OccurredAt: occurred,
+		Action: c.action, Actor: actorName(&next, c.actor), Status: next.Status}
 	ch.Audit = access.ForWrite(ctx, ch.Resources)
 	if err := s.Store.UpdateReferral(ctx, ch); err != nil {
 		return nil, nil, err

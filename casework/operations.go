@@ -39,6 +39,9 @@ func (s *Service) Act(ctx context.Context, id string, ifMatch int, cmd linkbridg
 		if err := cr.Referral.Apply(&cmd, now); err != nil {
 			return err
 		}
+		if cmd.At != nil && !cmd.At.Equal(now) {
+			ch.Event = &linkbridge.ReferralEvent{OccurredAt: cmd.At.UTC()}
+		}
 		// At discharge, every open goal gets its outcome.
 		changed, err := cr.CloseGoals(&cmd)
 		if changed {
@@ -158,13 +161,28 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 			}
 			return nil
 		},
-		edit: func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, _ time.Time) error {
+		edit: func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
 			next := cr.Referral
+			from := next.Status
 			next.Status = to
 			next.StatusReason = t.GetStatusReason().GetText().GetValue()
 			next.BusinessStatus = t.GetBusinessStatus().GetText().GetValue()
 			if to == linkbridge.TaskCancelled && next.StatusReason == "" {
 				next.StatusReason = "Cancelled by the referrer"
+			}
+			// The episode's moments, as the /sp/v1 actions record them
+			// (docs/domain.md#coding-the-episode).
+			switch {
+			case to == linkbridge.TaskAccepted && next.AcceptedAt.IsZero():
+				next.AcceptedAt = now
+			case to == linkbridge.TaskInProgress && from == linkbridge.TaskAccepted && next.AgreedAt.IsZero():
+				next.AgreedAt, next.AgreedBy = now, next.LinkWorker
+			case (to == linkbridge.TaskRejected || to == linkbridge.TaskCancelled) && actor == linkbridge.ActorPerformer &&
+				next.AgreedAt.IsZero() && fhirmap.PersonDeclined(t):
+				next.PersonDeclinedAt, next.DeclineReason = now, linkbridge.DeclinePerson
+			}
+			if to.Terminal() && next.CompletedAt.IsZero() && !next.AcceptedAt.IsZero() {
+				next.CompletedAt = now
 			}
 			return closeGoals(cr, ch)
 		},

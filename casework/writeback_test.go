@@ -74,16 +74,19 @@ func newBenchCase(tb testing.TB) *benchCase {
 		tb.Fatalf("ListReferrals = %d, %v; want the one referral", len(refs), err)
 	}
 	var n atomic.Int64
+	// The link worker records the case on 1 December: acceptance and
+	// contacts back to 21 November.
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	clock := now.AddDate(0, 0, 10)
 	svc := &casework.Service{
 		Store: store, Cases: store, Codec: codec, Logger: logger,
-		Now:       func() time.Time { return now.Add(time.Duration(n.Load()) * time.Second) },
+		Now:       func() time.Time { return clock.Add(time.Duration(n.Load()) * time.Second) },
 		NewID:     func() string { return fmt.Sprintf("id-%d", n.Add(1)) },
 		WriteBack: true,
 	}
 	c := &benchCase{svc: svc, store: store, id: refs[0].ID}
 	lw := linkbridge.LinkWorker{ID: "lw-0042", Name: "Sam Okafor"}
-	if _, err := svc.Act(ctx, c.id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &lw}); err != nil {
+	if _, err := svc.Act(ctx, c.id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &lw, At: &now}); err != nil {
 		tb.Fatalf("accept: %v", err)
 	}
 	if _, err := svc.SetConsent(ctx, c.id, 0, linkbridge.ConsentFull); err != nil {

@@ -43,6 +43,8 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 		LinkWorker: linkbridge.LinkWorker{ID: "lw-conformance", Name: "Conformance Link Worker"},
 		Consent:    linkbridge.ConsentFull, AcceptedAt: at, AuthoredOn: at.Add(-48 * time.Hour), ReceivedAt: at.Add(-47 * time.Hour),
 		UpdatedAt: at.Add(time.Hour), Version: 4,
+		// The person agreed at the first attended contact, an hour in.
+		AgreedAt: at.Add(time.Hour), AgreedBy: linkbridge.LinkWorker{ID: "lw-conformance", Name: "Conformance Link Worker"},
 	}
 	if stage == 2 {
 		ref.Status, ref.BusinessStatus = linkbridge.TaskCompleted, linkbridge.BusinessDischarged

@@ -95,7 +95,10 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	basedOn := func() []*dpb.Reference { return []*dpb.Reference{NewRef("ServiceRequest", r.ID)} }
 	var out []Generated
 
-	if !r.AcceptedAt.IsZero() {
+	// The referral is coded when the person agrees to take part, once per
+	// episode, with the link worker who held the case then; "declined" when
+	// the person declined before that (docs/domain.md#coding-the-episode).
+	if !r.AgreedAt.IsZero() {
 		id := AcceptanceID(r.ID)
 		proc := &procedurepb.Procedure{
 			Id:      fhirID(id),
@@ -104,21 +107,21 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 			Subject: patient(),
 			BasedOn: basedOn(),
 		}
-		if r.CompletedAt.IsZero() {
-			proc.Performed = &procedurepb.Procedure_PerformedX{Choice: &procedurepb.Procedure_PerformedX_DateTime{DateTime: DateTime(r.AcceptedAt)}}
+		if r.CompletedAt.IsZero() || r.CompletedAt.Before(r.AgreedAt) {
+			proc.Performed = &procedurepb.Procedure_PerformedX{Choice: &procedurepb.Procedure_PerformedX_DateTime{DateTime: DateTime(r.AgreedAt)}}
 		} else {
 			proc.Performed = &procedurepb.Procedure_PerformedX{Choice: &procedurepb.Procedure_PerformedX_Period{
-				Period: &dpb.Period{Start: DateTime(r.AcceptedAt), End: DateTime(r.CompletedAt)}}}
+				Period: &dpb.Period{Start: DateTime(r.AgreedAt), End: DateTime(r.CompletedAt)}}}
 		}
-		if r.LinkWorker.ID != "" {
-			proc.Performer = []*procedurepb.Procedure_Performer{{Actor: linkWorkerRef(r.LinkWorker)}}
+		if r.AgreedBy.ID != "" {
+			proc.Performer = []*procedurepb.Procedure_Performer{{Actor: linkWorkerRef(r.AgreedBy)}}
 		}
 		if full && r.DischargeSummary != "" {
 			proc.Note = []*dpb.Annotation{{Text: &dpb.Markdown{Value: r.DischargeSummary}}}
 		}
 		out = append(out, Generated{"Procedure", id, proc})
 	}
-	if r.Status == linkbridge.TaskRejected {
+	if r.AgreedAt.IsZero() && !r.PersonDeclinedAt.IsZero() {
 		id := DeclinedID(r.ID)
 		obs := &observationpb.Observation{
 			Id:        fhirID(id),
@@ -126,7 +129,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 			Code:      sct(linkbridge.SCTSocialPrescribingDeclined, "Social prescribing declined"),
 			Subject:   patient(),
 			BasedOn:   basedOn(),
-			Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(r.UpdatedAt)}},
+			Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(r.PersonDeclinedAt)}},
 		}
 		out = append(out, Generated{"Observation", id, obs})
 	}
@@ -535,3 +538,18 @@ func Withhold(res proto.Message) proto.Message {
 // DataAbsentReasonSystem is the code system of data-absent-reason codes
 // (FHIR R4 codesystem-data-absent-reason), "masked" among them.
 const DataAbsentReasonSystem = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+// PersonDeclined reports whether a Task's statusReason says that the
+// person declined the referral: a coding of SNOMED CT 871711000000103
+// (Social prescribing declined) or of the decline reason person-declined,
+// in any system, or that reason as its text.
+func PersonDeclined(t *taskpb.Task) bool {
+	sr := t.GetStatusReason()
+	for _, c := range sr.GetCoding() {
+		code := c.GetCode().GetValue()
+		if code == linkbridge.DeclinePerson || code == linkbridge.SCTSocialPrescribingDeclined && c.GetSystem().GetValue() == linkbridge.SNOMEDSystem {
+			return true
+		}
+	}
+	return sr.GetText().GetValue() == linkbridge.DeclinePerson
+}

@@ -515,3 +515,61 @@ func TestCaseViewRefusesUnknownCodes(t *testing.T) {
 		t.Errorf("resources Validate refuses (-want +got):\n%s", diff)
 	}
 }
+
+// TestCaseViewCodingMoments: the referral code (Procedure 871731000000106)
+// exists only once the person agreed, dated then and performed by the link
+// worker who recorded it, whoever holds the case now; the declined code
+// (Observation 871711000000103) only when the person declined before
+// agreeing, never for a service's own refusal
+// (docs/domain.md#coding-the-episode).
+func TestCaseViewCodingMoments(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	base := func(s linkbridge.TaskStatus) *linkbridge.CaseRecord {
+		return &linkbridge.CaseRecord{Referral: &linkbridge.Referral{ID: "r1", TaskID: "t1", PersonID: "p1", Status: s,
+			Consent: linkbridge.ConsentCodesOnly, AuthoredOn: t0, ReceivedAt: t0, UpdatedAt: t0}}
+	}
+	refs := func(cr *linkbridge.CaseRecord) map[string]proto.Message {
+		out := map[string]proto.Message{}
+		for _, g := range fhirmap.CaseView(cr) {
+			out[g.Reference()] = g.Resource
+		}
+		return out
+	}
+	proc, declined := "Procedure/"+fhirmap.AcceptanceID("r1"), "Observation/"+fhirmap.DeclinedID("r1")
+
+	accepted := base(linkbridge.TaskAccepted)
+	accepted.Referral.AcceptedAt, accepted.Referral.LinkWorker = t0, linkbridge.LinkWorker{ID: "lw-1"}
+	if v := refs(accepted); v[proc] != nil || v[declined] != nil {
+		t.Errorf("accepted by the service, not yet agreed: view has %v", v)
+	}
+
+	agreed := base(linkbridge.TaskInProgress)
+	agreed.Referral.AcceptedAt, agreed.Referral.LinkWorker = t0, linkbridge.LinkWorker{ID: "lw-2"}
+	agreed.Referral.AgreedAt, agreed.Referral.AgreedBy = t0.Add(48*time.Hour), linkbridge.LinkWorker{ID: "lw-1"}
+	c := mustCodec(t)
+	p := refs(agreed)[proc]
+	if p == nil {
+		t.Fatal("agreed: no Procedure")
+	}
+	b, err := c.Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := doc(t, b)
+	if get(d, "performedDateTime") != "2026-11-23T09:00:00Z" || get(d, "performer", 0, "actor", "identifier", "value") != "lw-1" {
+		t.Errorf("agreed Procedure = %s; want performed at the agreement by lw-1", b)
+	}
+
+	service := base(linkbridge.TaskRejected)
+	service.Referral.DeclineReason = "out-of-area"
+	if v := refs(service); len(v) != 0 {
+		t.Errorf("a service's refusal generated %v", v)
+	}
+
+	person := base(linkbridge.TaskCancelled)
+	person.Referral.AcceptedAt, person.Referral.PersonDeclinedAt, person.Referral.CompletedAt = t0, t0.Add(time.Hour), t0.Add(time.Hour)
+	if v := refs(person); v[declined] == nil || v[proc] != nil {
+		t.Errorf("the person declined after the service accepted: view %v, want the declined Observation only", v)
+	}
+}

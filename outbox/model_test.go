@@ -164,7 +164,8 @@ func (o modelOp) String() string {
 	return o.Kind + "(" + o.Arg + ")"
 }
 
-var modelKinds = []string{"accept", "decline", "start", "hold", "resume", "contact", "plan", "measure", "consent", "gp-cancel", "put-task", "complete", "fail"}
+var modelKinds = []string{"accept", "decline", "start", "hold", "resume", "contact", "plan", "measure", "consent", "gp-cancel", "put-task", "complete", "fail",
+	"agree", "reassign", "person-declines"}
 
 // newSequence draws a sequence of 2 to 12 operations, most starting with
 // accept.
@@ -199,6 +200,10 @@ func newOp(rng *rand.Rand, k string) modelOp {
 		op.Arg = linkbridge.DischargeReasons[rng.IntN(len(linkbridge.DischargeReasons))]
 	case "put-task":
 		op.Arg = []string{"in-progress", "on-hold"}[rng.IntN(2)]
+	case "measure":
+		op.Arg = string([]linkbridge.Timepoint{linkbridge.TimepointBaseline, linkbridge.TimepointReview}[rng.IntN(2)])
+	case "reassign":
+		op.Arg = []string{"lw-1", "lw-2"}[rng.IntN(2)]
 	}
 	return op
 }
@@ -252,7 +257,17 @@ func (e *modelEnv) apply(ctx context.Context, id string, op modelOp) error {
 	case "contact":
 		_, err = e.svc.AddContact(ctx, id, 0, linkbridge.Contact{At: time.Now().UTC().Add(-time.Hour), Mode: linkbridge.ContactPhone, Minutes: 20, Attended: true, Notes: "talked about the garden"})
 	case "measure":
-		_, err = e.svc.AddMeasure(ctx, id, 0, linkbridge.Measure{Instrument: linkbridge.ONS4, Timepoint: linkbridge.TimepointBaseline, Items: []int{5, 6, 4, 7}, TakenAt: time.Now().UTC().Add(-time.Hour)})
+		tp := linkbridge.Timepoint(op.Arg)
+		if tp == "" {
+			tp = linkbridge.TimepointBaseline
+		}
+		_, err = e.svc.AddMeasure(ctx, id, 0, linkbridge.Measure{Instrument: linkbridge.ONS4, Timepoint: tp, Items: []int{5, 6, 4, 7}, TakenAt: time.Now().UTC().Add(-time.Hour)})
+	case "agree":
+		_, err = e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAgree})
+	case "reassign":
+		_, err = e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionReassign, LinkWorker: &linkbridge.LinkWorker{ID: op.Arg, Name: "Link worker " + op.Arg}})
+	case "person-declines":
+		_, err = e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionDecline, ReasonCode: linkbridge.DeclinePerson})
 	case "consent":
 		_, err = e.svc.SetConsent(ctx, id, 0, linkbridge.ConsentLevel(op.Arg))
 	case "plan":

@@ -581,13 +581,12 @@ func TestJourney(t *testing.T) {
 	ts.Clock.Set(time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC))
 	lw := linkbridge.LinkWorker{ID: "lw-0042", Name: "Sam Okafor"}
 	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &lw})
-	cv = c.check(stage{name: "accept", status: linkbridge.TaskAccepted, business: linkbridge.BusinessAccepted, taskChanged: true, carePlan: "active", procedure: true})
-	if cv.Referral.LinkWorker != lw || !cv.Referral.AcceptedAt.Equal(ts.Clock.Now()) {
-		t.Errorf("accepted referral has link worker %+v accepted %v, want %+v at %v", cv.Referral.LinkWorker, cv.Referral.AcceptedAt, lw, ts.Clock.Now())
-	}
-	proc := ts.fhirDoc("/Procedure/" + fhirmap.AcceptanceID(c.ID))
-	if str(proc, "performedDateTime") != "2026-11-21T09:00:00Z" || str(proc, "performer", 0, "actor", "identifier", "value") != lw.ID {
-		t.Errorf("acceptance Procedure = %v, want performed at acceptance by %s", proc, lw.ID)
+	// The service's acceptance is not yet the person's: no referral code
+	// in the GP record until the person agrees (the first attended
+	// contact here; docs/domain.md#coding-the-episode).
+	cv = c.check(stage{name: "accept", status: linkbridge.TaskAccepted, business: linkbridge.BusinessAccepted, taskChanged: true, carePlan: "active"})
+	if cv.Referral.LinkWorker != lw || !cv.Referral.AcceptedAt.Equal(ts.Clock.Now()) || !cv.Referral.AgreedAt.IsZero() {
+		t.Errorf("accepted referral has link worker %+v accepted %v agreed %v, want %+v at %v, not agreed", cv.Referral.LinkWorker, cv.Referral.AcceptedAt, cv.Referral.AgreedAt, lw, ts.Clock.Now())
 	}
 	task := ts.fhirDoc("/Task/" + c.TaskID)
 	if str(task, "executionPeriod", "start") != "2026-11-21T09:00:00Z" || str(task, "owner", "display") != lw.Name {
@@ -610,6 +609,12 @@ func TestJourney(t *testing.T) {
 		}
 		c.check(stage{name: fmt.Sprintf("contact %d", i+1), status: linkbridge.TaskInProgress, business: linkbridge.BusinessFirstContactMade,
 			taskChanged: true, carePlan: "active", procedure: true})
+		if i == 0 {
+			proc := ts.fhirDoc("/Procedure/" + fhirmap.AcceptanceID(c.ID))
+			if str(proc, "performedDateTime") != "2026-11-23T10:00:00Z" || str(proc, "performer", 0, "actor", "identifier", "value") != lw.ID {
+				t.Errorf("referral Procedure = %v, want performed at the first attended contact by %s", proc, lw.ID)
+			}
+		}
 	}
 
 	// The plan: two goals, an action, an onward referral, a signpost.
@@ -691,7 +696,7 @@ func TestJourney(t *testing.T) {
 	if cp := ts.fhirDoc("/CarePlan/" + fhirmap.CarePlanID(c.ID)); str(cp, "note", 0, "text") != "Closed: goals-met" {
 		t.Errorf("completed CarePlan note = %v, want the discharge reason", at(cp, "note"))
 	}
-	proc = ts.fhirDoc("/Procedure/" + fhirmap.AcceptanceID(c.ID))
+	proc := ts.fhirDoc("/Procedure/" + fhirmap.AcceptanceID(c.ID))
 	if str(proc, "performedPeriod", "end") != "2027-02-02T09:00:00Z" || str(proc, "note", 0, "text") != summary {
 		t.Errorf("acceptance Procedure after discharge = %v, want performedPeriod to discharge and the summary (full consent)", proc)
 	}
@@ -800,8 +805,9 @@ func TestJourneyCodesOnly(t *testing.T) {
 		plan.Actions[0].Description, plan.OnwardReferrals[0].Service, plan.OnwardReferrals[0].Reason, plan.Signposts[0].Reason, plan.Signposts[0].To,
 		plan.Risks[0], plan.Needs[1].Text, holdReason, summary}
 
+	ts.Clock.Set(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)) // after the contact it records
 	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-7"}})
-	c.check(stage{name: "accept", status: linkbridge.TaskAccepted, business: linkbridge.BusinessAccepted, taskChanged: true, carePlan: "active", procedure: true})
+	c.check(stage{name: "accept", status: linkbridge.TaskAccepted, business: linkbridge.BusinessAccepted, taskChanged: true, carePlan: "active"})
 	c.write(http.MethodPost, "/contacts", contactIn(contact), http.StatusCreated)
 	c.write(http.MethodPut, "/plan", plan, http.StatusOK)
 	c.write(http.MethodPost, "/measures", swemwbs(linkbridge.TimepointBaseline, []int{3, 3, 3, 3, 3, 3, 3}, contact.At), http.StatusCreated)
@@ -843,6 +849,7 @@ func TestJourneyConsentNone(t *testing.T) {
 	c := ts.intake(t, mustRead(t, fixReferralTxn))
 	c.write(http.MethodPut, "/consent", httpapi.ConsentRequest{Consent: linkbridge.ConsentNone}, http.StatusOK)
 
+	ts.Clock.Set(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)) // after the contact it records
 	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-9", Name: "Jo"}})
 	c.check(stage{name: "accept", status: linkbridge.TaskAccepted, business: linkbridge.BusinessAccepted, taskChanged: true})
 	c.write(http.MethodPost, "/contacts", contactIn(journeyContacts[0]), http.StatusCreated)
@@ -893,12 +900,12 @@ func TestSPLifecycleOverHTTP(t *testing.T) {
 	// DeclineFullConsent.
 	func() {
 		c := newCase(1, linkbridge.ConsentFull)
-		cv := c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionDecline, ReasonCode: "out-of-area", Reason: "Lives over the border in Wales"})
-		if cv.Referral.Status != linkbridge.TaskRejected || cv.Referral.BusinessStatus != linkbridge.BusinessDeclined || cv.Referral.DeclineReason != "out-of-area" {
+		cv := c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionDecline, ReasonCode: "person-declined", Reason: "Would rather wait until the spring"})
+		if cv.Referral.Status != linkbridge.TaskRejected || cv.Referral.BusinessStatus != linkbridge.BusinessDeclined || cv.Referral.DeclineReason != "person-declined" {
 			t.Errorf("declined referral = %+v", cv.Referral)
 		}
 		task := ts.fhirDoc("/Task/" + c.TaskID)
-		if str(task, "status") != "rejected" || str(task, "statusReason", "text") != "out of area: Lives over the border in Wales" {
+		if str(task, "status") != "rejected" || str(task, "statusReason", "text") != "person declined: Would rather wait until the spring" {
 			t.Errorf("declined Task status/statusReason = %q/%q", str(task, "status"), str(task, "statusReason", "text"))
 		}
 		obs := ts.fhirDoc("/Observation/" + fhirmap.DeclinedID(c.ID))
@@ -909,7 +916,15 @@ func TestSPLifecycleOverHTTP(t *testing.T) {
 			t.Errorf("declined fhir list = %q, want %q (no Procedure, no CarePlan)", cv.FHIR, want)
 		}
 		r := ts.sp(http.MethodPost, "/referrals/"+c.ID+"/actions", linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: lw}, nil)
-		wantSPError(t, r, http.StatusConflict, linkbridge.ECONFLICT, "rejected", "accepted")
+		wantSPError(t, r, http.StatusConflict, linkbridge.ECONFLICT, "rejected")
+	}()
+	// ServiceDeclines: the service's own refusal is no coded entry.
+	func() {
+		c := newCase(10, linkbridge.ConsentFull)
+		cv := c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionDecline, ReasonCode: "out-of-area", Reason: "Lives over the border in Wales"})
+		if want := []string{"ServiceRequest/" + c.ID, "Task/" + c.TaskID}; !slices.Equal(cv.FHIR, want) {
+			t.Errorf("service-declined fhir list = %q, want %q (no declined code)", cv.FHIR, want)
+		}
 	}()
 	// DeclineCodesOnly.
 	func() {

@@ -141,14 +141,15 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			return fmt.Errorf("postgres: case record: measures: %w", err)
 		}
 
-		err = queryRows(ctx, tx, `SELECT version, at, action, actor, status
+		err = queryRows(ctx, tx, `SELECT version, at, action, actor, status, occurred_at
 			FROM referral_event WHERE referral_id = $1 ORDER BY version`, []any{referralID}, func(rows pgx.Rows) error {
 			e := &linkbridge.ReferralEvent{ReferralID: referralID}
 			var status string
-			if err := rows.Scan(&e.Version, &e.At, &e.Action, &e.Actor, &status); err != nil {
+			var occurred *time.Time
+			if err := rows.Scan(&e.Version, &e.At, &e.Action, &e.Actor, &status, &occurred); err != nil {
 				return err
 			}
-			e.Status, e.At = linkbridge.TaskStatus(status), utc(e.At)
+			e.Status, e.At, e.OccurredAt = linkbridge.TaskStatus(status), utc(e.At), utcp(occurred)
 			rec.Events = append(rec.Events, e)
 			return nil
 		})

@@ -41,7 +41,7 @@ var (
 		return `UPDATE referral SET ` + strings.Join(sets, ", ") + ` WHERE id = $1 AND version = $` +
 			strconv.Itoa(len(sqlshared.ReferralColumnList)+1)
 	}()
-	insEvent  = `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES ($1, $2, $3, $4, $5, $6)`
+	insEvent  = `INSERT INTO referral_event (referral_id, version, at, action, actor, status, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`
 	insPerson = `INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES ($1, $2, $3, $4, $5)`
 	// Resources and their search parameters go in one statement each,
 	// whatever their number: unnest turns arrays into rows (SQLite's
@@ -569,13 +569,15 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 		status, consent, source           string
 		reasons                           []byte
 		acceptedAt, completedAt           *time.Time
+		agreedAt, personDeclinedAt        *time.Time
 		authoredOn, receivedAt, updatedAt time.Time
 	)
 	if err := row.Scan(&r.ID, &r.TaskID, &r.PersonID, &r.Identifier.System, &r.Identifier.Value, &status,
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
 		&reasons, &r.DoNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
-		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source); err != nil {
+		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source,
+		&agreedAt, &r.AgreedBy.ID, &r.AgreedBy.Name, &personDeclinedAt); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)
@@ -587,6 +589,7 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 	}
 	r.AuthoredOn, r.ReceivedAt, r.UpdatedAt = utc(authoredOn), utc(receivedAt), utc(updatedAt)
 	r.AcceptedAt, r.CompletedAt = utcp(acceptedAt), utcp(completedAt)
+	r.AgreedAt, r.PersonDeclinedAt = utcp(agreedAt), utcp(personDeclinedAt)
 	return &r, nil
 }
 

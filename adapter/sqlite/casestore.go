@@ -119,15 +119,16 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		return nil, fmt.Errorf("sqlite: case record: measures: %w", err)
 	}
 
-	err = queryRows(ctx, tx, `SELECT version, at, action, actor, status
+	err = queryRows(ctx, tx, `SELECT version, at, action, actor, status, occurred_at
 		FROM referral_event WHERE referral_id = ? ORDER BY version`, []any{referralID}, func(rows *sql.Rows) error {
 		e := &linkbridge.ReferralEvent{ReferralID: referralID}
 		var at, status string
-		if err := rows.Scan(&e.Version, &at, &e.Action, &e.Actor, &status); err != nil {
+		var occurred sql.NullString
+		if err := rows.Scan(&e.Version, &at, &e.Action, &e.Actor, &status, &occurred); err != nil {
 			return err
 		}
 		e.Status = linkbridge.TaskStatus(status)
-		if err := parseTimes(storedTime{&e.At, at}); err != nil {
+		if err := parseTimes(storedTime{&e.At, at}, storedTime{&e.OccurredAt, occurred.String}); err != nil {
 			return err
 		}
 		rec.Events = append(rec.Events, e)

@@ -432,13 +432,15 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 		status, reasons, consent, source  string
 		doNotContact                      int
 		acceptedAt, completedAt           sql.NullString
+		agreedAt, personDeclinedAt        sql.NullString
 		authoredOn, receivedAt, updatedAt string
 	)
 	if err := row.Scan(&r.ID, &r.TaskID, &r.PersonID, &r.Identifier.System, &r.Identifier.Value, &status,
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
 		&reasons, &doNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
-		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source); err != nil {
+		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source,
+		&agreedAt, &r.AgreedBy.ID, &r.AgreedBy.Name, &personDeclinedAt); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)
@@ -451,7 +453,8 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 	}
 	if err := parseTimes(storedTime{&r.AuthoredOn, authoredOn}, storedTime{&r.ReceivedAt, receivedAt},
 		storedTime{&r.UpdatedAt, updatedAt}, storedTime{&r.AcceptedAt, acceptedAt.String},
-		storedTime{&r.CompletedAt, completedAt.String}); err != nil {
+		storedTime{&r.CompletedAt, completedAt.String}, storedTime{&r.AgreedAt, agreedAt.String},
+		storedTime{&r.PersonDeclinedAt, personDeclinedAt.String}); err != nil {
 		return nil, err
 	}
 	return &r, nil

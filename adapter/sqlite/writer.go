@@ -121,7 +121,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	prep(&w.insMeasure, `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	prep(&w.insEvent, `INSERT INTO referral_event (referral_id, version, at, action, actor, status) VALUES (?, ?, ?, ?, ?, ?)`)
+	prep(&w.insEvent, `INSERT INTO referral_event (referral_id, version, at, action, actor, status, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	prepareOutbox(&w.ob, prep)
 	prepareEndpointIdentity(w, prep)
 	if err != nil {

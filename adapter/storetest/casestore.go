@@ -339,11 +339,20 @@ func testEvents(t *testing.T, open func(t *testing.T) CaseStore) {
 		{linkbridge.TaskInProgress, "plan", "lw-1"},
 		{linkbridge.TaskCompleted, "complete", "lw-1"},
 	} {
-		ref = nextVersion(ref, t0.Add(time.Duration(i+1)*time.Hour), func(r *linkbridge.Referral) { r.Status = step.status })
+		ref = nextVersion(ref, t0.Add(time.Duration(i+1)*time.Hour), func(r *linkbridge.Referral) {
+			r.Status = step.status
+			if step.action == "contact" { // the episode's moments round-trip
+				r.AgreedAt, r.AgreedBy = t0.Add(90*time.Minute), linkbridge.LinkWorker{ID: "lw-1", Name: "Sam"}
+			}
+		})
 		ev := event(ref, step.action, step.actor)
+		if step.action == "complete" { // recorded an hour after it happened
+			ev.OccurredAt = ev.At.Add(-time.Hour)
+		}
 		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: ref, Event: ev})
 		want = append(want, ev)
 	}
+	checkReferral(t, s, ref)
 	// A change without an event adds none.
 	ref = nextVersion(ref, t0.Add(10*time.Hour), nil)
 	mustUpdate(t, s, &linkbridge.ReferralChange{Referral: ref})

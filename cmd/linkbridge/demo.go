@@ -157,13 +157,15 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	d.printf("   gateway: referral %s received, Task requested; nothing is written to the GP record yet\n\n", srID)
 
 	sp := gw + "/sp/v1/referrals/" + srID
-	at := time.Now().UTC().Truncate(time.Minute)
+	// The story is recorded now, as it happened over the last few hours
+	// (no time may be in the future; docs/domain.md#when-things-happened).
+	at := time.Now().UTC().Truncate(time.Minute).Add(-4 * time.Hour)
 	steps := []struct {
 		title, method, path, body string
 		// until is what the GP record must show before the next step.
 		until func(r *gpRecord) bool
 	}{
-		{"2. Link worker accepts the referral", "POST", "/actions", `{"action":"accept","linkWorker":{"id":"lw-17","name":"Sam Link"}}`,
+		{"2. Link worker accepts the referral", "POST", "/actions", fmt.Sprintf(`{"action":"accept","linkWorker":{"id":"lw-17","name":"Sam Link"},"at":%q}`, at.Format(time.RFC3339)),
 			func(r *gpRecord) bool { return r.taskStatus == "accepted" && r.count["CarePlan"] == 1 }},
 		{"3. First contact: a 30-minute phone call", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"phone","minutes":30,"attended":true,"notes":"Feels isolated since moving"}`, at.Format(time.RFC3339)),
 			func(r *gpRecord) bool { return r.taskStatus == "in-progress" && r.count["Encounter"] == 1 }},
@@ -175,9 +177,9 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 			func(r *gpRecord) bool { return r.count["Goal"] == 1 && r.count["ServiceRequest"] == 1 }},
 		{"6. The person agrees to share the details with their GP (consent: codes-only → full)", "PUT", "/consent", `{"consent":"full"}`,
 			func(r *gpRecord) bool { return r.carePlanTitle != "" && strings.Contains(r.goals, "walking") }},
-		{"7. Follow-up: a face-to-face meeting", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"face-to-face","minutes":45,"attended":true}`, at.Add(14*24*time.Hour).Format(time.RFC3339)),
+		{"7. Follow-up: a face-to-face meeting", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"face-to-face","minutes":45,"attended":true}`, at.Add(2*time.Hour).Format(time.RFC3339)),
 			func(r *gpRecord) bool { return r.count["Encounter"] == 2 }},
-		{"8. Review wellbeing: SWEMWBS again", "POST", "/measures", fmt.Sprintf(`{"instrument":"SWEMWBS","timepoint":"final","items":[3,4,4,3,4,3,4],"takenAt":%q}`, at.Add(56*24*time.Hour).Format(time.RFC3339)),
+		{"8. Review wellbeing: SWEMWBS again", "POST", "/measures", fmt.Sprintf(`{"instrument":"SWEMWBS","timepoint":"final","items":[3,4,4,3,4,3,4],"takenAt":%q}`, at.Add(3*time.Hour).Format(time.RFC3339)),
 			func(r *gpRecord) bool { return r.count["Observation"] == 2 }},
 		{"9. Discharge: goals met", "POST", "/actions", `{"action":"complete","reasonCode":"goals-met","summary":"Walks with the Parkside group every Tuesday"}`,
 			func(r *gpRecord) bool { return r.taskStatus == "completed" && r.carePlanStatus == "completed" }},

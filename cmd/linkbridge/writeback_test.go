@@ -155,7 +155,7 @@ func journey(id string, now time.Time) []struct {
 		{"POST", p + "/contacts", map[string]any{"at": now.Format(time.RFC3339), "mode": "phone", "minutes": 30, "attended": true}},
 		{"PUT", p + "/plan", map[string]any{"goals": []any{map[string]any{"description": "Join a walking group", "importance": 8, "confidence": 6, "status": "active"}}}},
 		{"POST", p + "/measures", map[string]any{"instrument": "SWEMWBS", "timepoint": "baseline", "items": []int{2, 3, 3, 2, 3, 2, 3}, "takenAt": now.Format(time.RFC3339)}},
-		{"POST", p + "/contacts", map[string]any{"at": now.Add(time.Hour).Format(time.RFC3339), "mode": "face-to-face", "minutes": 45, "attended": true}},
+		{"POST", p + "/contacts", map[string]any{"at": now.Add(time.Second).Format(time.RFC3339), "mode": "face-to-face", "minutes": 45, "attended": true}},
 		{"POST", p + "/actions", map[string]any{"action": "complete", "reasonCode": "goals-met", "summary": "Walking weekly"}},
 	}
 }

@@ -30,7 +30,7 @@ func TestNewCaseRows(t *testing.T) {
 		Contacts:   [][]any{{"c1", "r1", ts, "phone", 20, 1, "", ts}},
 		Measures: [][]any{{"m1", "r1", "", "", "[7,8]", 0, 0.0, ts, ts},
 			{"m2", "r1", "", "", "[]", 0, 0.0, ts, ts}},
-		Event: []any{"r1", 3, ts, "contact", "lw1", "in-progress"},
+		Event: []any{"r1", 3, ts, "contact", "lw1", "in-progress", nil},
 	}
 	if rows.Plan == nil {
 		t.Fatal("Plan is nil, want the plan's JSON")

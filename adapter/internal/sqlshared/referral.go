@@ -15,7 +15,8 @@ var ReferralColumnList = []string{"id", "task_id", "person_id", "identifier_syst
 	"business_status", "status_reason", "request_status", "priority", "referrer_ods", "service_ods",
 	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
 	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
-	"authored_on", "received_at", "updated_at", "version", "patient_id", "referral_source"}
+	"authored_on", "received_at", "updated_at", "version", "patient_id", "referral_source",
+	"agreed_at", "agreed_by_id", "agreed_by_name", "person_declined_at"}
 
 // ReferralColumns is ReferralColumnList as a SELECT or INSERT column list.
 var ReferralColumns = strings.Join(ReferralColumnList, ", ")
@@ -36,7 +37,8 @@ func ReferralArgs(r *linkbridge.Referral, c Columns) ([]any, error) {
 		r.BusinessStatus, r.StatusReason, r.RequestStatus, r.Priority, r.ReferrerODS, r.ServiceODS,
 		reasons, c.Bool(r.DoNotContact), r.LinkWorker.ID, r.LinkWorker.Name, string(r.Consent),
 		r.DeclineReason, r.DischargeReason, r.DischargeSummary, c.NullTime(r.AcceptedAt), c.NullTime(r.CompletedAt),
-		c.Time(r.AuthoredOn), c.Time(r.ReceivedAt), c.Time(r.UpdatedAt), r.Version, r.Patient(), string(r.Source)}, nil
+		c.Time(r.AuthoredOn), c.Time(r.ReceivedAt), c.Time(r.UpdatedAt), r.Version, r.Patient(), string(r.Source),
+		c.NullTime(r.AgreedAt), r.AgreedBy.ID, r.AgreedBy.Name, c.NullTime(r.PersonDeclinedAt)}, nil
 }
 
 // DecodeReasons reads the reasons column written by ReferralArgs; empty or
@@ -53,9 +55,10 @@ func DecodeReasons(b []byte) ([]linkbridge.Coding, error) {
 }
 
 // EventArgs returns a history event's referral_event column values:
-// referral_id, version, at, action, actor, status.
+// referral_id, version, at, action, actor, status, occurred_at (NULL when
+// unset).
 func EventArgs(ev *linkbridge.ReferralEvent, c Columns) []any {
-	return []any{ev.ReferralID, ev.Version, c.Time(ev.At), ev.Action, ev.Actor, string(ev.Status)}
+	return []any{ev.ReferralID, ev.Version, c.Time(ev.At), ev.Action, ev.Actor, string(ev.Status), c.NullTime(ev.OccurredAt)}
 }
 
 // ResourceRow is a resource version converted to column values.

@@ -1,0 +1,173 @@
+package linkbridge_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+// openReferral is a referral made on 20 November, accepted on the 21st by
+// lw-1, in status s.
+func openReferral(s linkbridge.TaskStatus) *linkbridge.Referral {
+	return &linkbridge.Referral{
+		ID: "r1", TaskID: "t1", PersonID: "p1", Status: s, Version: 3,
+		AuthoredOn: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),
+		ReceivedAt: time.Date(2026, 11, 20, 9, 5, 0, 0, time.UTC),
+		AcceptedAt: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC),
+		LinkWorker: linkbridge.LinkWorker{ID: "lw-1", Name: "Sam"},
+	}
+}
+
+func at(s string) *time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return &t
+}
+
+// TestEpisodeCoding: the moments that code the referral in the GP record
+// (docs/domain.md#coding-the-episode). Agreement is recorded once, by
+// whoever holds the case; the person may decline after the service
+// accepted only before agreeing, and that cancels the Task; a service's
+// own refusal is not the person declining.
+func TestEpisodeCoding(t *testing.T) {
+	t.Parallel()
+	t.Run("AgreeOnce", func(t *testing.T) {
+		r := openReferral(linkbridge.TaskInProgress)
+		if err := r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionAgree, At: at("2026-11-25T10:00:00Z")}, caseNow); err != nil {
+			t.Fatal(err)
+		}
+		if !r.AgreedAt.Equal(*at("2026-11-25T10:00:00Z")) || r.AgreedBy.ID != "lw-1" || r.Status != linkbridge.TaskInProgress {
+			t.Fatalf("after agree: agreed %v by %+v, status %s", r.AgreedAt, r.AgreedBy, r.Status)
+		}
+		err := r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionAgree}, caseNow)
+		checkCode(t, err, linkbridge.ECONFLICT, "action")
+	})
+	t.Run("AgreeNotBeforeAcceptance", func(t *testing.T) {
+		r := openReferral(linkbridge.TaskAccepted)
+		err := r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionAgree, At: at("2026-11-20T12:00:00Z")}, caseNow)
+		checkCode(t, err, linkbridge.EUNPROCESSABLE, "at")
+	})
+	t.Run("AgreeNeedsOpenCase", func(t *testing.T) {
+		for _, s := range []linkbridge.TaskStatus{"requested", "completed", "rejected", "cancelled"} {
+			r := openReferral(s)
+			checkCode(t, r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionAgree}, caseNow), linkbridge.ECONFLICT, "action")
+		}
+	})
+	t.Run("PersonDeclinesBeforeAcceptance", func(t *testing.T) {
+		r := openReferral(linkbridge.TaskRequested)
+		r.AcceptedAt = time.Time{}
+		if err := r.Apply(&linkbridge.LifecycleCommand{Action: "decline", ReasonCode: linkbridge.DeclinePerson}, caseNow); err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != linkbridge.TaskRejected || !r.PersonDeclinedAt.Equal(caseNow) {
+			t.Fatalf("status %s, declined at %v", r.Status, r.PersonDeclinedAt)
+		}
+	})
+	t.Run("ServiceDeclinesIsNotThePerson", func(t *testing.T) {
+		r := openReferral(linkbridge.TaskRequested)
+		if err := r.Apply(&linkbridge.LifecycleCommand{Action: "decline", ReasonCode: "out-of-area"}, caseNow); err != nil {
+			t.Fatal(err)
+		}
+		if !r.PersonDeclinedAt.IsZero() {
+			t.Fatalf("a service's refusal recorded the person declining at %v", r.PersonDeclinedAt)
+		}
+	})
+	t.Run("PersonDeclinesAfterAcceptance", func(t *testing.T) {
+		r := openReferral(linkbridge.TaskAccepted)
+		if err := r.Apply(&linkbridge.LifecycleCommand{Action: "decline", ReasonCode: linkbridge.DeclinePerson, At: at("2026-11-22T10:00:00Z")}, caseNow); err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != linkbridge.TaskCancelled || !r.PersonDeclinedAt.Equal(*at("2026-11-22T10:00:00Z")) || !r.CompletedAt.Equal(r.PersonDeclinedAt) {
+			t.Fatalf("status %s, declined at %v, completed %v", r.Status, r.PersonDeclinedAt, r.CompletedAt)
+		}
+	})
+	t.Run("NoDeclineAfterAgreement", func(t *testing.T) {
+		r := openReferral(linkbridge.TaskInProgress)
+		r.AgreedAt = *at("2026-11-22T10:00:00Z")
+		before := *r
+		checkCode(t, r.Apply(&linkbridge.LifecycleCommand{Action: "decline", ReasonCode: linkbridge.DeclinePerson}, caseNow), linkbridge.ECONFLICT, "action")
+		if r.Status != before.Status || !r.PersonDeclinedAt.IsZero() {
+			t.Fatalf("a refused decline changed the referral: %+v", r)
+		}
+	})
+}
+
+// TestReassign: a new link worker is a reassignment of an open case; the
+// agreement keeps who recorded it.
+func TestReassign(t *testing.T) {
+	t.Parallel()
+	r := openReferral(linkbridge.TaskInProgress)
+	r.AgreedAt, r.AgreedBy = *at("2026-11-22T10:00:00Z"), r.LinkWorker
+	checkCode(t, r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-2"}}, caseNow), linkbridge.ECONFLICT, "action")
+	checkCode(t, r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionReassign}, caseNow), linkbridge.EUNPROCESSABLE, "linkWorker.id")
+	checkCode(t, r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionReassign, LinkWorker: &linkbridge.LinkWorker{ID: "lw-1"}}, caseNow), linkbridge.ECONFLICT, "linkWorker.id")
+	if err := r.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionReassign, LinkWorker: &linkbridge.LinkWorker{ID: "lw-2", Name: "Alex"}}, caseNow); err != nil {
+		t.Fatal(err)
+	}
+	if r.LinkWorker.ID != "lw-2" || r.AgreedBy.ID != "lw-1" || r.Status != linkbridge.TaskInProgress {
+		t.Fatalf("after reassign: holder %+v, agreed by %+v, status %s", r.LinkWorker, r.AgreedBy, r.Status)
+	}
+	done := openReferral(linkbridge.TaskCompleted)
+	checkCode(t, done.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionReassign, LinkWorker: &linkbridge.LinkWorker{ID: "lw-2"}}, caseNow), linkbridge.ECONFLICT, "action")
+}
+
+// TestActionTimes: an action's at defaults to now, may not be in the
+// future (beyond the clock skew), before the referral was made, or (but
+// for accept) before it was accepted.
+func TestActionTimes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		from linkbridge.TaskStatus
+		cmd  linkbridge.LifecycleCommand
+		ok   bool
+	}{
+		{"AcceptBackdated", "requested", linkbridge.LifecycleCommand{Action: "accept", LinkWorker: &linkbridge.LinkWorker{ID: "x"}, At: at("2026-11-20T10:00:00Z")}, true},
+		{"AcceptBeforeReferral", "requested", linkbridge.LifecycleCommand{Action: "accept", LinkWorker: &linkbridge.LinkWorker{ID: "x"}, At: at("2026-11-19T10:00:00Z")}, false},
+		{"AcceptInFuture", "requested", linkbridge.LifecycleCommand{Action: "accept", LinkWorker: &linkbridge.LinkWorker{ID: "x"}, At: at("2026-12-02T09:00:00Z")}, false},
+		{"AcceptWithinSkew", "requested", linkbridge.LifecycleCommand{Action: "accept", LinkWorker: &linkbridge.LinkWorker{ID: "x"}, At: at("2026-12-01T09:04:00Z")}, true},
+		{"CompleteBeforeAcceptance", "in-progress", linkbridge.LifecycleCommand{Action: "complete", ReasonCode: "goals-met", At: at("2026-11-20T18:00:00Z")}, false},
+		{"CompleteBackdated", "in-progress", linkbridge.LifecycleCommand{Action: "complete", ReasonCode: "goals-met", At: at("2026-11-28T18:00:00Z")}, true},
+		{"HoldInFuture", "in-progress", linkbridge.LifecycleCommand{Action: "hold", Reason: "away", At: at("2027-01-01T00:00:00Z")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := openReferral(tt.from)
+			if tt.from == "requested" {
+				r.AcceptedAt = time.Time{}
+			}
+			err := r.Apply(&tt.cmd, caseNow)
+			if !tt.ok {
+				checkCode(t, err, linkbridge.EUNPROCESSABLE, "at")
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tt.cmd.Action {
+			case "accept":
+				if !r.AcceptedAt.Equal(*tt.cmd.At) {
+					t.Errorf("accepted at %v, want %v", r.AcceptedAt, *tt.cmd.At)
+				}
+			case "complete":
+				if !r.CompletedAt.Equal(*tt.cmd.At) {
+					t.Errorf("completed at %v, want %v", r.CompletedAt, *tt.cmd.At)
+				}
+			}
+		})
+	}
+}
+
+// checkCode fails unless err is an application error with code at expr.
+func checkCode(t *testing.T, err error, code, expr string) {
+	t.Helper()
+	if linkbridge.ErrorCode(err) != code {
+		t.Fatalf("error %v, want %s", err, code)
+	}
+	if ex := linkbridge.ErrorExpression(err); len(ex) == 0 || ex[0] != expr {
+		t.Fatalf("error %v names %v, want %s", err, ex, expr)
+	}
+}
