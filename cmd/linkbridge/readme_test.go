@@ -362,6 +362,8 @@ func TestREADME(t *testing.T) {
 			"README.md:9: curl would send @testdata/fhir/r4/task-cancelled.json, which is not there"},
 		{"WrongToken", `curl -s -XPOST -H "$CT" --oauth2-bearer "$T_SP" --data-binary @testdata/fhir/r4/bundle-referral-transaction.json $B`,
 			"README.md:9: curl answered 403, the README says 2xx"},
+		{"OtherPractice", `curl -s -XPOST -H "$CT" --oauth2-bearer "$T_GP" --data-binary @testdata/fhir/r4/valid/servicerequest-contained-patient.json $B/ServiceRequest`,
+			"README.md:9: curl answered 403, the README says 2xx"},
 		{"NoToken", `curl -s "$B/Task?status=requested"`, "README.md:9: curl answered 401"},
 		{"StalePath", `curl -s --oauth2-bearer "$T_GP" $B/Tasks`, "README.md:9: curl answered 404"},
 		{"Placeholder", `curl -s --oauth2-bearer "$T_GP" $B/Task/TASK_ID`, "README.md:9: curl answered 404"},
