@@ -175,7 +175,7 @@ func (c *TokenCommand) Run(ctx context.Context, args []string) error {
 		dir = auth.DefaultDevDir
 	}
 	fs.StringVar(&dir, "dev-dir", dir, "directory of the development key and clients (LINKBRIDGE_DEV_DIR)")
-	client := fs.String("client", "dev-gp", "client to mint for: dev-gp (A81001), dev-gp-other (B82002), dev-sp (Y02662), dev-mdt (A81001, A81002), dev-admin")
+	client := fs.String("client", "dev-gp", "client to mint for: dev-gp (A81001), dev-gp-other (B82002), dev-gp-f84003, dev-gp-m85063, dev-gp-c82010, dev-sp (Y02662), dev-mdt (A81001, A81002), dev-admin")
 	scope := fs.String("scope", "", "space-separated scopes to ask for (default: all the client's)")
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	if err := fs.Parse(args); err != nil {

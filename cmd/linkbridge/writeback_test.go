@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -202,16 +203,39 @@ func waitDelivered(t *testing.T, g *gatewayClient, gp *gpfhirtest.Server, ids []
 	t.Fatalf("write-back not complete after %v: %v", timeout, missing)
 }
 
+// built is the linkbridge binary the process tests share: built by the
+// first that needs it, removed by TestMain.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
 // buildBinary builds linkbridge once for the process tests.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "linkbridge")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "linkbridge-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "linkbridge")
+		cmd := exec.Command("go", "build", "-o", built.bin, ".")
+		cmd.Stderr = os.Stderr
+		built.err = cmd.Run()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v", built.err)
 	}
-	return bin
+	return built.bin
+}
+
+// TestMain removes the binary buildBinary built, after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir) // a temporary directory: nothing to do if it fails
+	}
+	os.Exit(code)
 }
 
 // startProcess starts "linkbridge serve" and waits for /readyz.
