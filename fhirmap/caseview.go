@@ -2,7 +2,9 @@ package fhirmap
 
 import (
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -214,7 +216,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 		out = append(out, Generated{"Encounter", c.ID, encounterResource(c, r, patient(), basedOn(), full)})
 	}
 	changes := linkbridge.ChangesFromBaseline(cr.Measures)
-	for _, m := range cr.Measures {
+	for _, m := range measuresInOrder(cr.Measures) {
 		out = append(out, Generated{"Observation", m.ID, measureResource(m, changes[m.ID], patient(), basedOn())})
 	}
 	return out
@@ -416,6 +418,30 @@ func encounterResource(c *linkbridge.Contact, r *linkbridge.Referral, patient *d
 	}
 	_ = full // contact notes never leave the store; they are the link worker's own
 	return enc
+}
+
+// measuresInOrder is the measures by time taken, a baseline before a
+// follow-up taken at the same time, then by id: a baseline's Observation
+// then comes before the follow-ups that name it in derivedFrom (the GP
+// endpoint holds a reference's target before the reference, as a Goal
+// before its CarePlan), and the order does not depend on whether the
+// case was just changed (measures in the order added) or read back from
+// the store (by time taken).
+func measuresInOrder(ms []*linkbridge.Measure) []*linkbridge.Measure {
+	out := slices.Clone(ms)
+	slices.SortStableFunc(out, func(a, b *linkbridge.Measure) int {
+		if c := a.TakenAt.Compare(b.TakenAt); c != 0 {
+			return c
+		}
+		if ab, bb := a.Timepoint == linkbridge.TimepointBaseline, b.Timepoint == linkbridge.TimepointBaseline; ab != bb {
+			if ab {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
 }
 
 // measureCoding is how an instrument is coded in FHIR: the code of its

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -304,5 +305,34 @@ func TestMeasureObservations(t *testing.T) {
 		if typ, id := fhirmap.RefTarget(o.GetBasedOn()[0]); typ+"/"+id != "ServiceRequest/ref-m" || len(o.GetBasedOn()) != 1 {
 			t.Errorf("%s: basedOn = %v, want the referral ServiceRequest", tt.id, o.GetBasedOn())
 		}
+	}
+}
+
+// TestCaseViewMeasureOrder: the measure Observations come by time taken,
+// a baseline before a follow-up taken at the same time, whatever order
+// the case lists its measures in (as added, or as read back).
+func TestCaseViewMeasureOrder(t *testing.T) {
+	t.Parallel()
+	cr := measureCase(t)
+	// A follow-up taken at the same time as its baseline, listed first.
+	same := *cr.Measures[7]
+	same.ID, same.Timepoint, same.TakenAt = "a-ucla3-r", linkbridge.TimepointReview, cr.Measures[3].TakenAt
+	cr.Measures = append([]*linkbridge.Measure{&same}, cr.Measures...)
+	order := func() []string {
+		var out []string
+		for _, g := range fhirmap.CaseView(cr) {
+			if g.Type == "Observation" {
+				out = append(out, g.ID)
+			}
+		}
+		return out
+	}
+	want := []string{"ons4-b", "swemwbs-b", "ucla3-b", "wemwbs-b", "a-ucla3-r", "ons4-f", "swemwbs-f", "ucla3-f", "wemwbs-f"}
+	if got := order(); !cmp.Equal(got, want) {
+		t.Errorf("Observations in order %v, want %v", got, want)
+	}
+	slices.Reverse(cr.Measures)
+	if got := order(); !cmp.Equal(got, want) {
+		t.Errorf("measures reversed: Observations in order %v, want %v", got, want)
 	}
 }
