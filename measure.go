@@ -2,6 +2,7 @@ package linkbridge
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -115,4 +116,72 @@ func (m *Measure) Score() error {
 		return Errorf(EUNPROCESSABLE, "the date the measure was taken is required").At("takenAt")
 	}
 	return nil
+}
+
+// ScoreChange is a follow-up measure's change from its baseline: the
+// follow-up's scores minus the baseline's, for the same instrument in the
+// same referral (docs/domain.md#change-from-baseline).
+type ScoreChange struct {
+	// BaselineID is the baseline measure compared with.
+	BaselineID string `json:"baselineId"`
+	// Score is the change of the instrument's score, the one its FHIR
+	// Observation carries as its value: the total for WEMWBS and UCLA3,
+	// the metric score for SWEMWBS (two decimals). Nil for ONS4, whose
+	// answers are never combined into a score.
+	Score *float64 `json:"score,omitempty"`
+	// Items is each item's change, in questionnaire order.
+	Items []int `json:"items"`
+}
+
+// HeadlineScore is the score a measure reports: the metric score for
+// SWEMWBS, the total for WEMWBS and UCLA3. ok is false for ONS4 (no score).
+func (m *Measure) HeadlineScore() (score float64, ok bool) {
+	switch m.Instrument {
+	case SWEMWBS:
+		return m.Metric, true
+	case WEMWBS, UCLA3:
+		return float64(m.Total), true
+	}
+	return 0, false
+}
+
+// ChangesFromBaseline computes, for each follow-up measure (review or
+// final) of ms, its change from baseline, keyed by the follow-up's id. The
+// baseline is the latest baseline measure of the same instrument and
+// referral taken no later than the follow-up (a later one among baselines
+// taken at the same time); a follow-up without one has no entry, and so
+// has a baseline itself. ms are scored measures (Score).
+func ChangesFromBaseline(ms []*Measure) map[string]*ScoreChange {
+	out := map[string]*ScoreChange{}
+	for _, f := range ms {
+		if f.Timepoint == TimepointBaseline {
+			continue
+		}
+		var base *Measure
+		for _, b := range ms {
+			if b.Timepoint != TimepointBaseline || b.Instrument != f.Instrument || b.ReferralID != f.ReferralID ||
+				b.TakenAt.After(f.TakenAt) || len(b.Items) != len(f.Items) {
+				continue
+			}
+			if base == nil || !b.TakenAt.Before(base.TakenAt) {
+				base = b
+			}
+		}
+		if base == nil {
+			continue
+		}
+		c := &ScoreChange{BaselineID: base.ID, Items: make([]int, len(f.Items))}
+		for i := range f.Items {
+			c.Items[i] = f.Items[i] - base.Items[i]
+		}
+		if fs, ok := f.HeadlineScore(); ok {
+			bs, _ := base.HeadlineScore()
+			// Two decimals, as the metric scores are published: 23.21 -
+			// 16.36 is 6.85, not 6.850000000000001.
+			d := math.Round((fs-bs)*100) / 100
+			c.Score = &d
+		}
+		out[f.ID] = c
+	}
+	return out
 }

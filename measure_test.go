@@ -237,3 +237,103 @@ func TestSWEMWBSMetricTable(t *testing.T) {
 		prev = m
 	}
 }
+
+// TestChangesFromBaseline checks the change of each follow-up from the
+// baseline of the same instrument and referral (docs/domain.md#change-from-baseline).
+func TestChangesFromBaseline(t *testing.T) {
+	t.Parallel()
+	day := func(n int) time.Time { return takenAt.AddDate(0, 0, n) }
+	m := func(id string, inst linkbridge.Instrument, tp linkbridge.Timepoint, at time.Time, items ...int) *linkbridge.Measure {
+		x := &linkbridge.Measure{ID: id, ReferralID: "ref-1", Instrument: inst, Timepoint: tp, Items: items, TakenAt: at}
+		if err := x.Score(); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		return x
+	}
+	score := func(f float64) *float64 { return &f }
+	swemwbs := func(id string, tp linkbridge.Timepoint, at time.Time, items ...int) *linkbridge.Measure {
+		return m(id, linkbridge.SWEMWBS, tp, at, items...)
+	}
+	const (
+		base   = linkbridge.TimepointBaseline
+		review = linkbridge.TimepointReview
+		final  = linkbridge.TimepointFinal
+	)
+	tests := []struct {
+		name     string
+		measures []*linkbridge.Measure
+		want     map[string]*linkbridge.ScoreChange
+	}{
+		{"NoMeasures", nil, map[string]*linkbridge.ScoreChange{}},
+		{"BaselineOnly", []*linkbridge.Measure{swemwbs("b", base, day(0), 2, 2, 3, 2, 2, 3, 2)}, map[string]*linkbridge.ScoreChange{}},
+		{"NoBaseline", []*linkbridge.Measure{
+			swemwbs("r", review, day(30), 2, 2, 3, 2, 2, 3, 2), swemwbs("f", final, day(60), 4, 4, 3, 4, 4, 3, 4),
+		}, map[string]*linkbridge.ScoreChange{}},
+		{"SWEMWBSMetric", []*linkbridge.Measure{
+			// raw 16 -> 16.36, raw 26 -> 23.21: the change is of the metric score.
+			swemwbs("b", base, day(0), 2, 2, 3, 2, 2, 3, 2), swemwbs("f", final, day(60), 4, 4, 3, 4, 4, 3, 4),
+		}, map[string]*linkbridge.ScoreChange{"f": {BaselineID: "b", Score: score(6.85), Items: []int{2, 2, 0, 2, 2, 0, 2}}}},
+		{"SeveralFollowUps", []*linkbridge.Measure{
+			m("b", linkbridge.UCLA3, base, day(0), 3, 3, 3),
+			m("r1", linkbridge.UCLA3, review, day(30), 2, 3, 3),
+			m("r2", linkbridge.UCLA3, review, day(45), 3, 3, 3),
+			m("f", linkbridge.UCLA3, final, day(60), 1, 1, 2),
+		}, map[string]*linkbridge.ScoreChange{
+			"r1": {BaselineID: "b", Score: score(-1), Items: []int{-1, 0, 0}},
+			"r2": {BaselineID: "b", Score: score(0), Items: []int{0, 0, 0}},
+			"f":  {BaselineID: "b", Score: score(-5), Items: []int{-2, -2, -1}},
+		}},
+		{"ONS4ItemsOnly", []*linkbridge.Measure{
+			m("b", linkbridge.ONS4, base, day(0), 4, 5, 3, 8), m("f", linkbridge.ONS4, final, day(60), 7, 6, 6, 3),
+		}, map[string]*linkbridge.ScoreChange{"f": {BaselineID: "b", Items: []int{3, 1, 3, -5}}}},
+		{"SameInstrumentOnly", []*linkbridge.Measure{
+			m("b-wemwbs", linkbridge.WEMWBS, base, day(0), filled(14, 2)...),
+			swemwbs("f-swemwbs", final, day(60), 4, 4, 3, 4, 4, 3, 4),
+			m("f-wemwbs", linkbridge.WEMWBS, final, day(60), filled(14, 3)...),
+		}, map[string]*linkbridge.ScoreChange{"f-wemwbs": {BaselineID: "b-wemwbs", Score: score(14), Items: filled(14, 1)}}},
+		{"LatestBaselineBeforeTheFollowUp", []*linkbridge.Measure{
+			m("b1", linkbridge.UCLA3, base, day(0), 3, 3, 3),
+			m("b2", linkbridge.UCLA3, base, day(5), 3, 3, 2),
+			m("r", linkbridge.UCLA3, review, day(30), 2, 2, 2),
+			m("b3", linkbridge.UCLA3, base, day(40), 1, 1, 1), // after r: not its baseline
+			m("f", linkbridge.UCLA3, final, day(60), 1, 1, 2),
+		}, map[string]*linkbridge.ScoreChange{
+			"r": {BaselineID: "b2", Score: score(-2), Items: []int{-1, -1, 0}},
+			"f": {BaselineID: "b3", Score: score(1), Items: []int{0, 0, 1}},
+		}},
+		{"BaselineAtTheSameTime", []*linkbridge.Measure{
+			m("b", linkbridge.UCLA3, base, day(0), 3, 3, 3), m("r", linkbridge.UCLA3, review, day(0), 2, 3, 3),
+		}, map[string]*linkbridge.ScoreChange{"r": {BaselineID: "b", Score: score(-1), Items: []int{-1, 0, 0}}}},
+		{"OtherReferral", func() []*linkbridge.Measure {
+			b := m("b", linkbridge.UCLA3, base, day(0), 3, 3, 3)
+			b.ReferralID = "ref-2"
+			return []*linkbridge.Measure{b, m("f", linkbridge.UCLA3, final, day(60), 1, 1, 1)}
+		}(), map[string]*linkbridge.ScoreChange{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := linkbridge.ChangesFromBaseline(tt.measures)
+			if len(got) != len(tt.want) {
+				t.Errorf("%d changes, want %d: %v", len(got), len(tt.want), got)
+			}
+			for id, w := range tt.want {
+				g := got[id]
+				if g == nil {
+					t.Errorf("%s: no change, want %+v", id, w)
+					continue
+				}
+				if g.BaselineID != w.BaselineID || !slices.Equal(g.Items, w.Items) || (g.Score == nil) != (w.Score == nil) ||
+					g.Score != nil && *g.Score != *w.Score {
+					t.Errorf("%s: change = {%s %v %v}, want {%s %v %v}", id, g.BaselineID, deref(g.Score), g.Items, w.BaselineID, deref(w.Score), w.Items)
+				}
+			}
+		})
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}

@@ -1,6 +1,7 @@
 package casework_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -301,5 +302,61 @@ func TestConsentWithdrawnErases(t *testing.T) {
 	}
 	if goal2.VersionID != goal.VersionID+1 || strings.Contains(string(goal2.Body), "entered-in-error") {
 		t.Errorf("Goal after consent given again = v%d %s, want v%d with its content", goal2.VersionID, goal2.Body, goal.VersionID+1)
+	}
+}
+
+// TestLateBaselineWriteBackOrder: a baseline recorded after a follow-up it
+// precedes in time gives the follow-up its change from baseline (a new
+// version naming the baseline in derivedFrom). The change queues the
+// baseline's Observation before the follow-up's new version, so the GP
+// endpoint holds the target of derivedFrom before the reference to it
+// (the relay waits for a reference's target: in the other order the
+// follow-up would wait behind itself).
+func TestLateBaselineWriteBackOrder(t *testing.T) {
+	t.Parallel()
+	c := newBenchCase(t)
+	ctx := context.Background()
+	taken := time.Date(2026, 12, 21, 9, 0, 0, 0, time.UTC)
+	cr, err := c.svc.AddMeasure(ctx, c.id, 0, linkbridge.Measure{Instrument: linkbridge.UCLA3, Timepoint: linkbridge.TimepointFinal, Items: []int{1, 2, 1}, TakenAt: taken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := cr.Measures[len(cr.Measures)-1].ID
+	before, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr, err = c.svc.AddMeasure(ctx, c.id, 0, linkbridge.Measure{Instrument: linkbridge.UCLA3, Timepoint: linkbridge.TimepointBaseline, Items: []int{3, 3, 2}, TakenAt: taken.AddDate(0, 0, -1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseline := cr.Measures[len(cr.Measures)-1].ID
+	after, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for _, m := range before {
+		seen[m.ID] = true
+	}
+	var got []string
+	var followUp *linkbridge.OutboxMessage
+	slices.SortFunc(after, func(a, b *linkbridge.OutboxMessage) int { return int(a.ID - b.ID) })
+	for _, m := range after {
+		if seen[m.ID] || m.ResourceType != "Observation" {
+			continue
+		}
+		got = append(got, fmt.Sprintf("%s/%s v%d", m.ResourceType, m.ResourceID, m.Version))
+		if m.ResourceID == final {
+			followUp = m
+		}
+	}
+	want := []string{"Observation/" + baseline + " v1", "Observation/" + final + " v2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Observation write-backs = %v, want %v (the baseline first)", got, want)
+	}
+	if !bytes.Contains(followUp.Body, []byte(`"derivedFrom":[{"reference":"Observation/`+baseline+`"}]`)) ||
+		!bytes.Contains(followUp.Body, []byte(`"code":"change-from-baseline"`)) {
+		t.Errorf("follow-up write-back = %s, want its change and derivedFrom the baseline", followUp.Body)
 	}
 }

@@ -1,7 +1,10 @@
 package fhirmap
 
 import (
+	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -24,6 +27,11 @@ const (
 	// ONS4CodeSystem is linkbridge's CodeSystem for the ONS4 personal
 	// wellbeing questions (no national SNOMED CT or LOINC codes exist).
 	ONS4CodeSystem = "https://linkbridge.example.org/fhir/CodeSystem/ons4"
+	// OutcomeCodeSystem is linkbridge's CodeSystem for the parts of the
+	// other outcome measures that have no confirmed national code: item
+	// answers, the SWEMWBS raw score, the UCLA 3-item total, and the change
+	// from baseline (docs/domain.md#fhir-codes-of-the-outcome-measures).
+	OutcomeCodeSystem = "https://linkbridge.example.org/fhir/CodeSystem/outcome-measure"
 	// ExtTimepoint marks an outcome Observation as baseline, review or final.
 	ExtTimepoint = "https://linkbridge.example.org/fhir/StructureDefinition/outcome-timepoint"
 	// ExtGoalImportance and ExtGoalConfidence carry the person's 1–10
@@ -42,11 +50,24 @@ const (
 	UCUM = "http://unitsofmeasure.org"
 )
 
-// Codes of the outcome measures (docs/domain.md#outcome-measures).
+// National codes of the outcome measures
+// (docs/domain.md#fhir-codes-of-the-outcome-measures).
 const (
-	SCTWEMWBS  = "718426000"
+	// SCTWEMWBS is SNOMED CT "Warwick-Edinburgh Mental Well-being Scale
+	// score", the code of a WEMWBS Observation.
+	SCTWEMWBS = "718426000"
+	// SCTSWEMWBS is SNOMED CT "Short Warwick-Edinburgh Mental Well-being
+	// Scale score", the code of a SWEMWBS Observation (its value is the
+	// metric score).
 	SCTSWEMWBS = "718466001"
+	// LOINCUCLA3 is the LOINC panel "Three-Item Loneliness scale": a panel
+	// (an order), not a result, so no Observation carries it as its code;
+	// the total has a local code (OutcomeCodeSystem).
 	LOINCUCLA3 = "106418-7"
+	// LOINCUCLA3Isolated is LOINC "How often do you feel isolated from
+	// others", the third item of the UCLA 3-item scale and a member of
+	// the LOINCUCLA3 panel.
+	LOINCUCLA3Isolated = "66867-3"
 )
 
 // Generated is one resource of the FHIR view of a case record.
@@ -197,8 +218,9 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	for _, c := range cr.Contacts {
 		out = append(out, Generated{"Encounter", c.ID, encounterResource(c, r, patient(), basedOn(), full)})
 	}
-	for _, m := range cr.Measures {
-		out = append(out, Generated{"Observation", m.ID, measureResource(m, patient(), basedOn())})
+	changes := linkbridge.ChangesFromBaseline(cr.Measures)
+	for _, m := range measuresInOrder(cr.Measures) {
+		out = append(out, Generated{"Observation", m.ID, measureResource(m, changes[m.ID], patient(), basedOn())})
 	}
 	return out
 }
@@ -401,46 +423,164 @@ func encounterResource(c *linkbridge.Contact, r *linkbridge.Referral, patient *d
 	return enc
 }
 
-func measureResource(m *linkbridge.Measure, patient *dpb.Reference, basedOn []*dpb.Reference) *observationpb.Observation {
+// measuresInOrder is the measures by time taken, a baseline before a
+// follow-up taken at the same time, then by id: a baseline's Observation
+// then comes before the follow-ups that name it in derivedFrom (the GP
+// endpoint holds a reference's target before the reference, as a Goal
+// before its CarePlan), and the order does not depend on whether the
+// case was just changed (measures in the order added) or read back from
+// the store (by time taken).
+func measuresInOrder(ms []*linkbridge.Measure) []*linkbridge.Measure {
+	out := slices.Clone(ms)
+	slices.SortStableFunc(out, func(a, b *linkbridge.Measure) int {
+		if c := a.TakenAt.Compare(b.TakenAt); c != 0 {
+			return c
+		}
+		if ab, bb := a.Timepoint == linkbridge.TimepointBaseline, b.Timepoint == linkbridge.TimepointBaseline; ab != bb {
+			if ab {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// measureCoding is how an instrument is coded in FHIR: the code of its
+// Observation, and of each item's component in questionnaire order.
+type measureCoding struct {
+	code  *dpb.Coding
+	items []*dpb.Coding
+}
+
+// measureCodings are the codes of each instrument's Observation and items
+// (docs/domain.md#fhir-codes-of-the-outcome-measures, which the tests
+// check them against). A code without a confirmed national one is local.
+var measureCodings = map[linkbridge.Instrument]measureCoding{
+	linkbridge.WEMWBS: {
+		code:  coding(linkbridge.SNOMEDSystem, SCTWEMWBS, "Warwick-Edinburgh Mental Well-being Scale score"),
+		items: numberedItems("wemwbs", "WEMWBS", 14),
+	},
+	linkbridge.SWEMWBS: {
+		code:  coding(linkbridge.SNOMEDSystem, SCTSWEMWBS, "Short Warwick-Edinburgh Mental Well-being Scale score"),
+		items: numberedItems("swemwbs", "SWEMWBS", 7),
+	},
+	linkbridge.UCLA3: {
+		code: coding(OutcomeCodeSystem, "ucla3-total-score", "Three-Item Loneliness Scale total score"),
+		items: []*dpb.Coding{
+			coding(OutcomeCodeSystem, "ucla3-lack-companionship", "How often do you feel that you lack companionship"),
+			coding(OutcomeCodeSystem, "ucla3-left-out", "How often do you feel left out"),
+			coding(linkbridge.LOINCSystem, LOINCUCLA3Isolated, "How often do you feel isolated from others"),
+		},
+	},
+	linkbridge.ONS4: {
+		code: coding(ONS4CodeSystem, "ons4", "ONS4 personal wellbeing"),
+		items: []*dpb.Coding{
+			coding(ONS4CodeSystem, "life-satisfaction", "Life satisfaction"),
+			coding(ONS4CodeSystem, "worthwhile", "Things done in life are worthwhile"),
+			coding(ONS4CodeSystem, "happy-yesterday", "Happiness yesterday"),
+			coding(ONS4CodeSystem, "anxious-yesterday", "Anxiety yesterday"),
+		},
+	},
+}
+
+// swemwbsRawScore codes the SWEMWBS raw score (the item sum, before the
+// conversion table) as a component.
+var swemwbsRawScore = coding(OutcomeCodeSystem, "swemwbs-raw-score", "SWEMWBS raw score")
+
+// changeFromBaseline codes the change of a measure's score from its
+// baseline; an ONS4 item's change is coded "<item>-change" in the ONS4
+// CodeSystem.
+var changeFromBaseline = coding(OutcomeCodeSystem, "change-from-baseline", "Change from baseline")
+
+// numberedItems codes n items prefix-item-1.. locally, with display
+// "<name> item i".
+func numberedItems(prefix, name string, n int) []*dpb.Coding {
+	out := make([]*dpb.Coding, n)
+	for i := range out {
+		out[i] = coding(OutcomeCodeSystem, prefix+"-item-"+strconv.Itoa(i+1), name+" item "+strconv.Itoa(i+1))
+	}
+	return out
+}
+
+// ons4ChangeCoding codes an ONS4 item's change from baseline.
+func ons4ChangeCoding(item *dpb.Coding) *dpb.Coding {
+	return coding(ONS4CodeSystem, item.GetCode().GetValue()+"-change", item.GetDisplay().GetValue()+": change from baseline")
+}
+
+// measureResource is the Observation of an outcome measure
+// (docs/domain.md#how-measures-are-represented-in-fhir): its score as
+// valueQuantity (UCUM {score}; ONS4 has none), each item a coded component,
+// the SWEMWBS raw score a component, and on a follow-up with a baseline the
+// change from it, the baseline named in derivedFrom.
+func measureResource(m *linkbridge.Measure, change *linkbridge.ScoreChange, patient *dpb.Reference, basedOn []*dpb.Reference) *observationpb.Observation {
 	obs := &observationpb.Observation{
 		Id:        fhirID(m.ID),
 		Status:    &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_FINAL},
-		Category:  []*dpb.CodeableConcept{concept(coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey", ""))},
+		Category:  []*dpb.CodeableConcept{concept(coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey", "Survey"))},
 		Subject:   patient,
 		BasedOn:   basedOn,
 		Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(m.TakenAt)}},
 		Extension: []*dpb.Extension{codeExt(ExtTimepoint, string(m.Timepoint))},
 	}
-	integer := func(n int) *observationpb.Observation_ValueX {
-		return &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_Integer{Integer: &dpb.Integer{Value: int32(n)}}}
+	mc, ok := measureCodings[m.Instrument]
+	if !ok {
+		return obs // no code: fails validation, as an unknown instrument should
 	}
-	component := func(code *dpb.CodeableConcept, n int) *observationpb.Observation_Component {
-		return &observationpb.Observation_Component{Code: code, Value: &observationpb.Observation_Component_ValueX{
+	obs.Code = concept(cloneCoding(mc.code))
+	integer := func(code *dpb.Coding, n int) *observationpb.Observation_Component {
+		return &observationpb.Observation_Component{Code: concept(cloneCoding(code)), Value: &observationpb.Observation_Component_ValueX{
 			Choice: &observationpb.Observation_Component_ValueX_Integer{Integer: &dpb.Integer{Value: int32(n)}}}}
 	}
+	quantity := func(code *dpb.Coding, v *dpb.Decimal) *observationpb.Observation_Component {
+		return &observationpb.Observation_Component{Code: concept(cloneCoding(code)), Value: &observationpb.Observation_Component_ValueX{
+			Choice: &observationpb.Observation_Component_ValueX_Quantity{Quantity: scoreQuantity(v)}}}
+	}
 	switch m.Instrument {
-	case linkbridge.WEMWBS:
-		obs.Code = sct(SCTWEMWBS, "Warwick-Edinburgh Mental Well-being Scale score")
-		obs.Value = integer(m.Total)
 	case linkbridge.SWEMWBS:
-		obs.Code = sct(SCTSWEMWBS, "Short Warwick-Edinburgh Mental Well-being Scale score")
-		metric := &dpb.Quantity{Value: decimal2dp(m.Metric), Unit: fhirString("{score}"), System: fhirURI(UCUM), Code: fhirCode("{score}")}
-		obs.Component = []*observationpb.Observation_Component{
-			component(conceptText("SWEMWBS raw score"), m.Total),
-			{Code: conceptText("SWEMWBS metric score"), Value: &observationpb.Observation_Component_ValueX{
-				Choice: &observationpb.Observation_Component_ValueX_Quantity{Quantity: metric}}},
+		obs.Value = &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_Quantity{Quantity: scoreQuantity(decimal2dp(m.Metric))}}
+		obs.Component = append(obs.Component, quantity(swemwbsRawScore, decimalInt(m.Total)))
+	case linkbridge.WEMWBS, linkbridge.UCLA3:
+		obs.Value = &observationpb.Observation_ValueX{Choice: &observationpb.Observation_ValueX_Quantity{Quantity: scoreQuantity(decimalInt(m.Total))}}
+	}
+	for i, item := range mc.items {
+		if i < len(m.Items) {
+			obs.Component = append(obs.Component, integer(item, m.Items[i]))
 		}
-	case linkbridge.UCLA3:
-		obs.Code = concept(coding(linkbridge.LOINCSystem, LOINCUCLA3, "Three-Item Loneliness scale"))
-		obs.Value = integer(m.Total)
-	case linkbridge.ONS4:
-		obs.Code = concept(coding(ONS4CodeSystem, "ons4", "ONS4 personal wellbeing"))
-		for i, item := range linkbridge.ONS4Items {
-			obs.Component = append(obs.Component, component(concept(coding(ONS4CodeSystem, item, "")), m.Items[i]))
+	}
+	if change == nil {
+		return obs
+	}
+	obs.DerivedFrom = []*dpb.Reference{NewRef("Observation", change.BaselineID)}
+	if change.Score != nil {
+		v := decimalInt(int(math.Round(*change.Score)))
+		if m.Instrument == linkbridge.SWEMWBS {
+			v = decimal2dp(*change.Score)
+		}
+		obs.Component = append(obs.Component, quantity(changeFromBaseline, v))
+	}
+	if m.Instrument == linkbridge.ONS4 {
+		for i, item := range mc.items {
+			if i < len(change.Items) {
+				obs.Component = append(obs.Component, integer(ons4ChangeCoding(item), change.Items[i]))
+			}
 		}
 	}
 	return obs
 }
+
+// scoreQuantity is a score as a Quantity of UCUM unit {score}.
+func scoreQuantity(v *dpb.Decimal) *dpb.Quantity {
+	return &dpb.Quantity{Value: v, Unit: fhirString("{score}"), System: fhirURI(UCUM), Code: fhirCode("{score}")}
+}
+
+// decimalInt is a whole number as a FHIR decimal.
+func decimalInt(n int) *dpb.Decimal { return &dpb.Decimal{Value: strconv.Itoa(n)} }
+
+// cloneCoding copies a coding of a shared table, so that no two resources
+// share a message.
+func cloneCoding(c *dpb.Coding) *dpb.Coding { return proto.Clone(c).(*dpb.Coding) }
 
 // sct is a CodeableConcept of one SNOMED CT coding.
 func sct(code, display string) *dpb.CodeableConcept {

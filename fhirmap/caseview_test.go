@@ -256,7 +256,7 @@ func TestCaseViewFullConsent(t *testing.T) {
 	}
 	codes := map[string][2]string{
 		"m-ons4": {fhirmap.ONS4CodeSystem, "ons4"}, "m-swemwbs-1": {linkbridge.SNOMEDSystem, fhirmap.SCTSWEMWBS},
-		"m-ucla3": {linkbridge.LOINCSystem, fhirmap.LOINCUCLA3}, "m-wemwbs": {linkbridge.SNOMEDSystem, fhirmap.SCTWEMWBS},
+		"m-ucla3": {fhirmap.OutcomeCodeSystem, "ucla3-total-score"}, "m-wemwbs": {linkbridge.SNOMEDSystem, fhirmap.SCTWEMWBS},
 	}
 	for id, sc := range codes {
 		o := doc(t, rc.bodies["Observation/"+id])
@@ -265,16 +265,27 @@ func TestCaseViewFullConsent(t *testing.T) {
 		}
 	}
 	ons := doc(t, rc.bodies["Observation/m-ons4"])
-	if comps, _ := get(ons, "component").([]any); len(comps) != 4 || get(ons, "valueInteger") != nil ||
+	if comps, _ := get(ons, "component").([]any); len(comps) != 4 || get(ons, "valueQuantity") != nil || get(ons, "valueInteger") != nil ||
 		get(ons, "component", 3, "code", "coding", 0, "code") != "anxious-yesterday" || get(ons, "component", 3, "valueInteger") != 8.0 {
 		t.Errorf("ONS4 Observation = %v, want four separate components, no total", ons)
 	}
+	// The follow-ups with a baseline carry their change and name it.
 	sw := rc.bodies["Observation/m-swemwbs-2"]
-	if get(doc(t, sw), "component", 0, "valueInteger") != 26.0 || !bytes.Contains(sw, []byte(`"value":23.21`)) {
-		t.Errorf("SWEMWBS Observation = %s, want raw 26 and metric 23.21", sw)
+	if get(doc(t, sw), "valueQuantity", "value") != 23.21 || get(doc(t, sw), "component", 0, "valueQuantity", "value") != 26.0 ||
+		!bytes.Contains(sw, []byte(`"value":6.85}`)) || get(doc(t, sw), "derivedFrom", 0, "reference") != "Observation/m-swemwbs-1" {
+		t.Errorf("SWEMWBS final Observation = %s, want metric 23.21, raw 26, change 6.85 from Observation/m-swemwbs-1", sw)
 	}
-	if get(doc(t, rc.bodies["Observation/m-wemwbs"]), "valueInteger") != 42.0 || get(doc(t, rc.bodies["Observation/m-ucla3"]), "valueInteger") != 8.0 {
+	onsFinal := doc(t, rc.bodies["Observation/m-ons4-final"])
+	if get(onsFinal, "component", 7, "code", "coding", 0, "code") != "anxious-yesterday-change" || get(onsFinal, "component", 7, "valueInteger") != -5.0 ||
+		get(onsFinal, "derivedFrom", 0, "reference") != "Observation/m-ons4" {
+		t.Errorf("ONS4 final Observation = %v, want anxiety change -5 from Observation/m-ons4", onsFinal)
+	}
+	if get(doc(t, rc.bodies["Observation/m-wemwbs"]), "valueQuantity", "value") != 42.0 || get(doc(t, rc.bodies["Observation/m-ucla3"]), "valueQuantity", "value") != 8.0 {
 		t.Errorf("WEMWBS/UCLA-3 totals wrong")
+	}
+	// A follow-up without a baseline has no change.
+	if get(doc(t, rc.bodies["Observation/m-ucla3"]), "derivedFrom") != nil {
+		t.Errorf("UCLA-3 review without a baseline names one")
 	}
 	task := doc(t, rc.task)
 	if get(task, "status") != "completed" || get(task, "businessStatus", "coding", 0, "code") != linkbridge.BusinessDischarged ||

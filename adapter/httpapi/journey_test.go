@@ -660,10 +660,18 @@ func TestJourney(t *testing.T) {
 		tp     string
 		raw    int
 		metric string
-	}{{"baseline", 16, "16.36"}, {"final", 26, "23.21"}} {
+		change string // the change of the metric score from baseline, "" for none
+	}{{"baseline", 16, "16.36", ""}, {"final", 26, "23.21", "6.85"}} {
 		m := cv.Measures[i]
 		if string(m.Timepoint) != want.tp || m.Total != want.raw || fmt.Sprintf("%.2f", m.Metric) != want.metric {
 			t.Errorf("measure %d = %s raw %d metric %v, want %s %d %s", i, m.Timepoint, m.Total, m.Metric, want.tp, want.raw, want.metric)
+		}
+		switch ch := m.ChangeFromBaseline; {
+		case want.change == "" && ch != nil:
+			t.Errorf("measure %d has a change from baseline %+v, want none", i, ch)
+		case want.change != "" && (ch == nil || ch.Score == nil || fmt.Sprintf("%.2f", *ch.Score) != want.change || ch.BaselineID != cv.Measures[0].ID ||
+			!slices.Equal(ch.Items, []int{2, 2, 0, 2, 2, 0, 2})):
+			t.Errorf("measure %d change from baseline = %+v, want %s from %s", i, ch, want.change, cv.Measures[0].ID)
 		}
 		r := ts.get("/Observation/" + m.ID)
 		wantStatus(t, r, http.StatusOK)
@@ -671,8 +679,16 @@ func TestJourney(t *testing.T) {
 		if str(o, "code", "coding", 0, "code") != fhirmap.SCTSWEMWBS || str(o, "code", "coding", 0, "system") != linkbridge.SNOMEDSystem {
 			t.Errorf("Observation/%s code = %v, want SNOMED %s", m.ID, o["code"], fhirmap.SCTSWEMWBS)
 		}
-		if num(o, "component", 0, "valueInteger") != float64(want.raw) || !bytes.Contains(r.Body, []byte(`"value":`+want.metric)) {
-			t.Errorf("Observation/%s components = %v, want raw %d and metric %s", m.ID, o["component"], want.raw, want.metric)
+		// The metric score is the value a GP system shows; the raw score
+		// and the items are coded components.
+		if str(o, "valueQuantity", "code") != "{score}" || !bytes.Contains(r.Body, []byte(`"valueQuantity":{"code":"{score}","system":"http://unitsofmeasure.org","unit":"{score}","value":`+want.metric+`}`)) ||
+			str(o, "component", 0, "code", "coding", 0, "code") != "swemwbs-raw-score" || num(o, "component", 0, "valueQuantity", "value") != float64(want.raw) {
+			t.Errorf("Observation/%s = %s, want metric %s as its value and raw %d as a component", m.ID, r.Body, want.metric, want.raw)
+		}
+		if comps, _ := o["component"].([]any); want.change != "" && (len(comps) != 9 ||
+			str(o, "component", 8, "code", "coding", 0, "code") != "change-from-baseline" || !bytes.Contains(r.Body, []byte(`"value":`+want.change+`}`)) ||
+			str(o, "derivedFrom", 0, "reference") != "Observation/"+cv.Measures[0].ID) {
+			t.Errorf("Observation/%s = %s, want the change %s from Observation/%s", m.ID, r.Body, want.change, cv.Measures[0].ID)
 		}
 		if str(o, "extension", 0, "valueCode") != want.tp || str(o, "effectiveDateTime") != m.TakenAt.Format(time.RFC3339) {
 			t.Errorf("Observation/%s timepoint/effective = %v/%v", m.ID, o["extension"], o["effectiveDateTime"])
@@ -717,6 +733,7 @@ func TestJourney(t *testing.T) {
 		"Encounter/" + cv.Contacts[0].ID:                  1,
 		"Goal/" + cv.Plan.Goals[0].ID:                     2,
 		"Observation/" + cv.Measures[0].ID:                1,
+		"Observation/" + cv.Measures[1].ID:                1,
 		"ServiceRequest/" + cv.Plan.OnwardReferrals[0].ID: 1,
 	} {
 		if got := ts.historyVersions(ref); got != want {
@@ -838,6 +855,59 @@ func TestJourneyCodesOnly(t *testing.T) {
 				t.Errorf("codes-only: %s carries free text %q", name, s)
 			}
 		}
+	}
+}
+
+// TestJourneyLateBaseline: a baseline recorded after a follow-up it
+// precedes in time gives that follow-up its change from baseline, in the
+// case view and as a new version of its Observation
+// (docs/domain.md#change-from-baseline).
+func TestJourneyLateBaseline(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	c := ts.intake(t, mustRead(t, fixReferralTxn))
+	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-9", Name: "Jo"}})
+	taken := journeyContacts[0].At
+	ucla3 := func(tp linkbridge.Timepoint, at time.Time, items ...int) jsonDoc {
+		return measureIn(linkbridge.Measure{Instrument: linkbridge.UCLA3, Timepoint: tp, Items: items, TakenAt: at})
+	}
+	cv := c.write(http.MethodPost, "/measures", ucla3(linkbridge.TimepointReview, taken.AddDate(0, 0, 30), 1, 2, 2), http.StatusCreated)
+	review := cv.Measures[0]
+	if review.ChangeFromBaseline != nil {
+		t.Errorf("review without a baseline has a change: %+v", review.ChangeFromBaseline)
+	}
+	o := ts.fhirDoc("/Observation/" + review.ID)
+	if num(o, "valueQuantity", "value") != 5 || at(o, "derivedFrom") != nil || len(o["component"].([]any)) != 3 {
+		t.Errorf("Observation/%s without a baseline = %v, want total 5, three items, no change", review.ID, o)
+	}
+
+	cv = c.write(http.MethodPost, "/measures", ucla3(linkbridge.TimepointBaseline, taken, 3, 3, 2), http.StatusCreated)
+	var base *httpapi.MeasureView
+	for _, m := range cv.Measures {
+		if m.ID == review.ID {
+			review = m
+		} else {
+			base = m
+		}
+	}
+	if len(cv.Measures) != 2 || base.Timepoint != linkbridge.TimepointBaseline || base.ChangeFromBaseline != nil {
+		t.Fatalf("measures = %+v; want the review and a baseline without a change", cv.Measures)
+	}
+	if ch := review.ChangeFromBaseline; ch == nil || ch.BaselineID != base.ID || ch.Score == nil || *ch.Score != -3 || !slices.Equal(ch.Items, []int{-2, -1, 0}) {
+		t.Errorf("review change from baseline = %+v, want -3 (items -2 -1 0) from %s", ch, base.ID)
+	}
+	// Read back from the store (measures by time taken), the same change.
+	if read := c.get(); len(read.Measures) != 2 || read.Measures[0].ID != base.ID || read.Measures[1].ChangeFromBaseline == nil ||
+		*read.Measures[1].ChangeFromBaseline.Score != -3 {
+		t.Errorf("case read back: measures %+v, want the baseline then the review with its change", read.Measures)
+	}
+	if got := ts.historyVersions("Observation/" + review.ID); got != 2 {
+		t.Errorf("Observation/%s has %d versions, want 2 (the baseline gave it its change)", review.ID, got)
+	}
+	o = ts.fhirDoc("/Observation/" + review.ID)
+	if str(o, "derivedFrom", 0, "reference") != "Observation/"+base.ID || str(o, "component", 3, "code", "coding", 0, "code") != "change-from-baseline" ||
+		num(o, "component", 3, "valueQuantity", "value") != -3 || str(o, "component", 3, "valueQuantity", "code") != "{score}" {
+		t.Errorf("Observation/%s with its baseline = %v, want the change -3 {score} from Observation/%s", review.ID, o, base.ID)
 	}
 }
 

@@ -81,19 +81,28 @@ type CaseView struct {
 	Person   *linkbridge.Person          `json:"person"`
 	Plan     linkbridge.Plan             `json:"plan"`
 	Contacts []*linkbridge.Contact       `json:"contacts"`
-	Measures []*linkbridge.Measure       `json:"measures"`
+	Measures []*MeasureView              `json:"measures"`
 	History  []*linkbridge.ReferralEvent `json:"history"`
 	// FHIR lists the FHIR resources that show this case in the GP record.
 	FHIR []string `json:"fhir"`
 }
 
+// MeasureView is an outcome measure in the case view: the measure as
+// stored, and for a follow-up with a baseline its change from it, computed
+// when the case is read (docs/domain.md#change-from-baseline).
+type MeasureView struct {
+	*linkbridge.Measure
+	ChangeFromBaseline *linkbridge.ScoreChange `json:"changeFromBaseline,omitempty"`
+}
+
 func (s *Server) caseView(cr *linkbridge.CaseRecord) *CaseView {
-	v := &CaseView{Referral: cr.Referral, Person: cr.Person, Plan: cr.Plan, Contacts: cr.Contacts, Measures: cr.Measures, History: cr.Events}
+	v := &CaseView{Referral: cr.Referral, Person: cr.Person, Plan: cr.Plan, Contacts: cr.Contacts, Measures: []*MeasureView{}, History: cr.Events}
 	if v.Contacts == nil {
 		v.Contacts = []*linkbridge.Contact{}
 	}
-	if v.Measures == nil {
-		v.Measures = []*linkbridge.Measure{}
+	changes := linkbridge.ChangesFromBaseline(cr.Measures)
+	for _, m := range cr.Measures {
+		v.Measures = append(v.Measures, &MeasureView{Measure: m, ChangeFromBaseline: changes[m.ID]})
 	}
 	v.FHIR = []string{"ServiceRequest/" + cr.Referral.ID, "Task/" + cr.Referral.TaskID}
 	for _, g := range fhirmap.CaseView(cr) {

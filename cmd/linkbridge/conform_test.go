@@ -218,6 +218,7 @@ func TestDemo(t *testing.T) {
 		"goals: Join a walking group (active)",
 		"outcome scores: SWEMWBS 17.43 on",
 		"→ SWEMWBS 22.35 on",
+		"(change from baseline +4.92)",
 		"GP record: referral completed (discharged)",
 		"plan: completed",
 		"/patients/" + res.PatientID,

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -351,11 +352,25 @@ func (d *demo) readGP() (*gpRecord, error) {
 			case "Encounter":
 				rec.contacts = append(rec.contacts, fmt.Sprintf("%s %s", strings.TrimSuffix(res.obj("period").str("start"), "T00:00:00Z")[:10], res.obj("class").str("display")))
 			case "Observation":
+				// The score is the Observation's value; a follow-up also
+				// carries its change from baseline as a coded component
+				// (docs/domain.md#how-measures-are-represented-in-fhir).
+				q := res.obj("valueQuantity")
+				if q == nil {
+					break
+				}
+				score := fmt.Sprintf("SWEMWBS %v on %s", q["value"], res.str("effectiveDateTime")[:10])
 				for _, c := range res.list("component") {
-					if q := c.obj("valueQuantity"); q != nil {
-						scores = append(scores, fmt.Sprintf("SWEMWBS %v on %s", q["value"], res.str("effectiveDateTime")[:10]))
+					if codings := c.obj("code").list("coding"); len(codings) > 0 && codings[0].str("code") == "change-from-baseline" {
+						v, _ := c.obj("valueQuantity")["value"].(float64)
+						change := strconv.FormatFloat(v, 'f', -1, 64)
+						if v > 0 {
+							change = "+" + change
+						}
+						score += " (change from baseline " + change + ")"
 					}
 				}
+				scores = append(scores, score)
 			}
 		}
 	}
