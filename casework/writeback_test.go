@@ -106,7 +106,8 @@ func newBenchCase(tb testing.TB) *benchCase {
 	for _, m := range []linkbridge.Measure{
 		{Instrument: linkbridge.SWEMWBS, Timepoint: linkbridge.TimepointBaseline, Items: []int{2, 3, 3, 2, 3, 2, 3}},
 		{Instrument: linkbridge.ONS4, Timepoint: linkbridge.TimepointBaseline, Items: []int{5, 6, 4, 7}},
-		{Instrument: linkbridge.UCLA3, Timepoint: linkbridge.TimepointBaseline, Items: []int{3, 2, 3}},
+		// No UCLA3 baseline: TestLateBaselineWriteBackOrder records one late
+		// (a second baseline would be refused).
 		{Instrument: linkbridge.WEMWBS, Timepoint: linkbridge.TimepointBaseline, Items: []int{3, 3, 2, 3, 3, 2, 3, 3, 2, 3, 3, 2, 3, 3}},
 	} {
 		m.TakenAt = now
@@ -316,7 +317,7 @@ func TestLateBaselineWriteBackOrder(t *testing.T) {
 	t.Parallel()
 	c := newBenchCase(t)
 	ctx := context.Background()
-	taken := time.Date(2026, 12, 21, 9, 0, 0, 0, time.UTC)
+	taken := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	cr, err := c.svc.AddMeasure(ctx, c.id, 0, linkbridge.Measure{Instrument: linkbridge.UCLA3, Timepoint: linkbridge.TimepointFinal, Items: []int{1, 2, 1}, TakenAt: taken})
 	if err != nil {
 		t.Fatal(err)

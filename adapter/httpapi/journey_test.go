@@ -866,6 +866,7 @@ func TestJourneyLateBaseline(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
 	c := ts.intake(t, mustRead(t, fixReferralTxn))
+	ts.Clock.Set(time.Date(2027, 1, 5, 9, 0, 0, 0, time.UTC)) // the measures are recorded afterwards
 	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-9", Name: "Jo"}})
 	taken := journeyContacts[0].At
 	ucla3 := func(tp linkbridge.Timepoint, at time.Time, items ...int) jsonDoc {
