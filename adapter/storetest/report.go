@@ -138,9 +138,18 @@ func weeklyFrom(start time.Time, n, every int) []time.Time {
 	return out
 }
 
-// seedReports stores the data set of docs/reports.md#the-seeded-data-set:
-// twelve referrals, ten to service RAT01, worked by lw-a and lw-b.
-func seedReports(t *testing.T, s CaseStore) {
+// Reports' seeded quarter: [ReportFrom, ReportTo), the caseload at
+// ReportNow (docs/reports.md#the-seeded-data-set).
+var (
+	ReportFrom = repFrom
+	ReportTo   = repTo
+	ReportNow  = repNow
+)
+
+// SeedReports stores the data set of docs/reports.md#the-seeded-data-set
+// in an empty store: twelve referrals, eleven to service RAT01, worked by
+// lw-a and lw-b. WantPeriod and WantCaseload are its figures.
+func SeedReports(t *testing.T, s CaseStore) {
 	sd := &seeder{t: t, s: s, nhs: nhsNumbers(), people: map[string]*linkbridge.Person{}}
 	const svc, other = "RAT01", "OTHER1"
 	complete := func(code string) linkbridge.LifecycleCommand {
@@ -256,7 +265,7 @@ func streamReport(t *testing.T, s CaseStore, q linkbridge.ReportQuery, add func(
 
 func testReportFigures(t *testing.T, open func(t *testing.T) CaseStore) {
 	s := open(t)
-	seedReports(t, s)
+	SeedReports(t, s)
 	svc := linkbridge.ReportScope{ServiceODS: "RAT01"}
 
 	t.Run("Period", func(t *testing.T) {
@@ -268,7 +277,7 @@ func testReportFigures(t *testing.T, open func(t *testing.T) CaseStore) {
 		if diff := cmp.Diff([]string{"sr-r06", "sr-r12", "sr-r01", "sr-r02", "sr-r03", "sr-r04", "sr-r07", "sr-r05"}, ids); diff != "" {
 			t.Errorf("streamed referrals (-want +got):\n%s", diff)
 		}
-		if diff := cmp.Diff(wantPeriod(svc), p.Report()); diff != "" {
+		if diff := cmp.Diff(WantPeriod(svc), p.Report()); diff != "" {
 			t.Errorf("period report (-want +got):\n%s", diff)
 		}
 	})
@@ -289,7 +298,7 @@ func testReportFigures(t *testing.T, open func(t *testing.T) CaseStore) {
 	t.Run("Caseload", func(t *testing.T) {
 		c := linkbridge.NewCaseload(repNow)
 		streamReport(t, s, linkbridge.CaseloadQuery(svc, repNow), c.Add)
-		if diff := cmp.Diff(wantCaseload(), c.Report()); diff != "" {
+		if diff := cmp.Diff(WantCaseload(), c.Report()); diff != "" {
 			t.Errorf("caseload (-want +got):\n%s", diff)
 		}
 	})
@@ -299,16 +308,16 @@ func testReportFigures(t *testing.T, open func(t *testing.T) CaseStore) {
 		c := linkbridge.NewCaseload(repNow)
 		streamReport(t, s, linkbridge.CaseloadQuery(scope, repNow), c.Add)
 		rep := c.Report()
-		want := wantCaseload().Rows[1]
+		want := WantCaseload().Rows[1]
 		if len(rep.Rows) != 1 || !cmp.Equal(rep.Rows[0], want) {
 			t.Errorf("lw-b's caseload = %+v, want only %+v", rep.Rows, want)
 		}
 	})
 }
 
-// wantPeriod is the quarter's report, computed by hand
-// (docs/reports.md#the-seeded-data-set).
-func wantPeriod(scope linkbridge.ReportScope) *linkbridge.PeriodReport {
+// WantPeriod is the seeded quarter's report of service RAT01, computed by
+// hand (docs/reports.md#the-seeded-data-set), with scope as given.
+func WantPeriod(scope linkbridge.ReportScope) *linkbridge.PeriodReport {
 	ons := func(item string, higher bool, b, f, change float64) linkbridge.OutcomeFigures {
 		return linkbridge.OutcomeFigures{Instrument: linkbridge.ONS4, Item: item, Score: "item", HigherIsBetter: higher,
 			Pairs: 1, MeanBaseline: b, MeanFollowUp: f, MeanChange: change, Improved: 1, ShareImproved: 1}
@@ -342,8 +351,9 @@ func wantPeriod(scope linkbridge.ReportScope) *linkbridge.PeriodReport {
 	}
 }
 
-// wantCaseload is the caseload on 1 July 2025 at noon, computed by hand.
-func wantCaseload() *linkbridge.CaseloadReport {
+// WantCaseload is service RAT01's caseload at ReportNow (1 July 2025,
+// noon), computed by hand.
+func WantCaseload() *linkbridge.CaseloadReport {
 	check := func(ids ...string) linkbridge.CaseloadCheck {
 		if ids == nil {
 			ids = []string{}
