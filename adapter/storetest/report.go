@@ -432,3 +432,104 @@ func testReportPaging(t *testing.T, open func(t *testing.T) CaseStore) {
 		}
 	})
 }
+
+// SeedReportLoad stores n referrals to service RAT01 for a benchmark, one
+// change each after its intake: received over the year before now, each
+// accepted by one of ten link workers the next day, with eight contacts
+// (one a DNA) and a SWEMWBS baseline and review; two in three discharged.
+// A person is referred twice in every hundred referrals.
+func SeedReportLoad(tb testing.TB, s CaseStore, n int, now time.Time) {
+	tb.Helper()
+	ctx := context.Background()
+	nhs := nhsNumbers()
+	var people []*linkbridge.Person
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("load%06d", i)
+		received := now.Add(-time.Duration(n-i) * (365 * 24 * time.Hour / time.Duration(n+1)))
+		in := newIntake(name, nhs())
+		if i%100 == 99 && len(people) > 0 {
+			p := people[len(people)-1]
+			in.Person, in.NewPerson, in.Resources = p, false, in.Resources[1:]
+			in.Referral.PersonID, in.Referral.PatientID = p.ID, p.ID
+		} else {
+			people = append(people, in.Person)
+		}
+		in.MessageID = ""
+		r := in.Referral
+		r.ReceivedAt, r.UpdatedAt, r.Source = received, received, linkbridge.SourceOfODS(r.ReferrerODS)
+		if err := s.CreateReferral(ctx, in); err != nil {
+			tb.Fatalf("CreateReferral(%s): %v", r.ID, err)
+		}
+		cr := &linkbridge.CaseRecord{Referral: r}
+		next := *r
+		cr.Referral = &next
+		ch := &linkbridge.ReferralChange{Referral: &next}
+		t := received.Add(24 * time.Hour)
+		lw := linkbridge.LinkWorker{ID: fmt.Sprintf("lw-%d", i%10)}
+		steps := []error{next.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &lw}, t)}
+		for k := 0; k < 8; k++ {
+			c := &linkbridge.Contact{ID: fmt.Sprintf("%s-c%d", name, k), At: t.Add(time.Duration(k+1) * 7 * 24 * time.Hour), Mode: linkbridge.ContactPhone, Attended: k != 3}
+			if c.Attended {
+				c.Minutes = 30
+			}
+			steps = append(steps, cr.AddContact(c, t))
+			ch.Contacts = append(ch.Contacts, c)
+		}
+		for k, tp := range []linkbridge.Timepoint{linkbridge.TimepointBaseline, linkbridge.TimepointReview} {
+			m := &linkbridge.Measure{ID: fmt.Sprintf("%s-m%d", name, k), Instrument: linkbridge.SWEMWBS, Timepoint: tp,
+				Items: []int{2 + k, 3, 3, 2, 3, 3, 2 + i%3}, TakenAt: t.Add(time.Duration(k*6+1) * 7 * 24 * time.Hour)}
+			steps = append(steps, cr.AddMeasure(m, t))
+			ch.Measures = append(ch.Measures, m)
+		}
+		if i%3 != 0 {
+			steps = append(steps, next.Apply(&linkbridge.LifecycleCommand{Action: linkbridge.ActionComplete, ReasonCode: linkbridge.DischargeReasons[i%len(linkbridge.DischargeReasons)]}, t.Add(60*24*time.Hour)))
+		}
+		if err := errors.Join(steps...); err != nil {
+			tb.Fatalf("seeding %s: %v", r.ID, err)
+		}
+		next.Version++
+		next.UpdatedAt = t
+		if err := s.UpdateReferral(ctx, ch); err != nil {
+			tb.Fatalf("UpdateReferral(%s): %v", r.ID, err)
+		}
+	}
+}
+
+// BenchReport times the period report (a year, a quarter) and the
+// caseload over a service of n referrals seeded by SeedReportLoad (n×8
+// contacts, n×2 measures); referrals/op is how many the store streamed.
+func BenchReport(b *testing.B, s CaseStore, n int) {
+	ctx := context.Background()
+	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	SeedReportLoad(b, s, n, now)
+	scope := linkbridge.ReportScope{ServiceODS: "RAT01"}
+	run := func(b *testing.B, q linkbridge.ReportQuery, add func(*linkbridge.ReportReferral)) {
+		streamed := 0
+		for b.Loop() {
+			streamed = 0
+			err := s.ReportReferrals(ctx, q, func(page []*linkbridge.ReportReferral) error {
+				for _, r := range page {
+					add(r)
+				}
+				streamed += len(page)
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(streamed), "referrals/op")
+	}
+	b.Run("PeriodYear", func(b *testing.B) {
+		p := linkbridge.NewPeriod(scope, now.AddDate(-1, 0, 0), now)
+		run(b, linkbridge.PeriodQuery(scope, now.AddDate(-1, 0, 0), now), p.Add)
+	})
+	b.Run("PeriodQuarter", func(b *testing.B) {
+		p := linkbridge.NewPeriod(scope, now.AddDate(0, -3, 0), now)
+		run(b, linkbridge.PeriodQuery(scope, now.AddDate(0, -3, 0), now), p.Add)
+	})
+	b.Run("Caseload", func(b *testing.B) {
+		c := linkbridge.NewCaseload(now)
+		run(b, linkbridge.CaseloadQuery(scope, now), c.Add)
+	})
+}
