@@ -252,12 +252,6 @@ func (r *Referral) applyOpenCase(cmd *LifecycleCommand, at time.Time) error {
 	return nil
 }
 
-// Open reports whether a referral in status s is taken on and not ended:
-// accepted, in progress or on hold.
-func (s TaskStatus) Open() bool {
-	return s == TaskAccepted || s == TaskInProgress || s == TaskOnHold
-}
-
 // Started returns when the referral was made: the referrer's authoredOn,
 // or when it was received if that is earlier or unknown.
 func (r *Referral) Started() time.Time {

@@ -134,69 +134,6 @@ func (cr *CaseRecord) SetConsent(c ConsentLevel) error {
 	return nil
 }
 
-// CaseloadRow is one link worker's caseload against the national norms.
-type CaseloadRow struct {
-	LinkWorker LinkWorker `json:"linkWorker"`
-	// Active counts referrals accepted, in progress or on hold.
-	Active int `json:"active"`
-	// TakenOnLast12Months counts referrals accepted in the last 12 months
-	// (norm 200–250 a year).
-	TakenOnLast12Months int  `json:"takenOnLast12Months"`
-	OverYearNorm        bool `json:"overYearNorm"`
-	// OverContactNorm lists active referrals whose attended contacts
-	// exceed the 6–12 norm.
-	OverContactNorm []string `json:"overContactNorm"`
-	// AverageContacts is the mean attended contacts per referral taken on.
-	AverageContacts float64 `json:"averageContacts"`
-}
-
-// CaseloadStatuses are the statuses of referrals a caseload counts: taken
-// on by a link worker, open or ended.
-var CaseloadStatuses = []TaskStatus{TaskAccepted, TaskInProgress, TaskOnHold, TaskCompleted, TaskFailed, TaskCancelled}
-
-// Caseload sums each link worker's referrals against the norms (200–250
-// people a year, 6–12 contacts a person): contacts maps referral ids to
-// their attended contacts. Rows come in the order link workers first appear
-// in refs.
-func Caseload(refs []*Referral, contacts map[string]int, now time.Time) []*CaseloadRow {
-	rows := map[string]*CaseloadRow{}
-	var order []string
-	totals := map[string]int{}
-	yearAgo := now.AddDate(-1, 0, 0)
-	for _, rf := range refs {
-		if rf.LinkWorker.ID == "" || rf.AcceptedAt.IsZero() {
-			continue
-		}
-		row := rows[rf.LinkWorker.ID]
-		if row == nil {
-			row = &CaseloadRow{LinkWorker: rf.LinkWorker, OverContactNorm: []string{}}
-			rows[rf.LinkWorker.ID] = row
-			order = append(order, rf.LinkWorker.ID)
-		}
-		switch rf.Status {
-		case TaskAccepted, TaskInProgress, TaskOnHold:
-			row.Active++
-			if contacts[rf.ID] > ContactsPerPersonMax {
-				row.OverContactNorm = append(row.OverContactNorm, rf.ID)
-			}
-		}
-		if rf.AcceptedAt.After(yearAgo) {
-			row.TakenOnLast12Months++
-			totals[rf.LinkWorker.ID] += contacts[rf.ID]
-		}
-	}
-	out := make([]*CaseloadRow, 0, len(order))
-	for _, id := range order {
-		row := rows[id]
-		row.OverYearNorm = row.TakenOnLast12Months > CaseloadYearHigh
-		if row.TakenOnLast12Months > 0 {
-			row.AverageContacts = float64(totals[id]) / float64(row.TakenOnLast12Months)
-		}
-		out = append(out, row)
-	}
-	return out
-}
-
 // CloseGoals records, once the referral has ended (completed, failed or
 // cancelled), the outcome of every goal still open (active or on hold):
 // the outcome cmd.GoalOutcomes gives it, or by default achieved when the

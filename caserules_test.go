@@ -144,37 +144,6 @@ func TestSetConsent(t *testing.T) {
 	}
 }
 
-func TestCaseload(t *testing.T) {
-	t.Parallel()
-	a := linkbridge.LinkWorker{ID: "lw-a"}
-	b := linkbridge.LinkWorker{ID: "lw-b"}
-	refs := []*linkbridge.Referral{
-		{ID: "1", LinkWorker: a, Status: linkbridge.TaskInProgress, AcceptedAt: ruleNow.AddDate(0, -1, 0)},
-		{ID: "2", LinkWorker: a, Status: linkbridge.TaskCompleted, AcceptedAt: ruleNow.AddDate(0, -6, 0)},
-		{ID: "3", LinkWorker: a, Status: linkbridge.TaskCompleted, AcceptedAt: ruleNow.AddDate(-2, 0, 0)}, // taken on over a year ago
-		{ID: "4", LinkWorker: b, Status: linkbridge.TaskOnHold, AcceptedAt: ruleNow.AddDate(0, 0, -3)},
-		{ID: "5", Status: linkbridge.TaskRequested}, // not taken on
-	}
-	rows := linkbridge.Caseload(refs, map[string]int{"1": 13, "2": 5, "3": 40, "4": 2}, ruleNow)
-	if len(rows) != 2 || rows[0].LinkWorker.ID != "lw-a" || rows[1].LinkWorker.ID != "lw-b" {
-		t.Fatalf("rows = %+v, want lw-a then lw-b", rows)
-	}
-	ra := rows[0]
-	if ra.Active != 1 || ra.TakenOnLast12Months != 2 || ra.AverageContacts != 9 || len(ra.OverContactNorm) != 1 || ra.OverContactNorm[0] != "1" || ra.OverYearNorm {
-		t.Errorf("lw-a = %+v, want 1 active, 2 taken on, 9 contacts on average, referral 1 over the 12-contact norm", ra)
-	}
-	if rb := rows[1]; rb.Active != 1 || rb.TakenOnLast12Months != 1 || len(rb.OverContactNorm) != 0 {
-		t.Errorf("lw-b = %+v", rb)
-	}
-	var many []*linkbridge.Referral
-	for i := 0; i <= linkbridge.CaseloadYearHigh; i++ {
-		many = append(many, &linkbridge.Referral{ID: string(rune(i)), LinkWorker: a, Status: linkbridge.TaskCompleted, AcceptedAt: ruleNow.AddDate(0, -1, 0)})
-	}
-	if r := linkbridge.Caseload(many, nil, ruleNow); !r[0].OverYearNorm {
-		t.Errorf("%d people taken on in a year: OverYearNorm false", len(many))
-	}
-}
-
 // TestBounds: a plan, contact or action over a bound is refused naming the
 // element, and nothing is recorded.
 func TestBounds(t *testing.T) {

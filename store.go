@@ -312,4 +312,14 @@ type CaseStore interface {
 	// CountContacts returns, per referral id, the number of attended
 	// contacts.
 	CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error)
+	// ReportReferrals calls fn with the referrals in q's scope that may
+	// count in its period, page by page (at most ReportPageSize each),
+	// oldest received first (then by id), each with its plan's review date,
+	// contacts and measures: those received before q.To that are not yet
+	// closed (any status but completed, failed, cancelled, rejected), or
+	// changed, or have a contact or measure dated at or after q.From.
+	// Referrals entered in error are never streamed. Each page is read in
+	// one read transaction that has ended when fn is called; fn's error
+	// stops the stream and is returned.
+	ReportReferrals(ctx context.Context, q ReportQuery, fn func([]*ReportReferral) error) error
 }

@@ -274,3 +274,18 @@ func (s *Store) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) 
 func (s *Store) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
 	return s.Cases.CountContacts(ctx, referralIDs)
 }
+
+// ReportReferrals streams only the caller's referrals
+// (Principal.ReportScopeFor): naming another organisation is EFORBIDDEN.
+// A report discloses figures and referral ids, not resources: the request's
+// audit record names the report, not every referral it counted.
+func (s *Store) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn func([]*linkbridge.ReportReferral) error) error {
+	if p := linkbridge.PrincipalFromContext(ctx); p != nil {
+		scope, err := p.ReportScopeFor(q.ReportScope)
+		if err != nil {
+			return err
+		}
+		q.ReportScope = scope
+	}
+	return s.Cases.ReportReferrals(ctx, q, fn)
+}

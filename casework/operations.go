@@ -95,23 +95,61 @@ func (s *Service) SetConsent(ctx context.Context, id string, ifMatch int, c link
 	})
 }
 
-// Caseload returns each link worker's caseload against the norms, over the
-// referrals of a service (and link worker) the caller may list.
-func (s *Service) Caseload(ctx context.Context, serviceODS, linkWorkerID string) ([]*linkbridge.CaseloadRow, error) {
-	f := linkbridge.ReferralFilter{ServiceODS: serviceODS, LinkWorkerID: linkWorkerID, Limit: 100000, Statuses: linkbridge.CaseloadStatuses}
-	refs, _, err := s.Cases.ListReferrals(ctx, f)
+// Caseload returns each link worker's caseload now against the norms,
+// over the referrals in scope the caller may read (docs/reports.md#caseload).
+// It streams the referrals a page at a time: memory grows with the open
+// caseload and the last 12 months' intake, not with the history.
+func (s *Service) Caseload(ctx context.Context, scope linkbridge.ReportScope) (*linkbridge.CaseloadReport, error) {
+	scope, err := scopeFor(ctx, scope)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, 0, len(refs))
-	for _, rf := range refs {
-		ids = append(ids, rf.ID)
-	}
-	counts, err := s.Cases.CountContacts(ctx, ids)
+	now := s.now()
+	b := linkbridge.NewCaseload(now)
+	err = s.Cases.ReportReferrals(ctx, linkbridge.CaseloadQuery(scope, now), func(page []*linkbridge.ReportReferral) error {
+		for _, r := range page {
+			b.Add(r)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	return linkbridge.Caseload(refs, counts, s.now()), nil
+	return b.Report(), nil
+}
+
+// PeriodReport returns the figures of [from, to) over the referrals in
+// scope the caller may read (docs/reports.md#period-report). EINVALID when
+// the period is empty or reversed.
+func (s *Service) PeriodReport(ctx context.Context, scope linkbridge.ReportScope, from, to time.Time) (*linkbridge.PeriodReport, error) {
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return nil, linkbridge.Errorf(linkbridge.EINVALID, "a report period needs from before to").At("from")
+	}
+	scope, err := scopeFor(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	p := linkbridge.NewPeriod(scope, from, to)
+	err = s.Cases.ReportReferrals(ctx, linkbridge.PeriodQuery(scope, from, to), func(page []*linkbridge.ReportReferral) error {
+		for _, r := range page {
+			p.Add(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.Report(), nil
+}
+
+// scopeFor is the scope a report covers for the caller: what it asked,
+// limited to its own referrals (Principal.ReportScopeFor; the store limits
+// it again). Without a principal, as asked.
+func scopeFor(ctx context.Context, asked linkbridge.ReportScope) (linkbridge.ReportScope, error) {
+	if p := linkbridge.PrincipalFromContext(ctx); p != nil {
+		return p.ReportScopeFor(asked)
+	}
+	return asked, nil
 }
 
 // The FHIR side: the referral Task updated by either party, the referral

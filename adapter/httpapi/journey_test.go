@@ -770,7 +770,7 @@ func TestJourney(t *testing.T) {
 		t.Fatalf("caseload rows = %+v, want one for lw-0042", load.LinkWorkers)
 	}
 	row := load.LinkWorkers[0]
-	if row.LinkWorker != lw || row.Active != 0 || row.TakenOnLast12Months != 1 || row.AverageContacts != 5 || row.OverYearNorm || len(row.OverContactNorm) != 0 {
+	if row.LinkWorker != lw || row.Active != 0 || row.TakenOnLast12Months != 1 || row.AverageContacts != 5 || row.OverYearNorm || row.OverContactNorm.Count != 0 || row.Open != 0 {
 		t.Errorf("caseload row = %+v, want lw-0042: 0 active, 1 taken on, 5 contacts on average", row)
 	}
 }

@@ -183,7 +183,8 @@ func forbidden(format string, args ...any) error {
 //   - a Task status change (PUT /fhir/Task/{id}) is a GP system's or a
 //     service's (Task write);
 //   - /sp/v1, the link workers' API, is the services' (reads Task read,
-//     changes Task write);
+//     changes Task write); its period report is also GP practices' and
+//     MDT viewers' (Task read), each over its own referrals;
 //   - every other FHIR read and search needs read on its type; MDT viewers
 //     only read.
 //
@@ -205,6 +206,11 @@ func authorizeRoute(p *linkbridge.Principal, method, route, typ string) error {
 	}
 	if isAudit {
 		return need("AuditEvent", linkbridge.ScopeRead)
+	}
+	if route == "/sp/v1/reports/period" && method == http.MethodGet && (p.Role == linkbridge.RoleGP || p.Role == linkbridge.RoleMDT) {
+		// A practice, or a primary care network, reads the figures of its
+		// own referrals (Principal.ReportScopeFor).
+		return need("Task", linkbridge.ScopeRead)
 	}
 	if strings.HasPrefix(route, "/sp/v1") {
 		if p.Role != linkbridge.RoleService {
@@ -381,7 +387,7 @@ func (s *Server) auditRecord(r *http.Request, route string, p *linkbridge.Princi
 const unknownQueryName = "(unknown)"
 
 // spQueryNames are the query parameters /sp/v1 takes.
-var spQueryNames = []string{"service", "linkWorker", "status", "receivedFrom", "receivedTo", "limit", "offset"}
+var spQueryNames = []string{"service", "linkWorker", "status", "receivedFrom", "receivedTo", "limit", "offset", "from", "to", "practice"}
 
 // auditQueryNames are the query parameter names an audit record keeps,
 // sorted: those the route supports, and unknownQueryName once for all

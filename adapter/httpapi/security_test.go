@@ -243,6 +243,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"SPConsent", "PUT", "/sp/v1/referrals/" + sr + "/consent", []byte(`{"consent":"full"}`), stale, [7]int{fb, fb, pre, nf, fb, fb, fb}, no},
 		{"SPAction", "POST", "/sp/v1/referrals/" + sr + "/actions", []byte(`{"action":"accept"}`), stale, [7]int{fb, fb, pre, nf, fb, fb, fb}, no},
 		{"SPCaseload", "GET", "/sp/v1/caseload", nil, nil, [7]int{fb, fb, ok, ok, fb, fb, fb}, no},
+		{"SPReportCaseload", "GET", "/sp/v1/reports/caseload", nil, nil, [7]int{fb, fb, ok, ok, fb, fb, fb}, no},
+		{"SPReportCaseloadOfService", "GET", "/sp/v1/reports/caseload?service=Y02662", nil, nil, [7]int{fb, fb, ok, fb, fb, fb, fb}, no},
+		// The period report is also practices' and networks', each over its
+		// own referrals: naming another organisation is 403.
+		{"SPReportPeriod", "GET", "/sp/v1/reports/period?from=2020&to=2030", nil, nil, [7]int{ok, ok, ok, ok, ok, ok, fb}, no},
+		{"SPReportPeriodOfService", "GET", "/sp/v1/reports/period?from=2020&to=2030&service=Y02662", nil, nil, [7]int{ok, ok, ok, fb, ok, ok, fb}, no},
+		{"SPReportPeriodOfPractice", "GET", "/sp/v1/reports/period?from=2020&to=2030&practice=A81001", nil, nil, [7]int{ok, fb, ok, ok, ok, fb, fb}, no},
 		{"SPOpenAPI", "GET", "/sp/v1/openapi.json", nil, nil, [7]int{ok, ok, ok, ok, ok, ok, ok}, no},
 		{"AuditSearch", "GET", "/fhir/AuditEvent", nil, nil, [7]int{fb, fb, fb, fb, fb, fb, ok}, no},
 		{"AuditRead", "GET", "/fhir/AuditEvent/does-not-exist", nil, nil, [7]int{fb, fb, fb, fb, fb, fb, nf}, no},

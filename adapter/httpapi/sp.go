@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ func (s *Server) registerSPRoutes(r *mux.Router) {
 	sp.Handle("/referrals/{id}/plan", s.sp(spChange(s, http.StatusOK, (*casework.Service).SetPlan))).Methods(http.MethodPut)
 	sp.Handle("/referrals/{id}/consent", s.sp(spChange(s, http.StatusOK, setConsent))).Methods(http.MethodPut)
 	sp.Handle("/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
+	sp.Handle("/reports/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
+	sp.Handle("/reports/period", s.sp(s.handlePeriodReport)).Methods(http.MethodGet)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -213,16 +216,39 @@ func setConsent(work *casework.Service, ctx context.Context, id string, ifMatch 
 // CaseloadRow is one link worker's caseload against the national norms.
 type CaseloadRow = linkbridge.CaseloadRow
 
+// reportScope reads the scope of a report from the query: service,
+// practice (comma-separated referring practices) and linkWorker.
+func reportScope(q url.Values) linkbridge.ReportScope {
+	sc := linkbridge.ReportScope{ServiceODS: strings.ToUpper(q.Get("service")), LinkWorkerID: q.Get("linkWorker")}
+	for _, ods := range splitComma(q.Get("practice")) {
+		sc.ReferrerODS = append(sc.ReferrerODS, strings.ToUpper(ods))
+	}
+	return sc
+}
+
+// handleCaseload answers /sp/v1/reports/caseload (and /sp/v1/caseload,
+// its earlier name): linkbridge.CaseloadReport.
 func (s *Server) handleCaseload(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	rows, err := s.work.Caseload(r.Context(), strings.ToUpper(q.Get("service")), q.Get("linkWorker"))
+	rep, err := s.work.Caseload(r.Context(), reportScope(r.URL.Query()))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"norms": map[string]int{"peoplePerYearLow": linkbridge.CaseloadYearLow, "peoplePerYearHigh": linkbridge.CaseloadYearHigh,
-			"contactsPerPersonLow": linkbridge.ContactsPerPersonLow, "contactsPerPersonHigh": linkbridge.ContactsPerPersonMax},
-		"linkWorkers": rows,
-	})
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// handlePeriodReport answers /sp/v1/reports/period?from=&to=:
+// linkbridge.PeriodReport.
+func (s *Server) handlePeriodReport(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	from, to, err := linkbridge.ParseReportPeriod(q.Get("from"), q.Get("to"))
+	if err != nil {
+		return err
+	}
+	rep, err := s.work.PeriodReport(r.Context(), reportScope(q), from, to)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }

@@ -7,6 +7,7 @@
 //	linkbridge serve [flags]     run the gateway
 //	linkbridge outbox ...        operate the write-back queue
 //	linkbridge migrate [--db]    apply the store's pending migrations
+//	linkbridge report [flags]    an organisation's period report or caseload (JSON or CSV)
 //	linkbridge bench [flags]     load-test a gateway with referral Bundles
 //	linkbridge demo              the whole loop locally, in seconds
 //	linkbridge conform [flags]   the conformance kit
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return (&OutboxCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "migrate":
 		return (&MigrateCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "report":
+		return (&ReportCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "bench":
 		return (&BenchCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "conform":
@@ -73,6 +76,7 @@ Commands:
   serve   run the gateway (FHIR API at /fhir)
   outbox  list, show, retry or discard write-backs to the GP record
   migrate apply the store's pending migrations (serve also does at start-up) and list them
+  report  an organisation's period report (referrals, waiting times, contacts, DNAs, discharges, outcomes) or caseload, as JSON or CSV
   bench   load-test a gateway with referral transaction Bundles
   demo    run the whole loop locally in seconds: gateway, reference GP record, a referral worked end to end
   conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)

@@ -34,7 +34,7 @@ type Store interface {
 }
 
 // RunSuites runs every adapter/storetest suite (Store, CaseStore,
-// OutboxStore, Access, AuditStore, EndpointIdentityStore, IndexStore), each as a
+// Reports, OutboxStore, Access, AuditStore, EndpointIdentityStore, IndexStore), each as a
 // parallel subtest of that name. open must return a new, empty store and close it when the test
 // ends.
 func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
@@ -45,6 +45,10 @@ func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("CaseStore", func(t *testing.T) {
 		t.Parallel()
 		storetest.RunCaseStore(t, func(t *testing.T) storetest.CaseStore { return open(t) })
+	})
+	t.Run("Reports", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunReports(t, func(t *testing.T) storetest.CaseStore { return open(t) })
 	})
 	t.Run("OutboxStore", func(t *testing.T) {
 		t.Parallel()

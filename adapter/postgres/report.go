@@ -1,0 +1,150 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
+)
+
+// ReportReferrals streams the referrals a report reads
+// (linkbridge.CaseStore.ReportReferrals), keyset-paged on (received_at,
+// id) so that each page is one index range, never an offset scan.
+func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn func([]*linkbridge.ReportReferral) error) error {
+	conds := []string{`status <> 'entered-in-error'`, `request_status <> 'entered-in-error'`}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.ServiceODS != "" {
+		conds = append(conds, `service_ods = `+arg(q.ServiceODS))
+	}
+	if q.LinkWorkerID != "" {
+		conds = append(conds, `link_worker_id = `+arg(q.LinkWorkerID))
+	}
+	if len(q.ReferrerODS) > 0 {
+		conds = append(conds, `referrer_ods = ANY(`+arg(q.ReferrerODS)+`::text[])`)
+	}
+	if !q.To.IsZero() {
+		conds = append(conds, `received_at < `+arg(ceilMicro(q.To)))
+	}
+	if !q.From.IsZero() {
+		from := arg(ceilMicro(q.From))
+		conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= `+from+`
+			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.at >= `+from+`)
+			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.taken_at >= `+from+`))`)
+	}
+	base := `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `)
+	n := len(args)
+	var lastAt time.Time
+	var lastID string
+	for {
+		query, pageArgs := base, append([]any(nil), args...)
+		if lastID != "" {
+			a, b := "$"+strconv.Itoa(n+1), "$"+strconv.Itoa(n+2)
+			query += ` AND received_at >= ` + a + ` AND (received_at > ` + a + ` OR id > ` + b + `)`
+			pageArgs = append(pageArgs, lastAt, lastID)
+		}
+		query += ` ORDER BY received_at, id LIMIT ` + strconv.Itoa(linkbridge.ReportPageSize)
+		var page []*linkbridge.ReportReferral
+		err := db.readTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			page, err = reportPage(ctx, tx, query, pageArgs)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: report: %w", err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		last := page[len(page)-1].Referral
+		lastAt, lastID = last.ReceivedAt, last.ID
+		if err := fn(page); err != nil {
+			return err
+		}
+		if len(page) < linkbridge.ReportPageSize {
+			return nil
+		}
+	}
+}
+
+// reportPage reads one page of referrals and their review dates, contacts
+// and measures, through tx.
+func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*linkbridge.ReportReferral, error) {
+	var page []*linkbridge.ReportReferral
+	byID := map[string]*linkbridge.ReportReferral{}
+	err := queryRows(ctx, tx, query, args, func(rows pgx.Rows) error {
+		r, err := scanReferral(rows)
+		if err != nil {
+			return err
+		}
+		rr := &linkbridge.ReportReferral{Referral: r}
+		page = append(page, rr)
+		byID[r.ID] = rr
+		return nil
+	})
+	if err != nil || len(page) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(page))
+	for i, r := range page {
+		ids[i] = r.Referral.ID
+	}
+	err = queryRows(ctx, tx, `SELECT referral_id, body->>'reviewDate' FROM case_plan WHERE referral_id = ANY($1::text[])`, []any{ids},
+		func(rows pgx.Rows) error {
+			var id string
+			var review *string
+			if err := rows.Scan(&id, &review); err != nil {
+				return err
+			}
+			if review != nil {
+				byID[id].ReviewDate = *review
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("plans: %w", err)
+	}
+	err = queryRows(ctx, tx, `SELECT referral_id, id, at, mode, minutes, attended FROM contact
+		WHERE referral_id = ANY($1::text[]) ORDER BY referral_id, at, id`, []any{ids}, func(rows pgx.Rows) error {
+		c := &linkbridge.Contact{}
+		var mode string
+		if err := rows.Scan(&c.ReferralID, &c.ID, &c.At, &mode, &c.Minutes, &c.Attended); err != nil {
+			return err
+		}
+		c.Mode, c.At = linkbridge.ContactMode(mode), utc(c.At)
+		r := byID[c.ReferralID]
+		r.Contacts = append(r.Contacts, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	err = queryRows(ctx, tx, `SELECT referral_id, id, instrument, timepoint, items::text, total, metric, taken_at FROM measure
+		WHERE referral_id = ANY($1::text[]) ORDER BY referral_id, taken_at, id`, []any{ids}, func(rows pgx.Rows) error {
+		m := &linkbridge.Measure{}
+		var instrument, timepoint, items string
+		if err := rows.Scan(&m.ReferralID, &m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &m.TakenAt); err != nil {
+			return err
+		}
+		m.Instrument, m.Timepoint, m.TakenAt = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint), utc(m.TakenAt)
+		var err error
+		if m.Items, err = sqlshared.DecodeItems(items); err != nil {
+			return err
+		}
+		r := byID[m.ReferralID]
+		r.Measures = append(r.Measures, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("measures: %w", err)
+	}
+	return page, nil
+}
