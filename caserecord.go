@@ -219,7 +219,12 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 		r.DischargeReason = cmd.ReasonCode
 		r.StatusReason = reasonText(cmd.ReasonCode, cmd.Reason)
 		r.CompletedAt = at
+		// The business status says why the episode failed: could not
+		// contact only when that is the reason (or none was coded).
 		r.BusinessStatus = BusinessCouldNotContact
+		if cmd.ReasonCode != "" && cmd.ReasonCode != "unable-to-contact" {
+			r.BusinessStatus = "ended-" + cmd.ReasonCode
+		}
 	case ActionCancel:
 		r.StatusReason = cmd.Reason
 		r.CompletedAt = at

@@ -1,6 +1,7 @@
 package linkbridge
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -188,4 +189,55 @@ func (cr *CaseRecord) CloseGoals(cmd *LifecycleCommand) (bool, error) {
 		cr.Plan.Goals = goals
 	}
 	return changed, nil
+}
+
+// DefaultDNAReviewAfter is how many contacts in a row the person did not
+// attend before the case is flagged for review (CaseRecord.Flags), unless
+// the service sets its own policy (docs/domain.md#did-not-attend).
+const DefaultDNAReviewAfter = 2
+
+// Case flags (CaseRecord.Flags).
+const (
+	FlagDNAReview     = "dna-review"
+	FlagDoNotContact  = "do-not-contact"
+	FlagSafeguarding  = "safeguarding"
+	FlagReviewOverdue = "review-overdue"
+)
+
+// Flags lists what the link worker should look at on an open case, in a
+// fixed order: dna-review when the last dnaReviewAfter contacts (0:
+// DefaultDNAReviewAfter) were all not attended, do-not-contact when the
+// referrer said the person must not be contacted, safeguarding when the
+// plan flags a concern, review-overdue when the plan's review date has
+// passed. Never nil.
+func (cr *CaseRecord) Flags(now time.Time, dnaReviewAfter int) []string {
+	out := []string{}
+	if dnaReviewAfter <= 0 {
+		dnaReviewAfter = DefaultDNAReviewAfter
+	}
+	open := cr.Referral.Status.Open()
+	if open && len(cr.Contacts) >= dnaReviewAfter {
+		contacts := slices.Clone(cr.Contacts)
+		slices.SortStableFunc(contacts, func(a, b *Contact) int { return a.At.Compare(b.At) })
+		run := 0
+		for _, c := range slices.Backward(contacts) {
+			if c.Attended {
+				break
+			}
+			run++
+		}
+		if run >= dnaReviewAfter {
+			out = append(out, FlagDNAReview)
+		}
+	}
+	if cr.Referral.DoNotContact {
+		out = append(out, FlagDoNotContact)
+	}
+	if cr.Plan.Safeguarding {
+		out = append(out, FlagSafeguarding)
+	}
+	if open && cr.Plan.ReviewDate != "" && cr.Plan.ReviewDate < now.UTC().Format(time.DateOnly) {
+		out = append(out, FlagReviewOverdue)
+	}
+	return out
 }

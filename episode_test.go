@@ -171,3 +171,51 @@ func checkCode(t *testing.T, err error, code, expr string) {
 		t.Fatalf("error %v names %v, want %s", err, ex, expr)
 	}
 }
+
+// TestCaseFlags: a case is flagged for review after the policy's number of
+// contacts in a row not attended (an attended one resets the run), and
+// shows do-not-contact, safeguarding and an overdue review.
+func TestCaseFlags(t *testing.T) {
+	t.Parallel()
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 10, 0, 0, 0, time.UTC) }
+	contacts := func(attended ...bool) []*linkbridge.Contact {
+		var out []*linkbridge.Contact
+		// Stored out of time order: the run is by time.
+		for i := len(attended) - 1; i >= 0; i-- {
+			out = append(out, &linkbridge.Contact{ID: string(rune('a' + i)), At: day(21 + i), Attended: attended[i]})
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		status   linkbridge.TaskStatus
+		contacts []*linkbridge.Contact
+		policy   int
+		plan     linkbridge.Plan
+		dnc      bool
+		want     []string
+	}{
+		{"None", linkbridge.TaskInProgress, contacts(true, false), 0, linkbridge.Plan{}, false, []string{}},
+		{"TwoDNAs", linkbridge.TaskInProgress, contacts(true, false, false), 0, linkbridge.Plan{}, false, []string{linkbridge.FlagDNAReview}},
+		{"AttendedResets", linkbridge.TaskInProgress, contacts(false, false, true), 0, linkbridge.Plan{}, false, []string{}},
+		{"PolicyThree", linkbridge.TaskInProgress, contacts(true, false, false), 3, linkbridge.Plan{}, false, []string{}},
+		{"ClosedCase", linkbridge.TaskCompleted, contacts(false, false), 0, linkbridge.Plan{ReviewDate: "2026-11-01"}, false, []string{}},
+		{"Everything", linkbridge.TaskOnHold, contacts(false, false), 0, linkbridge.Plan{Safeguarding: true, ReviewDate: "2026-11-30"}, true,
+			[]string{linkbridge.FlagDNAReview, linkbridge.FlagDoNotContact, linkbridge.FlagSafeguarding, linkbridge.FlagReviewOverdue}},
+		{"ReviewToday", linkbridge.TaskInProgress, nil, 0, linkbridge.Plan{ReviewDate: "2026-12-01"}, false, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cr := &linkbridge.CaseRecord{Referral: &linkbridge.Referral{Status: tt.status, DoNotContact: tt.dnc}, Contacts: tt.contacts, Plan: tt.plan}
+			got := cr.Flags(caseNow, tt.policy)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Flags = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("Flags = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}

@@ -60,6 +60,10 @@ const (
 	// Scale score", the code of a SWEMWBS Observation (its value is the
 	// metric score).
 	SCTSWEMWBS = "718466001"
+	// SCTDidNotAttend is SNOMED CT 281399006 |Did not attend (finding)|,
+	// the coded entry of a contact the person did not attend
+	// (docs/domain.md#did-not-attend).
+	SCTDidNotAttend = "281399006"
 	// LOINCUCLA3 is the LOINC panel "Three-Item Loneliness scale": a panel
 	// (an order), not a result, so no Observation carries it as its code;
 	// the total has a local code (OutcomeCodeSystem).
@@ -217,6 +221,9 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 
 	for _, c := range cr.Contacts {
 		out = append(out, Generated{"Encounter", c.ID, encounterResource(c, r, patient(), basedOn(), full)})
+		if !c.Attended {
+			out = append(out, Generated{"Observation", DNAID(c.ID), dnaResource(c, patient(), basedOn())})
+		}
 	}
 	changes := linkbridge.ChangesFromBaseline(cr.Measures)
 	for _, m := range measuresInOrder(cr.Measures) {
@@ -692,4 +699,24 @@ func PersonDeclined(t *taskpb.Task) bool {
 		}
 	}
 	return sr.GetText().GetValue() == linkbridge.DeclinePerson
+}
+
+// DNAID is the id of the coded "did not attend" entry of a contact.
+func DNAID(contactID string) string { return "dna-" + contactID }
+
+// dnaResource is the coded entry of a contact the person did not attend:
+// an Observation of SNOMED CT 281399006 |Did not attend (finding)|, at the
+// contact's time, naming its Encounter (cancelled: the contact did not take
+// place), so that a GP system files a DNA as GP systems code one, and a
+// cancellation is not mistaken for it (docs/domain.md#did-not-attend).
+func dnaResource(c *linkbridge.Contact, patient *dpb.Reference, basedOn []*dpb.Reference) *observationpb.Observation {
+	return &observationpb.Observation{
+		Id:        fhirID(DNAID(c.ID)),
+		Status:    &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_FINAL},
+		Code:      sct(SCTDidNotAttend, "Did not attend"),
+		Subject:   patient,
+		BasedOn:   basedOn,
+		Encounter: NewRef("Encounter", c.ID),
+		Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(c.At)}},
+	}
 }

@@ -214,7 +214,7 @@ func TestCaseViewFullConsent(t *testing.T) {
 	rc := renderCase(t, mustCodec(t), filepath.Join(caseViewDir, "full-consent.input.json"))
 	cr := rc.cr
 	want := map[string]int{"Procedure": 1, "Goal": len(cr.Plan.Goals), "ServiceRequest": len(cr.Plan.OnwardReferrals), "CarePlan": 1,
-		"Encounter": len(cr.Contacts), "Observation": len(cr.Measures)}
+		"Encounter": len(cr.Contacts), "Observation": len(cr.Measures) + dnas(cr)}
 	if diff := cmp.Diff(want, refsByType(rc.view)); diff != "" {
 		t.Errorf("resource counts (-want +got):\n%s", diff)
 	}
@@ -289,13 +289,14 @@ func TestCaseViewFullConsent(t *testing.T) {
 	}
 	task := doc(t, rc.task)
 	if get(task, "status") != "completed" || get(task, "businessStatus", "coding", 0, "code") != linkbridge.BusinessDischarged ||
-		get(task, "owner", "identifier", "value") != "lw-0042" || get(task, "statusReason") != nil {
-		t.Errorf("Task = %v", task)
+		get(task, "owner", "identifier", "value") != "lw-0042" ||
+		get(task, "statusReason", "coding", 0, "system") != fhirmap.DischargeReasonSystem || get(task, "statusReason", "coding", 0, "code") != "goals-met" {
+		t.Errorf("Task = %v, want the discharge reason coded in statusReason", task)
 	}
 	// Outputs: everything but the Goals and onward ServiceRequests, which
 	// hang off the CarePlan.
-	if outs, _ := get(task, "output").([]any); len(outs) != 1+1+len(cr.Contacts)+len(cr.Measures) {
-		t.Errorf("Task.output has %d, want %d", len(outs), 1+1+len(cr.Contacts)+len(cr.Measures))
+	if outs, _ := get(task, "output").([]any); len(outs) != 1+1+len(cr.Contacts)+dnas(cr)+len(cr.Measures) {
+		t.Errorf("Task.output has %d, want %d", len(outs), 1+1+len(cr.Contacts)+dnas(cr)+len(cr.Measures))
 	}
 	if get(task, "output", 0, "type", "coding", 0, "code") != "resulting-activity" {
 		t.Errorf("Task.output[0] = %v, want the Procedure as resulting-activity", get(task, "output", 0))
@@ -361,7 +362,7 @@ func TestCaseViewCodesOnly(t *testing.T) {
 	}
 	// Codes still leave: the acceptance entry, measures, goals' ratings.
 	counts := refsByType(rc.view)
-	if counts["Procedure"] != 1 || counts["Observation"] != len(rc.cr.Measures) || counts["Goal"] != len(rc.cr.Plan.Goals) || counts["Encounter"] != len(rc.cr.Contacts) {
+	if counts["Procedure"] != 1 || counts["Observation"] != len(rc.cr.Measures)+dnas(rc.cr) || counts["Goal"] != len(rc.cr.Plan.Goals) || counts["Encounter"] != len(rc.cr.Contacts) {
 		t.Errorf("codes-only resource counts = %v", counts)
 	}
 	// An unset consent is treated as codes-only.
@@ -582,5 +583,46 @@ func TestCaseViewCodingMoments(t *testing.T) {
 	person.Referral.AcceptedAt, person.Referral.PersonDeclinedAt, person.Referral.CompletedAt = t0, t0.Add(time.Hour), t0.Add(time.Hour)
 	if v := refs(person); v[declined] == nil || v[proc] != nil {
 		t.Errorf("the person declined after the service accepted: view %v, want the declined Observation only", v)
+	}
+}
+
+// dnas counts the contacts a case's person did not attend: each has its
+// coded "did not attend" Observation.
+func dnas(cr *linkbridge.CaseRecord) int {
+	n := 0
+	for _, c := range cr.Contacts {
+		if !c.Attended {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCaseViewDNA: a contact the person did not attend is a cancelled
+// Encounter and a coded entry, SNOMED CT 281399006 |Did not attend|, at
+// its time, naming the Encounter.
+func TestCaseViewDNA(t *testing.T) {
+	t.Parallel()
+	rc := renderCase(t, mustCodec(t), filepath.Join(caseViewDir, "full-consent.input.json"))
+	found := 0
+	for _, c := range rc.cr.Contacts {
+		if c.Attended {
+			if _, ok := rc.bodies["Observation/"+fhirmap.DNAID(c.ID)]; ok {
+				t.Errorf("attended contact %s has a DNA entry", c.ID)
+			}
+			continue
+		}
+		found++
+		o := doc(t, rc.bodies["Observation/"+fhirmap.DNAID(c.ID)])
+		if get(o, "code", "coding", 0, "code") != fhirmap.SCTDidNotAttend || get(o, "code", "coding", 0, "system") != linkbridge.SNOMEDSystem ||
+			get(o, "encounter", "reference") != "Encounter/"+c.ID || get(o, "effectiveDateTime") != c.At.Format(time.RFC3339) {
+			t.Errorf("DNA entry of %s = %v", c.ID, o)
+		}
+		if e := doc(t, rc.bodies["Encounter/"+c.ID]); get(e, "status") != "cancelled" {
+			t.Errorf("Encounter of a DNA = %v, want cancelled", get(e, "status"))
+		}
+	}
+	if found == 0 {
+		t.Fatal("the full-consent case has no DNA contact to check")
 	}
 }

@@ -1,6 +1,7 @@
 package fhirmap
 
 import (
+	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -19,6 +20,12 @@ const (
 	// BusinessStatusSystem is linkbridge's CodeSystem for finer referral
 	// workflow steps carried in Task.businessStatus.
 	BusinessStatusSystem = "https://linkbridge.example.org/fhir/CodeSystem/referral-business-status"
+	// DeclineReasonSystem codes why a referral was declined
+	// (linkbridge.DeclineReasons) in Task.statusReason.
+	DeclineReasonSystem = "https://linkbridge.example.org/fhir/CodeSystem/decline-reason"
+	// DischargeReasonSystem codes why an episode ended
+	// (linkbridge.DischargeReasons) in Task.statusReason.
+	DischargeReasonSystem = "https://linkbridge.example.org/fhir/CodeSystem/discharge-reason"
 )
 
 // NewReferralTask builds the referral Task the gateway creates when a
@@ -82,8 +89,11 @@ func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) 
 	}
 	SetCode(t.Status, string(r.Status))
 	t.StatusReason = nil
-	if r.StatusReason != "" {
-		t.StatusReason = &dpb.CodeableConcept{Text: &dpb.String{Value: r.StatusReason}}
+	if codings := reasonCodings(r); r.StatusReason != "" || len(codings) > 0 {
+		t.StatusReason = &dpb.CodeableConcept{Coding: codings}
+		if r.StatusReason != "" {
+			t.StatusReason.Text = &dpb.String{Value: r.StatusReason}
+		}
 	}
 	t.BusinessStatus = nil
 	if r.BusinessStatus != "" {
@@ -93,4 +103,31 @@ func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) 
 		}
 	}
 	t.LastModified = DateTime(now)
+}
+
+// reasonCodings are the coded reasons of a referral's status, for
+// Task.statusReason (docs/domain.md#business-statuses-decline-and-discharge-reasons):
+// a declined referral's decline reason (with SNOMED CT 871711000000103
+// when it is the person's), an ended episode's discharge reason.
+func reasonCodings(r *linkbridge.Referral) []*dpb.Coding {
+	code := func(system, value string) *dpb.Coding {
+		return &dpb.Coding{System: &dpb.Uri{Value: system}, Code: &dpb.Code{Value: value},
+			Display: &dpb.String{Value: strings.ReplaceAll(value, "-", " ")}}
+	}
+	var out []*dpb.Coding
+	switch r.Status {
+	case linkbridge.TaskRejected, linkbridge.TaskCancelled:
+		if r.DeclineReason != "" {
+			out = append(out, code(DeclineReasonSystem, r.DeclineReason))
+		}
+		if !r.PersonDeclinedAt.IsZero() && r.AgreedAt.IsZero() {
+			out = append(out, &dpb.Coding{System: &dpb.Uri{Value: linkbridge.SNOMEDSystem},
+				Code: &dpb.Code{Value: linkbridge.SCTSocialPrescribingDeclined}, Display: &dpb.String{Value: "Social prescribing declined"}})
+		}
+	case linkbridge.TaskCompleted, linkbridge.TaskFailed:
+		if r.DischargeReason != "" {
+			out = append(out, code(DischargeReasonSystem, r.DischargeReason))
+		}
+	}
+	return out
 }

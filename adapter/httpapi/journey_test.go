@@ -406,9 +406,15 @@ func (c *spCase) check(st stage) *httpapi.CaseView {
 		}
 	}()
 	seen(ts.searchDocs("ServiceRequest", "patient", patient))
-	// Observations: one per measure, plus the decline entry.
+	// Observations: one per measure, one per contact not attended (the
+	// coded DNA entry), plus the decline entry.
 	obs := seen(ts.searchDocs("Observation", "patient", patient))
 	wantObs := st.measures
+	for _, ct := range cv.Contacts {
+		if !ct.Attended {
+			wantObs++
+		}
+	}
 	if st.declined {
 		wantObs++
 	}

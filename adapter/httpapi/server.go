@@ -59,6 +59,10 @@ type Server struct {
 	// DefaultServiceODS is the ODS code of the social prescribing service
 	// referrals are addressed to when they name none (optional).
 	DefaultServiceODS string
+	// DNAReviewAfter is the service's did-not-attend policy: a case whose
+	// last DNAReviewAfter contacts were not attended is flagged for review
+	// (0: linkbridge.DefaultDNAReviewAfter).
+	DNAReviewAfter int
 
 	// Auth, when set, authenticates every request to /fhir (but
 	// /fhir/metadata) and /sp/v1 (but its OpenAPI document): 401 without

@@ -88,6 +88,10 @@ type CaseView struct {
 	History  []*linkbridge.ReferralEvent `json:"history"`
 	// FHIR lists the FHIR resources that show this case in the GP record.
 	FHIR []string `json:"fhir"`
+	// Flags are what the link worker should look at
+	// (linkbridge.CaseRecord.Flags): dna-review, do-not-contact,
+	// safeguarding, review-overdue.
+	Flags []string `json:"flags"`
 }
 
 // MeasureView is an outcome measure in the case view: the measure as
@@ -99,7 +103,8 @@ type MeasureView struct {
 }
 
 func (s *Server) caseView(cr *linkbridge.CaseRecord) *CaseView {
-	v := &CaseView{Referral: cr.Referral, Person: cr.Person, Plan: cr.Plan, Contacts: cr.Contacts, Measures: []*MeasureView{}, History: cr.Events}
+	v := &CaseView{Referral: cr.Referral, Person: cr.Person, Plan: cr.Plan, Contacts: cr.Contacts, Measures: []*MeasureView{}, History: cr.Events,
+		Flags: cr.Flags(s.now(), s.DNAReviewAfter)}
 	if v.Contacts == nil {
 		v.Contacts = []*linkbridge.Contact{}
 	}

@@ -43,7 +43,9 @@ type ServeConfig struct {
 	// AnyNHSNumberRange accepts NHS numbers in every range.
 	AnyNHSNumberRange bool
 	DefaultServiceODS string
-	ShutdownTimeout   time.Duration
+	// DNAReviewAfter is the did-not-attend policy (httpapi.Server.DNAReviewAfter).
+	DNAReviewAfter  int
+	ShutdownTimeout time.Duration
 	// GP-side FHIR endpoint for write-back (empty: no write-back).
 	GPBase  string
 	GPMode  string
@@ -180,6 +182,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxInFlightPerClient, "max-in-flight-per-client", envInt(c.Getenv, "MAX_IN_FLIGHT_PER_CLIENT", httpapi.DefaultMaxInFlightPerClient), "requests one authenticated client may have in progress; 429 above (LINKBRIDGE_MAX_IN_FLIGHT_PER_CLIENT)")
 	fs.BoolVar(&cfg.AnyNHSNumberRange, "nhs-number-any-range", c.Getenv("LINKBRIDGE_NHS_NUMBER_ANY_RANGE") == "true", "accept NHS numbers in every range (Modulus 11 alone); by default a number where none is issued, such as 000 000 0000, is refused (LINKBRIDGE_NHS_NUMBER_ANY_RANGE)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", envInt(c.Getenv, "MAX_CONNECTIONS", defaultMaxConnections), "open connections the listener accepts, idle keep-alives included; more wait to be accepted (LINKBRIDGE_MAX_CONNECTIONS)")
+	fs.IntVar(&cfg.DNAReviewAfter, "dna-review-after", envInt(c.Getenv, "DNA_REVIEW_AFTER", linkbridge.DefaultDNAReviewAfter), "flag a case for review after this many contacts in a row not attended (LINKBRIDGE_DNA_REVIEW_AFTER)")
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
 	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
@@ -244,6 +247,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	api.MaxInFlightPerClient = cfg.MaxInFlightPerClient
 	api.AnyNHSNumberRange = cfg.AnyNHSNumberRange
 	api.DefaultServiceODS = cfg.DefaultServiceODS
+	api.DNAReviewAfter = cfg.DNAReviewAfter
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
 	metrics := prom.New(obStore, logger)
