@@ -691,3 +691,79 @@ func checkSNOMED(e *Entry) error {
 		return nil
 	})
 }
+
+// PersonContact is what the link worker needs to reach the person: the
+// name and contact details of the referral's Patient (official name first,
+// the first phone and email in use, the home address).
+type PersonContact struct {
+	Name    string `json:"name,omitempty"`
+	Phone   string `json:"phone,omitempty"`
+	Email   string `json:"email,omitempty"`
+	Address string `json:"address,omitempty"`
+}
+
+// PersonContactOf reads a PersonContact from a Patient; nil for another
+// resource or a Patient with none of them.
+func PersonContactOf(res proto.Message) *PersonContact {
+	p, ok := res.(*patpb.Patient)
+	if !ok {
+		return nil
+	}
+	var out PersonContact
+	for _, n := range p.GetName() {
+		if n.GetPeriod().GetEnd() != nil {
+			continue
+		}
+		var parts []string
+		for _, g := range n.GetGiven() {
+			parts = append(parts, g.GetValue())
+		}
+		if f := n.GetFamily().GetValue(); f != "" {
+			parts = append(parts, f)
+		}
+		name := strings.Join(parts, " ")
+		if name == "" {
+			name = n.GetText().GetValue()
+		}
+		if name != "" && (out.Name == "" || Code(n.GetUse()) == "official") {
+			out.Name = name
+		}
+	}
+	for _, t := range p.GetTelecom() {
+		if t.GetPeriod().GetEnd() != nil {
+			continue
+		}
+		v := t.GetValue().GetValue()
+		switch Code(t.GetSystem()) {
+		case "phone":
+			if out.Phone == "" {
+				out.Phone = v
+			}
+		case "email":
+			if out.Email == "" {
+				out.Email = v
+			}
+		}
+	}
+	for _, a := range p.GetAddress() {
+		if a.GetPeriod().GetEnd() != nil || out.Address != "" && Code(a.GetUse()) != "home" {
+			continue
+		}
+		var parts []string
+		for _, l := range a.GetLine() {
+			parts = append(parts, l.GetValue())
+		}
+		for _, x := range []string{a.GetCity().GetValue(), a.GetPostalCode().GetValue()} {
+			if x != "" {
+				parts = append(parts, x)
+			}
+		}
+		if len(parts) > 0 {
+			out.Address = strings.Join(parts, ", ")
+		}
+	}
+	if out == (PersonContact{}) {
+		return nil
+	}
+	return &out
+}

@@ -568,6 +568,12 @@ func TestJourney(t *testing.T) {
 		t.Errorf("a new referral shows %q at /fhir, want only its ServiceRequest and Task", cv.FHIR)
 	}
 
+	// The case names the person as the referrer's Patient does, so the
+	// link worker can reach them.
+	if cv0 := c.get(); cv0.Contact == nil || cv0.Contact.Name != "Alex XXTESTPATIENT-SOCPRESC" {
+		t.Errorf("case view contact = %+v, want the Patient's official name", cv0.Contact)
+	}
+
 	// The service finds it in its inbox.
 	page := ts.inbox(t, "service=y02662")
 	if page.Total != 1 || len(page.Items) != 1 || page.Items[0].ID != c.ID || page.Items[0].Status != linkbridge.TaskRequested {

@@ -88,6 +88,9 @@ type CaseView struct {
 	History  []*linkbridge.ReferralEvent `json:"history"`
 	// FHIR lists the FHIR resources that show this case in the GP record.
 	FHIR []string `json:"fhir"`
+	// Contact is the person's name and contact details, from the Patient
+	// the referrer sent (absent when it holds none).
+	Contact *fhirmap.PersonContact `json:"contact,omitempty"`
 	// Flags are what the link worker should look at
 	// (linkbridge.CaseRecord.Flags): dna-review, do-not-contact,
 	// safeguarding, review-overdue.
@@ -135,7 +138,7 @@ func (s *Server) handleGetCase(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeCase(w, http.StatusOK, cr)
+	s.writeCase(w, r, http.StatusOK, cr)
 	return nil
 }
 
@@ -182,9 +185,27 @@ func (s *Server) handleListReferrals(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
-func (s *Server) writeCase(w http.ResponseWriter, status int, cr *linkbridge.CaseRecord) {
+func (s *Server) writeCase(w http.ResponseWriter, r *http.Request, status int, cr *linkbridge.CaseRecord) {
 	w.Header().Set("ETag", etag(cr.Referral.Version))
-	writeJSON(w, status, s.caseView(cr))
+	v := s.caseView(cr)
+	v.Contact = s.personContact(r.Context(), cr.Referral)
+	writeJSON(w, status, v)
+}
+
+// personContact reads the person's name and contact details from the
+// Patient the referrer sent with this referral (the case record keeps
+// them there, not in its own tables). A Patient that cannot be read
+// leaves them out: the case view does not fail for want of them.
+func (s *Server) personContact(ctx context.Context, rf *linkbridge.Referral) *fhirmap.PersonContact {
+	res, err := s.Store.ReadResource(ctx, "Patient", rf.Patient())
+	if err != nil {
+		return nil
+	}
+	msg, err := s.Codec.DecodeResource(res.Body)
+	if err != nil {
+		return nil
+	}
+	return fhirmap.PersonContactOf(msg)
 }
 
 // spChange is every /sp/v1 change: decode the JSON body into a T, read
@@ -203,7 +224,7 @@ func spChange[T any](s *Server, status int, call func(*casework.Service, context
 		if err != nil {
 			return err
 		}
-		s.writeCase(w, status, cr)
+		s.writeCase(w, r, status, cr)
 		return nil
 	}
 }
