@@ -188,6 +188,26 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	if !r.CompletedAt.IsZero() && r.DischargeReason != "" {
 		cp.Note = []*dpb.Annotation{{Text: &dpb.Markdown{Value: "Closed: " + r.DischargeReason}}}
 	}
+	// Needs, risks and the safeguarding flag are the person's own account
+	// and the link worker's assessment: shared under full consent only,
+	// as notes (R4 CarePlan.addresses takes Conditions, which these are
+	// not; docs/domain.md#the-fhir-view-of-a-case).
+	if full {
+		cp.Note = append(cp.Note, planNotes(plan)...)
+	}
+	// The review date: a scheduled activity of the plan.
+	if plan.ReviewDate != "" && r.CompletedAt.IsZero() {
+		if d, err := time.Parse(time.DateOnly, plan.ReviewDate); err == nil {
+			cp.Activity = append(cp.Activity, &careplanpb.CarePlan_Activity{Detail: &careplanpb.CarePlan_Activity_Detail{
+				Kind:        &careplanpb.CarePlan_Activity_Detail_KindCode{Value: vspb.CarePlanActivityKindValueSet_APPOINTMENT},
+				Code:        conceptText("Review of the personalised care and support plan"),
+				Status:      &careplanpb.CarePlan_Activity_Detail_StatusCode{Value: cpb.CarePlanActivityStatusCode_SCHEDULED},
+				Description: fhirString("Plan review"),
+				Scheduled: &careplanpb.CarePlan_Activity_Detail_ScheduledX{Choice: &careplanpb.CarePlan_Activity_Detail_ScheduledX_Period{
+					Period: &dpb.Period{Start: &dpb.DateTime{ValueUs: d.UnixMicro(), Precision: dpb.DateTime_DAY, Timezone: "UTC"}}}},
+			}})
+		}
+	}
 	for _, g := range plan.Goals {
 		cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
 		out = append(out, Generated{"Goal", g.ID, goalResource(g, patient(), full)})
@@ -719,4 +739,34 @@ func dnaResource(c *linkbridge.Contact, patient *dpb.Reference, basedOn []*dpb.R
 		Encounter: NewRef("Encounter", c.ID),
 		Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(c.At)}},
 	}
+}
+
+// planNotes renders a plan's needs, risks and safeguarding flag as CarePlan
+// notes (full consent only).
+func planNotes(p linkbridge.Plan) []*dpb.Annotation {
+	var out []*dpb.Annotation
+	note := func(s string) { out = append(out, &dpb.Annotation{Text: &dpb.Markdown{Value: s}}) }
+	var needs []string
+	for _, n := range p.Needs {
+		switch {
+		case n.Text != "" && n.Code != nil:
+			needs = append(needs, n.Text+" (SNOMED CT "+n.Code.Code+")")
+		case n.Text != "":
+			needs = append(needs, n.Text)
+		case n.Code != nil && n.Code.Display != "":
+			needs = append(needs, n.Code.Display+" (SNOMED CT "+n.Code.Code+")")
+		case n.Code != nil:
+			needs = append(needs, "SNOMED CT "+n.Code.Code)
+		}
+	}
+	if len(needs) > 0 {
+		note("Needs: " + strings.Join(needs, "; "))
+	}
+	if len(p.Risks) > 0 {
+		note("Risks: " + strings.Join(p.Risks, "; "))
+	}
+	if p.Safeguarding {
+		note("Safeguarding concern recorded by the link worker")
+	}
+	return out
 }

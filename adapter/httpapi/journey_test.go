@@ -643,8 +643,14 @@ func TestJourney(t *testing.T) {
 	if got := str(cp, "description"); !strings.Contains(got, plan.WhatMatters) {
 		t.Errorf("CarePlan.description = %q, want what matters (full consent)", got)
 	}
-	if acts, _ := cp["activity"].([]any); len(acts) != 3 {
-		t.Errorf("CarePlan.activity has %d, want 3 (action, onward referral, signpost)", len(acts))
+	if acts, _ := cp["activity"].([]any); len(acts) != 4 {
+		t.Errorf("CarePlan.activity has %d, want 4 (action, onward referral, signpost, review)", len(acts))
+	}
+	if got := str(cp, "activity", 0, "detail", "scheduledPeriod", "start"); got != plan.ReviewDate {
+		t.Errorf("CarePlan review activity starts %q, want the review date %s", got, plan.ReviewDate)
+	}
+	if notes, _ := cp["note"].([]any); len(notes) != 2 || !strings.Contains(str(cp, "note", 1, "text"), plan.Risks[0]) {
+		t.Errorf("CarePlan.note = %v, want needs and risks (full consent)", cp["note"])
 	}
 	for i, g := range cv.Plan.Goals {
 		gd := ts.fhirDoc("/Goal/" + g.ID)
