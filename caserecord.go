@@ -315,6 +315,13 @@ const (
 	ContactGroup      ContactMode = "group"
 )
 
+// Outreach reports whether a contact of this mode is the service reaching
+// out to the person (phone, video, a home visit), which a referral marked
+// do-not-contact forbids (docs/domain.md#do-not-contact).
+func (m ContactMode) Outreach() bool {
+	return m == ContactPhone || m == ContactVideo || m == ContactHomeVisit
+}
+
 // Contact is one contact between the link worker and the person.
 type Contact struct {
 	ID         string      `json:"id"`

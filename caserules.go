@@ -32,6 +32,9 @@ func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
 	if err := rf.CheckWhen("at", c.At, now, false); err != nil {
 		return err
 	}
+	if rf.DoNotContact && c.Mode.Outreach() {
+		return Errorf(ECONFLICT, "the referrer asked that the person is not contacted directly (do not contact): a %s contact is the service reaching out; meet the person when they come (face-to-face, group) or reach them through the referrer", c.Mode).At("mode")
+	}
 	if rf.Status == TaskAccepted && c.Attended {
 		if err := rf.Apply(&LifecycleCommand{Action: ActionStart}, now); err != nil {
 			return err

@@ -219,3 +219,31 @@ func TestCaseFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestDoNotContact: on a referral marked do-not-contact the service may not
+// reach out (phone, video, home visit): 409 naming the mode; a meeting the
+// person comes to is recorded.
+func TestDoNotContact(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		mode linkbridge.ContactMode
+		ok   bool
+	}{
+		{linkbridge.ContactPhone, false}, {linkbridge.ContactVideo, false}, {linkbridge.ContactHomeVisit, false},
+		{linkbridge.ContactFaceToFace, true}, {linkbridge.ContactGroup, true},
+	} {
+		cr := &linkbridge.CaseRecord{Referral: openReferral(linkbridge.TaskAccepted)}
+		cr.Referral.DoNotContact = true
+		err := cr.AddContact(&linkbridge.Contact{ID: "c1", At: caseNow.Add(-time.Hour), Mode: tt.mode, Minutes: 30, Attended: true}, caseNow)
+		if tt.ok {
+			if err != nil || len(cr.Contacts) != 1 {
+				t.Errorf("%s contact on do-not-contact: %v, want recorded", tt.mode, err)
+			}
+			continue
+		}
+		checkCode(t, err, linkbridge.ECONFLICT, "mode")
+		if len(cr.Contacts) != 0 || cr.Referral.Status != linkbridge.TaskAccepted {
+			t.Errorf("a refused %s contact changed the case", tt.mode)
+		}
+	}
+}
