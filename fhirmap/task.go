@@ -17,8 +17,9 @@ const (
 	// TaskCodeSystem is the FHIR task-code system (code "fulfill").
 	TaskCodeSystem = "http://hl7.org/fhir/CodeSystem/task-code"
 	// BusinessStatusSystem is linkbridge's CodeSystem for finer referral
-	// workflow steps carried in Task.businessStatus.
-	BusinessStatusSystem = "https://linkbridge.example.org/fhir/CodeSystem/referral-business-status"
+	// workflow steps carried in Task.businessStatus, under
+	// DefaultSystemBase (a deployment's own: Systems.BusinessStatus).
+	BusinessStatusSystem = DefaultSystemBase + pathBusinessStatus
 )
 
 // NewReferralTask builds the referral Task the gateway creates when a
@@ -76,7 +77,7 @@ func TaskStatusOf(t *taskpb.Task) linkbridge.TaskStatus {
 // ApplyReferralToTask writes the referral's workflow state onto its Task:
 // status, statusReason text (for rejected, cancelled, on-hold and failed),
 // businessStatus and lastModified.
-func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) {
+func (s Systems) ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) {
 	if t.Status == nil {
 		t.Status = &taskpb.Task_StatusCode{}
 	}
@@ -88,7 +89,7 @@ func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) 
 	t.BusinessStatus = nil
 	if r.BusinessStatus != "" {
 		t.BusinessStatus = &dpb.CodeableConcept{
-			Coding: []*dpb.Coding{{System: &dpb.Uri{Value: BusinessStatusSystem}, Code: &dpb.Code{Value: r.BusinessStatus}}},
+			Coding: []*dpb.Coding{{System: &dpb.Uri{Value: s.BusinessStatus()}, Code: &dpb.Code{Value: r.BusinessStatus}}},
 			Text:   &dpb.String{Value: r.BusinessStatus},
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/casework"
-	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
 // The social prescribing API (/sp/v1) is the link workers' own JSON API on
@@ -108,7 +107,7 @@ func (s *Server) caseView(cr *linkbridge.CaseRecord) *CaseView {
 		v.Measures = append(v.Measures, &MeasureView{Measure: m, ChangeFromBaseline: changes[m.ID]})
 	}
 	v.FHIR = []string{"ServiceRequest/" + cr.Referral.ID, "Task/" + cr.Referral.TaskID}
-	for _, g := range fhirmap.CaseView(cr) {
+	for _, g := range s.Systems.CaseView(cr) {
 		v.FHIR = append(v.FHIR, g.Reference())
 	}
 	return v
