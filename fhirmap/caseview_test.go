@@ -46,15 +46,32 @@ type renderedCase struct {
 
 // renderCase reads an input, builds its FHIR view, and parses every
 // resource with the validating codec and the independent validator, as
-// the HTTP API does before storing them.
+// the HTTP API does before storing them. An input's "systemBase", if any,
+// is the deployment's system base (serve --system-base).
 func renderCase(t *testing.T, c *fhirjson.Codec, input string) *renderedCase {
+	t.Helper()
+	var in struct {
+		SystemBase string `json:"systemBase"`
+	}
+	if err := json.Unmarshal(mustReadFile(t, input), &in); err != nil {
+		t.Fatalf("parse %s: %v", input, err)
+	}
+	sys, err := fhirmap.NewSystems(in.SystemBase)
+	if err != nil {
+		t.Fatalf("%s: %v", input, err)
+	}
+	return renderCaseWith(t, c, input, sys)
+}
+
+// renderCaseWith is renderCase with the URIs under sys.
+func renderCaseWith(t *testing.T, c *fhirjson.Codec, input string, sys fhirmap.Systems) *renderedCase {
 	t.Helper()
 	var cr linkbridge.CaseRecord
 	if err := json.Unmarshal(mustReadFile(t, input), &cr); err != nil {
 		t.Fatalf("parse %s: %v", input, err)
 	}
 	out := &renderedCase{cr: &cr, bodies: map[string][]byte{}}
-	out.view = fhirmap.Systems{}.CaseView(&cr)
+	out.view = sys.CaseView(&cr)
 	for _, g := range out.view {
 		body := mustRenderGenerated(t, c, g)
 		if _, dup := out.bodies[g.Reference()]; dup {
@@ -68,7 +85,7 @@ func renderCase(t *testing.T, c *fhirjson.Codec, input string) *renderedCase {
 	intake.Status = linkbridge.TaskRequested
 	task := fhirmap.NewReferralTask(&intake, nil, r.ReceivedAt)
 	fhirmap.SetID(task, r.TaskID)
-	fhirmap.Systems{}.ApplyCaseToTask(task, r, out.view, r.UpdatedAt)
+	sys.ApplyCaseToTask(task, r, out.view, r.UpdatedAt)
 	body, err := c.Encode(task)
 	if err != nil {
 		t.Fatalf("encode Task: %v", err)
