@@ -89,3 +89,24 @@ func linkWorkerName(cmd *LifecycleCommand) string {
 	}
 	return cmd.LinkWorker.Name
 }
+
+// MaxSDSUserIDLength caps an SDS user id; real ones are 12 digits.
+const MaxSDSUserIDLength = 64
+
+// checkLinkWorker refuses a link worker's SDS user id that is not 1 to
+// MaxSDSUserIDLength ASCII letters and digits (EUNPROCESSABLE at
+// linkWorker.sdsUserId): it goes into FHIR references as an identifier
+// value (docs/identifiers.md#link-workers).
+func checkLinkWorker(lw *LinkWorker) error {
+	if lw == nil || lw.SDSUserID == "" {
+		return nil
+	}
+	ok := len(lw.SDSUserID) <= MaxSDSUserIDLength
+	for _, c := range lw.SDSUserID {
+		ok = ok && (c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z')
+	}
+	if !ok {
+		return Errorf(EUNPROCESSABLE, "linkWorker.sdsUserId must be 1 to %d letters and digits", MaxSDSUserIDLength).At("linkWorker.sdsUserId")
+	}
+	return nil
+}

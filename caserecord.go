@@ -57,6 +57,11 @@ type LinkWorker struct {
 	ID string `json:"id"`
 	// Name is shown in the GP record as the owner's display.
 	Name string `json:"name,omitempty"`
+	// SDSUserID is the link worker's NHS Spine Directory Service user id,
+	// when they have one (an NHS smartcard): FHIR references then name
+	// them by it, which the GP record recognises, instead of by ID in the
+	// deployment's own link-worker system (docs/identifiers.md#link-workers).
+	SDSUserID string `json:"sdsUserId,omitempty"`
 }
 
 // Lifecycle actions a link worker takes on a referral.
@@ -110,6 +115,9 @@ func (r *Referral) Apply(cmd *LifecycleCommand, now time.Time) error {
 		if err := checkText(t.path, t.s); err != nil {
 			return err
 		}
+	}
+	if err := checkLinkWorker(cmd.LinkWorker); err != nil {
+		return err
 	}
 	at := now
 	if cmd.At != nil {

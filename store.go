@@ -256,6 +256,24 @@ type IndexStore interface {
 	ReindexResource(ctx context.Context, r *Resource) (bool, error)
 }
 
+// SettingStore holds named settings of the store itself, which belong to
+// the data it holds rather than to one process's configuration: the
+// system base its FHIR resources were written with (SettingSystemBase,
+// docs/identifiers.md#linkbridges-own-uris). Both backends implement it.
+type SettingStore interface {
+	// Setting returns the value recorded under name, "" when none is.
+	Setting(ctx context.Context, name string) (string, error)
+	// InitSetting records value under name unless a value is recorded
+	// already, and returns the value recorded: value, or the one there
+	// before. Of processes starting at once, the first to record wins.
+	InitSetting(ctx context.Context, name, value string) (string, error)
+}
+
+// SettingSystemBase names the setting that records the system base
+// (serve --system-base) the store's data was written with: the base of
+// the write-back key its resources carry on the GP record.
+const SettingSystemBase = "system-base"
+
 // CaseRecord is the link worker's record of one referral.
 type CaseRecord struct {
 	Referral *Referral

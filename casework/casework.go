@@ -58,6 +58,10 @@ type Service struct {
 	// OnWriteBack, if set, is called after a change with write-backs
 	// commits (it wakes the relay).
 	OnWriteBack func()
+	// Systems are the deployment's URIs (serve --system-base): the code
+	// systems, extensions and identifier systems of the FHIR view, and the
+	// write-back key. The zero value is the default base.
+	Systems fhirmap.Systems
 }
 
 // own is the store that reads a referral's own resources (see Own).
@@ -137,7 +141,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 	now := s.now()
 	// The FHIR view before the change: what it no longer holds is
 	// withdrawn on the GP record (see render).
-	before := fhirmap.CaseView(cr)
+	before := s.Systems.CaseView(cr)
 	next := *cr.Referral
 	cr.Referral = &next
 	ch := &linkbridge.ReferralChange{Referral: &next, MessageID: c.messageID}
@@ -220,7 +224,7 @@ func actorName(r *linkbridge.Referral, a linkbridge.Actor) string {
 // 1 encode; and the relay added 1 decode and 1 encode to each when it
 // linked the GP's Patient.
 func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c change, before []fhirmap.Generated, now time.Time) ([]version, error) {
-	view := fhirmap.CaseView(cr)
+	view := s.Systems.CaseView(cr)
 	var out []version
 	for _, g := range view {
 		res, err := s.versionIfChanged(ctx, g.Resource, now, true)
@@ -280,7 +284,7 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 			return nil, err
 		}
 	} else {
-		fhirmap.ApplyCaseToTask(next, cr.Referral, view, now)
+		s.Systems.ApplyCaseToTask(next, cr.Referral, view, now)
 		t = next
 	}
 	if !sameContent(t, st) {
@@ -488,7 +492,7 @@ func (s *Service) writeBacks(ctx context.Context, cr *linkbridge.CaseRecord, ver
 		if v.own {
 			continue
 		}
-		body, err := s.Codec.Encode(fhirmap.ForGPRecord(v.msg, cr.Referral, nhs, logical.ref))
+		body, err := s.Codec.Encode(s.Systems.ForGPRecord(v.msg, cr.Referral, nhs, logical.ref))
 		if err != nil {
 			return nil, err
 		}
@@ -522,7 +526,7 @@ func (s *Service) writeBacks(ctx context.Context, cr *linkbridge.CaseRecord, ver
 	}
 	// The Provenance is its own GP form: it names no patient and carries
 	// its write-back key (a meta.tag) from WriteBackProvenance.
-	prov := fhirmap.WriteBackProvenance(cr.Referral, cr.Referral.Version, targets, c.action, c.actor, now)
+	prov := s.Systems.WriteBackProvenance(cr.Referral, cr.Referral.Version, targets, c.action, c.actor, now)
 	body, err := s.Codec.Encode(prov)
 	if err != nil {
 		return nil, err
@@ -552,7 +556,7 @@ type logicalRefs struct {
 
 func (s *Service) newLogicalRefs(ctx context.Context, cr *linkbridge.CaseRecord, versions []version) *logicalRefs {
 	written := map[string]bool{"Task/" + cr.Referral.TaskID: true}
-	for _, g := range fhirmap.CaseView(cr) {
+	for _, g := range s.Systems.CaseView(cr) {
 		written[g.Reference()] = true
 	}
 	for _, v := range versions {

@@ -184,7 +184,7 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTaskSurface(stored.(*taskpb.Task), t, rf, actor); err != nil {
+	if err := checkTaskSurface(stored.(*taskpb.Task), t, rf, actor, s.Systems); err != nil {
 		return nil, err
 	}
 	to := fhirmap.TaskStatusOf(t)
@@ -226,7 +226,7 @@ func (s *Service) UpdateTask(ctx context.Context, taskID string, t *taskpb.Task,
 		},
 		// The Task as the party sent it, with the referral's new state.
 		task: func(_ *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (*taskpb.Task, error) {
-			fhirmap.ApplyReferralToTask(t, cr.Referral, now)
+			s.Systems.ApplyReferralToTask(t, cr.Referral, now)
 			return t, nil
 		},
 	})
@@ -317,7 +317,7 @@ func (s *Service) Revoke(ctx context.Context, srID string, sr *srpb.ServiceReque
 			return closeGoals(cr, ch)
 		},
 		task: func(stored *taskpb.Task, cr *linkbridge.CaseRecord, _ []fhirmap.Generated, now time.Time) (*taskpb.Task, error) {
-			fhirmap.ApplyReferralToTask(stored, cr.Referral, now)
+			s.Systems.ApplyReferralToTask(stored, cr.Referral, now)
 			return stored, nil
 		},
 		also: []proto.Message{srNext},
@@ -400,8 +400,8 @@ var (
 
 // checkTaskSurface holds a PUT Task to the elements the actor may change,
 // and a performer's owner to its own organisation or one of its link
-// workers.
-func checkTaskSurface(stored, sent *taskpb.Task, rf *linkbridge.Referral, actor linkbridge.Actor) error {
+// workers (by SDS user id or in the deployment's link-worker system).
+func checkTaskSurface(stored, sent *taskpb.Task, rf *linkbridge.Referral, actor linkbridge.Actor, sys fhirmap.Systems) error {
 	allowed := append([]string(nil), taskAlways...)
 	if actor == linkbridge.ActorPerformer {
 		allowed = append(allowed, taskByPerformer...)
@@ -414,7 +414,7 @@ func checkTaskSurface(stored, sent *taskpb.Task, rf *linkbridge.Referral, actor 
 	if actor == linkbridge.ActorPerformer && len(fhirmap.ChangedElements(stored, sent, allOf(stored, "owner")...)) > 0 {
 		id := sent.GetOwner().GetIdentifier()
 		own := linkbridge.IsODSSystem(id.GetSystem().GetValue()) && strings.EqualFold(id.GetValue().GetValue(), rf.ServiceODS) ||
-			id.GetSystem().GetValue() == fhirmap.LinkWorkerSystem && id.GetValue().GetValue() != ""
+			sys.IsLinkWorkerSystem(id.GetSystem().GetValue()) && id.GetValue().GetValue() != ""
 		if !own {
 			return linkbridge.Errorf(linkbridge.EFORBIDDEN, "Task.owner must stay within the service %s: its ODS code or one of its link workers", rf.ServiceODS).At("Task.owner")
 		}

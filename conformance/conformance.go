@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
 // Role is what the target plays.
@@ -80,6 +81,10 @@ type Config struct {
 	Client *http.Client
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Systems are the URIs of the linkbridge deployment the kit imitates
+	// in the gp-endpoint role (its write-back key among them: conform
+	// --system-base); the zero value is the default base.
+	Systems fhirmap.Systems
 }
 
 // Status of a scenario.

@@ -13,12 +13,6 @@ import (
 	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
-// WritebackIdentifierSystem is the system of the write-back key every
-// written-back resource carries (value "Type/id"): an identifier, or a
-// meta.tag for a type without an identifier element (Provenance).
-// Conditional updates use it.
-const WritebackIdentifierSystem = fhirmap.WritebackIdentifierSystem
-
 // WritebackTypes are the resource types linkbridge writes back, in the
 // order a change sends them: what a resource refers to comes first (goals
 // and onward referrals before the CarePlan, the outputs before the Task,
@@ -27,9 +21,11 @@ var WritebackTypes = []string{"Goal", "ServiceRequest", "Procedure", "Encounter"
 
 // keyQuery is the criterion that finds the written-back Type/id, as the
 // relay's conditional update sends it: identifier=system|Type/id, or
-// _tag=system|Type/id for a type without an identifier element.
-func keyQuery(typ, id string) string {
-	return fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+// _tag=system|Type/id for a type without an identifier element, in the
+// write-back system of the deployment the kit stands in for
+// (Config.Systems).
+func (t *T) keyQuery(typ, id string) string {
+	return fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(t.kit.cfg.Systems.WritebackToken(typ, id))
 }
 
 // taggedKey tells whether a type carries its write-back key as a meta.tag.
@@ -127,7 +123,7 @@ func scGPPatientLookup(t *T) {
 // and NHS number).
 func (t *T) shapes(stage int) []Shape {
 	g := t.kit.gp()
-	sh, err := WritebackShapes(t.kit.codec, t.kit.runID, g.nhs, stage)
+	sh, err := WritebackShapes(t.kit.codec, t.kit.cfg.Systems, t.kit.runID, g.nhs, stage)
 	if err != nil {
 		t.Fatalf("kit error: rendering write-back shapes: %v", err)
 	}
@@ -228,7 +224,7 @@ func countByWritebackID(t *T, sh Shape) int {
 	if g := t.kit.gp(); taggedKey(sh.Type) && g.updateCreate[sh.Type] {
 		return count(t, sh.Type, "_id="+url.QueryEscape(sh.ID))
 	}
-	return count(t, sh.Type, keyQuery(sh.Type, sh.ID))
+	return count(t, sh.Type, t.keyQuery(sh.Type, sh.ID))
 }
 
 // count answers how many typ resources GET typ?query finds.
@@ -359,7 +355,7 @@ func scGPIDSemantics(t *T) {
 		id := g.identities.get("Goal", goal.ID)
 		other := id + "x"
 		body := mutate(goal.Body, func(d map[string]any) { d["id"] = other; d["lifecycleStatus"] = "cancelled" })
-		r := t.Do(Request{Method: http.MethodPut, URL: "Goal?" + keyQuery("Goal", goal.ID), Body: body})
+		r := t.Do(Request{Method: http.MethodPut, URL: "Goal?" + t.keyQuery("Goal", goal.ID), Body: body})
 		t.ExpectOutcome(r, 400, 400, "")
 		after := t.Do(Request{Method: http.MethodGet, URL: "Goal/" + url.PathEscape(id)})
 		t.ExpectStatus(after, http.StatusOK)
@@ -408,18 +404,18 @@ func scGPConditional(t *T) {
 			// Provenance's targets keep their write-back identifiers.
 			dropLiteralRefs(d)
 			for _, id := range asSlice(d["identifier"]) {
-				if m := id.(map[string]any); m["system"] == WritebackIdentifierSystem {
+				if m := id.(map[string]any); m["system"] == t.kit.cfg.Systems.Writeback() {
 					m["value"] = key
 				}
 			}
 			meta, _ := d["meta"].(map[string]any)
 			for _, tag := range asSlice(meta["tag"]) {
-				if m := tag.(map[string]any); m["system"] == WritebackIdentifierSystem {
+				if m := tag.(map[string]any); m["system"] == t.kit.cfg.Systems.Writeback() {
 					m["code"] = key
 				}
 			}
 		})
-		q := keyQuery(sh.Type, sh.ID)
+		q := t.keyQuery(sh.Type, sh.ID)
 		u := sh.Type + "?" + q
 		h := map[string]string{"X-Linkbridge-Version": "1"}
 		first := t.Do(Request{Method: http.MethodPut, URL: u, Body: sh.Body, Header: h})
@@ -536,7 +532,7 @@ func scGPInvalid(t *T) {
 	body := mutate(sh.Body, func(d map[string]any) { d["id"] = sh.ID; delete(d, "status"); delete(d, "output") })
 	u := "Task/" + sh.ID
 	if g := t.kit.gp(); !g.updateCreate["Task"] && g.conditional["Task"] {
-		u = "Task?" + keyQuery("Task", sh.ID)
+		u = "Task?" + t.keyQuery("Task", sh.ID)
 		body = mutate(body, func(d map[string]any) { delete(d, "id") })
 	}
 	r := t.Do(Request{Method: http.MethodPut, URL: u, Body: body})

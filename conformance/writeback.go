@@ -30,8 +30,9 @@ type Shape struct {
 // an Observation per outcome instrument. stage 1 is the case in progress;
 // stage 2 is the same case completed (new versions of the Task, the
 // Procedure and the CarePlan). Shapes come in the order a change sends
-// them (WritebackTypes), the Provenance last.
-func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Shape, error) {
+// them (WritebackTypes), the Provenance last. sys are the URIs of the
+// deployment whose relay is imitated (its write-back key among them).
+func WritebackShapes(codec *fhirjson.Codec, sys fhirmap.Systems, runID, nhs string, stage int) ([]Shape, error) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	p := "conform-" + runID
 	ref := &linkbridge.Referral{
@@ -82,13 +83,13 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 		}
 		cr.Measures = append(cr.Measures, m)
 	}
-	view := fhirmap.CaseView(cr)
+	view := sys.CaseView(cr)
 	var out []Shape
 	add := func(typ, id string, res proto.Message) error {
 		if err := codec.Validate(res); err != nil {
 			return fmt.Errorf("conformance: render %s: %w", typ, err)
 		}
-		body, err := codec.Encode(fhirmap.ForGPRecord(res, ref, nhs, nil))
+		body, err := codec.Encode(sys.ForGPRecord(res, ref, nhs, nil))
 		if err != nil {
 			return err
 		}
@@ -113,7 +114,7 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 	if err != nil {
 		return nil, fmt.Errorf("conformance: render Task: %w", err)
 	}
-	fhirmap.ApplyCaseToTask(t.(*taskpb.Task), ref, view, ref.UpdatedAt)
+	sys.ApplyCaseToTask(t.(*taskpb.Task), ref, view, ref.UpdatedAt)
 	if err := add("Task", ref.TaskID, t); err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func WritebackShapes(codec *fhirjson.Codec, runID, nhs string, stage int) ([]Sha
 	for _, sh := range out {
 		targets = append(targets, &linkbridge.Resource{Type: sh.Type, ID: sh.ID, VersionID: stage})
 	}
-	prov := fhirmap.WriteBackProvenance(ref, ref.Version, targets, "plan", linkbridge.ActorPerformer, ref.UpdatedAt)
+	prov := sys.WriteBackProvenance(ref, ref.Version, targets, "plan", linkbridge.ActorPerformer, ref.UpdatedAt)
 	if err := codec.Validate(prov); err != nil {
 		return nil, fmt.Errorf("conformance: render Provenance: %w", err)
 	}

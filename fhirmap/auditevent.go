@@ -9,8 +9,9 @@ import (
 )
 
 // ClientIDSystem is the identifier system of registered client ids in
-// AuditEvent.agent.who.
-const ClientIDSystem = "https://linkbridge.example.org/Id/client"
+// AuditEvent.agent.who, under DefaultSystemBase (a deployment's own:
+// Systems.Client).
+const ClientIDSystem = DefaultSystemBase + pathClient
 
 // interactions maps audit operations to FHIR restful-interaction codes.
 var interactions = map[string]string{
@@ -24,11 +25,11 @@ var interactions = map[string]string{
 // role and source address) for its organisation (a second agent by ODS
 // code), naming every resource the request disclosed or wrote, and the
 // names, never the values, of the search parameters it used.
-func AuditEvent(rec *linkbridge.AuditRecord) map[string]any {
+func (s Systems) AuditEvent(rec *linkbridge.AuditRecord) map[string]any {
 	at := rec.Recorded.UTC()
 	who := map[string]any{"display": "unauthenticated caller"}
 	if rec.ClientID != "" {
-		who = map[string]any{"identifier": map[string]any{"system": ClientIDSystem, "value": rec.ClientID}}
+		who = map[string]any{"identifier": map[string]any{"system": s.Client(), "value": rec.ClientID}}
 	}
 	agent := map[string]any{
 		"type":      map[string]any{"coding": []any{map[string]any{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}}},

@@ -64,7 +64,7 @@ func BenchmarkForGPRecord(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for _, m := range res {
-			fhirmap.ForGPRecord(m, r, "9434765919", nil)
+			fhirmap.Systems{}.ForGPRecord(m, r, "9434765919", nil)
 		}
 	}
 }

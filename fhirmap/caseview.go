@@ -22,27 +22,28 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Canonical URLs linkbridge defines and publishes.
+// Canonical URLs linkbridge defines and publishes, under DefaultSystemBase:
+// a deployment's own are its Systems' (docs/identifiers.md#linkbridges-own-uris).
 const (
 	// ONS4CodeSystem is linkbridge's CodeSystem for the ONS4 personal
 	// wellbeing questions (no national SNOMED CT or LOINC codes exist).
-	ONS4CodeSystem = "https://linkbridge.example.org/fhir/CodeSystem/ons4"
+	ONS4CodeSystem = DefaultSystemBase + pathONS4
 	// OutcomeCodeSystem is linkbridge's CodeSystem for the parts of the
 	// other outcome measures that have no confirmed national code: item
 	// answers, the SWEMWBS raw score, the UCLA 3-item total, and the change
 	// from baseline (docs/domain.md#fhir-codes-of-the-outcome-measures).
-	OutcomeCodeSystem = "https://linkbridge.example.org/fhir/CodeSystem/outcome-measure"
+	OutcomeCodeSystem = DefaultSystemBase + pathOutcome
 	// ExtTimepoint marks an outcome Observation as baseline, review or final.
-	ExtTimepoint = "https://linkbridge.example.org/fhir/StructureDefinition/outcome-timepoint"
+	ExtTimepoint = DefaultSystemBase + pathExtTimepoint
 	// ExtGoalImportance and ExtGoalConfidence carry the person's 1–10
 	// ratings on a Goal (PRSB care and support plan).
-	ExtGoalImportance = "https://linkbridge.example.org/fhir/StructureDefinition/goal-importance"
-	ExtGoalConfidence = "https://linkbridge.example.org/fhir/StructureDefinition/goal-confidence"
+	ExtGoalImportance = DefaultSystemBase + pathExtGoalImportance
+	ExtGoalConfidence = DefaultSystemBase + pathExtGoalConfidence
 	// ExtOnwardReferralStatus carries an onward referral's own status (sent,
 	// accepted, attended, declined) on its ServiceRequest.
-	ExtOnwardReferralStatus = "https://linkbridge.example.org/fhir/StructureDefinition/onward-referral-status"
+	ExtOnwardReferralStatus = DefaultSystemBase + pathExtOnwardReferralStatus
 	// LinkWorkerSystem identifies link workers in references.
-	LinkWorkerSystem = "https://linkbridge.example.org/Id/link-worker"
+	LinkWorkerSystem = DefaultSystemBase + pathLinkWorker
 	// SDOHTaskOutputSystem is the SDOH temporary code system for Task.output
 	// types (resulting-activity, additional-content).
 	SDOHTaskOutputSystem = "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
@@ -104,7 +105,7 @@ func DeclinedID(referralID string) string   { return "declined-" + referralID }
 // Each resource is built as the R4 proto google/fhir parses its JSON into
 // (typed references, dateTimes to the second in UTC), so it renders and
 // compares like a stored version read back.
-func CaseView(cr *linkbridge.CaseRecord) []Generated {
+func (s Systems) CaseView(cr *linkbridge.CaseRecord) []Generated {
 	r := cr.Referral
 	consent := r.Consent
 	if consent == "" {
@@ -139,7 +140,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 				Period: &dpb.Period{Start: DateTime(r.AgreedAt), End: DateTime(r.CompletedAt)}}}
 		}
 		if r.AgreedBy.ID != "" {
-			proc.Performer = []*procedurepb.Procedure_Performer{{Actor: linkWorkerRef(r.AgreedBy)}}
+			proc.Performer = []*procedurepb.Procedure_Performer{{Actor: s.linkWorkerRef(r.AgreedBy)}}
 		}
 		if full && r.DischargeSummary != "" {
 			proc.Note = []*dpb.Annotation{{Text: &dpb.Markdown{Value: r.DischargeSummary}}}
@@ -178,7 +179,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 		Period:         period(r.AcceptedAt, r.CompletedAt),
 	}
 	if r.LinkWorker.ID != "" {
-		cp.Author = linkWorkerRef(r.LinkWorker)
+		cp.Author = s.linkWorkerRef(r.LinkWorker)
 	}
 	if full && plan.WhatMatters != "" {
 		cp.Description = fhirString("What matters to me: " + plan.WhatMatters)
@@ -210,7 +211,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	}
 	for _, g := range plan.Goals {
 		cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
-		out = append(out, Generated{"Goal", g.ID, goalResource(g, patient(), full)})
+		out = append(out, Generated{"Goal", g.ID, s.goalResource(g, patient(), full)})
 	}
 	for _, a := range plan.Actions {
 		detail := &careplanpb.CarePlan_Activity_Detail{Status: activityStatus(a.Status)}
@@ -225,7 +226,7 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	}
 	for _, o := range plan.OnwardReferrals {
 		cp.Activity = append(cp.Activity, &careplanpb.CarePlan_Activity{Reference: NewRef("ServiceRequest", o.ID)})
-		out = append(out, Generated{"ServiceRequest", o.ID, onwardResource(o, r, patient(), full)})
+		out = append(out, Generated{"ServiceRequest", o.ID, s.onwardResource(o, r, patient(), full)})
 	}
 	for _, s := range plan.Signposts {
 		detail := &careplanpb.CarePlan_Activity_Detail{
@@ -240,14 +241,14 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	out = append(out, Generated{"CarePlan", cpID, cp})
 
 	for _, c := range cr.Contacts {
-		out = append(out, Generated{"Encounter", c.ID, encounterResource(c, r, patient(), basedOn(), full)})
+		out = append(out, Generated{"Encounter", c.ID, s.encounterResource(c, r, patient(), basedOn(), full)})
 		if !c.Attended {
 			out = append(out, Generated{"Observation", DNAID(c.ID), dnaResource(c, patient(), basedOn())})
 		}
 	}
 	changes := linkbridge.ChangesFromBaseline(cr.Measures)
 	for _, m := range measuresInOrder(cr.Measures) {
-		out = append(out, Generated{"Observation", m.ID, measureResource(m, changes[m.ID], patient(), basedOn())})
+		out = append(out, Generated{"Observation", m.ID, s.measureResource(m, changes[m.ID], patient(), basedOn())})
 	}
 	return out
 }
@@ -257,21 +258,14 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 // full: codes-only gets the coded reason only), owner, and outputs pointing
 // at the generated resources (SDOH resulting-activity and
 // additional-content).
-func ApplyCaseToTask(t *taskpb.Task, r *linkbridge.Referral, view []Generated, now time.Time) {
+func (s Systems) ApplyCaseToTask(t *taskpb.Task, r *linkbridge.Referral, view []Generated, now time.Time) {
 	shared := *r
 	if r.Consent != linkbridge.ConsentFull {
 		shared.StatusReason = codedReason(r)
 	}
-	ApplyReferralToTask(t, &shared, now)
+	s.ApplyReferralToTask(t, &shared, now)
 	if r.LinkWorker.ID != "" {
-		ow := &dpb.Reference{
-			Type:       &dpb.Uri{Value: "Practitioner"},
-			Identifier: &dpb.Identifier{System: &dpb.Uri{Value: LinkWorkerSystem}, Value: &dpb.String{Value: r.LinkWorker.ID}},
-		}
-		if r.LinkWorker.Name != "" {
-			ow.Display = &dpb.String{Value: r.LinkWorker.Name}
-		}
-		t.Owner = ow
+		t.Owner = s.linkWorkerRef(r.LinkWorker)
 	}
 	if !r.AcceptedAt.IsZero() && t.ExecutionPeriod == nil {
 		t.ExecutionPeriod = &dpb.Period{Start: DateTime(r.AcceptedAt)}
@@ -343,7 +337,7 @@ func activityStatus(s string) *careplanpb.CarePlan_Activity_Detail_StatusCode {
 	return c
 }
 
-func goalResource(g linkbridge.Goal, patient *dpb.Reference, full bool) *goalpb.Goal {
+func (s Systems) goalResource(g linkbridge.Goal, patient *dpb.Reference, full bool) *goalpb.Goal {
 	lifecycle, achievement := cpb.GoalLifecycleStatusCode_ACTIVE, ""
 	switch g.Status {
 	case linkbridge.GoalOnHold:
@@ -364,7 +358,7 @@ func goalResource(g linkbridge.Goal, patient *dpb.Reference, full bool) *goalpb.
 		LifecycleStatus: &goalpb.Goal_LifecycleStatusCode{Value: lifecycle},
 		Description:     conceptText(desc),
 		Subject:         patient,
-		Extension:       []*dpb.Extension{integerExt(ExtGoalImportance, g.Importance), integerExt(ExtGoalConfidence, g.Confidence)},
+		Extension:       []*dpb.Extension{integerExt(s.ExtGoalImportance(), g.Importance), integerExt(s.ExtGoalConfidence(), g.Confidence)},
 	}
 	if achievement != "" {
 		res.AchievementStatus = concept(coding("http://terminology.hl7.org/CodeSystem/goal-achievement", achievement, ""))
@@ -372,7 +366,7 @@ func goalResource(g linkbridge.Goal, patient *dpb.Reference, full bool) *goalpb.
 	return res
 }
 
-func onwardResource(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient *dpb.Reference, full bool) *srpb.ServiceRequest {
+func (s Systems) onwardResource(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient *dpb.Reference, full bool) *srpb.ServiceRequest {
 	status := cpb.RequestStatusCode_ACTIVE
 	switch o.Status {
 	case "attended":
@@ -399,13 +393,13 @@ func onwardResource(o linkbridge.OnwardReferral, r *linkbridge.Referral, patient
 		Subject:    patient,
 		BasedOn:    []*dpb.Reference{NewRef("ServiceRequest", r.ID)},
 		AuthoredOn: DateTime(o.SentAt),
-		Extension:  []*dpb.Extension{codeExt(ExtOnwardReferralStatus, o.Status)},
+		Extension:  []*dpb.Extension{codeExt(s.ExtOnwardReferralStatus(), o.Status)},
 	}
 	if performer.Display != nil || performer.Identifier != nil {
 		sr.Performer = []*dpb.Reference{performer}
 	}
 	if r.LinkWorker.ID != "" {
-		sr.Requester = linkWorkerRef(r.LinkWorker)
+		sr.Requester = s.linkWorkerRef(r.LinkWorker)
 	}
 	if full && o.Reason != "" {
 		sr.ReasonCode = []*dpb.CodeableConcept{conceptText(o.Reason)}
@@ -423,7 +417,7 @@ var contactClass = map[linkbridge.ContactMode][2]string{
 	linkbridge.ContactHomeVisit:  {"HH", "home health"},
 }
 
-func encounterResource(c *linkbridge.Contact, r *linkbridge.Referral, patient *dpb.Reference, basedOn []*dpb.Reference, full bool) *encounterpb.Encounter {
+func (s Systems) encounterResource(c *linkbridge.Contact, r *linkbridge.Referral, patient *dpb.Reference, basedOn []*dpb.Reference, full bool) *encounterpb.Encounter {
 	class := contactClass[c.Mode]
 	status := cpb.EncounterStatusCode_FINISHED
 	if !c.Attended {
@@ -444,7 +438,7 @@ func encounterResource(c *linkbridge.Contact, r *linkbridge.Referral, patient *d
 		enc.Length = &dpb.Duration{Value: &dpb.Decimal{Value: strconv.Itoa(c.Minutes)}, Unit: fhirString("min"), System: fhirURI(UCUM), Code: fhirCode("min")}
 	}
 	if r.LinkWorker.ID != "" {
-		enc.Participant = []*encounterpb.Encounter_Participant{{Individual: linkWorkerRef(r.LinkWorker)}}
+		enc.Participant = []*encounterpb.Encounter_Participant{{Individual: s.linkWorkerRef(r.LinkWorker)}}
 	}
 	_ = full // contact notes never leave the store; they are the link worker's own
 	return enc
@@ -541,7 +535,7 @@ func ons4ChangeCoding(item *dpb.Coding) *dpb.Coding {
 // valueQuantity (UCUM {score}; ONS4 has none), each item a coded component,
 // the SWEMWBS raw score a component, and on a follow-up with a baseline the
 // change from it, the baseline named in derivedFrom.
-func measureResource(m *linkbridge.Measure, change *linkbridge.ScoreChange, patient *dpb.Reference, basedOn []*dpb.Reference) *observationpb.Observation {
+func (s Systems) measureResource(m *linkbridge.Measure, change *linkbridge.ScoreChange, patient *dpb.Reference, basedOn []*dpb.Reference) *observationpb.Observation {
 	obs := &observationpb.Observation{
 		Id:        fhirID(m.ID),
 		Status:    &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_FINAL},
@@ -549,19 +543,19 @@ func measureResource(m *linkbridge.Measure, change *linkbridge.ScoreChange, pati
 		Subject:   patient,
 		BasedOn:   basedOn,
 		Effective: &observationpb.Observation_EffectiveX{Choice: &observationpb.Observation_EffectiveX_DateTime{DateTime: DateTime(m.TakenAt)}},
-		Extension: []*dpb.Extension{codeExt(ExtTimepoint, string(m.Timepoint))},
+		Extension: []*dpb.Extension{codeExt(s.ExtTimepoint(), string(m.Timepoint))},
 	}
 	mc, ok := measureCodings[m.Instrument]
 	if !ok {
 		return obs // no code: fails validation, as an unknown instrument should
 	}
-	obs.Code = concept(cloneCoding(mc.code))
+	obs.Code = concept(s.local(mc.code))
 	integer := func(code *dpb.Coding, n int) *observationpb.Observation_Component {
-		return &observationpb.Observation_Component{Code: concept(cloneCoding(code)), Value: &observationpb.Observation_Component_ValueX{
+		return &observationpb.Observation_Component{Code: concept(s.local(code)), Value: &observationpb.Observation_Component_ValueX{
 			Choice: &observationpb.Observation_Component_ValueX_Integer{Integer: &dpb.Integer{Value: int32(n)}}}}
 	}
 	quantity := func(code *dpb.Coding, v *dpb.Decimal) *observationpb.Observation_Component {
-		return &observationpb.Observation_Component{Code: concept(cloneCoding(code)), Value: &observationpb.Observation_Component_ValueX{
+		return &observationpb.Observation_Component{Code: concept(s.local(code)), Value: &observationpb.Observation_Component_ValueX{
 			Choice: &observationpb.Observation_Component_ValueX_Quantity{Quantity: scoreQuantity(v)}}}
 	}
 	switch m.Instrument {
@@ -605,19 +599,17 @@ func scoreQuantity(v *dpb.Decimal) *dpb.Quantity {
 // decimalInt is a whole number as a FHIR decimal.
 func decimalInt(n int) *dpb.Decimal { return &dpb.Decimal{Value: strconv.Itoa(n)} }
 
-// cloneCoding copies a coding of a shared table, so that no two resources
-// share a message.
-func cloneCoding(c *dpb.Coding) *dpb.Coding { return proto.Clone(c).(*dpb.Coding) }
-
 // sct is a CodeableConcept of one SNOMED CT coding.
 func sct(code, display string) *dpb.CodeableConcept {
 	return concept(coding(linkbridge.SNOMEDSystem, code, display))
 }
 
 // linkWorkerRef is a logical reference to a link worker (Practitioner by
-// link-worker identifier), with their name as display when known.
-func linkWorkerRef(lw linkbridge.LinkWorker) *dpb.Reference {
-	ref := logicalRef("Practitioner", LinkWorkerSystem, lw.ID)
+// SDS user id when known, else by link-worker identifier,
+// Systems.LinkWorkerIdentifier), with their name as display when known.
+func (s Systems) linkWorkerRef(lw linkbridge.LinkWorker) *dpb.Reference {
+	system, value := s.LinkWorkerIdentifier(lw)
+	ref := logicalRef("Practitioner", system, value)
 	if lw.Name != "" {
 		ref.Display = fhirString(lw.Name)
 	}

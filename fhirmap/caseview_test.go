@@ -46,15 +46,32 @@ type renderedCase struct {
 
 // renderCase reads an input, builds its FHIR view, and parses every
 // resource with the validating codec and the independent validator, as
-// the HTTP API does before storing them.
+// the HTTP API does before storing them. An input's "systemBase", if any,
+// is the deployment's system base (serve --system-base).
 func renderCase(t *testing.T, c *fhirjson.Codec, input string) *renderedCase {
+	t.Helper()
+	var in struct {
+		SystemBase string `json:"systemBase"`
+	}
+	if err := json.Unmarshal(mustReadFile(t, input), &in); err != nil {
+		t.Fatalf("parse %s: %v", input, err)
+	}
+	sys, err := fhirmap.NewSystems(in.SystemBase)
+	if err != nil {
+		t.Fatalf("%s: %v", input, err)
+	}
+	return renderCaseWith(t, c, input, sys)
+}
+
+// renderCaseWith is renderCase with the URIs under sys.
+func renderCaseWith(t *testing.T, c *fhirjson.Codec, input string, sys fhirmap.Systems) *renderedCase {
 	t.Helper()
 	var cr linkbridge.CaseRecord
 	if err := json.Unmarshal(mustReadFile(t, input), &cr); err != nil {
 		t.Fatalf("parse %s: %v", input, err)
 	}
 	out := &renderedCase{cr: &cr, bodies: map[string][]byte{}}
-	out.view = fhirmap.CaseView(&cr)
+	out.view = sys.CaseView(&cr)
 	for _, g := range out.view {
 		body := mustRenderGenerated(t, c, g)
 		if _, dup := out.bodies[g.Reference()]; dup {
@@ -68,7 +85,7 @@ func renderCase(t *testing.T, c *fhirjson.Codec, input string) *renderedCase {
 	intake.Status = linkbridge.TaskRequested
 	task := fhirmap.NewReferralTask(&intake, nil, r.ReceivedAt)
 	fhirmap.SetID(task, r.TaskID)
-	fhirmap.ApplyCaseToTask(task, r, out.view, r.UpdatedAt)
+	sys.ApplyCaseToTask(task, r, out.view, r.UpdatedAt)
 	body, err := c.Encode(task)
 	if err != nil {
 		t.Fatalf("encode Task: %v", err)
@@ -370,7 +387,7 @@ func TestCaseViewCodesOnly(t *testing.T) {
 	rf := *cr.Referral
 	rf.Consent = ""
 	cr.Referral = &rf
-	for _, g := range fhirmap.CaseView(&cr) {
+	for _, g := range (fhirmap.Systems{}).CaseView(&cr) {
 		raw := mustRenderGenerated(t, mustCodec(t), g)
 		for _, s := range secrets {
 			if bytes.Contains(raw, []byte(s)) {
@@ -380,7 +397,7 @@ func TestCaseViewCodesOnly(t *testing.T) {
 	}
 	// Consent none shares no resource at all.
 	rf.Consent = linkbridge.ConsentNone
-	if v := fhirmap.CaseView(&cr); len(v) != 0 {
+	if v := (fhirmap.Systems{}).CaseView(&cr); len(v) != 0 {
 		t.Errorf("consent none: CaseView = %d resources, want none", len(v))
 	}
 }
@@ -426,7 +443,7 @@ func TestForGPRecord(t *testing.T) {
 			stored := fhirmap.Unwrap(cr)
 			fhirmap.SetMeta(stored, 3, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC))
 			before := proto.Clone(stored)
-			out := fhirmap.ForGPRecord(stored, r, nhs, nil)
+			out := fhirmap.Systems{}.ForGPRecord(stored, r, nhs, nil)
 			if !proto.Equal(stored, before) {
 				t.Errorf("ForGPRecord changed its input")
 			}
@@ -466,7 +483,7 @@ func TestForGPRecord(t *testing.T) {
 				t.Errorf("%d writeback identifiers, want 1", n)
 			}
 			// Applying it twice adds no second writeback identifier.
-			again, err := c.Encode(fhirmap.ForGPRecord(out, r, nhs, nil))
+			again, err := c.Encode(fhirmap.Systems{}.ForGPRecord(out, r, nhs, nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -482,7 +499,7 @@ func TestForGPRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ := c.Encode(fhirmap.ForGPRecord(fhirmap.Unwrap(cr), r, nhs, nil))
+	out, _ := c.Encode(fhirmap.Systems{}.ForGPRecord(fhirmap.Unwrap(cr), r, nhs, nil))
 	if get(doc(t, out), "goal", 0, "reference") != "Goal/goal-1" {
 		t.Errorf("CarePlan.goal = %v, want Goal/goal-1 kept", get(doc(t, out), "goal", 0))
 	}
@@ -490,13 +507,13 @@ func TestForGPRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := fhirmap.ForGPRecord(fhirmap.Unwrap(tcr), r, nhs, nil).(*taskpb.Task)
+	task := fhirmap.Systems{}.ForGPRecord(fhirmap.Unwrap(tcr), r, nhs, nil).(*taskpb.Task)
 	if task.GetFocus().GetIdentifier().GetValue().GetValue() != r.Identifier.Value || task.GetForValue().GetIdentifier().GetValue().GetValue() != nhs {
 		t.Errorf("Task focus/for = %v/%v", task.GetFocus(), task.GetForValue())
 	}
 	// A reference to another patient is left alone.
 	enc := &encpb.Encounter{Subject: fhirmap.NewRef("Patient", "someone-else")}
-	got := fhirmap.ForGPRecord(enc, r, nhs, nil).(*encpb.Encounter)
+	got := fhirmap.Systems{}.ForGPRecord(enc, r, nhs, nil).(*encpb.Encounter)
 	if typ, id := fhirmap.RefTarget(got.GetSubject()); typ != "Patient" || id != "someone-else" || got.GetSubject().GetIdentifier() != nil {
 		t.Errorf("another patient's reference became %v", got.GetSubject())
 	}
@@ -517,7 +534,7 @@ func TestCaseViewRefusesUnknownCodes(t *testing.T) {
 	cr.Plan.Actions[0].Status = "bogus"
 	cr.Contacts[0].Mode = "carrier-pigeon"
 	refused := map[string]bool{}
-	for _, g := range fhirmap.CaseView(&cr) {
+	for _, g := range (fhirmap.Systems{}).CaseView(&cr) {
 		if err := c.Validate(g.Resource); err != nil {
 			refused[g.Reference()] = true
 		}
@@ -543,7 +560,7 @@ func TestCaseViewCodingMoments(t *testing.T) {
 	}
 	refs := func(cr *linkbridge.CaseRecord) map[string]proto.Message {
 		out := map[string]proto.Message{}
-		for _, g := range fhirmap.CaseView(cr) {
+		for _, g := range (fhirmap.Systems{}).CaseView(cr) {
 			out[g.Reference()] = g.Resource
 		}
 		return out

@@ -81,7 +81,7 @@ func TestForGPRecordLogicalRefs(t *testing.T) {
 		}
 		return nil
 	}
-	out := fhirmap.ForGPRecord(task, r, "9434765919", logical).(*taskpb.Task)
+	out := fhirmap.Systems{}.ForGPRecord(task, r, "9434765919", logical).(*taskpb.Task)
 	if len(asked) != 2 {
 		t.Errorf("asked about %v, want the requester and the output only", asked)
 	}

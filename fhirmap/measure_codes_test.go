@@ -50,7 +50,7 @@ func observations(t *testing.T, cr *linkbridge.CaseRecord) map[string]*observati
 	t.Helper()
 	out := map[string]*observationpb.Observation{}
 	c := mustCodec(t)
-	for _, g := range fhirmap.CaseView(cr) {
+	for _, g := range (fhirmap.Systems{}).CaseView(cr) {
 		mustRenderGenerated(t, c, g) // valid for google/fhir and the R4 JSON schema
 		if o, ok := g.Resource.(*observationpb.Observation); ok {
 			out[g.ID] = o
@@ -320,7 +320,7 @@ func TestCaseViewMeasureOrder(t *testing.T) {
 	cr.Measures = append([]*linkbridge.Measure{&same}, cr.Measures...)
 	order := func() []string {
 		var out []string
-		for _, g := range fhirmap.CaseView(cr) {
+		for _, g := range (fhirmap.Systems{}).CaseView(cr) {
 			if g.Type == "Observation" {
 				out = append(out, g.ID)
 			}

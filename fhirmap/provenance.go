@@ -21,20 +21,20 @@ func ProvenanceID(referralID string, version int) string {
 // change written back to the GP record: it targets every resource version
 // the change writes, by a versioned literal reference (Type/id/_history/v,
 // which the relay rewrites to the endpoint's own id and version) beside
-// the resource's write-back identifier, names the link worker as author (Practitioner by link-worker
-// identifier) acting for the social prescribing service (Organization by
+// the resource's write-back identifier, names the link worker as author (Practitioner by SDS user id or
+// link-worker identifier) acting for the social prescribing service (Organization by
 // ODS code) — or the service itself before a link worker is assigned; the
 // referrer's organisation for the requester's own changes — and
 // records the change's action as activity text. It carries its write-back
 // key as a meta.tag (Provenance has no identifier element; see
 // SetWritebackKey). It carries no patient data.
-func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, actor linkbridge.Actor, now time.Time) *provenancepb.Provenance {
+func (s Systems) WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbridge.Resource, action string, actor linkbridge.Actor, now time.Time) *provenancepb.Provenance {
 	id := ProvenanceID(r.ID, version)
 	p := &provenancepb.Provenance{
 		Id: fhirID(id),
 		// Provenance has no identifier element: its write-back key is the
 		// meta.tag SetWritebackKey would add, found with _tag.
-		Meta:     &dpb.Meta{Tag: []*dpb.Coding{coding(WritebackIdentifierSystem, "Provenance/"+id, "")}},
+		Meta:     &dpb.Meta{Tag: []*dpb.Coding{coding(s.Writeback(), "Provenance/"+id, "")}},
 		Occurred: &provenancepb.Provenance_OccurredX{Choice: &provenancepb.Provenance_OccurredX_DateTime{DateTime: DateTime(now)}},
 		Recorded: recordedInstant(now),
 		Activity: &dpb.CodeableConcept{
@@ -43,7 +43,7 @@ func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbri
 		},
 	}
 	for _, t := range targets {
-		ref := logicalRef(t.Type, WritebackIdentifierSystem, t.Type+"/"+t.ID)
+		ref := logicalRef(t.Type, s.Writeback(), t.Type+"/"+t.ID)
 		setVersionedRefTarget(ref, t.Type, t.ID, t.VersionID)
 		ref.Display = fhirString(t.Type + " version " + strconv.Itoa(t.VersionID))
 		p.Target = append(p.Target, ref)
@@ -56,7 +56,7 @@ func WriteBackProvenance(r *linkbridge.Referral, version int, targets []*linkbri
 	case actor == linkbridge.ActorRequester:
 		author.Who = logicalRef("Organization", linkbridge.ODSSystem, r.ReferrerODS)
 	case r.LinkWorker.ID != "":
-		author.Who = linkWorkerRef(r.LinkWorker)
+		author.Who = s.linkWorkerRef(r.LinkWorker)
 		author.OnBehalfOf = logicalRef("Organization", linkbridge.ODSSystem, r.ServiceODS)
 	}
 	p.Agent = []*provenancepb.Provenance_Agent{author}

@@ -328,7 +328,7 @@ func TestApplyReferralToTask(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	task := &taskpb.Task{StatusReason: &dpb.CodeableConcept{Text: &dpb.String{Value: "old"}}}
-	fhirmap.ApplyReferralToTask(task, &linkbridge.Referral{Status: linkbridge.TaskOnHold, StatusReason: "Person in hospital", BusinessStatus: "first-contact-made"}, now)
+	fhirmap.Systems{}.ApplyReferralToTask(task, &linkbridge.Referral{Status: linkbridge.TaskOnHold, StatusReason: "Person in hospital", BusinessStatus: "first-contact-made"}, now)
 	if got := fhirmap.TaskStatusOf(task); got != linkbridge.TaskOnHold {
 		t.Errorf("status = %q, want on-hold", got)
 	}
@@ -341,7 +341,7 @@ func TestApplyReferralToTask(t *testing.T) {
 	if got := fhirmap.DateTimeToTime(task.GetLastModified()); !got.Equal(now) {
 		t.Errorf("lastModified = %v, want %v", got, now)
 	}
-	fhirmap.ApplyReferralToTask(task, &linkbridge.Referral{Status: linkbridge.TaskInProgress}, now)
+	fhirmap.Systems{}.ApplyReferralToTask(task, &linkbridge.Referral{Status: linkbridge.TaskInProgress}, now)
 	if task.GetStatusReason() != nil || task.GetBusinessStatus() != nil {
 		t.Errorf("statusReason/businessStatus kept after they were cleared: %v / %v", task.GetStatusReason(), task.GetBusinessStatus())
 	}

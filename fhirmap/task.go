@@ -18,14 +18,17 @@ const (
 	// TaskCodeSystem is the FHIR task-code system (code "fulfill").
 	TaskCodeSystem = "http://hl7.org/fhir/CodeSystem/task-code"
 	// BusinessStatusSystem is linkbridge's CodeSystem for finer referral
-	// workflow steps carried in Task.businessStatus.
-	BusinessStatusSystem = "https://linkbridge.example.org/fhir/CodeSystem/referral-business-status"
+	// workflow steps carried in Task.businessStatus, under
+	// DefaultSystemBase (a deployment's own: Systems.BusinessStatus).
+	BusinessStatusSystem = DefaultSystemBase + pathBusinessStatus
 	// DeclineReasonSystem codes why a referral was declined
-	// (linkbridge.DeclineReasons) in Task.statusReason.
-	DeclineReasonSystem = "https://linkbridge.example.org/fhir/CodeSystem/decline-reason"
+	// (linkbridge.DeclineReasons) in Task.statusReason, under
+	// DefaultSystemBase (a deployment's own: Systems.DeclineReason).
+	DeclineReasonSystem = DefaultSystemBase + pathDeclineReason
 	// DischargeReasonSystem codes why an episode ended
-	// (linkbridge.DischargeReasons) in Task.statusReason.
-	DischargeReasonSystem = "https://linkbridge.example.org/fhir/CodeSystem/discharge-reason"
+	// (linkbridge.DischargeReasons) in Task.statusReason, under
+	// DefaultSystemBase (a deployment's own: Systems.DischargeReason).
+	DischargeReasonSystem = DefaultSystemBase + pathDischargeReason
 )
 
 // NewReferralTask builds the referral Task the gateway creates when a
@@ -83,13 +86,13 @@ func TaskStatusOf(t *taskpb.Task) linkbridge.TaskStatus {
 // ApplyReferralToTask writes the referral's workflow state onto its Task:
 // status, statusReason text (for rejected, cancelled, on-hold and failed),
 // businessStatus and lastModified.
-func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) {
+func (s Systems) ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) {
 	if t.Status == nil {
 		t.Status = &taskpb.Task_StatusCode{}
 	}
 	SetCode(t.Status, string(r.Status))
 	t.StatusReason = nil
-	if codings := reasonCodings(r); r.StatusReason != "" || len(codings) > 0 {
+	if codings := s.reasonCodings(r); r.StatusReason != "" || len(codings) > 0 {
 		t.StatusReason = &dpb.CodeableConcept{Coding: codings}
 		if r.StatusReason != "" {
 			t.StatusReason.Text = &dpb.String{Value: r.StatusReason}
@@ -98,7 +101,7 @@ func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) 
 	t.BusinessStatus = nil
 	if r.BusinessStatus != "" {
 		t.BusinessStatus = &dpb.CodeableConcept{
-			Coding: []*dpb.Coding{{System: &dpb.Uri{Value: BusinessStatusSystem}, Code: &dpb.Code{Value: r.BusinessStatus}}},
+			Coding: []*dpb.Coding{{System: &dpb.Uri{Value: s.BusinessStatus()}, Code: &dpb.Code{Value: r.BusinessStatus}}},
 			Text:   &dpb.String{Value: r.BusinessStatus},
 		}
 	}
@@ -109,7 +112,7 @@ func ApplyReferralToTask(t *taskpb.Task, r *linkbridge.Referral, now time.Time) 
 // Task.statusReason (docs/domain.md#business-statuses-decline-and-discharge-reasons):
 // a declined referral's decline reason (with SNOMED CT 871711000000103
 // when it is the person's), an ended episode's discharge reason.
-func reasonCodings(r *linkbridge.Referral) []*dpb.Coding {
+func (s Systems) reasonCodings(r *linkbridge.Referral) []*dpb.Coding {
 	code := func(system, value string) *dpb.Coding {
 		return &dpb.Coding{System: &dpb.Uri{Value: system}, Code: &dpb.Code{Value: value},
 			Display: &dpb.String{Value: strings.ReplaceAll(value, "-", " ")}}
@@ -118,7 +121,7 @@ func reasonCodings(r *linkbridge.Referral) []*dpb.Coding {
 	switch r.Status {
 	case linkbridge.TaskRejected, linkbridge.TaskCancelled:
 		if r.DeclineReason != "" {
-			out = append(out, code(DeclineReasonSystem, r.DeclineReason))
+			out = append(out, code(s.DeclineReason(), r.DeclineReason))
 		}
 		if !r.PersonDeclinedAt.IsZero() && r.AgreedAt.IsZero() {
 			out = append(out, &dpb.Coding{System: &dpb.Uri{Value: linkbridge.SNOMEDSystem},
@@ -126,7 +129,7 @@ func reasonCodings(r *linkbridge.Referral) []*dpb.Coding {
 		}
 	case linkbridge.TaskCompleted, linkbridge.TaskFailed:
 		if r.DischargeReason != "" {
-			out = append(out, code(DischargeReasonSystem, r.DischargeReason))
+			out = append(out, code(s.DischargeReason(), r.DischargeReason))
 		}
 	}
 	return out

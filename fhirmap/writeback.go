@@ -14,8 +14,9 @@ import (
 // WritebackIdentifierSystem is the system of the write-back key each
 // written-back resource carries (value "Type/id"), used for conditional
 // updates on endpoints that refuse client-assigned ids: an identifier, or a
-// meta.tag Coding for a type without an identifier element.
-const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
+// meta.tag Coding for a type without an identifier element. It is the one
+// under DefaultSystemBase; a deployment's own is its Systems.Writeback.
+const WritebackIdentifierSystem = DefaultSystemBase + pathWriteback
 
 // ForGPRecord prepares a copy of a stored resource for the patient's GP
 // record. The GP record does not know the gateway's ids, so the patient is
@@ -30,7 +31,7 @@ const WritebackIdentifierSystem = "https://linkbridge.example.org/Id/writeback"
 // GP endpoint keeps its own) and the resource gets its write-back key
 // (SetWritebackKey): a writeback identifier, or for a type without an
 // identifier element a meta.tag.
-func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string, logical LogicalRefs) proto.Message {
+func (s Systems) ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string, logical LogicalRefs) proto.Message {
 	out := proto.Clone(res)
 	m := out.ProtoReflect()
 	if fd := m.Descriptor().Fields().ByName("meta"); fd != nil {
@@ -64,7 +65,7 @@ func ForGPRecord(res proto.Message, r *linkbridge.Referral, nhsNumber string, lo
 		}
 		return nil
 	})
-	SetWritebackKey(out)
+	s.SetWritebackKey(out)
 	return out
 }
 
@@ -191,27 +192,28 @@ func WritebackKeyParam(typ string) string {
 
 // WritebackToken is the token (system|value) that finds the written-back
 // copy of Type/id with the parameter WritebackKeyParam names.
-func WritebackToken(typ, id string) string {
-	return WritebackIdentifierSystem + "|" + typ + "/" + id
+func (s Systems) WritebackToken(typ, id string) string {
+	return s.Writeback() + "|" + typ + "/" + id
 }
 
 // SetWritebackKey gives a resource its write-back key "Type/id" in
-// WritebackIdentifierSystem, unless it already has one: an identifier when
+// Writeback(), unless it already has one: an identifier when
 // its type has a repeating identifier element, else a meta.tag Coding (system
-// WritebackIdentifierSystem, code "Type/id"). It decides from the
+// Writeback(), code "Type/id"). It decides from the
 // resource's descriptor, so every type is keyed the way WritebackKeyParam
 // searches for it.
-func SetWritebackKey(res proto.Message) {
+func (s Systems) SetWritebackKey(res proto.Message) {
+	sys := s.Writeback()
 	m := res.ProtoReflect()
 	key := TypeName(res) + "/" + ID(res)
 	if keyedByIdentifier(m.Descriptor()) {
 		l := m.Mutable(m.Descriptor().Fields().ByName("identifier")).List()
 		for i := 0; i < l.Len(); i++ {
-			if id, ok := l.Get(i).Message().Interface().(*dpb.Identifier); ok && id.GetSystem().GetValue() == WritebackIdentifierSystem {
+			if id, ok := l.Get(i).Message().Interface().(*dpb.Identifier); ok && id.GetSystem().GetValue() == sys {
 				return
 			}
 		}
-		wid := &dpb.Identifier{System: &dpb.Uri{Value: WritebackIdentifierSystem}, Value: &dpb.String{Value: key}}
+		wid := &dpb.Identifier{System: &dpb.Uri{Value: sys}, Value: &dpb.String{Value: key}}
 		l.Append(protoreflect.ValueOfMessage(wid.ProtoReflect()))
 		return
 	}
@@ -224,11 +226,11 @@ func SetWritebackKey(res proto.Message) {
 		return
 	}
 	for _, c := range meta.GetTag() {
-		if c.GetSystem().GetValue() == WritebackIdentifierSystem {
+		if c.GetSystem().GetValue() == sys {
 			return
 		}
 	}
-	meta.Tag = append(meta.Tag, &dpb.Coding{System: &dpb.Uri{Value: WritebackIdentifierSystem}, Code: &dpb.Code{Value: key}})
+	meta.Tag = append(meta.Tag, &dpb.Coding{System: &dpb.Uri{Value: sys}, Code: &dpb.Code{Value: key}})
 }
 
 // keyedByIdentifier tells whether a resource type carries its write-back

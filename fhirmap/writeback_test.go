@@ -43,7 +43,7 @@ func TestWritebackKeyParam(t *testing.T) {
 			t.Errorf("WritebackKeyParam(%s) = %q, want %q", tc.typ, got, tc.want)
 		}
 	}
-	if got := fhirmap.WritebackToken("Provenance", "r1-v2"); got != "https://linkbridge.example.org/Id/writeback|Provenance/r1-v2" {
+	if got := (fhirmap.Systems{}).WritebackToken("Provenance", "r1-v2"); got != "https://linkbridge.example.org/Id/writeback|Provenance/r1-v2" {
 		t.Errorf("WritebackToken = %q", got)
 	}
 }
@@ -55,20 +55,20 @@ func TestSetWritebackKey(t *testing.T) {
 	t.Parallel()
 	other := &dpb.Coding{System: &dpb.Uri{Value: "http://example.org/tags"}, Code: &dpb.Code{Value: "x"}}
 	prov := &provpb.Provenance{Id: &dpb.Id{Value: "r1-v2"}, Meta: &dpb.Meta{Tag: []*dpb.Coding{other}}}
-	fhirmap.SetWritebackKey(prov)
-	fhirmap.SetWritebackKey(prov)
+	fhirmap.Systems{}.SetWritebackKey(prov)
+	fhirmap.Systems{}.SetWritebackKey(prov)
 	want := []*dpb.Coding{other, {System: &dpb.Uri{Value: fhirmap.WritebackIdentifierSystem}, Code: &dpb.Code{Value: "Provenance/r1-v2"}}}
 	if diff := cmp.Diff(want, prov.GetMeta().GetTag(), cmp.Comparer(proto.Equal)); diff != "" {
 		t.Errorf("Provenance meta.tag (-want +got):\n%s", diff)
 	}
 	bare := &provpb.Provenance{Id: &dpb.Id{Value: "p"}}
-	fhirmap.SetWritebackKey(bare)
+	fhirmap.Systems{}.SetWritebackKey(bare)
 	if tags := bare.GetMeta().GetTag(); len(tags) != 1 || tags[0].GetCode().GetValue() != "Provenance/p" {
 		t.Errorf("Provenance without meta: tags %v", tags)
 	}
 	task := &taskpb.Task{Id: &dpb.Id{Value: "t1"}}
-	fhirmap.SetWritebackKey(task)
-	fhirmap.SetWritebackKey(task)
+	fhirmap.Systems{}.SetWritebackKey(task)
+	fhirmap.Systems{}.SetWritebackKey(task)
 	if ids := task.GetIdentifier(); len(ids) != 1 || ids[0].GetSystem().GetValue() != fhirmap.WritebackIdentifierSystem || ids[0].GetValue().GetValue() != "Task/t1" {
 		t.Errorf("Task identifiers %v, want one writeback identifier", ids)
 	}
@@ -77,7 +77,7 @@ func TestSetWritebackKey(t *testing.T) {
 	}
 	// ForGPRecord drops the stored meta but keeps the key of a tag-keyed type.
 	stored := &provpb.Provenance{Id: &dpb.Id{Value: "r1-v3"}, Meta: &dpb.Meta{VersionId: &dpb.Id{Value: "4"}, Tag: []*dpb.Coding{other}}}
-	out := fhirmap.ForGPRecord(stored, &linkbridge.Referral{ID: "r1", PersonID: "p1"}, "9434765919", nil).(*provpb.Provenance)
+	out := fhirmap.Systems{}.ForGPRecord(stored, &linkbridge.Referral{ID: "r1", PersonID: "p1"}, "9434765919", nil).(*provpb.Provenance)
 	if m := out.GetMeta(); m.GetVersionId() != nil || len(m.GetTag()) != 1 || m.GetTag()[0].GetCode().GetValue() != "Provenance/r1-v3" {
 		t.Errorf("ForGPRecord(Provenance).meta = %v, want only the write-back tag", m)
 	}
@@ -95,11 +95,11 @@ func TestWriteBackProvenanceGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	targets := []*linkbridge.Resource{{Type: "Task", ID: cr.Referral.TaskID, VersionID: 5}, {Type: "CarePlan", ID: fhirmap.CarePlanID(cr.Referral.ID), VersionID: 2}}
-	prov := fhirmap.WriteBackProvenance(cr.Referral, 7, targets, "plan", linkbridge.ActorPerformer, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC))
+	prov := fhirmap.Systems{}.WriteBackProvenance(cr.Referral, 7, targets, "plan", linkbridge.ActorPerformer, time.Date(2027, 2, 2, 9, 0, 0, 0, time.UTC))
 	body := mustRenderGenerated(t, c, fhirmap.Generated{Type: "Provenance", ID: fhirmap.ID(prov), Resource: prov})
 	res := proto.Clone(prov)
 	before := proto.Clone(res)
-	fhirmap.SetWritebackKey(res)
+	fhirmap.Systems{}.SetWritebackKey(res)
 	if !proto.Equal(before, res) {
 		t.Errorf("WriteBackProvenance's key is not the one SetWritebackKey gives:\n%s", body)
 	}
@@ -149,7 +149,7 @@ func TestWriteBackProvenanceRecorded(t *testing.T) {
 		{1, `"recorded":"2027-02-02T09:00:00.000000Z"`},
 	} {
 		now := at.Add(time.Duration(tc.ns))
-		p := fhirmap.WriteBackProvenance(r, 2, targets, "plan", linkbridge.ActorPerformer, now.In(time.FixedZone("BST", 3600)))
+		p := fhirmap.Systems{}.WriteBackProvenance(r, 2, targets, "plan", linkbridge.ActorPerformer, now.In(time.FixedZone("BST", 3600)))
 		body, err := c.Encode(p)
 		if err != nil {
 			t.Fatal(err)

@@ -368,7 +368,7 @@ func (e *modelEnv) gpGet(u string) (int, map[string]any, error) {
 // gpByKey returns the GP's copies of linkbridge's Type/id, found by its
 // write-back key.
 func (e *modelEnv) gpByKey(typ, id string) ([]map[string]any, error) {
-	u := e.gpURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+	u := e.gpURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.Systems{}.WritebackToken(typ, id))
 	status, doc, err := e.gpGet(u)
 	if err != nil || status != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %d %v", u, status, err)
@@ -466,7 +466,7 @@ func (e *modelEnv) check(ctx context.Context, id, nhs string) string {
 	// The projection: the view the consent allows, and the Task once it
 	// has changed (the Task as received is the GP's own).
 	view := map[string]member{}
-	for _, g := range fhirmap.CaseView(cr) {
+	for _, g := range (fhirmap.Systems{}).CaseView(cr) {
 		view[g.Reference()] = member{}
 	}
 	task, err := e.store.ReadResource(ctx, "Task", cr.Referral.TaskID)

@@ -48,7 +48,7 @@ const (
 	// key and assigns its own id when it has none (FHIR R4
 	// http.html#cond-update: no match and no id: create; one match: update
 	// it). Every resource linkbridge writes back carries that key in
-	// WritebackIdentifierSystem, as an identifier — or, for a type without
+	// the deployment's write-back system (Config.Systems), as an identifier — or, for a type without
 	// an identifier element (Provenance), as a meta.tag Coding written PUT
 	// [base]/Type?_tag=system|Type/id (fhirmap.WritebackKeyParam decides
 	// per type from its descriptor).
@@ -69,11 +69,6 @@ const (
 	// without a statement) is written conditionally.
 	ModeAuto Mode = "auto"
 )
-
-// WritebackIdentifierSystem is the system of the write-back key every
-// written-back resource carries (value "Type/id"): an identifier, or a
-// meta.tag for a type without an identifier element.
-const WritebackIdentifierSystem = fhirmap.WritebackIdentifierSystem
 
 // Config configures a Client.
 type Config struct {
@@ -97,6 +92,10 @@ type Config struct {
 	// are returned as *RetryableError for the outbox to schedule.
 	MaxInProcessWait time.Duration
 	Logger           *slog.Logger
+	// Systems are the deployment's URIs (serve --system-base): the
+	// write-back key is in Systems.Writeback. The zero value is the
+	// default base.
+	Systems fhirmap.Systems
 }
 
 // Authorizer adds credentials to an outbound request.
@@ -305,7 +304,7 @@ func (c *Client) Write(ctx context.Context, w Write) (*Result, error) {
 			}
 			// Deleted on the endpoint since: created again below.
 		}
-		ine := fhirmap.WritebackKeyParam(w.Type) + "=" + url.QueryEscape(fhirmap.WritebackToken(w.Type, w.ID))
+		ine := fhirmap.WritebackKeyParam(w.Type) + "=" + url.QueryEscape(c.cfg.Systems.WritebackToken(w.Type, w.ID))
 		res, err := c.send1(ctx, http.MethodPost, c.cfg.BaseURL+"/"+w.Type, w, "", "If-None-Exist", ine)
 		if err == nil && res.Status == http.StatusOK && res.EndpointID != "" {
 			// If-None-Exist matched a copy (R4 http.html#ccreate: 200, the
@@ -442,7 +441,7 @@ type keyed struct{ id, version string }
 // resource of the type, none of which may be taken for linkbridge's copy.
 // An answer that is not a searchset Bundle is an error.
 func (c *Client) findByKey(ctx context.Context, typ, id string) ([]keyed, error) {
-	u := c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+	u := c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(c.cfg.Systems.WritebackToken(typ, id))
 	resp, err := c.do(ctx, http.MethodGet, u, nil, "Prefer", "handling=strict")
 	if err != nil {
 		return nil, err
@@ -483,7 +482,7 @@ func (c *Client) findByKey(ctx context.Context, typ, id string) ([]keyed, error)
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&b); err != nil || b.ResourceType != "Bundle" || b.Type != "searchset" {
 		return nil, &RetryableError{Status: resp.StatusCode, Err: errors.New("search by write-back key: the answer is not a searchset Bundle")}
 	}
-	key := typ + "/" + id
+	key, sys := typ+"/"+id, c.cfg.Systems.Writeback()
 	var out []keyed
 	for _, e := range b.Entry {
 		r := e.Resource
@@ -492,10 +491,10 @@ func (c *Client) findByKey(ctx context.Context, typ, id string) ([]keyed, error)
 		}
 		carries := false
 		for _, i := range r.Identifier {
-			carries = carries || i.System == WritebackIdentifierSystem && i.Value == key
+			carries = carries || i.System == sys && i.Value == key
 		}
 		for _, t := range r.Meta.Tag {
-			carries = carries || t.System == WritebackIdentifierSystem && t.Code == key
+			carries = carries || t.System == sys && t.Code == key
 		}
 		if carries {
 			out = append(out, keyed{r.ID, r.Meta.VersionID})
@@ -547,10 +546,10 @@ func (c *Client) Endpoint() string { return c.cfg.BaseURL }
 // [base]/Type/id for client ids; for a conditional update
 // [base]/Type?identifier=... when the type has an identifier element, else
 // [base]/Type?_tag=... (the key is a meta.tag), both on the token
-// WritebackIdentifierSystem|Type/id.
+// <Config.Systems.Writeback>|Type/id.
 func (c *Client) PutURL(mode Mode, typ, id string) string {
 	if mode == ModeConditional {
-		return c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
+		return c.cfg.BaseURL + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(c.cfg.Systems.WritebackToken(typ, id))
 	}
 	return c.cfg.BaseURL + "/" + typ + "/" + url.PathEscape(id)
 }

@@ -95,13 +95,13 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 // put writes body, the message's resource version, as Send describes.
 func (s *Sender) put(ctx context.Context, m *linkbridge.OutboxMessage, body []byte) (int, error) {
 	key := linkbridge.ResourceKey{Type: m.ResourceType, ID: m.ResourceID}
-	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !fhirjson.HasMetaTag(body, WritebackIdentifierSystem) {
+	if s.Codec != nil && fhirmap.WritebackKeyParam(m.ResourceType) == "_tag" && !fhirjson.HasMetaTag(body, s.Client.cfg.Systems.Writeback()) {
 		cr, err := s.Codec.Decode(body)
 		if err != nil {
 			return 0, &PermanentError{Err: errors.New("stored write-back does not parse: " + err.Error())}
 		}
 		res := fhirmap.Unwrap(cr)
-		fhirmap.SetWritebackKey(res)
+		s.Client.cfg.Systems.SetWritebackKey(res)
 		if body, err = s.Codec.Encode(res); err != nil {
 			return 0, &PermanentError{Err: err}
 		}

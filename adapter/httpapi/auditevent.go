@@ -8,21 +8,16 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/fhirmap"
 
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
-// ClientIDSystem is the identifier system of registered client ids in
-// AuditEvent.agent.who.
-const ClientIDSystem = fhirmap.ClientIDSystem
-
 // renderAuditEvent renders an audit record as a FHIR R4 AuditEvent
-// (fhirmap.AuditEvent), parsed and rendered by google/fhir (so it is
+// (fhirmap.Systems.AuditEvent), parsed and rendered by google/fhir (so it is
 // checked like any resource).
 func (s *Server) renderAuditEvent(rec *linkbridge.AuditRecord) (*linkbridge.Resource, error) {
-	doc := fhirmap.AuditEvent(rec)
+	doc := s.Systems.AuditEvent(rec)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, err

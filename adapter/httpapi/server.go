@@ -23,6 +23,7 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/casework"
+	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/intake"
 )
 
@@ -56,6 +57,10 @@ type Server struct {
 	// OnWriteBack, if set, is called after a change with write-backs
 	// commits (it wakes the relay).
 	OnWriteBack func()
+	// Systems are the deployment's URIs (serve --system-base), which the
+	// FHIR view, the write-back key and AuditEvent agents use. The zero
+	// value is the default base.
+	Systems fhirmap.Systems
 	// DefaultServiceODS is the ODS code of the social prescribing service
 	// referrals are addressed to when they name none (optional).
 	DefaultServiceODS string
@@ -201,7 +206,7 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	s.work = &casework.Service{Store: s.Store, Cases: s.Cases, Codec: s.Codec, Logger: s.Logger,
-		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack}
+		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack, Systems: s.Systems}
 	if sc, ok := s.Store.(*access.Store); ok {
 		s.work.Own = sc.Store // the referral's own resources, by primary key
 	}

@@ -116,7 +116,7 @@ func (s *Server) caseView(cr *linkbridge.CaseRecord) *CaseView {
 		v.Measures = append(v.Measures, &MeasureView{Measure: m, ChangeFromBaseline: changes[m.ID]})
 	}
 	v.FHIR = []string{"ServiceRequest/" + cr.Referral.ID, "Task/" + cr.Referral.TaskID}
-	for _, g := range fhirmap.CaseView(cr) {
+	for _, g := range s.Systems.CaseView(cr) {
 		v.FHIR = append(v.FHIR, g.Reference())
 	}
 	return v

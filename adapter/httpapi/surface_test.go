@@ -42,6 +42,12 @@ func TestUpdateSurface(t *testing.T) {
 			{"PerformerOwnerLinkWorker", "performer", "accepted", func(d jsonDoc) {
 				d["owner"] = jsonDoc{"type": "Practitioner", "identifier": jsonDoc{"system": "https://linkbridge.example.org/Id/link-worker", "value": "lw-1"}}
 			}, http.StatusOK, ""},
+			{"PerformerOwnerLinkWorkerBySDSUserID", "performer", "accepted", func(d jsonDoc) {
+				d["owner"] = jsonDoc{"type": "Practitioner", "identifier": jsonDoc{"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "555050304199"}}
+			}, http.StatusOK, ""},
+			{"PerformerOwnerOtherLinkWorkerSystem", "performer", "accepted", func(d jsonDoc) {
+				d["owner"] = jsonDoc{"type": "Practitioner", "identifier": jsonDoc{"system": "https://other.example/Id/link-worker", "value": "lw-1"}}
+			}, http.StatusForbidden, "Task.owner"},
 			{"PerformerNoteAndBusinessStatus", "performer", "accepted", func(d jsonDoc) {
 				d["note"] = []any{jsonDoc{"text": "Called the person"}}
 				d["businessStatus"] = jsonDoc{"text": "accepted-awaiting-first-contact"}

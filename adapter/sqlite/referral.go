@@ -440,7 +440,8 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 		&reasons, &doNotContact, &r.LinkWorker.ID, &r.LinkWorker.Name, &consent,
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
 		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source,
-		&agreedAt, &r.AgreedBy.ID, &r.AgreedBy.Name, &personDeclinedAt); err != nil {
+		&agreedAt, &r.AgreedBy.ID, &r.AgreedBy.Name, &personDeclinedAt,
+		&r.LinkWorker.SDSUserID, &r.AgreedBy.SDSUserID); err != nil {
 		return nil, err
 	}
 	r.Status = linkbridge.TaskStatus(status)

@@ -341,8 +341,9 @@ func testEvents(t *testing.T, open func(t *testing.T) CaseStore) {
 	} {
 		ref = nextVersion(ref, t0.Add(time.Duration(i+1)*time.Hour), func(r *linkbridge.Referral) {
 			r.Status = step.status
-			if step.action == "contact" { // the episode's moments round-trip
-				r.AgreedAt, r.AgreedBy = t0.Add(90*time.Minute), linkbridge.LinkWorker{ID: "lw-1", Name: "Sam"}
+			if step.action == "contact" { // the episode's moments round-trip, and SDS user ids
+				r.LinkWorker = linkbridge.LinkWorker{ID: "lw-1", Name: "Sam", SDSUserID: "555050304199"}
+				r.AgreedAt, r.AgreedBy = t0.Add(90*time.Minute), r.LinkWorker
 			}
 		})
 		ev := event(ref, step.action, step.actor)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge/conformance"
+	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
 // ConformCommand runs the conformance kit against a target over HTTP.
@@ -60,9 +61,15 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 	jsonFile := fs.String("json", "", "write a JSON report to this file")
 	list := fs.Bool("list", false, "list the role's scenarios and exit")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of one HTTP request")
+	systemBase := fs.String("system-base", c.Getenv("LINKBRIDGE_SYSTEM_BASE"), "gp-endpoint role: the --system-base of the linkbridge deployment whose write-backs the kit imitates (its write-back key is under it; LINKBRIDGE_SYSTEM_BASE; default "+fhirmap.DefaultSystemBase+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	systems, err := fhirmap.NewSystems(*systemBase)
+	if err != nil {
+		return fmt.Errorf("conform: --system-base: %w", err)
+	}
+	cfg.Systems = systems
 	cfg.Role = conformance.Role(*role)
 	if *list {
 		for _, s := range conformance.Scenarios(cfg.Role) {

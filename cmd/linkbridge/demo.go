@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge/conformance"
+	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/refgp"
 )
 
@@ -54,6 +55,7 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	addr := fs.String("addr", "127.0.0.1:0", "gateway listen address")
 	gpAddr := fs.String("gp-addr", "127.0.0.1:0", "reference GP endpoint listen address")
 	keep := fs.Bool("keep", false, "keep both servers running after the demo (Ctrl-C to stop) so the page can be opened")
+	systemBase := fs.String("system-base", "", "the gateway's --system-base (default "+fhirmap.DefaultSystemBase+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +94,9 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 
 	// The gateway: the serve command itself, write-back to the reference GP.
 	serveArgs := []string{"serve", "--addr", *addr, "--db", filepath.Join(*dir, "linkbridge.db"), "--gp-base", gpBase, "--log-level", "warn", "--shutdown-timeout", "2s"}
+	if *systemBase != "" {
+		serveArgs = append(serveArgs, "--system-base", *systemBase)
+	}
 	if (&ServeCommand{Getenv: c.Getenv, Stderr: io.Discard}).flags(&ServeConfig{}).Lookup("dev") != nil {
 		serveArgs = append(serveArgs, "--dev") // auth off on loopback
 	}
@@ -166,7 +171,7 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 		// until is what the GP record must show before the next step.
 		until func(r *gpRecord) bool
 	}{
-		{"2. Link worker accepts the referral", "POST", "/actions", fmt.Sprintf(`{"action":"accept","linkWorker":{"id":"lw-17","name":"Sam Link"},"at":%q}`, at.Format(time.RFC3339)),
+		{"2. Link worker accepts the referral", "POST", "/actions", fmt.Sprintf(`{"action":"accept","linkWorker":{"id":"lw-17","name":"Sam Link","sdsUserId":"555050304199"},"at":%q}`, at.Format(time.RFC3339)),
 			func(r *gpRecord) bool { return r.taskStatus == "accepted" && r.count["CarePlan"] == 1 }},
 		{"3. First contact: a 30-minute phone call", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"phone","minutes":30,"attended":true,"notes":"Feels isolated since moving"}`, at.Format(time.RFC3339)),
 			func(r *gpRecord) bool { return r.taskStatus == "in-progress" && r.count["Encounter"] == 1 }},

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
 )
 
@@ -77,7 +78,7 @@ func TestServeDurationFlags(t *testing.T) {
 				}
 				// The relay serve builds carries it.
 				cfg.GPBase, cfg.GPMode = "http://127.0.0.1:1/fhir", "client-id"
-				r, err := newRelay(&cfg, nil, nil, nil, nil)
+				r, err := newRelay(&cfg, nil, nil, fhirmap.Systems{}, nil, nil)
 				if err != nil {
 					t.Fatalf("newRelay returned unexpected error: %v", err)
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/adapter/prom"
+	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
 	"golang.org/x/net/netutil"
 )
@@ -75,6 +76,10 @@ type ServeConfig struct {
 	OutboxRetention time.Duration
 	// GPTimeout bounds one attempt to the GP endpoint.
 	GPTimeout time.Duration
+	// SystemBase is the base of the URIs linkbridge writes (identifier
+	// systems, code systems, extensions; docs/identifiers.md); empty takes
+	// the one recorded in the store, or fhirmap.DefaultSystemBase.
+	SystemBase string
 	// Security is authentication, rate limits and TLS (security.go).
 	Security SecurityConfig
 }
@@ -124,6 +129,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.MaxConnections <= 0 {
 		return errors.New("--max-connections must be positive")
+	}
+	if _, err := fhirmap.NewSystems(c.SystemBase); err != nil {
+		return fmt.Errorf("--system-base: %w", err)
 	}
 	if c.DefaultServiceODS != "" {
 		if _, err := linkbridge.NormalizeODSCode(c.DefaultServiceODS); err != nil {
@@ -184,6 +192,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxConnections, "max-connections", envInt(c.Getenv, "MAX_CONNECTIONS", defaultMaxConnections), "open connections the listener accepts, idle keep-alives included; more wait to be accepted (LINKBRIDGE_MAX_CONNECTIONS)")
 	fs.IntVar(&cfg.DNAReviewAfter, "dna-review-after", envInt(c.Getenv, "DNA_REVIEW_AFTER", linkbridge.DefaultDNAReviewAfter), "flag a case for review after this many contacts in a row not attended (LINKBRIDGE_DNA_REVIEW_AFTER)")
 	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
+	fs.StringVar(&cfg.SystemBase, "system-base", env("SYSTEM_BASE", ""), "base URL of the identifier systems, code systems and extensions linkbridge writes into GP records, e.g. https://sp.example-ics.nhs.uk/linkbridge; recorded in the store on first start and never changed after (the write-back key is under it); empty: the recorded one, or "+fhirmap.DefaultSystemBase+" (LINKBRIDGE_SYSTEM_BASE)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
 	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
 	fs.StringVar(&cfg.GPMode, "gp-mode", env("GP_MODE", "auto"), "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=, no id in the body), create (search, POST, then PUT by the endpoint's id), or auto from the endpoint's CapabilityStatement (LINKBRIDGE_GP_MODE)")
@@ -236,6 +245,10 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	if err := reindex(ctx, db, codec, logger); err != nil {
 		return err
 	}
+	systems, err := resolveSystems(ctx, db, cfg.SystemBase, logger)
+	if err != nil {
+		return err
+	}
 
 	api, err := httpapi.NewServer(db, codec, logger)
 	if err != nil {
@@ -248,6 +261,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	api.AnyNHSNumberRange = cfg.AnyNHSNumberRange
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 	api.DNAReviewAfter = cfg.DNAReviewAfter
+	api.Systems = systems
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
 	metrics := prom.New(obStore, logger)
@@ -256,7 +270,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		if obStore == nil {
 			return errors.New("--gp-base: this store has no outbox")
 		}
-		relay, err = newRelay(&cfg, db, codec, logger, metrics)
+		relay, err = newRelay(&cfg, db, codec, systems, logger, metrics)
 		if err != nil {
 			return err
 		}
@@ -365,8 +379,8 @@ type relayStore interface {
 	linkbridge.EndpointIdentityStore
 }
 
-func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
-	gcfg := gpfhir.Config{BaseURL: cfg.GPBase, Mode: gpfhir.Mode(cfg.GPMode), Logger: logger, RetryMax: 2, Timeout: cfg.GPTimeout}
+func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems fhirmap.Systems, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
+	gcfg := gpfhir.Config{BaseURL: cfg.GPBase, Mode: gpfhir.Mode(cfg.GPMode), Logger: logger, RetryMax: 2, Timeout: cfg.GPTimeout, Systems: systems}
 	if cfg.GPToken != "" {
 		gcfg.Auth = gpfhir.BearerToken(cfg.GPToken)
 	}

@@ -20,6 +20,7 @@ type appStore interface {
 	linkbridge.OutboxStore
 	linkbridge.EndpointIdentityStore
 	linkbridge.IndexStore
+	linkbridge.SettingStore
 }
 
 // dbFlagHelp is the help text of every --db flag.

@@ -363,7 +363,7 @@ func TestWriteBackSurvivesCrashesStrictGP(t *testing.T) {
 						Resource map[string]any `json:"resource"`
 					} `json:"entry"`
 				}
-				get(gpBase+"/"+typ+"?"+fhirmap.WritebackKeyParam(typ)+"="+url.QueryEscape(fhirmap.WritebackToken(typ, rid)), &found)
+				get(gpBase+"/"+typ+"?"+fhirmap.WritebackKeyParam(typ)+"="+url.QueryEscape(fhirmap.Systems{}.WritebackToken(typ, rid)), &found)
 				if len(found.Entry) != 1 {
 					problems = append(problems, fmt.Sprintf("%s: %d copies on the GP record", ref, len(found.Entry)))
 					continue

@@ -16,7 +16,8 @@ var ReferralColumnList = []string{"id", "task_id", "person_id", "identifier_syst
 	"reasons", "do_not_contact", "link_worker_id", "link_worker_name", "consent",
 	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
 	"authored_on", "received_at", "updated_at", "version", "patient_id", "referral_source",
-	"agreed_at", "agreed_by_id", "agreed_by_name", "person_declined_at"}
+	"agreed_at", "agreed_by_id", "agreed_by_name", "person_declined_at",
+	"link_worker_sds_user_id", "agreed_by_sds_user_id"}
 
 // ReferralColumns is ReferralColumnList as a SELECT or INSERT column list.
 var ReferralColumns = strings.Join(ReferralColumnList, ", ")
@@ -38,7 +39,8 @@ func ReferralArgs(r *linkbridge.Referral, c Columns) ([]any, error) {
 		reasons, c.Bool(r.DoNotContact), r.LinkWorker.ID, r.LinkWorker.Name, string(r.Consent),
 		r.DeclineReason, r.DischargeReason, r.DischargeSummary, c.NullTime(r.AcceptedAt), c.NullTime(r.CompletedAt),
 		c.Time(r.AuthoredOn), c.Time(r.ReceivedAt), c.Time(r.UpdatedAt), r.Version, r.Patient(), string(r.Source),
-		c.NullTime(r.AgreedAt), r.AgreedBy.ID, r.AgreedBy.Name, c.NullTime(r.PersonDeclinedAt)}, nil
+		c.NullTime(r.AgreedAt), r.AgreedBy.ID, r.AgreedBy.Name, c.NullTime(r.PersonDeclinedAt),
+		r.LinkWorker.SDSUserID, r.AgreedBy.SDSUserID}, nil
 }
 
 // DecodeReasons reads the reasons column written by ReferralArgs; empty or

@@ -31,10 +31,12 @@ type Store interface {
 	linkbridge.AuditStore
 	linkbridge.EndpointIdentityStore
 	linkbridge.IndexStore
+	linkbridge.SettingStore
 }
 
 // RunSuites runs every adapter/storetest suite (Store, CaseStore,
-// Reports, OutboxStore, Access, AuditStore, EndpointIdentityStore, IndexStore), each as a
+// Reports, OutboxStore, Access, AuditStore, EndpointIdentityStore, IndexStore,
+// SettingStore), each as a
 // parallel subtest of that name. open must return a new, empty store and close it when the test
 // ends.
 func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
@@ -69,5 +71,9 @@ func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("IndexStore", func(t *testing.T) {
 		t.Parallel()
 		storetest.RunIndexStore(t, func(t *testing.T) storetest.IndexStore { return open(t) })
+	})
+	t.Run("SettingStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunSettingStore(t, func(t *testing.T) storetest.SettingStore { return open(t) })
 	})
 }
