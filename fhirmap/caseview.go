@@ -185,7 +185,12 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 		cp.Note = []*dpb.Annotation{{Text: &dpb.Markdown{Value: "Closed: " + r.DischargeReason}}}
 	}
 	for _, g := range plan.Goals {
-		cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
+		// A goal withdrawn as entered in error is no goal of the plan; its
+		// Goal stays in the view, entered-in-error, so the GP copy follows
+		// (docs/domain.md#corrections).
+		if g.Status != linkbridge.GoalEnteredInError {
+			cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
+		}
 		out = append(out, Generated{"Goal", g.ID, goalResource(g, patient(), full)})
 	}
 	for _, a := range plan.Actions {
@@ -216,11 +221,15 @@ func CaseView(cr *linkbridge.CaseRecord) []Generated {
 	out = append(out, Generated{"CarePlan", cpID, cp})
 
 	for _, c := range cr.Contacts {
-		out = append(out, Generated{"Encounter", c.ID, encounterResource(c, r, patient(), basedOn(), full)})
+		enc := encounterResource(c, r, patient(), basedOn(), full)
+		correctEncounter(enc, c)
+		out = append(out, Generated{"Encounter", c.ID, enc})
 	}
 	changes := linkbridge.ChangesFromBaseline(cr.Measures)
 	for _, m := range measuresInOrder(cr.Measures) {
-		out = append(out, Generated{"Observation", m.ID, measureResource(m, changes[m.ID], patient(), basedOn())})
+		obs := measureResource(m, changes[m.ID], patient(), basedOn())
+		correctObservation(obs, m)
+		out = append(out, Generated{"Observation", m.ID, obs})
 	}
 	return out
 }
@@ -254,6 +263,9 @@ func ApplyCaseToTask(t *taskpb.Task, r *linkbridge.Referral, view []Generated, n
 	}
 	t.Output = nil
 	for _, g := range view {
+		if EnteredInError(g.Resource) {
+			continue // withdrawn: no output of the work (docs/domain.md#corrections)
+		}
 		typ := "additional-content"
 		if g.Type == "Procedure" {
 			typ = "resulting-activity"
@@ -327,6 +339,8 @@ func goalResource(g linkbridge.Goal, patient *dpb.Reference, full bool) *goalpb.
 		lifecycle, achievement = cpb.GoalLifecycleStatusCode_COMPLETED, "not-achieved"
 	case linkbridge.GoalCancelled:
 		lifecycle = cpb.GoalLifecycleStatusCode_CANCELLED
+	case linkbridge.GoalEnteredInError:
+		lifecycle = cpb.GoalLifecycleStatusCode_ENTERED_IN_ERROR
 	}
 	desc := "Personal goal (details held by the social prescribing service)"
 	if full {
