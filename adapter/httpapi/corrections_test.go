@@ -4,117 +4,46 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
-	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/fhirmap"
-	"github.com/linkbridge/linkbridge/outbox"
-	"github.com/linkbridge/linkbridge/refgp"
 )
 
-// gpCopy is the reference GP endpoint that a test server's outbox is
-// delivered to by a relay on the test clock.
-type gpCopy struct {
-	t   *testing.T
-	ts  *testServer
-	url string
-	// relay returns a new relay (one is started once).
-	relay func() *outbox.Relay
-}
-
-func newGPCopy(t *testing.T, ts *testServer) *gpCopy {
+// sentToGP returns the body of the last write-back of typ/id: what the GP
+// record holds once the relay has delivered it (the relay sends the stored
+// body; outbox/corrections_test.go delivers corrections to the reference
+// GP).
+func sentToGP(t *testing.T, ts *testServer, referralID, typ, id string) jsonDoc {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gp, err := refgp.Open(context.Background(), filepath.Join(t.TempDir(), "gp.db"), refgp.Options{Logger: logger})
+	msgs, err := ts.Store.ListOutbox(context.Background(), linkbridge.OutboxFilter{ReferralID: referralID, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = gp.Close() })
-	srv := httptest.NewServer(gp.Handler())
-	t.Cleanup(srv.Close)
-	client, err := gpfhir.New(gpfhir.Config{BaseURL: srv.URL + "/fhir", Mode: gpfhir.ModeAuto, RetryMax: 1,
-		RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay := func() *outbox.Relay {
-		return &outbox.Relay{Store: ts.Store, Worker: "corrections", Logger: logger, Now: ts.Clock.Now,
-			Sender:       &gpfhir.Sender{Client: client, Codec: ts.Codec, Identities: ts.Store},
-			PollInterval: 10 * time.Millisecond, Backoff: func(int) time.Duration { return 20 * time.Millisecond }}
-	}
-	return &gpCopy{t: t, ts: ts, url: srv.URL + "/fhir", relay: relay}
-}
-
-// deliver runs the relay until nothing is pending or inflight; a message
-// dead-lettered or failed fails the test.
-func (g *gpCopy) deliver() {
-	g.t.Helper()
-	ctx := context.Background()
-	relay := g.relay()
-	if err := relay.Start(ctx); err != nil {
-		g.t.Fatal(err)
-	}
-	defer relay.Stop()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		st, err := g.ts.Store.OutboxStats(ctx)
-		if err != nil {
-			g.t.Fatal(err)
-		}
-		if st.Counts[linkbridge.OutboxPending]+st.Counts[linkbridge.OutboxInflight] == 0 {
-			if n := st.Counts[linkbridge.OutboxDead]; n > 0 {
-				g.t.Fatalf("%d write-backs dead-lettered", n)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			g.t.Fatalf("outbox not delivered in 2 minutes: %v", st.Counts)
+	var last *linkbridge.OutboxMessage
+	for _, m := range msgs {
+		if m.ResourceType == typ && m.ResourceID == id && (last == nil || m.ID > last.ID) {
+			last = m
 		}
 	}
-}
-
-// get returns the GP's copy of linkbridge's typ/id, found by its
-// write-back key.
-func (g *gpCopy) get(typ, id string) map[string]any {
-	g.t.Helper()
-	u := g.url + "/" + typ + "?" + fhirmap.WritebackKeyParam(typ) + "=" + url.QueryEscape(fhirmap.WritebackToken(typ, id))
-	resp, err := http.Get(u)
-	if err != nil {
-		g.t.Fatal(err)
+	if last == nil {
+		t.Fatalf("%s/%s was never written back", typ, id)
 	}
-	defer func() { _ = resp.Body.Close() }()
-	var b struct {
-		Entry []struct {
-			Resource map[string]any `json:"resource"`
-		} `json:"entry"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusOK {
-		g.t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
-	}
-	if len(b.Entry) != 1 {
-		g.t.Fatalf("the GP holds %d copies of %s/%s, want 1", len(b.Entry), typ, id)
-	}
-	return b.Entry[0].Resource
+	return mustParseJSON(t, last.Body)
 }
 
 // TestJourneyCorrections drives every correction through /sp/v1 — a
 // contact amended and one withdrawn, a measure amended and the baseline
 // withdrawn, a goal withdrawn — and checks the case record, the FHIR view
-// (/fhir reads) and the GP copy the relay delivers
+// (/fhir reads) and the write-backs to the GP record
 // (docs/domain.md#corrections).
 func TestJourneyCorrections(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, func(s *httpapi.Server) { s.WriteBack = true })
-	gp := newGPCopy(t, ts)
 	c := ts.intake(t, mustRead(t, fixReferralTxn))
 	ts.Clock.Set(time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)) // after what it records
 	c.action(linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: &linkbridge.LinkWorker{ID: "lw-3", Name: "Ann"}})
@@ -129,8 +58,7 @@ func TestJourneyCorrections(t *testing.T) {
 	if review.ChangeFromBaseline == nil || review.ChangeFromBaseline.BaselineID != base.ID {
 		t.Fatalf("review's change from baseline = %+v, want one from %s", review.ChangeFromBaseline, base.ID)
 	}
-	gp.deliver()
-	if got := gp.get("Encounter", second.ID)["status"]; got != "finished" {
+	if got := str(sentToGP(t, ts, c.ID, "Encounter", second.ID), "status"); got != "finished" {
 		t.Fatalf("GP copy of the second contact is %v before the corrections, want finished", got)
 	}
 
@@ -140,10 +68,10 @@ func TestJourneyCorrections(t *testing.T) {
 	wantSPError(t, ts.sp(http.MethodPut, "/referrals/"+c.ID+"/contacts/"+first.ID, contactIn(journeyContacts[0]), stale), http.StatusPreconditionFailed, linkbridge.EPRECONDITION)
 	amended := journeyContacts[0]
 	amended.At, amended.Mode, amended.Minutes = amended.At.Add(30*time.Minute), linkbridge.ContactHomeVisit, 40
-	cv = c.write(http.MethodPut, "/contacts/"+first.ID, contactIn(amended), http.StatusOK)
-	cv = c.write(http.MethodPost, "/contacts/"+second.ID+"/withdraw", linkbridge.Withdrawal{Reason: "Recorded on the wrong person's record"}, http.StatusOK)
-	cv = c.write(http.MethodPut, "/measures/"+review.ID, swemwbs(linkbridge.TimepointReview, []int{4, 4, 4, 4, 4, 4, 4}, journeyContacts[2].At), http.StatusOK)
-	cv = c.write(http.MethodPost, "/measures/"+base.ID+"/withdraw", linkbridge.Withdrawal{Reason: "Entered twice"}, http.StatusOK)
+	c.write(http.MethodPut, "/contacts/"+first.ID, contactIn(amended), http.StatusOK)
+	c.write(http.MethodPost, "/contacts/"+second.ID+"/withdraw", linkbridge.Withdrawal{Reason: "Recorded on the wrong person's record"}, http.StatusOK)
+	c.write(http.MethodPut, "/measures/"+review.ID, swemwbs(linkbridge.TimepointReview, []int{4, 4, 4, 4, 4, 4, 4}, journeyContacts[2].At), http.StatusOK)
+	c.write(http.MethodPost, "/measures/"+base.ID+"/withdraw", linkbridge.Withdrawal{Reason: "Entered twice"}, http.StatusOK)
 	cv = c.write(http.MethodPost, "/goals/"+wrongGoal.ID+"/withdraw", linkbridge.Withdrawal{Reason: "Another person's goal"}, http.StatusOK)
 
 	// The case record: corrected entries, marked; one history event each.
@@ -256,7 +184,6 @@ func TestJourneyCorrections(t *testing.T) {
 	}
 
 	// The GP copy follows.
-	gp.deliver()
 	for _, tc := range []struct{ typ, id, field, want string }{
 		{"Encounter", second.ID, "status", "entered-in-error"},
 		{"Encounter", first.ID, "status", "finished"},
@@ -265,11 +192,11 @@ func TestJourneyCorrections(t *testing.T) {
 		{"Goal", wrongGoal.ID, "lifecycleStatus", "entered-in-error"},
 		{"Goal", goal.ID, "lifecycleStatus", "active"},
 	} {
-		if got := gp.get(tc.typ, tc.id)[tc.field]; got != tc.want {
+		if got := str(sentToGP(t, ts, c.ID, tc.typ, tc.id), tc.field); got != tc.want {
 			t.Errorf("GP copy of %s/%s: %s = %v, want %s", tc.typ, tc.id, tc.field, got, tc.want)
 		}
 	}
-	if p, _ := gp.get("Encounter", first.ID)["period"].(map[string]any); p["start"] != "2026-11-23T10:30:00Z" {
-		t.Errorf("GP copy of the amended Encounter starts %v, want 2026-11-23T10:30:00Z", p["start"])
+	if got := str(sentToGP(t, ts, c.ID, "Encounter", first.ID), "period", "start"); got != "2026-11-23T10:30:00Z" {
+		t.Errorf("GP copy of the amended Encounter starts %v, want 2026-11-23T10:30:00Z", got)
 	}
 }
