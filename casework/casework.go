@@ -1,6 +1,6 @@
 // Package casework is the one builder of every change to a referral: the
 // link workers' case-record changes (/sp/v1: lifecycle actions, contacts,
-// measures, the plan, consent), the FHIR Task updates of either party, and
+// measures, the plan, consent, corrections), the FHIR Task updates of either party, and
 // the referrer's revocation (PUT ServiceRequest or a BaRS cancellation
 // message). Each change is applied to the domain (the rules are methods on
 // the root types), then, in one store transaction: the referral's new
