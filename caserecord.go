@@ -341,6 +341,9 @@ type Contact struct {
 	Attended  bool      `json:"attended"`
 	Notes     string    `json:"notes,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Correction records how the contact was corrected since it was
+	// recorded (docs/domain.md#corrections); set by the server only.
+	Correction
 }
 
 // Validate checks a contact without I/O.
@@ -378,6 +381,10 @@ const (
 	GoalAchieved    = "achieved"
 	GoalNotAchieved = "not-achieved"
 	GoalCancelled   = "cancelled"
+	// GoalEnteredInError is a goal withdrawn because it was recorded in
+	// error (CaseRecord.WithdrawGoal), unlike a cancelled one, which was
+	// meant and then given up (docs/domain.md#corrections).
+	GoalEnteredInError = "entered-in-error"
 )
 
 // Goal is a goal of the personalised care and support plan.
@@ -388,6 +395,10 @@ type Goal struct {
 	Importance int    `json:"importance"`
 	Confidence int    `json:"confidence"`
 	Status     string `json:"status"`
+	// WithdrawnAt and WithdrawnReason are set when the goal was withdrawn
+	// as entered in error (status entered-in-error).
+	WithdrawnAt     time.Time `json:"withdrawnAt,omitzero"`
+	WithdrawnReason string    `json:"withdrawnReason,omitempty"`
 }
 
 // Action statuses (PRSB action status refset, as FHIR CarePlan activity
@@ -465,7 +476,7 @@ func (p *Plan) Validate() error {
 			return Errorf(EUNPROCESSABLE, "goal importance must be 1–10").At(at("importance"))
 		case g.Confidence < 1 || g.Confidence > 10:
 			return Errorf(EUNPROCESSABLE, "goal confidence must be 1–10").At(at("confidence"))
-		case !oneOf(g.Status, []string{GoalActive, GoalOnHold, GoalAchieved, GoalNotAchieved, GoalCancelled}):
+		case !oneOf(g.Status, []string{GoalActive, GoalOnHold, GoalAchieved, GoalNotAchieved, GoalCancelled, GoalEnteredInError}):
 			return Errorf(EUNPROCESSABLE, "goal status must be active, on-hold, achieved, not-achieved or cancelled").At(at("status"))
 		}
 	}

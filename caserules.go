@@ -24,7 +24,7 @@ func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
 	default:
 		return Errorf(ECONFLICT, "contacts are recorded on accepted or active referrals; this one is %s", rf.Status).At("status")
 	}
-	c.ReferralID, c.CreatedAt = rf.ID, now
+	c.ReferralID, c.CreatedAt, c.Correction = rf.ID, now, Correction{}
 	c.At = c.At.UTC()
 	if err := c.Validate(); err != nil {
 		return err
@@ -50,7 +50,8 @@ func (cr *CaseRecord) AddContact(c *Contact, now time.Time) error {
 // AddMeasure records an outcome measure (m.ID already assigned) on a
 // referral that was accepted and is open or completed, scoring it.
 // ECONFLICT on a referral never accepted or ended otherwise than completed,
-// and on a second baseline of an instrument; EUNPROCESSABLE when the
+// and on a second baseline of an instrument (one withdrawn as entered in
+// error does not count); EUNPROCESSABLE when the
 // answers do not fit the instrument or it was taken in the future or before
 // the referral was made.
 func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
@@ -58,7 +59,7 @@ func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
 	if rf.AcceptedAt.IsZero() || rf.Status.Terminal() && rf.Status != TaskCompleted {
 		return Errorf(ECONFLICT, "outcome measures are recorded on accepted referrals; this one is %s", rf.Status).At("status")
 	}
-	m.ReferralID, m.CreatedAt = rf.ID, now
+	m.ReferralID, m.CreatedAt, m.Correction = rf.ID, now, Correction{}
 	m.TakenAt = m.TakenAt.UTC()
 	if err := m.Score(); err != nil {
 		return err
@@ -66,12 +67,8 @@ func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
 	if err := rf.CheckWhen("takenAt", m.TakenAt, now, false); err != nil {
 		return err
 	}
-	if m.Timepoint == TimepointBaseline {
-		for _, o := range cr.Measures {
-			if o.Instrument == m.Instrument && o.Timepoint == TimepointBaseline {
-				return Errorf(ECONFLICT, "this episode has a %s baseline already (measure %s): a later one is a review or final", m.Instrument, o.ID).At("timepoint")
-			}
-		}
+	if err := cr.checkOneBaseline(m); err != nil {
+		return err
 	}
 	cr.Measures = append(cr.Measures, m)
 	return nil
@@ -81,7 +78,8 @@ func (cr *CaseRecord) AddMeasure(m *Measure, now time.Time) error {
 // open referral. Items without an id get one from newID (existing ones keep
 // theirs); onward referrals and signposts without a time are dated now. A
 // plan with goals and no agreed date is agreed now, and the referral's
-// business status becomes plan-agreed. ECONFLICT on a referral not accepted
+// business status becomes plan-agreed. Goals withdrawn as entered in error
+// stay as they are (docs/domain.md#corrections). ECONFLICT on a referral not accepted
 // or ended; EUNPROCESSABLE when the plan is incomplete.
 func (cr *CaseRecord) SetPlan(p Plan, now time.Time, newID func() string) error {
 	rf := cr.Referral
@@ -115,6 +113,9 @@ func (cr *CaseRecord) SetPlan(p Plan, now time.Time, newID func() string) error 
 		if p.Signposts[i].At.IsZero() {
 			p.Signposts[i].At = now
 		}
+	}
+	if err := cr.keepWithdrawnGoals(&p); err != nil {
+		return err
 	}
 	if err := p.Validate(); err != nil {
 		return err
@@ -157,11 +158,11 @@ func (cr *CaseRecord) CloseGoals(cmd *LifecycleCommand) (bool, error) {
 	}
 	held := map[string]bool{}
 	for _, g := range cr.Plan.Goals {
-		held[g.ID] = true
+		held[g.ID] = g.Status != GoalEnteredInError
 	}
 	for id, o := range cmd.GoalOutcomes {
 		if !held[id] {
-			return false, Errorf(EUNPROCESSABLE, "the plan holds no goal %q", id).At("goalOutcomes")
+			return false, Errorf(EUNPROCESSABLE, "the plan holds no goal %q (or it was withdrawn as entered in error)", id).At("goalOutcomes")
 		}
 		if !oneOf(o, []string{GoalAchieved, GoalNotAchieved, GoalCancelled}) {
 			return false, Errorf(EUNPROCESSABLE, "a goal outcome is achieved, not-achieved or cancelled").At("goalOutcomes")

@@ -1,6 +1,9 @@
 package linkbridge
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Validate checks, without I/O, that an intake is complete enough for a
 // store to write: it has a referral at version 1, a person when NewPerson
@@ -51,7 +54,7 @@ func (ch *ReferralChange) Validate() error {
 			return Errorf(EINVALID, "resource %s/%s has version %d", r.Type, r.ID, r.VersionID)
 		}
 	}
-	for i, ct := range ch.Contacts {
+	for i, ct := range slices.Concat(ch.Contacts, ch.ContactUpdates) {
 		switch {
 		case ct == nil || ct.ID == "":
 			return Errorf(EINVALID, "contact %d has no id", i)
@@ -59,7 +62,7 @@ func (ch *ReferralChange) Validate() error {
 			return Errorf(EINVALID, "contact %s belongs to referral %s, not %s", ct.ID, ct.ReferralID, ref.ID)
 		}
 	}
-	for i, m := range ch.Measures {
+	for i, m := range slices.Concat(ch.Measures, ch.MeasureUpdates) {
 		switch {
 		case m == nil || m.ID == "":
 			return Errorf(EINVALID, "measure %d has no id", i)

@@ -80,6 +80,9 @@ type Measure struct {
 	// TakenAt is when the person completed it.
 	TakenAt   time.Time `json:"takenAt"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Correction records how the measure was corrected since it was
+	// recorded (docs/domain.md#corrections); set by the server only.
+	Correction
 }
 
 // Score validates the item set and computes Total and Metric. An incomplete
@@ -150,16 +153,17 @@ func (m *Measure) HeadlineScore() (score float64, ok bool) {
 // baseline is the latest baseline measure of the same instrument and
 // referral taken no later than the follow-up (a later one among baselines
 // taken at the same time); a follow-up without one has no entry, and so
-// has a baseline itself. ms are scored measures (Score).
+// has a baseline itself. Measures withdrawn as entered in error count
+// neither as baselines nor as follow-ups. ms are scored measures (Score).
 func ChangesFromBaseline(ms []*Measure) map[string]*ScoreChange {
 	out := map[string]*ScoreChange{}
 	for _, f := range ms {
-		if f.Timepoint == TimepointBaseline {
+		if f.Timepoint == TimepointBaseline || f.Withdrawn() {
 			continue
 		}
 		var base *Measure
 		for _, b := range ms {
-			if b.Timepoint != TimepointBaseline || b.Instrument != f.Instrument || b.ReferralID != f.ReferralID ||
+			if b.Timepoint != TimepointBaseline || b.Withdrawn() || b.Instrument != f.Instrument || b.ReferralID != f.ReferralID ||
 				b.TakenAt.After(f.TakenAt) || len(b.Items) != len(f.Items) {
 				continue
 			}

@@ -251,6 +251,7 @@ var openState = map[TaskStatus]int{TaskAccepted: 1, TaskOnHold: 2, TaskInProgres
 // Add counts a referral (from CaseloadQuery) in its link worker's row and
 // the total.
 func (b *Caseload) Add(r *ReportReferral) {
+	r = r.live()
 	rf := r.Referral
 	if rf.LinkWorker.ID == "" || rf.AcceptedAt.IsZero() {
 		return
@@ -535,6 +536,7 @@ func (p *Period) in(t time.Time) bool { return !t.IsZero() && !t.Before(p.from) 
 
 // Add counts a referral (from PeriodQuery).
 func (p *Period) Add(r *ReportReferral) {
+	r = r.live()
 	rf := r.Referral
 	rep := p.rep
 	if p.in(rf.ReceivedAt) {

@@ -158,6 +158,11 @@ type ReferralChange struct {
 	// Contacts and Measures are new case-record entries to add.
 	Contacts []*Contact
 	Measures []*Measure
+	// ContactUpdates and MeasureUpdates replace stored entries of the
+	// referral by id (corrections: amended or withdrawn); their CreatedAt
+	// is kept as stored. One the referral does not hold is ENOTFOUND.
+	ContactUpdates []*Contact
+	MeasureUpdates []*Measure
 	// Event, when set, is appended to the referral's history.
 	Event *ReferralEvent
 	// Outbox are write-backs to the GP record produced by the change; they
@@ -328,14 +333,15 @@ type CaseStore interface {
 	// received first, and the total count of matches.
 	ListReferrals(ctx context.Context, f ReferralFilter) ([]*Referral, int, error)
 	// CountContacts returns, per referral id, the number of attended
-	// contacts.
+	// contacts (none withdrawn as entered in error).
 	CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error)
 	// ReportReferrals calls fn with the referrals in q's scope that may
 	// count in its period, page by page (at most ReportPageSize each),
 	// oldest received first (then by id), each with its plan's review date,
-	// contacts and measures: those received before q.To that are not yet
-	// closed (any status but completed, failed, cancelled, rejected), or
-	// changed, or have a contact or measure dated at or after q.From.
+	// contacts and measures (none withdrawn as entered in error): those
+	// received before q.To that are not yet closed (any status but
+	// completed, failed, cancelled, rejected), or changed, or have a
+	// contact or measure dated at or after q.From.
 	// Referrals entered in error are never streamed. Each page is read in
 	// one read transaction that has ended when fn is called; fn's error
 	// stops the stream and is returned.

@@ -1,6 +1,6 @@
 // Package casework is the one builder of every change to a referral: the
 // link workers' case-record changes (/sp/v1: lifecycle actions, contacts,
-// measures, the plan, consent), the FHIR Task updates of either party, and
+// measures, the plan, consent, corrections), the FHIR Task updates of either party, and
 // the referrer's revocation (PUT ServiceRequest or a BaRS cancellation
 // message). Each change is applied to the domain (the rules are methods on
 // the root types), then, in one store transaction: the referral's new
@@ -246,7 +246,7 @@ func (s *Service) render(ctx context.Context, cr *linkbridge.CaseRecord, c chang
 			kept[g.Reference()] = true
 		}
 		for _, g := range before {
-			if kept[g.Reference()] || !fhirmap.Withdrawable(g.Type) {
+			if kept[g.Reference()] || !fhirmap.Withdrawable(g) {
 				continue
 			}
 			cur, err := s.own().ReadResource(ctx, g.Type, g.ID)

@@ -444,3 +444,70 @@ func changedMeanwhile(ifMatch int) error {
 	}
 	return linkbridge.Errorf(linkbridge.ECONFLICT, "the referral changed while this update was applied; read it again")
 }
+
+// Corrections (docs/domain.md#corrections): each is its own change of the
+// referral, with a history event, and the FHIR view regenerated: the
+// corrected entry's resource gets a new version, written back to the GP
+// record like any other.
+
+// AmendContact amends contact contactID (CaseRecord.AmendContact).
+func (s *Service) AmendContact(ctx context.Context, id, contactID string, ifMatch int, c linkbridge.Contact) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "contact-amended", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		next, err := cr.AmendContact(contactID, c, now)
+		if err != nil {
+			return err
+		}
+		ch.ContactUpdates = append(ch.ContactUpdates, next)
+		return nil
+	})
+}
+
+// WithdrawContact withdraws contact contactID as entered in error
+// (CaseRecord.WithdrawContact).
+func (s *Service) WithdrawContact(ctx context.Context, id, contactID string, ifMatch int, w linkbridge.Withdrawal) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "contact-withdrawn", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		next, err := cr.WithdrawContact(contactID, w, now)
+		if err != nil {
+			return err
+		}
+		ch.ContactUpdates = append(ch.ContactUpdates, next)
+		return nil
+	})
+}
+
+// AmendMeasure amends outcome measure measureID (CaseRecord.AmendMeasure).
+func (s *Service) AmendMeasure(ctx context.Context, id, measureID string, ifMatch int, m linkbridge.Measure) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "measure-amended", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		next, err := cr.AmendMeasure(measureID, m, now)
+		if err != nil {
+			return err
+		}
+		ch.MeasureUpdates = append(ch.MeasureUpdates, next)
+		return nil
+	})
+}
+
+// WithdrawMeasure withdraws outcome measure measureID as entered in error
+// (CaseRecord.WithdrawMeasure).
+func (s *Service) WithdrawMeasure(ctx context.Context, id, measureID string, ifMatch int, w linkbridge.Withdrawal) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "measure-withdrawn", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		next, err := cr.WithdrawMeasure(measureID, w, now)
+		if err != nil {
+			return err
+		}
+		ch.MeasureUpdates = append(ch.MeasureUpdates, next)
+		return nil
+	})
+}
+
+// WithdrawGoal withdraws goal goalID of the plan as entered in error
+// (CaseRecord.WithdrawGoal).
+func (s *Service) WithdrawGoal(ctx context.Context, id, goalID string, ifMatch int, w linkbridge.Withdrawal) (*linkbridge.CaseRecord, error) {
+	return s.linkWorkerChange(ctx, id, ifMatch, "goal-withdrawn", func(cr *linkbridge.CaseRecord, ch *linkbridge.ReferralChange, now time.Time) error {
+		if err := cr.WithdrawGoal(goalID, w, now); err != nil {
+			return err
+		}
+		ch.Plan = &cr.Plan
+		return nil
+	})
+}

@@ -3,6 +3,7 @@ package casework_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -359,5 +360,70 @@ func TestLateBaselineWriteBackOrder(t *testing.T) {
 	if !bytes.Contains(followUp.Body, []byte(`"derivedFrom":[{"reference":"Observation/`+baseline+`"}]`)) ||
 		!bytes.Contains(followUp.Body, []byte(`"code":"change-from-baseline"`)) {
 		t.Errorf("follow-up write-back = %s, want its change and derivedFrom the baseline", followUp.Body)
+	}
+}
+
+// TestDNAEntryFollowsCorrections: a contact not attended has its coded
+// DNA Observation; amended to attended, that Observation becomes
+// entered-in-error (a new version, written back), as it does for a
+// withdrawn one (docs/domain.md#corrections).
+func TestDNAEntryFollowsCorrections(t *testing.T) {
+	t.Parallel()
+	c := newBenchCase(t)
+	ctx := context.Background()
+	cr, err := c.svc.Get(ctx, c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dna *linkbridge.Contact
+	for _, ct := range cr.Contacts {
+		if !ct.Attended {
+			dna = ct
+		}
+	}
+	if dna == nil {
+		t.Fatal("the bench case has no DNA contact")
+	}
+	status := func() (string, int) {
+		t.Helper()
+		r, err := c.store.ReadResource(ctx, "Observation", fhirmap.DNAID(dna.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Status string `json:"status"`
+			Code   struct {
+				Coding []struct{ Code string } `json:"coding"`
+			} `json:"code"`
+		}
+		if err := json.Unmarshal(r.Body, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Code.Coding) == 0 || doc.Code.Coding[0].Code != fhirmap.SCTDidNotAttend {
+			t.Fatalf("DNA entry codes %v", doc.Code.Coding)
+		}
+		return doc.Status, r.VersionID
+	}
+	if s, v := status(); s != "final" || v != 1 {
+		t.Fatalf("DNA entry = %s v%d, want final v1", s, v)
+	}
+	amended := *dna
+	amended.Attended, amended.Minutes = true, 25
+	if _, err := c.svc.AmendContact(ctx, c.id, dna.ID, 0, amended); err != nil {
+		t.Fatal(err)
+	}
+	if s, v := status(); s != "entered-in-error" || v != 2 {
+		t.Fatalf("DNA entry after the contact was amended to attended = %s v%d, want entered-in-error v2", s, v)
+	}
+	msgs, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := false
+	for _, m := range msgs {
+		written = written || m.ResourceType == "Observation" && m.ResourceID == fhirmap.DNAID(dna.ID) && m.Version == 2
+	}
+	if !written {
+		t.Error("the withdrawn DNA entry was not queued for the GP record")
 	}
 }

@@ -210,7 +210,12 @@ func (s Systems) CaseView(cr *linkbridge.CaseRecord) []Generated {
 		}
 	}
 	for _, g := range plan.Goals {
-		cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
+		// A goal withdrawn as entered in error is no goal of the plan; its
+		// Goal stays in the view, entered-in-error, so the GP copy follows
+		// (docs/domain.md#corrections).
+		if g.Status != linkbridge.GoalEnteredInError {
+			cp.Goal = append(cp.Goal, NewRef("Goal", g.ID))
+		}
 		out = append(out, Generated{"Goal", g.ID, s.goalResource(g, patient(), full)})
 	}
 	for _, a := range plan.Actions {
@@ -241,14 +246,20 @@ func (s Systems) CaseView(cr *linkbridge.CaseRecord) []Generated {
 	out = append(out, Generated{"CarePlan", cpID, cp})
 
 	for _, c := range cr.Contacts {
-		out = append(out, Generated{"Encounter", c.ID, s.encounterResource(c, r, patient(), basedOn(), full)})
-		if !c.Attended {
+		enc := s.encounterResource(c, r, patient(), basedOn(), full)
+		correctEncounter(enc, c)
+		out = append(out, Generated{"Encounter", c.ID, enc})
+		// A DNA's coded entry; one whose contact is withdrawn or amended to
+		// attended leaves the view and is withdrawn (Withdrawable).
+		if !c.Attended && !c.Withdrawn() {
 			out = append(out, Generated{"Observation", DNAID(c.ID), dnaResource(c, patient(), basedOn())})
 		}
 	}
 	changes := linkbridge.ChangesFromBaseline(cr.Measures)
 	for _, m := range measuresInOrder(cr.Measures) {
-		out = append(out, Generated{"Observation", m.ID, s.measureResource(m, changes[m.ID], patient(), basedOn())})
+		obs := s.measureResource(m, changes[m.ID], patient(), basedOn())
+		correctObservation(obs, m)
+		out = append(out, Generated{"Observation", m.ID, obs})
 	}
 	return out
 }
@@ -275,6 +286,9 @@ func (s Systems) ApplyCaseToTask(t *taskpb.Task, r *linkbridge.Referral, view []
 	}
 	t.Output = nil
 	for _, g := range view {
+		if EnteredInError(g.Resource) {
+			continue // withdrawn: no output of the work (docs/domain.md#corrections)
+		}
 		typ := "additional-content"
 		if g.Type == "Procedure" {
 			typ = "resulting-activity"
@@ -348,6 +362,8 @@ func (s Systems) goalResource(g linkbridge.Goal, patient *dpb.Reference, full bo
 		lifecycle, achievement = cpb.GoalLifecycleStatusCode_COMPLETED, "not-achieved"
 	case linkbridge.GoalCancelled:
 		lifecycle = cpb.GoalLifecycleStatusCode_CANCELLED
+	case linkbridge.GoalEnteredInError:
+		lifecycle = cpb.GoalLifecycleStatusCode_ENTERED_IN_ERROR
 	}
 	desc := "Personal goal (details held by the social prescribing service)"
 	if full {
@@ -631,16 +647,22 @@ func decimal2dp(f float64) *dpb.Decimal {
 	return &dpb.Decimal{Value: strconv.FormatFloat(f, 'f', 2, 64)}
 }
 
-// Withdrawable reports whether a resource of the FHIR view of type typ is
-// withdrawn (Withdraw) when the case no longer holds it: the plan's goals
-// and onward referrals, which a plan edit can remove.
-func Withdrawable(typ string) bool { return typ == "Goal" || typ == "ServiceRequest" }
+// Withdrawable reports whether a resource of the FHIR view is withdrawn
+// (Withdraw) when the case no longer holds it: the plan's goals and onward
+// referrals, which a plan edit can remove, and a DNA's coded entry, which a
+// contact corrected to attended or withdrawn removes.
+func Withdrawable(g Generated) bool {
+	return g.Type == "Goal" || g.Type == "ServiceRequest" || g.Type == "Observation" && strings.HasPrefix(g.ID, DNAID(""))
+}
 
 // Withdraw marks a resource the case no longer holds as no longer current:
-// a Goal cancelled, an onward ServiceRequest revoked. Other types are left
-// as they are.
+// a Goal cancelled, an onward ServiceRequest revoked, a DNA Observation
+// entered-in-error (it should never have been recorded). Other types are
+// left as they are.
 func Withdraw(res proto.Message) {
 	switch r := res.(type) {
+	case *observationpb.Observation:
+		r.Status = &observationpb.Observation_StatusCode{Value: cpb.ObservationStatusCode_ENTERED_IN_ERROR}
 	case *goalpb.Goal:
 		if r.LifecycleStatus == nil {
 			r.LifecycleStatus = &goalpb.Goal_LifecycleStatusCode{}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,7 +166,7 @@ func (o modelOp) String() string {
 }
 
 var modelKinds = []string{"accept", "decline", "start", "hold", "resume", "contact", "plan", "measure", "consent", "gp-cancel", "put-task", "complete", "fail",
-	"agree", "reassign", "person-declines"}
+	"agree", "reassign", "person-declines", "amend-contact", "withdraw-contact", "amend-measure", "withdraw-measure", "withdraw-goal"}
 
 // newSequence draws a sequence of 2 to 12 operations, most starting with
 // accept.
@@ -270,6 +271,8 @@ func (e *modelEnv) apply(ctx context.Context, id string, op modelOp) error {
 		_, err = e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionDecline, ReasonCode: linkbridge.DeclinePerson})
 	case "consent":
 		_, err = e.svc.SetConsent(ctx, id, 0, linkbridge.ConsentLevel(op.Arg))
+	case "amend-contact", "withdraw-contact", "amend-measure", "withdraw-measure", "withdraw-goal":
+		err = e.correct(ctx, id, op.Kind)
 	case "plan":
 		mask, _ := strconv.Atoi(op.Arg)
 		p := linkbridge.Plan{WhatMatters: "Getting out of the house"}
@@ -319,6 +322,47 @@ func (e *modelEnv) apply(ctx context.Context, id string, op modelOp) error {
 	switch linkbridge.ErrorCode(err) {
 	case "", linkbridge.ECONFLICT, linkbridge.EUNPROCESSABLE, linkbridge.EPRECONDITION, linkbridge.EFORBIDDEN:
 		return nil
+	}
+	return err
+}
+
+// correct amends or withdraws the case's first entry of the kind that
+// stands (docs/domain.md#corrections); none is no operation.
+func (e *modelEnv) correct(ctx context.Context, id, kind string) error {
+	cr, err := e.svc.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	w := linkbridge.Withdrawal{Reason: "recorded in error"}
+	switch kind {
+	case "amend-contact", "withdraw-contact":
+		i := slices.IndexFunc(cr.Contacts, func(c *linkbridge.Contact) bool { return !c.Withdrawn() })
+		if i < 0 {
+			return nil
+		}
+		c := cr.Contacts[i]
+		if kind == "withdraw-contact" {
+			_, err = e.svc.WithdrawContact(ctx, id, c.ID, 0, w)
+			return err
+		}
+		_, err = e.svc.AmendContact(ctx, id, c.ID, 0, linkbridge.Contact{At: c.At.Add(-time.Minute), Mode: linkbridge.ContactVideo, Minutes: c.Minutes + 5, Attended: true})
+	case "amend-measure", "withdraw-measure":
+		i := slices.IndexFunc(cr.Measures, func(m *linkbridge.Measure) bool { return !m.Withdrawn() })
+		if i < 0 {
+			return nil
+		}
+		m := cr.Measures[i]
+		if kind == "withdraw-measure" {
+			_, err = e.svc.WithdrawMeasure(ctx, id, m.ID, 0, w)
+			return err
+		}
+		_, err = e.svc.AmendMeasure(ctx, id, m.ID, 0, linkbridge.Measure{Instrument: m.Instrument, Timepoint: m.Timepoint, Items: []int{7, 7, 6, 2}, TakenAt: m.TakenAt})
+	case "withdraw-goal":
+		i := slices.IndexFunc(cr.Plan.Goals, func(g linkbridge.Goal) bool { return g.Status != linkbridge.GoalEnteredInError })
+		if i < 0 {
+			return nil
+		}
+		_, err = e.svc.WithdrawGoal(ctx, id, cr.Plan.Goals[i].ID, 0, w)
 	}
 	return err
 }

@@ -33,6 +33,12 @@ func (s *Server) registerSPRoutes(r *mux.Router) {
 	sp.Handle("/referrals/{id}/contacts", s.sp(spChange(s, http.StatusCreated, (*casework.Service).AddContact))).Methods(http.MethodPost)
 	sp.Handle("/referrals/{id}/measures", s.sp(spChange(s, http.StatusCreated, (*casework.Service).AddMeasure))).Methods(http.MethodPost)
 	sp.Handle("/referrals/{id}/plan", s.sp(spChange(s, http.StatusOK, (*casework.Service).SetPlan))).Methods(http.MethodPut)
+	// Corrections (docs/domain.md#corrections).
+	sp.Handle("/referrals/{id}/contacts/{contactId}", s.sp(spEntryChange(s, "contactId", (*casework.Service).AmendContact))).Methods(http.MethodPut)
+	sp.Handle("/referrals/{id}/contacts/{contactId}/withdraw", s.sp(spEntryChange(s, "contactId", (*casework.Service).WithdrawContact))).Methods(http.MethodPost)
+	sp.Handle("/referrals/{id}/measures/{measureId}", s.sp(spEntryChange(s, "measureId", (*casework.Service).AmendMeasure))).Methods(http.MethodPut)
+	sp.Handle("/referrals/{id}/measures/{measureId}/withdraw", s.sp(spEntryChange(s, "measureId", (*casework.Service).WithdrawMeasure))).Methods(http.MethodPost)
+	sp.Handle("/referrals/{id}/goals/{goalId}/withdraw", s.sp(spEntryChange(s, "goalId", (*casework.Service).WithdrawGoal))).Methods(http.MethodPost)
 	sp.Handle("/referrals/{id}/consent", s.sp(spChange(s, http.StatusOK, setConsent))).Methods(http.MethodPut)
 	sp.Handle("/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
 	sp.Handle("/reports/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
@@ -226,6 +232,18 @@ func spChange[T any](s *Server, status int, call func(*casework.Service, context
 		}
 		s.writeCase(w, r, status, cr)
 		return nil
+	}
+}
+
+// spEntryChange is spChange for a change to one entry of the case record
+// (a contact, a measure, a goal), named by the path variable entryVar: it
+// answers 200 with the case record.
+func spEntryChange[T any](s *Server, entryVar string, call func(*casework.Service, context.Context, string, string, int, T) (*linkbridge.CaseRecord, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		entry := mux.Vars(r)[entryVar]
+		return spChange(s, http.StatusOK, func(work *casework.Service, ctx context.Context, id string, ifMatch int, body T) (*linkbridge.CaseRecord, error) {
+			return call(work, ctx, id, entry, ifMatch, body)
+		})(w, r)
 	}
 }
 

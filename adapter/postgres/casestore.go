@@ -14,6 +14,18 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
+// correctOp starts the op name of a correction's UPDATE, which must change
+// one row (UpdateReferral: ENOTFOUND otherwise).
+const correctOp = "correct "
+
+var (
+	updContact = sqlshared.ContactUpdateSQL(pgParam)
+	updMeasure = sqlshared.MeasureUpdateSQL(pgParam, "::jsonb")
+)
+
+// pgParam is PostgreSQL's i-th placeholder.
+func pgParam(i int) string { return "$" + strconv.Itoa(i) }
+
 // queueCase queues a change's case-record writes (sqlshared.CaseRows); the
 // referral they belong to is updated already, in the same transaction. Each op names the entry, so that
 // a taken id is reported as ECONFLICT naming it (see caseError).
@@ -23,12 +35,18 @@ func queueCase(c *sqlshared.CaseRows, queue func(op, sql string, args ...any)) {
 			ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`, c.ReferralID, *c.Plan)
 	}
 	for _, args := range c.Contacts {
-		queue("add contact "+args[0].(string), `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, args...)
+		queue("add contact "+args[0].(string), `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at,
+			amended_at, withdrawn_at, withdrawn_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args...)
 	}
 	for _, args := range c.Measures {
-		queue("add measure "+args[0].(string), `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
-			VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)`, args...)
+		queue("add measure "+args[0].(string), `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at,
+			amended_at, withdrawn_at, withdrawn_reason) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)`, args...)
+	}
+	for _, args := range c.ContactUpdates {
+		queue(correctOp+"contact "+args[len(args)-2].(string), updContact, args...)
+	}
+	for _, args := range c.MeasureUpdates {
+		queue(correctOp+"measure "+args[len(args)-2].(string), updMeasure, args...)
 	}
 	if c.Event != nil {
 		queue("record event "+strconv.Itoa(c.Event[1].(int)), insEvent, c.Event...)
@@ -106,14 +124,16 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			}
 		}
 
-		err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at
+		err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at, amended_at, withdrawn_at, withdrawn_reason
 			FROM contact WHERE referral_id = $1 ORDER BY at, id`, []any{referralID}, func(rows pgx.Rows) error {
 			c := &linkbridge.Contact{ReferralID: referralID}
 			var mode string
-			if err := rows.Scan(&c.ID, &c.At, &mode, &c.Minutes, &c.Attended, &c.Notes, &c.CreatedAt); err != nil {
+			var amended, withdrawn *time.Time
+			if err := rows.Scan(&c.ID, &c.At, &mode, &c.Minutes, &c.Attended, &c.Notes, &c.CreatedAt, &amended, &withdrawn, &c.WithdrawnReason); err != nil {
 				return err
 			}
 			c.Mode, c.At, c.CreatedAt = linkbridge.ContactMode(mode), utc(c.At), utc(c.CreatedAt)
+			c.AmendedAt, c.WithdrawnAt = utcp(amended), utcp(withdrawn)
 			rec.Contacts = append(rec.Contacts, c)
 			return nil
 		})
@@ -121,11 +141,12 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			return fmt.Errorf("postgres: case record: contacts: %w", err)
 		}
 
-		err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items::text, total, metric, taken_at, created_at
+		err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items::text, total, metric, taken_at, created_at, amended_at, withdrawn_at, withdrawn_reason
 			FROM measure WHERE referral_id = $1 ORDER BY taken_at, id`, []any{referralID}, func(rows pgx.Rows) error {
 			m := &linkbridge.Measure{ReferralID: referralID}
 			var instrument, timepoint, items string
-			if err := rows.Scan(&m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &m.TakenAt, &m.CreatedAt); err != nil {
+			var amended, withdrawn *time.Time
+			if err := rows.Scan(&m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &m.TakenAt, &m.CreatedAt, &amended, &withdrawn, &m.WithdrawnReason); err != nil {
 				return err
 			}
 			m.Instrument, m.Timepoint = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint)
@@ -134,6 +155,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 				return err
 			}
 			m.TakenAt, m.CreatedAt = utc(m.TakenAt), utc(m.CreatedAt)
+			m.AmendedAt, m.WithdrawnAt = utcp(amended), utcp(withdrawn)
 			rec.Measures = append(rec.Measures, m)
 			return nil
 		})
@@ -208,8 +230,8 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 	return out, total, nil
 }
 
-// CountContacts returns, per referral id, the number of attended contacts.
-// Every id asked for is in the map: one without attended contacts, or not
+// CountContacts returns, per referral id, the number of attended contacts
+// (not withdrawn as entered in error). Every id asked for is in the map: one without attended contacts, or not
 // stored at all, maps to 0. (One array parameter: PostgreSQL has no small
 // limit on bound parameters to chunk around, unlike SQLite.)
 func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
@@ -218,7 +240,7 @@ func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[stri
 		return counts, nil
 	}
 	err := queryRows(ctx, db.pool, `SELECT referral_id, COUNT(*) FROM contact
-		WHERE referral_id = ANY($1::text[]) AND attended GROUP BY referral_id`, []any{referralIDs},
+		WHERE referral_id = ANY($1::text[]) AND attended AND withdrawn_at IS NULL GROUP BY referral_id`, []any{referralIDs},
 		func(rows pgx.Rows) error {
 			var id string
 			var n int

@@ -311,7 +311,9 @@ var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "$" +
 // already), and EDUPLICATE when MessageID was already processed.
 //
 // In the same transaction it replaces the plan when Plan is set, adds
-// Contacts and Measures (ECONFLICT when an id is taken), appends Event when
+// Contacts and Measures (ECONFLICT when an id is taken), replaces
+// ContactUpdates and MeasureUpdates (ENOTFOUND when the referral holds no
+// such entry), appends Event when
 // set, stores the Audit record when set, and enqueues the Outbox messages
 // (on success each message's ID, State
 // and defaulted times are set to what was stored); if any of it fails,
@@ -385,9 +387,15 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			}
 			br := tx.SendBatch(ctx, b)
 			for _, op := range ops {
-				if _, err := br.Exec(); err != nil {
+				tag, err := br.Exec()
+				if err != nil {
 					_ = br.Close()
 					return caseError(err, op, res)
+				}
+				if strings.HasPrefix(op, correctOp) && tag.RowsAffected() == 0 {
+					_ = br.Close()
+					what, id, _ := strings.Cut(strings.TrimPrefix(op, correctOp), " ")
+					return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s has no %s %s", ref.ID, what, id)
 				}
 			}
 			if err := br.Close(); err != nil {

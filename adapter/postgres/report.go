@@ -37,8 +37,8 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 	if !q.From.IsZero() {
 		from := arg(ceilMicro(q.From))
 		conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= `+from+`
-			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.at >= `+from+`)
-			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.taken_at >= `+from+`))`)
+			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.withdrawn_at IS NULL AND c.at >= `+from+`)
+			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.withdrawn_at IS NULL AND m.taken_at >= `+from+`))`)
 	}
 	base := `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `)
 	n := len(args)
@@ -113,7 +113,7 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 		return nil, fmt.Errorf("plans: %w", err)
 	}
 	err = queryRows(ctx, tx, `SELECT referral_id, id, at, mode, minutes, attended FROM contact
-		WHERE referral_id = ANY($1::text[]) ORDER BY referral_id, at, id`, []any{ids}, func(rows pgx.Rows) error {
+		WHERE referral_id = ANY($1::text[]) AND withdrawn_at IS NULL ORDER BY referral_id, at, id`, []any{ids}, func(rows pgx.Rows) error {
 		c := &linkbridge.Contact{}
 		var mode string
 		if err := rows.Scan(&c.ReferralID, &c.ID, &c.At, &mode, &c.Minutes, &c.Attended); err != nil {
@@ -128,7 +128,7 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
 	err = queryRows(ctx, tx, `SELECT referral_id, id, instrument, timepoint, items::text, total, metric, taken_at FROM measure
-		WHERE referral_id = ANY($1::text[]) ORDER BY referral_id, taken_at, id`, []any{ids}, func(rows pgx.Rows) error {
+		WHERE referral_id = ANY($1::text[]) AND withdrawn_at IS NULL ORDER BY referral_id, taken_at, id`, []any{ids}, func(rows pgx.Rows) error {
 		m := &linkbridge.Measure{}
 		var instrument, timepoint, items string
 		if err := rows.Scan(&m.ReferralID, &m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &m.TakenAt); err != nil {

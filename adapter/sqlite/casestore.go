@@ -13,7 +13,8 @@ import (
 )
 
 // applyCase writes a change's case-record rows (sqlshared.CaseRows); the
-// referral they belong to is stored already. A contact or measure id that is taken is ECONFLICT.
+// referral they belong to is stored already. A contact or measure id that is taken is ECONFLICT;
+// a corrected one the referral does not hold is ENOTFOUND.
 func applyCase(w *writer, c *sqlshared.CaseRows) error {
 	if c.Plan != nil {
 		if _, err := w.upsertPlan.ExecContext(bg, c.ReferralID, *c.Plan); err != nil {
@@ -34,6 +35,23 @@ func applyCase(w *writer, c *sqlshared.CaseRows) error {
 				return linkbridge.Errorf(linkbridge.ECONFLICT, "measure %s exists already", args[0])
 			}
 			return fmt.Errorf("sqlite: add measure: %w", err)
+		}
+	}
+	for _, u := range []struct {
+		what string
+		stmt *sql.Stmt
+		rows [][]any
+	}{{"contact", w.updContact, c.ContactUpdates}, {"measure", w.updMeasure, c.MeasureUpdates}} {
+		for _, args := range u.rows {
+			res, err := u.stmt.ExecContext(bg, args...)
+			if err != nil {
+				return fmt.Errorf("sqlite: correct %s: %w", u.what, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("sqlite: correct %s: %w", u.what, err)
+			} else if n == 0 {
+				return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s has no %s %s", c.ReferralID, u.what, args[len(args)-2])
+			}
 		}
 	}
 	if c.Event != nil {
@@ -78,16 +96,18 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		}
 	}
 
-	err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at
+	err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at, amended_at, withdrawn_at, withdrawn_reason
 		FROM contact WHERE referral_id = ? ORDER BY at, id`, []any{referralID}, func(rows *sql.Rows) error {
 		c := &linkbridge.Contact{ReferralID: referralID}
 		var at, mode, createdAt string
+		var amended, withdrawn sql.NullString
 		var attended int
-		if err := rows.Scan(&c.ID, &at, &mode, &c.Minutes, &attended, &c.Notes, &createdAt); err != nil {
+		if err := rows.Scan(&c.ID, &at, &mode, &c.Minutes, &attended, &c.Notes, &createdAt, &amended, &withdrawn, &c.WithdrawnReason); err != nil {
 			return err
 		}
 		c.Mode, c.Attended = linkbridge.ContactMode(mode), attended != 0
-		if err := parseTimes(storedTime{&c.At, at}, storedTime{&c.CreatedAt, createdAt}); err != nil {
+		if err := parseTimes(storedTime{&c.At, at}, storedTime{&c.CreatedAt, createdAt},
+			storedTime{&c.AmendedAt, amended.String}, storedTime{&c.WithdrawnAt, withdrawn.String}); err != nil {
 			return err
 		}
 		rec.Contacts = append(rec.Contacts, c)
@@ -97,11 +117,12 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		return nil, fmt.Errorf("sqlite: case record: contacts: %w", err)
 	}
 
-	err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items, total, metric, taken_at, created_at
+	err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items, total, metric, taken_at, created_at, amended_at, withdrawn_at, withdrawn_reason
 		FROM measure WHERE referral_id = ? ORDER BY taken_at, id`, []any{referralID}, func(rows *sql.Rows) error {
 		m := &linkbridge.Measure{ReferralID: referralID}
 		var instrument, timepoint, items, takenAt, createdAt string
-		if err := rows.Scan(&m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &takenAt, &createdAt); err != nil {
+		var amended, withdrawn sql.NullString
+		if err := rows.Scan(&m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &takenAt, &createdAt, &amended, &withdrawn, &m.WithdrawnReason); err != nil {
 			return err
 		}
 		m.Instrument, m.Timepoint = linkbridge.Instrument(instrument), linkbridge.Timepoint(timepoint)
@@ -109,7 +130,8 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		if m.Items, err = sqlshared.DecodeItems(items); err != nil {
 			return err
 		}
-		if err := parseTimes(storedTime{&m.TakenAt, takenAt}, storedTime{&m.CreatedAt, createdAt}); err != nil {
+		if err := parseTimes(storedTime{&m.TakenAt, takenAt}, storedTime{&m.CreatedAt, createdAt},
+			storedTime{&m.AmendedAt, amended.String}, storedTime{&m.WithdrawnAt, withdrawn.String}); err != nil {
 			return err
 		}
 		rec.Measures = append(rec.Measures, m)
@@ -213,8 +235,8 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 // limit on bound parameters.
 const countChunk = 500
 
-// CountContacts returns, per referral id, the number of attended contacts.
-// Every id asked for is in the map: one without attended contacts, or not
+// CountContacts returns, per referral id, the number of attended contacts
+// (not withdrawn as entered in error). Every id asked for is in the map: one without attended contacts, or not
 // stored at all, maps to 0.
 func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[string]int, error) {
 	counts := sqlshared.ZeroCounts(referralIDs)
@@ -226,7 +248,7 @@ func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[stri
 			args[i] = id
 		}
 		err := queryRows(ctx, db.read, `SELECT referral_id, COUNT(*) FROM contact
-			WHERE referral_id IN (`+placeholders(len(chunk))+`) AND attended = 1 GROUP BY referral_id`, args,
+			WHERE referral_id IN (`+placeholders(len(chunk))+`) AND attended = 1 AND withdrawn_at IS NULL GROUP BY referral_id`, args,
 			func(rows *sql.Rows) error {
 				var id string
 				var n int

@@ -99,8 +99,9 @@ var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "?" +
 // already), and EDUPLICATE when MessageID was already processed.
 //
 // In the same transaction it replaces the plan when Plan is set, adds
-// Contacts and Measures (ECONFLICT when an id is taken), appends Event
-// when set, stores the Audit record when set, and enqueues the Outbox
+// Contacts and Measures (ECONFLICT when an id is taken), replaces
+// ContactUpdates and MeasureUpdates (ENOTFOUND when the referral holds no
+// such entry), appends Event when set, stores the Audit record when set, and enqueues the Outbox
 // messages (see sqlshared.NewOutboxRows; on success
 // each message's ID, State and defaulted times are set to what was stored);
 // if any of it fails, nothing of the change is stored. Entries

@@ -37,8 +37,8 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 	if !q.From.IsZero() {
 		from := formatTime(q.From)
 		conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= ?
-			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.at >= ?)
-			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.taken_at >= ?))`)
+			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.withdrawn_at IS NULL AND c.at >= ?)
+			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.withdrawn_at IS NULL AND m.taken_at >= ?))`)
 		args = append(args, from, from, from)
 	}
 	base := `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `)
@@ -111,7 +111,7 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 		return nil, fmt.Errorf("plans: %w", err)
 	}
 	err = queryRows(ctx, tx, `SELECT referral_id, id, at, mode, minutes, attended FROM contact
-		WHERE referral_id IN `+in+` ORDER BY referral_id, at, id`, ids, func(rows *sql.Rows) error {
+		WHERE referral_id IN `+in+` AND withdrawn_at IS NULL ORDER BY referral_id, at, id`, ids, func(rows *sql.Rows) error {
 		c := &linkbridge.Contact{}
 		var at, mode string
 		var attended int
@@ -130,7 +130,7 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
 	err = queryRows(ctx, tx, `SELECT referral_id, id, instrument, timepoint, items, total, metric, taken_at FROM measure
-		WHERE referral_id IN `+in+` ORDER BY referral_id, taken_at, id`, ids, func(rows *sql.Rows) error {
+		WHERE referral_id IN `+in+` AND withdrawn_at IS NULL ORDER BY referral_id, taken_at, id`, ids, func(rows *sql.Rows) error {
 		m := &linkbridge.Measure{}
 		var instrument, timepoint, items, takenAt string
 		if err := rows.Scan(&m.ReferralID, &m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &takenAt); err != nil {

@@ -66,7 +66,9 @@ func TestOpen(t *testing.T) {
 		if err != nil {
 			t.Fatalf("MigrationVersion returned unexpected error: %v", err)
 		}
-		if want := len(first); v != want {
+		// The version is the last migration's number (numbers may skip
+		// one reserved for a branch not merged yet).
+		if want, _ := strconv.Atoi(first[len(first)-1][:3]); v != want {
 			t.Fatalf("MigrationVersion = %d, want %d", v, want)
 		}
 		if err := db.Close(); err != nil {

@@ -49,6 +49,7 @@ type writer struct {
 	selResourceExists              *sql.Stmt
 	upsertPlan, insContact         *sql.Stmt
 	insMeasure, insEvent           *sql.Stmt
+	updContact, updMeasure         *sql.Stmt
 	upsertIdentity, delIdentity    *sql.Stmt
 	ob                             outboxStmts
 	stmts                          []*sql.Stmt
@@ -117,10 +118,12 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.selResourceExists, `SELECT COUNT(*) FROM resource WHERE type = ? AND id = ?`)
 	prep(&w.upsertPlan, `INSERT INTO case_plan (referral_id, body) VALUES (?, ?)
 		ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`)
-	prep(&w.insContact, `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	prep(&w.insMeasure, `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&w.insContact, `INSERT INTO contact (id, referral_id, at, mode, minutes, attended, notes, created_at,
+		amended_at, withdrawn_at, withdrawn_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&w.insMeasure, `INSERT INTO measure (id, referral_id, instrument, timepoint, items, total, metric, taken_at, created_at,
+		amended_at, withdrawn_at, withdrawn_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	prep(&w.updContact, sqlshared.ContactUpdateSQL(func(int) string { return "?" }))
+	prep(&w.updMeasure, sqlshared.MeasureUpdateSQL(func(int) string { return "?" }, ""))
 	prep(&w.insEvent, `INSERT INTO referral_event (referral_id, version, at, action, actor, status, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	prepareOutbox(&w.ob, prep)
 	prepareEndpointIdentity(w, prep)

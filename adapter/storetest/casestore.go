@@ -28,6 +28,7 @@ func RunCaseStore(t *testing.T, open func(t *testing.T) CaseStore) {
 	t.Run("Events", func(t *testing.T) { t.Parallel(); testEvents(t, open) })
 	t.Run("ListReferrals", func(t *testing.T) { t.Parallel(); testListReferrals(t, open) })
 	t.Run("CountContacts", func(t *testing.T) { t.Parallel(); testCountContacts(t, open) })
+	t.Run("Corrections", func(t *testing.T) { t.Parallel(); testCorrections(t, open) })
 }
 
 // mustCaseRecord reads a case record. Fatal on error.

@@ -3,6 +3,8 @@ package sqlshared
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -15,11 +17,18 @@ type CaseRows struct {
 	// Plan is the plan's JSON; nil: the plan is not changed.
 	Plan *string
 	// Contacts are contact rows: id, referral_id, at, mode, minutes,
-	// attended, notes, created_at.
+	// attended, notes, created_at, amended_at, withdrawn_at,
+	// withdrawn_reason.
 	Contacts [][]any
 	// Measures are measure rows: id, referral_id, instrument, timepoint,
-	// items (JSON), total, metric, taken_at, created_at.
+	// items (JSON), total, metric, taken_at, created_at, amended_at,
+	// withdrawn_at, withdrawn_reason.
 	Measures [][]any
+	// ContactUpdates and MeasureUpdates are the rows of corrected entries:
+	// the columns of Contacts and Measures but created_at (kept as
+	// stored), id and referral_id last (the UPDATE's WHERE).
+	ContactUpdates [][]any
+	MeasureUpdates [][]any
 	// Event is the referral_event row (EventArgs); nil: no event.
 	Event []any
 }
@@ -40,24 +49,82 @@ func NewCaseRows(ch *linkbridge.ReferralChange, c Columns) (*CaseRows, error) {
 		rows.Plan = &plan
 	}
 	for _, ct := range ch.Contacts {
-		rows.Contacts = append(rows.Contacts, []any{ct.ID, ref.ID, c.Time(ct.At), string(ct.Mode), ct.Minutes,
-			c.Bool(ct.Attended), ct.Notes, c.Time(ct.CreatedAt)})
+		rows.Contacts = append(rows.Contacts, slices.Concat([]any{ct.ID, ref.ID}, contactValues(ct, c),
+			[]any{c.Time(ct.CreatedAt)}, correctionValues(ct.Correction, c)))
+	}
+	for _, ct := range ch.ContactUpdates {
+		rows.ContactUpdates = append(rows.ContactUpdates, slices.Concat(contactValues(ct, c),
+			correctionValues(ct.Correction, c), []any{ct.ID, ref.ID}))
 	}
 	for _, m := range ch.Measures {
-		items := []byte("[]")
-		if len(m.Items) > 0 {
-			var err error
-			if items, err = json.Marshal(m.Items); err != nil {
-				return nil, fmt.Errorf("encode measure items: %w", err)
-			}
+		v, err := measureValues(m, c)
+		if err != nil {
+			return nil, err
 		}
-		rows.Measures = append(rows.Measures, []any{m.ID, ref.ID, string(m.Instrument), string(m.Timepoint), string(items),
-			m.Total, m.Metric, c.Time(m.TakenAt), c.Time(m.CreatedAt)})
+		rows.Measures = append(rows.Measures, slices.Concat([]any{m.ID, ref.ID}, v,
+			[]any{c.Time(m.CreatedAt)}, correctionValues(m.Correction, c)))
+	}
+	for _, m := range ch.MeasureUpdates {
+		v, err := measureValues(m, c)
+		if err != nil {
+			return nil, err
+		}
+		rows.MeasureUpdates = append(rows.MeasureUpdates, slices.Concat(v, correctionValues(m.Correction, c), []any{m.ID, ref.ID}))
 	}
 	if ev := ch.StoredEvent(); ev != nil {
 		rows.Event = EventArgs(ev, c)
 	}
 	return rows, nil
+}
+
+// contactValues are a contact's columns at, mode, minutes, attended, notes.
+func contactValues(ct *linkbridge.Contact, c Columns) []any {
+	return []any{c.Time(ct.At), string(ct.Mode), ct.Minutes, c.Bool(ct.Attended), ct.Notes}
+}
+
+// measureValues are a measure's columns instrument, timepoint, items,
+// total, metric, taken_at.
+func measureValues(m *linkbridge.Measure, c Columns) ([]any, error) {
+	items := []byte("[]")
+	if len(m.Items) > 0 {
+		var err error
+		if items, err = json.Marshal(m.Items); err != nil {
+			return nil, fmt.Errorf("encode measure items: %w", err)
+		}
+	}
+	return []any{string(m.Instrument), string(m.Timepoint), string(items), m.Total, m.Metric, c.Time(m.TakenAt)}, nil
+}
+
+// correctionValues are an entry's columns amended_at, withdrawn_at,
+// withdrawn_reason (NULL times when never).
+func correctionValues(k linkbridge.Correction, c Columns) []any {
+	return []any{c.NullTime(k.AmendedAt), c.NullTime(k.WithdrawnAt), k.WithdrawnReason}
+}
+
+// ContactUpdateSQL and MeasureUpdateSQL replace a corrected entry
+// (CaseRows.ContactUpdates, MeasureUpdates); param(i) is the i-th
+// placeholder (1-based). The store reports ENOTFOUND when no row changed.
+func ContactUpdateSQL(param func(int) string) string {
+	return updateSQL("contact", []string{"at", "mode", "minutes", "attended", "notes"}, param, "")
+}
+
+// MeasureUpdateSQL: see ContactUpdateSQL. cast is appended to the items
+// placeholder (PostgreSQL's "::jsonb").
+func MeasureUpdateSQL(param func(int) string, itemsCast string) string {
+	return updateSQL("measure", []string{"instrument", "timepoint", "items", "total", "metric", "taken_at"}, param, itemsCast)
+}
+
+func updateSQL(table string, cols []string, param func(int) string, itemsCast string) string {
+	cols = append(cols, "amended_at", "withdrawn_at", "withdrawn_reason")
+	set := make([]string, len(cols))
+	for i, col := range cols {
+		set[i] = col + " = " + param(i+1)
+		if col == "items" {
+			set[i] += itemsCast
+		}
+	}
+	n := len(cols)
+	return "UPDATE " + table + " SET " + strings.Join(set, ", ") + " WHERE id = " + param(n+1) + " AND referral_id = " + param(n+2)
 }
 
 // DecodePlan reads a case_plan body written by NewCaseRows.

@@ -27,9 +27,9 @@ func TestNewCaseRows(t *testing.T) {
 	ts := "2025-03-01T09:30:00Z"
 	want := &sqlshared.CaseRows{
 		ReferralID: "r1",
-		Contacts:   [][]any{{"c1", "r1", ts, "phone", 20, 1, "", ts}},
-		Measures: [][]any{{"m1", "r1", "", "", "[7,8]", 0, 0.0, ts, ts},
-			{"m2", "r1", "", "", "[]", 0, 0.0, ts, ts}},
+		Contacts:   [][]any{{"c1", "r1", ts, "phone", 20, 1, "", ts, nil, nil, ""}},
+		Measures: [][]any{{"m1", "r1", "", "", "[7,8]", 0, 0.0, ts, ts, nil, nil, ""},
+			{"m2", "r1", "", "", "[]", 0, 0.0, ts, ts, nil, nil, ""}},
 		Event: []any{"r1", 3, ts, "contact", "lw1", "in-progress", nil},
 	}
 	if rows.Plan == nil {
