@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -350,7 +351,12 @@ func (s *Service) withhold(ctx context.Context, cr *linkbridge.CaseRecord, befor
 			}
 		}
 	}
-	var out []version
+	// Read them all, then withhold each before what it references (a
+	// follow-up measure before its baseline, a DNA entry before its
+	// Encounter): an endpoint that enforces references refuses to delete
+	// a resource another still points at.
+	stored := make(map[string]*linkbridge.Resource, len(refs))
+	var held []string
 	for _, ref := range refs {
 		typ, id, _ := strings.Cut(ref, "/")
 		cur, err := s.own().ReadResource(ctx, typ, id)
@@ -360,6 +366,16 @@ func (s *Service) withhold(ctx context.Context, cr *linkbridge.CaseRecord, befor
 		if err != nil {
 			return nil, err
 		}
+		stored[ref] = cur
+		held = append(held, ref)
+	}
+	order, err := referrersFirst(held, stored)
+	if err != nil {
+		return nil, err
+	}
+	var out []version
+	for _, ref := range order {
+		cur := stored[ref]
 		msg, err := s.Codec.DecodeResource(cur.Body)
 		if err != nil {
 			return nil, err
@@ -374,6 +390,55 @@ func (s *Service) withhold(ctx context.Context, cr *linkbridge.CaseRecord, befor
 		}
 		if res != nil {
 			out = append(out, version{res: res, msg: w, erase: true})
+		}
+	}
+	return out, nil
+}
+
+// referrersFirst orders refs so that a resource comes before every
+// resource of refs its stored body references (Kahn's algorithm on the
+// reference graph, stable: otherwise in the order given; a cycle, which
+// the FHIR view never makes, keeps the order given for what is left).
+func referrersFirst(refs []string, stored map[string]*linkbridge.Resource) ([]string, error) {
+	in := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		in[r] = true
+	}
+	targets := make(map[string][]string, len(refs))
+	referrers := make(map[string]int, len(refs))
+	for _, r := range refs {
+		lrs, err := fhirjson.LiteralReferences(stored[r].Body)
+		if err != nil {
+			return nil, err
+		}
+		for _, lr := range lrs {
+			if k := lr.Key(); in[k] && k != r && !slices.Contains(targets[r], k) {
+				targets[r] = append(targets[r], k)
+				referrers[k]++
+			}
+		}
+	}
+	out := make([]string, 0, len(refs))
+	done := make(map[string]bool, len(refs))
+	for len(out) < len(refs) {
+		progressed := false
+		for _, r := range refs {
+			if done[r] || referrers[r] > 0 {
+				continue
+			}
+			done[r], progressed = true, true
+			out = append(out, r)
+			for _, t := range targets[r] {
+				referrers[t]--
+			}
+		}
+		if !progressed { // a cycle: the rest in the order given
+			for _, r := range refs {
+				if !done[r] {
+					done[r] = true
+					out = append(out, r)
+				}
+			}
 		}
 	}
 	return out, nil

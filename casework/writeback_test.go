@@ -2,6 +2,7 @@ package casework_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -425,5 +426,55 @@ func TestDNAEntryFollowsCorrections(t *testing.T) {
 	}
 	if !written {
 		t.Error("the withdrawn DNA entry was not queued for the GP record")
+	}
+}
+
+// TestConsentWithdrawnErasesReferrersFirst: when consent is withdrawn, a
+// follow-up measure (derivedFrom its baseline) and a DNA entry (naming its
+// Encounter) are erased before what they reference, so that an endpoint
+// enforcing references lets each delete through.
+func TestConsentWithdrawnErasesReferrersFirst(t *testing.T) {
+	t.Parallel()
+	c := newBenchCase(t)
+	ctx := context.Background()
+	cr, err := c.svc.AddMeasure(ctx, c.id, 0, linkbridge.Measure{Instrument: linkbridge.SWEMWBS, Timepoint: linkbridge.TimepointReview,
+		Items: []int{3, 3, 3, 3, 3, 3, 3}, TakenAt: time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var baseline, review, dna, encounter string
+	for _, m := range cr.Measures {
+		if m.Instrument == linkbridge.SWEMWBS {
+			if m.Timepoint == linkbridge.TimepointBaseline {
+				baseline = "Observation/" + m.ID
+			} else {
+				review = "Observation/" + m.ID
+			}
+		}
+	}
+	for _, ct := range cr.Contacts {
+		if !ct.Attended {
+			dna, encounter = "Observation/"+fhirmap.DNAID(ct.ID), "Encounter/"+ct.ID
+		}
+	}
+	if _, err := c.svc.SetConsent(ctx, c.id, 0, linkbridge.ConsentNone); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: c.id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In the order enqueued (ListOutbox answers newest first).
+	slices.SortFunc(msgs, func(a, b *linkbridge.OutboxMessage) int { return cmp.Compare(a.ID, b.ID) })
+	pos := map[string]int{}
+	for i, m := range msgs {
+		if m.Erase {
+			pos[m.ResourceType+"/"+m.ResourceID] = i + 1
+		}
+	}
+	for _, pair := range [][2]string{{review, baseline}, {dna, encounter}} {
+		if pos[pair[0]] == 0 || pos[pair[1]] == 0 || pos[pair[0]] > pos[pair[1]] {
+			t.Errorf("erase of %s at %d, of %s at %d: want the referrer first", pair[0], pos[pair[0]], pair[1], pos[pair[1]])
+		}
 	}
 }

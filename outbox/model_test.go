@@ -256,13 +256,13 @@ func (e *modelEnv) apply(ctx context.Context, id string, op modelOp) error {
 	case "complete", "fail":
 		_, err = e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: op.Kind, ReasonCode: op.Arg, Reason: "closing", Summary: "Joined a walking group."})
 	case "contact":
-		_, err = e.svc.AddContact(ctx, id, 0, linkbridge.Contact{At: time.Now().UTC().Add(-time.Hour), Mode: linkbridge.ContactPhone, Minutes: 20, Attended: true, Notes: "talked about the garden"})
+		_, err = e.svc.AddContact(ctx, id, 0, linkbridge.Contact{At: time.Now().UTC(), Mode: linkbridge.ContactPhone, Minutes: 20, Attended: true, Notes: "talked about the garden"})
 	case "measure":
 		tp := linkbridge.Timepoint(op.Arg)
 		if tp == "" {
 			tp = linkbridge.TimepointBaseline
 		}
-		_, err = e.svc.AddMeasure(ctx, id, 0, linkbridge.Measure{Instrument: linkbridge.ONS4, Timepoint: tp, Items: []int{5, 6, 4, 7}, TakenAt: time.Now().UTC().Add(-time.Hour)})
+		_, err = e.svc.AddMeasure(ctx, id, 0, linkbridge.Measure{Instrument: linkbridge.ONS4, Timepoint: tp, Items: []int{5, 6, 4, 7}, TakenAt: time.Now().UTC()})
 	case "agree":
 		_, err = e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAgree})
 	case "reassign":
@@ -278,12 +278,12 @@ func (e *modelEnv) apply(ctx context.Context, id string, op modelOp) error {
 		p := linkbridge.Plan{WhatMatters: "Getting out of the house"}
 		for i := range 4 {
 			if mask&(1<<i) != 0 {
-				p.Goals = append(p.Goals, linkbridge.Goal{ID: fmt.Sprintf("%s-goal-%d", id, i), Description: fmt.Sprintf("Goal %d", i), Status: linkbridge.GoalActive})
+				p.Goals = append(p.Goals, linkbridge.Goal{ID: fmt.Sprintf("%s-goal-%d", id, i), Description: fmt.Sprintf("Goal %d", i), Importance: 5 + i, Confidence: 6, Status: linkbridge.GoalActive})
 			}
 		}
 		for i := range 2 {
 			if mask&(1<<(4+i)) != 0 {
-				p.OnwardReferrals = append(p.OnwardReferrals, linkbridge.OnwardReferral{ID: fmt.Sprintf("%s-onward-%d", id, i), Service: "Walking group", Status: "sent", SentAt: time.Now().UTC().Add(-time.Hour)})
+				p.OnwardReferrals = append(p.OnwardReferrals, linkbridge.OnwardReferral{ID: fmt.Sprintf("%s-onward-%d", id, i), Service: "Walking group", Status: "sent", SentAt: time.Now().UTC()})
 			}
 		}
 		_, err = e.svc.SetPlan(ctx, id, 0, p)
