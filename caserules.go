@@ -210,7 +210,8 @@ const (
 
 // Flags lists what the link worker should look at on an open case, in a
 // fixed order: dna-review when the last dnaReviewAfter contacts (0:
-// DefaultDNAReviewAfter) were all not attended, do-not-contact when the
+// DefaultDNAReviewAfter) were all not attended (Contact.DNA; withdrawn ones
+// left out), do-not-contact when the
 // referrer said the person must not be contacted, safeguarding when the
 // plan flags a concern, review-overdue when the plan's review date has
 // passed. Never nil.
@@ -225,7 +226,10 @@ func (cr *CaseRecord) Flags(now time.Time, dnaReviewAfter int) []string {
 		slices.SortStableFunc(contacts, func(a, b *Contact) int { return a.At.Compare(b.At) })
 		run := 0
 		for _, c := range slices.Backward(contacts) {
-			if c.Attended {
+			if c.Withdrawn() { // recorded in error: counts nowhere
+				continue
+			}
+			if !c.DNA() {
 				break
 			}
 			run++

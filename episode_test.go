@@ -247,3 +247,24 @@ func TestDoNotContact(t *testing.T) {
 		}
 	}
 }
+
+// TestCaseFlagsIgnoreWithdrawn: a contact withdrawn as recorded in error
+// neither adds to nor breaks the run of contacts not attended.
+func TestCaseFlagsIgnoreWithdrawn(t *testing.T) {
+	t.Parallel()
+	at := func(d int) time.Time { return time.Date(2026, 11, d, 10, 0, 0, 0, time.UTC) }
+	withdrawn := at(29)
+	cr := &linkbridge.CaseRecord{Referral: &linkbridge.Referral{Status: linkbridge.TaskInProgress}, Contacts: []*linkbridge.Contact{
+		{ID: "a", At: at(21), Attended: true},
+		{ID: "b", At: at(22)},
+		{ID: "c", At: at(23), Attended: true, Correction: linkbridge.Correction{WithdrawnAt: withdrawn}},
+		{ID: "d", At: at(24)},
+	}}
+	if got := cr.Flags(caseNow, 2); len(got) != 1 || got[0] != linkbridge.FlagDNAReview {
+		t.Fatalf("Flags = %v, want dna-review (the withdrawn attended contact does not break the run)", got)
+	}
+	cr.Contacts[1].WithdrawnAt, cr.Contacts[2].WithdrawnAt = withdrawn, time.Time{}
+	if got := cr.Flags(caseNow, 2); len(got) != 0 {
+		t.Fatalf("Flags = %v, want none (a withdrawn DNA does not count)", got)
+	}
+}

@@ -251,7 +251,7 @@ func (s Systems) CaseView(cr *linkbridge.CaseRecord) []Generated {
 		out = append(out, Generated{"Encounter", c.ID, enc})
 		// A DNA's coded entry; one whose contact is withdrawn or amended to
 		// attended leaves the view and is withdrawn (Withdrawable).
-		if !c.Attended && !c.Withdrawn() {
+		if c.DNA() && !c.Withdrawn() {
 			out = append(out, Generated{"Observation", DNAID(c.ID), dnaResource(c, patient(), basedOn())})
 		}
 	}
