@@ -206,6 +206,10 @@ const (
 	FlagDoNotContact  = "do-not-contact"
 	FlagSafeguarding  = "safeguarding"
 	FlagReviewOverdue = "review-overdue"
+	// FlagConcurrentReferral: the person has another open referral to the
+	// service, from a sender who could not see it (LinkConcurrent): merge
+	// or decline one (docs/domain.md#one-open-referral).
+	FlagConcurrentReferral = "concurrent-referral"
 )
 
 // Flags lists what the link worker should look at on an open case, in a
@@ -214,7 +218,8 @@ const (
 // left out), do-not-contact when the
 // referrer said the person must not be contacted, safeguarding when the
 // plan flags a concern, review-overdue when the plan's review date has
-// passed. Never nil.
+// passed, concurrent-referral while the referral stands beside another open
+// one its sender could not see. Never nil.
 func (cr *CaseRecord) Flags(now time.Time, dnaReviewAfter int) []string {
 	out := []string{}
 	if dnaReviewAfter <= 0 {
@@ -246,6 +251,9 @@ func (cr *CaseRecord) Flags(now time.Time, dnaReviewAfter int) []string {
 	}
 	if open && cr.Plan.ReviewDate != "" && cr.Plan.ReviewDate < now.UTC().Format(time.DateOnly) {
 		out = append(out, FlagReviewOverdue)
+	}
+	if !cr.Referral.Status.Terminal() && cr.Referral.Link.Kind == LinkConcurrent {
+		out = append(out, FlagConcurrentReferral)
 	}
 	return out
 }

@@ -58,8 +58,11 @@ type Error struct {
 	Message    string
 	Expression []string
 	// Existing names the stored resource ("Type/id") that an EDUPLICATE
-	// error collided with, when known.
+	// or ECONFLICT error collided with, when known.
 	Existing string
+	// Rule names the store rule an ECONFLICT broke, when callers must tell
+	// it apart from other conflicts (RuleOpenReferral).
+	Rule string
 	// Invariant marks an EINVALID error as a broken rule between elements
 	// rather than one bad element: its OperationOutcome issue type is
 	// "invariant" (BaRS answers an unknown combination of message event,

@@ -136,6 +136,10 @@ type Referral struct {
 	// coded. A service declining a referral (out of area, at capacity) is
 	// not the person declining and is not coded so.
 	PersonDeclinedAt time.Time `json:"personDeclinedAt,omitzero"`
+	// Link ties this referral to another of the same person and service:
+	// the earlier episode it follows (a re-referral, or an episode
+	// reopened), or an open referral it stands beside (docs/domain.md#one-open-referral).
+	Link ReferralLink `json:"link,omitzero"`
 	// AuthoredOn is when the referrer wrote the referral.
 	AuthoredOn time.Time `json:"authoredOn,omitzero"`
 	// ReceivedAt is when the gateway stored it.
@@ -238,4 +242,71 @@ func IsSocialPrescribingCode(c Coding) bool {
 		return true
 	}
 	return false
+}
+
+// LinkKind says how a referral is linked to another of the same person and
+// service (docs/domain.md#one-open-referral).
+type LinkKind string
+
+// Link kinds.
+const (
+	// LinkReReferral: a new referral received after an earlier episode
+	// with the service closed; it follows that episode.
+	LinkReReferral LinkKind = "re-referral"
+	// LinkReopened: the link worker reopened a closed episode; the new
+	// episode continues it.
+	LinkReopened LinkKind = "reopened"
+	// LinkRelated: the sender said the referral goes with an open one
+	// (ServiceRequest.basedOn or replaces names it); both stay open.
+	LinkRelated LinkKind = "related"
+	// LinkConcurrent: the person has an open referral to the service that
+	// the sender may not see; the new one is accepted without saying so
+	// and flagged for the link worker (docs/domain.md#one-open-referral).
+	LinkConcurrent LinkKind = "concurrent"
+)
+
+// ReferralLink names the referral another is linked to, and how.
+type ReferralLink struct {
+	ReferralID string   `json:"referralId"`
+	Kind       LinkKind `json:"kind"`
+}
+
+// RuleOpenReferral is the Error.Rule of a referral refused because its
+// person has an open referral to the same service (Error.Existing names
+// it as "ServiceRequest/<id>").
+const RuleOpenReferral = "open-referral"
+
+// OpenKey returns the key under which a store allows one open referral per
+// person and service: "<person id>|<service ODS>" while the referral is open
+// (its Task not terminal, its ServiceRequest not ended) and stands alone,
+// "" otherwise (closed, or linked beside an open referral: related or
+// concurrent). Stores keep OpenKey unique, so that two open referrals of a
+// person to a service are refused atomically (docs/domain.md#one-open-referral).
+func (r *Referral) OpenKey() string {
+	if r.Status.Terminal() || r.Link.Kind == LinkRelated || r.Link.Kind == LinkConcurrent {
+		return ""
+	}
+	switch r.RequestStatus {
+	case "revoked", "entered-in-error", "completed":
+		return ""
+	}
+	return r.PersonID + "|" + r.ServiceODS
+}
+
+// OpenReferralConflict returns the error for a referral refused because the
+// person's open referral existingID stands in its way.
+func OpenReferralConflict(existingID string) *Error {
+	e := Errorf(ECONFLICT, "the person has an open referral to this service: ServiceRequest/%s (to send another beside it, name it in ServiceRequest.basedOn)", existingID).At("ServiceRequest.subject")
+	e.Existing, e.Rule = "ServiceRequest/"+existingID, RuleOpenReferral
+	return e
+}
+
+// Reopenable reports, as ECONFLICT, why a referral cannot be reopened: only
+// a completed, failed or cancelled episode can (docs/domain.md#one-open-referral).
+func (r *Referral) Reopenable() error {
+	switch r.Status {
+	case TaskCompleted, TaskFailed, TaskCancelled:
+		return nil
+	}
+	return Errorf(ECONFLICT, "only a completed, failed or cancelled referral can be reopened; this one is %s", r.Status).At("action")
 }

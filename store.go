@@ -316,6 +316,8 @@ type ReferralFilter struct {
 	Statuses    []TaskStatus
 	// LinkWorkerID restricts to one link worker's referrals.
 	LinkWorkerID string
+	// PersonID restricts to one person's referrals.
+	PersonID string
 	// ReceivedFrom and ReceivedTo bound ReceivedAt (inclusive, exclusive);
 	// zero means unbounded.
 	ReceivedFrom, ReceivedTo time.Time

@@ -67,6 +67,17 @@ func (s *Store) CreateReferral(ctx context.Context, in *linkbridge.Intake) error
 	if p != nil && in != nil && in.Referral != nil {
 		rf := in.Referral
 		switch {
+		case rf.Link.Kind == linkbridge.LinkReopened:
+			// A service reopens an episode of its own: the new referral
+			// keeps the earlier one's person, referrer and service.
+			earlier, err := s.Store.FindReferral(ctx, rf.Link.ReferralID)
+			if err != nil && linkbridge.ErrorCode(err) != linkbridge.ENOTFOUND {
+				return err
+			}
+			if err != nil || p.Role != linkbridge.RoleService || rf.ServiceODS != p.ODS || earlier.ServiceODS != p.ODS ||
+				earlier.PersonID != rf.PersonID || earlier.ReferrerODS != rf.ReferrerODS {
+				return linkbridge.Errorf(linkbridge.EFORBIDDEN, "only the service of a referral reopens it, for its person and referrer").At("action")
+			}
 		case rf.ReferrerODS == "" && rf.Source.WithoutODS():
 			if p.Role != linkbridge.RoleService || rf.ServiceODS != p.ODS {
 				return linkbridge.Errorf(linkbridge.EFORBIDDEN, "a referral from no organisation with an ODS code (%s) is received by the service it is addressed to, not the authenticated organisation %s", rf.Source, p.ODS).At("ServiceRequest.requester")

@@ -62,6 +62,46 @@ type Referral struct {
 	// Person and Referral are the domain records (ids unset).
 	Person   linkbridge.Person
 	Referral linkbridge.Referral
+	// Follows are the referrals the sender says this one goes with:
+	// ServiceRequest.basedOn and replaces that name a ServiceRequest, by
+	// literal reference or by business identifier
+	// (docs/domain.md#one-open-referral).
+	Follows []FollowedReferral
+}
+
+// FollowedReferral is a ServiceRequest a referral's basedOn or replaces
+// names: by id (a literal "ServiceRequest/<id>") or by its business
+// identifier.
+type FollowedReferral struct {
+	ID         string
+	Identifier linkbridge.Identifier
+}
+
+// Names reports whether f names the stored referral r.
+func (f FollowedReferral) Names(r *linkbridge.Referral) bool {
+	if f.ID != "" {
+		return f.ID == r.ID
+	}
+	return f.Identifier.Value != "" && f.Identifier.Value == r.Identifier.Value &&
+		(f.Identifier.System == "" || f.Identifier.System == r.Identifier.System)
+}
+
+// followed returns the ServiceRequests sr's basedOn and replaces name.
+func followed(sr *srpb.ServiceRequest) []FollowedReferral {
+	var out []FollowedReferral
+	for _, ref := range append(append([]*dpb.Reference(nil), sr.GetBasedOn()...), sr.GetReplaces()...) {
+		if typ, id := RefTarget(ref); typ == "ServiceRequest" && id != "" {
+			out = append(out, FollowedReferral{ID: id})
+			continue
+		}
+		if id := ref.GetIdentifier(); id.GetValue().GetValue() != "" {
+			if t := ref.GetType().GetValue(); t != "" && t != "ServiceRequest" {
+				continue
+			}
+			out = append(out, FollowedReferral{Identifier: linkbridge.Identifier{System: id.GetSystem().GetValue(), Value: id.GetValue().GetValue()}})
+		}
+	}
+	return out
 }
 
 // index resolves references among the entries of one request.
@@ -199,6 +239,7 @@ func MapReferralWith(entries []*Entry, h Hints) (*Referral, error) {
 	if err := mapServiceRequest(sr, ix, out); err != nil {
 		return nil, err
 	}
+	out.Follows = followed(sr)
 	if out.Task != nil {
 		if err := checkTask(out.Task.Resource.(*taskpb.Task), ix, out); err != nil {
 			return nil, err

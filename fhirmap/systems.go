@@ -29,6 +29,7 @@ const (
 	pathWriteback               = "/Id/writeback"
 	pathClient                  = "/Id/client"
 	pathLinkWorker              = "/Id/link-worker"
+	pathReferral                = "/Id/referral"
 	pathONS4                    = "/fhir/CodeSystem/ons4"
 	pathOutcome                 = "/fhir/CodeSystem/outcome-measure"
 	pathBusinessStatus          = "/fhir/CodeSystem/referral-business-status"
@@ -137,12 +138,16 @@ type SystemURI struct {
 // docs/identifiers.md lists them.
 func (s Systems) All() []SystemURI {
 	return []SystemURI{
-		{"identifier", s.Writeback()}, {"identifier", s.LinkWorker()}, {"identifier", s.Client()},
+		{"identifier", s.Writeback()}, {"identifier", s.LinkWorker()}, {"identifier", s.Client()}, {"identifier", s.Referral()},
 		{"code system", s.ONS4()}, {"code system", s.Outcome()}, {"code system", s.BusinessStatus()},
 		{"extension", s.ExtTimepoint()}, {"extension", s.ExtGoalImportance()},
 		{"extension", s.ExtGoalConfidence()}, {"extension", s.ExtOnwardReferralStatus()},
 	}
 }
+
+// Referral is the identifier system of the referrals the service itself
+// opens (an episode reopened by a link worker): ServiceRequest.identifier.
+func (s Systems) Referral() string { return s.Base() + pathReferral }
 
 // LinkWorkerIdentifier is how a link worker is identified in a FHIR
 // reference: by SDS user id (SDSUserIDSystem) when known, else by the

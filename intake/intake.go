@@ -53,6 +53,14 @@ type Service struct {
 	// range; by default one in a range where none is issued is refused
 	// (linkbridge.NHSNumberRangeOf).
 	AnyNHSNumberRange bool
+	// Systems are the deployment's URIs (serve --system-base): the
+	// identifier system of the referrals the service opens itself.
+	Systems fhirmap.Systems
+	// Episodes, when set, is the unscoped case store in which a known
+	// person's earlier referrals are found, so that a re-referral is
+	// linked to the episode it follows (docs/domain.md#one-open-referral).
+	// The link is the service's record; the sender learns nothing from it.
+	Episodes linkbridge.CaseStore
 	// MarshalAll turns off storing received bytes: every resource is
 	// rendered by jsonformat (tests compare the two paths).
 	MarshalAll bool
@@ -170,8 +178,58 @@ func (s *Service) receive(ctx context.Context, entries []*fhirmap.Entry, message
 				continue
 			}
 		}
+		if errors.As(err, &le) && le.Rule == linkbridge.RuleOpenReferral && given.link == nil {
+			// The person has an open referral to the service: refused
+			// naming it, or stored beside it (openReferralLink).
+			link, lerr := s.openReferralLink(ctx, ref, strings.TrimPrefix(le.Existing, "ServiceRequest/"), le)
+			if lerr != nil {
+				return nil, lerr
+			}
+			given.link = link
+			continue
+		}
 		return res, err
 	}
+}
+
+// openReferralLink decides what becomes of a referral whose person has an
+// open referral, openID, to the same service (docs/domain.md#one-open-referral).
+// A sender who may read the open referral is answered with conflict (409
+// naming it), unless the referral says it goes with it (basedOn or
+// replaces names it): then it is stored beside it, related. A sender who
+// may not read it is not told it exists: the referral is stored beside it
+// as concurrent, for the link worker, who sees both, to resolve.
+func (s *Service) openReferralLink(ctx context.Context, ref *fhirmap.Referral, openID string, conflict error) (*linkbridge.ReferralLink, error) {
+	open, err := s.Store.FindReferral(ctx, openID)
+	switch {
+	case linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND:
+		return &linkbridge.ReferralLink{ReferralID: openID, Kind: linkbridge.LinkConcurrent}, nil
+	case err != nil:
+		return nil, err
+	}
+	for _, f := range ref.Follows {
+		if f.Names(open) {
+			return &linkbridge.ReferralLink{ReferralID: openID, Kind: linkbridge.LinkRelated}, nil
+		}
+	}
+	return nil, conflict
+}
+
+// earlierEpisode links a new referral of a known person to the person's
+// latest closed referral to the same service (completed, failed,
+// cancelled or declined): a re-referral follows the earlier episode. Nil
+// when there is none, or Episodes is unset. (An open one is the store's
+// one-open-referral rule's to decide.)
+func (s *Service) earlierEpisode(ctx context.Context, personID, serviceODS string) (*linkbridge.ReferralLink, error) {
+	if s.Episodes == nil {
+		return nil, nil
+	}
+	closed := []linkbridge.TaskStatus{linkbridge.TaskCompleted, linkbridge.TaskFailed, linkbridge.TaskCancelled, linkbridge.TaskRejected}
+	refs, _, err := s.Episodes.ListReferrals(ctx, linkbridge.ReferralFilter{PersonID: personID, ServiceODS: serviceODS, Statuses: closed, Limit: 1})
+	if err != nil || len(refs) == 0 {
+		return nil, err
+	}
+	return &linkbridge.ReferralLink{ReferralID: refs[0].ID, Kind: linkbridge.LinkReReferral}, nil
 }
 
 // existingReferral returns the stored referral that referrerODS made with a
@@ -204,7 +262,9 @@ type assigned struct {
 	// is looked up, and the resources were changed by the first attempt.
 	retry                           bool
 	person, patient, referral, task string
-	entry                           map[*fhirmap.Entry]string
+	// link, when set, links the referral beside the person's open one.
+	link  *linkbridge.ReferralLink
+	entry map[*fhirmap.Entry]string
 }
 
 // get returns *id, giving it a new id first if it has none.
@@ -265,6 +325,18 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	}
 	if rf.Status == "" {
 		rf.Status = linkbridge.TaskRequested
+	}
+	switch {
+	case ids.link != nil:
+		rf.Link = *ids.link
+	case !newPerson:
+		link, err := s.earlierEpisode(ctx, person.ID, rf.ServiceODS)
+		if err != nil {
+			return nil, err
+		}
+		if link != nil {
+			rf.Link = *link
+		}
 	}
 
 	// Assign ids to every stored entry; the ServiceRequest's id is the
@@ -514,4 +586,78 @@ func (s *Service) personOfPatient(ctx context.Context, id string) (*linkbridge.P
 		}
 	}
 	return nil, notHeld
+}
+
+// Reopen opens a new episode for the person of the closed referral
+// earlier, at the link worker's request (docs/domain.md#one-open-referral):
+// a new referral linked to it (LinkReopened), in the service's inbox
+// (requested), with its own ServiceRequest (fhirmap ReopenedServiceRequest,
+// which replaces the earlier one) and Task. It keeps what the earlier
+// referral established: the person and their Patient, the referring
+// organisation and source (the referrer keeps sight of the episode it
+// started), the service, the reasons, priority, do-not-contact and the
+// consent to share. at is when it was reopened (not in the future, not
+// before the earlier episode closed). Only a completed, failed or
+// cancelled referral can be reopened (ECONFLICT otherwise), and only while
+// the person has no open referral to the service (ECONFLICT naming it).
+func (s *Service) Reopen(ctx context.Context, earlier *linkbridge.Referral, at time.Time) (*Result, error) {
+	if err := earlier.Reopenable(); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if at.IsZero() {
+		at = now
+	}
+	at = at.UTC()
+	switch {
+	case at.After(now.Add(linkbridge.MaxClockSkew)):
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "at is in the future").At("at")
+	case at.Before(earlier.CompletedAt):
+		return nil, linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "at is before the earlier episode closed (%s)", earlier.CompletedAt.Format(time.RFC3339)).At("at")
+	}
+	person, err := s.Store.FindPerson(ctx, earlier.PersonID)
+	if err != nil {
+		return nil, err
+	}
+	rf := linkbridge.Referral{
+		ID: s.newID(), TaskID: s.newID(), PersonID: earlier.PersonID, PatientID: earlier.Patient(),
+		Status: linkbridge.TaskRequested, RequestStatus: "active", Priority: earlier.Priority,
+		ReferrerODS: earlier.ReferrerODS, Source: earlier.Source, ServiceODS: earlier.ServiceODS,
+		Reasons: earlier.Reasons, DoNotContact: earlier.DoNotContact, Consent: earlier.Consent,
+		Link:       linkbridge.ReferralLink{ReferralID: earlier.ID, Kind: linkbridge.LinkReopened},
+		AuthoredOn: at, ReceivedAt: now, UpdatedAt: now, Version: 1,
+	}
+	rf.Identifier = linkbridge.Identifier{System: s.Systems.Referral(), Value: rf.ID}
+	if err := rf.Validate(); err != nil {
+		return nil, err
+	}
+	out := &Result{Created: true, Referral: &rf, ByEntry: map[*fhirmap.Entry]*linkbridge.Resource{}}
+	render := func(res proto.Message, id string) (*linkbridge.Resource, error) {
+		fhirmap.SetID(res, id)
+		fhirmap.SetMeta(res, 1, now)
+		params := fhirmap.SearchParams(res) // before Encode, which denormalises references in place
+		body, err := s.Codec.Encode(res)
+		if err != nil {
+			return nil, fmt.Errorf("intake: render %s: %w", fhirmap.TypeName(res), err)
+		}
+		return &linkbridge.Resource{Type: fhirmap.TypeName(res), ID: id, VersionID: 1, LastUpdated: now, Body: body, Params: params}, nil
+	}
+	sr := s.Systems.ReopenedServiceRequest(&rf, earlier.ID)
+	if out.ServiceRequest, err = render(sr, rf.ID); err != nil {
+		return nil, err
+	}
+	if out.Task, err = render(fhirmap.NewReferralTask(&rf, sr.GetRequester(), now), rf.TaskID); err != nil {
+		return nil, err
+	}
+	in := &linkbridge.Intake{Person: person, Referral: &rf, Resources: []*linkbridge.Resource{out.ServiceRequest, out.Task}}
+	in.Audit = access.ForWrite(ctx, in.Resources)
+	if err := s.Store.CreateReferral(ctx, in); err != nil {
+		return nil, err
+	}
+	if out.Patient, err = s.Store.ReadResource(ctx, "Patient", rf.Patient()); err != nil {
+		return nil, err
+	}
+	s.Logger.InfoContext(ctx, "episode reopened", slog.String("referral_id", rf.ID), slog.String("task_id", rf.TaskID),
+		slog.String("earlier_referral_id", earlier.ID), slog.String("person_id", rf.PersonID), slog.String("service_ods", rf.ServiceODS))
+	return out, nil
 }

@@ -17,7 +17,7 @@ import (
 // knows of the person (another family name, a phone number).
 func otherPracticesReferral(t *testing.T) []byte {
 	t.Helper()
-	d := mustParseJSON(t, withIdentifier(t, mustRead(t, fixReferralTxn), "practice-b-referral"))
+	d := mustParseJSON(t, sameIdentifierPerson(t, mustRead(t, fixReferralTxn), "practice-b-referral"))
 	for _, e := range d["entry"].([]any) {
 		r := e.(jsonDoc)["resource"].(jsonDoc)
 		switch r["resourceType"] {

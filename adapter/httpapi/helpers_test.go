@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -371,12 +374,65 @@ func mustJSON(t testing.TB, v any) []byte {
 
 // withIdentifier returns a copy of a ServiceRequest, Task or transaction
 // fixture whose referral identifier value is v, so one fixture can seed
-// several distinct referrals.
+// several distinct referrals. The referral is of a person of its own (an
+// NHS number drawn from v, nhsFor): a person has one open referral to a
+// service (docs/domain.md#one-open-referral). sameIdentifierPerson keeps
+// the fixture's person.
 func withIdentifier(t testing.TB, body []byte, v string) []byte {
 	t.Helper()
 	d := mustParseJSON(t, body)
 	setSRIdentifier(d, v)
+	setNHS(d, nhsFor(v))
 	return mustJSON(t, d)
+}
+
+// sameIdentifierPerson is withIdentifier keeping the fixture's person.
+func sameIdentifierPerson(t testing.TB, body []byte, v string) []byte {
+	t.Helper()
+	d := mustParseJSON(t, body)
+	setSRIdentifier(d, v)
+	return mustJSON(t, d)
+}
+
+// following returns a copy of a ServiceRequest, Task or transaction fixture
+// whose ServiceRequest says it goes with the stored referral srID
+// (basedOn), so that it is stored beside it, open at once
+// (docs/domain.md#one-open-referral).
+func following(t testing.TB, body []byte, srID string) []byte {
+	t.Helper()
+	d := mustParseJSON(t, body)
+	var set func(d jsonDoc)
+	set = func(d jsonDoc) {
+		switch d["resourceType"] {
+		case "ServiceRequest":
+			d["basedOn"] = []any{jsonDoc{"reference": "ServiceRequest/" + srID}}
+		case "Task":
+			cs, _ := d["contained"].([]any)
+			for _, c := range cs {
+				set(c.(jsonDoc))
+			}
+		case "Bundle":
+			for _, e := range d["entry"].([]any) {
+				set(e.(jsonDoc)["resource"].(jsonDoc))
+			}
+		}
+	}
+	set(d)
+	return mustJSON(t, d)
+}
+
+// nhsFor returns a valid NHS number in the 999 test range drawn from s:
+// distinct strings give distinct numbers (but for rare collisions of the
+// six digits taken from a hash).
+func nhsFor(s string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	for n := h.Sum64() % 1000000; ; n = (n + 1) % 1000000 {
+		stem := fmt.Sprintf("999%06d", n)
+		if c, ok := linkbridge.NHSCheckDigit(stem); ok {
+			return stem + strconv.Itoa(c)
+		}
+	}
 }
 
 func setSRIdentifier(d jsonDoc, v string) {
@@ -412,6 +468,14 @@ func setNHS(d jsonDoc, nhs string) {
 		if cs, ok := d["contained"].([]any); ok {
 			for _, c := range cs {
 				setNHS(c.(jsonDoc), nhs)
+			}
+		}
+		// A subject named by NHS number (ServiceRequest.subject, Task.for).
+		for _, el := range []string{"subject", "for"} {
+			if ref, ok := d[el].(jsonDoc); ok {
+				if id, ok := ref["identifier"].(jsonDoc); ok && id["system"] == linkbridge.NHSNumberSystem {
+					id["value"] = nhs
+				}
 			}
 		}
 	}

@@ -170,7 +170,12 @@ func TestSecondReferralForSamePersonKeepsOwnPatient(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
 	first := bundle(t, ts.post("", mustRead(t, fixReferralTxn), nil), "transaction-response")
-	second := bundle(t, ts.post("", withIdentifier(t, mustRead(t, fixReferralTxn), "second-referral"), nil), "transaction-response")
+	srID := func(b *rpb.Bundle) string {
+		_, id, _ := parseLocation(t, b.GetEntry()[1].GetResponse().GetLocation().GetValue())
+		return id
+	}
+	// Open beside the first, as its sender says (docs/domain.md#one-open-referral).
+	second := bundle(t, ts.post("", following(t, sameIdentifierPerson(t, mustRead(t, fixReferralTxn), "second-referral"), srID(first)), nil), "transaction-response")
 	p1 := first.GetEntry()[0].GetResponse()
 	p2 := second.GetEntry()[0].GetResponse()
 	if p2.GetLocation().GetValue() == p1.GetLocation().GetValue() || p2.GetStatus().GetValue() != p1.GetStatus().GetValue() || !strings.HasPrefix(p2.GetStatus().GetValue(), "201") {

@@ -191,7 +191,9 @@ func TestProcessMessageCancelRequestersReferral(t *testing.T) {
 		return entryResource[*srpb.ServiceRequest](t, bundle(t, ts.post("/$process-message", body, barsHeaders(reqID, corrID1)), "message"))
 	}
 	c := fhirmap.ID(send(mustRead(t, fixMsgNew), reqID1))
-	a := fhirmap.ID(send(fromPractice(t, mustRead(t, fixMsgNew), "C82010", "A81001"), reqID2))
+	aMsg := mustParseJSON(t, fromPractice(t, mustRead(t, fixMsgNew), "C82010", "A81001"))
+	setNHS(aMsg, nhsFor("A81001")) // another person: one open referral per person and service
+	a := fhirmap.ID(send(mustJSON(t, aMsg), reqID2))
 	if a == c {
 		t.Fatalf("A's referral under C's identifier was answered with C's %s", c)
 	}

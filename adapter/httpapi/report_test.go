@@ -29,9 +29,10 @@ func TestReports(t *testing.T) {
 
 	// The same person referred twice, on 1 and 3 April.
 	ts.Clock.Set(day(1))
-	c1 := ts.intake(t, withIdentifier(t, mustRead(t, fixReferralTxn), "REP-1"))
+	c1 := ts.intake(t, sameIdentifierPerson(t, mustRead(t, fixReferralTxn), "REP-1"))
 	ts.Clock.Set(day(3))
-	c2 := ts.intake(t, withIdentifier(t, mustRead(t, fixReferralTxn), "REP-2"))
+	// The same person: the second goes with the first, as its sender says.
+	c2 := ts.intake(t, following(t, sameIdentifierPerson(t, mustRead(t, fixReferralTxn), "REP-2"), c1.ID))
 
 	// c1: seen on the 5th (a wait of 4 days), missed the 6th, seen the
 	// 8th; SWEMWBS 14 (15.32) then 21 (19.25); discharged, goals met.

@@ -211,7 +211,11 @@ func (s *Server) Handler() http.Handler {
 		s.work.Own = sc.Store // the referral's own resources, by primary key
 	}
 	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
-		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries(), AnyNHSNumberRange: s.AnyNHSNumberRange}
+		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries(), AnyNHSNumberRange: s.AnyNHSNumberRange,
+		Episodes: s.Cases, Systems: s.Systems}
+	if sc, ok := s.Store.(*access.Store); ok {
+		s.in.Episodes = sc.Cases // unscoped: the link is the service's record
+	}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {

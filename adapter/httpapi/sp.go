@@ -40,6 +40,7 @@ func (s *Server) registerSPRoutes(r *mux.Router) {
 	sp.Handle("/referrals/{id}/measures/{measureId}/withdraw", s.sp(spEntryChange(s, "measureId", (*casework.Service).WithdrawMeasure))).Methods(http.MethodPost)
 	sp.Handle("/referrals/{id}/goals/{goalId}/withdraw", s.sp(spEntryChange(s, "goalId", (*casework.Service).WithdrawGoal))).Methods(http.MethodPost)
 	sp.Handle("/referrals/{id}/consent", s.sp(spChange(s, http.StatusOK, setConsent))).Methods(http.MethodPut)
+	sp.Handle("/referrals/{id}/reopen", s.sp(s.handleReopen)).Methods(http.MethodPost)
 	sp.Handle("/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
 	sp.Handle("/reports/caseload", s.sp(s.handleCaseload)).Methods(http.MethodGet)
 	sp.Handle("/reports/period", s.sp(s.handlePeriodReport)).Methods(http.MethodGet)
@@ -245,6 +246,58 @@ func spEntryChange[T any](s *Server, entryVar string, call func(*casework.Servic
 			return call(work, ctx, id, entry, ifMatch, body)
 		})(w, r)
 	}
+}
+
+// ReopenRequest reopens a closed episode (docs/domain.md#one-open-referral).
+type ReopenRequest struct {
+	// At is when the episode was reopened; absent means now.
+	At *time.Time `json:"at,omitempty"`
+	// LinkWorker takes the new episode on; absent: the link worker who
+	// held the earlier one.
+	LinkWorker *linkbridge.LinkWorker `json:"linkWorker,omitempty"`
+}
+
+// handleReopen opens a new episode for the person of a closed referral,
+// linked to it, and accepts it for the link worker: 201 with the new case
+// record and its address. The new referral is stored first; should the
+// acceptance then fail, it waits in the service's inbox, requested.
+func (s *Server) handleReopen(w http.ResponseWriter, r *http.Request) error {
+	var req ReopenRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	cr, err := s.work.Get(ctx, mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	if err := cr.Referral.Reopenable(); err != nil {
+		return err
+	}
+	lw := req.LinkWorker
+	if lw == nil && cr.Referral.LinkWorker.ID != "" {
+		held := cr.Referral.LinkWorker
+		lw = &held
+	}
+	if lw == nil || lw.ID == "" {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "the earlier episode had no link worker: name the one who takes the new episode on (linkWorker.id)").At("linkWorker.id")
+	}
+	var at time.Time
+	if req.At != nil {
+		at = *req.At
+	}
+	res, err := s.in.Reopen(ctx, cr.Referral, at)
+	if err != nil {
+		return err
+	}
+	at = res.Referral.AuthoredOn
+	reopened, err := s.work.Act(ctx, res.Referral.ID, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: lw, At: &at})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/sp/v1/referrals/"+reopened.Referral.ID)
+	s.writeCase(w, r, http.StatusCreated, reopened)
+	return nil
 }
 
 // ConsentRequest sets the consent to share with the GP record.

@@ -117,7 +117,13 @@ func TestIntakeLinksKnownPerson(t *testing.T) {
 				created = http.StatusOK // a transaction-response
 			}
 			wantStatus(t, ts.post(f.path, body, nil), created)
-			wantStatus(t, ts.post(f.path, withIdentifier(t, body, "second-"+filepath.Base(f.file)), nil), created)
+			first := matchIDs(ts.search("ServiceRequest", nil))
+			if len(first) != 1 {
+				t.Fatalf("ServiceRequests after the first referral: %v", first)
+			}
+			// The same person, open beside the first as its sender says
+			// (docs/domain.md#one-open-referral).
+			wantStatus(t, ts.post(f.path, following(t, sameIdentifierPerson(t, body, "second-"+filepath.Base(f.file)), strings.TrimPrefix(first[0], "ServiceRequest/")), nil), created)
 			if n := ts.total("Patient", nil); n != 2 {
 				t.Fatalf("%d Patients stored, want one per referral", n)
 			}

@@ -260,6 +260,19 @@ func (db *DB) formatError(ctx context.Context, err error, op string, s writeSubj
 		if e, done := byIdentifier(); done {
 			return e
 		}
+	case "referral_open_key":
+		// A replay of a stored referral is answered as one, before the
+		// person's open referral is named.
+		if e, done := byIdentifier(); done {
+			return e
+		}
+		if s.ref != nil {
+			var id string
+			if err := db.pool.QueryRow(ctx, `SELECT id FROM referral WHERE open_key = $1`, s.ref.OpenKey()).Scan(&id); err != nil {
+				return fmt.Errorf("postgres: %s: find open referral: %w", op, err)
+			}
+			return linkbridge.OpenReferralConflict(id)
+		}
 	case "referral_pkey":
 		if s.ref != nil {
 			return withExisting(linkbridge.ECONFLICT, "ServiceRequest/"+s.ref.ID, "referral %s exists already", s.ref.ID)
@@ -579,6 +592,8 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 		acceptedAt, completedAt           *time.Time
 		agreedAt, personDeclinedAt        *time.Time
 		authoredOn, receivedAt, updatedAt time.Time
+		linkKind                          string
+		openKey                           *string // derived (Referral.OpenKey)
 	)
 	if err := row.Scan(&r.ID, &r.TaskID, &r.PersonID, &r.Identifier.System, &r.Identifier.Value, &status,
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
@@ -586,9 +601,10 @@ func scanReferral(row pgx.Row) (*linkbridge.Referral, error) {
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
 		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source,
 		&agreedAt, &r.AgreedBy.ID, &r.AgreedBy.Name, &personDeclinedAt,
-		&r.LinkWorker.SDSUserID, &r.AgreedBy.SDSUserID); err != nil {
+		&r.LinkWorker.SDSUserID, &r.AgreedBy.SDSUserID, &r.Link.ReferralID, &linkKind, &openKey); err != nil {
 		return nil, err
 	}
+	r.Link.Kind = linkbridge.LinkKind(linkKind)
 	r.Status = linkbridge.TaskStatus(status)
 	r.Source = linkbridge.ReferralSource(source)
 	r.Consent = linkbridge.ConsentLevel(consent)

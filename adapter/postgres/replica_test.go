@@ -217,6 +217,9 @@ func TestClaimAcrossReplicas(t *testing.T) {
 				in.Person = &linkbridge.Person{ID: refs[len(refs)-1].cur.PersonID}
 				in.Referral.PersonID = in.Person.ID
 				in.Resources = in.Resources[1:]
+				// Beside the first, as its sender said (one open referral
+				// per person and service otherwise).
+				in.Referral.Link = linkbridge.ReferralLink{ReferralID: refs[len(refs)-1].cur.ID, Kind: linkbridge.LinkRelated}
 			}
 			if err := reps[0].CreateReferral(ctx, in); err != nil {
 				t.Fatalf("CreateReferral(%d) returned unexpected error: %v", n, err)

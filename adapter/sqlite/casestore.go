@@ -181,6 +181,7 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 	eq("service_ods", f.ServiceODS)
 	eq("referrer_ods", f.ReferrerODS)
 	eq("link_worker_id", f.LinkWorkerID)
+	eq("person_id", f.PersonID)
 	if len(f.Statuses) > 0 {
 		conds = append(conds, `status IN (`+placeholders(len(f.Statuses))+`)`)
 		for _, s := range f.Statuses {

@@ -349,6 +349,22 @@ func (w *writer) formatError(err error, op string, s writeSubject) error {
 			return withExisting(linkbridge.EDUPLICATE, "ServiceRequest/"+id,
 				"the referral identifier is stored already, as referral %s", id)
 		}
+	case "referral.open_key":
+		// A replay of a stored referral is answered as one, before the
+		// person's open referral is named.
+		if id, ok, err := w.referralIDByIdentifier(s.ref); err != nil {
+			return err
+		} else if ok {
+			return withExisting(linkbridge.EDUPLICATE, "ServiceRequest/"+id,
+				"the referral identifier is stored already, as referral %s", id)
+		}
+		if s.ref != nil {
+			var id string
+			if err := w.selReferralIDByOpenKey.QueryRowContext(bg, s.ref.OpenKey()).Scan(&id); err != nil {
+				return fmt.Errorf("sqlite: %s: find open referral: %w", op, err)
+			}
+			return linkbridge.OpenReferralConflict(id)
+		}
 	case "referral.id":
 		if s.ref != nil {
 			return withExisting(linkbridge.ECONFLICT, "ServiceRequest/"+s.ref.ID,
@@ -435,6 +451,8 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 		acceptedAt, completedAt           sql.NullString
 		agreedAt, personDeclinedAt        sql.NullString
 		authoredOn, receivedAt, updatedAt string
+		linkKind                          string
+		openKey                           sql.NullString // derived (Referral.OpenKey)
 	)
 	if err := row.Scan(&r.ID, &r.TaskID, &r.PersonID, &r.Identifier.System, &r.Identifier.Value, &status,
 		&r.BusinessStatus, &r.StatusReason, &r.RequestStatus, &r.Priority, &r.ReferrerODS, &r.ServiceODS,
@@ -442,9 +460,10 @@ func scanReferral(row scanner) (*linkbridge.Referral, error) {
 		&r.DeclineReason, &r.DischargeReason, &r.DischargeSummary, &acceptedAt, &completedAt,
 		&authoredOn, &receivedAt, &updatedAt, &r.Version, &r.PatientID, &source,
 		&agreedAt, &r.AgreedBy.ID, &r.AgreedBy.Name, &personDeclinedAt,
-		&r.LinkWorker.SDSUserID, &r.AgreedBy.SDSUserID); err != nil {
+		&r.LinkWorker.SDSUserID, &r.AgreedBy.SDSUserID, &r.Link.ReferralID, &linkKind, &openKey); err != nil {
 		return nil, err
 	}
+	r.Link.Kind = linkbridge.LinkKind(linkKind)
 	r.Status = linkbridge.TaskStatus(status)
 	r.Source = linkbridge.ReferralSource(source)
 	r.Consent = linkbridge.ConsentLevel(consent)

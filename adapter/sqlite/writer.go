@@ -44,6 +44,7 @@ type writer struct {
 	insReferral, updReferral       *sql.Stmt
 	selReferralVersion             *sql.Stmt
 	selReferralIDByIdentifier      *sql.Stmt
+	selReferralIDByOpenKey         *sql.Stmt
 	selResource, updResource       *sql.Stmt
 	insHistory, delParam           *sql.Stmt
 	selResourceExists              *sql.Stmt
@@ -109,6 +110,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		WHERE id = ? AND version = ?`)
 	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
 	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE referrer_ods = ? AND identifier_system = ? AND identifier_value = ?`)
+	prep(&w.selReferralIDByOpenKey, `SELECT id FROM referral WHERE open_key = ?`)
 	prep(&w.selResource, `SELECT version_id, params FROM resource WHERE type = ? AND id = ?`)
 	prep(&w.insHistory, `INSERT INTO resource_history (type, id, version_id, last_updated, body)
 		SELECT type, id, version_id, last_updated, body FROM resource WHERE type = ? AND id = ?`)

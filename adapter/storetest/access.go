@@ -52,6 +52,8 @@ func testAccessScope(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 	b.Person, b.NewPerson = a.Person, false
 	b.Referral.PersonID, b.Referral.PatientID = a.Person.ID, "pt-b"
 	b.Referral.ReferrerODS, b.Referral.ServiceODS = "B82002", "Y02662"
+	// Practice B cannot see a: its referral stands beside a (intake's choice).
+	b.Referral.Link = linkbridge.ReferralLink{ReferralID: a.Referral.ID, Kind: linkbridge.LinkConcurrent}
 	b.Resources[0] = resource("Patient", "pt-b", 1, t0.Add(time.Second), "", param("identifier", linkbridge.NHSNumberSystem+"|"+a.Person.NHSNumber))
 	b.Resources[1] = resource("ServiceRequest", b.Referral.ID, 1, t0.Add(time.Second), "", param("patient", "Patient/pt-b"))
 	b.Resources[2] = taskResource(b.Referral, 1, t0.Add(time.Second))

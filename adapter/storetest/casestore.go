@@ -435,6 +435,7 @@ func testListReferrals(t *testing.T, open func(t *testing.T) CaseStore) {
 		{"Status", linkbridge.ReferralFilter{Statuses: []linkbridge.TaskStatus{linkbridge.TaskRequested}}, []string{"c", "a"}},
 		{"Statuses", linkbridge.ReferralFilter{Statuses: []linkbridge.TaskStatus{linkbridge.TaskAccepted, linkbridge.TaskInProgress}}, []string{"f", "d", "b"}},
 		{"LinkWorker", linkbridge.ReferralFilter{LinkWorkerID: "lw-1"}, []string{"f", "b"}},
+		{"Person", linkbridge.ReferralFilter{PersonID: refs["d"].PersonID}, []string{"d"}},
 		{"Combined", linkbridge.ReferralFilter{ServiceODS: "RAT01", Statuses: []linkbridge.TaskStatus{linkbridge.TaskAccepted}, LinkWorkerID: "lw-1", ReferrerODS: "Y01234"}, []string{"f", "b"}},
 		{"ReceivedRange", linkbridge.ReferralFilter{ReceivedFrom: at(1), ReceivedTo: at(4)}, []string{"d", "c", "b"}},
 		{"ReceivedFrom", linkbridge.ReferralFilter{ReceivedFrom: at(4)}, []string{"f", "e"}},

@@ -50,6 +50,7 @@ func testCreateReferral(t *testing.T, open func(t *testing.T) linkbridge.Store) 
 		second.NewPerson = false
 		second.Referral.PersonID, second.Referral.PatientID = first.Person.ID, first.Person.ID
 		second.Resources = second.Resources[1:] // no Patient
+		second.Referral.ServiceODS = "RAT02"    // one open referral per person and service
 		mustCreate(t, s, second)
 
 		checkReferral(t, s, first.Referral)

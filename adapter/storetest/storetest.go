@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 	t.Run("Concurrent", func(t *testing.T) { t.Parallel(); testConcurrent(t, open) })
 	t.Run("MessageProcessed", func(t *testing.T) { t.Parallel(); testMessageProcessed(t, open) })
 	t.Run("EpisodeFields", func(t *testing.T) { t.Parallel(); testEpisodeFields(t, open) })
+	t.Run("OpenReferral", func(t *testing.T) { t.Parallel(); testOpenReferral(t, open) })
 }
 
 // t0 is the suite's reference time.

@@ -17,14 +17,15 @@ var ReferralColumnList = []string{"id", "task_id", "person_id", "identifier_syst
 	"decline_reason", "discharge_reason", "discharge_summary", "accepted_at", "completed_at",
 	"authored_on", "received_at", "updated_at", "version", "patient_id", "referral_source",
 	"agreed_at", "agreed_by_id", "agreed_by_name", "person_declined_at",
-	"link_worker_sds_user_id", "agreed_by_sds_user_id"}
+	"link_worker_sds_user_id", "agreed_by_sds_user_id", "linked_referral_id", "link_kind", "open_key"}
 
 // ReferralColumns is ReferralColumnList as a SELECT or INSERT column list.
 var ReferralColumns = strings.Join(ReferralColumnList, ", ")
 
 // ReferralArgs returns a referral's column values in ReferralColumnList
 // order; reasons are JSON text ("[]" for none), unset accepted and
-// completed times NULL.
+// completed times NULL, and open_key the referral's OpenKey (NULL when it
+// has none; scanners read it and drop it: it is derived).
 func ReferralArgs(r *linkbridge.Referral, c Columns) ([]any, error) {
 	reasons := "[]"
 	if len(r.Reasons) > 0 {
@@ -40,7 +41,15 @@ func ReferralArgs(r *linkbridge.Referral, c Columns) ([]any, error) {
 		r.DeclineReason, r.DischargeReason, r.DischargeSummary, c.NullTime(r.AcceptedAt), c.NullTime(r.CompletedAt),
 		c.Time(r.AuthoredOn), c.Time(r.ReceivedAt), c.Time(r.UpdatedAt), r.Version, r.Patient(), string(r.Source),
 		c.NullTime(r.AgreedAt), r.AgreedBy.ID, r.AgreedBy.Name, c.NullTime(r.PersonDeclinedAt),
-		r.LinkWorker.SDSUserID, r.AgreedBy.SDSUserID}, nil
+		r.LinkWorker.SDSUserID, r.AgreedBy.SDSUserID, r.Link.ReferralID, string(r.Link.Kind), nullString(r.OpenKey())}, nil
+}
+
+// nullString is s, or NULL when s is empty.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // DecodeReasons reads the reasons column written by ReferralArgs; empty or
