@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
 )
 
@@ -73,5 +74,57 @@ func TestWriteBackCorrections(t *testing.T) {
 	}
 	if diff := e.check(ctx, id, nhs); diff != "" {
 		t.Errorf("the GP record differs from the case's view: %s", diff)
+	}
+}
+
+// TestWriteBackReopened: an episode completed, then reopened by its link
+// worker (docs/domain.md#one-open-referral), reaches the strict reference
+// GP as a second episode beside the first: the new episode's Task,
+// CarePlan and its own referral code (the person agreed again), the first
+// episode's copies untouched; each GP record matches its case's view.
+func TestWriteBackReopened(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newModelEnv(t, "sqlite", modelGP{})
+	id, nhs := e.receive(t, rand.New(rand.NewPCG(14, 6)))
+	must := func(cr *linkbridge.CaseRecord, err error) *linkbridge.CaseRecord {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cr
+	}
+	now := time.Now().UTC().Add(6 * time.Hour)
+	e.svc.Now = func() time.Time { return now }
+	e.in.Now, e.relay.Now = e.svc.Now, e.svc.Now
+	lw := &linkbridge.LinkWorker{ID: "lw-1", Name: "Sam"}
+	at := func(h int) *time.Time { t := now.Add(time.Duration(h) * time.Hour); return &t }
+	must(e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: lw, At: at(-5)}))
+	must(e.svc.AddContact(ctx, id, 0, linkbridge.Contact{At: *at(-4), Mode: linkbridge.ContactPhone, Minutes: 20, Attended: true}))
+	first := must(e.svc.Act(ctx, id, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionComplete, ReasonCode: "goals-met", At: at(-3)}))
+
+	res, err := e.in.Reopen(ctx, first.Referral, *at(-2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := res.Referral.ID
+	must(e.svc.Act(ctx, again, 0, linkbridge.LifecycleCommand{Action: linkbridge.ActionAccept, LinkWorker: lw, At: at(-2)}))
+	cr := must(e.svc.AddContact(ctx, again, 0, linkbridge.Contact{At: *at(-1), Mode: linkbridge.ContactFaceToFace, Minutes: 40, Attended: true}))
+	if cr.Referral.Link != (linkbridge.ReferralLink{ReferralID: id, Kind: linkbridge.LinkReopened}) || cr.Referral.AgreedAt.IsZero() {
+		t.Fatalf("reopened episode = %+v, want linked to %s as reopened, the person agreed", cr.Referral, id)
+	}
+	e.drain(t)
+
+	for ep, sibling := range map[string]string{id: again, again: id} {
+		got, err := e.gpByKey("Procedure", fhirmap.AcceptanceID(ep))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 {
+			t.Errorf("GP copies of the referral code of episode %s: %v, want one", ep, got)
+		}
+		if diff := e.check(ctx, ep, nhs, sibling); diff != "" {
+			t.Errorf("episode %s: the GP record differs from the case's view: %s", ep, diff)
+		}
 	}
 }

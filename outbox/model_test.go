@@ -486,8 +486,9 @@ func topLevel(res map[string]any) map[string]any {
 }
 
 // check compares the GP copy of one referral with the projection of its
-// case and returns the first difference ("" when they agree).
-func (e *modelEnv) check(ctx context.Context, id, nhs string) string {
+// case and returns the first difference ("" when they agree). siblings are
+// the person's other referrals: the GP record may hold what they wrote back.
+func (e *modelEnv) check(ctx context.Context, id, nhs string, siblings ...string) string {
 	cr, err := e.svc.Get(ctx, id)
 	if err != nil {
 		return "reading the case: " + err.Error()
@@ -618,7 +619,16 @@ func (e *modelEnv) check(ctx context.Context, id, nhs string) string {
 		}
 	}
 	// Nothing else of the person's: every GP resource that names the
-	// person is one of the present copies.
+	// person is one of the present copies (or a sibling referral's).
+	for _, sib := range siblings {
+		msgs, err := e.store.ListOutbox(ctx, linkbridge.OutboxFilter{ReferralID: sib, Limit: 10000})
+		if err != nil {
+			return "reading the outbox: " + err.Error()
+		}
+		for _, m := range msgs {
+			present[m.ResourceType+"/"+m.ResourceID] = true
+		}
+	}
 	for _, typ := range []string{"Task", "CarePlan", "Goal", "Encounter", "Observation", "Procedure", "ServiceRequest"} {
 		status, doc, err := e.gpGet(e.gpURL + "/" + typ + "?patient:identifier=" + url.QueryEscape(linkbridge.NHSNumberSystem+"|"+nhs))
 		if err != nil || status != http.StatusOK {
