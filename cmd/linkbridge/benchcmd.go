@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sync"
@@ -27,9 +26,9 @@ type BenchCommand struct {
 	Stdout, Stderr io.Writer
 }
 
-func (c *BenchCommand) flags(cfg *bench.Config, logLevel *string) *flag.FlagSet {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
+func (c *BenchCommand) flags(cfg *bench.Config, logLevel *string) *commandFlags {
+	fs := newFlags("bench", nil, c.Stderr)
+	fs.synopsis = "bench [--target URL] [--duration 10s] [--concurrency 32] [flags]"
 	fs.StringVar(&cfg.Target, "target", "", "FHIR base URL of a running gateway on this machine, e.g. http://127.0.0.1:8080/fhir (default: start one in-process on a fresh SQLite file)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "requests in flight")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each measured run")
@@ -95,7 +94,7 @@ func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.W
 		Ready:  ready,
 	}
 	go func() {
-		gw.done <- serve.Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", dbPath, "--log-level", logLevel, "--log-format", "text"})
+		gw.done <- serve.Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", dbPath, "--create-db", "--log-level", logLevel, "--log-format", "text"})
 	}()
 	select {
 	case addr := <-ready:

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -41,23 +40,17 @@ type SecurityConfig struct {
 }
 
 // securityFlags adds the security flags to fs.
-func securityFlags(fs *flag.FlagSet, c *SecurityConfig, env func(name, def string) string) {
-	fs.StringVar(&c.AuthConfig, "auth-config", env("AUTH_CONFIG", ""), "client registry and token settings (JSON); required unless --dev or --dev-auth (LINKBRIDGE_AUTH_CONFIG)")
-	fs.BoolVar(&c.Dev, "dev", env("DEV", "") == "true", "local development: authentication OFF; refused unless --addr is a loopback address (LINKBRIDGE_DEV)")
-	fs.BoolVar(&c.DevAuth, "dev-auth", env("DEV_AUTH", "") == "true", "local development with authentication on: trust the key `linkbridge token` mints with; loopback only (LINKBRIDGE_DEV_AUTH)")
-	fs.StringVar(&c.DevDir, "dev-dir", env("DEV_DIR", auth.DefaultDevDir), "directory of the development key and clients (LINKBRIDGE_DEV_DIR)")
-	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat(env("RATE_LIMIT", "50")), "requests per second per client (per address before authentication; off with --dev), 0 for none; over it 429 + Retry-After (LINKBRIDGE_RATE_LIMIT)")
-	fs.IntVar(&c.RateBurst, "rate-burst", int(envFloat(env("RATE_BURST", "100"))), "burst per client (LINKBRIDGE_RATE_BURST)")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve HTTPS (TLS 1.2+) with this certificate (PEM) (LINKBRIDGE_TLS_CERT)")
-	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "private key (PEM) of --tls-cert (LINKBRIDGE_TLS_KEY)")
-	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""), "CA (PEM) that signs client certificates for mutual TLS (LINKBRIDGE_TLS_CLIENT_CA)")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header limit in bytes")
-}
-
-func envFloat(s string) float64 {
-	var f float64
-	_, _ = fmt.Sscan(s, &f)
-	return f
+func securityFlags(fs *commandFlags, c *SecurityConfig) {
+	fs.str(&c.AuthConfig, "auth-config", "AUTH_CONFIG", "", "client registry and token settings file (JSON), reloaded on SIGHUP; required unless --dev or --dev-auth")
+	fs.boolean(&c.Dev, "dev", "DEV", false, "local development: authentication OFF; refused unless --addr is a loopback address")
+	fs.boolean(&c.DevAuth, "dev-auth", "DEV_AUTH", false, "local development with authentication on: trust the development key that 'linkbridge token' signs with; loopback only")
+	fs.str(&c.DevDir, "dev-dir", "DEV_DIR", auth.DefaultDevDir, "directory of the development key and clients")
+	fs.number(&c.RateLimit, "rate-limit", "RATE_LIMIT", 50, "requests per second per client (per address before authentication; off with --dev), 0 for none; over it 429 + Retry-After")
+	fs.integer(&c.RateBurst, "rate-burst", "RATE_BURST", 100, "burst per client")
+	fs.str(&c.TLSCert, "tls-cert", "TLS_CERT", "", "serve HTTPS (TLS 1.2+) with this certificate (PEM)")
+	fs.str(&c.TLSKey, "tls-key", "TLS_KEY", "", "private key (PEM) of --tls-cert")
+	fs.str(&c.TLSClientCA, "tls-client-ca", "TLS_CLIENT_CA", "", "CA (PEM) that signs client certificates for mutual TLS")
+	fs.integer(&c.MaxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", 64<<10, "request header limit in bytes")
 }
 
 // Validate checks the security configuration.
@@ -168,18 +161,18 @@ type TokenCommand struct {
 
 // Run mints and prints one token.
 func (c *TokenCommand) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	dir := c.Getenv("LINKBRIDGE_DEV_DIR")
-	if dir == "" {
-		dir = auth.DefaultDevDir
-	}
-	fs.StringVar(&dir, "dev-dir", dir, "directory of the development key and clients (LINKBRIDGE_DEV_DIR)")
+	fs := newFlags("token", c.Getenv, c.Stderr)
+	fs.synopsis = "token [--client dev-gp] [--scope S] [--ttl 1h]"
+	var dir string
+	fs.str(&dir, "dev-dir", "DEV_DIR", auth.DefaultDevDir, "directory of the development key and clients")
 	client := fs.String("client", "dev-gp", "client to mint for: dev-gp (A81001), dev-gp-other (B82002), dev-gp-f84003, dev-gp-m85063, dev-gp-c82010, dev-sp (Y02662), dev-mdt (A81001, A81002), dev-admin")
 	scope := fs.String("scope", "", "space-separated scopes to ask for (default: all the client's)")
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token takes no arguments, got %q (the client is --client)", fs.Args())
 	}
 	d, err := auth.EnsureDevKeys(dir)
 	if err != nil {
@@ -194,7 +187,7 @@ func (c *TokenCommand) Run(ctx context.Context, args []string) error {
 		known = known || cl.ID == *client
 	}
 	if !known {
-		return fmt.Errorf("client %q is not in %s", *client, d.ConfigPath())
+		return fmt.Errorf("client %q is not in %s: see linkbridge token --help for the development clients", *client, d.ConfigPath())
 	}
 	tok, err := d.Mint(*client, *scope, *ttl)
 	if err != nil {
