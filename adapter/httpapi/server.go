@@ -96,6 +96,10 @@ type Server struct {
 	// DefaultMaxInFlightPerClient.
 	MaxInFlightPerClient int
 
+	// Metrics, if set, observes every request (route template, method,
+	// status, duration) and counts the referrals received.
+	Metrics Metrics
+
 	inflight inFlight
 
 	// work applies every referral change (built by Handler over the
@@ -113,6 +117,14 @@ type Server struct {
 	xml *fhirxml.Converter
 	// marshalAll turns off storing received bytes (tests compare the two).
 	marshalAll bool
+}
+
+// Metrics observes the API (adapter/prom implements it).
+type Metrics interface {
+	intake.Metrics
+	// Request records one request: its route template (the unmatched
+	// route for none), method, response status and duration.
+	Request(route, method string, status int, d time.Duration)
 }
 
 // NewServer builds a Server and renders its CapabilityStatement once.
@@ -212,6 +224,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
 		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries(), AnyNHSNumberRange: s.AnyNHSNumberRange}
+	if s.Metrics != nil {
+		s.in.Metrics = s.Metrics
+	}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {
@@ -291,6 +306,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		st := &access.Trail{} // the security layer records the client here
 		r = r.WithContext(access.WithTrail(r.Context(), st))
 		next.ServeHTTP(rec, r)
+		if s.Metrics != nil {
+			s.Metrics.Request(routeOf(r), r.Method, rec.status, time.Since(start))
+		}
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.String("id", loggableID(mux.Vars(r)["id"])),

@@ -264,6 +264,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
 	metrics := prom.New(obStore, logger)
+	api.Metrics = metrics
 	var relay *outbox.Relay
 	if cfg.GPBase != "" {
 		if obStore == nil {
