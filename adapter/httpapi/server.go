@@ -302,9 +302,18 @@ func (sr *statusRecorder) Flush() {
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// Every request has an id: the caller's X-Request-Id, or a new
+		// one, returned as X-Request-Id and carried by every log line and
+		// audit record of the request (BaRS's required-header check reads
+		// the request's own header, not this).
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || !validRequestID(id) {
+			id = NewUUID()
+		}
+		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		st := &access.Trail{} // the security layer records the client here
-		r = r.WithContext(access.WithTrail(r.Context(), st))
+		r = r.WithContext(context.WithValue(access.WithTrail(r.Context(), st), requestIDKey{}, id))
 		next.ServeHTTP(rec, r)
 		if s.Metrics != nil {
 			s.Metrics.Request(routeOf(r), r.Method, rec.status, time.Since(start))
@@ -313,7 +322,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.String("id", loggableID(mux.Vars(r)["id"])),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", requestID(r)), slog.String("client_id", st.Client()))
+			slog.String("request_id", id), slog.String("client_id", st.Client()))
 	})
 }
 
