@@ -96,6 +96,9 @@ type Server struct {
 	// DefaultMaxInFlightPerClient.
 	MaxInFlightPerClient int
 
+	// Ready, if set, is asked by /readyz before the store: an error (such
+	// as "shutting down") answers 503 with it.
+	Ready func() error
 	// Metrics, if set, observes every request (route template, method,
 	// status, duration) and counts the referrals received.
 	Metrics Metrics
@@ -265,6 +268,12 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 
 // handleReadyz reports ready when the store answers a query.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error()+"\n", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	// A point read by primary key: it proves the store answers without

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -84,10 +87,53 @@ func isLoopback(addr net.Addr) bool {
 	return ok && ta.IP != nil && ta.IP.IsLoopback()
 }
 
+// reloadableAuth is the API's authenticator, replaced whole by reload
+// (SIGHUP): requests in progress finish under the one they started with.
+type reloadableAuth struct {
+	path   string
+	logger *slog.Logger
+	// mu serialises reloads; cur is read by every request.
+	mu     sync.Mutex
+	cur    atomic.Pointer[auth.Authenticator]
+	cancel context.CancelFunc // ends the current one's JWKS refresh
+}
+
+// Authenticate implements httpapi.Authenticator.
+func (a *reloadableAuth) Authenticate(r *http.Request) (*linkbridge.Principal, error) {
+	return a.cur.Load().Authenticate(r)
+}
+
+// load reads the client registry file and builds an authenticator over
+// it (fetching a JWKS URL's key set now); on success it replaces the
+// current one, on failure the current one stays and the error is
+// returned. The authenticator's JWKS refresh runs until ctx ends or the
+// next successful load.
+func (a *reloadableAuth) load(ctx context.Context) (clients int, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, err := auth.LoadConfig(a.path)
+	if err != nil {
+		return 0, err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	next, err := auth.New(actx, cfg, a.logger, nil)
+	if err != nil {
+		cancel()
+		return 0, err
+	}
+	a.cur.Store(next)
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.cancel = cancel
+	return len(cfg.Clients), nil
+}
+
 // setupSecurity configures the API's authentication, audit and rate limits
 // once the listener is bound: --dev and --dev-auth are refused unless it is
-// a loopback address. It returns the TLS config when serving TLS.
-func setupSecurity(ctx context.Context, c *SecurityConfig, api *httpapi.Server, store any, ln net.Listener, logger *slog.Logger) (*tls.Config, error) {
+// a loopback address. It returns the TLS config when serving TLS, and the
+// authenticator that reload (SIGHUP) replaces (nil without one).
+func setupSecurity(ctx context.Context, c *SecurityConfig, api *httpapi.Server, store any, ln net.Listener, logger *slog.Logger) (*reloadableAuth, error) {
 	if (c.Dev || c.DevAuth) && !isLoopback(ln.Addr()) {
 		return nil, fmt.Errorf("--dev and --dev-auth serve only on a loopback address, not %s: use --auth-config", ln.Addr())
 	}
@@ -115,18 +161,21 @@ func setupSecurity(ctx context.Context, c *SecurityConfig, api *httpapi.Server, 
 		cfgPath = d.ConfigPath()
 		logger.Warn("development authentication: tokens from `linkbridge token` are accepted (development key in " + c.DevDir + "); never use with real data")
 	}
+	var ra *reloadableAuth
 	if cfgPath != "" {
-		cfg, err := auth.LoadConfig(cfgPath)
+		ra = &reloadableAuth{path: cfgPath, logger: logger}
+		n, err := ra.load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		a, err := auth.New(ctx, cfg, logger, nil)
-		if err != nil {
-			return nil, err
-		}
-		api.Auth = a
-		logger.Info("authentication on", slog.Int("clients", len(cfg.Clients)), slog.String("issuer", cfg.Issuer))
+		api.Auth = ra
+		logger.Info("authentication on", slog.Int("clients", n))
 	}
+	return ra, nil
+}
+
+// loadTLS returns the TLS configuration of --tls-cert (nil without one).
+func loadTLS(c *SecurityConfig) (*tls.Config, error) {
 	if c.TLSCert == "" {
 		return nil, nil
 	}

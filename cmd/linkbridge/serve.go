@@ -11,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -152,6 +155,10 @@ type ServeCommand struct {
 	// Ready, if set, receives the listening address once the server
 	// accepts connections (used by tests).
 	Ready chan<- string
+	// Reload, if set, reloads as SIGHUP does; Reloaded, if set, receives
+	// each reload's outcome (tests).
+	Reload   <-chan struct{}
+	Reloaded chan<- error
 }
 
 // readyKey is the context key of the Ready channel threaded through run().
@@ -232,6 +239,50 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	if err := checkDBExists(cfg.DB, cfg.CreateDB || cfg.DB == defaultDB); err != nil {
 		return err
 	}
+	tlsCfg, err := loadTLS(&cfg.Security)
+	if err != nil {
+		return err
+	}
+	// The listener opens first, so that while the store opens and
+	// migrates (which may wait for another replica's migration) /healthz
+	// answers and /readyz says not ready; every other path answers 503.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if (cfg.Security.Dev || cfg.Security.DevAuth) && !isLoopback(ln.Addr()) {
+		_ = ln.Close()
+		return fmt.Errorf("--dev and --dev-auth serve only on a loopback address, not %s: use --auth-config", ln.Addr())
+	}
+	addr := ln.Addr()
+	// A bounded number of connections, idle keep-alives included (they
+	// are closed after serverIdleTimeout): a flood of connections waits to
+	// be accepted instead of holding a file descriptor and a goroutine each.
+	ln = netutil.LimitListener(ln, cfg.MaxConnections)
+	scheme := "http://"
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		scheme = "https://"
+	}
+	gate := &startGate{}
+	srv := &http.Server{
+		Handler:           gate,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    cfg.Security.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	defer func() {
+		if err != nil {
+			_ = srv.Close() // start-up failed: the error says why
+		}
+	}()
+
 	codec, err := fhirjson.New()
 	if err != nil {
 		return err
@@ -261,6 +312,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 	api.DNAReviewAfter = cfg.DNAReviewAfter
 	api.Systems = systems
+	api.Ready = gate.stopping
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
 	metrics := prom.New(obStore, logger)
@@ -279,41 +331,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	root := http.NewServeMux()
 	root.Handle("/metrics", metrics.Handler())
-
-	srv := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      serverWriteTimeout,
-		IdleTimeout:       serverIdleTimeout,
-		MaxHeaderBytes:    cfg.Security.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	// A bounded number of connections, idle keep-alives included (they
-	// are closed after serverIdleTimeout): a flood of connections waits to
-	// be accepted instead of holding a file descriptor and a goroutine each.
-	ln = netutil.LimitListener(ln, cfg.MaxConnections)
 	// Authentication is set up on the bound address: --dev is refused
 	// unless it is a loopback address.
-	tlsCfg, err := setupSecurity(ctx, &cfg.Security, api, db, ln, logger)
+	reloader, err := setupSecurity(ctx, &cfg.Security, api, db, ln, logger)
 	if err != nil {
-		_ = ln.Close()
 		return err
 	}
-	scheme := "http://"
-	if tlsCfg != nil {
-		srv.TLSConfig = tlsCfg
-		ln = tls.NewListener(ln, tlsCfg)
-		scheme = "https://"
-	}
 	root.Handle("/", api.Handler())
-	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", scheme+ln.Addr().String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	if relay != nil {
 		if err := relay.Start(ctx); err != nil {
 			return err
@@ -321,18 +345,34 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		defer relay.Stop()
 		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
 	}
+	gate.open(root)
+	logger.Info("linkbridge serving", slog.String("addr", addr.String()), slog.String("fhir_base", scheme+addr.String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
 	ready := c.Ready
 	if ready == nil {
 		ready, _ = ctx.Value(readyKey{}).(chan<- string)
 	}
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- addr.String()
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := c.Reload
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			c.reload(ctx, reloader, metrics, logger)
+		case <-reload:
+			c.reload(ctx, reloader, metrics, logger)
+		}
 	}
+	// Not ready from now on, so that a load balancer stops sending; then
+	// in-flight requests finish, then the relay's in-flight write-backs.
+	gate.stop()
 	logger.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -340,10 +380,65 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if relay != nil {
+		logger.Info("shutting down: finishing in-flight write-backs")
 		relay.Stop() // in-flight sends finish; anything unsent stays in the outbox
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reload replaces the client registry and JWKS from --auth-config (or the
+// development registry): SIGHUP, or ServeCommand.Reload in tests. A file
+// that does not load leaves the current registry in force.
+func (c *ServeCommand) reload(ctx context.Context, ra *reloadableAuth, m *prom.Metrics, logger *slog.Logger) {
+	if ra == nil {
+		logger.Warn("reload: nothing to reload (authentication is off)")
+		return
+	}
+	n, err := ra.load(ctx)
+	m.Reloaded(err == nil)
+	if c.Reloaded != nil {
+		c.Reloaded <- err
+	}
+	if err != nil {
+		logger.Error("reload failed: the previous client registry stays in force", slog.Any("error", err))
+		return
+	}
+	logger.Info("client registry and JWKS reloaded", slog.Int("clients", n))
+}
+
+// startGate is serve's root handler: until open it answers /healthz
+// (alive) and /readyz (not ready: the store is opening or migrating), and
+// 503 with Retry-After to the rest; once open it passes every request to
+// the gateway, and after stop /readyz reports not ready (shutting down).
+type startGate struct {
+	h    atomic.Pointer[http.Handler]
+	down atomic.Bool
+}
+
+func (g *startGate) open(h http.Handler) { g.h.Store(&h) }
+func (g *startGate) stop()               { g.down.Store(true) }
+
+// stopping is the API's readiness check: an error once shutdown began.
+func (g *startGate) stopping() error {
+	if g.down.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}
+
+func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := g.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.URL.Path == "/healthz" {
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "starting: the store is opening (migrations run)", http.StatusServiceUnavailable)
 }
 
 // Listener and server limits (see --max-connections).
