@@ -14,6 +14,7 @@
 //	linkbridge conform [flags]   the conformance kit
 //	linkbridge reference-gp      the reference GP record endpoint
 //	linkbridge token [flags]     mint a development token (serve --dev-auth)
+//	linkbridge healthcheck       is the local gateway ready (container health check)
 //	linkbridge version           version and VCS revision of this binary
 //	linkbridge help              show help
 package main
@@ -99,6 +100,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, en
 		return (&TokenCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "demo":
 		return (&DemoCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "healthcheck":
+		return (&HealthcheckCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		return (&VersionCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "help", "-h", "-help", "--help":
@@ -112,7 +115,7 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, en
 }
 
 // commands are the subcommands, in the order the usage lists them.
-var commands = []string{"serve", "config", "outbox", "migrate", "report", "bench", "demo", "conform", "reference-gp", "token", "version"}
+var commands = []string{"serve", "config", "outbox", "migrate", "report", "bench", "demo", "conform", "reference-gp", "token", "healthcheck", "version"}
 
 func usage(w io.Writer) error {
 	_, err := fmt.Fprint(w, `linkbridge: GP referrals to social prescribing over FHIR R4.
@@ -128,6 +131,7 @@ Commands:
   conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)
   reference-gp  run the reference GP record endpoint (FHIR R4 on SQLite, HTML page per patient)
   token   mint a token signed with the local development key (for serve --dev-auth)
+  healthcheck  exit 0 when the gateway at --addr answers /readyz (the container image's health check)
   version print the version, VCS revision and Go version of this binary
   help    show this help ("linkbridge help <command>" for a command's flags)
 

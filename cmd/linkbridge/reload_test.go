@@ -167,3 +167,29 @@ func TestStartGate(t *testing.T) {
 		t.Errorf("stopping() = %v", err)
 	}
 }
+
+// TestHealthcheck: "linkbridge healthcheck" exits 0 against a ready
+// gateway (an all-interfaces --addr asked on loopback) and 1 against none.
+func TestHealthcheck(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	}))
+	defer srv.Close()
+	_, port, _ := strings.Cut(srv.Listener.Addr().String(), ":")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"healthcheck", "--addr", "0.0.0.0:" + port}, noEnv, &out, io.Discard); err != nil || out.String() != "ready\n" {
+		t.Errorf("healthcheck of a ready gateway = %v %q", err, out.String())
+	}
+	srv.Close()
+	err := run(context.Background(), []string{"healthcheck"}, func(k string) string {
+		return map[string]string{"LINKBRIDGE_ADDR": "127.0.0.1:" + port}[k]
+	}, io.Discard, io.Discard)
+	if err == nil || exitCode(err, io.Discard) != 1 {
+		t.Errorf("healthcheck of a stopped gateway = %v, want exit 1", err)
+	}
+}
