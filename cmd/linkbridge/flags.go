@@ -126,17 +126,6 @@ func (f *commandFlags) Arg(i int) string {
 	return f.args[i]
 }
 
-// env returns LINKBRIDGE_<name> when set, otherwise def, and records the
-// variable as this command's. It is for free-form string settings; typed
-// settings use the methods below, which check the value.
-func (f *commandFlags) env(name, def string) string {
-	v := f.getenv(envPrefix + name)
-	if v == "" {
-		return def
-	}
-	return v
-}
-
 // A form is what a typed setting accepts: its parser and the accepted form
 // in words, for the error message.
 type form[T any] struct {

@@ -48,7 +48,7 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, errNoCommand):
 		return 2
 	}
-	fmt.Fprintln(stderr, "linkbridge:", err)
+	_, _ = fmt.Fprintln(stderr, "linkbridge:", err) // the exit status reports the failure too
 	return 1
 }
 
