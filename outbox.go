@@ -96,7 +96,10 @@ type OutboxFilter struct {
 	ReferralID string
 	// OlderThan keeps messages created before it (zero: any age).
 	OlderThan time.Time
-	Limit     int
+	// CreatedSince keeps messages created at or after it (zero: any age);
+	// "outbox retry --since" uses it.
+	CreatedSince time.Time
+	Limit        int
 }
 
 // OutboxStats is the outbox at a glance (for /metrics).

@@ -364,3 +364,54 @@ func BenchmarkIntakeParseOnly(b *testing.B) {
 	}
 	benchIntake(b, NewParseOnlyHandler(codec), "/fhir")
 }
+
+// TestReportFailures: a run fails on any failed request, on a server that
+// completed none, and (with targets) on each target not met; a p99 of
+// failed requests is not judged.
+func TestReportFailures(t *testing.T) {
+	ok := func() *Result {
+		return &Result{Name: "gateway", Requests: 100, OK: 100, InProcess: true, PeakRSSMB: 80, Latency: Latency{P99: 20}}
+	}
+	for _, tc := range []struct {
+		name    string
+		rep     func() *Report
+		targets bool
+		want    []string // substrings, one per failure, in order
+	}{
+		{"AllGood", func() *Report { return &Report{Gateway: ok()} }, true, nil},
+		{"Errors", func() *Report {
+			g := ok()
+			g.OK, g.Errors, g.ErrorsByStatus, g.FirstError, g.Latency.P99 = 0, 100, map[string]int{"transport": 99, "503": 1}, "connection refused", 0.1
+			return &Report{Gateway: g}
+		}, true, []string{"gateway: 100 of 100 requests failed (503: 1, transport: 99); first transport error: connection refused"}},
+		{"NoRequests", func() *Report { g := ok(); g.Requests, g.OK = 0, 0; return &Report{Gateway: g} }, false, []string{"no request completed"}},
+		{"P99", func() *Report { g := ok(); g.Latency.P99 = 51; return &Report{Gateway: g} }, true, []string{"p99 51.0 ms > 50ms"}},
+		{"P99NotJudgedWithoutTargets", func() *Report { g := ok(); g.Latency.P99 = 51; return &Report{Gateway: g} }, false, nil},
+		{"RatioAndRSS", func() *Report {
+			g := ok()
+			g.PeakRSSMB = 200
+			po := ok()
+			po.Name = "parse-only"
+			return &Report{Gateway: g, ParseOnly: po, Ratio: 0.5}
+		}, true, []string{"ratio gateway/parse-only 0.50 < 0.8", "RSS 200.0 MB > 150 MB"}},
+		{"BackendFails", func() *Report {
+			pg := ok()
+			pg.Name, pg.Errors, pg.OK = "gateway/postgres", 3, 97
+			g := ok()
+			g.Name = "gateway/sqlite"
+			return &Report{Gateway: g, Backends: []*Result{g, pg}}
+		}, false, []string{"gateway/postgres: 3 of 100 requests failed"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.rep().Failures(tc.targets)
+			if len(got) != len(tc.want) {
+				t.Fatalf("Failures = %q, want %d", got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("failure %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}

@@ -64,6 +64,31 @@ type Service struct {
 	// MarshalAll turns off storing received bytes: every resource is
 	// rendered by jsonformat (tests compare the two paths).
 	MarshalAll bool
+	// Metrics, if set, counts the referrals received (adapter/prom).
+	Metrics Metrics
+}
+
+// Metrics receives the outcome of each referral received.
+type Metrics interface {
+	// Referral counts one referral: via "rest" or "message"; outcome
+	// "created", "existing" (idempotent re-send) or the error code it
+	// was refused with (linkbridge.ErrorCode).
+	Referral(via, outcome string)
+}
+
+// count reports a referral's outcome to s.Metrics.
+func (s *Service) count(via string, res *Result, err error) {
+	if s.Metrics == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		s.Metrics.Referral(via, linkbridge.ErrorCode(err))
+	case res.Created:
+		s.Metrics.Referral(via, "created")
+	default:
+		s.Metrics.Referral(via, "existing")
+	}
 }
 
 func (s *Service) now() time.Time {
@@ -115,14 +140,18 @@ type Result struct {
 // idempotent: a referral whose ServiceRequest identifier is stored already
 // returns the stored referral with Created false.
 func (s *Service) Receive(ctx context.Context, entries []*fhirmap.Entry, messageID string) (*Result, error) {
-	return s.receive(ctx, entries, messageID, "")
+	res, err := s.receive(ctx, entries, messageID, "")
+	s.count("rest", res, err)
+	return res, err
 }
 
 // ReceiveMessage receives the referral a BaRS message carries, as Receive
 // does; the organisation the MessageHeader names as receiver is the service
 // the referral is addressed to when the referral itself names none.
 func (s *Service) ReceiveMessage(ctx context.Context, msg *fhirmap.Message, messageID string) (*Result, error) {
-	return s.receive(ctx, msg.Entries, messageID, msg.ReceiverODS())
+	res, err := s.receive(ctx, msg.Entries, messageID, msg.ReceiverODS())
+	s.count("message", res, err)
+	return res, err
 }
 
 func (s *Service) receive(ctx context.Context, entries []*fhirmap.Entry, messageID, receiverODS string) (*Result, error) {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -107,10 +108,25 @@ func validRequestID(v string) bool {
 // requestID is the request's X-Request-Id when it is one the API keeps,
 // else "": only such an id reaches a log line or an audit record.
 func requestID(r *http.Request) string {
+	if v := RequestIDFromContext(r.Context()); v != "" {
+		return v
+	}
 	if v := r.Header.Get("X-Request-Id"); validRequestID(v) {
 		return v
 	}
 	return ""
+}
+
+// requestIDKey is the context key of a request's id.
+type requestIDKey struct{}
+
+// RequestIDFromContext returns the id of the request ctx belongs to: the
+// caller's X-Request-Id, or the one the server made up when it sent none
+// (every response carries it back as X-Request-Id). "" outside a request.
+// cmd/linkbridge's logger adds it to every log line of the request.
+func RequestIDFromContext(ctx context.Context) string {
+	v, _ := ctx.Value(requestIDKey{}).(string)
+	return v
 }
 
 // checkBodyText refuses a JSON body that is not UTF-8 or holds a NUL

@@ -96,6 +96,13 @@ type Server struct {
 	// DefaultMaxInFlightPerClient.
 	MaxInFlightPerClient int
 
+	// Ready, if set, is asked by /readyz before the store: an error (such
+	// as "shutting down") answers 503 with it.
+	Ready func() error
+	// Metrics, if set, observes every request (route template, method,
+	// status, duration) and counts the referrals received.
+	Metrics Metrics
+
 	inflight inFlight
 
 	// work applies every referral change (built by Handler over the
@@ -113,6 +120,14 @@ type Server struct {
 	xml *fhirxml.Converter
 	// marshalAll turns off storing received bytes (tests compare the two).
 	marshalAll bool
+}
+
+// Metrics observes the API (adapter/prom implements it).
+type Metrics interface {
+	intake.Metrics
+	// Request records one request: its route template (the unmatched
+	// route for none), method, response status and duration.
+	Request(route, method string, status int, d time.Duration)
 }
 
 // NewServer builds a Server and renders its CapabilityStatement once.
@@ -216,6 +231,9 @@ func (s *Server) Handler() http.Handler {
 	if sc, ok := s.Store.(*access.Store); ok {
 		s.in.Episodes = sc.Cases // unscoped: the link is the service's record
 	}
+	if s.Metrics != nil {
+		s.in.Metrics = s.Metrics
+	}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {
@@ -254,6 +272,12 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 
 // handleReadyz reports ready when the store answers a query.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		if err := s.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error()+"\n", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	// A point read by primary key: it proves the store answers without
@@ -291,15 +315,27 @@ func (sr *statusRecorder) Flush() {
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// Every request has an id: the caller's X-Request-Id, or a new
+		// one, returned as X-Request-Id and carried by every log line and
+		// audit record of the request (BaRS's required-header check reads
+		// the request's own header, not this).
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || !validRequestID(id) {
+			id = NewUUID()
+		}
+		w.Header().Set("X-Request-Id", id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		st := &access.Trail{} // the security layer records the client here
-		r = r.WithContext(access.WithTrail(r.Context(), st))
+		r = r.WithContext(context.WithValue(access.WithTrail(r.Context(), st), requestIDKey{}, id))
 		next.ServeHTTP(rec, r)
+		if s.Metrics != nil {
+			s.Metrics.Request(routeOf(r), r.Method, rec.status, time.Since(start))
+		}
 		s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("route", routeOf(r)),
 			slog.String("id", loggableID(mux.Vars(r)["id"])),
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", requestID(r)), slog.String("client_id", st.Client()))
+			slog.String("request_id", id), slog.String("client_id", st.Client()))
 	})
 }
 

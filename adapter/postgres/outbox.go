@@ -432,6 +432,11 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 	if !f.OlderThan.IsZero() {
 		conds = append(conds, `created_at < `+arg(ceilMicro(f.OlderThan)))
 	}
+	if !f.CreatedSince.IsZero() {
+		// Stored times are whole microseconds (truncated): one created at
+		// or after CreatedSince is stored at or after its truncation.
+		conds = append(conds, `created_at >= `+arg(f.CreatedSince.Truncate(time.Microsecond)))
+	}
 	q := `SELECT ` + outboxColumns + ` FROM outbox` + whereClause(conds) + ` ORDER BY id DESC LIMIT ` + arg(limit)
 	var out []*linkbridge.OutboxMessage
 	err = queryRows(ctx, db.pool, q, args, appendTo(&out, scanOutbox))

@@ -481,6 +481,10 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 		conds = append(conds, `created_at < ?`)
 		args = append(args, formatTime(f.OlderThan))
 	}
+	if !f.CreatedSince.IsZero() {
+		conds = append(conds, `created_at >= ?`)
+		args = append(args, formatTime(f.CreatedSince))
+	}
 	where := ""
 	if len(conds) > 0 {
 		where = ` WHERE ` + strings.Join(conds, ` AND `)

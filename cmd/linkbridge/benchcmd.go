@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,9 +27,9 @@ type BenchCommand struct {
 	Stdout, Stderr io.Writer
 }
 
-func (c *BenchCommand) flags(cfg *bench.Config, logLevel *string) *flag.FlagSet {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
+func (c *BenchCommand) flags(cfg *bench.Config, logLevel *string, targets *bool) *commandFlags {
+	fs := newFlags("bench", nil, c.Stderr)
+	fs.synopsis = "bench [--target URL] [--duration 10s] [--concurrency 32] [flags]"
 	fs.StringVar(&cfg.Target, "target", "", "FHIR base URL of a running gateway on this machine, e.g. http://127.0.0.1:8080/fhir (default: start one in-process on a fresh SQLite file)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 32, "requests in flight")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of each measured run")
@@ -42,6 +42,8 @@ func (c *BenchCommand) flags(cfg *bench.Config, logLevel *string) *flag.FlagSet 
 		cfg.Backends, err = bench.ParseBackends(s)
 		return err
 	})
+	fs.BoolVar(targets, "targets", true, "fail (exit 1) when a target is not met: gateway p99 ≤ 50 ms, ratio ≥ 0.8 with --compare-parse-only, RSS ≤ 150 MB; with --targets=false only failed requests fail the run (smoke tests on a loaded machine)")
+	fs.DurationVar(&cfg.ProgressEvery, "progress", 5*time.Second, "print progress to stderr this often during runs at least twice as long")
 	fs.StringVar(&cfg.PostgresURL, "postgres", bench.DefaultPostgresURL, "PostgreSQL database of the postgres backend (each run makes and drops a schema in it)")
 	return fs
 }
@@ -52,8 +54,9 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	var (
 		cfg      bench.Config
 		logLevel string
+		targets  bool
 	)
-	fs := c.flags(&cfg, &logLevel)
+	fs := c.flags(&cfg, &logLevel, &targets)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,8 +72,23 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 		}
 		return gw.base, gw.stop, nil
 	}
-	_, err := bench.Run(ctx, cfg, c.Stdout)
-	return err
+	cfg.Progress = c.Stderr
+	rep, err := bench.Run(ctx, cfg, c.Stdout)
+	if err != nil {
+		return err
+	}
+	if failures := rep.Failures(targets); len(failures) > 0 {
+		var b strings.Builder
+		b.WriteString("bench FAILED:\n")
+		for _, f := range failures {
+			b.WriteString("  " + f + "\n")
+		}
+		if _, err := io.WriteString(c.Stderr, b.String()); err != nil {
+			return err
+		}
+		return fmt.Errorf("bench: %d failures (listed above): failed requests mean the gateway refused or could not be reached; a target not met is a performance regression (--targets=false judges errors only)", len(failures))
+	}
+	return nil
 }
 
 // inProcessGateway is a gateway running in this process: the real "serve"
@@ -95,7 +113,7 @@ func startBenchGateway(ctx context.Context, dbPath, logLevel string, stderr io.W
 		Ready:  ready,
 	}
 	go func() {
-		gw.done <- serve.Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", dbPath, "--log-level", logLevel, "--log-format", "text"})
+		gw.done <- serve.Run(ctx, []string{"--dev", "--addr", "127.0.0.1:0", "--db", dbPath, "--create-db", "--log-level", logLevel, "--log-format", "text"})
 	}()
 	select {
 	case addr := <-ready:

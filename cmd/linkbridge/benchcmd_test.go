@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ import (
 
 func TestBenchInProcessCompareParseOnly(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--duration", "300ms", "--warmup", "100ms", "--concurrency", "4", "--compare-parse-only"},
+	err := run(context.Background(), []string{"bench", "--duration", "300ms", "--warmup", "100ms", "--concurrency", "4", "--compare-parse-only", "--targets=false"},
 		func(string) string { return "" }, &stdout, &stderr)
 	out := stdout.String()
 	if err != nil {
@@ -99,7 +100,7 @@ func TestBenchBackends(t *testing.T) {
 	}
 	before := benchSchemas()
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"bench", "--backends", "sqlite,postgres", "--postgres", pg, "--duration", "300ms", "--warmup", "100ms",
+	err := run(ctx, []string{"bench", "--backends", "sqlite,postgres", "--postgres", pg, "--duration", "300ms", "--warmup", "100ms", "--targets=false",
 		"--concurrency", "4", "--log-level", "warn", "--json"}, noEnv, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s", err, stderr.String())
@@ -143,5 +144,34 @@ func TestBenchBackendsFlags(t *testing.T) {
 				t.Fatalf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBenchDeadTarget: against a gateway that does not answer, bench
+// fails (it exited 0 and called the p99 target met, with every request
+// failed), prints what failed, and does not call the latency measured.
+// Progress lines appear on a run twice as long as --progress.
+func TestBenchDeadTarget(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/fhir"
+	_ = ln.Close() // nothing listens there now: connections are refused
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"bench", "--target", dead, "--duration", "400ms", "--warmup", "0s", "--concurrency", "2", "--progress", "100ms"},
+		noEnv, &stdout, &stderr)
+	if err == nil || exitCode(err, io.Discard) != 1 {
+		t.Fatalf("bench against a dead target = %v, want a failure\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !regexp.MustCompile(`gateway: (\d+) of (\d+) requests failed \(transport: \d+\); first transport error: .*connection refused`).MatchString(stderr.String()) {
+		t.Errorf("stderr does not say what failed:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "p99 ≤ 50ms NOT MEASURED") || strings.Contains(stdout.String(), "p99 ≤ 50ms met") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+	if !regexp.MustCompile(`(?m)^  gateway: \d+ms of 400ms, \d+ requests, \d+ failed$`).MatchString(stderr.String()) {
+		t.Errorf("no progress line:\n%s", stderr.String())
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,8 +40,8 @@ func (h headerFlags) Set(s string) error {
 // Run parses flags, runs the kit, writes the reports and fails when any
 // scenario failed.
 func (c *ConformCommand) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("conform", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
+	fs := newFlags("conform", c.Getenv, c.Stderr)
+	fs.synopsis = "conform --target URL [--role receiver|gp-endpoint] [flags]"
 	var cfg conformance.Config
 	header := headerFlags(http.Header{})
 	fs.StringVar(&cfg.Target, "target", "", "FHIR base URL of the system under test, e.g. http://127.0.0.1:8080/fhir (required)")
@@ -64,6 +63,9 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 	systemBase := fs.String("system-base", c.Getenv("LINKBRIDGE_SYSTEM_BASE"), "gp-endpoint role: the --system-base of the linkbridge deployment whose write-backs the kit imitates (its write-back key is under it; LINKBRIDGE_SYSTEM_BASE; default "+fhirmap.DefaultSystemBase+")")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("conform takes no arguments, got %q (the system under test is --target)", fs.Args())
 	}
 	systems, err := fhirmap.NewSystems(*systemBase)
 	if err != nil {

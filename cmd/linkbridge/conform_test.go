@@ -59,7 +59,7 @@ func TestConformCommand(t *testing.T) {
 	// The gateway, writing back to it.
 	ready := make(chan string, 1)
 	var out bytes.Buffer
-	args := []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "lb.db"), "--gp-base", gpBase, "--log-level", "error"}
+	args := []string{"serve", "--create-db", "--dev", "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "lb.db"), "--gp-base", gpBase, "--log-level", "error"}
 	if (&ServeCommand{Getenv: func(string) string { return "" }, Stderr: &out}).flags(&ServeConfig{}).Lookup("dev") != nil {
 		args = append(args, "--dev") // loopback, auth off
 	}
@@ -299,7 +299,7 @@ func TestConformReceiverSecured(t *testing.T) {
 	}
 	ready := make(chan string, 1)
 	var out bytes.Buffer
-	addr := startCommand(t, []string{"serve", "--dev-auth", "--dev-dir", devDir, "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "lb.db"), "--log-level", "error"}, ready, &out)
+	addr := startCommand(t, []string{"serve", "--create-db", "--dev-auth", "--dev-dir", devDir, "--addr", "127.0.0.1:0", "--db", filepath.Join(dir, "lb.db"), "--log-level", "error"}, ready, &out)
 	mint := func(client string) string {
 		var tok, errb bytes.Buffer
 		if err := run(context.Background(), []string{"token", "--client", client}, env, &tok, &errb); err != nil {

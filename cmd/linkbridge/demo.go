@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -49,8 +48,8 @@ const demoNHS = "9434765919"
 
 // Run runs the demo.
 func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
+	fs := newFlags("demo", c.Getenv, c.Stderr)
+	fs.synopsis = "demo [--keep] [--dir DIR]"
 	dir := fs.String("dir", "", "keep the SQLite files in this directory (default: a temporary directory, removed at the end)")
 	addr := fs.String("addr", "127.0.0.1:0", "gateway listen address")
 	gpAddr := fs.String("gp-addr", "127.0.0.1:0", "reference GP endpoint listen address")
@@ -58,6 +57,9 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	systemBase := fs.String("system-base", "", "the gateway's --system-base (default "+fhirmap.DefaultSystemBase+")")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("demo takes no arguments, got %q", fs.Args())
 	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -93,7 +95,7 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	gpBase := "http://" + gln.Addr().String() + "/fhir"
 
 	// The gateway: the serve command itself, write-back to the reference GP.
-	serveArgs := []string{"serve", "--addr", *addr, "--db", filepath.Join(*dir, "linkbridge.db"), "--gp-base", gpBase, "--log-level", "warn", "--shutdown-timeout", "2s"}
+	serveArgs := []string{"serve", "--addr", *addr, "--db", filepath.Join(*dir, "linkbridge.db"), "--create-db", "--gp-base", gpBase, "--log-level", "warn", "--shutdown-timeout", "2s"}
 	if *systemBase != "" {
 		serveArgs = append(serveArgs, "--system-base", *systemBase)
 	}

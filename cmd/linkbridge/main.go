@@ -5,6 +5,7 @@
 // Usage:
 //
 //	linkbridge serve [flags]     run the gateway
+//	linkbridge config [flags]    print serve's effective configuration
 //	linkbridge outbox ...        operate the write-back queue
 //	linkbridge migrate [--db]    apply the store's pending migrations
 //	linkbridge report [flags]    an organisation's period report or caseload (JSON or CSV)
@@ -13,6 +14,8 @@
 //	linkbridge conform [flags]   the conformance kit
 //	linkbridge reference-gp      the reference GP record endpoint
 //	linkbridge token [flags]     mint a development token (serve --dev-auth)
+//	linkbridge healthcheck       is the local gateway ready (container health check)
+//	linkbridge version           version and VCS revision of this binary
 //	linkbridge help              show help
 package main
 
@@ -24,28 +27,63 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := runEnviron(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "linkbridge:", err)
-		os.Exit(1)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode reports err on stderr and returns the process exit status: 0
+// on success and when help was asked for, 2 for a command line that names
+// no command, 1 for every other error.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errNoCommand):
+		return 2
 	}
+	_, _ = fmt.Fprintln(stderr, "linkbridge:", err) // the exit status reports the failure too
+	return 1
+}
+
+// errNoCommand is returned when the command line names no command (the
+// usage is printed).
+var errNoCommand = errors.New("no command given")
+
+// runEnviron is run over an environment in os.Environ's form: serve also
+// warns about LINKBRIDGE_* variables it does not know.
+func runEnviron(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	vars := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	return dispatch(ctx, args, func(k string) string { return vars[k] }, environ, stdout, stderr)
 }
 
 // run dispatches a subcommand. Tests call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return dispatch(ctx, args, getenv, nil, stdout, stderr)
+}
+
+// dispatch runs the command args[0] names.
+func dispatch(ctx context.Context, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		_ = usage(stderr) // the error is ErrHelp; a failed write to stderr has nowhere to go
-		return flag.ErrHelp
+		_ = usage(stderr) // the error says what is wrong; a failed write to stderr has nowhere to go
+		return errNoCommand
 	}
 	switch args[0] {
 	case "serve":
-		return (&ServeCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+		return (&ServeCommand{Getenv: getenv, Environ: environ, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "config":
+		return (&ConfigCommand{Getenv: getenv, Environ: environ, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "outbox":
 		return (&OutboxCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "migrate":
@@ -62,19 +100,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return (&TokenCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "demo":
 		return (&DemoCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
-	case "help", "-h", "--help":
+	case "healthcheck":
+		return (&HealthcheckCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "version":
+		return (&VersionCommand{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+			return dispatch(ctx, []string{args[1], "--help"}, getenv, environ, stdout, stderr)
+		}
 		return usage(stdout)
 	}
 	_ = usage(stderr) // the error is the unknown command; a failed write to stderr has nowhere to go
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("unknown command %q: the commands are listed above (linkbridge help)", args[0])
 }
+
+// commands are the subcommands, in the order the usage lists them.
+var commands = []string{"serve", "config", "outbox", "migrate", "report", "bench", "demo", "conform", "reference-gp", "token", "healthcheck", "version"}
 
 func usage(w io.Writer) error {
 	_, err := fmt.Fprint(w, `linkbridge: GP referrals to social prescribing over FHIR R4.
 
 Commands:
   serve   run the gateway (FHIR API at /fhir)
-  outbox  list, show, retry or discard write-backs to the GP record
+  config  print serve's effective configuration (flags, LINKBRIDGE_* variables, defaults; secrets redacted) and check it
+  outbox  list, show, retry (one or in bulk) or discard write-backs to the GP record
   migrate apply the store's pending migrations (serve also does at start-up) and list them
   report  an organisation's period report (referrals, waiting times, contacts, DNAs, discharges, outcomes) or caseload, as JSON or CSV
   bench   load-test a gateway with referral transaction Bundles
@@ -82,9 +131,11 @@ Commands:
   conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)
   reference-gp  run the reference GP record endpoint (FHIR R4 on SQLite, HTML page per patient)
   token   mint a token signed with the local development key (for serve --dev-auth)
-  help    show this help
+  healthcheck  exit 0 when the gateway at --addr answers /readyz (the container image's health check)
+  version print the version, VCS revision and Go version of this binary
+  help    show this help ("linkbridge help <command>" for a command's flags)
 
-Run "linkbridge <command> -h" for a command's flags.
+Run "linkbridge <command> --help" for a command's flags.
 `)
 	return err
 }

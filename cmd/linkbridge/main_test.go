@@ -49,7 +49,7 @@ func TestServe(t *testing.T) {
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", db, "--log-level", "info", "--shutdown-timeout", "5s"}, noEnv, stdout, stderr)
+		errc <- run(ctx, []string{"serve", "--create-db", "--dev", "--addr", "127.0.0.1:0", "--db", db, "--log-level", "info", "--shutdown-timeout", "5s"}, noEnv, stdout, stderr)
 	}()
 
 	var addr string
@@ -152,7 +152,7 @@ func TestServeReopensDatabase(t *testing.T) {
 		ctx, cancel := context.WithCancel(withReady(context.Background(), ready))
 		errc := make(chan error, 1)
 		go func() {
-			errc <- run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", db}, noEnv, io.Discard, io.Discard)
+			errc <- run(ctx, []string{"serve", "--create-db", "--dev", "--addr", "127.0.0.1:0", "--db", db}, noEnv, io.Discard, io.Discard)
 		}()
 		select {
 		case <-ready:
@@ -179,21 +179,21 @@ func TestRunCommandLine(t *testing.T) {
 		wantErr string // substring; "" for nil
 		isHelp  bool
 	}{
-		{"ErrNoCommand", nil, "", true},
+		{"ErrNoCommand", nil, "no command given", false},
 		{"Help", []string{"help"}, "", false},
 		{"ErrUnknownCommand", []string{"frobnicate"}, "unknown command", false},
-		{"ErrPostgresUnreachable", []string{"serve", "--dev", "--db", "postgres://lb:secret@127.0.0.1:1/x?connect_timeout=2", "--addr", "127.0.0.1:0"}, "postgres: open", false},
-		{"ErrMaxBody", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-body", "0"}, "max-body", false},
-		{"ErrMaxBundleEntries", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-bundle-entries", "0"}, "max-bundle-entries", false},
-		{"ErrRequestTimeoutLong", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--request-timeout", "31s"}, "request-timeout", false},
-		{"ErrMaxInFlight", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-in-flight-per-client", "0"}, "max-in-flight-per-client", false},
-		{"ErrMaxConnections", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--max-connections", "-1"}, "max-connections", false},
-		{"ErrServiceODS", []string{"serve", "--db", filepath.Join(tmp, "b.db"), "--service-ods", "not-an-ods!"}, "service-ods", false},
-		{"ErrLogLevel", []string{"serve", "--db", filepath.Join(tmp, "c.db"), "--log-level", "chatty"}, "log-level", false},
-		{"ErrLogFormat", []string{"serve", "--db", filepath.Join(tmp, "d.db"), "--log-format", "xml"}, "log-format", false},
-		{"ErrBadAddr", []string{"serve", "--dev", "--db", filepath.Join(tmp, "e.db"), "--addr", "256.0.0.1:99999"}, "listen", false},
-		{"ErrUnknownFlag", []string{"serve", "--bogus"}, "bogus", false},
-		{"ServeHelp", []string{"serve", "-h"}, "", true},
+		{"ErrPostgresUnreachable", []string{"serve", "--create-db", "--dev", "--db", "postgres://lb:secret@127.0.0.1:1/x?connect_timeout=2", "--addr", "127.0.0.1:0"}, "postgres: open", false},
+		{"ErrMaxBody", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "a.db"), "--max-body", "0"}, "max-body", false},
+		{"ErrMaxBundleEntries", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "a.db"), "--max-bundle-entries", "0"}, "max-bundle-entries", false},
+		{"ErrRequestTimeoutLong", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "a.db"), "--request-timeout", "31s"}, "request-timeout", false},
+		{"ErrMaxInFlight", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "a.db"), "--max-in-flight-per-client", "0"}, "max-in-flight-per-client", false},
+		{"ErrMaxConnections", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "a.db"), "--max-connections", "-1"}, "max-connections", false},
+		{"ErrServiceODS", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "b.db"), "--service-ods", "not-an-ods!"}, "service-ods", false},
+		{"ErrLogLevel", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "c.db"), "--log-level", "chatty"}, "log-level", false},
+		{"ErrLogFormat", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "d.db"), "--log-format", "xml"}, "log-format", false},
+		{"ErrBadAddr", []string{"serve", "--create-db", "--dev", "--db", filepath.Join(tmp, "e.db"), "--addr", "256.0.0.1:99999"}, "listen", false},
+		{"ErrUnknownFlag", []string{"serve", "--create-db", "--bogus"}, "bogus", false},
+		{"ServeHelp", []string{"serve", "--create-db", "-h"}, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestRunCommandLine(t *testing.T) {
 func TestServeConfigFromEnvironment(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "env.db")
-	env := map[string]string{"LINKBRIDGE_DEV": "true", "LINKBRIDGE_ADDR": "127.0.0.1:0", "LINKBRIDGE_DB": db, "LINKBRIDGE_SERVICE_ODS": "Y02662", "LINKBRIDGE_LOG_FORMAT": "json"}
+	env := map[string]string{"LINKBRIDGE_DEV": "true", "LINKBRIDGE_CREATE_DB": "true", "LINKBRIDGE_ADDR": "127.0.0.1:0", "LINKBRIDGE_DB": db, "LINKBRIDGE_SERVICE_ODS": "Y02662", "LINKBRIDGE_LOG_FORMAT": "json"}
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(withReady(context.Background(), ready))
 	defer cancel()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,17 +28,23 @@ type migrationLister interface {
 // Run parses flags, opens (and so migrates) the store and prints the
 // applied migrations, oldest first.
 func (c *MigrateCommand) Run(ctx context.Context, args []string) (err error) {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	db := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), dbFlagHelp)
+	fs := newFlags("migrate", c.Getenv, c.Stderr)
+	fs.synopsis = "migrate [--db FILE|URL] [--create-db]"
+	var db string
+	var create bool
+	dbFlag(fs, &db)
+	fs.boolean(&create, "create-db", "CREATE_DB", false, "create the SQLite database file when it does not exist (as serve --create-db)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("migrate takes no arguments, got %q", fs.Args())
+		return fmt.Errorf("migrate takes no arguments, got %q (the database is --db)", fs.Args())
+	}
+	if err := checkDBExists(db, create || db == defaultDB); err != nil {
+		return err
 	}
 	logger := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	store, err := openStore(ctx, *db, logger)
+	store, err := openStore(ctx, db, logger)
 	if err != nil {
 		return err
 	}
@@ -59,7 +64,7 @@ func (c *MigrateCommand) Run(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(c.Stdout, "%s: %d migrations applied\n", redactDB(*db), len(names)); err != nil {
+	if _, err := fmt.Fprintf(c.Stdout, "%s: %d migrations applied\n", redactDB(db), len(names)); err != nil {
 		return err
 	}
 	for _, n := range names {

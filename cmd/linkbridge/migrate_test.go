@@ -23,7 +23,7 @@ func TestMigrate(t *testing.T) {
 	} {
 		var first, second bytes.Buffer
 		for _, out := range []*bytes.Buffer{&first, &second} {
-			if err := run(context.Background(), []string{"migrate", "--db", db}, noEnv, out, io.Discard); err != nil {
+			if err := run(context.Background(), []string{"migrate", "--create-db", "--db", db}, noEnv, out, io.Discard); err != nil {
 				t.Fatalf("%s: migrate: %v", name, err)
 			}
 		}

@@ -22,26 +22,80 @@ type OutboxCommand struct {
 	Stdout, Stderr io.Writer
 }
 
+// bulkRetryLimit caps one bulk retry; a larger backlog takes another run.
+const bulkRetryLimit = 100_000
+
 // Run dispatches the outbox subcommands.
 func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	if len(args) == 0 {
-		_, _ = fmt.Fprint(c.Stderr, outboxUsage) // the error is ErrHelp; a failed write to stderr has nowhere to go
-		return flag.ErrHelp
+		_, _ = fmt.Fprint(c.Stderr, outboxUsage) // the error says what is missing; a failed write to stderr has nowhere to go
+		return errNoCommand
 	}
 	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("outbox "+sub, flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	dbPath := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), dbFlagHelp)
-	state := fs.String("state", "", "list: comma-separated states (pending, inflight, delivered, dead, discarded, superseded)")
-	person := fs.String("person", "", "list: person id (the ordering key)")
-	referral := fs.String("referral", "", "list: referral id")
-	olderThan := fs.Duration("older-than", 0, "list: only messages older than this (e.g. 1h)")
-	limit := fs.Int("limit", 100, "list: at most this many")
-	asJSON := fs.Bool("json", false, "print JSON")
+	switch sub {
+	case "help", "-h", "-help", "--help":
+		_, err := fmt.Fprint(c.Stdout, outboxUsage)
+		if err != nil {
+			return err
+		}
+		return flag.ErrHelp
+	case "list", "show", "retry", "discard":
+	default:
+		_, _ = fmt.Fprint(c.Stderr, outboxUsage) // the error is the unknown command; a failed write to stderr has nowhere to go
+		return fmt.Errorf("unknown outbox command %q: use list, show, retry or discard (linkbridge outbox --help)", sub)
+	}
+	fs := newFlags("outbox "+sub, c.Getenv, c.Stderr)
+	var dbPath string
+	dbFlag(fs, &dbPath)
+	var (
+		state, person, referral, since string
+		olderThan                      time.Duration
+		limit                          int
+		asJSON, all, yes               bool
+	)
+	switch sub {
+	case "list":
+		fs.synopsis = "outbox list [--state dead,pending] [--person ID] [--referral ID] [--older-than 1h] [--limit N] [--json]"
+		fs.StringVar(&state, "state", "", "comma-separated states: pending, inflight, delivered, dead, discarded, superseded")
+		fs.StringVar(&person, "person", "", "person id (the ordering key)")
+		fs.StringVar(&referral, "referral", "", "referral id")
+		fs.DurationVar(&olderThan, "older-than", 0, "only messages created longer ago than this (e.g. 1h)")
+		fs.IntVar(&limit, "limit", 100, "at most this many, newest first")
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	case "show":
+		fs.synopsis = "outbox show ID"
+	case "retry":
+		fs.synopsis = "outbox retry ID | outbox retry --state dead (--since T | --person ID | --all) [--yes]"
+		fs.StringVar(&state, "state", "", "bulk: retry every message in this state: dead or discarded")
+		fs.StringVar(&since, "since", "", "bulk: only messages created since then: a duration back from now (2h, 30m) or a time (2026-01-02, 2026-01-02T15:04:05Z)")
+		fs.StringVar(&person, "person", "", "bulk: only this person's messages (the ordering key)")
+		fs.BoolVar(&all, "all", false, "bulk: every message in the state, with no other filter")
+		fs.BoolVar(&yes, "yes", false, "bulk: do it; without --yes only count what would be retried")
+	case "discard":
+		fs.synopsis = "outbox discard ID"
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	db, err := openStore(ctx, *dbPath, nil)
+	bulk := sub == "retry" && state != ""
+	var id int64
+	if sub != "list" && !bulk {
+		if fs.NArg() != 1 {
+			return fmt.Errorf("outbox %s takes one message id (see linkbridge outbox list), got %d arguments", sub, fs.NArg())
+		}
+		if id, err = strconv.ParseInt(fs.Arg(0), 10, 64); err != nil || id <= 0 {
+			return fmt.Errorf("outbox %s: %q is not a message id: ids are the numbers in the ID column of linkbridge outbox list", sub, fs.Arg(0))
+		}
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("outbox %s takes no message id here, got %q", sub, fs.Args())
+	}
+	var f linkbridge.OutboxFilter
+	if bulk {
+		if f, err = bulkRetryFilter(state, since, person, all, time.Now()); err != nil {
+			return err
+		}
+	}
+	db, err := openExistingStore(ctx, dbPath, nil)
 	if err != nil {
 		return err
 	}
@@ -50,28 +104,22 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	if !ok {
 		return errors.New("this store has no outbox")
 	}
-	id := func() (int64, error) {
-		if fs.NArg() != 1 {
-			return 0, fmt.Errorf("outbox %s takes one message id", sub)
-		}
-		return strconv.ParseInt(fs.Arg(0), 10, 64)
-	}
 	switch sub {
 	case "list":
-		f := linkbridge.OutboxFilter{OrderKey: *person, ReferralID: *referral, Limit: *limit}
-		for _, s := range strings.Split(*state, ",") {
+		f := linkbridge.OutboxFilter{OrderKey: person, ReferralID: referral, Limit: limit}
+		for _, s := range strings.Split(state, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				f.States = append(f.States, linkbridge.OutboxState(s))
 			}
 		}
-		if *olderThan > 0 {
-			f.OlderThan = time.Now().Add(-*olderThan)
+		if olderThan > 0 {
+			f.OlderThan = time.Now().Add(-olderThan)
 		}
 		msgs, err := store.ListOutbox(ctx, f)
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if asJSON {
 			return json.NewEncoder(c.Stdout).Encode(msgs)
 		}
 		var rows strings.Builder
@@ -86,11 +134,7 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 		}
 		return tw.Flush()
 	case "show":
-		n, err := id()
-		if err != nil {
-			return err
-		}
-		m, err := store.GetOutbox(ctx, n)
+		m, err := store.GetOutbox(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -105,28 +149,99 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	case "retry":
-		n, err := id()
-		if err != nil {
+		if bulk {
+			return c.bulkRetry(ctx, store, f, yes)
+		}
+		if err := store.RequeueOutbox(ctx, id, time.Now()); err != nil {
 			return err
 		}
-		if err := store.RequeueOutbox(ctx, n, time.Now()); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(c.Stdout, "message %d queued for delivery\n", n)
+		_, err = fmt.Fprintf(c.Stdout, "message %d queued for delivery\n", id)
 		return err
-	case "discard":
-		n, err := id()
-		if err != nil {
+	default: // discard
+		if err := store.DiscardOutbox(ctx, id); err != nil {
 			return err
 		}
-		if err := store.DiscardOutbox(ctx, n); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(c.Stdout, "message %d discarded\n", n)
+		_, err = fmt.Fprintf(c.Stdout, "message %d discarded\n", id)
 		return err
 	}
-	_, _ = fmt.Fprint(c.Stderr, outboxUsage) // the error is the unknown command; a failed write to stderr has nowhere to go
-	return fmt.Errorf("unknown outbox command %q", sub)
+}
+
+// bulkRetryFilter checks the bulk retry flags and returns the messages
+// they select. A bulk retry needs a filter, or --all to say "every one".
+func bulkRetryFilter(state, since, person string, all bool, now time.Time) (linkbridge.OutboxFilter, error) {
+	f := linkbridge.OutboxFilter{OrderKey: person, Limit: bulkRetryLimit}
+	switch linkbridge.OutboxState(state) {
+	case linkbridge.OutboxDead, linkbridge.OutboxDiscarded:
+		f.States = []linkbridge.OutboxState{linkbridge.OutboxState(state)}
+	default:
+		return f, fmt.Errorf("outbox retry --state must be dead or discarded, not %q", state)
+	}
+	if since != "" {
+		t, err := parseSince(since, now)
+		if err != nil {
+			return f, err
+		}
+		f.CreatedSince = t
+	}
+	if !all && since == "" && person == "" {
+		return f, errors.New("outbox retry --state needs --since, --person, or --all to retry every one; add --yes to do it rather than count")
+	}
+	if all && (since != "" || person != "") {
+		return f, errors.New("outbox retry: --all means no other filter; leave out --since and --person, or --all")
+	}
+	return f, nil
+}
+
+// parseSince reads --since: a duration back from now, a date (UTC
+// midnight) or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration back from now (2h, 30m), a date (2026-01-02) or a time (2026-01-02T15:04:05Z)", s)
+}
+
+// bulkRetry counts the messages f selects and, with yes, queues each
+// again, due now (oldest first; delivery stays in order per person either
+// way: a person's later message waits while an earlier one is dead).
+func (c *OutboxCommand) bulkRetry(ctx context.Context, store linkbridge.OutboxStore, f linkbridge.OutboxFilter, yes bool) error {
+	msgs, err := store.ListOutbox(ctx, f)
+	if err != nil {
+		return err
+	}
+	more := ""
+	if len(msgs) == f.Limit {
+		more = fmt.Sprintf(" (the first %d: run again for the rest)", f.Limit)
+	}
+	if !yes {
+		_, err := fmt.Fprintf(c.Stdout, "%d %s messages would be queued for delivery again%s; nothing changed: add --yes to do it\n", len(msgs), f.States[0], more)
+		return err
+	}
+	queued, skipped := 0, 0
+	now := time.Now()
+	for i := len(msgs) - 1; i >= 0; i-- { // listed newest first
+		if err := store.RequeueOutbox(ctx, msgs[i].ID, now); err != nil {
+			if linkbridge.ErrorCode(err) == linkbridge.ECONFLICT || linkbridge.ErrorCode(err) == linkbridge.ENOTFOUND {
+				skipped++ // changed (or cleaned) since it was listed
+				continue
+			}
+			return fmt.Errorf("after %d queued: message %d: %w", queued, msgs[i].ID, err)
+		}
+		queued++
+	}
+	_, err = fmt.Fprintf(c.Stdout, "%d %s messages queued for delivery again%s", queued, f.States[0], more)
+	if err == nil && skipped > 0 {
+		_, err = fmt.Fprintf(c.Stdout, "; %d skipped: their state changed meanwhile", skipped)
+	}
+	if err == nil {
+		_, err = fmt.Fprintln(c.Stdout)
+	}
+	return err
 }
 
 const outboxUsage = `usage: linkbridge outbox <command> [flags]
@@ -134,14 +249,10 @@ const outboxUsage = `usage: linkbridge outbox <command> [flags]
   list [--state dead,pending] [--person ID] [--referral ID] [--older-than 1h] [--limit N] [--json]
   show ID        one message with the GP endpoint's last answer
   retry ID       queue a dead (or discarded) message again, due now
+  retry --state dead (--since 2h | --person ID | --all) [--yes]
+                 bulk: count the dead messages the filters select; with --yes queue them all again
   discard ID     drop a pending or dead message
 
-All take --db (LINKBRIDGE_DB).
+All take --db (LINKBRIDGE_DB); flags may come before or after the id.
+"linkbridge outbox <command> --help" shows a command's flags.
 `
-
-func envOr(getenv func(string) string, name, def string) string {
-	if v := getenv("LINKBRIDGE_" + name); v != "" {
-		return v
-	}
-	return def
-}

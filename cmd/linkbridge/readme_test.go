@@ -223,7 +223,7 @@ func startReadmeGateway(t *testing.T) readmeGateway {
 	devDir := filepath.Join(dir, "dev")
 	ready := make(chan string, 1)
 	var out bytes.Buffer
-	addr := startCommand(t, []string{"serve", "--dev-auth", "--dev-dir", devDir, "--addr", "127.0.0.1:0",
+	addr := startCommand(t, []string{"serve", "--create-db", "--dev-auth", "--dev-dir", devDir, "--addr", "127.0.0.1:0",
 		"--db", filepath.Join(dir, "lb.db"), "--log-level", "error"}, ready, &out)
 	return readmeGateway{addr: addr, devDir: devDir, bin: buildBinary(t)}
 }

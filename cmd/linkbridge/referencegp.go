@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,34 +26,33 @@ type ReferenceGPCommand struct {
 
 // Run parses flags and serves until ctx ends.
 func (c *ReferenceGPCommand) Run(ctx context.Context, args []string) (err error) {
-	env := func(name, def string) string {
-		if v := c.Getenv("LINKBRIDGE_REFGP_" + name); v != "" {
-			return v
-		}
-		return def
-	}
-	fs := flag.NewFlagSet("reference-gp", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	addr := fs.String("addr", env("ADDR", "127.0.0.1:8090"), "listen address (LINKBRIDGE_REFGP_ADDR)")
-	db := fs.String("db", env("DB", "reference-gp.db"), "SQLite file of the GP record (LINKBRIDGE_REFGP_DB)")
-	token := fs.String("token", env("TOKEN", ""), "require this bearer token on every request (LINKBRIDGE_REFGP_TOKEN)")
-	allow := fs.Bool("allow-client-ids", env("ALLOW_CLIENT_IDS", "") == "true",
-		"lenient: accept client-assigned ids (update-as-create) and references that do not resolve; the default is strict: the endpoint's own ids, referential integrity enforced (LINKBRIDGE_REFGP_ALLOW_CLIENT_IDS)")
-	noDelete := fs.Bool("no-delete", env("NO_DELETE", "") == "true", "do not support delete: 405, and left out of /metadata (LINKBRIDGE_REFGP_NO_DELETE)")
-	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs := newFlags("reference-gp", c.Getenv, c.Stderr)
+	fs.synopsis = "reference-gp [--addr 127.0.0.1:8090] [--db FILE] [flags]"
+	var addr, db, token, level string
+	var allow, noDelete bool
+	fs.str(&addr, "addr", "REFGP_ADDR", "127.0.0.1:8090", "listen address")
+	fs.str(&db, "db", "REFGP_DB", "reference-gp.db", "SQLite file of the GP record (created when missing)")
+	fs.secretStr(&token, "token", "REFGP_TOKEN", "", "require this bearer token on every request")
+	fs.boolean(&allow, "allow-client-ids", "REFGP_ALLOW_CLIENT_IDS", false,
+		"lenient: accept client-assigned ids (update-as-create) and references that do not resolve; the default is strict: the endpoint's own ids, referential integrity enforced")
+	fs.boolean(&noDelete, "no-delete", "REFGP_NO_DELETE", false, "do not support delete: 405, and left out of /metadata")
+	fs.str(&level, "log-level", "REFGP_LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger, err := newLogger(c.Stderr, *level, "text")
+	if fs.NArg() > 0 {
+		return fmt.Errorf("reference-gp takes no arguments, got %q", fs.Args())
+	}
+	logger, err := newLogger(c.Stderr, level, "text")
 	if err != nil {
 		return err
 	}
-	gp, err := refgp.Open(ctx, *db, refgp.Options{Token: *token, AllowClientIDs: *allow, NoDelete: *noDelete, Logger: logger})
+	gp, err := refgp.Open(ctx, db, refgp.Options{Token: token, AllowClientIDs: allow, NoDelete: noDelete, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, gp.Close()) }()
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -28,9 +27,10 @@ type ReportCommand struct {
 
 // Run parses the flags and prints the report.
 func (c *ReportCommand) Run(ctx context.Context, args []string) (err error) {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	dbPath := fs.String("db", envOr(c.Getenv, "DB", "linkbridge.db"), dbFlagHelp)
+	fs := newFlags("report", c.Getenv, c.Stderr)
+	fs.synopsis = "report (--service ODS | --practice ODS,...) [--from P --to P | --caseload] [--format json|csv] [--db FILE|URL]"
+	dbPath := new(string)
+	dbFlag(fs, dbPath)
 	from := fs.String("from", "", "first day of the period, inclusive: YYYY, YYYY-MM or YYYY-MM-DD (UTC)")
 	to := fs.String("to", "", "last day of the period, inclusive: YYYY, YYYY-MM or YYYY-MM-DD (UTC)")
 	format := fs.String("format", "json", "output format: json or csv")
@@ -62,7 +62,7 @@ func (c *ReportCommand) Run(ctx context.Context, args []string) (err error) {
 			return fmt.Errorf("--%s: %s", strings.Join(linkbridge.ErrorExpression(err), ","), linkbridge.ErrorMessage(err))
 		}
 	}
-	db, err := openStore(ctx, *dbPath, nil)
+	db, err := openExistingStore(ctx, *dbPath, nil)
 	if err != nil {
 		return err
 	}

@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -41,23 +43,17 @@ type SecurityConfig struct {
 }
 
 // securityFlags adds the security flags to fs.
-func securityFlags(fs *flag.FlagSet, c *SecurityConfig, env func(name, def string) string) {
-	fs.StringVar(&c.AuthConfig, "auth-config", env("AUTH_CONFIG", ""), "client registry and token settings (JSON); required unless --dev or --dev-auth (LINKBRIDGE_AUTH_CONFIG)")
-	fs.BoolVar(&c.Dev, "dev", env("DEV", "") == "true", "local development: authentication OFF; refused unless --addr is a loopback address (LINKBRIDGE_DEV)")
-	fs.BoolVar(&c.DevAuth, "dev-auth", env("DEV_AUTH", "") == "true", "local development with authentication on: trust the key `linkbridge token` mints with; loopback only (LINKBRIDGE_DEV_AUTH)")
-	fs.StringVar(&c.DevDir, "dev-dir", env("DEV_DIR", auth.DefaultDevDir), "directory of the development key and clients (LINKBRIDGE_DEV_DIR)")
-	fs.Float64Var(&c.RateLimit, "rate-limit", envFloat(env("RATE_LIMIT", "50")), "requests per second per client (per address before authentication; off with --dev), 0 for none; over it 429 + Retry-After (LINKBRIDGE_RATE_LIMIT)")
-	fs.IntVar(&c.RateBurst, "rate-burst", int(envFloat(env("RATE_BURST", "100"))), "burst per client (LINKBRIDGE_RATE_BURST)")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "serve HTTPS (TLS 1.2+) with this certificate (PEM) (LINKBRIDGE_TLS_CERT)")
-	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "private key (PEM) of --tls-cert (LINKBRIDGE_TLS_KEY)")
-	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""), "CA (PEM) that signs client certificates for mutual TLS (LINKBRIDGE_TLS_CLIENT_CA)")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header limit in bytes")
-}
-
-func envFloat(s string) float64 {
-	var f float64
-	_, _ = fmt.Sscan(s, &f)
-	return f
+func securityFlags(fs *commandFlags, c *SecurityConfig) {
+	fs.str(&c.AuthConfig, "auth-config", "AUTH_CONFIG", "", "client registry and token settings file (JSON), reloaded on SIGHUP; required unless --dev or --dev-auth")
+	fs.boolean(&c.Dev, "dev", "DEV", false, "local development: authentication OFF; refused unless --addr is a loopback address")
+	fs.boolean(&c.DevAuth, "dev-auth", "DEV_AUTH", false, "local development with authentication on: trust the development key that 'linkbridge token' signs with; loopback only")
+	fs.str(&c.DevDir, "dev-dir", "DEV_DIR", auth.DefaultDevDir, "directory of the development key and clients")
+	fs.number(&c.RateLimit, "rate-limit", "RATE_LIMIT", 50, "requests per second per client (per address before authentication; off with --dev), 0 for none; over it 429 + Retry-After")
+	fs.integer(&c.RateBurst, "rate-burst", "RATE_BURST", 100, "burst per client")
+	fs.str(&c.TLSCert, "tls-cert", "TLS_CERT", "", "serve HTTPS (TLS 1.2+) with this certificate (PEM)")
+	fs.str(&c.TLSKey, "tls-key", "TLS_KEY", "", "private key (PEM) of --tls-cert")
+	fs.str(&c.TLSClientCA, "tls-client-ca", "TLS_CLIENT_CA", "", "CA (PEM) that signs client certificates for mutual TLS")
+	fs.integer(&c.MaxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", 64<<10, "request header limit in bytes")
 }
 
 // Validate checks the security configuration.
@@ -91,10 +87,53 @@ func isLoopback(addr net.Addr) bool {
 	return ok && ta.IP != nil && ta.IP.IsLoopback()
 }
 
+// reloadableAuth is the API's authenticator, replaced whole by reload
+// (SIGHUP): requests in progress finish under the one they started with.
+type reloadableAuth struct {
+	path   string
+	logger *slog.Logger
+	// mu serialises reloads; cur is read by every request.
+	mu     sync.Mutex
+	cur    atomic.Pointer[auth.Authenticator]
+	cancel context.CancelFunc // ends the current one's JWKS refresh
+}
+
+// Authenticate implements httpapi.Authenticator.
+func (a *reloadableAuth) Authenticate(r *http.Request) (*linkbridge.Principal, error) {
+	return a.cur.Load().Authenticate(r)
+}
+
+// load reads the client registry file and builds an authenticator over
+// it (fetching a JWKS URL's key set now); on success it replaces the
+// current one, on failure the current one stays and the error is
+// returned. The authenticator's JWKS refresh runs until ctx ends or the
+// next successful load.
+func (a *reloadableAuth) load(ctx context.Context) (clients int, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, err := auth.LoadConfig(a.path)
+	if err != nil {
+		return 0, err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	next, err := auth.New(actx, cfg, a.logger, nil)
+	if err != nil {
+		cancel()
+		return 0, err
+	}
+	a.cur.Store(next)
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.cancel = cancel
+	return len(cfg.Clients), nil
+}
+
 // setupSecurity configures the API's authentication, audit and rate limits
 // once the listener is bound: --dev and --dev-auth are refused unless it is
-// a loopback address. It returns the TLS config when serving TLS.
-func setupSecurity(ctx context.Context, c *SecurityConfig, api *httpapi.Server, store any, ln net.Listener, logger *slog.Logger) (*tls.Config, error) {
+// a loopback address. It returns the TLS config when serving TLS, and the
+// authenticator that reload (SIGHUP) replaces (nil without one).
+func setupSecurity(ctx context.Context, c *SecurityConfig, api *httpapi.Server, store any, ln net.Listener, logger *slog.Logger) (*reloadableAuth, error) {
 	if (c.Dev || c.DevAuth) && !isLoopback(ln.Addr()) {
 		return nil, fmt.Errorf("--dev and --dev-auth serve only on a loopback address, not %s: use --auth-config", ln.Addr())
 	}
@@ -122,18 +161,21 @@ func setupSecurity(ctx context.Context, c *SecurityConfig, api *httpapi.Server, 
 		cfgPath = d.ConfigPath()
 		logger.Warn("development authentication: tokens from `linkbridge token` are accepted (development key in " + c.DevDir + "); never use with real data")
 	}
+	var ra *reloadableAuth
 	if cfgPath != "" {
-		cfg, err := auth.LoadConfig(cfgPath)
+		ra = &reloadableAuth{path: cfgPath, logger: logger}
+		n, err := ra.load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		a, err := auth.New(ctx, cfg, logger, nil)
-		if err != nil {
-			return nil, err
-		}
-		api.Auth = a
-		logger.Info("authentication on", slog.Int("clients", len(cfg.Clients)), slog.String("issuer", cfg.Issuer))
+		api.Auth = ra
+		logger.Info("authentication on", slog.Int("clients", n))
 	}
+	return ra, nil
+}
+
+// loadTLS returns the TLS configuration of --tls-cert (nil without one).
+func loadTLS(c *SecurityConfig) (*tls.Config, error) {
 	if c.TLSCert == "" {
 		return nil, nil
 	}
@@ -168,18 +210,18 @@ type TokenCommand struct {
 
 // Run mints and prints one token.
 func (c *TokenCommand) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	dir := c.Getenv("LINKBRIDGE_DEV_DIR")
-	if dir == "" {
-		dir = auth.DefaultDevDir
-	}
-	fs.StringVar(&dir, "dev-dir", dir, "directory of the development key and clients (LINKBRIDGE_DEV_DIR)")
+	fs := newFlags("token", c.Getenv, c.Stderr)
+	fs.synopsis = "token [--client dev-gp] [--scope S] [--ttl 1h]"
+	var dir string
+	fs.str(&dir, "dev-dir", "DEV_DIR", auth.DefaultDevDir, "directory of the development key and clients")
 	client := fs.String("client", "dev-gp", "client to mint for: dev-gp (A81001), dev-gp-other (B82002), dev-gp-f84003, dev-gp-m85063, dev-gp-c82010, dev-sp (Y02662), dev-mdt (A81001, A81002), dev-admin")
 	scope := fs.String("scope", "", "space-separated scopes to ask for (default: all the client's)")
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token takes no arguments, got %q (the client is --client)", fs.Args())
 	}
 	d, err := auth.EnsureDevKeys(dir)
 	if err != nil {
@@ -194,7 +236,7 @@ func (c *TokenCommand) Run(ctx context.Context, args []string) error {
 		known = known || cl.ID == *client
 	}
 	if !known {
-		return fmt.Errorf("client %q is not in %s", *client, d.ConfigPath())
+		return fmt.Errorf("client %q is not in %s: see linkbridge token --help for the development clients", *client, d.ConfigPath())
 	}
 	tok, err := d.Mint(*client, *scope, *ttl)
 	if err != nil {

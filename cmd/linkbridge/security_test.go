@@ -33,12 +33,12 @@ func TestServeRequiresAuthentication(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"NoAuth", []string{"serve", "--db", filepath.Join(tmp, "a.db"), "--addr", "127.0.0.1:0"}, "authentication is required"},
-		{"DevOnAllInterfaces", []string{"serve", "--dev", "--db", filepath.Join(tmp, "b.db"), "--addr", "0.0.0.0:0"}, "loopback"},
-		{"DevAuthOnAllInterfaces", []string{"serve", "--dev-auth", "--dev-dir", filepath.Join(tmp, "dev"), "--db", filepath.Join(tmp, "c.db"), "--addr", ":0"}, "loopback"},
-		{"DevAndConfig", []string{"serve", "--dev", "--auth-config", "x.json", "--db", filepath.Join(tmp, "d.db")}, "alternatives"},
-		{"TLSKeyMissing", []string{"serve", "--dev", "--tls-cert", "c.pem", "--db", filepath.Join(tmp, "e.db")}, "--tls-key"},
-		{"BadAuthConfig", []string{"serve", "--auth-config", filepath.Join(tmp, "missing.json"), "--db", filepath.Join(tmp, "f.db"), "--addr", "127.0.0.1:0"}, "missing.json"},
+		{"NoAuth", []string{"serve", "--create-db", "--db", filepath.Join(tmp, "a.db"), "--addr", "127.0.0.1:0"}, "authentication is required"},
+		{"DevOnAllInterfaces", []string{"serve", "--create-db", "--dev", "--db", filepath.Join(tmp, "b.db"), "--addr", "0.0.0.0:0"}, "loopback"},
+		{"DevAuthOnAllInterfaces", []string{"serve", "--create-db", "--dev-auth", "--dev-dir", filepath.Join(tmp, "dev"), "--db", filepath.Join(tmp, "c.db"), "--addr", ":0"}, "loopback"},
+		{"DevAndConfig", []string{"serve", "--create-db", "--dev", "--auth-config", "x.json", "--db", filepath.Join(tmp, "d.db")}, "alternatives"},
+		{"TLSKeyMissing", []string{"serve", "--create-db", "--dev", "--tls-cert", "c.pem", "--db", filepath.Join(tmp, "e.db")}, "--tls-key"},
+		{"BadAuthConfig", []string{"serve", "--create-db", "--auth-config", filepath.Join(tmp, "missing.json"), "--db", filepath.Join(tmp, "f.db"), "--addr", "127.0.0.1:0"}, "missing.json"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -59,7 +59,7 @@ func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 	logs := &syncBuffer{}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "lb.db")}, args...), noEnv, logs, logs)
+		errc <- run(ctx, append([]string{"serve", "--create-db", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "lb.db")}, args...), noEnv, logs, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()

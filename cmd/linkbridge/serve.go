@@ -5,15 +5,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
+	"os/signal"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
@@ -29,8 +30,11 @@ import (
 // ServeConfig is the configuration of "linkbridge serve". Every flag has a
 // LINKBRIDGE_* environment equivalent; a flag given on the command line wins.
 type ServeConfig struct {
-	Addr             string
-	DB               string
+	Addr string
+	DB   string
+	// CreateDB lets serve create a SQLite file that does not exist yet
+	// (the default path is created without it).
+	CreateDB         bool
 	LogLevel         string
 	LogFormat        string
 	MaxBodyBytes     int64
@@ -143,11 +147,18 @@ func (c *ServeConfig) Validate() error {
 
 // ServeCommand runs the gateway until its context ends.
 type ServeCommand struct {
-	Getenv         func(string) string
+	Getenv func(string) string
+	// Environ lists the process environment (os.Environ's form), for the
+	// warning about unknown LINKBRIDGE_* variables; nil: no warning.
+	Environ        []string
 	Stdout, Stderr io.Writer
 	// Ready, if set, receives the listening address once the server
 	// accepts connections (used by tests).
 	Ready chan<- string
+	// Reload, if set, reloads as SIGHUP does; Reloaded, if set, receives
+	// each reload's outcome (tests).
+	Reload   <-chan struct{}
+	Reloaded chan<- error
 }
 
 // readyKey is the context key of the Ready channel threaded through run().
@@ -160,59 +171,44 @@ func withReady(ctx context.Context, ch chan<- string) context.Context {
 	return context.WithValue(ctx, readyKey{}, ch)
 }
 
-// flags binds the configuration to flags with env defaults.
-func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
-	env := func(name, def string) string {
-		if v := c.Getenv("LINKBRIDGE_" + name); v != "" {
-			return v
-		}
-		return def
-	}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	fs.StringVar(&cfg.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (LINKBRIDGE_ADDR)")
-	fs.StringVar(&cfg.DB, "db", env("DB", "linkbridge.db"), dbFlagHelp)
-	fs.StringVar(&cfg.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LINKBRIDGE_LOG_LEVEL)")
-	fs.StringVar(&cfg.LogFormat, "log-format", env("LOG_FORMAT", "text"), "text or json (LINKBRIDGE_LOG_FORMAT)")
-	maxBody := env("MAX_BODY", fmt.Sprint(httpapi.DefaultMaxBodyBytes))
-	fs.Func("max-body", "request body limit in bytes (LINKBRIDGE_MAX_BODY, default "+maxBody+")", func(s string) error {
-		_, err := fmt.Sscan(s, &cfg.MaxBodyBytes)
-		return err
-	})
-	_, _ = fmt.Sscan(maxBody, &cfg.MaxBodyBytes)
-	maxEntries := env("MAX_BUNDLE_ENTRIES", fmt.Sprint(linkbridge.DefaultMaxReferralEntries))
-	fs.Func("max-bundle-entries", "most entries of a referral Bundle, contained resources included (LINKBRIDGE_MAX_BUNDLE_ENTRIES, default "+maxEntries+")", func(s string) error {
-		_, err := fmt.Sscan(s, &cfg.MaxBundleEntries)
-		return err
-	})
-	_, _ = fmt.Sscan(maxEntries, &cfg.MaxBundleEntries)
-	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", envDuration(c.Getenv, "REQUEST_TIMEOUT", httpapi.DefaultRequestTimeout), "deadline of one API request, reaching the store; past it 408 REC_TIMEOUT (LINKBRIDGE_REQUEST_TIMEOUT)")
-	fs.IntVar(&cfg.MaxInFlightPerClient, "max-in-flight-per-client", envInt(c.Getenv, "MAX_IN_FLIGHT_PER_CLIENT", httpapi.DefaultMaxInFlightPerClient), "requests one authenticated client may have in progress; 429 above (LINKBRIDGE_MAX_IN_FLIGHT_PER_CLIENT)")
-	fs.BoolVar(&cfg.AnyNHSNumberRange, "nhs-number-any-range", c.Getenv("LINKBRIDGE_NHS_NUMBER_ANY_RANGE") == "true", "accept NHS numbers in every range (Modulus 11 alone); by default a number where none is issued, such as 000 000 0000, is refused (LINKBRIDGE_NHS_NUMBER_ANY_RANGE)")
-	fs.IntVar(&cfg.MaxConnections, "max-connections", envInt(c.Getenv, "MAX_CONNECTIONS", defaultMaxConnections), "open connections the listener accepts, idle keep-alives included; more wait to be accepted (LINKBRIDGE_MAX_CONNECTIONS)")
-	fs.IntVar(&cfg.DNAReviewAfter, "dna-review-after", envInt(c.Getenv, "DNA_REVIEW_AFTER", linkbridge.DefaultDNAReviewAfter), "flag a case for review after this many contacts in a row not attended (LINKBRIDGE_DNA_REVIEW_AFTER)")
-	fs.StringVar(&cfg.DefaultServiceODS, "service-ods", env("SERVICE_ODS", ""), "ODS code of the social prescribing service for referrals that name none (LINKBRIDGE_SERVICE_ODS)")
-	fs.StringVar(&cfg.SystemBase, "system-base", env("SYSTEM_BASE", ""), "base URL of the identifier systems, code systems and extensions linkbridge writes into GP records, e.g. https://sp.example-ics.nhs.uk/linkbridge; recorded in the store on first start and never changed after (the write-back key is under it); empty: the recorded one, or "+fhirmap.DefaultSystemBase+" (LINKBRIDGE_SYSTEM_BASE)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed for in-flight requests on shutdown")
-	fs.StringVar(&cfg.GPBase, "gp-base", env("GP_BASE", ""), "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back (LINKBRIDGE_GP_BASE)")
-	fs.StringVar(&cfg.GPMode, "gp-mode", env("GP_MODE", "auto"), "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=, no id in the body), create (search, POST, then PUT by the endpoint's id), or auto from the endpoint's CapabilityStatement (LINKBRIDGE_GP_MODE)")
-	fs.StringVar(&cfg.GPToken, "gp-token", env("GP_TOKEN", ""), "static bearer token for the GP endpoint (LINKBRIDGE_GP_TOKEN)")
-	fs.StringVar(&cfg.GPTokenURL, "gp-token-url", env("GP_TOKEN_URL", ""), "OAuth2 token endpoint for client credentials with a signed JWT assertion (LINKBRIDGE_GP_TOKEN_URL)")
-	fs.StringVar(&cfg.GPClientID, "gp-client-id", env("GP_CLIENT_ID", ""), "OAuth2 client id (LINKBRIDGE_GP_CLIENT_ID)")
-	fs.StringVar(&cfg.GPKeyFile, "gp-key", env("GP_KEY", ""), "PEM private key (RSA → RS384, EC → ES384) that signs the client assertion (LINKBRIDGE_GP_KEY)")
-	fs.StringVar(&cfg.GPKeyID, "gp-key-id", env("GP_KEY_ID", ""), "kid of that key in the client's JWKS (LINKBRIDGE_GP_KEY_ID)")
-	fs.StringVar(&cfg.GPScopes, "gp-scopes", env("GP_SCOPES", "system/*.write"), "space-separated scopes to request (LINKBRIDGE_GP_SCOPES)")
-	fs.BoolVar(&cfg.GPLinkPatients, "gp-link-patients", env("GP_LINK_PATIENTS", "true") == "true", "look up the GP's Patient by NHS number and add a literal reference (LINKBRIDGE_GP_LINK_PATIENTS)")
-	fs.StringVar(&cfg.GPClientCert, "gp-client-cert", env("GP_CLIENT_CERT", ""), "client certificate (PEM) for mutual TLS to the GP endpoint (LINKBRIDGE_GP_CLIENT_CERT)")
-	fs.StringVar(&cfg.GPClientKey, "gp-client-key", env("GP_CLIENT_KEY", ""), "client key (PEM) for mutual TLS (LINKBRIDGE_GP_CLIENT_KEY)")
-	fs.StringVar(&cfg.GPCACert, "gp-ca", env("GP_CA", ""), "CA certificate (PEM) to trust for the GP endpoint (LINKBRIDGE_GP_CA)")
-	fs.DurationVar(&cfg.RescueAfter, "rescue-after", envDuration(c.Getenv, "RESCUE_AFTER", 2*time.Minute), "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it at the latest (LINKBRIDGE_RESCUE_AFTER)")
-	fs.DurationVar(&cfg.WritebackSendTimeout, "writeback-send-timeout", envDuration(c.Getenv, "WRITEBACK_SEND_TIMEOUT", 30*time.Second), "time allowed for one write-back's send, in-process retries included, so a GP endpoint hanging on one person holds up no one else; a send that times out is retried later with backoff; cut off at half of --rescue-after if that is shorter (LINKBRIDGE_WRITEBACK_SEND_TIMEOUT)")
-	fs.DurationVar(&cfg.OutboxRetention, "outbox-retention", envDuration(c.Getenv, "OUTBOX_RETENTION", 720*time.Hour), "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted (LINKBRIDGE_OUTBOX_RETENTION)")
-	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
+// flags binds the configuration to flags, each with its LINKBRIDGE_*
+// variable as the default, both parsed strictly (flags.go).
+func (c *ServeCommand) flags(cfg *ServeConfig) *commandFlags {
+	fs := newFlags("serve", c.Getenv, c.Stderr)
+	fs.str(&cfg.Addr, "addr", "ADDR", "127.0.0.1:8080", "listen address")
+	fs.str(&cfg.DB, "db", "DB", defaultDB, dbFlagUsage)
+	fs.boolean(&cfg.CreateDB, "create-db", "CREATE_DB", false, "create the SQLite database file (and its directory) when it does not exist; without it serve refuses a missing file, so a mistyped --db does not start on a new, empty database (the default "+defaultDB+" is created on first start without asking)")
+	fs.str(&cfg.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	fs.str(&cfg.LogFormat, "log-format", "LOG_FORMAT", "text", "text or json")
+	fs.int64(&cfg.MaxBodyBytes, "max-body", "MAX_BODY", httpapi.DefaultMaxBodyBytes, "request body limit in bytes")
+	fs.integer(&cfg.MaxBundleEntries, "max-bundle-entries", "MAX_BUNDLE_ENTRIES", linkbridge.DefaultMaxReferralEntries, "most entries of a referral Bundle, contained resources included")
+	fs.duration(&cfg.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", httpapi.DefaultRequestTimeout, "deadline of one API request, reaching the store; past it 408 REC_TIMEOUT")
+	fs.integer(&cfg.MaxInFlightPerClient, "max-in-flight-per-client", "MAX_IN_FLIGHT_PER_CLIENT", httpapi.DefaultMaxInFlightPerClient, "requests one authenticated client may have in progress; 429 above")
+	fs.boolean(&cfg.AnyNHSNumberRange, "nhs-number-any-range", "NHS_NUMBER_ANY_RANGE", false, "accept NHS numbers in every range (Modulus 11 alone); by default a number where none is issued, such as 000 000 0000, is refused")
+	fs.integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", defaultMaxConnections, "open connections the listener accepts, idle keep-alives included; more wait to be accepted")
+	fs.integer(&cfg.DNAReviewAfter, "dna-review-after", "DNA_REVIEW_AFTER", linkbridge.DefaultDNAReviewAfter, "flag a case for review after this many contacts in a row not attended")
+	fs.str(&cfg.DefaultServiceODS, "service-ods", "SERVICE_ODS", "", "ODS code of the social prescribing service for referrals that name none")
+	fs.url(&cfg.SystemBase, "system-base", "SYSTEM_BASE", "", "base URL of the identifier systems, code systems and extensions linkbridge writes into GP records, e.g. https://sp.example-ics.nhs.uk/linkbridge; recorded in the store on first start and never changed after (the write-back key is under it); empty: the recorded one, or "+fhirmap.DefaultSystemBase)
+	fs.duration(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "time allowed on SIGTERM for in-flight requests, then for the relay's in-flight write-backs")
+	fs.url(&cfg.GPBase, "gp-base", "GP_BASE", "", "GP-side FHIR R4 base URL that receives write-backs; empty disables write-back")
+	fs.str(&cfg.GPMode, "gp-mode", "GP_MODE", "auto", "write mode: client-id (PUT Type/id), conditional (PUT Type?identifier=, no id in the body), create (search, POST, then PUT by the endpoint's id), or auto from the endpoint's CapabilityStatement")
+	fs.secretStr(&cfg.GPToken, "gp-token", "GP_TOKEN", "", "static bearer token for the GP endpoint")
+	fs.url(&cfg.GPTokenURL, "gp-token-url", "GP_TOKEN_URL", "", "OAuth2 token endpoint for client credentials with a signed JWT assertion")
+	fs.str(&cfg.GPClientID, "gp-client-id", "GP_CLIENT_ID", "", "OAuth2 client id")
+	fs.str(&cfg.GPKeyFile, "gp-key", "GP_KEY", "", "PEM private key file (RSA: RS384, EC: ES384) that signs the client assertion")
+	fs.str(&cfg.GPKeyID, "gp-key-id", "GP_KEY_ID", "", "kid of that key in the client's JWKS")
+	fs.str(&cfg.GPScopes, "gp-scopes", "GP_SCOPES", "system/*.write", "space-separated scopes to request")
+	fs.boolean(&cfg.GPLinkPatients, "gp-link-patients", "GP_LINK_PATIENTS", true, "look up the GP's Patient by NHS number and add a literal reference")
+	fs.str(&cfg.GPClientCert, "gp-client-cert", "GP_CLIENT_CERT", "", "client certificate (PEM) for mutual TLS to the GP endpoint")
+	fs.str(&cfg.GPClientKey, "gp-client-key", "GP_CLIENT_KEY", "", "client key (PEM) for mutual TLS")
+	fs.str(&cfg.GPCACert, "gp-ca", "GP_CA", "", "CA certificate (PEM) to trust for the GP endpoint")
+	fs.duration(&cfg.RescueAfter, "rescue-after", "RESCUE_AFTER", 2*time.Minute, "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it at the latest")
+	fs.duration(&cfg.WritebackSendTimeout, "writeback-send-timeout", "WRITEBACK_SEND_TIMEOUT", 30*time.Second, "time allowed for one write-back's send, in-process retries included, so a GP endpoint hanging on one person holds up no one else; a send that times out is retried later with backoff; cut off at half of --rescue-after if that is shorter")
+	fs.duration(&cfg.OutboxRetention, "outbox-retention", "OUTBOX_RETENTION", 720*time.Hour, "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted")
+	fs.duration(&cfg.GPTimeout, "gp-timeout", "GP_TIMEOUT", 10*time.Second, "timeout of one attempt to the GP endpoint")
 	host, _ := os.Hostname()
-	fs.StringVar(&cfg.RelayWorker, "relay-worker", env("RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid())), "name of this relay worker in claimed outbox rows (LINKBRIDGE_RELAY_WORKER)")
-	securityFlags(fs, &cfg.Security, env)
+	fs.str(&cfg.RelayWorker, "relay-worker", "RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid()), "name of this relay worker in claimed outbox rows (default host:pid)")
+	securityFlags(fs, &cfg.Security)
 	return fs
 }
 
@@ -233,6 +229,60 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	if err := cfg.Security.Validate(); err != nil {
 		return err
 	}
+	for _, u := range unknownVariables(c.Environ, c.flags(&ServeConfig{}).variables()) {
+		if u[1] != "" {
+			logger.Warn("unknown environment variable ignored: did you mean "+u[1]+"?", slog.String("variable", u[0]))
+		} else {
+			logger.Warn("unknown environment variable ignored", slog.String("variable", u[0]))
+		}
+	}
+	if err := checkDBExists(cfg.DB, cfg.CreateDB || cfg.DB == defaultDB); err != nil {
+		return err
+	}
+	tlsCfg, err := loadTLS(&cfg.Security)
+	if err != nil {
+		return err
+	}
+	// The listener opens first, so that while the store opens and
+	// migrates (which may wait for another replica's migration) /healthz
+	// answers and /readyz says not ready; every other path answers 503.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if (cfg.Security.Dev || cfg.Security.DevAuth) && !isLoopback(ln.Addr()) {
+		_ = ln.Close()
+		return fmt.Errorf("--dev and --dev-auth serve only on a loopback address, not %s: use --auth-config", ln.Addr())
+	}
+	addr := ln.Addr()
+	// A bounded number of connections, idle keep-alives included (they
+	// are closed after serverIdleTimeout): a flood of connections waits to
+	// be accepted instead of holding a file descriptor and a goroutine each.
+	ln = netutil.LimitListener(ln, cfg.MaxConnections)
+	scheme := "http://"
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		scheme = "https://"
+	}
+	gate := &startGate{}
+	srv := &http.Server{
+		Handler:           gate,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    cfg.Security.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	defer func() {
+		if err != nil {
+			_ = srv.Close() // start-up failed: the error says why
+		}
+	}()
+
 	codec, err := fhirjson.New()
 	if err != nil {
 		return err
@@ -262,9 +312,11 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	api.DefaultServiceODS = cfg.DefaultServiceODS
 	api.DNAReviewAfter = cfg.DNAReviewAfter
 	api.Systems = systems
+	api.Ready = gate.stopping
 
 	obStore, _ := any(db).(linkbridge.OutboxStore)
 	metrics := prom.New(obStore, logger)
+	api.Metrics = metrics
 	var relay *outbox.Relay
 	if cfg.GPBase != "" {
 		if obStore == nil {
@@ -279,41 +331,13 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	root := http.NewServeMux()
 	root.Handle("/metrics", metrics.Handler())
-
-	srv := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      serverWriteTimeout,
-		IdleTimeout:       serverIdleTimeout,
-		MaxHeaderBytes:    cfg.Security.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	// A bounded number of connections, idle keep-alives included (they
-	// are closed after serverIdleTimeout): a flood of connections waits to
-	// be accepted instead of holding a file descriptor and a goroutine each.
-	ln = netutil.LimitListener(ln, cfg.MaxConnections)
 	// Authentication is set up on the bound address: --dev is refused
 	// unless it is a loopback address.
-	tlsCfg, err := setupSecurity(ctx, &cfg.Security, api, db, ln, logger)
+	reloader, err := setupSecurity(ctx, &cfg.Security, api, db, ln, logger)
 	if err != nil {
-		_ = ln.Close()
 		return err
 	}
-	scheme := "http://"
-	if tlsCfg != nil {
-		srv.TLSConfig = tlsCfg
-		ln = tls.NewListener(ln, tlsCfg)
-		scheme = "https://"
-	}
 	root.Handle("/", api.Handler())
-	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", scheme+ln.Addr().String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	if relay != nil {
 		if err := relay.Start(ctx); err != nil {
 			return err
@@ -321,18 +345,34 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		defer relay.Stop()
 		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
 	}
+	gate.open(root)
+	logger.Info("linkbridge serving", slog.String("addr", addr.String()), slog.String("fhir_base", scheme+addr.String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
 	ready := c.Ready
 	if ready == nil {
 		ready, _ = ctx.Value(readyKey{}).(chan<- string)
 	}
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- addr.String()
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := c.Reload
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			c.reload(ctx, reloader, metrics, logger)
+		case <-reload:
+			c.reload(ctx, reloader, metrics, logger)
+		}
 	}
+	// Not ready from now on, so that a load balancer stops sending; then
+	// in-flight requests finish, then the relay's in-flight write-backs.
+	gate.stop()
 	logger.Info("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -340,10 +380,65 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if relay != nil {
+		logger.Info("shutting down: finishing in-flight write-backs")
 		relay.Stop() // in-flight sends finish; anything unsent stays in the outbox
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// reload replaces the client registry and JWKS from --auth-config (or the
+// development registry): SIGHUP, or ServeCommand.Reload in tests. A file
+// that does not load leaves the current registry in force.
+func (c *ServeCommand) reload(ctx context.Context, ra *reloadableAuth, m *prom.Metrics, logger *slog.Logger) {
+	if ra == nil {
+		logger.Warn("reload: nothing to reload (authentication is off)")
+		return
+	}
+	n, err := ra.load(ctx)
+	m.Reloaded(err == nil)
+	if c.Reloaded != nil {
+		c.Reloaded <- err
+	}
+	if err != nil {
+		logger.Error("reload failed: the previous client registry stays in force", slog.Any("error", err))
+		return
+	}
+	logger.Info("client registry and JWKS reloaded", slog.Int("clients", n))
+}
+
+// startGate is serve's root handler: until open it answers /healthz
+// (alive) and /readyz (not ready: the store is opening or migrating), and
+// 503 with Retry-After to the rest; once open it passes every request to
+// the gateway, and after stop /readyz reports not ready (shutting down).
+type startGate struct {
+	h    atomic.Pointer[http.Handler]
+	down atomic.Bool
+}
+
+func (g *startGate) open(h http.Handler) { g.h.Store(&h) }
+func (g *startGate) stop()               { g.down.Store(true) }
+
+// stopping is the API's readiness check: an error once shutdown began.
+func (g *startGate) stopping() error {
+	if g.down.Load() {
+		return errors.New("shutting down")
+	}
+	return nil
+}
+
+func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := g.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.URL.Path == "/healthz" {
+		_, _ = io.WriteString(w, "ok\n")
+		return
+	}
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "starting: the store is opening (migrations run)", http.StatusServiceUnavailable)
 }
 
 // Listener and server limits (see --max-connections).
@@ -362,11 +457,40 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(requestIDHandler{slog.NewTextHandler(w, opts)}), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(requestIDHandler{slog.NewJSONHandler(w, opts)}), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+// requestIDHandler adds the request id (httpapi.RequestIDFromContext) to
+// every record logged with a request's context that does not carry one.
+type requestIDHandler struct{ slog.Handler }
+
+// Handle implements slog.Handler.
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := httpapi.RequestIDFromContext(ctx); id != "" {
+		has := false
+		r.Attrs(func(a slog.Attr) bool {
+			has = a.Key == "request_id"
+			return !has
+		})
+		if !has {
+			r.AddAttrs(slog.String("request_id", id))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler.
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+// WithGroup implements slog.Handler.
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // newRelay wires the write-back relay: the GP endpoint client (retrying
@@ -432,26 +556,6 @@ func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems
 		Retention:   cfg.OutboxRetention,
 		Metrics:     metrics,
 	}, nil
-}
-
-// envDuration reads a duration from LINKBRIDGE_<name>, or def.
-func envDuration(getenv func(string) string, name string, def time.Duration) time.Duration {
-	if v := getenv("LINKBRIDGE_" + name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
-
-// envInt reads an integer from LINKBRIDGE_<name>, or def.
-func envInt(getenv func(string) string, name string, def int) int {
-	if v := getenv("LINKBRIDGE_" + name); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-	}
-	return def
 }
 
 // tokenHTTPClient is the client for token requests (mutual TLS when set).

@@ -64,7 +64,7 @@ func TestSystemBaseWrittenAndKept(t *testing.T) {
 	// Restarting on the same store.
 	db := filepath.Join(dir, "linkbridge.db")
 	var logs syncBuffer
-	err = run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--db", db, "--dev", "--system-base", "https://other.example/lb"}, noEnv, &logs, &logs)
+	err = run(context.Background(), []string{"serve", "--create-db", "--addr", "127.0.0.1:0", "--db", db, "--dev", "--system-base", "https://other.example/lb"}, noEnv, &logs, &logs)
 	if err == nil || !strings.Contains(err.Error(), "differs from "+ownBase) || !strings.Contains(err.Error(), "--system-base "+ownBase) {
 		t.Fatalf("serve with another base: %v; want a refusal naming the recorded base", err)
 	}

@@ -242,7 +242,7 @@ func TestMain(m *testing.M) {
 // The same --addr is used across restarts, so clients keep their base URL.
 func startProcess(t *testing.T, bin string, args []string, logw io.Writer) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--dev"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--create-db", "--dev"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -515,7 +515,7 @@ func TestWriteBackFailures(t *testing.T) {
 	logs := &syncBuffer{}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, []string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", db, "--service-ods", "Y02662",
+		errc <- run(ctx, []string{"serve", "--create-db", "--dev", "--addr", "127.0.0.1:0", "--db", db, "--service-ods", "Y02662",
 			"--gp-base", gp.URL + "/fhir", "--gp-timeout", "300ms", "--rescue-after", "2s", "--log-level", "info"}, noEnv, logs, logs)
 	}()
 	t.Cleanup(func() {
@@ -585,7 +585,7 @@ func TestWriteBackFailures(t *testing.T) {
 		t.Fatalf("dead letters = %+v, want one with status 400", dead)
 	}
 	var show bytes.Buffer
-	if err := run(context.Background(), []string{"outbox", "show", "--db", db, fmt.Sprint(dead[0].ID)}, noEnv, &show, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"outbox", "show", fmt.Sprint(dead[0].ID), "--db", db}, noEnv, &show, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(show.String(), "record locked") {
