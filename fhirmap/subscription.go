@@ -662,3 +662,25 @@ func NotificationJSON(n Notification) ([]byte, error) {
 		Entry        []entry  `json:"entry"`
 	}{"Bundle", n.BundleID, jsonMeta{Profile: []string{ProfileBackportNotification}}, "history", instant(n.Timestamp), all})
 }
+
+// TopicEvents returns the subscription topic events of new versions of a
+// referral's resources (an intake's or a change's, docs/subscriptions.md#topics):
+// every Task version is an SDOH Task event, and a referral-status event
+// when it is version 1 or statusChanged; every CarePlan, Goal, Encounter
+// and Observation version is a case-record event. Other types cause none.
+func (s Systems) TopicEvents(versions []*linkbridge.Resource, statusChanged bool) []*linkbridge.TopicEvent {
+	var out []*linkbridge.TopicEvent
+	base := s.Base() + "/SubscriptionTopic/"
+	for _, r := range versions {
+		switch r.Type {
+		case "Task":
+			if r.VersionID == 1 || statusChanged {
+				out = append(out, &linkbridge.TopicEvent{Topic: base + TopicReferralStatus, Focus: r})
+			}
+			out = append(out, &linkbridge.TopicEvent{Topic: SDOHTaskTopic, Focus: r})
+		case "CarePlan", "Goal", "Encounter", "Observation":
+			out = append(out, &linkbridge.TopicEvent{Topic: base + TopicCaseRecord, Focus: r})
+		}
+	}
+	return out
+}

@@ -56,6 +56,9 @@ type Service struct {
 	// MarshalAll turns off storing received bytes: every resource is
 	// rendered by jsonformat (tests compare the two paths).
 	MarshalAll bool
+	// Systems are the deployment's URIs: the canonical URLs of
+	// linkbridge's subscription topics are under its base.
+	Systems fhirmap.Systems
 }
 
 func (s *Service) now() time.Time {
@@ -464,6 +467,9 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		}
 	}
 	in.Referral = &rf
+	// Subscription topic events of the new referral (its Task): recorded
+	// with the intake (docs/subscriptions.md).
+	in.Events = s.Systems.TopicEvents([]*linkbridge.Resource{out.Task}, false)
 	in.Audit = access.ForWrite(ctx, in.Resources)
 	if err := s.Store.CreateReferral(ctx, in); err != nil {
 		return nil, err

@@ -96,6 +96,15 @@ type Server struct {
 	// DefaultMaxInFlightPerClient.
 	MaxInFlightPerClient int
 
+	// Subscriptions, when set, serves topic-based subscriptions
+	// (docs/subscriptions.md); NewServer sets it when the store keeps
+	// them. SubscriptionEndpoints decides which rest-hook endpoints a
+	// Subscription may name (none when nil); OnSubscription, if set, is
+	// called after one is created (it wakes the rest-hook relay).
+	Subscriptions         linkbridge.SubscriptionStore
+	SubscriptionEndpoints EndpointPolicy
+	OnSubscription        func()
+
 	inflight inFlight
 
 	// work applies every referral change (built by Handler over the
@@ -125,6 +134,9 @@ func NewServer(store linkbridge.Store, codec *fhirjson.Codec, logger *slog.Logge
 	s.xml = xc
 	if cs, ok := store.(linkbridge.CaseStore); ok {
 		s.Cases = cs
+	}
+	if ss, ok := store.(linkbridge.SubscriptionStore); ok {
+		s.Subscriptions = ss
 	}
 	cs, err := s.renderCapabilityStatement()
 	if err != nil {
@@ -211,7 +223,7 @@ func (s *Server) Handler() http.Handler {
 		s.work.Own = sc.Store // the referral's own resources, by primary key
 	}
 	s.in = &intake.Service{Store: s.Store, Codec: s.Codec, Logger: s.Logger, Now: s.now, NewID: s.newID,
-		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries(), AnyNHSNumberRange: s.AnyNHSNumberRange}
+		DefaultServiceODS: s.DefaultServiceODS, MarshalAll: s.marshalAll, MaxEntries: s.maxBundleEntries(), AnyNHSNumberRange: s.AnyNHSNumberRange, Systems: s.Systems}
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
 	if s.Cases != nil {
@@ -235,6 +247,7 @@ func (s *Server) Handler() http.Handler {
 	f.Handle("/fhir/ServiceRequest/{id}", s.fhir(s.handleUpdateServiceRequest)).Methods(http.MethodPut)
 	f.Handle("/fhir/AuditEvent", s.fhir(s.handleAuditSearch)).Methods(http.MethodGet)
 	f.Handle("/fhir/AuditEvent/{id}", s.fhir(s.handleAuditRead)).Methods(http.MethodGet)
+	s.registerSubscriptionRoutes(f)
 	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}", s.fhir(s.handleSearch)).Methods(http.MethodGet)
 	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/_search", s.fhir(s.handleSearch)).Methods(http.MethodPost)
 	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.fhir(s.handleRead)).Methods(http.MethodGet)
