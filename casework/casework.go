@@ -182,7 +182,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 		return nil, nil, err
 	}
 	cr.Events = append(cr.Events, ch.Event)
-	if len(ch.Outbox) > 0 && s.OnWriteBack != nil {
+	if (len(ch.Outbox) > 0 || len(ch.Events) > 0) && s.OnWriteBack != nil {
 		s.OnWriteBack()
 	}
 	s.Logger.InfoContext(ctx, "referral changed", slog.String("referral_id", next.ID), slog.String("action", c.action),

@@ -20,9 +20,12 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/adapter/prom"
+	"github.com/linkbridge/linkbridge/adapter/resthook"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
+	"github.com/google/fhir/go/fhirversion"
 	"golang.org/x/net/netutil"
 )
 
@@ -80,6 +83,16 @@ type ServeConfig struct {
 	// systems, code systems, extensions; docs/identifiers.md); empty takes
 	// the one recorded in the store, or fhirmap.DefaultSystemBase.
 	SystemBase string
+	// SubscriptionEndpoints are the host patterns rest-hook endpoints of
+	// Subscriptions may name (adapter/resthook.ParseHosts): host,
+	// *.domain, IP address or CIDR prefix. In development (--dev,
+	// --dev-auth) loopback endpoints are allowed too.
+	SubscriptionEndpoints []string
+	// SubscriptionTimeout bounds one notification attempt.
+	SubscriptionTimeout time.Duration
+	// HeartbeatInterval is how often idle subscriptions are checked for a
+	// heartbeat due.
+	HeartbeatInterval time.Duration
 	// Security is authentication, rate limits and TLS (security.go).
 	Security SecurityConfig
 }
@@ -118,6 +131,9 @@ func (c *ServeConfig) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("--max-body must be positive")
 	}
+	if c.SubscriptionTimeout <= 0 || c.HeartbeatInterval <= 0 {
+		return errors.New("--subscription-timeout and --heartbeat-interval must be positive")
+	}
 	if c.MaxBundleEntries <= 0 {
 		return errors.New("--max-bundle-entries must be positive")
 	}
@@ -148,6 +164,8 @@ type ServeCommand struct {
 	// Ready, if set, receives the listening address once the server
 	// accepts connections (used by tests).
 	Ready chan<- string
+
+	envErr error // a malformed LINKBRIDGE_SUBSCRIPTION_ENDPOINTS
 }
 
 // readyKey is the context key of the Ready channel threaded through run().
@@ -210,6 +228,20 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&cfg.WritebackSendTimeout, "writeback-send-timeout", envDuration(c.Getenv, "WRITEBACK_SEND_TIMEOUT", 30*time.Second), "time allowed for one write-back's send, in-process retries included, so a GP endpoint hanging on one person holds up no one else; a send that times out is retried later with backoff; cut off at half of --rescue-after if that is shorter (LINKBRIDGE_WRITEBACK_SEND_TIMEOUT)")
 	fs.DurationVar(&cfg.OutboxRetention, "outbox-retention", envDuration(c.Getenv, "OUTBOX_RETENTION", 720*time.Hour), "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted (LINKBRIDGE_OUTBOX_RETENTION)")
 	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
+	fs.Func("subscription-endpoints", "comma-separated hosts that Subscription rest-hook endpoints may name: host, *.domain, IP address or CIDR prefix (an internal address is reached only when an IP or CIDR entry covers it); https only, but loopback in development (LINKBRIDGE_SUBSCRIPTION_ENDPOINTS)", func(v string) error {
+		hosts, err := resthook.ParseHosts(v)
+		cfg.SubscriptionEndpoints = hosts
+		return err
+	})
+	if v := env("SUBSCRIPTION_ENDPOINTS", ""); v != "" {
+		hosts, err := resthook.ParseHosts(v)
+		if err != nil {
+			c.envErr = err
+		}
+		cfg.SubscriptionEndpoints = hosts
+	}
+	fs.DurationVar(&cfg.SubscriptionTimeout, "subscription-timeout", envDuration(c.Getenv, "SUBSCRIPTION_TIMEOUT", 10*time.Second), "timeout of one attempt to deliver a subscription notification; a Subscription's backport-timeout shortens it (LINKBRIDGE_SUBSCRIPTION_TIMEOUT)")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", envDuration(c.Getenv, "HEARTBEAT_INTERVAL", time.Second), "how often subscriptions are checked for a heartbeat due (LINKBRIDGE_HEARTBEAT_INTERVAL)")
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.RelayWorker, "relay-worker", env("RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid())), "name of this relay worker in claimed outbox rows (LINKBRIDGE_RELAY_WORKER)")
 	securityFlags(fs, &cfg.Security, env)
@@ -222,6 +254,9 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	var cfg ServeConfig
 	if err := c.flags(&cfg).Parse(args); err != nil {
 		return err
+	}
+	if c.envErr != nil {
+		return fmt.Errorf("LINKBRIDGE_SUBSCRIPTION_ENDPOINTS: %w", c.envErr)
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -277,6 +312,35 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		api.WriteBack = true
 		api.OnWriteBack = relay.Notify
 	}
+	// Subscription notifications: their own relay on the rest-hook
+	// channel, and the heartbeats (docs/subscriptions.md).
+	var hooks *outbox.Relay
+	var beats *resthook.Heartbeats
+	if subStore, ok := any(db).(subscriptionStore); ok && obStore != nil {
+		policy := resthook.Policy{Hosts: cfg.SubscriptionEndpoints, DevLoopback: cfg.Security.Dev || cfg.Security.DevAuth}
+		xc, err := fhirxml.NewConverter(fhirversion.R4)
+		if err != nil {
+			return err
+		}
+		sender, err := resthook.New(resthook.Config{Store: subStore, Codec: codec, XML: xc, Policy: policy, Logger: logger,
+			Timeout: cfg.SubscriptionTimeout})
+		if err != nil {
+			return err
+		}
+		hooks = &outbox.Relay{Store: obStore, Sender: sender, Channel: linkbridge.ChannelRestHook, Logger: logger,
+			Worker: cfg.RelayWorker, RescueAfter: cfg.RescueAfter, SendTimeout: 4 * cfg.SubscriptionTimeout,
+			Retention: cfg.OutboxRetention, Metrics: metrics}
+		beats = &resthook.Heartbeats{Store: subStore, Interval: cfg.HeartbeatInterval, Notify: hooks.Notify, Logger: logger}
+		api.SubscriptionEndpoints = policy
+		api.OnSubscription = hooks.Notify
+		notifyGP := api.OnWriteBack
+		api.OnWriteBack = func() {
+			if notifyGP != nil {
+				notifyGP()
+			}
+			hooks.Notify()
+		}
+	}
 	root := http.NewServeMux()
 	root.Handle("/metrics", metrics.Handler())
 
@@ -321,6 +385,15 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		defer relay.Stop()
 		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
 	}
+	if hooks != nil {
+		if err := hooks.Start(ctx); err != nil {
+			return err
+		}
+		defer hooks.Stop()
+		beats.Start(ctx)
+		defer beats.Stop()
+		logger.Info("subscription relay started", slog.Int("endpoint_patterns", len(cfg.SubscriptionEndpoints)))
+	}
 	ready := c.Ready
 	if ready == nil {
 		ready, _ = ctx.Value(readyKey{}).(chan<- string)
@@ -341,6 +414,10 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	if relay != nil {
 		relay.Stop() // in-flight sends finish; anything unsent stays in the outbox
+	}
+	if hooks != nil {
+		beats.Stop()
+		hooks.Stop()
 	}
 	logger.Info("stopped")
 	return nil
@@ -377,6 +454,11 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 type relayStore interface {
 	linkbridge.OutboxStore
 	linkbridge.EndpointIdentityStore
+}
+
+// subscriptionStore is what the rest-hook relay needs of the store.
+type subscriptionStore interface {
+	resthook.Store
 }
 
 func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems fhirmap.Systems, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
