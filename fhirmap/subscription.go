@@ -211,6 +211,9 @@ func ParseFilterCriteria(t Topic, criteria string) ([]linkbridge.SubscriptionFil
 			out = append(out, f)
 		}
 	}
+	if len(out) == 0 {
+		return nil, bad("no parameter")
+	}
 	if len(out) > maxFilterCriteria {
 		return nil, bad("more than %d parameters", maxFilterCriteria)
 	}
