@@ -35,6 +35,8 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	state := fs.String("state", "", "list: comma-separated states (pending, inflight, delivered, dead, discarded, superseded)")
 	person := fs.String("person", "", "list: person id (the ordering key)")
 	referral := fs.String("referral", "", "list: referral id")
+	channel := fs.String("channel", "", "list: write-back or rest-hook (subscription notifications)")
+	subscription := fs.String("subscription", "", "list: a subscription's notifications (its ordering key)")
 	olderThan := fs.Duration("older-than", 0, "list: only messages older than this (e.g. 1h)")
 	limit := fs.Int("limit", 100, "list: at most this many")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -58,7 +60,13 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	switch sub {
 	case "list":
-		f := linkbridge.OutboxFilter{OrderKey: *person, ReferralID: *referral, Limit: *limit}
+		f := linkbridge.OutboxFilter{OrderKey: *person, ReferralID: *referral, Limit: *limit, Channel: linkbridge.OutboxChannel(*channel)}
+		if f.Channel != "" && !f.Channel.Valid() {
+			return fmt.Errorf("--channel must be write-back or rest-hook, not %q", *channel)
+		}
+		if *subscription != "" {
+			f.OrderKey = linkbridge.SubscriptionOrderKey(*subscription)
+		}
 		for _, s := range strings.Split(*state, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				f.States = append(f.States, linkbridge.OutboxState(s))
@@ -75,10 +83,18 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 			return json.NewEncoder(c.Stdout).Encode(msgs)
 		}
 		var rows strings.Builder
-		rows.WriteString("ID\tSTATE\tRESOURCE\tVERSION\tATTEMPTS\tLAST STATUS\tCREATED\tAVAILABLE\n")
+		rows.WriteString("ID\tSTATE\tRESOURCE\tVERSION\tATTEMPTS\tLAST STATUS\tCREATED\tAVAILABLE\tCHANNEL\n")
 		for _, m := range msgs {
-			fmt.Fprintf(&rows, "%d\t%s\t%s/%s\t%d\t%d\t%d\t%s\t%s\n", m.ID, m.State, m.ResourceType, m.ResourceID, m.Version, m.Attempts, m.LastStatus,
-				m.CreatedAt.UTC().Format(time.RFC3339), m.AvailableAt.UTC().Format(time.RFC3339))
+			// A notification's version column is its event number
+			// (0: handshake or heartbeat).
+			version := int64(m.Version)
+			ch := string(m.Channel)
+			if m.Channel == linkbridge.ChannelRestHook {
+				version = m.EventNumber
+				ch += " " + m.Notification
+			}
+			fmt.Fprintf(&rows, "%d\t%s\t%s/%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.ID, m.State, m.ResourceType, m.ResourceID, version, m.Attempts, m.LastStatus,
+				m.CreatedAt.UTC().Format(time.RFC3339), m.AvailableAt.UTC().Format(time.RFC3339), ch)
 		}
 		tw := tabwriter.NewWriter(c.Stdout, 0, 2, 2, ' ', 0)
 		if _, err := io.WriteString(tw, rows.String()); err != nil {
@@ -131,8 +147,9 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 
 const outboxUsage = `usage: linkbridge outbox <command> [flags]
 
-  list [--state dead,pending] [--person ID] [--referral ID] [--older-than 1h] [--limit N] [--json]
-  show ID        one message with the GP endpoint's last answer
+  list [--state dead,pending] [--person ID] [--referral ID] [--channel write-back|rest-hook]
+       [--subscription ID] [--older-than 1h] [--limit N] [--json]
+  show ID        one message with the endpoint's last answer
   retry ID       queue a dead (or discarded) message again, due now
   discard ID     drop a pending or dead message
 
