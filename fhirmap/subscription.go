@@ -11,9 +11,9 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 
+	ccodes "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 	dpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/datatypes_go_proto"
 	subpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/subscription_go_proto"
-	ccodes "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/codes_go_proto"
 )
 
 // Topic-based subscriptions in FHIR R4 (Subscriptions R5 Backport IG

@@ -89,10 +89,10 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		"implementation": map[string]any{
 			"description": "linkbridge: GP referrals to social prescribing, and the link worker's record back to the GP record",
 		},
-		"fhirVersion": "4.0.1",
+		"fhirVersion":  "4.0.1",
 		"instantiates": s.instantiates(),
-		"format":      []string{"application/fhir+json", "json", "application/fhir+xml", "xml"},
-		"rest":        []any{rest},
+		"format":       []string{"application/fhir+json", "json", "application/fhir+xml", "xml"},
+		"rest":         []any{rest},
 	}
 	raw, err := json.Marshal(cs)
 	if err != nil {

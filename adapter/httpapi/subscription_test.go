@@ -6,10 +6,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
-	"github.com/linkbridge/linkbridge/adapter/resthook"
 	"github.com/linkbridge/linkbridge/fhirmap"
 )
+
+// hostPolicy allows https endpoints on one host (adapter/resthook.Policy
+// is wired in cmd/ and tested in its package).
+type hostPolicy string
+
+func (h hostPolicy) CheckEndpoint(raw string) error {
+	if !strings.HasPrefix(raw, "https://"+string(h)+"/") {
+		return linkbridge.Errorf(linkbridge.EUNPROCESSABLE, "not allowed").At("Subscription.channel.endpoint")
+	}
+	return nil
+}
 
 // subscriptionBody is a backport Subscription to topic with an id-only
 // rest-hook to endpoint and the given filter criteria.
@@ -71,7 +82,7 @@ func subscriptionStatusOf(t *testing.T, b []byte) (string, string) {
 // when the filter matches.
 func TestSubscriptionScoping(t *testing.T) {
 	ss := newSecServer(t, nil, func(s *httpapi.Server) {
-		s.SubscriptionEndpoints = resthook.Policy{Hosts: []string{"hooks.example.org"}}
+		s.SubscriptionEndpoints = hostPolicy("hooks.example.org")
 	})
 	topic := ss.API.Systems.Topics()[0].URL // referral status
 	create := func(client, endpoint string, filters ...string) (int, string, []byte) {

@@ -16,16 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/fhir/go/fhirversion"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
-	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/adapter/prom"
 	"github.com/linkbridge/linkbridge/adapter/resthook"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
-	"github.com/google/fhir/go/fhirversion"
 	"golang.org/x/net/netutil"
 )
 
