@@ -22,6 +22,9 @@ func (in *Intake) Validate() error {
 	if err := validateResources(in.Resources); err != nil {
 		return err
 	}
+	if err := validateEvents(in.Events); err != nil {
+		return err
+	}
 	for _, r := range in.Resources {
 		if r.VersionID != 1 {
 			return Errorf(EINVALID, "new resource %s/%s must be at version 1, not %d", r.Type, r.ID, r.VersionID)
@@ -47,6 +50,9 @@ func (ch *ReferralChange) Validate() error {
 	}
 	ref := ch.Referral
 	if err := validateResources(ch.Resources); err != nil {
+		return err
+	}
+	if err := validateEvents(ch.Events); err != nil {
 		return err
 	}
 	for _, r := range ch.Resources {
@@ -96,8 +102,21 @@ func (ch *ReferralChange) Validate() error {
 			// Only an erase may have nothing to write where the endpoint
 			// cannot delete (see OutboxMessage.Erase).
 			return Errorf(EINVALID, "outbox message %d (%s/%s) has no body", i, m.ResourceType, m.ResourceID)
+		case m.Channel != "" && m.Channel != ChannelWriteBack:
+			return Errorf(EINVALID, "outbox message %d is for the %s channel: a change enqueues write-backs (notifications are queued for its Events)", i, m.Channel)
 		case m.State != "" && m.State != OutboxPending:
 			return Errorf(EINVALID, "outbox message %d is %s: a new message is pending", i, m.State)
+		}
+	}
+	return nil
+}
+
+// validateEvents checks that every topic event names a topic and a focus
+// resource version.
+func validateEvents(evs []*TopicEvent) error {
+	for i, ev := range evs {
+		if ev == nil || ev.Topic == "" || ev.Focus == nil || ev.Focus.Type == "" || ev.Focus.ID == "" || ev.Focus.VersionID < 1 {
+			return Errorf(EINVALID, "topic event %d names no topic or no focus resource version", i)
 		}
 	}
 	return nil

@@ -49,6 +49,14 @@ func (c OutboxClaim) Validate(op string) error {
 	return nil
 }
 
+// ValidateChannel returns EINVALID for an unknown outbox channel.
+func ValidateChannel(c OutboxChannel) error {
+	if !c.Valid() {
+		return Errorf(EINVALID, "unknown outbox channel %q", c)
+	}
+	return nil
+}
+
 // ValidateDeleteFinished returns EINVALID for a batch limit below 1.
 func ValidateDeleteFinished(limit int) error {
 	if limit < 1 {

@@ -29,19 +29,49 @@ const (
 	OutboxSuperseded OutboxState = "superseded"
 )
 
+// OutboxChannel names what delivers an outbox message: each channel has
+// its own relay (ClaimOutbox and RescueOutbox take one channel).
+type OutboxChannel string
+
+// Outbox channels.
+const (
+	// ChannelWriteBack writes a resource version back into the GP record.
+	ChannelWriteBack OutboxChannel = "write-back"
+	// ChannelRestHook POSTs a subscription notification to the
+	// subscriber's rest-hook endpoint (docs/subscriptions.md).
+	ChannelRestHook OutboxChannel = "rest-hook"
+)
+
+// Valid reports whether c is a known channel.
+func (c OutboxChannel) Valid() bool { return c == ChannelWriteBack || c == ChannelRestHook }
+
 // OutboxMessage is one FHIR resource version to write back into the
-// patient's GP record. It is enqueued in the same transaction as the change
-// that produced it, rendered and validated at that moment.
+// patient's GP record, or one subscription notification to deliver. A
+// write-back is enqueued in the same transaction as the change that
+// produced it, rendered and validated at that moment; a notification is
+// queued in the transaction of its event (or of the subscription's
+// creation, for its handshake), and rendered when it is sent.
 type OutboxMessage struct {
 	ID int64 `json:"id"`
-	// OrderKey orders delivery: messages with the same key (the person)
-	// are delivered one at a time, in ID order.
-	OrderKey   string `json:"orderKey"`
+	// Channel is what delivers it (ChannelWriteBack when empty).
+	Channel OutboxChannel `json:"channel"`
+	// OrderKey orders delivery: messages with the same key (the person,
+	// or the subscription) are delivered one at a time, in ID order.
+	OrderKey string `json:"orderKey"`
+	// ReferralID is the referral the message is about ("" for a
+	// subscription's handshake and heartbeats).
 	ReferralID string `json:"referralId"`
-	// ResourceType, ResourceID and Version name the resource version.
+	// ResourceType, ResourceID and Version name the resource version. A
+	// notification names its subscription ("Subscription", its id) at
+	// version 0: notifications are never superseded.
 	ResourceType string `json:"resourceType"`
 	ResourceID   string `json:"resourceId"`
 	Version      int    `json:"version"`
+	// Notification is a notification's type (handshake, heartbeat or
+	// event-notification) and EventNumber the number of its event (0 for
+	// handshakes and heartbeats).
+	Notification string `json:"notification,omitempty"`
+	EventNumber  int64  `json:"eventNumber,omitempty"`
 	// Body is the FHIR JSON to write, patient identified by NHS number.
 	Body []byte `json:"-"`
 	// Erase says the GP record must no longer hold the resource's content
@@ -91,6 +121,8 @@ func (m *OutboxMessage) Claim() OutboxClaim {
 
 // OutboxFilter selects outbox messages for operators.
 type OutboxFilter struct {
+	// Channel restricts to one channel ("" any).
+	Channel    OutboxChannel
 	States     []OutboxState
 	OrderKey   string
 	ReferralID string
@@ -114,8 +146,9 @@ type OutboxStats struct {
 // OutboxStore is the durable outbox. Messages are added through
 // ReferralChange.Outbox, in the transaction of the change.
 type OutboxStore interface {
-	// ClaimOutbox marks up to limit deliverable messages inflight for
-	// worker and returns them. A message is deliverable when it is pending,
+	// ClaimOutbox marks up to limit deliverable messages of a channel
+	// inflight for worker and returns them (an order key belongs to one
+	// channel). A message is deliverable when it is pending,
 	// due (AvailableAt <= now), and no earlier message with its OrderKey is
 	// pending or inflight: at most one message per OrderKey is claimed, so
 	// delivery is ordered per person even with several workers. A due
@@ -124,7 +157,7 @@ type OutboxStore interface {
 	// delivered, is marked superseded instead of being claimed (sending the
 	// later version has the same final effect; sending the older one after
 	// it would regress the GP record).
-	ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*OutboxMessage, error)
+	ClaimOutbox(ctx context.Context, channel OutboxChannel, worker string, limit int, now time.Time) ([]*OutboxMessage, error)
 	// CompleteOutbox marks a message delivered. Like RetryOutboxLater and
 	// DeadLetterOutbox, it takes effect only while the message is still
 	// inflight under claim c (see OutboxClaim); otherwise it changes nothing
@@ -135,9 +168,9 @@ type OutboxStore interface {
 	RetryOutboxLater(ctx context.Context, c OutboxClaim, at time.Time, status int, errText string) error
 	// DeadLetterOutbox marks a message dead with the endpoint's answer.
 	DeadLetterOutbox(ctx context.Context, c OutboxClaim, status int, errText string, outcome []byte) error
-	// RescueOutbox returns messages inflight since before stuckBefore to
-	// pending (a crashed worker's), and reports how many.
-	RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error)
+	// RescueOutbox returns messages of a channel inflight since before
+	// stuckBefore to pending (a crashed worker's), and reports how many.
+	RescueOutbox(ctx context.Context, channel OutboxChannel, stuckBefore time.Time) (int, error)
 
 	// ListOutbox, GetOutbox, RequeueOutbox and DiscardOutbox serve the
 	// operator tools. RequeueOutbox makes a dead, discarded or pending

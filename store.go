@@ -136,6 +136,10 @@ type Intake struct {
 	// referral, recorded so that a replay is refused. Empty for RESTful
 	// creates.
 	MessageID string
+	// Events are the subscription topic events of the intake (the new
+	// referral Task); the store records them for every subscription they
+	// match, in the intake's transaction (SubscriptionStore).
+	Events []*TopicEvent
 	// Audit, when set, is the audit record of the request that stores the
 	// intake. It commits with the intake, as AuditStore.RecordAudit would
 	// store it (its ID assigned when empty): there is a record exactly when
@@ -169,6 +173,13 @@ type ReferralChange struct {
 	// commit with it (no change without its write-back, no write-back for a
 	// change that rolled back).
 	Outbox []*OutboxMessage
+	// Events are the subscription topic events of the change (new
+	// versions of the referral's resources); the store records them for
+	// every subscription they match, each with its subscription's next
+	// event number, and queues their notifications, in the change's
+	// transaction (SubscriptionStore): no event without its change, and no
+	// gap in a subscription's numbers.
+	Events []*TopicEvent
 	// Audit, when set, is the audit record of the request that makes the
 	// change. It commits with the change, as AuditStore.RecordAudit would
 	// store it (its ID assigned when empty): no change without its record,

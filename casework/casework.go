@@ -143,6 +143,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 	// The FHIR view before the change: what it no longer holds is
 	// withdrawn on the GP record (see render).
 	before := s.Systems.CaseView(cr)
+	prevStatus := cr.Referral.Status
 	next := *cr.Referral
 	cr.Referral = &next
 	ch := &linkbridge.ReferralChange{Referral: &next, MessageID: c.messageID}
@@ -155,9 +156,16 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 	if err != nil {
 		return nil, nil, err
 	}
+	var mine []*linkbridge.Resource // the referral's own view, not the referrer's resources
 	for _, v := range versions {
 		ch.Resources = append(ch.Resources, v.res)
+		if !v.own {
+			mine = append(mine, v.res)
+		}
 	}
+	// Subscription topic events: recorded, numbered and queued with the
+	// change (docs/subscriptions.md).
+	ch.Events = s.Systems.TopicEvents(mine, prevStatus != next.Status)
 	if s.WriteBack {
 		if ch.Outbox, err = s.writeBacks(ctx, cr, versions, c, now); err != nil {
 			return nil, nil, err
@@ -174,7 +182,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 		return nil, nil, err
 	}
 	cr.Events = append(cr.Events, ch.Event)
-	if len(ch.Outbox) > 0 && s.OnWriteBack != nil {
+	if (len(ch.Outbox) > 0 || len(ch.Events) > 0) && s.OnWriteBack != nil {
 		s.OnWriteBack()
 	}
 	s.Logger.InfoContext(ctx, "referral changed", slog.String("referral_id", next.ID), slog.String("action", c.action),

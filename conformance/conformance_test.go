@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/resthook"
 	"github.com/linkbridge/linkbridge/adapter/sqlite"
 	"github.com/linkbridge/linkbridge/conformance"
+	"github.com/linkbridge/linkbridge/outbox"
 	"github.com/linkbridge/linkbridge/refgp"
 )
 
@@ -43,6 +46,22 @@ func startLinkbridge(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("httpapi.NewServer() = %v", err)
 	}
+	// Subscriptions, as serve --dev wires them: loopback endpoints, the
+	// rest-hook relay and heartbeats.
+	policy := resthook.Policy{DevLoopback: true}
+	sender, err := resthook.New(resthook.Config{Store: db, Codec: codec, Policy: policy, Logger: logger, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := &outbox.Relay{Store: db, Sender: sender, Channel: linkbridge.ChannelRestHook, Logger: logger, Worker: "kit-test",
+		PollInterval: 20 * time.Millisecond}
+	beats := &resthook.Heartbeats{Store: db, Interval: 100 * time.Millisecond, Notify: hooks.Notify}
+	api.SubscriptionEndpoints, api.OnSubscription, api.OnWriteBack = policy, hooks.Notify, hooks.Notify
+	if err := hooks.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	beats.Start(ctx)
+	t.Cleanup(func() { beats.Stop(); hooks.Stop() })
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL

@@ -38,6 +38,7 @@ func receiverScenarios() []Scenario {
 		Scenario{"concurrent-update", "two updates with the same If-Match: one wins", "docs/conformance.md §8.11", scConcurrent},
 		Scenario{"light-recipient-poll", "a recipient without a FHIR server polls for new referrals", "docs/conformance.md §8.12; docs/referral-exchange.md#polling-and-subscriptions", scPoll},
 		Scenario{"search-include", "Task search by id list, patient NHS number, _include=Task:focus", "SDOH task-7; docs/conformance.md#search-sdoh-task-7", scSearch},
+		Scenario{"subscription-lifecycle", "Subscription (backport, SDOH Task topic, id-only rest-hook): handshake, events in order, heartbeat, $status, $events, delete", "docs/conformance.md §8.13; docs/subscriptions.md", scSubscription},
 	)
 }
 

@@ -565,6 +565,9 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		}
 	}
 	in.Referral = &rf
+	// Subscription topic events of the new referral (its Task): recorded
+	// with the intake (docs/subscriptions.md).
+	in.Events = s.Systems.TopicEvents([]*linkbridge.Resource{out.Task}, false)
 	in.Audit = access.ForWrite(ctx, in.Resources)
 	if err := s.Store.CreateReferral(ctx, in); err != nil {
 		return nil, err

@@ -117,10 +117,10 @@ func TestRelayClaimLost(t *testing.T) {
 			}
 
 			// Another replica's rescuer returns it to pending; B claims it.
-			if n, err := e.db.RescueOutbox(ctx, time.Now().Add(time.Second)); err != nil || n != 1 {
+			if n, err := e.db.RescueOutbox(ctx, linkbridge.ChannelWriteBack, time.Now().Add(time.Second)); err != nil || n != 1 {
 				t.Fatalf("RescueOutbox = %d, %v; want 1", n, err)
 			}
-			claimed, err := e.db.ClaimOutbox(ctx, "B", 10, time.Now())
+			claimed, err := e.db.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "B", 10, time.Now())
 			if err != nil || len(claimed) != 1 || claimed[0].ID != first.ID {
 				t.Fatalf("ClaimOutbox(B) = %v, %v; want message %d", claimed, err, first.ID)
 			}

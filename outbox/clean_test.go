@@ -46,7 +46,7 @@ func TestRelayCleansFinished(t *testing.T) {
 	ma, mb := a.msg("p-a-a", 1), b.msg("p-b-b", 1)
 	a.enqueue(t, ma)
 	b.enqueue(t, mb)
-	claimed, err := e.db.ClaimOutbox(ctx, "earlier", 10, time.Now())
+	claimed, err := e.db.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "earlier", 10, time.Now())
 	if err != nil || len(claimed) != 2 {
 		t.Fatalf("ClaimOutbox = %v, %v; want 2 messages", claimed, err)
 	}

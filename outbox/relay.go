@@ -70,7 +70,12 @@ type Metrics interface {
 type Relay struct {
 	Store  linkbridge.OutboxStore
 	Sender Sender
-	Logger *slog.Logger
+	// Channel is the channel the relay delivers (default
+	// linkbridge.ChannelWriteBack): it claims and rescues only that
+	// channel's messages, so each channel's relay has its own window,
+	// timeouts and backoff.
+	Channel linkbridge.OutboxChannel
+	Logger  *slog.Logger
 	// Worker names this relay in claimed rows (e.g. host:pid).
 	Worker string
 	// Concurrency is the window: at most this many messages are claimed
@@ -162,6 +167,9 @@ func (r *Relay) Start(ctx context.Context) error {
 	defer r.startMu.Unlock()
 	if r.done != nil {
 		return errors.New("outbox: relay already started")
+	}
+	if r.Channel == "" {
+		r.Channel = linkbridge.ChannelWriteBack
 	}
 	if r.Batch <= 0 {
 		r.Batch = 64
@@ -289,7 +297,7 @@ func (r *Relay) deliverLoop(ctx context.Context) {
 
 // claim claims up to limit messages for this relay (none on error).
 func (r *Relay) claim(ctx context.Context, limit int) []*linkbridge.OutboxMessage {
-	msgs, err := r.Store.ClaimOutbox(ctx, r.Worker, limit, r.now())
+	msgs, err := r.Store.ClaimOutbox(ctx, r.Channel, r.Worker, limit, r.now())
 	if err != nil {
 		if ctx.Err() == nil {
 			r.Logger.WarnContext(ctx, "outbox claim failed", slog.Any("error", err))
@@ -322,7 +330,7 @@ func (r *Relay) rescueLoop(ctx context.Context) {
 // rescue returns messages inflight since before now - RescueAfter to
 // pending and reports how many.
 func (r *Relay) rescue(ctx context.Context) int {
-	n, err := r.Store.RescueOutbox(ctx, r.now().Add(-r.RescueAfter))
+	n, err := r.Store.RescueOutbox(ctx, r.Channel, r.now().Add(-r.RescueAfter))
 	if err != nil {
 		if ctx.Err() == nil {
 			r.Logger.WarnContext(ctx, "outbox rescue failed", slog.Any("error", err))

@@ -361,7 +361,7 @@ func TestRelayRescuesCrashedClaim(t *testing.T) {
 	p := e.mustPerson(t, "a")
 	m := p.msg("p-a-a", 1)
 	p.enqueue(t, m)
-	claimed, err := e.db.ClaimOutbox(context.Background(), "crashed", 10, time.Now())
+	claimed, err := e.db.ClaimOutbox(context.Background(), linkbridge.ChannelWriteBack, "crashed", 10, time.Now())
 	if err != nil || len(claimed) != 1 || claimed[0].ID != m.ID {
 		t.Fatalf("ClaimOutbox(crashed) = %v, %v; want message %d", claimed, err, m.ID)
 	}

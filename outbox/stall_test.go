@@ -65,7 +65,7 @@ func TestRelayRescuesUnderLoad(t *testing.T) {
 		d.enqueue(t, first, second)
 		dead = append(dead, first, second)
 	}
-	claimed, err := e.db.ClaimOutbox(ctx, "dead-worker", 10, time.Now())
+	claimed, err := e.db.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "dead-worker", 10, time.Now())
 	if err != nil || len(claimed) != 3 {
 		t.Fatalf("ClaimOutbox(dead-worker) = %d messages, %v; want the 3 heads", len(claimed), err)
 	}

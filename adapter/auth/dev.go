@@ -41,7 +41,7 @@ const (
 func DevClients() []Client {
 	return []Client{
 		{ID: "dev-gp", Role: linkbridge.RoleGP, ODS: "A81001",
-			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
+			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write", "system/Subscription.write"}},
 		{ID: "dev-gp-other", Role: linkbridge.RoleGP, ODS: "B82002",
 			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
 		// The practices of the other referral fixtures under testdata/.
@@ -52,9 +52,9 @@ func DevClients() []Client {
 		{ID: "dev-gp-c82010", Role: linkbridge.RoleGP, ODS: "C82010",
 			Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
 		{ID: "dev-sp", Role: linkbridge.RoleService, ODS: "Y02662",
-			Scopes: []string{"system/*.read", "system/Task.write"}},
+			Scopes: []string{"system/*.read", "system/Task.write", "system/Subscription.write"}},
 		{ID: "dev-mdt", Role: linkbridge.RoleMDT, ODS: "U12345", Practices: []string{"A81001", "A81002"},
-			Scopes: []string{"system/*.read"}},
+			Scopes: []string{"system/*.read", "system/Subscription.write"}},
 		{ID: "dev-admin", Role: linkbridge.RoleAdmin, ODS: "Y02662",
 			Scopes: []string{"system/AuditEvent.read"}},
 	}

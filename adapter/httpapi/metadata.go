@@ -33,7 +33,7 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		SearchRevInclude  []string      `json:"searchRevInclude,omitempty"`
 		SearchParam       []param       `json:"searchParam"`
 	}
-	var resources []resource
+	var resources []any
 	for _, t := range fhirmap.SearchTypes() {
 		res := resource{Type: t, Versioning: "versioned", ReadHistory: true,
 			Interaction: []interaction{{"read"}, {"vread"}, {"history-instance"}, {"search-type"}}}
@@ -58,6 +58,9 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		resources = append(resources, resource{Type: "AuditEvent", Versioning: "no-version",
 			Interaction: []interaction{{"read"}, {"search-type"}},
 			SearchParam: []param{{"date", "date"}, {"agent", "token"}, {"entity", "reference"}, {"outcome", "token"}, {"organization", "token"}}})
+	}
+	if s.Subscriptions != nil {
+		resources = append(resources, s.subscriptionCapabilities()...)
 	}
 	rest := map[string]any{
 		"mode":        "server",
@@ -86,9 +89,10 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		"implementation": map[string]any{
 			"description": "linkbridge: GP referrals to social prescribing, and the link worker's record back to the GP record",
 		},
-		"fhirVersion": "4.0.1",
-		"format":      []string{"application/fhir+json", "json", "application/fhir+xml", "xml"},
-		"rest":        []any{rest},
+		"fhirVersion":  "4.0.1",
+		"instantiates": s.instantiates(),
+		"format":       []string{"application/fhir+json", "json", "application/fhir+xml", "xml"},
+		"rest":         []any{rest},
 	}
 	raw, err := json.Marshal(cs)
 	if err != nil {
@@ -99,6 +103,54 @@ func (s *Server) renderCapabilityStatement() ([]byte, error) {
 		return nil, err
 	}
 	return s.Codec.Encode(cr)
+}
+
+// instantiates names the CapabilityStatements the server meets: the
+// Subscriptions Backport IG's R4 server when it serves subscriptions.
+func (s *Server) instantiates() []string {
+	if s.Subscriptions == nil {
+		return nil
+	}
+	return []string{"http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/backport-subscription-server-r4"}
+}
+
+// subscriptionCapabilities declares Subscription (the backport profile,
+// its interactions, search parameters and operations, and the topics as
+// capabilitystatement-subscriptiontopic-canonical extensions) and Basic
+// (the topics, read and searched), docs/subscriptions.md.
+func (s *Server) subscriptionCapabilities() []any {
+	var topics []any
+	for _, t := range s.Systems.Topics() {
+		topics = append(topics, map[string]any{"url": fhirmap.ExtTopicCanonical, "valueCanonical": t.URL})
+	}
+	code := func(c string) map[string]any { return map[string]any{"code": c} }
+	return []any{
+		map[string]any{
+			"type": "Subscription", "extension": topics,
+			"supportedProfile": []string{fhirmap.ProfileBackportSubscription},
+			"interaction":      []any{code("create"), code("read"), code("delete"), code("search-type")},
+			"versioning":       "versioned", "readHistory": false, "updateCreate": false,
+			"searchParam": []any{
+				map[string]any{"name": "_id", "type": "token"},
+				map[string]any{"name": "status", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Subscription-status"},
+				map[string]any{"name": "url", "type": "uri", "definition": "http://hl7.org/fhir/SearchParameter/Subscription-url"},
+				map[string]any{"name": "criteria", "type": "string", "definition": "http://hl7.org/fhir/SearchParameter/Subscription-criteria"},
+			},
+			"operation": []any{
+				map[string]any{"name": "status", "definition": fhirmap.OpStatus},
+				map[string]any{"name": "events", "definition": fhirmap.OpEvents},
+			},
+		},
+		map[string]any{
+			"type": "Basic", "profile": "http://hl7.org/fhir/StructureDefinition/Basic",
+			"documentation": "linkbridge's subscription topics, as the Subscriptions Backport IG represents a SubscriptionTopic in R4 (code fhir-types#SubscriptionTopic)",
+			"interaction":   []any{code("read"), code("search-type")},
+			"searchParam": []any{
+				map[string]any{"name": "code", "type": "token"}, map[string]any{"name": "url", "type": "uri"},
+				map[string]any{"name": "_id", "type": "token"},
+			},
+		},
+	}
 }
 
 // handleMetadata answers GET /fhir/metadata.

@@ -141,7 +141,7 @@ func (s *Server) auditInStore() bool {
 // after-handler audit records that answer too.
 func writeStatus(route string) int {
 	switch route {
-	case "/fhir/ServiceRequest", "/fhir/Task", "/sp/v1/referrals/{id}/contacts", "/sp/v1/referrals/{id}/measures":
+	case "/fhir/ServiceRequest", "/fhir/Task", "/fhir/Subscription", "/sp/v1/referrals/{id}/contacts", "/sp/v1/referrals/{id}/measures":
 		return http.StatusCreated
 	}
 	return http.StatusOK
@@ -222,6 +222,16 @@ func authorizeRoute(p *linkbridge.Principal, method, route, typ string) error {
 		return need("Task", linkbridge.ScopeWrite)
 	}
 	switch {
+	case strings.HasPrefix(route, "/fhir/Subscription"):
+		// Any client that reads referrals may subscribe to what it reads
+		// (an MDT viewer too: a subscription changes no referral).
+		if method == http.MethodGet {
+			return need("Subscription", linkbridge.ScopeRead)
+		}
+		return need("Subscription", linkbridge.ScopeWrite)
+	case strings.HasPrefix(route, "/fhir/Basic"):
+		// The subscription topics: definitions, no personal data.
+		return need("Basic", linkbridge.ScopeRead)
 	case method == http.MethodPost && slices.Contains([]string{"/fhir", "/fhir/", "/fhir/$process-message", "/fhir/ServiceRequest", "/fhir/Task"}, route):
 		// Referring organisations send referrals; a service receives
 		// self-referrals and those of organisations without an ODS code
@@ -442,6 +452,8 @@ func auditAction(method, route string) (action, op string) {
 		return "C", "create"
 	case method == http.MethodPut:
 		return "U", "update"
+	case method == http.MethodDelete:
+		return "D", "delete"
 	case strings.HasSuffix(route, "/_history/{vid}"):
 		return "R", "vread"
 	case strings.HasSuffix(route, "/_history"):

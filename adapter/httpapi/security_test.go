@@ -39,15 +39,15 @@ const (
 // referral is made by A81001 and addressed to Y02662; the message fixture
 // by C82010 to Y06741.
 var secClients = []auth.Client{
-	{ID: "gp-own", Role: linkbridge.RoleGP, ODS: "A81001", Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
+	{ID: "gp-own", Role: linkbridge.RoleGP, ODS: "A81001", Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write", "system/Subscription.write"}},
 	{ID: "gp-other", Role: linkbridge.RoleGP, ODS: "B82002", Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
 	{ID: "gp-msg", Role: linkbridge.RoleGP, ODS: "C82010", Scopes: []string{"system/*.read", "system/ServiceRequest.write"}},
 	{ID: "sp-own", Role: linkbridge.RoleService, ODS: "Y02662", Scopes: []string{"system/*.read", "system/Task.write"}},
 	// A service's intake of self-referrals: it may create referrals.
 	{ID: "sp-intake", Role: linkbridge.RoleService, ODS: "Y02662", Scopes: []string{"system/*.read", "system/ServiceRequest.write", "system/Task.write"}},
 	{ID: "sp-other", Role: linkbridge.RoleService, ODS: "Y09999", Scopes: []string{"system/*.read", "system/Task.write"}},
-	{ID: "mdt-own", Role: linkbridge.RoleMDT, ODS: "U12345", Practices: []string{"A81001", "A81002"}, Scopes: []string{"system/*.read"}},
-	{ID: "mdt-other", Role: linkbridge.RoleMDT, ODS: "U99999", Practices: []string{"B82002"}, Scopes: []string{"system/*.read"}},
+	{ID: "mdt-own", Role: linkbridge.RoleMDT, ODS: "U12345", Practices: []string{"A81001", "A81002"}, Scopes: []string{"system/*.read", "system/Subscription.write"}},
+	{ID: "mdt-other", Role: linkbridge.RoleMDT, ODS: "U99999", Practices: []string{"B82002"}, Scopes: []string{"system/*.read", "system/Subscription.write"}},
 	{ID: "admin", Role: linkbridge.RoleAdmin, ODS: "Y02662", Scopes: []string{"system/AuditEvent.read"}},
 	{ID: "gp-readonly", Role: linkbridge.RoleGP, ODS: "A81001", Scopes: []string{"system/Task.read"}},
 }

@@ -102,6 +102,14 @@ type Server struct {
 	// Metrics, if set, observes every request (route template, method,
 	// status, duration) and counts the referrals received.
 	Metrics Metrics
+	// Subscriptions, when set, serves topic-based subscriptions
+	// (docs/subscriptions.md); NewServer sets it when the store keeps
+	// them. SubscriptionEndpoints decides which rest-hook endpoints a
+	// Subscription may name (none when nil); OnSubscription, if set, is
+	// called after one is created (it wakes the rest-hook relay).
+	Subscriptions         linkbridge.SubscriptionStore
+	SubscriptionEndpoints EndpointPolicy
+	OnSubscription        func()
 
 	inflight inFlight
 
@@ -140,6 +148,9 @@ func NewServer(store linkbridge.Store, codec *fhirjson.Codec, logger *slog.Logge
 	s.xml = xc
 	if cs, ok := store.(linkbridge.CaseStore); ok {
 		s.Cases = cs
+	}
+	if ss, ok := store.(linkbridge.SubscriptionStore); ok {
+		s.Subscriptions = ss
 	}
 	cs, err := s.renderCapabilityStatement()
 	if err != nil {
@@ -257,6 +268,7 @@ func (s *Server) Handler() http.Handler {
 	f.Handle("/fhir/ServiceRequest/{id}", s.fhir(s.handleUpdateServiceRequest)).Methods(http.MethodPut)
 	f.Handle("/fhir/AuditEvent", s.fhir(s.handleAuditSearch)).Methods(http.MethodGet)
 	f.Handle("/fhir/AuditEvent/{id}", s.fhir(s.handleAuditRead)).Methods(http.MethodGet)
+	s.registerSubscriptionRoutes(f)
 	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}", s.fhir(s.handleSearch)).Methods(http.MethodGet)
 	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/_search", s.fhir(s.handleSearch)).Methods(http.MethodPost)
 	f.Handle("/fhir/{type:[A-Z][A-Za-z]+}/{id}", s.fhir(s.handleRead)).Methods(http.MethodGet)

@@ -118,9 +118,12 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, o *sqlshared.OutboxRows) error
 // headsQuery lists candidate heads, oldest first: for each key with queued
 // (pending or inflight) rows, its lowest id, when no row of the key is
 // inflight and that row is due. It reads the partial index outbox_queue.
+//
+// An order key belongs to one channel, so the channel ($3) is read off the
+// index rows like state.
 const headsQuery = `SELECT h.id, h.order_key FROM (
 		SELECT order_key, MIN(id) AS id, bool_or(state = 'inflight') AS busy
-		FROM outbox WHERE state IN ('pending', 'inflight') GROUP BY order_key
+		FROM outbox WHERE state IN ('pending', 'inflight') AND channel = $3 GROUP BY order_key
 	) k JOIN outbox h ON h.id = k.id
 	WHERE NOT k.busy AND h.available_at <= $1 ORDER BY h.id LIMIT $2`
 
@@ -152,8 +155,11 @@ const headQuery = `SELECT o.order_key, o.resource_type, o.resource_id, o.version
 // the next one finds them. It looks at up to twice limit candidates, so that
 // replicas claiming together spread over the keys instead of all contending
 // for the oldest.
-func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
+func (db *DB) ClaimOutbox(ctx context.Context, channel linkbridge.OutboxChannel, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
 	if err := linkbridge.ValidateClaim(worker, limit); err != nil {
+		return nil, err
+	}
+	if err := linkbridge.ValidateChannel(channel); err != nil {
 		return nil, err
 	}
 	type head struct {
@@ -161,7 +167,7 @@ func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now tim
 		key string
 	}
 	var heads []head
-	err := queryRows(ctx, db.pool, headsQuery, []any{now, 2 * limit}, func(rows pgx.Rows) error {
+	err := queryRows(ctx, db.pool, headsQuery, []any{now, 2 * limit, string(channel)}, func(rows pgx.Rows) error {
 		var h head
 		if err := rows.Scan(&h.id, &h.key); err != nil {
 			return err
@@ -309,9 +315,12 @@ func (db *DB) claimUpdate(ctx context.Context, op string, c linkbridge.OutboxCla
 // RescueOutbox returns to pending every message inflight since before
 // stuckBefore, keeping its due time and attempts, and reports how many. Safe
 // to run from several replicas at once: each row is rescued by one of them.
-func (db *DB) RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error) {
+func (db *DB) RescueOutbox(ctx context.Context, channel linkbridge.OutboxChannel, stuckBefore time.Time) (int, error) {
+	if err := linkbridge.ValidateChannel(channel); err != nil {
+		return 0, err
+	}
 	tag, err := db.pool.Exec(ctx, `UPDATE outbox SET state = 'pending', locked_by = '', locked_at = NULL
-		WHERE state = 'inflight' AND locked_at < $1`, ceilMicro(stuckBefore))
+		WHERE state = 'inflight' AND locked_at < $1 AND channel = $2`, ceilMicro(stuckBefore), string(channel))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: rescue outbox: %w", err)
 	}
@@ -416,6 +425,9 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	if f.Channel != "" {
+		conds = append(conds, `channel = `+arg(string(f.Channel)))
+	}
 	if len(f.States) > 0 {
 		ss := make([]string, len(f.States))
 		for i, s := range f.States {
@@ -495,12 +507,14 @@ func scanOutbox(row pgx.Row) (*linkbridge.OutboxMessage, error) {
 		m                     linkbridge.OutboxMessage
 		state                 string
 		lockedAt, deliveredAt *time.Time
+		channel               string
 	)
 	if err := row.Scan(&m.ID, &m.OrderKey, &m.ReferralID, &m.ResourceType, &m.ResourceID, &m.Version, &m.Body, &m.NHSNumber,
 		&m.Erase, &state, &m.Attempts, &m.AvailableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &m.LastOutcome,
-		&m.CreatedAt, &deliveredAt); err != nil {
+		&m.CreatedAt, &deliveredAt, &channel, &m.Notification, &m.EventNumber); err != nil {
 		return nil, err
 	}
+	m.Channel = linkbridge.OutboxChannel(channel)
 	m.State = linkbridge.OutboxState(state)
 	m.AvailableAt, m.CreatedAt = utc(m.AvailableAt), utc(m.CreatedAt)
 	m.LockedAt, m.DeliveredAt = utcp(lockedAt), utcp(deliveredAt)

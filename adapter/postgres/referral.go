@@ -161,8 +161,28 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	queueAudit(audit, queue)
 	var op string
 	err = retryTx(ctx, func() (err error) {
-		op, err = db.runBatch(ctx, b, ops)
-		return err
+		if len(in.Events) == 0 {
+			op, err = db.runBatch(ctx, b, ops)
+			return err
+		}
+		// Topic events are recorded after the intake's rows, in its
+		// transaction.
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			br := tx.SendBatch(ctx, b)
+			for _, o := range ops {
+				if _, err := br.Exec(); err != nil {
+					_ = br.Close()
+					op = o
+					return err
+				}
+			}
+			if err := br.Close(); err != nil {
+				op = "commit"
+				return err
+			}
+			op = "record subscription events"
+			return recordEvents(ctx, tx, ref, in.Events, sqlshared.EventTime(ref, db.Now()))
+		})
 	})
 	if err == nil {
 		return nil
@@ -415,6 +435,9 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 				return fmt.Errorf("postgres: update referral: %w", err)
 			}
 			if err := insertOutbox(ctx, tx, ob); err != nil {
+				return err
+			}
+			if err := recordEvents(ctx, tx, ref, ch.Events, sqlshared.EventTime(ref, db.Now())); err != nil {
 				return err
 			}
 			if sqlshared.EnteredInError(ref) {

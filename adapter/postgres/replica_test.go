@@ -255,7 +255,7 @@ func TestClaimAcrossReplicas(t *testing.T) {
 					return
 				default:
 				}
-				msgs, err := s.ClaimOutbox(ctx, name, 3, time.Now().Add(time.Hour))
+				msgs, err := s.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, name, 3, time.Now().Add(time.Hour))
 				if err != nil {
 					fail("%s: ClaimOutbox: %v", name, err)
 					return
@@ -372,14 +372,14 @@ func TestRescueAcrossReplicas(t *testing.T) {
 			t.Fatalf("UpdateReferral returned unexpected error: %v", err)
 		}
 	}
-	claimed, err := reps[2].ClaimOutbox(ctx, "crashed", n, t0.Add(time.Hour))
+	claimed, err := reps[2].ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "crashed", n, t0.Add(time.Hour))
 	if err != nil || len(claimed) != n {
 		t.Fatalf("ClaimOutbox = %d messages, %v; want %d", len(claimed), err, n)
 	}
 	counts := make([]int, len(reps))
 	atOnce(len(reps), func(i int) {
 		var err error
-		if counts[i], err = reps[i].RescueOutbox(ctx, t0.Add(2*time.Hour)); err != nil {
+		if counts[i], err = reps[i].RescueOutbox(ctx, linkbridge.ChannelWriteBack, t0.Add(2*time.Hour)); err != nil {
 			t.Errorf("RescueOutbox returned unexpected error: %v", err)
 		}
 	})

@@ -152,7 +152,7 @@ func prepareOutbox(s *outboxStmts, prep func(dst **sql.Stmt, query string)) {
 	prep(&s.dead, `UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_status = ?, last_error = ?,
 		last_outcome = ?, locked_by = '', locked_at = NULL WHERE id = ? AND `+held)
 	prep(&s.rescue, `UPDATE outbox SET state = 'pending', locked_by = '', locked_at = NULL
-		WHERE state = 'inflight' AND locked_at < ?`)
+		WHERE state = 'inflight' AND locked_at < ? AND channel = ?`)
 	prep(&s.requeue, `UPDATE outbox SET state = 'pending', available_at = ?, locked_by = '', locked_at = NULL,
 		finished_at = NULL WHERE id = ? AND state IN ('dead', 'discarded', 'pending')`)
 	prep(&s.discard, `UPDATE outbox SET state = 'discarded', finished_at = ?, locked_by = '', locked_at = NULL
@@ -188,9 +188,12 @@ func applyOutbox(w *writer, o *sqlshared.OutboxRows) error {
 // outbox_queue, in order_key order (INDEXED BY: without statistics the
 // planner prefers outbox_state_created, which reads the table for every
 // queued row and sorts them).
+//
+// An order key belongs to one channel, so the channel (the first
+// parameter) is read off the index rows like state.
 const headsQuery = `SELECT id FROM (
 		SELECT MIN(id) AS id, available_at, SUM(state = 'inflight') AS busy
-		FROM outbox INDEXED BY outbox_queue WHERE ` + queued + ` GROUP BY order_key
+		FROM outbox INDEXED BY outbox_queue WHERE ` + queued + ` AND channel = ? GROUP BY order_key
 	) WHERE busy = 0 AND available_at <= ? ORDER BY id LIMIT ?`
 
 // ClaimOutbox marks up to limit deliverable messages inflight for worker, at
@@ -207,13 +210,16 @@ const headsQuery = `SELECT id FROM (
 // old the list of heads they start from. A head taken meanwhile by another
 // claim is skipped, so a claim may return fewer messages than are due; the
 // next one finds them.
-func (db *DB) ClaimOutbox(ctx context.Context, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
+func (db *DB) ClaimOutbox(ctx context.Context, channel linkbridge.OutboxChannel, worker string, limit int, now time.Time) ([]*linkbridge.OutboxMessage, error) {
 	if err := linkbridge.ValidateClaim(worker, limit); err != nil {
+		return nil, err
+	}
+	if err := linkbridge.ValidateChannel(channel); err != nil {
 		return nil, err
 	}
 	at := formatTime(now)
 	var heads []int64
-	err := queryRows(ctx, db.read, headsQuery, []any{at, limit}, func(rows *sql.Rows) error {
+	err := queryRows(ctx, db.read, headsQuery, []any{string(channel), at, limit}, func(rows *sql.Rows) error {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			return err
@@ -352,11 +358,14 @@ func (db *DB) claimUpdate(ctx context.Context, op string, c linkbridge.OutboxCla
 
 // RescueOutbox returns to pending every message inflight since before
 // stuckBefore, keeping its due time and attempts, and reports how many.
-func (db *DB) RescueOutbox(ctx context.Context, stuckBefore time.Time) (int, error) {
+func (db *DB) RescueOutbox(ctx context.Context, channel linkbridge.OutboxChannel, stuckBefore time.Time) (int, error) {
+	if err := linkbridge.ValidateChannel(channel); err != nil {
+		return 0, err
+	}
 	before := formatTime(stuckBefore)
 	var n int64
 	err := db.w.do(ctx, func(w *writer) error {
-		res, err := w.ob.rescue.ExecContext(bg, before)
+		res, err := w.ob.rescue.ExecContext(bg, before, string(channel))
 		if err != nil {
 			return fmt.Errorf("sqlite: rescue outbox: %w", err)
 		}
@@ -463,6 +472,10 @@ func (db *DB) ListOutbox(ctx context.Context, f linkbridge.OutboxFilter) ([]*lin
 	}
 	var conds []string
 	var args []any
+	if f.Channel != "" {
+		conds = append(conds, `channel = ?`)
+		args = append(args, string(f.Channel))
+	}
 	if len(f.States) > 0 {
 		for _, s := range f.States {
 			args = append(args, string(s))
@@ -560,14 +573,16 @@ func scanOutbox(row scanner) (*linkbridge.OutboxMessage, error) {
 		m                             linkbridge.OutboxMessage
 		state, availableAt, createdAt string
 		lockedAt, deliveredAt         sql.NullString
+		channel                       string
 		body, outcome                 []byte
 		erase                         int
 	)
 	if err := row.Scan(&m.ID, &m.OrderKey, &m.ReferralID, &m.ResourceType, &m.ResourceID, &m.Version, &body, &m.NHSNumber,
 		&erase, &state, &m.Attempts, &availableAt, &m.LockedBy, &lockedAt, &m.LastStatus, &m.LastError, &outcome,
-		&createdAt, &deliveredAt); err != nil {
+		&createdAt, &deliveredAt, &channel, &m.Notification, &m.EventNumber); err != nil {
 		return nil, err
 	}
+	m.Channel = linkbridge.OutboxChannel(channel)
 	m.State = linkbridge.OutboxState(state)
 	m.Erase = erase != 0
 	m.Body = body

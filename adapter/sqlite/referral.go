@@ -60,6 +60,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		return err
 	}
 	msgID := in.MessageID
+	events := in.Events
 	subject := writeSubject{messageID: msgID, person: person, ref: ref}
 	// The referral's history starts with its receipt.
 	received := sqlshared.EventArgs(linkbridge.ReceivedEvent(ref), columns)
@@ -83,6 +84,9 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 			return err
 		}
 		if err := w.grantAccess(ref, res, ref.Patient()); err != nil {
+			return err
+		}
+		if err := w.recordEvents(ref, events, sqlshared.EventTime(ref, db.Now())); err != nil {
 			return err
 		}
 		return w.insertAudit(audit)
@@ -162,6 +166,9 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			return err
 		}
 		if err := applyOutbox(w, ob); err != nil {
+			return err
+		}
+		if err := w.recordEvents(ref, ch.Events, sqlshared.EventTime(ref, db.Now())); err != nil {
 			return err
 		}
 		if sqlshared.EnteredInError(ref) {

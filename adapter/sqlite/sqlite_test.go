@@ -437,7 +437,7 @@ func TestUpgrade(t *testing.T) {
 		Event: &linkbridge.ReferralEvent{Action: "accept", Actor: "lw-1"}, Outbox: []*linkbridge.OutboxMessage{writeBack}}); err != nil {
 		t.Fatalf("UpdateReferral after upgrade returned unexpected error: %v", err)
 	}
-	if msgs, err := db.ClaimOutbox(ctx, "w1", 10, t0.Add(2*time.Hour)); err != nil || len(msgs) != 1 || msgs[0].ID != writeBack.ID {
+	if msgs, err := db.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "w1", 10, t0.Add(2*time.Hour)); err != nil || len(msgs) != 1 || msgs[0].ID != writeBack.ID {
 		t.Fatalf("ClaimOutbox after upgrade = %v, %v; want the write-back of the change", msgs, err)
 	}
 	if h, err := db.ResourceHistory(ctx, "Task", "task-old"); err != nil || len(h) != 2 || string(h[1].Body) != "{}" {

@@ -156,7 +156,7 @@ func (p *obPerson) one(typ, id string, version int) int64 {
 // claim claims and returns the ids claimed. Fatal on error.
 func claim(t *testing.T, s linkbridge.OutboxStore, worker string, limit int, now time.Time) []int64 {
 	t.Helper()
-	msgs, err := s.ClaimOutbox(context.Background(), worker, limit, now)
+	msgs, err := s.ClaimOutbox(context.Background(), linkbridge.ChannelWriteBack, worker, limit, now)
 	if err != nil {
 		t.Fatalf("ClaimOutbox(%s, %d) returned unexpected error: %v", worker, limit, err)
 	}

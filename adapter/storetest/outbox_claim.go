@@ -25,7 +25,7 @@ func testClaimOrder(t *testing.T, open func(t *testing.T) OutboxStore) {
 	c1 := c.one("Task", c.ref.TaskID, 2)
 
 	// The limit takes the oldest heads.
-	msgs, err := s.ClaimOutbox(context.Background(), "w1", 2, tClaim)
+	msgs, err := s.ClaimOutbox(context.Background(), linkbridge.ChannelWriteBack, "w1", 2, tClaim)
 	if err != nil {
 		t.Fatalf("ClaimOutbox returned unexpected error: %v", err)
 	}
@@ -61,7 +61,7 @@ func testClaimOrder(t *testing.T, open func(t *testing.T) OutboxStore) {
 			worker string
 			limit  int
 		}{{"", 10}, {"w1", 0}} {
-			_, err := s.ClaimOutbox(context.Background(), tc.worker, tc.limit, tClaim)
+			_, err := s.ClaimOutbox(context.Background(), linkbridge.ChannelWriteBack, tc.worker, tc.limit, tClaim)
 			checkError(t, err, linkbridge.EINVALID, "")
 		}
 	})
@@ -171,7 +171,7 @@ func testConcurrentClaims(t *testing.T, open func(t *testing.T) OutboxStore) {
 					t.Errorf("%s: %d of %d messages delivered before the deadline", worker, done.Load(), len(want))
 					return
 				}
-				msgs, err := s.ClaimOutbox(ctx, worker, 3, tClaim)
+				msgs, err := s.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, worker, 3, tClaim)
 				if err != nil {
 					t.Errorf("%s: ClaimOutbox returned unexpected error: %v", worker, err)
 					return

@@ -140,7 +140,7 @@ func testEnqueueErase(t *testing.T, open func(t *testing.T) OutboxStore) {
 		check(t, "ListOutbox", got)
 	})
 	t.Run("ClaimOutbox", func(t *testing.T) {
-		got, err := s.ClaimOutbox(ctx, "w1", 10, tClaim)
+		got, err := s.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "w1", 10, tClaim)
 		if err != nil {
 			t.Fatalf("ClaimOutbox returned unexpected error: %v", err)
 		}

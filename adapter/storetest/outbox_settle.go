@@ -118,7 +118,7 @@ func testRescue(t *testing.T, open func(t *testing.T) OutboxStore) {
 
 	rescue := func(before time.Time) int {
 		t.Helper()
-		n, err := s.RescueOutbox(ctx, before)
+		n, err := s.RescueOutbox(ctx, linkbridge.ChannelWriteBack, before)
 		if err != nil {
 			t.Fatalf("RescueOutbox returned unexpected error: %v", err)
 		}
@@ -143,7 +143,7 @@ func testRescue(t *testing.T, open func(t *testing.T) OutboxStore) {
 	checkError(t, err, linkbridge.ECONFLICT, "")
 
 	// Another worker takes it over.
-	msgs, err := s.ClaimOutbox(ctx, "w3", 10, tLater)
+	msgs, err := s.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, "w3", 10, tLater)
 	if err != nil || len(msgs) != 1 || msgs[0].ID != a1 || msgs[0].LockedBy != "w3" {
 		t.Fatalf("ClaimOutbox after the rescue = %v, %v; want message %d locked by w3", msgs, err, a1)
 	}
@@ -207,7 +207,7 @@ func testClaimLost(t *testing.T, open func(t *testing.T) OutboxStore) {
 	// take claims the head as worker, fatal unless it gets a1.
 	take := func(worker string, at time.Time) linkbridge.OutboxClaim {
 		t.Helper()
-		msgs, err := s.ClaimOutbox(ctx, worker, 10, at)
+		msgs, err := s.ClaimOutbox(ctx, linkbridge.ChannelWriteBack, worker, 10, at)
 		if err != nil || len(msgs) != 1 || msgs[0].ID != a1 {
 			t.Fatalf("ClaimOutbox(%s) = %v, %v; want message %d", worker, msgs, err, a1)
 		}
@@ -215,7 +215,7 @@ func testClaimLost(t *testing.T, open func(t *testing.T) OutboxStore) {
 	}
 	rescue := func(before time.Time) {
 		t.Helper()
-		if n, err := s.RescueOutbox(ctx, before); err != nil || n != 1 {
+		if n, err := s.RescueOutbox(ctx, linkbridge.ChannelWriteBack, before); err != nil || n != 1 {
 			t.Fatalf("RescueOutbox = %d, %v; want 1", n, err)
 		}
 	}

@@ -49,16 +49,19 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	dbFlag(fs, &dbPath)
 	var (
 		state, person, referral, since string
+		channel, subscription          string
 		olderThan                      time.Duration
 		limit                          int
 		asJSON, all, yes               bool
 	)
 	switch sub {
 	case "list":
-		fs.synopsis = "outbox list [--state dead,pending] [--person ID] [--referral ID] [--older-than 1h] [--limit N] [--json]"
+		fs.synopsis = "outbox list [--state dead,pending] [--person ID] [--referral ID] [--channel write-back|rest-hook] [--subscription ID] [--older-than 1h] [--limit N] [--json]"
 		fs.StringVar(&state, "state", "", "comma-separated states: pending, inflight, delivered, dead, discarded, superseded")
 		fs.StringVar(&person, "person", "", "person id (the ordering key)")
 		fs.StringVar(&referral, "referral", "", "referral id")
+		fs.StringVar(&channel, "channel", "", "write-back or rest-hook (subscription notifications)")
+		fs.StringVar(&subscription, "subscription", "", "a subscription's notifications (its ordering key)")
 		fs.DurationVar(&olderThan, "older-than", 0, "only messages created longer ago than this (e.g. 1h)")
 		fs.IntVar(&limit, "limit", 100, "at most this many, newest first")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
@@ -106,7 +109,13 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	switch sub {
 	case "list":
-		f := linkbridge.OutboxFilter{OrderKey: person, ReferralID: referral, Limit: limit}
+		f := linkbridge.OutboxFilter{OrderKey: person, ReferralID: referral, Limit: limit, Channel: linkbridge.OutboxChannel(channel)}
+		if f.Channel != "" && !f.Channel.Valid() {
+			return fmt.Errorf("--channel must be write-back or rest-hook, not %q", channel)
+		}
+		if subscription != "" {
+			f.OrderKey = linkbridge.SubscriptionOrderKey(subscription)
+		}
 		for _, s := range strings.Split(state, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				f.States = append(f.States, linkbridge.OutboxState(s))
@@ -123,10 +132,18 @@ func (c *OutboxCommand) Run(ctx context.Context, args []string) (err error) {
 			return json.NewEncoder(c.Stdout).Encode(msgs)
 		}
 		var rows strings.Builder
-		rows.WriteString("ID\tSTATE\tRESOURCE\tVERSION\tATTEMPTS\tLAST STATUS\tCREATED\tAVAILABLE\n")
+		rows.WriteString("ID\tSTATE\tRESOURCE\tVERSION\tATTEMPTS\tLAST STATUS\tCREATED\tAVAILABLE\tCHANNEL\n")
 		for _, m := range msgs {
-			fmt.Fprintf(&rows, "%d\t%s\t%s/%s\t%d\t%d\t%d\t%s\t%s\n", m.ID, m.State, m.ResourceType, m.ResourceID, m.Version, m.Attempts, m.LastStatus,
-				m.CreatedAt.UTC().Format(time.RFC3339), m.AvailableAt.UTC().Format(time.RFC3339))
+			// A notification's version column is its event number
+			// (0: handshake or heartbeat).
+			version := int64(m.Version)
+			ch := string(m.Channel)
+			if m.Channel == linkbridge.ChannelRestHook {
+				version = m.EventNumber
+				ch += " " + m.Notification
+			}
+			fmt.Fprintf(&rows, "%d\t%s\t%s/%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.ID, m.State, m.ResourceType, m.ResourceID, version, m.Attempts, m.LastStatus,
+				m.CreatedAt.UTC().Format(time.RFC3339), m.AvailableAt.UTC().Format(time.RFC3339), ch)
 		}
 		tw := tabwriter.NewWriter(c.Stdout, 0, 2, 2, ' ', 0)
 		if _, err := io.WriteString(tw, rows.String()); err != nil {
@@ -246,8 +263,9 @@ func (c *OutboxCommand) bulkRetry(ctx context.Context, store linkbridge.OutboxSt
 
 const outboxUsage = `usage: linkbridge outbox <command> [flags]
 
-  list [--state dead,pending] [--person ID] [--referral ID] [--older-than 1h] [--limit N] [--json]
-  show ID        one message with the GP endpoint's last answer
+  list [--state dead,pending] [--person ID] [--referral ID] [--channel write-back|rest-hook]
+       [--subscription ID] [--older-than 1h] [--limit N] [--json]
+  show ID        one message with the endpoint's last answer
   retry ID       queue a dead (or discarded) message again, due now
   retry --state dead (--since 2h | --person ID | --all) [--yes]
                  bulk: count the dead messages the filters select; with --yes queue them all again

@@ -17,11 +17,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/fhir/go/fhirversion"
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
 	"github.com/linkbridge/linkbridge/adapter/prom"
+	"github.com/linkbridge/linkbridge/adapter/resthook"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
 	"golang.org/x/net/netutil"
@@ -84,6 +87,16 @@ type ServeConfig struct {
 	// systems, code systems, extensions; docs/identifiers.md); empty takes
 	// the one recorded in the store, or fhirmap.DefaultSystemBase.
 	SystemBase string
+	// SubscriptionEndpoints are the host patterns rest-hook endpoints of
+	// Subscriptions may name (adapter/resthook.ParseHosts): host,
+	// *.domain, IP address or CIDR prefix. In development (--dev,
+	// --dev-auth) loopback endpoints are allowed too.
+	SubscriptionEndpoints []string
+	// SubscriptionTimeout bounds one notification attempt.
+	SubscriptionTimeout time.Duration
+	// HeartbeatInterval is how often idle subscriptions are checked for a
+	// heartbeat due.
+	HeartbeatInterval time.Duration
 	// Security is authentication, rate limits and TLS (security.go).
 	Security SecurityConfig
 }
@@ -121,6 +134,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("--max-body must be positive")
+	}
+	if c.SubscriptionTimeout <= 0 || c.HeartbeatInterval <= 0 {
+		return errors.New("--subscription-timeout and --heartbeat-interval must be positive")
 	}
 	if c.MaxBundleEntries <= 0 {
 		return errors.New("--max-bundle-entries must be positive")
@@ -206,6 +222,12 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *commandFlags {
 	fs.duration(&cfg.WritebackSendTimeout, "writeback-send-timeout", "WRITEBACK_SEND_TIMEOUT", 30*time.Second, "time allowed for one write-back's send, in-process retries included, so a GP endpoint hanging on one person holds up no one else; a send that times out is retried later with backoff; cut off at half of --rescue-after if that is shorter")
 	fs.duration(&cfg.OutboxRetention, "outbox-retention", "OUTBOX_RETENTION", 720*time.Hour, "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted")
 	fs.duration(&cfg.GPTimeout, "gp-timeout", "GP_TIMEOUT", 10*time.Second, "timeout of one attempt to the GP endpoint")
+	hostsForm := form[[]string]{resthook.ParseHosts, func(h []string) string { return strings.Join(h, ",") },
+		"comma-separated hosts: host, *.domain, IP address or CIDR prefix", "hosts"}
+	bind(fs, &cfg.SubscriptionEndpoints, "subscription-endpoints", "SUBSCRIPTION_ENDPOINTS", nil, hostsForm,
+		"hosts that Subscription rest-hook endpoints may name: host, *.domain, IP address or CIDR prefix (an internal address is reached only when an IP or CIDR entry covers it); https only, but loopback in development")
+	fs.duration(&cfg.SubscriptionTimeout, "subscription-timeout", "SUBSCRIPTION_TIMEOUT", 10*time.Second, "timeout of one attempt to deliver a subscription notification; a Subscription's backport-timeout shortens it")
+	fs.duration(&cfg.HeartbeatInterval, "heartbeat-interval", "HEARTBEAT_INTERVAL", time.Second, "how often subscriptions are checked for a heartbeat due")
 	host, _ := os.Hostname()
 	fs.str(&cfg.RelayWorker, "relay-worker", "RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid()), "name of this relay worker in claimed outbox rows (default host:pid)")
 	securityFlags(fs, &cfg.Security)
@@ -329,6 +351,35 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		api.WriteBack = true
 		api.OnWriteBack = relay.Notify
 	}
+	// Subscription notifications: their own relay on the rest-hook
+	// channel, and the heartbeats (docs/subscriptions.md).
+	var hooks *outbox.Relay
+	var beats *resthook.Heartbeats
+	if subStore, ok := any(db).(subscriptionStore); ok && obStore != nil {
+		policy := resthook.Policy{Hosts: cfg.SubscriptionEndpoints, DevLoopback: cfg.Security.Dev || cfg.Security.DevAuth}
+		xc, err := fhirxml.NewConverter(fhirversion.R4)
+		if err != nil {
+			return err
+		}
+		sender, err := resthook.New(resthook.Config{Store: subStore, Codec: codec, XML: xc, Policy: policy, Logger: logger,
+			Timeout: cfg.SubscriptionTimeout})
+		if err != nil {
+			return err
+		}
+		hooks = &outbox.Relay{Store: obStore, Sender: sender, Channel: linkbridge.ChannelRestHook, Logger: logger,
+			Worker: cfg.RelayWorker, RescueAfter: cfg.RescueAfter, SendTimeout: 4 * cfg.SubscriptionTimeout,
+			Retention: cfg.OutboxRetention, Metrics: metrics}
+		beats = &resthook.Heartbeats{Store: subStore, Interval: cfg.HeartbeatInterval, Notify: hooks.Notify, Logger: logger}
+		api.SubscriptionEndpoints = policy
+		api.OnSubscription = hooks.Notify
+		notifyGP := api.OnWriteBack
+		api.OnWriteBack = func() {
+			if notifyGP != nil {
+				notifyGP()
+			}
+			hooks.Notify()
+		}
+	}
 	root := http.NewServeMux()
 	root.Handle("/metrics", metrics.Handler())
 	// Authentication is set up on the bound address: --dev is refused
@@ -344,6 +395,15 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		}
 		defer relay.Stop()
 		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
+	}
+	if hooks != nil {
+		if err := hooks.Start(ctx); err != nil {
+			return err
+		}
+		defer hooks.Stop()
+		beats.Start(ctx)
+		defer beats.Stop()
+		logger.Info("subscription relay started", slog.Int("endpoint_patterns", len(cfg.SubscriptionEndpoints)))
 	}
 	gate.open(root)
 	logger.Info("linkbridge serving", slog.String("addr", addr.String()), slog.String("fhir_base", scheme+addr.String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
@@ -382,6 +442,10 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	if relay != nil {
 		logger.Info("shutting down: finishing in-flight write-backs")
 		relay.Stop() // in-flight sends finish; anything unsent stays in the outbox
+	}
+	if hooks != nil {
+		beats.Stop()
+		hooks.Stop()
 	}
 	logger.Info("stopped")
 	return nil
@@ -501,6 +565,11 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 type relayStore interface {
 	linkbridge.OutboxStore
 	linkbridge.EndpointIdentityStore
+}
+
+// subscriptionStore is what the rest-hook relay needs of the store.
+type subscriptionStore interface {
+	resthook.Store
 }
 
 func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems fhirmap.Systems, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {

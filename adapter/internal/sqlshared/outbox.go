@@ -14,9 +14,11 @@ const DefaultOutboxListLimit = 100
 
 // OutboxColumns are the outbox table's columns in the order the adapters'
 // scanOutbox reads them.
-const OutboxColumns = `id, order_key, referral_id, resource_type, resource_id, version, body, nhs_number, erase,
+// A notification's handshake or heartbeat has no referral (NULL): it reads
+// as "".
+const OutboxColumns = `id, order_key, COALESCE(referral_id, ''), resource_type, resource_id, version, body, nhs_number, erase,
 	state, attempts, available_at, locked_by, locked_at, last_status, last_error, last_outcome,
-	created_at, delivered_at`
+	created_at, delivered_at, channel, notification, event_number`
 
 // OutboxStates are the states, for checking filters and filling in counts.
 var OutboxStates = []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight,
@@ -70,7 +72,7 @@ func (o *OutboxRows) Stored() {
 		return
 	}
 	for i, m := range o.Msgs {
-		m.ID, m.State = o.IDs[i], linkbridge.OutboxPending
+		m.ID, m.State, m.Channel = o.IDs[i], linkbridge.OutboxPending, linkbridge.ChannelWriteBack
 		m.ReferralID = o.ReferralID
 		m.CreatedAt, m.AvailableAt = o.Created[i], o.Available[i]
 	}

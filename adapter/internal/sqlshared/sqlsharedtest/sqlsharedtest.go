@@ -32,11 +32,12 @@ type Store interface {
 	linkbridge.EndpointIdentityStore
 	linkbridge.IndexStore
 	linkbridge.SettingStore
+	linkbridge.SubscriptionStore
 }
 
 // RunSuites runs every adapter/storetest suite (Store, CaseStore,
 // Reports, OutboxStore, Access, AuditStore, EndpointIdentityStore, IndexStore,
-// SettingStore), each as a
+// SettingStore, SubscriptionStore), each as a
 // parallel subtest of that name. open must return a new, empty store and close it when the test
 // ends.
 func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
@@ -71,6 +72,10 @@ func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("IndexStore", func(t *testing.T) {
 		t.Parallel()
 		storetest.RunIndexStore(t, func(t *testing.T) storetest.IndexStore { return open(t) })
+	})
+	t.Run("SubscriptionStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunSubscriptionStore(t, func(t *testing.T) storetest.SubscriptionStore { return open(t) })
 	})
 	t.Run("SettingStore", func(t *testing.T) {
 		t.Parallel()
