@@ -345,7 +345,7 @@ func TestREADME(t *testing.T) {
 	}
 	// The annotations are checked, not only present: the README shows a
 	// replay, a stale version and another practice's read.
-	for _, want := range []string{`"code":"duplicate"`, "is stale", "23 passed, 0 failed"} {
+	for _, want := range []string{`"code":"duplicate"`, "is stale", "24 passed, 0 failed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the README run's output lacks %q", want)
 		}
