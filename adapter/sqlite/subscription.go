@@ -245,8 +245,20 @@ func (db *DB) SubscriptionEvents(ctx context.Context, id string, from, to int64,
 // QueueHeartbeats turns off subscriptions past their end and queues the
 // heartbeats that fall due (see linkbridge.SubscriptionStore), in one
 // write.
+//
+// A run with nothing to do (the common case: it runs every second) reads
+// the read pool only, so it never takes the writer.
 func (db *DB) QueueHeartbeats(ctx context.Context, now time.Time) (int, error) {
 	at := formatTime(now)
+	var work int
+	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM subscription INDEXED BY subscription_heartbeat
+			WHERE next_heartbeat_at IS NOT NULL AND next_heartbeat_at <= ?1 AND status IN ('active', 'error'))
+		OR EXISTS (SELECT 1 FROM subscription WHERE end_at IS NOT NULL AND end_at <= ?1 AND status <> 'off')`, at).Scan(&work); err != nil {
+		return 0, fmt.Errorf("sqlite: find due heartbeats: %w", err)
+	}
+	if work == 0 {
+		return 0, nil
+	}
 	queued := 0
 	err := db.w.do(ctx, func(w *writer) error {
 		queued = 0
