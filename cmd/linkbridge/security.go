@@ -1,20 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/auth"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/mdtweb"
 )
 
 // SecurityConfig is how serve authenticates callers, limits them and
@@ -38,6 +44,11 @@ type SecurityConfig struct {
 	TLSCert, TLSKey, TLSClientCA string
 	// MaxHeaderBytes limits request headers.
 	MaxHeaderBytes int
+	// SessionKeyFile holds the key that signs the MDT pages' session
+	// cookies (at least 32 bytes; the same file on every replica).
+	SessionKeyFile string
+	// SessionTTL is how long a browser sign-in to the MDT pages lasts.
+	SessionTTL time.Duration
 }
 
 // securityFlags adds the security flags to fs.
@@ -52,6 +63,54 @@ func securityFlags(fs *flag.FlagSet, c *SecurityConfig, env func(name, def strin
 	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "private key (PEM) of --tls-cert (LINKBRIDGE_TLS_KEY)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""), "CA (PEM) that signs client certificates for mutual TLS (LINKBRIDGE_TLS_CLIENT_CA)")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 64<<10, "request header limit in bytes")
+	fs.StringVar(&c.SessionKeyFile, "session-key", env("SESSION_KEY", ""), "file holding the key (at least 32 bytes) that signs the MDT pages' sign-in cookies, the same on every replica; default with --dev-auth: session.key in --dev-dir, else a key of this process only (LINKBRIDGE_SESSION_KEY)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", envDur(env("SESSION_TTL", ""), mdtweb.DefaultSessionTTL), "how long a sign-in to the MDT pages lasts (LINKBRIDGE_SESSION_TTL)")
+}
+
+func envDur(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && s != "" {
+		return d
+	}
+	return def
+}
+
+// minSessionKey is the shortest session key accepted: 256 bits.
+const minSessionKey = 32
+
+// sessionKey returns the key that signs the MDT pages' session cookies:
+// --session-key's file; with --dev-auth, session.key in the development
+// directory (created, 0600); else a random key of this process, with a
+// warning (sign-ins then last until a restart and reach no other
+// replica).
+func sessionKey(c *SecurityConfig, logger *slog.Logger) ([]byte, error) {
+	path := c.SessionKeyFile
+	if path == "" && c.DevAuth {
+		path = filepath.Join(c.DevDir, "session.key")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			key := make([]byte, minSessionKey)
+			_, _ = rand.Read(key)
+			if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("session key: %w", err)
+			}
+		}
+	}
+	if path == "" {
+		key := make([]byte, minSessionKey)
+		_, _ = rand.Read(key)
+		if !c.Dev {
+			logger.Warn("no --session-key: MDT page sign-ins last until this process stops and reach no other replica")
+		}
+		return key, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--session-key: %w", err)
+	}
+	key := bytes.TrimSpace(raw)
+	if len(key) < minSessionKey {
+		return nil, fmt.Errorf("--session-key: %s holds %d bytes, fewer than %d (make one with: head -c 32 /dev/urandom | xxd -p -c 64 > FILE)", path, len(key), minSessionKey)
+	}
+	return key, nil
 }
 
 func envFloat(s string) float64 {
@@ -81,6 +140,8 @@ func (c *SecurityConfig) Validate() error {
 		return errors.New("--rate-limit and --rate-burst must not be negative")
 	case c.MaxHeaderBytes < 4096:
 		return errors.New("--max-header-bytes must be at least 4096")
+	case c.SessionTTL <= 0:
+		return errors.New("--session-ttl must be positive")
 	}
 	return nil
 }

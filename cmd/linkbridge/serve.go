@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/auth"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/mdtweb"
 	"github.com/linkbridge/linkbridge/adapter/prom"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/outbox"
@@ -311,7 +313,24 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		scheme = "https://"
 	}
 	root.Handle("/", api.Handler())
-	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", scheme+ln.Addr().String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
+	mdt, err := newMDTPages(&cfg, api, db, codec, systems, tlsCfg != nil, logger)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	mdtHandler, err := mdt.Handler()
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	root.Handle("/mdt", mdtHandler)
+	root.Handle("/mdt/", mdtHandler)
+	if err := mdt.Start(ctx); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	logger.Info("linkbridge serving", slog.String("addr", ln.Addr().String()), slog.String("fhir_base", scheme+ln.Addr().String()+"/fhir"),
+		slog.String("mdt", scheme+ln.Addr().String()+"/mdt"), slog.String("db", redactDB(cfg.DB)))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if relay != nil {
@@ -344,6 +363,38 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newMDTPages builds the MDT pages over the API's store, authentication
+// and audit trail: sign-in with the same client registry, development
+// clients one click away with --dev-auth, live through the store's
+// referral feed.
+func newMDTPages(cfg *ServeConfig, api *httpapi.Server, db linkbridge.Store, codec *fhirjson.Codec, systems fhirmap.Systems, tls bool, logger *slog.Logger) (*mdtweb.Server, error) {
+	m := &mdtweb.Server{Store: db, Codec: codec, Audit: api.Audit, Logger: logger, Systems: systems,
+		DNAReviewAfter: cfg.DNAReviewAfter, SessionTTL: cfg.Security.SessionTTL}
+	cs, ok := db.(linkbridge.CaseStore)
+	if !ok {
+		return nil, errors.New("this store keeps no case records: the MDT pages need them")
+	}
+	m.Cases = cs
+	if feed, ok := db.(linkbridge.ReferralFeed); ok {
+		m.Feed = feed
+	}
+	if a, ok := api.Auth.(*auth.Authenticator); ok {
+		m.Auth, m.Clients = a, a
+		key, err := sessionKey(&cfg.Security, logger)
+		if err != nil {
+			return nil, err
+		}
+		m.SessionKey = key
+	}
+	if cfg.Security.DevAuth {
+		m.DevSignIn = []string{"dev-mdt", "dev-gp", "dev-sp"}
+	}
+	// Plain HTTP only on a loopback address in development: cookies are
+	// Secure everywhere else (behind a TLS-terminating proxy too).
+	m.InsecureCookies = (cfg.Security.Dev || cfg.Security.DevAuth) && !tls
+	return m, nil
 }
 
 // Listener and server limits (see --max-connections).
