@@ -144,9 +144,13 @@ func (s *Server) startSession(w http.ResponseWriter, p *linkbridge.Principal) er
 	return nil
 }
 
-// sameOrigin refuses a form post whose Origin (sent by every current
-// browser on a POST) is another site's.
+// sameOrigin refuses a form post that a browser says came from another
+// site: Sec-Fetch-Site, when sent, must be same-origin, and Origin, when
+// sent, must be this host.
 func sameOrigin(r *http.Request) bool {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
+		return false
+	}
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true
