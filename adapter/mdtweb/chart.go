@@ -42,7 +42,7 @@ var lineStyles = []struct{ colour, dash, marker string }{
 // lineChart draws series over time on a fixed y range [lo, hi]; id makes
 // the title and description ids unique on the page.
 func lineChart(id, title, desc string, lo, hi float64, ticks []float64, ss []series) template.HTML {
-	const w, h, left, right, top, bottom = 640.0, 300.0, 48.0, 16.0, 16.0, 56.0
+	const w, h, left, right, top, bottom = 640.0, 320.0, 48.0, 44.0, 24.0, 76.0
 	var first, last time.Time
 	for _, s := range ss {
 		for _, p := range s.Points {
@@ -105,13 +105,13 @@ func lineChart(id, title, desc string, lo, hi float64, ticks []float64, ss []ser
 	}
 	// A key when there is more than one line.
 	if len(ss) > 1 {
-		kx := left
+		// Two to a row.
 		for i, s := range ss {
 			st := lineStyles[i%len(lineStyles)]
-			ky := h - 12
+			kx := left + float64(i%2)*(w-left)/2
+			ky := h - 30 + float64(i/2)*20
 			b.WriteString(marker(st.marker, kx+6, ky-5, st.colour))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="12" fill="#212b32">%s</text>`, kx+16, ky, html.EscapeString(s.Name))
-			kx += (w - left) / float64(len(ss))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="14" fill="#212b32">%s</text>`, kx+18, ky, html.EscapeString(s.Name))
 		}
 	}
 	b.WriteString(`</svg>`)
