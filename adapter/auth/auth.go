@@ -343,6 +343,28 @@ func (a *Authenticator) fromCert(cert *x509.Certificate) (*linkbridge.Principal,
 	return principal(cl, cl.Scopes, "mtls"), nil
 }
 
+// Principal returns the principal of a registered client, as a browser
+// session signed in with its credentials resumes it (adapter/mdtweb): with
+// scopes limited to those registered (nil: all of them) and the given
+// method. False when the client is not registered, so that a client taken
+// out of the registry loses its sessions at once.
+func (a *Authenticator) Principal(clientID string, scopes []string, method string) (*linkbridge.Principal, bool) {
+	cl, ok := a.clients[clientID]
+	if !ok {
+		return nil, false
+	}
+	granted := cl.Scopes
+	if scopes != nil {
+		granted = nil
+		for _, s := range scopes {
+			if slices.Contains(cl.Scopes, s) && !slices.Contains(granted, s) {
+				granted = append(granted, s)
+			}
+		}
+	}
+	return principal(cl, granted, method), true
+}
+
 func principal(cl *Client, scopes []string, method string) *linkbridge.Principal {
 	return &linkbridge.Principal{ClientID: cl.ID, Role: cl.Role, ODS: cl.ODS, Practices: slices.Clone(cl.Practices),
 		Scopes: slices.Clone(scopes), Method: method}

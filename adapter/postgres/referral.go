@@ -159,6 +159,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		queue("grant access", insAccess, args...)
 	}
 	queueAudit(audit, queue)
+	queue("notify", notifyReferral, notifyArgs(ref)...)
 	var op string
 	err = retryTx(ctx, func() (err error) {
 		if len(in.Events) == 0 {
@@ -415,6 +416,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			}
 			queueCase(cr, queue)
 			queueAudit(rows.Audit, queue)
+			queue("notify", notifyReferral, notifyArgs(ref)...)
 			if err := lockOutboxKeys(ctx, tx, ob); err != nil {
 				return err
 			}

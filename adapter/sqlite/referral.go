@@ -65,7 +65,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	// The referral's history starts with its receipt.
 	received := sqlshared.EventArgs(linkbridge.ReceivedEvent(ref), columns)
 
-	return db.w.do(ctx, func(w *writer) error {
+	err = db.w.do(ctx, func(w *writer) error {
 		if err := w.recordMessage(msgID); err != nil {
 			return err
 		}
@@ -91,6 +91,11 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		}
 		return w.insertAudit(audit)
 	})
+	if err != nil {
+		return err
+	}
+	db.feed.publish(noticeOf(ref))
+	return nil
 }
 
 // revokeAccess ends the access a referral entered in error granted
@@ -182,6 +187,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		return err
 	}
 	ob.Stored()
+	db.feed.publish(noticeOf(ref))
 	return nil
 }
 

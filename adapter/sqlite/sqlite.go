@@ -96,6 +96,9 @@ type DB struct {
 	// wantCheckpoint asks the writer to checkpoint after its next commit.
 	wantCheckpoint atomic.Bool
 
+	// feed announces committed referral changes (FollowReferrals).
+	feed feed
+
 	closeOnce sync.Once
 	closeErr  error
 }

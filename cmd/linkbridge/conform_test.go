@@ -222,6 +222,7 @@ func TestDemo(t *testing.T) {
 		"GP record: referral completed (discharged)",
 		"plan: completed",
 		"/patients/" + res.PatientID,
+		"The MDT page (live: changes through /sp/v1 or /fhir appear as they happen): " + res.MDTURL,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)

@@ -38,6 +38,8 @@ type DemoCommand struct {
 // DemoResult is what a demo run produced.
 type DemoResult struct {
 	GPBase, GatewayBase, PatientID, PageURL string
+	// MDTURL is the demo person's MDT page on the gateway.
+	MDTURL string
 	// Record counts the current resources the GP record holds, by type.
 	Record  map[string]int
 	Elapsed time.Duration
@@ -206,15 +208,21 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	}
 	rec, _ := d.readGP()
 	page := "http://" + gln.Addr().String() + "/patients/" + gpPatient
+	// The MDT page the demo ends on shows the episode as it ended.
+	mdtURL := gw + "/mdt/people/" + srID
+	if st, b := d.send(http.MethodGet, mdtURL, "", nil, ""); st != http.StatusOK || !bytes.Contains(b, []byte("Discharged: goals met")) {
+		return fmt.Errorf("demo: the MDT page %s does not show the discharge (HTTP %d)", mdtURL, st)
+	}
 	elapsed := time.Since(start)
 	d.printf("Done in %s: the GP record holds %d resources (%s), each written back by the relay with the endpoint's own ids (the reference GP is strict: it assigns ids and enforces references).\n",
 		elapsed.Round(time.Millisecond), rec.total(), rec.counts())
-	d.printf("The MDT view of the GP record: %s\n", page)
+	d.printf("The GP record as the reference GP shows it: %s\n", page)
+	d.printf("The MDT page (live: changes through /sp/v1 or /fhir appear as they happen): %s\n", mdtURL)
 	if !*keep {
-		d.printf("(run with --keep to keep both servers up and open that page)\n")
+		d.printf("(run with --keep to keep both servers up and open those pages)\n")
 	}
 	if c.Done != nil {
-		c.Done <- DemoResult{GPBase: gpBase, GatewayBase: gw, PatientID: gpPatient, PageURL: page, Record: rec.count, Elapsed: elapsed}
+		c.Done <- DemoResult{GPBase: gpBase, GatewayBase: gw, PatientID: gpPatient, PageURL: page, MDTURL: mdtURL, Record: rec.count, Elapsed: elapsed}
 	}
 	if *keep {
 		d.printf("Servers running; Ctrl-C to stop.\n")

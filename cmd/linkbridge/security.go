@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +22,7 @@ import (
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/auth"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/mdtweb"
 )
 
 // SecurityConfig is how serve authenticates callers, limits them and
@@ -40,6 +46,11 @@ type SecurityConfig struct {
 	TLSCert, TLSKey, TLSClientCA string
 	// MaxHeaderBytes limits request headers.
 	MaxHeaderBytes int
+	// SessionKeyFile holds the key that signs the MDT pages' session
+	// cookies (at least 32 bytes; the same file on every replica).
+	SessionKeyFile string
+	// SessionTTL is how long a browser sign-in to the MDT pages lasts.
+	SessionTTL time.Duration
 }
 
 // securityFlags adds the security flags to fs.
@@ -54,6 +65,47 @@ func securityFlags(fs *commandFlags, c *SecurityConfig) {
 	fs.str(&c.TLSKey, "tls-key", "TLS_KEY", "", "private key (PEM) of --tls-cert")
 	fs.str(&c.TLSClientCA, "tls-client-ca", "TLS_CLIENT_CA", "", "CA (PEM) that signs client certificates for mutual TLS")
 	fs.integer(&c.MaxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", 64<<10, "request header limit in bytes")
+	fs.str(&c.SessionKeyFile, "session-key", "SESSION_KEY", "", "file holding the key (at least 32 bytes) that signs the MDT pages' sign-in cookies, the same on every replica; default with --dev-auth: session.key in --dev-dir; else a key of this process")
+	fs.duration(&c.SessionTTL, "session-ttl", "SESSION_TTL", mdtweb.DefaultSessionTTL, "how long a sign-in to the MDT pages lasts")
+}
+
+// minSessionKey is the shortest session key accepted: 256 bits.
+const minSessionKey = 32
+
+// sessionKey returns the key that signs the MDT pages' session cookies:
+// --session-key's file; with --dev-auth, session.key in the development
+// directory (created, 0600); else a random key of this process, with a
+// warning (sign-ins then last until a restart and reach no other
+// replica).
+func sessionKey(c *SecurityConfig, logger *slog.Logger) ([]byte, error) {
+	path := c.SessionKeyFile
+	if path == "" && c.DevAuth {
+		path = filepath.Join(c.DevDir, "session.key")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			key := make([]byte, minSessionKey)
+			_, _ = rand.Read(key)
+			if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("session key: %w", err)
+			}
+		}
+	}
+	if path == "" {
+		key := make([]byte, minSessionKey)
+		_, _ = rand.Read(key)
+		if !c.Dev {
+			logger.Warn("no --session-key: MDT page sign-ins last until this process stops and reach no other replica")
+		}
+		return key, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--session-key: %w", err)
+	}
+	key := bytes.TrimSpace(raw)
+	if len(key) < minSessionKey {
+		return nil, fmt.Errorf("--session-key: %s holds %d bytes, fewer than %d (make one with: head -c 32 /dev/urandom | xxd -p -c 64 > FILE)", path, len(key), minSessionKey)
+	}
+	return key, nil
 }
 
 // Validate checks the security configuration.
@@ -77,6 +129,8 @@ func (c *SecurityConfig) Validate() error {
 		return errors.New("--rate-limit and --rate-burst must not be negative")
 	case c.MaxHeaderBytes < 4096:
 		return errors.New("--max-header-bytes must be at least 4096")
+	case c.SessionTTL <= 0:
+		return errors.New("--session-ttl must be positive")
 	}
 	return nil
 }
@@ -101,6 +155,12 @@ type reloadableAuth struct {
 // Authenticate implements httpapi.Authenticator.
 func (a *reloadableAuth) Authenticate(r *http.Request) (*linkbridge.Principal, error) {
 	return a.cur.Load().Authenticate(r)
+}
+
+// Principal resumes a registered client's principal from the current
+// registry (the MDT pages' sessions: mdtweb.Clients).
+func (a *reloadableAuth) Principal(clientID string, scopes []string, method string) (*linkbridge.Principal, bool) {
+	return a.cur.Load().Principal(clientID, scopes, method)
 }
 
 // load reads the client registry file and builds an authenticator over

@@ -23,6 +23,7 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/fhirxml"
 	"github.com/linkbridge/linkbridge/adapter/gpfhir"
 	"github.com/linkbridge/linkbridge/adapter/httpapi"
+	"github.com/linkbridge/linkbridge/adapter/mdtweb"
 	"github.com/linkbridge/linkbridge/adapter/prom"
 	"github.com/linkbridge/linkbridge/adapter/resthook"
 	"github.com/linkbridge/linkbridge/fhirmap"
@@ -389,6 +390,19 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	root.Handle("/", api.Handler())
+	mdt, err := newMDTPages(&cfg, api, db, codec, systems, tlsCfg != nil, logger)
+	if err != nil {
+		return err
+	}
+	mdtHandler, err := mdt.Handler()
+	if err != nil {
+		return err
+	}
+	root.Handle("/mdt", mdtHandler)
+	root.Handle("/mdt/", mdtHandler)
+	if err := mdt.Start(ctx); err != nil {
+		return err
+	}
 	if relay != nil {
 		if err := relay.Start(ctx); err != nil {
 			return err
@@ -406,7 +420,8 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 		logger.Info("subscription relay started", slog.Int("endpoint_patterns", len(cfg.SubscriptionEndpoints)))
 	}
 	gate.open(root)
-	logger.Info("linkbridge serving", slog.String("addr", addr.String()), slog.String("fhir_base", scheme+addr.String()+"/fhir"), slog.String("db", redactDB(cfg.DB)))
+	logger.Info("linkbridge serving", slog.String("addr", addr.String()), slog.String("fhir_base", scheme+addr.String()+"/fhir"),
+		slog.String("mdt", scheme+addr.String()+"/mdt"), slog.String("db", redactDB(cfg.DB)))
 	ready := c.Ready
 	if ready == nil {
 		ready, _ = ctx.Value(readyKey{}).(chan<- string)
@@ -503,6 +518,38 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Retry-After", "5")
 	http.Error(w, "starting: the store is opening (migrations run)", http.StatusServiceUnavailable)
+}
+
+// newMDTPages builds the MDT pages over the API's store, authentication
+// and audit trail: sign-in with the same client registry, development
+// clients one click away with --dev-auth, live through the store's
+// referral feed.
+func newMDTPages(cfg *ServeConfig, api *httpapi.Server, db linkbridge.Store, codec *fhirjson.Codec, systems fhirmap.Systems, tls bool, logger *slog.Logger) (*mdtweb.Server, error) {
+	m := &mdtweb.Server{Store: db, Codec: codec, Audit: api.Audit, Logger: logger, Systems: systems,
+		DNAReviewAfter: cfg.DNAReviewAfter, SessionTTL: cfg.Security.SessionTTL}
+	cs, ok := db.(linkbridge.CaseStore)
+	if !ok {
+		return nil, errors.New("this store keeps no case records: the MDT pages need them")
+	}
+	m.Cases = cs
+	if feed, ok := db.(linkbridge.ReferralFeed); ok {
+		m.Feed = feed
+	}
+	if a, ok := api.Auth.(*reloadableAuth); ok {
+		m.Auth, m.Clients = a, a
+		key, err := sessionKey(&cfg.Security, logger)
+		if err != nil {
+			return nil, err
+		}
+		m.SessionKey = key
+	}
+	if cfg.Security.DevAuth {
+		m.DevSignIn = []string{"dev-mdt", "dev-gp", "dev-sp"}
+	}
+	// Plain HTTP only on a loopback address in development: cookies are
+	// Secure everywhere else (behind a TLS-terminating proxy too).
+	m.InsecureCookies = (cfg.Security.Dev || cfg.Security.DevAuth) && !tls
+	return m, nil
 }
 
 // Listener and server limits (see --max-connections).
