@@ -357,7 +357,7 @@ func TestDevKeys(t *testing.T) {
 	}
 	// Without --scope the token carries the client's registered scopes;
 	// with one, only those asked for.
-	if want := []string{"system/*.read", "system/Task.write"}; !slices.Equal(p.Scopes, want) {
+	if want := []string{"system/*.read", "system/Task.write", "system/Subscription.write"}; !slices.Equal(p.Scopes, want) {
 		t.Errorf("dev token scopes = %v, want %v", p.Scopes, want)
 	}
 	tok, err = d2.Mint("dev-sp", "system/*.read", time.Hour)
