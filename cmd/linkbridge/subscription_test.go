@@ -330,7 +330,7 @@ func TestSubscriptionsSurviveCrashes(t *testing.T) {
 		ids[s.name] = createSubscription(t, g, s.topic, hook.URL+"/"+s.name, s.content, hb)
 	}
 	// The handshakes activate them.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for _, s := range subs {
 		for {
 			if st, _, _ := subscriptionStatus(g, ids[s.name]); st == "active" {
@@ -351,7 +351,9 @@ func TestSubscriptionsSurviveCrashes(t *testing.T) {
 			refs = append(refs, id)
 		}
 	}
-	jdeadline := time.Now().Add(90 * time.Second)
+	// Deadlines, not timings: each returns as soon as its condition holds
+	// (generous for a loaded CI machine).
+	jdeadline := time.Now().Add(4 * time.Minute)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -368,10 +370,14 @@ func TestSubscriptionsSurviveCrashes(t *testing.T) {
 	}()
 	kills := 0
 	for running := true; running; {
+		if kills >= 6 {
+			<-done // enough crashes mid-journey: let it finish
+			break
+		}
 		select {
 		case <-done:
 			running = false
-		case <-time.After(time.Duration(80+kills*41%200) * time.Millisecond):
+		case <-time.After(time.Duration(150+kills*41%200) * time.Millisecond):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()
 			kills++
@@ -388,7 +394,7 @@ func TestSubscriptionsSurviveCrashes(t *testing.T) {
 
 	// Every subscription receives every event $status counts (a deadline
 	// that returns as soon as they have arrived).
-	wdeadline := time.Now().Add(60 * time.Second)
+	wdeadline := time.Now().Add(3 * time.Minute)
 	dups := 0
 	for _, s := range subs {
 		var want int64
@@ -418,7 +424,7 @@ func TestSubscriptionsSurviveCrashes(t *testing.T) {
 		t.Errorf("referral-status events = %d, want %d (requested, accepted, in-progress, completed per referral)", st, 4*n)
 	}
 	// Heartbeats arrive on the idle heartbeat subscription.
-	hbDeadline := time.Now().Add(20 * time.Second)
+	hbDeadline := time.Now().Add(time.Minute)
 	for {
 		beats := 0
 		for _, nt := range recv.get("/status") {
