@@ -19,7 +19,7 @@ var _ linkbridge.DocumentDeliveryStore = (*DB)(nil)
 const documentDeliveryColumns = `outbox_id, message_id, mesh_message_id, chunks_sent, chunks_total, state, reason, outcome,
 	sent_at, inf_ack_at, bus_ack_at, updated_at`
 
-// optTime stores a zero time as ''.
+// optTime stores a zero time as ”.
 func optTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
