@@ -44,7 +44,7 @@ func (s *Server) NewGPInbox(c *mesh.Client, practice senddoc.Party) (*GPInbox, e
 // FiledDocument is a document the inbox filed.
 type FiledDocument struct {
 	MessageID, DocumentID, NHSNumber, SenderODS, Title, Replaces string
-	PDF                                                         []byte
+	PDF                                                          []byte
 }
 
 // Filed lists the filed documents, oldest first.

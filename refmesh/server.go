@@ -54,6 +54,10 @@ type Server struct {
 	MaxSkew time.Duration
 	// MaxChunk refuses larger chunks with 413 (default 100 MB).
 	MaxChunk int64
+	// CatchAll, when set, receives every automatic-routing address no
+	// registration matches (a demo convenience: real MESH would send a
+	// non-delivery report).
+	CatchAll string
 	Logger   *slog.Logger
 	Now      func() time.Time
 	mu       sync.Mutex // serialises writes (one SQLite writer)
@@ -167,6 +171,9 @@ func (s *Server) route(to string) (string, bool) {
 		var box string
 		err := s.db.QueryRow(`SELECT mailbox FROM registration WHERE nhs_number = ? AND birth_date = ? AND surname = ?`,
 			p[0], p[1], strings.ToUpper(p[2])).Scan(&box)
+		if err != nil && s.CatchAll != "" {
+			return s.CatchAll, true
+		}
 		return box, err == nil
 	}
 	var id string

@@ -59,7 +59,7 @@ func BuildResponse(r Response, id string, from, to Party, now time.Time) ([]byte
 	ooID, fromID, toID := subID(id, 1), subID(id, 2), subID(id, 3)
 	oo := obj{"resourceType": "OperationOutcome", "id": ooID, "issue": []obj{{
 		"severity": sev, "code": issue,
-		"details": obj{"coding": []obj{{"system": CSResponseCodes, "code": r.Code, "display": display}}},
+		"details":     obj{"coding": []obj{{"system": CSResponseCodes, "code": r.Code, "display": display}}},
 		"diagnostics": r.Diagnostics,
 	}}}
 	if r.Diagnostics == "" {
@@ -82,8 +82,8 @@ func BuildResponse(r Response, id string, from, to Party, now time.Time) ([]byte
 		"event":       obj{"system": CSMessageEvent, "code": EventResponse, "display": "ITK Response"},
 		"destination": []obj{{"endpoint": EndpointODS + to.ODS}},
 		"receiver":    ref(urn(toID)), "sender": ref(urn(fromID)), "timestamp": ts,
-		"source":      obj{"endpoint": EndpointODS + from.ODS},
-		"response":    obj{"identifier": r.ForMessageID, "code": code, "details": ref(urn(ooID))},
+		"source":   obj{"endpoint": EndpointODS + from.ODS},
+		"response": obj{"identifier": r.ForMessageID, "code": code, "details": ref(urn(ooID))},
 	}
 	msg := obj{"resourceType": "Bundle", "id": id, "meta": meta(ProfileMessageBundle),
 		"identifier": obj{"system": SystemUUID, "value": id}, "type": "message",

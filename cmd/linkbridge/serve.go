@@ -82,6 +82,8 @@ type ServeConfig struct {
 	SystemBase string
 	// Security is authentication, rate limits and TLS (security.go).
 	Security SecurityConfig
+	// Mesh is the send-document route (meshwiring.go).
+	Mesh MeshConfig
 }
 
 // Validate checks the configuration.
@@ -209,6 +211,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *flag.FlagSet {
 	fs.DurationVar(&cfg.RescueAfter, "rescue-after", envDuration(c.Getenv, "RESCUE_AFTER", 2*time.Minute), "return write-backs in flight longer than this to the queue; at least 2 × --gp-timeout; a send is cut off at half of it at the latest (LINKBRIDGE_RESCUE_AFTER)")
 	fs.DurationVar(&cfg.WritebackSendTimeout, "writeback-send-timeout", envDuration(c.Getenv, "WRITEBACK_SEND_TIMEOUT", 30*time.Second), "time allowed for one write-back's send, in-process retries included, so a GP endpoint hanging on one person holds up no one else; a send that times out is retried later with backoff; cut off at half of --rescue-after if that is shorter (LINKBRIDGE_WRITEBACK_SEND_TIMEOUT)")
 	fs.DurationVar(&cfg.OutboxRetention, "outbox-retention", envDuration(c.Getenv, "OUTBOX_RETENTION", 720*time.Hour), "delete delivered, superseded and discarded write-backs this long after they finished; 0 keeps them forever; pending and dead ones are never deleted (LINKBRIDGE_OUTBOX_RETENTION)")
+	c.meshFlags(fs, &cfg.Mesh)
 	fs.DurationVar(&cfg.GPTimeout, "gp-timeout", envDuration(c.Getenv, "GP_TIMEOUT", 10*time.Second), "timeout of one attempt to the GP endpoint (LINKBRIDGE_GP_TIMEOUT)")
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.RelayWorker, "relay-worker", env("RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid())), "name of this relay worker in claimed outbox rows (LINKBRIDGE_RELAY_WORKER)")
@@ -266,14 +269,20 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	obStore, _ := any(db).(linkbridge.OutboxStore)
 	metrics := prom.New(obStore, logger)
 	var relay *outbox.Relay
-	if cfg.GPBase != "" {
+	meshRoute, err := setupMesh(&cfg.Mesh, db, logger)
+	if err != nil {
+		return err
+	}
+	api.WriteBackRoutes, api.Documents = meshRoute.routes, meshRoute.documents
+	if cfg.GPBase != "" || meshRoute.enabled() {
 		if obStore == nil {
-			return errors.New("--gp-base: this store has no outbox")
+			return errors.New("write-back: this store has no outbox")
 		}
 		relay, err = newRelay(&cfg, db, codec, systems, logger, metrics)
 		if err != nil {
 			return err
 		}
+		relay.Sender = meshRoute.wrap(relay.Sender)
 		api.WriteBack = true
 		api.OnWriteBack = relay.Notify
 	}
@@ -319,6 +328,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 			return err
 		}
 		defer relay.Stop()
+		meshRoute.start(ctx, relay, logger)
 		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
 	}
 	ready := c.Ready
@@ -380,6 +390,11 @@ type relayStore interface {
 }
 
 func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems fhirmap.Systems, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
+	relay := &outbox.Relay{Store: store, Logger: logger, Worker: cfg.RelayWorker, RescueAfter: cfg.RescueAfter,
+		SendTimeout: cfg.WritebackSendTimeout, Retention: cfg.OutboxRetention, Metrics: metrics}
+	if cfg.GPBase == "" {
+		return relay, nil // the send-document route alone (meshRoute.wrap)
+	}
 	gcfg := gpfhir.Config{BaseURL: cfg.GPBase, Mode: gpfhir.Mode(cfg.GPMode), Logger: logger, RetryMax: 2, Timeout: cfg.GPTimeout, Systems: systems}
 	if cfg.GPToken != "" {
 		gcfg.Auth = gpfhir.BearerToken(cfg.GPToken)
@@ -422,16 +437,8 @@ func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems
 	if err != nil {
 		return nil, err
 	}
-	return &outbox.Relay{
-		Store:       store,
-		Sender:      &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients, Identities: store},
-		Logger:      logger,
-		Worker:      cfg.RelayWorker,
-		RescueAfter: cfg.RescueAfter,
-		SendTimeout: cfg.WritebackSendTimeout,
-		Retention:   cfg.OutboxRetention,
-		Metrics:     metrics,
-	}, nil
+	relay.Sender = &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients, Identities: store}
+	return relay, nil
 }
 
 // envDuration reads a duration from LINKBRIDGE_<name>, or def.
