@@ -53,7 +53,7 @@ func (g *GPInbox) Filed(ctx context.Context) ([]FiledDocument, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []FiledDocument
 	for rows.Next() {
 		var d FiledDocument

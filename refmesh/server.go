@@ -26,7 +26,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/linkbridge/linkbridge/adapter/mesh"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
 
 const schema = `
@@ -63,7 +62,8 @@ type Server struct {
 	mu       sync.Mutex // serialises writes (one SQLite writer)
 }
 
-// Open opens (creating) the server's SQLite file.
+// Open opens (creating) the server's SQLite file through the database/sql
+// driver "sqlite", which adapter/sqlite registers (cmd/ imports it).
 func Open(path, sharedKey string) (*Server, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)")
 	if err != nil {
@@ -71,7 +71,7 @@ func Open(path, sharedKey string) (*Server, error) {
 	}
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(schema); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("refmesh: schema: %w", err)
 	}
 	return &Server{db: db, SharedKey: sharedKey, MaxSkew: 2 * time.Hour, MaxChunk: 100 << 20,
@@ -318,7 +318,7 @@ func (s *Server) inbox(w http.ResponseWriter, r *http.Request) {
 		meshError(w, http.StatusServiceUnavailable, "EPL-500", "try again")
 		return
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	ids := []string{}
 	for rows.Next() {
 		var id string

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"html"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/google/fhir/go/fhirversion"
-	"github.com/google/fhir/go/jsonformat"
 	r3 "github.com/google/fhir/go/proto/google/fhir/proto/stu3/resources_go_proto"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 )
 
 // ITK3 and CareConnect identifiers used by the message
@@ -51,50 +49,12 @@ const (
 // ContentType is the MIME type of the message body on MESH.
 const ContentType = "application/fhir+json"
 
-var (
-	stu3Once  sync.Once
-	stu3Un    *jsonformat.Unmarshaller
-	stu3Mar   *jsonformat.Marshaller
-	stu3Error error
-)
-
-// stu3 returns the STU3 unmarshaller (validating) and marshaller.
-func stu3() (*jsonformat.Unmarshaller, *jsonformat.Marshaller, error) {
-	stu3Once.Do(func() {
-		stu3Un, stu3Error = jsonformat.NewUnmarshaller("UTC", fhirversion.STU3)
-		if stu3Error == nil {
-			stu3Mar, stu3Error = jsonformat.NewMarshaller(false, "", "", fhirversion.STU3)
-		}
-	})
-	return stu3Un, stu3Mar, stu3Error
-}
-
 // ParseSTU3 parses and validates an STU3 resource (google/fhir's STU3
-// protos: cardinalities, value types, required codes).
-func ParseSTU3(b []byte) (*r3.ContainedResource, error) {
-	un, _, err := stu3()
-	if err != nil {
-		return nil, err
-	}
-	m, err := un.Unmarshal(b)
-	if err != nil {
-		return nil, err
-	}
-	cr, ok := m.(*r3.ContainedResource)
-	if !ok {
-		return nil, fmt.Errorf("senddoc: unexpected %T", m)
-	}
-	return cr, nil
-}
+// protos, through adapter/fhirjson).
+func ParseSTU3(b []byte) (*r3.ContainedResource, error) { return fhirjson.ParseSTU3(b) }
 
 // EncodeSTU3 renders an STU3 resource as FHIR JSON.
-func EncodeSTU3(cr *r3.ContainedResource) ([]byte, error) {
-	_, mar, err := stu3()
-	if err != nil {
-		return nil, err
-	}
-	return mar.Marshal(cr)
-}
+func EncodeSTU3(cr *r3.ContainedResource) ([]byte, error) { return fhirjson.EncodeSTU3(cr) }
 
 // canonical parses a resource built as JSON through google/fhir's STU3
 // protos, which validates it, and renders it from the protos.

@@ -2,12 +2,11 @@ package senddoc
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/tidwall/gjson"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 )
 
 // Message definitions that tell an infrastructure acknowledgement from a
@@ -102,7 +101,7 @@ func ParseResponse(b []byte) (*Response, error) {
 	if _, err := ParseSTU3(b); err != nil {
 		return nil, fmt.Errorf("senddoc: response is not STU3: %w", err)
 	}
-	j := gjson.ParseBytes(b)
+	j := fhirjson.ParseJSON(b)
 	h := j.Get(`entry.#(resource.resourceType=="MessageHeader").resource`)
 	if h.Get("event.code").String() != EventResponse {
 		return nil, fmt.Errorf("senddoc: not an ITK3 response (event %q)", h.Get("event.code").String())
@@ -156,7 +155,7 @@ func Validate(b []byte) (*Received, error) {
 	if _, err := ParseSTU3(b); err != nil {
 		return nil, &Invalid{Code: CodeUnreadable, Diagnostics: "not a readable FHIR STU3 resource: " + err.Error()}
 	}
-	j := gjson.ParseBytes(b)
+	j := fhirjson.ParseJSON(b)
 	h := j.Get("entry.0.resource")
 	id := h.Get("id").String()
 	bad := func(code, f string, a ...any) error {
@@ -174,7 +173,7 @@ func Validate(b []byte) (*Received, error) {
 	if h.Get("event.system").String() != CSMessageEvent || h.Get("event.code").String() != EventSendDocument {
 		return nil, bad(CodeHeaderInvalid, "MessageHeader.event must be ITK007C")
 	}
-	keys := map[string]gjson.Result{}
+	keys := map[string]fhirjson.JSONValue{}
 	for _, e := range h.Get("extension").Array() {
 		if e.Get("url").String() == ExtMessageHandling {
 			keys[e.Get(`extension.#(url=="key").valueCoding.code`).String()] = e.Get(`extension.#(url=="value")`)
@@ -191,7 +190,7 @@ func Validate(b []byte) (*Received, error) {
 	rec := &Received{MessageID: id, BusAck: keys["BusAckRequested"].Get("valueBoolean").Bool(), InfAck: keys["InfAckRequested"].Get("valueBoolean").Bool()}
 	rec.SenderODS = strings.TrimPrefix(h.Get("source.endpoint").String(), EndpointODS)
 	focus := h.Get("focus.0.reference").String()
-	var doc gjson.Result
+	var doc fhirjson.JSONValue
 	for _, e := range j.Get("entry").Array() {
 		if e.Get("fullUrl").String() == focus {
 			doc = e.Get("resource")
@@ -201,7 +200,7 @@ func Validate(b []byte) (*Received, error) {
 		return nil, bad(CodePayloadInvalid, "MessageHeader.focus must reference an ITK-Document-Bundle-1 in the message")
 	}
 	rec.DocumentID = doc.Get("identifier.value").String()
-	entries := map[string]gjson.Result{}
+	entries := map[string]fhirjson.JSONValue{}
 	for _, e := range doc.Get("entry").Array() {
 		entries[e.Get("fullUrl").String()] = e.Get("resource")
 		if p := e.Get("resource.meta.profile.0").String(); !allowedProfiles[p] {
@@ -241,7 +240,7 @@ func Validate(b []byte) (*Received, error) {
 var allowedProfiles = map[string]bool{ProfileComposition: true, ProfilePatient: true, ProfileOrganization: true,
 	ProfilePractitioner: true, ProfileBinary: true, ProfileObservation: true}
 
-func hasProfile(r gjson.Result, p string) bool {
+func hasProfile(r fhirjson.JSONValue, p string) bool {
 	for _, v := range r.Get("meta.profile").Array() {
 		if v.String() == p {
 			return true
@@ -253,11 +252,11 @@ func hasProfile(r gjson.Result, p string) bool {
 // Address is the automatic-routing address of a message's patient,
 // GPPROVIDER_<NHS number>_<DDMMYYYY>_<surname>, read from the message.
 func Address(body []byte) (string, error) {
-	j := gjson.ParseBytes(body)
+	j := fhirjson.ParseJSON(body)
 	doc := j.Get("entry.1.resource")
 	comp := doc.Get("entry.0.resource")
 	subj := comp.Get("subject.reference").String()
-	var pat gjson.Result
+	var pat fhirjson.JSONValue
 	for _, e := range doc.Get("entry").Array() {
 		if e.Get("fullUrl").String() == subj {
 			pat = e.Get("resource")
@@ -280,8 +279,6 @@ func Address(body []byte) (string, error) {
 
 // Header reads the message id and the practice's ODS code of a message.
 func Header(body []byte) (messageID, practiceODS string) {
-	h := gjson.GetBytes(body, "entry.0.resource")
+	h := fhirjson.ParseJSON(body).Get("entry.0.resource")
 	return h.Get("id").String(), strings.TrimPrefix(h.Get("destination.0.endpoint").String(), EndpointODS)
 }
-
-var _ = json.Marshal

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/senddoc"
-	"github.com/tidwall/gjson"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files (and docs/send-document-sample.pdf)")
@@ -91,7 +91,7 @@ func TestBuildGolden(t *testing.T) {
 	if _, err := senddoc.ParseSTU3(msg.Body); err != nil {
 		t.Fatalf("message does not parse as STU3: %v", err)
 	}
-	b := gjson.ParseBytes(msg.Body)
+	b := fhirjson.ParseJSON(msg.Body)
 	if got := b.Get(`entry.0.resource.resourceType`).String(); got != "MessageHeader" {
 		t.Errorf("first entry is %s, want MessageHeader", got)
 	}
@@ -154,7 +154,7 @@ func TestReplaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := gjson.GetBytes(msg.Body, "entry.1.resource.entry.0.resource.relatesTo.0")
+	rt := fhirjson.ParseJSON(msg.Body).Get("entry.1.resource.entry.0.resource.relatesTo.0")
 	if rt.Get("code").String() != "replaces" || rt.Get("targetIdentifier.value").String() != in.Replaces {
 		t.Errorf("relatesTo = %s", rt.Raw)
 	}

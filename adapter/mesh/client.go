@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -181,7 +180,7 @@ func (c *Client) do(ctx context.Context, method, u string, body []byte, hdr http
 	if err != nil {
 		return nil, nil, fmt.Errorf("mesh: %s %s: %w", method, redact(u), err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 200<<20))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mesh: read answer: %w", err)
@@ -362,6 +361,3 @@ func ParseChunkRange(s string) (n, total int, err error) {
 	}
 	return parseRange(s)
 }
-
-// bytesEqual is used by tests through export.
-var _ = bytes.Equal

@@ -114,8 +114,6 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 			return 0, &outbox.PermanentError{Err: err}
 		}
 	}
-	p := linkbridge.DocumentDelivery{}
-	_ = p
 	prog := Progress{MeshMessageID: d.MeshMessageID, ChunksSent: d.ChunksSent, ChunksTotal: d.ChunksTotal}
 	out := Outgoing{To: to, WorkflowID: WorkflowSendDocument, LocalID: msgID,
 		Subject: senddoc.Title, Body: m.Body}

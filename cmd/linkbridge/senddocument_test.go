@@ -30,7 +30,7 @@ func TestWriteBackBothRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { _ = srv.Close() })
 	srv.CatchAll = gpBox // the generated patients are registered nowhere
 	for _, b := range []string{spBox, gpBox} {
 		if err := srv.AddMailbox(b, b+"-pw"); err != nil {
@@ -129,7 +129,7 @@ func countDelivered(t *testing.T, path string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	msgs, err := db.ListOutbox(context.Background(), linkbridge.OutboxFilter{States: []linkbridge.OutboxState{linkbridge.OutboxDelivered}, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package mesh_test
+package refmesh_test
 
 import (
 	"context"
@@ -34,6 +34,9 @@ const (
 	smallChunks = 4096
 )
 
+// The MESH client, Sender and Poller (adapter/mesh) against the reference
+// server and GP inbox on loopback, with linkbridge's SQLite store.
+
 // fault lets a test break the MESH server's answers.
 type fault struct {
 	mu sync.Mutex
@@ -63,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { _ = srv.Close() })
 	for _, mb := range [][2]string{{spMailbox, spPassword}, {gpMailbox, gpPassword}} {
 		if err := srv.AddMailbox(mb[0], mb[1]); err != nil {
 			t.Fatal(err)
@@ -88,7 +91,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() { _ = store.Close() })
 	e := &env{srv: srv, url: ts.URL, fault: f, store: store}
 	gp, err := srv.NewGPInbox(e.client(t, gpMailbox, gpPassword, 0), senddoc.Party{ODS: "A81001"})
 	if err != nil {
