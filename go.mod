@@ -3,6 +3,7 @@ module github.com/linkbridge/linkbridge
 go 1.26.0
 
 require (
+	codeberg.org/go-pdf/fpdf v0.12.0
 	github.com/MicahParks/jwkset v0.11.1
 	github.com/MicahParks/keyfunc/v3 v3.8.1
 	github.com/VictoriaMetrics/metrics v1.45.0

@@ -56,6 +56,11 @@ type Service struct {
 	// WriteBack enqueues every change's new resource versions for delivery
 	// to the GP record (set when a GP-side endpoint is configured).
 	WriteBack bool
+	// Routes are the practices' write-back routes (nil: every practice
+	// the FHIR route).
+	Routes *linkbridge.WriteBackRoutes
+	// Documents configures the send-document route (nil: no documents).
+	Documents *Documents
 	// OnWriteBack, if set, is called after a change with write-backs
 	// commits (it wakes the relay).
 	OnWriteBack func()
@@ -144,6 +149,12 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 	// withdrawn on the GP record (see render).
 	before := s.Systems.CaseView(cr)
 	prevStatus := cr.Referral.Status
+	prevRef := *cr.Referral
+	var prevAgreed *time.Time
+	if a := cr.Plan.AgreedAt; a != nil {
+		t := *a
+		prevAgreed = &t
+	}
 	next := *cr.Referral
 	cr.Referral = &next
 	ch := &linkbridge.ReferralChange{Referral: &next, MessageID: c.messageID}
@@ -167,8 +178,20 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 	// change (docs/subscriptions.md).
 	ch.Events = s.Systems.TopicEvents(mine, prevStatus != next.Status)
 	if s.WriteBack {
-		if ch.Outbox, err = s.writeBacks(ctx, cr, versions, c, now); err != nil {
-			return nil, nil, err
+		route := s.Routes.For(practiceODS(cr))
+		if route.FHIR {
+			if ch.Outbox, err = s.writeBacks(ctx, cr, versions, c, now); err != nil {
+				return nil, nil, err
+			}
+		}
+		if route.SendDocument {
+			doc, err := s.document(ctx, cr, &prevRef, prevAgreed, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			if doc != nil {
+				ch.Outbox = append(ch.Outbox, doc)
+			}
 		}
 	}
 	var occurred time.Time

@@ -54,6 +54,10 @@ type Server struct {
 	// WriteBack enqueues every case-record change for delivery to the GP
 	// record (set when a GP-side endpoint is configured).
 	WriteBack bool
+	// WriteBackRoutes are the practices' write-back routes and Documents
+	// the send-document route's settings (docs/send-document.md).
+	WriteBackRoutes *linkbridge.WriteBackRoutes
+	Documents       *casework.Documents
 	// OnWriteBack, if set, is called after a change with write-backs
 	// commits (it wakes the relay).
 	OnWriteBack func()
@@ -232,7 +236,8 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	s.work = &casework.Service{Store: s.Store, Cases: s.Cases, Codec: s.Codec, Logger: s.Logger,
-		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack, Systems: s.Systems}
+		Now: s.now, NewID: s.newID, WriteBack: s.WriteBack, OnWriteBack: s.OnWriteBack, Systems: s.Systems,
+		Routes: s.WriteBackRoutes, Documents: s.Documents}
 	if sc, ok := s.Store.(*access.Store); ok {
 		s.work.Own = sc.Store // the referral's own resources, by primary key
 	}

@@ -96,6 +96,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, en
 		return (&ConformCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "reference-gp":
 		return (&ReferenceGPCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "reference-mesh":
+		return (&ReferenceMESHCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "token":
 		return (&TokenCommand{Getenv: getenv, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "demo":
@@ -130,6 +132,7 @@ Commands:
   demo    run the whole loop locally in seconds: gateway, reference GP record, a referral worked end to end
   conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)
   reference-gp  run the reference GP record endpoint (FHIR R4 on SQLite, HTML page per patient)
+  reference-mesh  run the reference MESH mailbox server and GP document inbox (GP Connect Send Document, ITK3)
   token   mint a token signed with the local development key (for serve --dev-auth)
   healthcheck  exit 0 when the gateway at --addr answers /readyz (the container image's health check)
   version print the version, VCS revision and Go version of this binary

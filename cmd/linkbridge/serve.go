@@ -100,6 +100,8 @@ type ServeConfig struct {
 	HeartbeatInterval time.Duration
 	// Security is authentication, rate limits and TLS (security.go).
 	Security SecurityConfig
+	// Mesh is the send-document route (meshwiring.go).
+	Mesh MeshConfig
 }
 
 // Validate checks the configuration.
@@ -229,6 +231,7 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *commandFlags {
 		"hosts that Subscription rest-hook endpoints may name: host, *.domain, IP address or CIDR prefix (an internal address is reached only when an IP or CIDR entry covers it); https only, but loopback in development")
 	fs.duration(&cfg.SubscriptionTimeout, "subscription-timeout", "SUBSCRIPTION_TIMEOUT", 10*time.Second, "timeout of one attempt to deliver a subscription notification; a Subscription's backport-timeout shortens it")
 	fs.duration(&cfg.HeartbeatInterval, "heartbeat-interval", "HEARTBEAT_INTERVAL", time.Second, "how often subscriptions are checked for a heartbeat due")
+	c.meshFlags(fs, &cfg.Mesh)
 	host, _ := os.Hostname()
 	fs.str(&cfg.RelayWorker, "relay-worker", "RELAY_WORKER", fmt.Sprintf("%s:%d", host, os.Getpid()), "name of this relay worker in claimed outbox rows (default host:pid)")
 	securityFlags(fs, &cfg.Security)
@@ -341,14 +344,20 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	metrics := prom.New(obStore, logger)
 	api.Metrics = metrics
 	var relay *outbox.Relay
-	if cfg.GPBase != "" {
+	meshRoute, err := setupMesh(&cfg.Mesh, db, logger)
+	if err != nil {
+		return err
+	}
+	api.WriteBackRoutes, api.Documents = meshRoute.routes, meshRoute.documents
+	if cfg.GPBase != "" || meshRoute.enabled() {
 		if obStore == nil {
-			return errors.New("--gp-base: this store has no outbox")
+			return errors.New("write-back: this store has no outbox")
 		}
 		relay, err = newRelay(&cfg, db, codec, systems, logger, metrics)
 		if err != nil {
 			return err
 		}
+		relay.Sender = meshRoute.wrap(relay.Sender)
 		api.WriteBack = true
 		api.OnWriteBack = relay.Notify
 	}
@@ -408,6 +417,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 			return err
 		}
 		defer relay.Stop()
+		meshRoute.start(ctx, relay, logger)
 		logger.Info("write-back relay started", slog.String("gp_mode", cfg.GPMode), slog.String("worker", cfg.RelayWorker))
 	}
 	if hooks != nil {
@@ -620,6 +630,11 @@ type subscriptionStore interface {
 }
 
 func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems fhirmap.Systems, logger *slog.Logger, metrics *prom.Metrics) (*outbox.Relay, error) {
+	relay := &outbox.Relay{Store: store, Logger: logger, Worker: cfg.RelayWorker, RescueAfter: cfg.RescueAfter,
+		SendTimeout: cfg.WritebackSendTimeout, Retention: cfg.OutboxRetention, Metrics: metrics}
+	if cfg.GPBase == "" {
+		return relay, nil // the send-document route alone (meshRoute.wrap)
+	}
 	gcfg := gpfhir.Config{BaseURL: cfg.GPBase, Mode: gpfhir.Mode(cfg.GPMode), Logger: logger, RetryMax: 2, Timeout: cfg.GPTimeout, Systems: systems}
 	if cfg.GPToken != "" {
 		gcfg.Auth = gpfhir.BearerToken(cfg.GPToken)
@@ -662,16 +677,8 @@ func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems
 	if err != nil {
 		return nil, err
 	}
-	return &outbox.Relay{
-		Store:       store,
-		Sender:      &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients, Identities: store},
-		Logger:      logger,
-		Worker:      cfg.RelayWorker,
-		RescueAfter: cfg.RescueAfter,
-		SendTimeout: cfg.WritebackSendTimeout,
-		Retention:   cfg.OutboxRetention,
-		Metrics:     metrics,
-	}, nil
+	relay.Sender = &gpfhir.Sender{Client: client, Codec: codec, LinkPatients: cfg.GPLinkPatients, Identities: store}
+	return relay, nil
 }
 
 // tokenHTTPClient is the client for token requests (mutual TLS when set).

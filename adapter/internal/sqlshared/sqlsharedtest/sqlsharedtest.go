@@ -30,6 +30,7 @@ type Store interface {
 	storetest.OutboxStore
 	linkbridge.AuditStore
 	linkbridge.EndpointIdentityStore
+	linkbridge.DocumentDeliveryStore
 	linkbridge.IndexStore
 	linkbridge.SettingStore
 	linkbridge.SubscriptionStore
@@ -64,6 +65,10 @@ func RunSuites[S Store](t *testing.T, open func(tb testing.TB) S) {
 	t.Run("AuditStore", func(t *testing.T) {
 		t.Parallel()
 		storetest.RunAuditStore(t, func(t *testing.T) storetest.AuditStore { return open(t) })
+	})
+	t.Run("DocumentDeliveryStore", func(t *testing.T) {
+		t.Parallel()
+		storetest.RunDocumentDeliveryStore(t, func(t *testing.T) linkbridge.DocumentDeliveryStore { return open(t) })
 	})
 	t.Run("EndpointIdentityStore", func(t *testing.T) {
 		t.Parallel()

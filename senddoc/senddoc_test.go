@@ -1,0 +1,181 @@
+package senddoc_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
+	"github.com/linkbridge/linkbridge/senddoc"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files (and docs/send-document-sample.pdf)")
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// dischargedCase is a completed episode with a plan, contacts and
+// measures.
+func dischargedCase(consent linkbridge.ConsentLevel) *linkbridge.CaseRecord {
+	agreed := at("2025-02-03T10:00:00Z")
+	return &linkbridge.CaseRecord{
+		Referral: &linkbridge.Referral{ID: "ref-1", TaskID: "task-1", PersonID: "p-1", Status: linkbridge.TaskStatus("completed"),
+			BusinessStatus: linkbridge.BusinessDischarged, ServiceODS: "SPS001", ReferrerODS: "A81001",
+			LinkWorker: linkbridge.LinkWorker{ID: "lw-1", Name: "Sam Link"}, Consent: consent,
+			DischargeReason: "goals-met", DischargeSummary: "Joined the walking group; feels less isolated.",
+			ReceivedAt: at("2025-01-10T09:00:00Z"), AcceptedAt: at("2025-01-12T09:00:00Z"),
+			AgreedAt: at("2025-01-20T09:00:00Z"), CompletedAt: at("2025-04-01T12:00:00Z")},
+		Person: &linkbridge.Person{ID: "p-1", NHSNumber: "9434765919", BirthDate: "1950-07-02", GPODS: "A81001"},
+		Plan: linkbridge.Plan{WhatMatters: "Getting out of the house", AgreedAt: &agreed,
+			Goals:           []linkbridge.Goal{{ID: "g1", Description: "Join a walking group", Status: linkbridge.GoalAchieved}},
+			OnwardReferrals: []linkbridge.OnwardReferral{{ID: "o1", Service: "Citizens Advice", Status: "completed", SentAt: at("2025-02-10T09:00:00Z")}}},
+		Contacts: []*linkbridge.Contact{{ID: "c1", At: at("2025-01-20T09:00:00Z"), Attended: true, Notes: "secret note"},
+			{ID: "c2", At: at("2025-02-20T09:00:00Z"), Attended: false}},
+		Measures: []*linkbridge.Measure{
+			{ID: "m1", Instrument: linkbridge.WEMWBS, Timepoint: linkbridge.TimepointBaseline, Total: 38, TakenAt: at("2025-01-20T09:30:00Z")},
+			{ID: "m2", Instrument: linkbridge.WEMWBS, Timepoint: linkbridge.TimepointFinal, Total: 47, TakenAt: at("2025-03-30T09:30:00Z")},
+		},
+	}
+}
+
+func input(consent linkbridge.ConsentLevel) *senddoc.Input {
+	return &senddoc.Input{Case: dischargedCase(consent),
+		Patient: senddoc.Patient{NHSNumber: "9434765919", Family: "Jones", Given: "Ada May", BirthDate: "1950-07-02", Gender: "female"},
+		Trigger: senddoc.TriggerDischarged, Service: senddoc.Party{ODS: "SPS001", Name: "Northtown Social Prescribing"},
+		Practice:  senddoc.Party{ODS: "A81001", Name: "Riverside Surgery"},
+		MessageID: "3b7c64a4-6f1e-4c52-9d7b-0c1f5e0a0001", DocumentID: "9e0f5d1c-2b4a-4e77-8a31-5d6c7b8a0002",
+		Version: 1, Now: at("2025-04-01T12:05:00Z")}
+}
+
+// TestBuildGolden: the message for a discharge, with full consent, is the
+// golden file (any change to the message shows as a diff to review), parses
+// with google/fhir's STU3 protos, and its Base64 attachment is the PDF.
+func TestBuildGolden(t *testing.T) {
+	in := input(linkbridge.ConsentFull)
+	msg, err := senddoc.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, msg.Body, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "discharge-message.json")
+	if *update {
+		if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "docs", "send-document-sample.pdf"), msg.PDF, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Errorf("message differs from %s (run with -update and review the diff)", golden)
+	}
+	if _, err := senddoc.ParseSTU3(msg.Body); err != nil {
+		t.Fatalf("message does not parse as STU3: %v", err)
+	}
+	b := fhirjson.ParseJSON(msg.Body)
+	if got := b.Get(`entry.0.resource.resourceType`).String(); got != "MessageHeader" {
+		t.Errorf("first entry is %s, want MessageHeader", got)
+	}
+	doc := b.Get(`entry.1.resource`)
+	if got, want := b.Get(`entry.0.resource.focus.0.reference`).String(), doc.Get("fullUrl").String(); want != "" && got != want {
+		t.Errorf("focus %s", got)
+	}
+	if doc.Get("type").String() != "document" || doc.Get("entry.0.resource.resourceType").String() != "Composition" {
+		t.Fatalf("focus is not a document Bundle led by a Composition")
+	}
+	comp := doc.Get("entry.0.resource")
+	for _, f := range []string{"custodian.reference", "subject.reference", "author.0.reference"} {
+		if comp.Get(f).String() == "" {
+			t.Errorf("Composition.%s missing", f)
+		}
+	}
+	primary := comp.Get("section.0.entry.0.reference").String()
+	var pdf string
+	for _, e := range doc.Get("entry").Array() {
+		if e.Get("fullUrl").String() == primary {
+			pdf = e.Get("resource.content").String()
+		}
+	}
+	raw, err := base64.StdEncoding.DecodeString(pdf)
+	if err != nil || !bytes.Equal(raw, msg.PDF) || !bytes.HasPrefix(raw, []byte("%PDF-")) {
+		t.Errorf("the first section's entry is not the Base64 PDF")
+	}
+	if !strings.Contains(string(msg.Body), "Joined the walking group") {
+		t.Errorf("full consent: the summary is missing")
+	}
+}
+
+// TestCodesOnlyNoFreeText: with codes-only consent neither the message nor
+// the PDF carries free text (summary, what matters, goal descriptions,
+// notes, onward service names).
+func TestCodesOnlyNoFreeText(t *testing.T) {
+	in := input(linkbridge.ConsentCodesOnly)
+	msg, err := senddoc.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"walking group", "Getting out of the house", "secret note", "Citizens Advice"} {
+		if bytes.Contains(msg.Body, []byte(s)) {
+			t.Errorf("codes-only message carries %q", s)
+		}
+		if bytes.Contains(msg.PDF, []byte(s)) {
+			t.Errorf("codes-only PDF carries %q", s)
+		}
+	}
+	if !bytes.Contains(msg.Body, []byte("goals met")) {
+		t.Errorf("codes-only message lost the coded discharge reason")
+	}
+}
+
+// TestReplaces: a replacement names the earlier document.
+func TestReplaces(t *testing.T) {
+	in := input(linkbridge.ConsentFull)
+	in.Replaces = "11111111-2222-4333-8444-555555555555"
+	msg, err := senddoc.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := fhirjson.ParseJSON(msg.Body).Get("entry.1.resource.entry.0.resource.relatesTo.0")
+	if rt.Get("code").String() != "replaces" || rt.Get("targetIdentifier.value").String() != in.Replaces {
+		t.Errorf("relatesTo = %s", rt.Raw)
+	}
+}
+
+// TestReached: each trigger fires once, at its transition.
+func TestReached(t *testing.T) {
+	before := &linkbridge.Referral{}
+	cr := dischargedCase(linkbridge.ConsentFull)
+	got := senddoc.Reached(before, nil, cr)
+	want := []senddoc.Trigger{senddoc.TriggerAccepted, senddoc.TriggerPlanAgreed, senddoc.TriggerDischarged}
+	if len(got) != len(want) {
+		t.Fatalf("Reached = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Reached = %v, want %v", got, want)
+		}
+	}
+	same := *cr.Referral
+	if got := senddoc.Reached(&same, cr.Plan.AgreedAt, cr); len(got) != 0 {
+		t.Errorf("no change reached %v", got)
+	}
+}
