@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,28 +88,11 @@ func setupMesh(m *MeshConfig, store any, logger *slog.Logger) (*meshRoute, error
 	}
 	cfg := mesh.Config{BaseURL: m.URL, Mailbox: m.Mailbox, Password: m.Password, SharedKey: m.SharedKey,
 		ChunkSize: m.ChunkSize, Logger: logger}
-	if m.ClientCert != "" || m.CACert != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if m.ClientCert != "" {
-			cert, err := tls.LoadX509KeyPair(m.ClientCert, m.ClientKey)
-			if err != nil {
-				return nil, fmt.Errorf("--mesh-client-cert: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		if m.CACert != "" {
-			pem, err := os.ReadFile(m.CACert)
-			if err != nil {
-				return nil, fmt.Errorf("--mesh-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("--mesh-ca: no certificates found")
-			}
-			tc.RootCAs = pool
-		}
-		cfg.TLS = tc
+	tc, err := clientTLS("mesh", m.ClientCert, m.ClientKey, m.CACert)
+	if err != nil {
+		return nil, err
 	}
+	cfg.TLS = tc
 	client, err := mesh.New(cfg)
 	if err != nil {
 		return nil, err

@@ -639,28 +639,11 @@ func newRelay(cfg *ServeConfig, store relayStore, codec *fhirjson.Codec, systems
 	if cfg.GPToken != "" {
 		gcfg.Auth = gpfhir.BearerToken(cfg.GPToken)
 	}
-	if cfg.GPClientCert != "" || cfg.GPCACert != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.GPClientCert != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.GPClientCert, cfg.GPClientKey)
-			if err != nil {
-				return nil, fmt.Errorf("--gp-client-cert: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		if cfg.GPCACert != "" {
-			pem, err := os.ReadFile(cfg.GPCACert)
-			if err != nil {
-				return nil, fmt.Errorf("--gp-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, errors.New("--gp-ca: no certificates found")
-			}
-			tc.RootCAs = pool
-		}
-		gcfg.TLS = tc
+	tc, err := clientTLS("gp", cfg.GPClientCert, cfg.GPClientKey, cfg.GPCACert)
+	if err != nil {
+		return nil, err
 	}
+	gcfg.TLS = tc
 	if cfg.GPTokenURL != "" {
 		key, err := gpfhir.LoadPrivateKey(cfg.GPKeyFile)
 		if err != nil {
@@ -687,4 +670,33 @@ func tokenHTTPClient(tc *tls.Config) *http.Client {
 		return &http.Client{Timeout: 10 * time.Second}
 	}
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+}
+
+// clientTLS is the TLS configuration of an outbound peer (the GP endpoint,
+// MESH) from its --<flag>-client-cert, --<flag>-client-key and --<flag>-ca
+// files: nil when none is set (the system roots, no client certificate).
+func clientTLS(flag, certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" && caFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-client-cert: %w", flag, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-ca: %w", flag, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--%s-ca: no certificates found", flag)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
 }
