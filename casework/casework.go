@@ -185,7 +185,7 @@ func (s *Service) apply(ctx context.Context, c change) (*linkbridge.CaseRecord, 
 			}
 		}
 		if route.SendDocument {
-			doc, err := s.document(ctx, cr, &prevRef, prevAgreed, now)
+			doc, err := s.document(ctx, cr, &prevRef, prevAgreed, c.action, now)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -25,7 +25,16 @@ type Documents struct {
 	// ServiceName names the social prescribing service on the document
 	// ("" shows its ODS code only).
 	ServiceName string
+	// Sent lists the documents already enqueued, to replace a closed
+	// episode's last document when a correction or a consent change alters
+	// what it said (nil: no replacements; docs/send-document.md#replacements).
+	Sent linkbridge.OutboxStore
 }
+
+// replacingActions are the changes that may still be made to a closed
+// episode and alter what its closing document said: corrections
+// (docs/domain.md#corrections) and the person's consent to share.
+var replacingActions = []string{"contact-amended", "contact-withdrawn", "measure-amended", "measure-withdrawn", "goal-withdrawn", "consent"}
 
 // The document is rendered when the change is made, not when it is sent:
 // it reports the case as it stood at the trigger (a later change does not
@@ -42,7 +51,7 @@ func documentOrderKey(personID string) string { return "send-document:" + person
 // document returns the send-document outbox message of a change, or nil
 // when the change reached no configured trigger. before is the referral
 // and the plan's agreement time before the change.
-func (s *Service) document(ctx context.Context, cr *linkbridge.CaseRecord, before *linkbridge.Referral, beforeAgreed *time.Time, now time.Time) (*linkbridge.OutboxMessage, error) {
+func (s *Service) document(ctx context.Context, cr *linkbridge.CaseRecord, before *linkbridge.Referral, beforeAgreed *time.Time, action string, now time.Time) (*linkbridge.OutboxMessage, error) {
 	if s.Documents == nil || cr.Person == nil {
 		return nil, nil
 	}
@@ -59,8 +68,12 @@ func (s *Service) document(ctx context.Context, cr *linkbridge.CaseRecord, befor
 			trig = t // the last point reached: a change that accepts and discharges reports the discharge
 		}
 	}
+	version, replaces := 1, ""
 	if trig == "" {
-		return nil, nil
+		var err error
+		if trig, replaces, version, err = s.replacement(ctx, cr, action, triggers); err != nil || trig == "" {
+			return nil, err
+		}
 	}
 	pat, err := s.documentPatient(ctx, cr)
 	if err != nil {
@@ -69,7 +82,7 @@ func (s *Service) document(ctx context.Context, cr *linkbridge.CaseRecord, befor
 	in := &senddoc.Input{Case: cr, Patient: pat, Trigger: trig,
 		Service:   senddoc.Party{ODS: cr.Referral.ServiceODS, Name: s.Documents.ServiceName},
 		Practice:  senddoc.Party{ODS: practiceODS(cr)},
-		MessageID: uuid.NewString(), DocumentID: uuid.NewString(), Version: 1, Now: now}
+		MessageID: uuid.NewString(), DocumentID: uuid.NewString(), Version: version, Replaces: replaces, Now: now}
 	if err := in.Validate(); err != nil {
 		// The person's record lacks what MESH routing needs (a family
 		// name, a registered practice): the change stands, the document
@@ -83,8 +96,35 @@ func (s *Service) document(ctx context.Context, cr *linkbridge.CaseRecord, befor
 		return nil, err // a message failing STU3 validation is our bug
 	}
 	return &linkbridge.OutboxMessage{OrderKey: documentOrderKey(cr.Referral.PersonID), ReferralID: cr.Referral.ID,
-		ResourceType: linkbridge.SendDocumentType, ResourceID: in.DocumentID, Version: 1, Body: msg.Body,
+		ResourceType: linkbridge.SendDocumentType, ResourceID: in.DocumentID, Version: version, Body: msg.Body,
 		NHSNumber: cr.Person.NHSNumber, State: linkbridge.OutboxPending, AvailableAt: now, CreatedAt: now}, nil
+}
+
+// replacement decides whether a change to a closed episode replaces its
+// closing document: the change is one of replacingActions, the episode's
+// closing point (discharge or decline) is a configured trigger, and the
+// last document enqueued for the referral is that point's (or a
+// replacement of it). It returns the trigger, the DocumentID replaced and
+// the new document's version; no trigger when nothing is replaced.
+func (s *Service) replacement(ctx context.Context, cr *linkbridge.CaseRecord, action string, triggers []senddoc.Trigger) (senddoc.Trigger, string, int, error) {
+	closing := senddoc.Closing(cr.Referral)
+	if s.Documents.Sent == nil || closing == "" || !slices.Contains(triggers, closing) || !slices.Contains(replacingActions, action) {
+		return "", "", 0, nil
+	}
+	sent, err := s.Documents.Sent.ListOutbox(ctx, linkbridge.OutboxFilter{OrderKey: documentOrderKey(cr.Referral.PersonID), ReferralID: cr.Referral.ID, Limit: 1000})
+	if err != nil {
+		return "", "", 0, err
+	}
+	var last *linkbridge.OutboxMessage
+	for _, m := range sent {
+		if m.ResourceType == linkbridge.SendDocumentType && (last == nil || m.ID > last.ID) {
+			last = m
+		}
+	}
+	if last == nil || senddoc.TriggerOf(last.Body) != closing {
+		return "", "", 0, nil // the closing document was never sent (consent, configuration)
+	}
+	return closing, last.ResourceID, last.Version + 1, nil
 }
 
 // documentPatient reads the names MESH automatic routing needs from the

@@ -9,8 +9,11 @@
 package senddoc
 
 import (
+	"bytes"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,6 +142,30 @@ func (in *Input) freeText() bool { return in.Case.Referral.Consent == linkbridge
 
 // Title is the document's title.
 const Title = "Social prescribing update"
+
+// Closing returns the point that closed a referral's episode: declined,
+// discharged (completed, failed or cancelled after acceptance), or ""
+// while it is open.
+func Closing(r *linkbridge.Referral) Trigger {
+	switch {
+	case r.BusinessStatus == linkbridge.BusinessDeclined:
+		return TriggerDeclined
+	case !r.CompletedAt.IsZero():
+		return TriggerDischarged
+	}
+	return ""
+}
+
+// TriggerOf returns the trigger of a built message, read from its
+// Composition's title ("" when it names none).
+func TriggerOf(message []byte) Trigger {
+	for t, title := range triggerTitle {
+		if bytes.Contains(message, []byte(strconv.Quote(Title+": "+title))) {
+			return t
+		}
+	}
+	return ""
+}
 
 // triggerTitle is how each trigger reads on the document.
 var triggerTitle = map[Trigger]string{
@@ -303,8 +330,14 @@ func measureRows(ms []*linkbridge.Measure) []line {
 		}
 		v := strings.Join(parts, "; ")
 		if len(list) > 1 && ins != linkbridge.ONS4 {
-			d := scoreValue(list[len(list)-1]) - scoreValue(list[0])
-			v += fmt.Sprintf("; change %+g", d)
+			// Scores carry two decimals (SWEMWBS metric scores): so does
+			// their difference, without float noise (4.92, not
+			// 4.920000000000002).
+			d := math.Round((scoreValue(list[len(list)-1])-scoreValue(list[0]))*100) / 100
+			v += "; change " + strconv.FormatFloat(d, 'f', -1, 64)
+			if d > 0 {
+				v = strings.Replace(v, "; change ", "; change +", 1)
+			}
 		}
 		out = append(out, line{string(ins), v})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,5 +178,54 @@ func TestReached(t *testing.T) {
 	same := *cr.Referral
 	if got := senddoc.Reached(&same, cr.Plan.AgreedAt, cr); len(got) != 0 {
 		t.Errorf("no change reached %v", got)
+	}
+}
+
+// TestPDFReadable reads the document's PDF back with an independent
+// reader, poppler's pdftotext: what the GP reads is there, in order, and
+// with codes-only consent none of the free text is.
+func TestPDFReadable(t *testing.T) {
+	bin, err := exec.LookPath("pdftotext")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pdftotext (poppler-utils) is not installed; .ci/run installs it")
+		}
+		t.Skip("pdftotext (poppler-utils) not installed")
+	}
+	text := func(consent linkbridge.ConsentLevel) string {
+		msg, err := senddoc.Build(input(consent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), "doc.pdf")
+		if err := os.WriteFile(f, msg.PDF, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "-layout", f, "-").Output()
+		if err != nil {
+			t.Fatalf("pdftotext could not read the PDF: %v", err)
+		}
+		return strings.Join(strings.Fields(string(out)), " ")
+	}
+	full := text(linkbridge.ConsentFull)
+	last := 0
+	for _, want := range []string{"Social prescribing update: Discharged from social prescribing", "Ada May JONES", "943 476 5919",
+		"Riverside Surgery", "Northtown Social Prescribing", "Sam Link", "goals met", "Joined the walking group; feels less isolated.",
+		"Getting out of the house", "Join a walking group (achieved)", "WEMWBS", "change +9", "page 1 of 1"} {
+		i := strings.Index(full[last:], want)
+		if i < 0 {
+			t.Errorf("the PDF's text lacks %q after position %d:\n%s", want, last, full)
+			continue
+		}
+		last += i
+	}
+	codes := text(linkbridge.ConsentCodesOnly)
+	for _, free := range []string{"Joined the walking group", "Getting out of the house", "secret note"} {
+		if strings.Contains(codes, free) {
+			t.Errorf("codes-only consent: the PDF shows %q:\n%s", free, codes)
+		}
+	}
+	if !strings.Contains(codes, "943 476 5919") {
+		t.Errorf("codes-only PDF lacks the NHS number:\n%s", codes)
 	}
 }

@@ -262,6 +262,53 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestDemoSendDocument runs "linkbridge demo --route send-document": the
+// practice has no FHIR endpoint, so the episode reaches it as GP Connect
+// Send Document messages through the reference MESH: the GP document
+// inbox files the acceptance, the agreed plan and the discharge, the
+// gateway reads both ITK3 acknowledgements of each back, and the
+// discharge PDF is kept in --dir.
+func TestDemoSendDocument(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	done := make(chan DemoResult, 1)
+	err := (&DemoCommand{Getenv: noEnv, Stdout: &stdout, Stderr: &stderr, Done: done}).
+		Run(context.Background(), []string{"--dir", dir, "--route", "send-document"})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	res := <-done
+	want := []string{"Referral accepted", "Personalised care and support plan agreed", "Discharged from social prescribing"}
+	if len(res.Documents) != len(want) {
+		t.Fatalf("the GP inbox filed %d documents, want %d:\n%s", len(res.Documents), len(want), stdout.String())
+	}
+	for i, d := range res.Documents {
+		if !strings.HasSuffix(d.Title, want[i]) || !bytes.HasPrefix(d.PDF, []byte("%PDF-")) {
+			t.Errorf("document %d: %q (%d bytes), want a PDF titled …%s", i+1, d.Title, len(d.PDF), want[i])
+		}
+		if d.InfAck.IsZero() || d.BusAck.Before(d.InfAck) {
+			t.Errorf("document %d: acknowledgements read at %s (infrastructure) and %s (business)", i+1, d.InfAck, d.BusAck)
+		}
+	}
+	if res.PatientID != "" || res.Record != nil {
+		t.Errorf("the send-document route wrote to a GP FHIR record: %+v", res)
+	}
+	pdf, err := os.ReadFile(filepath.Join(dir, "discharge-document.pdf"))
+	if err != nil || !bytes.Equal(pdf, res.Documents[2].PDF) {
+		t.Errorf("discharge-document.pdf in --dir is not the filed discharge document (%v)", err)
+	}
+	out := stdout.String()
+	for _, w := range []string{"write-back route: send-document", "reference MESH", `GP document inbox: filed "Social prescribing update: Discharged from social prescribing"`,
+		"business acknowledgement", "filed 3 documents", res.MDTURL} {
+		if !strings.Contains(out, w) {
+			t.Errorf("demo output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "GP record:") {
+		t.Errorf("the send-document demo shows a FHIR GP record:\n%s", out)
+	}
+}
+
 // TestDemoBinary runs "linkbridge demo" as a user does, from the built
 // binary. Its speed (the README promises under 10 s) is a figure to read in
 // the log and in the demo's own "Done in" line, not an assertion: on a CI

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/conformance"
 	"github.com/linkbridge/linkbridge/fhirmap"
 	"github.com/linkbridge/linkbridge/refgp"
@@ -35,14 +36,19 @@ type DemoCommand struct {
 	Done chan<- DemoResult
 }
 
-// DemoResult is what a demo run produced.
+// DemoResult is what a demo run produced. GPBase, PatientID and PageURL
+// are set on the fhir route.
 type DemoResult struct {
 	GPBase, GatewayBase, PatientID, PageURL string
 	// MDTURL is the demo person's MDT page on the gateway.
 	MDTURL string
-	// Record counts the current resources the GP record holds, by type.
-	Record  map[string]int
-	Elapsed time.Duration
+	// Record counts the current resources the GP record holds, by type
+	// (fhir route).
+	Record map[string]int
+	// Documents are the documents the reference GP document inbox filed,
+	// in order (send-document route).
+	Documents []DemoDocument
+	Elapsed   time.Duration
 }
 
 // demoNHS is the demo person's NHS number (the 999 test range).
@@ -57,15 +63,22 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 	gpAddr := fs.String("gp-addr", "127.0.0.1:0", "reference GP endpoint listen address")
 	keep := fs.Bool("keep", false, "keep both servers running after the demo (Ctrl-C to stop) so the page can be opened")
 	systemBase := fs.String("system-base", "", "the gateway's --system-base (default "+fhirmap.DefaultSystemBase+")")
+	routeName := fs.String("route", "fhir", "write-back route: fhir (the reference GP's FHIR endpoint), send-document (GP Connect Send Document through the reference MESH to the reference GP document inbox) or both")
+	meshAddr := fs.String("mesh-addr", "127.0.0.1:0", "reference MESH listen address (send-document route)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("demo takes no arguments, got %q", fs.Args())
 	}
+	route, err := linkbridge.ParseRoute(*routeName)
+	if err != nil {
+		return fmt.Errorf("demo --route: %w", err)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ownDir := *dir != ""
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "linkbridge-demo-")
 		if err != nil {
@@ -74,30 +87,44 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 		defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 		*dir = tmp
 	}
-	out := c.Stdout
 	logs := &lockedBuffer{}
+	d := &demo{out: c.Stdout, client: &http.Client{Timeout: 10 * time.Second}}
+	gwDB := filepath.Join(*dir, "linkbridge.db")
+	serveArgs := []string{"serve", "--addr", *addr, "--db", gwDB, "--create-db", "--log-level", "warn", "--shutdown-timeout", "2s"}
 
-	// The reference GP record endpoint, in process.
-	// The reference GP record endpoint, strict as production servers are:
-	// its own ids, references enforced.
-	gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{})
-	if err != nil {
-		return err
+	// The reference GP record endpoint, in process, strict as production
+	// servers are: its own ids, references enforced.
+	var gpHost string
+	if route.FHIR {
+		gp, err := refgp.Open(ctx, filepath.Join(*dir, "reference-gp.db"), refgp.Options{})
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, gp.Close()) }()
+		gln, err := net.Listen("tcp", *gpAddr)
+		if err != nil {
+			return fmt.Errorf("demo: listen: %w", err)
+		}
+		gsrv := &http.Server{Handler: gp.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		// Serve returns ErrServerClosed when the demo ends; if the endpoint
+		// fails before that, the steps below fail waiting for the GP record.
+		go func() { _ = gsrv.Serve(gln) }()
+		defer func() { err = errors.Join(err, gsrv.Close()) }()
+		gpHost = "http://" + gln.Addr().String()
+		d.gp = gpHost + "/fhir"
+		serveArgs = append(serveArgs, "--gp-base", d.gp)
 	}
-	defer func() { err = errors.Join(err, gp.Close()) }()
-	gln, err := net.Listen("tcp", *gpAddr)
-	if err != nil {
-		return fmt.Errorf("demo: listen: %w", err)
+	// The reference MESH server and the practice's document inbox behind it.
+	var mx *demoMESH
+	if route.SendDocument {
+		if mx, err = startDemoMESH(ctx, filepath.Join(*dir, "reference-mesh.db"), *meshAddr, gwDB); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, mx.close()) }()
+		serveArgs = append(serveArgs, mx.serveArgs(route)...)
 	}
-	gsrv := &http.Server{Handler: gp.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	// Serve returns ErrServerClosed when the demo ends; if the endpoint
-	// fails before that, the steps below fail waiting for the GP record.
-	go func() { _ = gsrv.Serve(gln) }()
-	defer func() { err = errors.Join(err, gsrv.Close()) }()
-	gpBase := "http://" + gln.Addr().String() + "/fhir"
 
-	// The gateway: the serve command itself, write-back to the reference GP.
-	serveArgs := []string{"serve", "--addr", *addr, "--db", filepath.Join(*dir, "linkbridge.db"), "--create-db", "--gp-base", gpBase, "--log-level", "warn", "--shutdown-timeout", "2s"}
+	// The gateway: the serve command itself.
 	if *systemBase != "" {
 		serveArgs = append(serveArgs, "--system-base", *systemBase)
 	}
@@ -120,21 +147,31 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 		err = errors.Join(err, <-served)
 	}()
 	gw := "http://" + gwAddr
-	d := &demo{out: out, gw: gw, gp: gpBase, client: &http.Client{Timeout: 10 * time.Second}}
-	d.printf("linkbridge demo\n  gateway             %s/fhir  (link worker API %s/sp/v1)\n  reference GP record %s\n\n", gw, gw, gpBase)
+	d.gw = gw
+	d.printf("linkbridge demo (write-back route: %s)\n  gateway             %s/fhir  (link worker API %s/sp/v1)\n", route, gw, gw)
+	if route.FHIR {
+		d.printf("  reference GP record %s\n", d.gp)
+	}
+	if route.SendDocument {
+		d.printf("  reference MESH      %s  (service mailbox %s, practice mailbox %s behind the GP document inbox)\n", mx.base, mx.spBox, mx.gpBox)
+	}
+	d.printf("\n")
 
 	// The GP practice's own record of the person, created with the
 	// endpoint's own id.
-	patient := fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":%q}],
+	var gpPatient string
+	if route.FHIR {
+		patient := fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":%q}],
 		"name":[{"family":"XXTESTPATIENT-SOCPRESC","given":["Alex"]}],"gender":"female","birthDate":"1956-03-14"}`, demoNHS)
-	st, created := d.send(http.MethodPost, gpBase+"/Patient", "application/fhir+json", []byte(patient), "")
-	var gpRes struct {
-		ID string `json:"id"`
+		st, created := d.send(http.MethodPost, d.gp+"/Patient", "application/fhir+json", []byte(patient), "")
+		var gpRes struct {
+			ID string `json:"id"`
+		}
+		if st != http.StatusCreated || json.Unmarshal(created, &gpRes) != nil || gpRes.ID == "" {
+			return fmt.Errorf("demo: the reference GP refused the patient (HTTP %d)", st)
+		}
+		gpPatient = gpRes.ID
 	}
-	if st != http.StatusCreated || json.Unmarshal(created, &gpRes) != nil || gpRes.ID == "" {
-		return fmt.Errorf("demo: the reference GP refused the patient (HTTP %d)", st)
-	}
-	gpPatient := gpRes.ID
 
 	// 1. The GP system sends the referral.
 	ref := fmt.Sprintf("demo-%d", time.Now().UnixNano())
@@ -174,55 +211,95 @@ func (c *DemoCommand) Run(ctx context.Context, args []string) (err error) {
 		title, method, path, body string
 		// until is what the GP record must show before the next step.
 		until func(r *gpRecord) bool
+		// document is set on the steps that send the practice a document
+		// on the send-document route.
+		document bool
 	}{
 		{"2. Link worker accepts the referral", "POST", "/actions", fmt.Sprintf(`{"action":"accept","linkWorker":{"id":"lw-17","name":"Sam Link","sdsUserId":"555050304199"},"at":%q}`, at.Format(time.RFC3339)),
-			func(r *gpRecord) bool { return r.taskStatus == "accepted" && r.count["CarePlan"] == 1 }},
+			func(r *gpRecord) bool { return r.taskStatus == "accepted" && r.count["CarePlan"] == 1 }, true},
 		{"3. First contact: a 30-minute phone call", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"phone","minutes":30,"attended":true,"notes":"Feels isolated since moving"}`, at.Format(time.RFC3339)),
-			func(r *gpRecord) bool { return r.taskStatus == "in-progress" && r.count["Encounter"] == 1 }},
+			func(r *gpRecord) bool { return r.taskStatus == "in-progress" && r.count["Encounter"] == 1 }, false},
 		{"4. Baseline wellbeing: SWEMWBS", "POST", "/measures", fmt.Sprintf(`{"instrument":"SWEMWBS","timepoint":"baseline","items":[2,3,3,2,3,2,3],"takenAt":%q}`, at.Format(time.RFC3339)),
-			func(r *gpRecord) bool { return r.count["Observation"] == 1 }},
+			func(r *gpRecord) bool { return r.count["Observation"] == 1 }, false},
 		{"5. Personalised care and support plan agreed (consent not yet recorded: codes only)", "PUT", "/plan", `{"whatMatters":"Getting out of the house","needs":[{"code":{"system":"http://snomed.info/sct","code":"267076002"}}],
 			"goals":[{"description":"Join a walking group","importance":8,"confidence":6,"status":"active"}],
 			"onwardReferrals":[{"service":"Parkside walking group","status":"sent"}],"signposts":[{"to":"Citizens Advice"}]}`,
-			func(r *gpRecord) bool { return r.count["Goal"] == 1 && r.count["ServiceRequest"] == 1 }},
+			func(r *gpRecord) bool { return r.count["Goal"] == 1 && r.count["ServiceRequest"] == 1 }, true},
 		{"6. The person agrees to share the details with their GP (consent: codes-only → full)", "PUT", "/consent", `{"consent":"full"}`,
-			func(r *gpRecord) bool { return r.carePlanTitle != "" && strings.Contains(r.goals, "walking") }},
+			func(r *gpRecord) bool { return r.carePlanTitle != "" && strings.Contains(r.goals, "walking") }, false},
 		{"7. Follow-up: a face-to-face meeting", "POST", "/contacts", fmt.Sprintf(`{"at":%q,"mode":"face-to-face","minutes":45,"attended":true}`, at.Add(2*time.Hour).Format(time.RFC3339)),
-			func(r *gpRecord) bool { return r.count["Encounter"] == 2 }},
+			func(r *gpRecord) bool { return r.count["Encounter"] == 2 }, false},
 		{"8. Review wellbeing: SWEMWBS again", "POST", "/measures", fmt.Sprintf(`{"instrument":"SWEMWBS","timepoint":"final","items":[3,4,4,3,4,3,4],"takenAt":%q}`, at.Add(3*time.Hour).Format(time.RFC3339)),
-			func(r *gpRecord) bool { return r.count["Observation"] == 2 }},
+			func(r *gpRecord) bool { return r.count["Observation"] == 2 }, false},
 		{"9. Discharge: goals met", "POST", "/actions", `{"action":"complete","reasonCode":"goals-met","summary":"Walks with the Parkside group every Tuesday"}`,
-			func(r *gpRecord) bool { return r.taskStatus == "completed" && r.carePlanStatus == "completed" }},
+			func(r *gpRecord) bool { return r.taskStatus == "completed" && r.carePlanStatus == "completed" }, true},
 	}
+	res := DemoResult{GatewayBase: gw, PatientID: gpPatient}
+	var last *DemoDocument
 	for i, s := range steps {
 		if st, b := d.send(s.method, sp+s.path, "application/json", []byte(s.body), ""); st != 200 && st != 201 {
 			return fmt.Errorf("demo: %s: HTTP %d: %s", s.title, st, b)
 		}
-		// Each change's Provenance is written back after the resources it
-		// names: the step is done when it has arrived too.
-		rec, err := d.waitGP(ctx, func(r *gpRecord) bool { return s.until(r) && r.count["Provenance"] == i+1 })
+		d.step(s.title, "")
+		if route.FHIR {
+			// Each change's Provenance is written back after the resources
+			// it names: the step is done when it has arrived too.
+			rec, err := d.waitGP(ctx, func(r *gpRecord) bool { return s.until(r) && r.count["Provenance"] == i+1 })
+			if err != nil {
+				return fmt.Errorf("demo: %s: %w\n%s", s.title, err, logs.String())
+			}
+			d.printf("%s", rec.String())
+		}
+		if !route.SendDocument {
+			continue
+		}
+		if !s.document {
+			if !route.FHIR {
+				d.printf("   (no document at this point)\n")
+			}
+			continue
+		}
+		doc, err := mx.waitDocument(ctx, len(res.Documents)+1)
 		if err != nil {
 			return fmt.Errorf("demo: %s: %w\n%s", s.title, err, logs.String())
 		}
-		d.step(s.title, rec.String())
+		d.printf("%s", doc.String())
+		res.Documents = append(res.Documents, *doc)
+		last = doc
 	}
-	rec, _ := d.readGP()
-	page := "http://" + gln.Addr().String() + "/patients/" + gpPatient
+	res.MDTURL = gw + "/mdt/people/" + srID
 	// The MDT page the demo ends on shows the episode as it ended.
-	mdtURL := gw + "/mdt/people/" + srID
-	if st, b := d.send(http.MethodGet, mdtURL, "", nil, ""); st != http.StatusOK || !bytes.Contains(b, []byte("Discharged: goals met")) {
-		return fmt.Errorf("demo: the MDT page %s does not show the discharge (HTTP %d)", mdtURL, st)
+	if st, b := d.send(http.MethodGet, res.MDTURL, "", nil, ""); st != http.StatusOK || !bytes.Contains(b, []byte("Discharged: goals met")) {
+		return fmt.Errorf("demo: the MDT page %s does not show the discharge (HTTP %d)", res.MDTURL, st)
 	}
-	elapsed := time.Since(start)
-	d.printf("Done in %s: the GP record holds %d resources (%s), each written back by the relay with the endpoint's own ids (the reference GP is strict: it assigns ids and enforces references).\n",
-		elapsed.Round(time.Millisecond), rec.total(), rec.counts())
-	d.printf("The GP record as the reference GP shows it: %s\n", page)
-	d.printf("The MDT page (live: changes through /sp/v1 or /fhir appear as they happen): %s\n", mdtURL)
+	res.Elapsed = time.Since(start)
+	if route.FHIR {
+		rec, _ := d.readGP()
+		res.GPBase, res.Record = d.gp, rec.count
+		res.PageURL = gpHost + "/patients/" + gpPatient
+		d.printf("Done in %s: the GP record holds %d resources (%s), each written back by the relay with the endpoint's own ids (the reference GP is strict: it assigns ids and enforces references).\n",
+			res.Elapsed.Round(time.Millisecond), rec.total(), rec.counts())
+		d.printf("The GP record as the reference GP shows it: %s\n", res.PageURL)
+	}
+	if route.SendDocument {
+		d.printf("Done in %s: the reference GP document inbox filed %d documents, each acknowledged back to the gateway over MESH (ITK3 infrastructure and business acknowledgements).\n",
+			res.Elapsed.Round(time.Millisecond), len(res.Documents))
+		if ownDir {
+			p := filepath.Join(*dir, "discharge-document.pdf")
+			if err := os.WriteFile(p, last.PDF, 0o600); err != nil {
+				return err
+			}
+			d.printf("The discharge document as the practice filed it: %s\n", p)
+		} else {
+			d.printf("(run with --dir DIR to keep the discharge document's PDF)\n")
+		}
+	}
+	d.printf("The MDT page (live: changes through /sp/v1 or /fhir appear as they happen): %s\n", res.MDTURL)
 	if !*keep {
-		d.printf("(run with --keep to keep both servers up and open those pages)\n")
+		d.printf("(run with --keep to keep the servers up and open those pages)\n")
 	}
 	if c.Done != nil {
-		c.Done <- DemoResult{GPBase: gpBase, GatewayBase: gw, PatientID: gpPatient, PageURL: page, MDTURL: mdtURL, Record: rec.count, Elapsed: elapsed}
+		c.Done <- res
 	}
 	if *keep {
 		d.printf("Servers running; Ctrl-C to stop.\n")

@@ -83,6 +83,10 @@ func setupMesh(m *MeshConfig, store any, logger *slog.Logger) (*meshRoute, error
 	if !ok {
 		return nil, errors.New("send-document route: this store keeps no document deliveries")
 	}
+	sent, ok := store.(linkbridge.OutboxStore)
+	if !ok {
+		return nil, errors.New("send-document route: this store has no outbox")
+	}
 	if m.URL == "" || m.Mailbox == "" {
 		return nil, errors.New("send-document route: --mesh-url and --mesh-mailbox are required")
 	}
@@ -102,7 +106,7 @@ func setupMesh(m *MeshConfig, store any, logger *slog.Logger) (*meshRoute, error
 		poll = 30 * time.Second
 	}
 	return &meshRoute{routes: routes, poll: poll,
-		documents: &casework.Documents{Triggers: triggers, ServiceName: m.ServiceName},
+		documents: &casework.Documents{Triggers: triggers, ServiceName: m.ServiceName, Sent: sent},
 		sender:    &mesh.Sender{Client: client, Store: ds, Routes: routes, AckPoll: poll, BusinessAckTimeout: m.BusinessAckTimeout, Logger: logger},
 		poller:    &mesh.Poller{Client: client, Store: ds, Logger: logger}}, nil
 }

@@ -102,18 +102,43 @@ func TestWriteBackBothRoutes(t *testing.T) {
 	if !strings.Contains(docs[0].Title, "accepted") || !strings.Contains(docs[1].Title, "Discharged") {
 		t.Errorf("documents %q, %q: want the acceptance then the discharge", docs[0].Title, docs[1].Title)
 	}
+	// A measure withdrawn as entered in error after discharge changes what
+	// the discharge document said: a replacement is sent, naming the
+	// discharge document it replaces (Composition.relatesTo).
+	var cv struct {
+		Measures []struct {
+			ID string `json:"id"`
+		} `json:"measures"`
+	}
+	g.do(http.MethodGet, "/sp/v1/referrals/"+id, "", nil, &cv)
+	if len(cv.Measures) != 1 {
+		t.Fatalf("case view measures %+v", cv.Measures)
+	}
+	g.change(id, http.MethodPost, "/sp/v1/referrals/"+id+"/measures/"+cv.Measures[0].ID+"/withdraw", map[string]any{"reason": "recorded for the wrong person"}, deadline)
+	for time.Now().Before(deadline) {
+		if docs, err = inbox.Filed(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(docs) >= 3 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(docs) != 3 || !strings.Contains(docs[2].Title, "Discharged") || docs[2].Replaces != docs[1].DocumentID {
+		t.Fatalf("after the correction the inbox filed %+v, want a third document replacing %s", titles(docs), docs[1].DocumentID)
+	}
 	// The relay completes the send-document messages once the business
 	// acknowledgements are read back.
 	var delivered int
 	for time.Now().Before(deadline) {
 		delivered = countDelivered(t, db)
-		if delivered == 2 {
+		if delivered == 3 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if delivered != 2 {
-		t.Fatalf("%d send-document messages delivered, want 2\n%s", delivered, stderr)
+	if delivered != 3 {
+		t.Fatalf("%d send-document messages delivered, want 3\n%s", delivered, stderr)
 	}
 	stop()
 	if err := <-errc; err != nil {
@@ -145,4 +170,13 @@ func countDelivered(t *testing.T, path string) int {
 		}
 	}
 	return n
+}
+
+// titles lists filed documents for a failure message.
+func titles(docs []refmesh.FiledDocument) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.Title+" (document "+d.DocumentID+", replaces "+d.Replaces+")")
+	}
+	return out
 }
