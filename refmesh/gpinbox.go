@@ -106,13 +106,15 @@ func (g *GPInbox) process(ctx context.Context, id string) error {
 	if in.Report() || in.Header.Get(mesh.HeaderWorkflowID) != mesh.WorkflowSendDocument {
 		return g.Client.Acknowledge(ctx, id) // not for this inbox
 	}
+	// Responses go back in the message's own format (JSON or XML).
+	format := senddoc.FormatOf(in.Body)
 	rec, err := senddoc.Validate(in.Body)
 	var inv *senddoc.Invalid
 	switch {
 	case errors.As(err, &inv):
 		g.Logger.Info("refmesh: invalid Send Document message", slog.String("mesh_id", id), slog.String("code", inv.Code))
 		if inv.MessageID != "" {
-			if err := g.respond(ctx, from, senddoc.Response{ForMessageID: inv.MessageID, Code: inv.Code, Diagnostics: inv.Diagnostics}, ""); err != nil {
+			if err := g.respond(ctx, from, senddoc.Response{ForMessageID: inv.MessageID, Code: inv.Code, Diagnostics: inv.Diagnostics}, "", format); err != nil {
 				return err
 			}
 		}
@@ -121,7 +123,7 @@ func (g *GPInbox) process(ctx context.Context, id string) error {
 		return err
 	}
 	if rec.InfAck {
-		if err := g.respond(ctx, from, senddoc.Response{ForMessageID: rec.MessageID, OK: true, Code: senddoc.CodeSuccess}, rec.SenderODS); err != nil {
+		if err := g.respond(ctx, from, senddoc.Response{ForMessageID: rec.MessageID, OK: true, Code: senddoc.CodeSuccess}, rec.SenderODS, format); err != nil {
 			return err
 		}
 	}
@@ -133,7 +135,7 @@ func (g *GPInbox) process(ctx context.Context, id string) error {
 		return fmt.Errorf("refmesh: file document: %w", err)
 	}
 	if rec.BusAck {
-		if err := g.respond(ctx, from, senddoc.Response{ForMessageID: rec.MessageID, Business: true, OK: true, Code: senddoc.CodeSuccess}, rec.SenderODS); err != nil {
+		if err := g.respond(ctx, from, senddoc.Response{ForMessageID: rec.MessageID, Business: true, OK: true, Code: senddoc.CodeSuccess}, rec.SenderODS, format); err != nil {
 			return err
 		}
 	}
@@ -142,15 +144,19 @@ func (g *GPInbox) process(ctx context.Context, id string) error {
 
 // respond sends an ITK3 response to the sender's mailbox with the
 // acknowledgement workflow id.
-func (g *GPInbox) respond(ctx context.Context, toMailbox string, r senddoc.Response, senderODS string) error {
+func (g *GPInbox) respond(ctx context.Context, toMailbox string, r senddoc.Response, senderODS string, format senddoc.Format) error {
 	if senderODS == "" {
 		senderODS = toMailbox
 	}
 	body, err := senddoc.BuildResponse(r, uuid.NewString(), g.Practice, senddoc.Party{ODS: senderODS}, g.Now())
+	if err == nil {
+		body, err = senddoc.Encode(body, format)
+	}
 	if err != nil {
 		return err
 	}
-	_, err = g.Client.Send(ctx, mesh.Outgoing{To: toMailbox, WorkflowID: mesh.WorkflowSendDocumentAck, LocalID: r.ForMessageID, Body: body},
+	_, err = g.Client.Send(ctx, mesh.Outgoing{To: toMailbox, WorkflowID: mesh.WorkflowSendDocumentAck, LocalID: r.ForMessageID,
+		ContentType: format.ContentType(), Body: body},
 		mesh.Progress{}, func(mesh.Progress) error { return nil })
 	return err
 }

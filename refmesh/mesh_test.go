@@ -214,6 +214,40 @@ func TestSendDocumentDelivered(t *testing.T) {
 	}
 }
 
+// TestSendDocumentXML: with Format xml the message travels as FHIR STU3
+// XML (Mex-Content-Type application/fhir+xml); the GP inbox reads it,
+// files the same PDF, and answers in XML, which the poller reads.
+func TestSendDocumentXML(t *testing.T) {
+	e := newEnv(t)
+	var contentTypes sync.Map
+	e.fault.set(func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/outbox") {
+			contentTypes.Store(r.Header.Get(mesh.HeaderFrom), r.Header.Get(mesh.HeaderContentType))
+		}
+		return false
+	})
+	m := message(t, 1, familyName)
+	s := e.sender(t, smallChunks)
+	s.Format = senddoc.FormatXML
+	if err := deliver(t, e, s, m); err != nil {
+		t.Fatalf("delivery: %v", err)
+	}
+	d, err := e.store.DocumentDelivery(context.Background(), 1)
+	if err != nil || d.State != linkbridge.DeliveryAcked || d.BusAckAt.IsZero() {
+		t.Fatalf("delivery = %+v, %v; want acked", d, err)
+	}
+	for box, want := range map[string]string{spMailbox: "application/fhir+xml", gpMailbox: "application/fhir+xml"} {
+		if ct, _ := contentTypes.Load(box); ct != want {
+			t.Errorf("%s sent Mex-Content-Type %v, want %s", box, ct, want)
+		}
+	}
+	docs := filed(t, e)
+	want, _ := senddoc.Validate(m.Body)
+	if len(docs) != 1 || string(docs[0].PDF) != string(want.PDF) || docs[0].Title != want.Title {
+		t.Fatalf("filed %d documents; want the JSON message's PDF and title", len(docs))
+	}
+}
+
 // TestStaleTimestamp: a request whose authentication timestamp is outside
 // the window is refused 401, and a fresh one is accepted.
 func TestStaleTimestamp(t *testing.T) {

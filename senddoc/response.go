@@ -95,9 +95,13 @@ func BuildResponse(r Response, id string, from, to Party, now time.Time) ([]byte
 	return canonical(msg)
 }
 
-// ParseResponse reads an ITK3 response message (validated by google/fhir's
-// STU3 protos).
+// ParseResponse reads an ITK3 response message, JSON or XML (validated by
+// google/fhir's STU3 protos).
 func ParseResponse(b []byte) (*Response, error) {
+	b, err := asJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("senddoc: response is not STU3 XML: %w", err)
+	}
 	if _, err := ParseSTU3(b); err != nil {
 		return nil, fmt.Errorf("senddoc: response is not STU3: %w", err)
 	}
@@ -145,13 +149,17 @@ type Invalid struct {
 
 func (e *Invalid) Error() string { return "senddoc: " + e.Code + ": " + e.Diagnostics }
 
-// Validate checks a received Send Document message as a GP inbox does: it
-// parses as STU3 (10009), its header is an ITK3 header with the handling
+// Validate checks a received Send Document message, JSON or XML, as a GP
+// inbox does: it parses as STU3 (10009), its header is an ITK3 header with the handling
 // specification and event ITK007C (20006, 10001), its focus is an
 // ITK-Document-Bundle whose CareConnect-Composition names custodian,
 // subject and author and whose first section's entry is a Base64 PDF
 // attachment, and its profiles are the iteration's (20009).
 func Validate(b []byte) (*Received, error) {
+	b, err := asJSON(b)
+	if err != nil {
+		return nil, &Invalid{Code: CodeUnreadable, Diagnostics: "not readable FHIR STU3 XML: " + err.Error()}
+	}
 	if _, err := ParseSTU3(b); err != nil {
 		return nil, &Invalid{Code: CodeUnreadable, Diagnostics: "not a readable FHIR STU3 resource: " + err.Error()}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"os/exec"
@@ -227,5 +228,55 @@ func TestPDFReadable(t *testing.T) {
 	}
 	if !strings.Contains(codes, "943 476 5919") {
 		t.Errorf("codes-only PDF lacks the NHS number:\n%s", codes)
+	}
+}
+
+// TestXML: a message rendered as FHIR STU3 XML reads back (Validate) as
+// the same document as its JSON, and so does a response; XML that is not
+// FHIR STU3 is refused as unreadable (10009).
+func TestXML(t *testing.T) {
+	msg, err := senddoc.Build(input(linkbridge.ConsentFull))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := senddoc.Encode(msg.Body, senddoc.FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if senddoc.FormatOf(x) != senddoc.FormatXML || !bytes.Contains(x, []byte(`<Bundle xmlns="http://hl7.org/fhir">`)) {
+		t.Fatalf("not FHIR XML:\n%.300s", x)
+	}
+	fromJSON, err := senddoc.Validate(msg.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromXML, err := senddoc.Validate(x)
+	if err != nil {
+		t.Fatalf("the XML message is refused: %v", err)
+	}
+	if fromXML.MessageID != fromJSON.MessageID || fromXML.DocumentID != fromJSON.DocumentID || fromXML.Title != fromJSON.Title ||
+		!bytes.Equal(fromXML.PDF, fromJSON.PDF) || fromXML.NHSNumber != fromJSON.NHSNumber {
+		t.Errorf("XML reads as %+v, JSON as %+v", fromXML, fromJSON)
+	}
+	again, err := senddoc.Encode(msg.Body, senddoc.FormatXML)
+	if err != nil || !bytes.Equal(again, x) {
+		t.Error("XML rendering is not deterministic: a resumed chunked upload would change body")
+	}
+	resp, err := senddoc.BuildResponse(senddoc.Response{ForMessageID: msg.MessageID, Business: true, OK: true, Code: senddoc.CodeSuccess},
+		"5d1e0c2a-0000-4000-8000-000000000001", senddoc.Party{ODS: "A81001"}, senddoc.Party{ODS: "SPS001"}, at("2025-04-01T12:06:00Z"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := senddoc.Encode(resp, senddoc.FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := senddoc.ParseResponse(rx)
+	if err != nil || r.ForMessageID != msg.MessageID || !r.Business || !r.OK {
+		t.Errorf("XML response reads as %+v, %v", r, err)
+	}
+	var inv *senddoc.Invalid
+	if _, err := senddoc.Validate([]byte(`<Bundle xmlns="http://hl7.org/fhir"><nonsense/></Bundle>`)); !errors.As(err, &inv) || inv.Code != senddoc.CodeUnreadable {
+		t.Errorf("unreadable XML: %v, want code %s", err, senddoc.CodeUnreadable)
 	}
 }

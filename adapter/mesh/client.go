@@ -213,7 +213,10 @@ type Outgoing struct {
 	// To is the recipient mailbox, or the automatic-routing address
 	// GPPROVIDER_<NHS number>_<DDMMYYYY>_<surname>.
 	To, WorkflowID, Subject, LocalID string
-	Body                             []byte
+	// ContentType is the body's media type, sent as Mex-Content-Type
+	// ("" is application/fhir+json).
+	ContentType string
+	Body        []byte
 }
 
 // Progress is how far a chunked send came: the MESH message id (after the
@@ -251,7 +254,11 @@ func (c *Client) Send(ctx context.Context, m Outgoing, p Progress, record func(P
 		if m.LocalID != "" {
 			hdr.Set(HeaderLocalID, m.LocalID)
 		}
-		hdr.Set(HeaderContentType, "application/fhir+json")
+		ct := m.ContentType
+		if ct == "" {
+			ct = "application/fhir+json"
+		}
+		hdr.Set(HeaderContentType, ct)
 		hdr.Set("Content-Type", "application/octet-stream")
 		hdr.Set(HeaderChunkRange, rng(1))
 		_, b, err := c.do(ctx, http.MethodPost, c.url("outbox"), chunk(1), hdr, http.StatusAccepted, http.StatusOK)

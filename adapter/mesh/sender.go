@@ -37,8 +37,11 @@ type Sender struct {
 	// BusinessAckTimeout flags a message whose business acknowledgement has
 	// not come this long after it was sent (default 72h).
 	BusinessAckTimeout time.Duration
-	Logger             *slog.Logger
-	Now                func() time.Time
+	// Format is how messages travel: FHIR STU3 JSON ("", the default) or
+	// XML.
+	Format senddoc.Format
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 func (s *Sender) now() time.Time {
@@ -115,8 +118,14 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 		}
 	}
 	prog := Progress{MeshMessageID: d.MeshMessageID, ChunksSent: d.ChunksSent, ChunksTotal: d.ChunksTotal}
+	// The outbox keeps the JSON; XML renders the same bytes every attempt,
+	// so a resumed upload continues the same body.
+	body, err := senddoc.Encode(m.Body, s.Format)
+	if err != nil {
+		return 0, &outbox.PermanentError{Err: err}
+	}
 	out := Outgoing{To: to, WorkflowID: WorkflowSendDocument, LocalID: msgID,
-		Subject: senddoc.Title, Body: m.Body}
+		Subject: senddoc.Title, ContentType: s.Format.ContentType(), Body: body}
 	_, err = s.Client.Send(ctx, out, prog, func(p Progress) error {
 		d.MeshMessageID, d.ChunksSent, d.ChunksTotal = p.MeshMessageID, p.ChunksSent, p.ChunksTotal
 		return s.Store.SaveDocumentDelivery(ctx, d)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -221,6 +222,17 @@ func bind[T any](f *commandFlags, p *T, name, envName string, def T, fm form[T],
 // str binds a free-form string setting.
 func (f *commandFlags) str(p *string, name, envName, def, usage string) {
 	bind(f, p, name, envName, def, form[string]{func(s string) (string, error) { return s, nil }, func(s string) string { return s }, "text", "string"}, usage)
+}
+
+// oneOf binds a string setting that takes one of choices.
+func (f *commandFlags) oneOf(p *string, name, envName, def string, choices []string, usage string) {
+	words := strings.Join(choices, " or ")
+	bind(f, p, name, envName, def, form[string]{func(s string) (string, error) {
+		if !slices.Contains(choices, s) {
+			return "", fmt.Errorf("not %s", words)
+		}
+		return s, nil
+	}, func(s string) string { return s }, words, "string"}, usage)
 }
 
 // secretStr binds a string setting that "linkbridge config" redacts.

@@ -28,7 +28,9 @@ type MeshConfig struct {
 	URL, Mailbox, Password, SharedKey string
 	ClientCert, ClientKey, CACert     string
 	ChunkSize                         int
-	Poll, BusinessAckTimeout          time.Duration
+	// Format is the messages' format on MESH: json or xml.
+	Format                   string
+	Poll, BusinessAckTimeout time.Duration
 }
 
 func (c *ServeCommand) meshFlags(fs *commandFlags, m *MeshConfig) {
@@ -43,6 +45,7 @@ func (c *ServeCommand) meshFlags(fs *commandFlags, m *MeshConfig) {
 	fs.str(&m.ClientCert, "mesh-client-cert", "MESH_CLIENT_CERT", "", "client certificate (PEM) MESH requires")
 	fs.str(&m.ClientKey, "mesh-client-key", "MESH_CLIENT_KEY", "", "its key (PEM)")
 	fs.str(&m.CACert, "mesh-ca", "MESH_CA", "", "CA certificate (PEM) to trust for MESH")
+	fs.oneOf(&m.Format, "mesh-format", "MESH_FORMAT", "json", []string{"json", "xml"}, "format of the Send Document messages on MESH: json or xml (FHIR STU3)")
 	fs.integer(&m.ChunkSize, "mesh-chunk-size", "MESH_CHUNK_SIZE", mesh.DefaultChunkSize, "bytes of one MESH chunk; larger messages are chunked")
 	fs.duration(&m.Poll, "mesh-poll", "MESH_POLL", 30*time.Second, "how often the MESH inbox is read for acknowledgements")
 	fs.duration(&m.BusinessAckTimeout, "mesh-business-ack-timeout", "MESH_BUSINESS_ACK_TIMEOUT", 72*time.Hour, "dead-letter (alert) a document whose business acknowledgement has not come this long after sending")
@@ -79,6 +82,10 @@ func setupMesh(m *MeshConfig, store any, logger *slog.Logger) (*meshRoute, error
 	if err != nil {
 		return nil, err
 	}
+	format, err := senddoc.ParseFormat(m.Format)
+	if err != nil {
+		return nil, fmt.Errorf("--mesh-format: %w", err)
+	}
 	ds, ok := store.(linkbridge.DocumentDeliveryStore)
 	if !ok {
 		return nil, errors.New("send-document route: this store keeps no document deliveries")
@@ -107,7 +114,7 @@ func setupMesh(m *MeshConfig, store any, logger *slog.Logger) (*meshRoute, error
 	}
 	return &meshRoute{routes: routes, poll: poll,
 		documents: &casework.Documents{Triggers: triggers, ServiceName: m.ServiceName, Sent: sent},
-		sender:    &mesh.Sender{Client: client, Store: ds, Routes: routes, AckPoll: poll, BusinessAckTimeout: m.BusinessAckTimeout, Logger: logger},
+		sender:    &mesh.Sender{Client: client, Store: ds, Routes: routes, AckPoll: poll, BusinessAckTimeout: m.BusinessAckTimeout, Format: format, Logger: logger},
 		poller:    &mesh.Poller{Client: client, Store: ds, Logger: logger}}, nil
 }
 
