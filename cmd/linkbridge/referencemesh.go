@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,34 +27,36 @@ type ReferenceMESHCommand struct {
 
 // Run serves until ctx ends.
 func (c *ReferenceMESHCommand) Run(ctx context.Context, args []string) error {
-	env := func(name, def string) string {
-		if v := c.Getenv("LINKBRIDGE_REFMESH_" + name); v != "" {
-			return v
-		}
-		return def
-	}
-	fs := flag.NewFlagSet("reference-mesh", flag.ContinueOnError)
-	fs.SetOutput(c.Stderr)
-	addr := fs.String("addr", env("ADDR", "127.0.0.1:8092"), "listen address (LINKBRIDGE_REFMESH_ADDR)")
-	db := fs.String("db", env("DB", "reference-mesh.db"), "SQLite file of mailboxes and messages (LINKBRIDGE_REFMESH_DB)")
-	key := fs.String("shared-key", env("SHARED_KEY", "TestKey"), "the environment's shared key of the authentication HMAC (LINKBRIDGE_REFMESH_SHARED_KEY)")
-	boxes := fs.String("mailboxes", env("MAILBOXES", ""), "mailboxes to create, id=password,... (LINKBRIDGE_REFMESH_MAILBOXES)")
-	gpBox := fs.String("gp-mailbox", env("GP_MAILBOX", ""), "mailbox of the reference GP document inbox (created with password gp-password unless listed); empty: no inbox (LINKBRIDGE_REFMESH_GP_MAILBOX)")
-	gpODS := fs.String("gp-ods", env("GP_ODS", "A81001"), "ODS code of the reference practice (LINKBRIDGE_REFMESH_GP_ODS)")
-	catchAll := fs.Bool("gp-catch-all", env("GP_CATCH_ALL", "true") == "true", "route every unregistered GPPROVIDER_ address to the GP inbox (demo); false sends non-delivery reports (LINKBRIDGE_REFMESH_GP_CATCH_ALL)")
-	poll := fs.Duration("gp-poll", 500*time.Millisecond, "how often the GP inbox reads its mailbox")
+	fs := newFlags("reference-mesh", c.Getenv, c.Stderr)
+	fs.synopsis = "reference-mesh [--addr 127.0.0.1:8092] [--db reference-mesh.db] [--mailboxes id=password,...] [--gp-mailbox ID] [flags]"
+	var (
+		addr, db, key, boxes, gpBox, gpODS string
+		catchAll                           bool
+		poll                               time.Duration
+	)
+	fs.str(&addr, "addr", "REFMESH_ADDR", "127.0.0.1:8092", "listen address")
+	fs.str(&db, "db", "REFMESH_DB", "reference-mesh.db", "SQLite file of mailboxes and messages (created when missing)")
+	fs.secretStr(&key, "shared-key", "REFMESH_SHARED_KEY", "TestKey", "the environment's shared key of the authentication HMAC")
+	fs.secretStr(&boxes, "mailboxes", "REFMESH_MAILBOXES", "", "mailboxes to create, id=password,...")
+	fs.str(&gpBox, "gp-mailbox", "REFMESH_GP_MAILBOX", "", "mailbox of the reference GP document inbox (created with password gp-password unless listed); empty: no inbox")
+	fs.str(&gpODS, "gp-ods", "REFMESH_GP_ODS", "A81001", "ODS code of the reference practice")
+	fs.boolean(&catchAll, "gp-catch-all", "REFMESH_GP_CATCH_ALL", true, "route every unregistered GPPROVIDER_ address to the GP inbox (demo); false sends non-delivery reports")
+	fs.duration(&poll, "gp-poll", "", 500*time.Millisecond, "how often the GP inbox reads its mailbox")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("reference-mesh takes no arguments, got %q", fs.Args())
+	}
 	logger := slog.New(slog.NewTextHandler(c.Stderr, nil))
-	srv, err := refmesh.Open(*db, *key)
+	srv, err := refmesh.Open(db, key)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = srv.Close() }()
 	srv.Logger = logger
 	pw := map[string]string{}
-	for _, b := range strings.Split(*boxes, ",") {
+	for _, b := range strings.Split(boxes, ",") {
 		if b = strings.TrimSpace(b); b == "" {
 			continue
 		}
@@ -65,15 +66,15 @@ func (c *ReferenceMESHCommand) Run(ctx context.Context, args []string) error {
 		}
 		pw[id] = p
 	}
-	if *gpBox != "" && pw[*gpBox] == "" {
-		pw[*gpBox] = "gp-password"
+	if gpBox != "" && pw[gpBox] == "" {
+		pw[gpBox] = "gp-password"
 	}
 	for id, p := range pw {
 		if err := srv.AddMailbox(id, p); err != nil {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -81,22 +82,22 @@ func (c *ReferenceMESHCommand) Run(ctx context.Context, args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
-	if *gpBox != "" {
-		if *catchAll {
-			srv.CatchAll = *gpBox
+	if gpBox != "" {
+		if catchAll {
+			srv.CatchAll = gpBox
 		}
-		client, err := mesh.New(mesh.Config{BaseURL: base, Mailbox: *gpBox, Password: pw[*gpBox], SharedKey: *key, Logger: logger})
+		client, err := mesh.New(mesh.Config{BaseURL: base, Mailbox: gpBox, Password: pw[gpBox], SharedKey: key, Logger: logger})
 		if err != nil {
 			return err
 		}
-		inbox, err := srv.NewGPInbox(client, senddoc.Party{ODS: *gpODS})
+		inbox, err := srv.NewGPInbox(client, senddoc.Party{ODS: gpODS})
 		if err != nil {
 			return err
 		}
 		inbox.Logger = logger
-		go inbox.Run(ctx, *poll)
+		go inbox.Run(ctx, poll)
 	}
-	logger.Info("reference MESH serving", slog.String("url", base), slog.String("gp_mailbox", *gpBox))
+	logger.Info("reference MESH serving", slog.String("url", base), slog.String("gp_mailbox", gpBox))
 	if c.Ready != nil {
 		c.Ready <- ln.Addr().String()
 	}
