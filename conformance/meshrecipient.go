@@ -388,6 +388,8 @@ func (t *T) expectAcknowledged(c *mesh.Client, s sentDoc) {
 		t.Step("positive ITK3 %s acknowledgement (code %s) naming message %s, valid STU3 (google/fhir), workflow %s, read %s after sending",
 			r.kind(), r.Code, s.msgID, r.workflow, r.at.Sub(s.at).Round(time.Millisecond))
 	}
+	// One more listing: what the kit acknowledged has left its inbox.
+	t.readInbox(c)
 	t.Step("the kit acknowledged every message it read; none stayed in its inbox")
 }
 

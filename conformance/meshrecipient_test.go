@@ -1,7 +1,11 @@
 package conformance_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -10,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/linkbridge/linkbridge/adapter/mesh"
 	"github.com/linkbridge/linkbridge/conformance"
 	"github.com/linkbridge/linkbridge/refmesh"
@@ -145,6 +150,192 @@ func TestMeshRecipientAgainstReference(t *testing.T) {
 			}
 			if ch := result(t, rep, "mesh-chunked"); !strings.Contains(strings.Join(ch.Steps, "\n"), "in 3 chunk(s)") {
 				t.Errorf("mesh-chunked did not send three chunks: %q", ch.Steps)
+			}
+		})
+	}
+}
+
+// laxInbox is a broken GP document inbox: it answers every Send Document
+// message without the checks a GP inbox must make. acceptAll acknowledges
+// everything positively (infrastructure and business); otherwise it
+// validates (senddoc.Validate) and answers an invalid message with the
+// negative response, then a positive business acknowledgement anyway.
+// workflow is the workflow id of its answers.
+type laxInbox struct {
+	acceptAll bool
+	workflow  string
+}
+
+func (l laxInbox) run(ctx context.Context, c *mesh.Client) {
+	for ctx.Err() == nil {
+		ids, _ := c.Inbox(ctx)
+		for _, id := range ids {
+			in, err := c.Download(ctx, id)
+			if err != nil {
+				continue
+			}
+			if !in.Report() && in.Header.Get(mesh.HeaderWorkflowID) == mesh.WorkflowSendDocument {
+				msgID, _ := senddoc.Header(in.Body)
+				var answers []senddoc.Response
+				_, err := senddoc.Validate(in.Body)
+				var inv *senddoc.Invalid
+				switch {
+				case l.acceptAll || err == nil:
+					answers = []senddoc.Response{{ForMessageID: msgID, OK: true, Code: senddoc.CodeSuccess},
+						{ForMessageID: msgID, Business: true, OK: true, Code: senddoc.CodeSuccess}}
+				case errors.As(err, &inv):
+					answers = []senddoc.Response{{ForMessageID: msgID, Code: inv.Code, Diagnostics: inv.Diagnostics},
+						{ForMessageID: msgID, Business: true, OK: true, Code: senddoc.CodeSuccess}}
+				}
+				for _, r := range answers {
+					body, err := senddoc.BuildResponse(r, uuid.NewString(), senddoc.Party{ODS: "A81001"}, senddoc.Party{ODS: "Y02662"}, time.Now())
+					if err != nil {
+						panic(err)
+					}
+					_, _ = c.Send(ctx, mesh.Outgoing{To: in.Header.Get(mesh.HeaderFrom), WorkflowID: l.workflow, Body: body}, mesh.Progress{},
+						func(mesh.Progress) error { return nil })
+				}
+			}
+			_ = c.Acknowledge(ctx, id)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// resign replaces a request's MESH authentication with a valid token of
+// the kit's mailbox (a MESH server that does not check what it was given).
+func resign(r *http.Request) {
+	r.Header.Set("Authorization", mesh.AuthToken(kitMailbox, kitPassword, meshKey, uuid.NewString(), 0, time.Now()))
+}
+
+// readBody reads a request's body and puts it back.
+func readBody(r *http.Request) []byte {
+	b, _ := io.ReadAll(r.Body)
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	return b
+}
+
+func fakeSent(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message_id": strings.ToUpper(strings.ReplaceAll(uuid.NewString(), "-", ""))})
+}
+
+// TestMeshRecipientDetectsFaults: each broken MESH server or GP inbox
+// makes the scenario that checks the broken behaviour fail, with the
+// reason and an exchange.
+func TestMeshRecipientDetectsFaults(t *testing.T) {
+	kitBox := "/messageexchange/" + kitMailbox
+	gpBox := "/messageexchange/" + gpMailbox
+	for _, tc := range []struct {
+		name  string
+		setup func(*refmesh.Server)
+		fault func(w http.ResponseWriter, r *http.Request, next http.Handler) bool
+		inbox func(ctx context.Context, c *mesh.Client)
+		run   string
+		// scenarios lists the scenarios one of which must fail with a
+		// reason holding every word of reason.
+		scenarios []string
+		reason    []string
+	}{
+		{name: "AcceptsStaleTimestamp", setup: func(s *refmesh.Server) { s.MaxSkew = 48 * time.Hour },
+			run: "^mesh-authentication$", scenarios: []string{"mesh-authentication"}, reason: []string{"24 hours old", "got 200"}},
+		{name: "IgnoresPassword",
+			fault: func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				// Checks the timestamp, not the HMAC: any fresh token passes.
+				if a, err := mesh.ParseAuth(r.Header.Get("Authorization")); err == nil && strings.HasPrefix(r.URL.Path, kitBox) {
+					if ts, err := time.Parse(mesh.TimestampLayout, a.Timestamp); err == nil && time.Since(ts) < time.Hour {
+						resign(r)
+					}
+				}
+				return false
+			},
+			run: "^mesh-authentication$", scenarios: []string{"mesh-authentication"}, reason: []string{"wrong password", "got 200"}},
+		{name: "DeliversRefusedMessages",
+			fault: func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				// Answers 401 to a bad token but delivers the message.
+				if r.Method == http.MethodPost && r.URL.Path == kitBox+"/outbox" {
+					a, _ := mesh.ParseAuth(r.Header.Get("Authorization"))
+					if a.Verify(kitPassword, meshKey, time.Now(), 2*time.Hour) != nil {
+						resign(r)
+						next.ServeHTTP(httptest.NewRecorder(), r)
+						http.Error(w, "authentication failed", http.StatusUnauthorized)
+						return true
+					}
+				}
+				return false
+			},
+			run: "^mesh-authentication$", scenarios: []string{"mesh-authentication"}, reason: []string{"refused, was delivered"}},
+		{name: "NeverSendsBusinessAcks",
+			fault: func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				// The GP side's business acknowledgements are lost.
+				if r.Method == http.MethodPost && r.URL.Path == gpBox+"/outbox" && bytes.Contains(readBody(r), []byte(senddoc.MessageDefinitionBusAck)) {
+					fakeSent(w)
+					return true
+				}
+				return false
+			},
+			run: "^mesh-send-document$", scenarios: []string{"mesh-send-document"}, reason: []string{"no positive business", "received for it: positive infrastructure"}},
+		{name: "AcceptsInvalidPayloads", inbox: laxInbox{acceptAll: true, workflow: mesh.WorkflowSendDocumentAck}.run,
+			run: "^mesh-invalid-payload$", scenarios: []string{"mesh-invalid-payload"}, reason: []string{"positive ITK3", "whose payload is invalid"}},
+		{name: "BusinessAckAfterNegative", inbox: laxInbox{workflow: mesh.WorkflowSendDocumentAck}.run,
+			run: "^mesh-(invalid-payload|no-stray-acks)$", scenarios: []string{"mesh-invalid-payload", "mesh-no-stray-acks"}, reason: []string{"business", "invalid"}},
+		{name: "AcksOnTheDocumentWorkflow", inbox: laxInbox{workflow: mesh.WorkflowSendDocument}.run,
+			run: "^mesh-send-document$", scenarios: []string{"mesh-send-document"}, reason: []string{"workflow id", mesh.WorkflowSendDocumentAck}},
+		{name: "KeepsAcknowledgedMessages",
+			fault: func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, kitBox+"/inbox/") {
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = w.Write([]byte(`{}`))
+					return true
+				}
+				return false
+			},
+			run: "^mesh-send-document$", scenarios: []string{"mesh-send-document"}, reason: []string{"still in the kit's inbox"}},
+		{name: "LosesChunks",
+			fault: func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+				if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, kitBox+"/outbox/") {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusAccepted)
+					_, _ = w.Write([]byte(`{}`))
+					return true
+				}
+				return false
+			},
+			run: "^mesh-chunked$", scenarios: []string{"mesh-chunked"}, reason: []string{"no positive business", "received for it: nothing"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := startMESH(t, tc.setup, tc.inbox)
+			m.setFault(tc.fault)
+			cfg := meshConfig(m, gpMailbox, 2*time.Second)
+			cfg.Run = tc.run
+			rep, out := runKit(t, cfg)
+			if rep.OK() {
+				t.Fatalf("the kit passed a broken target:\n%s", out)
+			}
+			var res *conformance.Result
+			for _, id := range tc.scenarios {
+				if r := result(t, rep, id); r.Status == conformance.Fail {
+					res = &r
+					break
+				}
+			}
+			if res == nil {
+				t.Fatalf("none of %v failed:\n%s", tc.scenarios, out)
+			}
+			for _, w := range tc.reason {
+				if !strings.Contains(res.Reason, w) {
+					t.Errorf("%s failed with %q, want a reason mentioning %q\n%s", res.ID, res.Reason, w, out)
+				}
+			}
+			if res.Failed == nil || !strings.Contains(out, "reason: ") || !strings.Contains(out, "> "+res.Failed.Method) {
+				t.Errorf("the failure does not show its exchange:\n%s", out)
+			}
+			if strings.Contains(out, kitPassword) {
+				t.Errorf("the output shows the kit's password")
 			}
 		})
 	}
