@@ -248,6 +248,9 @@ func (c *Config) defaults() error {
 		if err := c.MESH.defaults(); err != nil {
 			return err
 		}
+		if c.Header.Get("Authorization") != "" {
+			return fmt.Errorf("conformance: the mesh-recipient role sends MESH's own Authorization header; Header must not set one")
+		}
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 30 * time.Second}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -59,6 +60,9 @@ var gpProviderAddress = regexp.MustCompile(`^GPPROVIDER_([0-9]{10})_([0-9]{8})_(
 func (m *MESHConfig) defaults() error {
 	if m.Mailbox == "" || m.To == "" {
 		return fmt.Errorf("conformance: the mesh-recipient role needs the kit's MESH mailbox (--mesh-mailbox) and the recipient (--mesh-to)")
+	}
+	if m.To == m.Mailbox {
+		return fmt.Errorf("conformance: --mesh-to is the kit's own mailbox; it must be the GP inbox's")
 	}
 	if strings.HasPrefix(m.To, "GPPROVIDER_") {
 		p := gpProviderAddress.FindStringSubmatch(m.To)
@@ -509,7 +513,6 @@ func scMeshInvalid(t *T) {
 					map[bool]string{true: "positive", false: "negative"}[r.OK], r.kind(), r.Code, s.msgID, ic.name)
 			}
 			if r.Code == senddoc.CodePayloadInvalid {
-				r := r
 				neg = &r
 			}
 		}
@@ -528,7 +531,7 @@ func scMeshInvalid(t *T) {
 // Authorization value and returns the status.
 func (t *T) meshRaw(method, path, auth string, hdr http.Header, body []byte) int {
 	k := t.kit
-	u := strings.TrimRight(k.cfg.Target, "/") + "/messageexchange/" + k.cfg.MESH.Mailbox + path
+	u := strings.TrimRight(k.cfg.Target, "/") + "/messageexchange/" + url.PathEscape(k.cfg.MESH.Mailbox) + path
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

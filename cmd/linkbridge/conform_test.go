@@ -509,6 +509,7 @@ func TestConformMeshRecipientFlags(t *testing.T) {
 		{"Token", append(base, "--token", "t"), "--token is for FHIR targets"},
 		{"AuthorizationHeader", append(base, "--header", "Authorization: Bearer x"), "Authorization"},
 		{"BadAddress", slices.Concat(base[:len(base)-1], []string{"GPPROVIDER_123_01011950_Smith"}), "GPPROVIDER_<10-digit NHS number>"},
+		{"OwnMailbox", slices.Concat(base[:len(base)-1], []string{"KIT"}), "the kit's own mailbox"},
 		{"BadURL", []string{"conform", "--role", "mesh-recipient", "--mesh-url", "127.0.0.1:1"}, "mesh-url"},
 		{"BadCert", append(base, "--mesh-client-cert", "/nonexistent.pem", "--mesh-client-key", "/nonexistent.key"), "--mesh-client-cert"},
 	} {
