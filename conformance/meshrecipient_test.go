@@ -117,10 +117,15 @@ func meshConfig(m *meshTarget, to string, ackTimeout time.Duration) conformance.
 // (the replacement naming the document it replaces) and none invalid, and
 // the kit's mailbox is left empty.
 func TestMeshRecipientAgainstReference(t *testing.T) {
-	for _, tc := range []struct{ name, to string }{{"Mailbox", gpMailbox}, {"AutomaticRouting", regAddress}} {
+	for _, tc := range []struct {
+		name, to string
+		format   senddoc.Format
+	}{{"Mailbox", gpMailbox, ""}, {"AutomaticRouting", regAddress, ""}, {"XML", gpMailbox, senddoc.FormatXML}} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := startMESH(t, nil, nil)
-			rep, out := runKit(t, meshConfig(m, tc.to, time.Minute))
+			cfg := meshConfig(m, tc.to, time.Minute)
+			cfg.MESH.Format = tc.format
+			rep, out := runKit(t, cfg)
 			n := len(conformance.Scenarios(conformance.RoleMeshRecipient))
 			if !rep.OK() || rep.Passed != n {
 				t.Fatalf("mesh-recipient run: %d passed, %d failed, %d skipped of %d\n%s", rep.Passed, rep.Failed, rep.Skipped, n, out)
@@ -148,8 +153,8 @@ func TestMeshRecipientAgainstReference(t *testing.T) {
 			if tc.to == regAddress && docs[0].NHSNumber != regNHS {
 				t.Errorf("the document is about NHS number %s, want the registered patient's", docs[0].NHSNumber)
 			}
-			if ch := result(t, rep, "mesh-chunked"); !strings.Contains(strings.Join(ch.Steps, "\n"), "in 3 chunk(s)") {
-				t.Errorf("mesh-chunked did not send three chunks: %q", ch.Steps)
+			if ch := result(t, rep, "mesh-chunked"); !strings.Contains(strings.Join(ch.Steps, "\n"), tc.format.ContentType()+" in 3 chunk(s)") {
+				t.Errorf("mesh-chunked did not send three chunks of %s: %q", tc.format.ContentType(), ch.Steps)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/linkbridge/linkbridge/conformance"
 	"github.com/linkbridge/linkbridge/fhirmap"
+	"github.com/linkbridge/linkbridge/senddoc"
 )
 
 // ConformCommand runs the conformance kit against a target over HTTP.
@@ -156,6 +157,7 @@ func (c *ConformCommand) Run(ctx context.Context, args []string) error {
 // (docs/conformance.md#mesh-recipient-role).
 type meshConformFlags struct {
 	url, mailbox, password, sharedKey, to string
+	format                                string
 	cert, key, ca                         string
 	ackTimeout, poll                      time.Duration
 	chunkSize                             int
@@ -173,6 +175,7 @@ func (m *meshConformFlags) bind(fs *commandFlags) {
 	fs.duration(&m.ackTimeout, "mesh-ack-timeout", "", 10*time.Minute, "mesh-recipient: how long to wait for a message's ITK3 acknowledgements")
 	fs.duration(&m.poll, "mesh-poll", "", 5*time.Second, "mesh-recipient: how often the kit reads its MESH inbox while it waits (mind the MESH environment's rate limits)")
 	fs.integer(&m.chunkSize, "mesh-chunk-size", "", 0, "mesh-recipient: chunk size of the chunked scenario (0: a third of the message, three chunks)")
+	fs.oneOf(&m.format, "mesh-format", "", "json", []string{"json", "xml"}, "mesh-recipient: format of the messages the kit sends, json or xml (FHIR STU3), as serve's --mesh-format")
 }
 
 // apply configures the run: the MESH API is the target, reached through
@@ -185,8 +188,12 @@ func (m *meshConformFlags) apply(cfg *conformance.Config, client *http.Client) e
 		return errors.New("conform: --role mesh-recipient needs --mesh-url")
 	}
 	cfg.Target = m.url
+	format, err := senddoc.ParseFormat(m.format)
+	if err != nil {
+		return fmt.Errorf("conform: --mesh-format: %w", err)
+	}
 	cfg.MESH = conformance.MESHConfig{Mailbox: m.mailbox, Password: m.password, SharedKey: m.sharedKey, To: m.to,
-		AckTimeout: m.ackTimeout, ChunkSize: m.chunkSize}
+		AckTimeout: m.ackTimeout, ChunkSize: m.chunkSize, Format: format}
 	cfg.PollInterval = m.poll
 	tc, err := clientTLS("mesh", m.cert, m.key, m.ca)
 	if err != nil {

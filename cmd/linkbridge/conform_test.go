@@ -473,12 +473,12 @@ func TestConformMeshRecipient(t *testing.T) {
 		t.Fatalf("JUnit report: %v %+v", err, suites)
 	}
 
-	// The secrets may come from the environment.
+	// The secrets may come from the environment; the messages may be XML.
 	env := map[string]string{"LINKBRIDGE_CONFORM_MESH_PASSWORD": "kit-password", "LINKBRIDGE_CONFORM_MESH_SHARED_KEY": "TestKey",
 		"LINKBRIDGE_CONFORM_TOKEN": "a-bearer-token-for-the-other-roles"}
 	stdout.Reset()
 	if err := run(context.Background(), []string{"conform", "--role", "mesh-recipient", "--mesh-url", "http://" + addr, "--mesh-mailbox", "KIT001OT001",
-		"--mesh-to", "A81001OT001", "--mesh-poll", "50ms", "--run", "^mesh-(authentication|send-document)$"},
+		"--mesh-to", "A81001OT001", "--mesh-poll", "50ms", "--mesh-format", "xml", "--run", "^mesh-(authentication|send-document)$"},
 		func(k string) string { return env[k] }, &stdout, &errOut); err != nil || !strings.Contains(stdout.String(), "2 passed, 0 failed") {
 		t.Fatalf("secrets from the environment: %v\n%s", err, stdout.String())
 	}
@@ -509,6 +509,7 @@ func TestConformMeshRecipientFlags(t *testing.T) {
 		{"Token", append(base, "--token", "t"), "--token is for FHIR targets"},
 		{"AuthorizationHeader", append(base, "--header", "Authorization: Bearer x"), "Authorization"},
 		{"BadAddress", slices.Concat(base[:len(base)-1], []string{"GPPROVIDER_123_01011950_Smith"}), "GPPROVIDER_<10-digit NHS number>"},
+		{"BadFormat", append(base, "--mesh-format", "yaml"), "mesh-format"},
 		{"OwnMailbox", slices.Concat(base[:len(base)-1], []string{"KIT"}), "the kit's own mailbox"},
 		{"BadURL", []string{"conform", "--role", "mesh-recipient", "--mesh-url", "127.0.0.1:1"}, "mesh-url"},
 		{"BadCert", append(base, "--mesh-client-cert", "/nonexistent.pem", "--mesh-client-key", "/nonexistent.key"), "--mesh-client-cert"},
