@@ -12,9 +12,16 @@
 //     by linkbridge's own mapping code, exactly as the relay sends them) and
 //     checks acceptance, idempotency, conditional update, If-Match and
 //     read-after-write.
+//   - RoleMeshRecipient: the target is a MESH mailbox API with a GP
+//     document inbox behind it (GP Connect Send Document). The kit sends
+//     the ITK3 messages linkbridge's send-document route sends (built by
+//     senddoc, uploaded by adapter/mesh) and checks MESH authentication,
+//     delivery (also chunked), replacement, the refusal of invalid
+//     payloads with ITK3 code 20009, and the ITK3 acknowledgements it
+//     reads back from its own mailbox.
 //
 // Every resource the target returns is validated with google/fhir (through
-// adapter/fhirjson). Run returns a Report with a result per scenario and the
+// adapter/fhirjson; STU3 acknowledgements through senddoc). Run returns a Report with a result per scenario and the
 // request/response that failed; the Report renders as terminal text, JUnit
 // XML and JSON.
 package conformance
@@ -41,11 +48,16 @@ const (
 	RoleReceiver Role = "receiver"
 	// RoleGPEndpoint is a GP-side FHIR server that receives write-backs.
 	RoleGPEndpoint Role = "gp-endpoint"
+	// RoleMeshRecipient is a MESH mailbox API with a GP document inbox
+	// behind it, which receives GP Connect Send Document messages.
+	RoleMeshRecipient Role = "mesh-recipient"
 )
 
 // Config configures a run.
 type Config struct {
-	// Target is the FHIR base URL, e.g. http://127.0.0.1:8080/fhir.
+	// Target is the FHIR base URL, e.g. http://127.0.0.1:8080/fhir; for
+	// RoleMeshRecipient, the MESH API base URL (the root under which
+	// /messageexchange/... is served).
 	Target string
 	Role   Role
 	// Header is added to every request the kit sends as the referring GP
@@ -67,11 +79,14 @@ type Config struct {
 	PollInterval time.Duration
 	// Run, if set, is a regular expression selecting scenario ids.
 	Run string
-	// ServiceODS is the ODS code referrals are addressed to (receiver).
+	// ServiceODS is the ODS code referrals are addressed to (receiver), or
+	// the service the kit sends documents as (mesh-recipient); default
+	// Y02662.
 	ServiceODS string
 	// ReferrerODS is the ODS code of the GP practice the kit's referrals
 	// come from (receiver; default A81001): on a secured receiver, the
-	// organisation of the client whose token Header carries.
+	// organisation of the client whose token Header carries. In the
+	// mesh-recipient role, the practice the documents are addressed to.
 	ReferrerODS string
 	// Progress receives live progress (nil: none); Prompt receives the
 	// instructions for manual steps (nil: Progress). Both are best effort:
@@ -85,6 +100,9 @@ type Config struct {
 	// in the gp-endpoint role (its write-back key among them: conform
 	// --system-base); the zero value is the default base.
 	Systems fhirmap.Systems
+	// MESH configures the mesh-recipient role (the client certificate
+	// MESH requires goes in Client's transport).
+	MESH MESHConfig
 }
 
 // Status of a scenario.
@@ -158,6 +176,8 @@ func Scenarios(role Role) []Scenario {
 		return receiverScenarios()
 	case RoleGPEndpoint:
 		return gpEndpointScenarios()
+	case RoleMeshRecipient:
+		return meshRecipientScenarios()
 	}
 	return nil
 }
@@ -215,11 +235,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 func (c *Config) defaults() error {
 	c.Target = strings.TrimSuffix(c.Target, "/")
+	if c.Role != RoleReceiver && c.Role != RoleGPEndpoint && c.Role != RoleMeshRecipient {
+		return fmt.Errorf("conformance: --role must be %s, %s or %s, not %q", RoleReceiver, RoleGPEndpoint, RoleMeshRecipient, c.Role)
+	}
 	if !strings.HasPrefix(c.Target, "http://") && !strings.HasPrefix(c.Target, "https://") {
+		if c.Role == RoleMeshRecipient {
+			return fmt.Errorf("conformance: --mesh-url must be the http(s) base URL of the MESH API, not %q", c.Target)
+		}
 		return fmt.Errorf("conformance: --target must be an http(s) FHIR base URL, not %q", c.Target)
 	}
-	if c.Role != RoleReceiver && c.Role != RoleGPEndpoint {
-		return fmt.Errorf("conformance: --role must be %s or %s, not %q", RoleReceiver, RoleGPEndpoint, c.Role)
+	if c.Role == RoleMeshRecipient {
+		if err := c.MESH.defaults(); err != nil {
+			return err
+		}
+		if c.Header.Get("Authorization") != "" {
+			return fmt.Errorf("conformance: the mesh-recipient role sends MESH's own Authorization header; Header must not set one")
+		}
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 30 * time.Second}
@@ -253,6 +284,7 @@ type kit struct {
 	lw    linkWorker
 	seq   int
 	gpst  *gpState
+	mst   *meshState
 }
 
 // roleHeader is the header set of a request sent as the service

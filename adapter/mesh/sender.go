@@ -60,6 +60,22 @@ func (s *Sender) wait(d *linkbridge.DocumentDelivery) error {
 		Err: fmt.Errorf("awaiting ITK3 acknowledgements (%s)", d.State)}
 }
 
+// DocumentOutgoing is the MESH message that carries a Send Document
+// message (body: the FHIR STU3 JSON senddoc.Build renders) to an address
+// in a format, as the Sender sends it: the Send Document workflow id, the
+// ITK3 message id as Mex-LocalID, the document title as Mex-Subject, the
+// format's Mex-Content-Type (docs/send-document.md#routes-used). The
+// conformance kit's mesh-recipient role sends through it too.
+func DocumentOutgoing(to string, body []byte, f senddoc.Format) (Outgoing, error) {
+	msgID, _ := senddoc.Header(body)
+	enc, err := senddoc.Encode(body, f)
+	if err != nil {
+		return Outgoing{}, err
+	}
+	return Outgoing{To: to, WorkflowID: WorkflowSendDocument, LocalID: msgID, Subject: senddoc.Title,
+		ContentType: f.ContentType(), Body: enc}, nil
+}
+
 // Send implements outbox.Sender.
 func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, error) {
 	msgID, practice := senddoc.Header(m.Body)
@@ -120,12 +136,10 @@ func (s *Sender) Send(ctx context.Context, m *linkbridge.OutboxMessage) (int, er
 	prog := Progress{MeshMessageID: d.MeshMessageID, ChunksSent: d.ChunksSent, ChunksTotal: d.ChunksTotal}
 	// The outbox keeps the JSON; XML renders the same bytes every attempt,
 	// so a resumed upload continues the same body.
-	body, err := senddoc.Encode(m.Body, s.Format)
+	out, err := DocumentOutgoing(to, m.Body, s.Format)
 	if err != nil {
 		return 0, &outbox.PermanentError{Err: err}
 	}
-	out := Outgoing{To: to, WorkflowID: WorkflowSendDocument, LocalID: msgID,
-		Subject: senddoc.Title, ContentType: s.Format.ContentType(), Body: body}
 	_, err = s.Client.Send(ctx, out, prog, func(p Progress) error {
 		d.MeshMessageID, d.ChunksSent, d.ChunksTotal = p.MeshMessageID, p.ChunksSent, p.ChunksTotal
 		return s.Store.SaveDocumentDelivery(ctx, d)

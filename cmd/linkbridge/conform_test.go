@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -363,5 +365,160 @@ func TestConformReceiverSecured(t *testing.T) {
 	}
 	if strings.Contains(stdout.String(), "FAIL") || strings.Contains(stdout.String(), "SKIP") {
 		t.Errorf("terminal output:\n%s", stdout.String())
+	}
+}
+
+// readmeCommand returns the arguments of the README command line that
+// starts with prefix (continuation lines joined, a trailing & dropped):
+// the README's examples hold no quoted arguments.
+func readmeCommandArgs(t *testing.T, prefix string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, ln := range lines {
+		if !strings.HasPrefix(ln, prefix) {
+			continue
+		}
+		cmd := ""
+		for ; i < len(lines); i++ {
+			l := strings.TrimSpace(lines[i])
+			cont := strings.HasSuffix(l, "\\")
+			cmd += " " + strings.TrimSuffix(l, "\\")
+			if !cont {
+				break
+			}
+		}
+		args := strings.Fields(strings.TrimSuffix(strings.TrimSpace(cmd), "&"))
+		return args[1:] // without "linkbridge"
+	}
+	t.Fatalf("README.md has no command starting %q", prefix)
+	return nil
+}
+
+// setArg replaces the value of --name in args.
+func setArg(t *testing.T, args []string, name, value string) {
+	t.Helper()
+	for i := range args[:len(args)-1] {
+		if args[i] == "--"+name {
+			args[i+1] = value
+			return
+		}
+	}
+	t.Fatalf("%q has no --%s", args, name)
+}
+
+// TestConformMeshRecipient runs the README's two commands: reference-mesh
+// (the real command, on a free port and a fresh SQLite file) and conform
+// --role mesh-recipient against it, which passes every scenario and writes
+// its JUnit report.
+func TestConformMeshRecipient(t *testing.T) {
+	dir := t.TempDir()
+	args := readmeCommandArgs(t, "linkbridge reference-mesh --addr 127.0.0.1:8092 --db /tmp/conform-mesh.db")
+	setArg(t, args, "addr", "127.0.0.1:0")
+	setArg(t, args, "db", filepath.Join(dir, "mesh.db"))
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- (&ReferenceMESHCommand{Getenv: noEnv, Stdout: io.Discard, Stderr: &stderr, Ready: ready}).Run(ctx, args[1:])
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reference-mesh: %v", err)
+		}
+	})
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("reference-mesh exited: %v\n%s", err, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("reference-mesh did not start")
+	}
+
+	args = readmeCommandArgs(t, "linkbridge conform --role mesh-recipient")
+	setArg(t, args, "mesh-url", "http://"+addr)
+	setArg(t, args, "junit", filepath.Join(dir, "mesh.xml"))
+	jsonFile := filepath.Join(dir, "mesh.json")
+	var stdout, errOut bytes.Buffer
+	if err := run(context.Background(), append(args, "--json", jsonFile), noEnv, &stdout, &errOut); err != nil {
+		t.Fatalf("conform --role mesh-recipient: %v\n%s%s", err, stdout.String(), errOut.String())
+	}
+	if !strings.Contains(stdout.String(), "6 passed, 0 failed, 0 skipped") || strings.Contains(stdout.String(), "kit-password") {
+		t.Errorf("terminal output:\n%s", stdout.String())
+	}
+	var rep struct {
+		Role    string `json:"role"`
+		Passed  int    `json:"passed"`
+		Results []struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"results"`
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil || json.Unmarshal(b, &rep) != nil || rep.Role != "mesh-recipient" || rep.Passed != 6 || len(rep.Results) != 6 {
+		t.Fatalf("JSON report: %v\n%s", err, b)
+	}
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+	}
+	b, err = os.ReadFile(filepath.Join(dir, "mesh.xml"))
+	if err != nil || xml.Unmarshal(b, &suites) != nil || suites.Tests != 6 || suites.Failures != 0 {
+		t.Fatalf("JUnit report: %v %+v", err, suites)
+	}
+
+	// The secrets may come from the environment; the messages may be XML.
+	env := map[string]string{"LINKBRIDGE_CONFORM_MESH_PASSWORD": "kit-password", "LINKBRIDGE_CONFORM_MESH_SHARED_KEY": "TestKey",
+		"LINKBRIDGE_CONFORM_TOKEN": "a-bearer-token-for-the-other-roles"}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"conform", "--role", "mesh-recipient", "--mesh-url", "http://" + addr, "--mesh-mailbox", "KIT001OT001",
+		"--mesh-to", "A81001OT001", "--mesh-poll", "50ms", "--mesh-format", "xml", "--run", "^mesh-(authentication|send-document)$"},
+		func(k string) string { return env[k] }, &stdout, &errOut); err != nil || !strings.Contains(stdout.String(), "2 passed, 0 failed") {
+		t.Fatalf("secrets from the environment: %v\n%s", err, stdout.String())
+	}
+}
+
+// TestConformMeshRecipientFlags: the role lists its scenarios without a
+// target, and refuses an incomplete or mixed-up command line.
+func TestConformMeshRecipientFlags(t *testing.T) {
+	t.Parallel()
+	var stdout bytes.Buffer
+	if err := run(context.Background(), []string{"conform", "--role", "mesh-recipient", "--list"}, noEnv, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"mesh-authentication", "mesh-invalid-payload", "mesh-send-document", "mesh-chunked", "mesh-replacement", "mesh-no-stray-acks"} {
+		if !strings.Contains(stdout.String(), id+" ") {
+			t.Errorf("--list does not list %s:\n%s", id, stdout.String())
+		}
+	}
+	base := []string{"conform", "--role", "mesh-recipient", "--mesh-url", "http://127.0.0.1:1", "--mesh-mailbox", "KIT", "--mesh-to", "GP"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"NoURL", []string{"conform", "--role", "mesh-recipient", "--mesh-mailbox", "KIT", "--mesh-to", "GP"}, "--mesh-url"},
+		{"NoRecipient", []string{"conform", "--role", "mesh-recipient", "--mesh-url", "http://127.0.0.1:1", "--mesh-mailbox", "KIT"}, "--mesh-to"},
+		{"Target", append(base, "--target", "http://127.0.0.1:1/fhir"), "not --target"},
+		{"Token", append(base, "--token", "t"), "--token is for FHIR targets"},
+		{"AuthorizationHeader", append(base, "--header", "Authorization: Bearer x"), "Authorization"},
+		{"BadAddress", slices.Concat(base[:len(base)-1], []string{"GPPROVIDER_123_01011950_Smith"}), "GPPROVIDER_<10-digit NHS number>"},
+		{"BadFormat", append(base, "--mesh-format", "yaml"), "mesh-format"},
+		{"OwnMailbox", slices.Concat(base[:len(base)-1], []string{"KIT"}), "the kit's own mailbox"},
+		{"BadURL", []string{"conform", "--role", "mesh-recipient", "--mesh-url", "127.0.0.1:1"}, "mesh-url"},
+		{"BadCert", append(base, "--mesh-client-cert", "/nonexistent.pem", "--mesh-client-key", "/nonexistent.key"), "--mesh-client-cert"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, noEnv, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run(%q) = %v, want an error mentioning %q", tc.args, err, tc.want)
+			}
+		})
 	}
 }
