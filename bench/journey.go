@@ -105,7 +105,9 @@ func newJourneys(cfg SeedConfig, codec *fhirjson.Codec) *Journeys {
 // MaxSeedReferrals is how many referrals fit the 999 test range of NHS
 // numbers, one person per referral: 909,091 stems pass Modulus 11, and
 // one referral in eight re-refers a person.
-func (j *Journeys) MaxReferrals() int { return len(j.nhs) * seedReReferralShare / (seedReReferralShare - 1) }
+func (j *Journeys) MaxReferrals() int {
+	return len(j.nhs) * seedReReferralShare / (seedReReferralShare - 1)
+}
 
 // nhsStems returns the stems s (0–999,999) whose NHS number 999 s c has a
 // Modulus 11 check digit c (those whose check would be 10 are skipped), in
@@ -309,8 +311,8 @@ func (jr *journey) intake() error {
 
 	rf := &linkbridge.Referral{
 		ID: j.ReferralID(i), TaskID: jr.ids.next(), PersonID: person.ID,
-		Identifier:  linkbridge.Identifier{System: "https://fhir." + practice + ".example-gp.nhs.uk/Id/referral", Value: "REF-" + strconv.Itoa(100000+i)},
-		Status:      linkbridge.TaskRequested,
+		Identifier:    linkbridge.Identifier{System: "https://fhir." + practice + ".example-gp.nhs.uk/Id/referral", Value: "REF-" + strconv.Itoa(100000+i)},
+		Status:        linkbridge.TaskRequested,
 		RequestStatus: "active", Priority: "routine",
 		ReferrerODS: practice, Source: linkbridge.SourceGPPractice, ServiceODS: Service(svc),
 		AuthoredOn: authored, ReceivedAt: received, UpdatedAt: received, Version: 1,
