@@ -9,6 +9,7 @@ import (
 	iofs "io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -83,6 +84,9 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("bench seed: --end: want an RFC 3339 time such as %s", bench.DefaultSeedEnd.Format(time.RFC3339))
 	}
 	cfg.End, cfg.Seed, cfg.Progress, cfg.ProgressEvery = t, uint64(seed), c.Stderr, progress
+	// A bulk load allocates at a high rate and keeps little: collect less
+	// often (the machine has memory to spare for it; measured ~10% faster).
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	logger := slog.New(slog.DiscardHandler)
 
 	var (
