@@ -52,8 +52,8 @@ type SeedConfig struct {
 	// OutboxWindow is how far back from End changes still have their
 	// write-backs in the outbox, pending, as the write path queues them
 	// (default 7 days; negative: none). Older ones are taken as delivered
-	// and cleaned by retention (docs/write-back.md), so they are not
-	// stored.
+	// and deleted after --outbox-retention (README, "Write-back to the GP
+	// record"), so they are not stored.
 	OutboxWindow time.Duration
 	// Progress, if set, receives a progress bar with the rate and ETA,
 	// redrawn in place on a terminal, one line every ProgressEvery
