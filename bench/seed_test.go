@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/linkbridge/linkbridge"
@@ -76,4 +77,32 @@ func opResources(op linkbridge.BatchOp) []*linkbridge.Resource {
 		return op.Intake.Resources
 	}
 	return op.Change.Resources
+}
+
+// TestSeedNHSNumbers: the seeded NHS numbers pass Modulus 11, lie in the
+// 999 range (never issued) and are distinct.
+func TestSeedNHSNumbers(t *testing.T) {
+	codec, err := fhirjson.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := SeedConfig{Referrals: 1000}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	j := newJourneys(cfg, codec)
+	if got, want := len(j.nhs), 909091; got != want {
+		t.Errorf("%d stems in the 999 range, want %d", got, want)
+	}
+	seen := map[string]bool{}
+	for k := range 200000 {
+		n := j.NHSNumber(k)
+		if _, err := linkbridge.NormalizeNHSNumber(n); err != nil || !strings.HasPrefix(n, "999") {
+			t.Fatalf("person %d: NHS number %s: %v", k, n, err)
+		}
+		if seen[n] {
+			t.Fatalf("person %d: NHS number %s given twice", k, n)
+		}
+		seen[n] = true
+	}
 }

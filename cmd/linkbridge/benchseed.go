@@ -50,7 +50,7 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 	fs.str(&db, "db", "", "", "new SQLite file to fill (refused if it exists)")
 	fs.str(&pg, "postgres", "", "", "postgres:// URL of a database whose linkbridge store is empty, to fill instead of --db")
 	fs.integer(&cfg.Batch, "batch", "", 250, "referrals per transaction (each with every change of its journey)")
-	fs.integer(&cfg.Writers, "writers", "", 0, "batches written at once (default 1 on SQLite, 3 on PostgreSQL)")
+	fs.integer(&cfg.Writers, "writers", "", 0, "batches written at once (default 1 on SQLite, 6 on PostgreSQL)")
 	fs.integer(&cfg.Workers, "workers", "", 0, "goroutines building journeys (default GOMAXPROCS)")
 	fs.int64(&seed, "seed", "", 1, "seed of the journeys: the same seed and --referrals make the same store")
 	fs.integer(&cfg.Practices, "practices", "", 40, "referring GP practices")
@@ -116,7 +116,7 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 		}
 		store, where = s, "PostgreSQL"
 		if cfg.Writers == 0 {
-			cfg.Writers = 3
+			cfg.Writers = 6
 		}
 	}
 	defer func() { _ = store.Close() }()
