@@ -23,7 +23,7 @@ import (
 // tests seed (bench.Seed). The plans are taken with sequential scans
 // turned off (ExplainStatement), so that on a store this small a
 // sequential scan that remains shows a statement no index serves.
-const journeyReferrals = 300
+const journeyReferrals = 200
 
 // journeys is the schema with journeys the case plan tests share, seeded
 // once per test binary and dropped by TestMain.

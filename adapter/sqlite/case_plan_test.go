@@ -21,7 +21,7 @@ import (
 // tests seed (bench.Seed): a few hundred, fewer under the race detector.
 // SQLite plans without statistics (the store runs no ANALYZE), so the
 // plans do not depend on the number.
-var journeyReferrals = map[bool]int{false: 400, true: 100}[raceEnabled]
+var journeyReferrals = map[bool]int{false: 200, true: 40}[raceEnabled]
 
 // journeys is the store with journeys the case plan tests share, seeded
 // once per test binary.
