@@ -31,7 +31,8 @@ import (
 // hold):
 //   - the intake: a new person (one in eight referrals is of a person
 //     referred before, years earlier, linked to that episode as a
-//     re-referral when it was to the same service), the referrer's
+//     re-referral; in seeds of more than a few thousand referrals, so that
+//     the earlier one is stored by a batch far ahead), the referrer's
 //     Patient, ServiceRequest and the referral Task, from one of
 //     Practices GP practices to one of Services services;
 //   - 8% declined by the service and 4% cancelled by the referrer before
@@ -100,13 +101,6 @@ func newJourneys(cfg SeedConfig, codec *fhirjson.Codec) *Journeys {
 		}
 	}
 	return j
-}
-
-// MaxSeedReferrals is how many referrals fit the 999 test range of NHS
-// numbers, one person per referral: 909,091 stems pass Modulus 11, and
-// one referral in eight re-refers a person.
-func (j *Journeys) MaxReferrals() int {
-	return len(j.nhs) * seedReReferralShare / (seedReReferralShare - 1)
 }
 
 // nhsStems returns the stems s (0–999,999) whose NHS number 999 s c has a

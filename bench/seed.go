@@ -16,9 +16,11 @@ import (
 	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
-// Bounds on a seed run.
+// Bounds on a seed run. A seed holds at most maxSeedReferrals: the 909,091
+// NHS numbers of the 999 test range that pass Modulus 11, one person per
+// referral but for the one in eight that re-refers a person.
 const (
-	maxSeedReferrals = 10_000_000
+	maxSeedReferrals = 909_091 * seedReReferralShare / (seedReReferralShare - 1)
 	maxSeedBatch     = 10_000
 	maxSeedWriters   = 16
 )
@@ -69,7 +71,7 @@ var DefaultSeedEnd = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 func (c *SeedConfig) Validate() error {
 	switch {
 	case c.Referrals < 1 || c.Referrals > maxSeedReferrals:
-		return fmt.Errorf("--referrals must be between 1 and %d", maxSeedReferrals)
+		return fmt.Errorf("--referrals must be between 1 and %d (the NHS numbers of the 999 test range)", maxSeedReferrals)
 	case c.Batch < 0 || c.Batch > maxSeedBatch:
 		return fmt.Errorf("--batch must be between 1 and %d", maxSeedBatch)
 	case c.Writers < 0 || c.Writers > maxSeedWriters:
