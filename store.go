@@ -360,3 +360,25 @@ type CaseStore interface {
 	// stops the stream and is returned.
 	ReportReferrals(ctx context.Context, q ReportQuery, fn func([]*ReportReferral) error) error
 }
+
+// BatchOp is one write of a batch (BatchStore.WriteBatch): an intake, as
+// Store.CreateReferral stores it, or a change, as Store.UpdateReferral
+// applies it. Exactly one of the two is set.
+type BatchOp struct {
+	Intake *Intake
+	Change *ReferralChange
+}
+
+// BatchStore writes many referrals in one transaction: a bulk load (bench
+// seed fills a store with a million referrals this way). Each op runs the
+// statements its per-request method runs, from the same code, so a batch
+// stores exactly what CreateReferral and UpdateReferral calls in the same
+// order would; only the transactions differ. Both backends implement it.
+type BatchStore interface {
+	// WriteBatch applies ops in order, all or nothing. An op fails as its
+	// per-request method would (the same error codes); the whole batch is
+	// then rolled back and the error, naming the op's index, returned
+	// (ErrorCode still reads its code). An op with neither or both of
+	// Intake and Change is EINVALID.
+	WriteBatch(ctx context.Context, ops []BatchOp) error
+}

@@ -1,5 +1,7 @@
-// Package bench is the load generator of "linkbridge bench" and the
-// parse-only baseline it compares the gateway with.
+// Package bench is the load generator of "linkbridge bench", the
+// parse-only baseline it compares the gateway with, and the seeding of
+// "linkbridge bench seed" (Seed: a store filled with referrals and their
+// journeys through the store's own write path; docs/performance.md).
 //
 // Run POSTs referral transaction Bundles (ReferralGen: each with a unique
 // valid test NHS number and unique identifiers) to a gateway at a fixed

@@ -97,6 +97,19 @@ func ctxErr(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", ctx.Err(), err)
 }
 
+// The statements of GetCaseRecord after the referral and its person (by
+// primary key): the plan, the contacts, the measures and the history of
+// one referral.
+const (
+	caseRecordPlanSQL     = `SELECT body::text FROM case_plan WHERE referral_id = $1`
+	caseRecordContactsSQL = `SELECT id, at, mode, minutes, attended, notes, created_at, amended_at, withdrawn_at, withdrawn_reason
+			FROM contact WHERE referral_id = $1 ORDER BY at, id`
+	caseRecordMeasuresSQL = `SELECT id, instrument, timepoint, items::text, total, metric, taken_at, created_at, amended_at, withdrawn_at, withdrawn_reason
+			FROM measure WHERE referral_id = $1 ORDER BY taken_at, id`
+	caseRecordEventsSQL = `SELECT version, at, action, actor, status, occurred_at
+			FROM referral_event WHERE referral_id = $1 ORDER BY version`
+)
+
 // GetCaseRecord returns a referral's case record, read from one snapshot:
 // the referral, its person, its plan (the zero Plan when none was stored),
 // its contacts by time then id, its measures by time taken then id, and its
@@ -114,7 +127,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		}
 
 		var plan []byte
-		switch err := tx.QueryRow(ctx, `SELECT body::text FROM case_plan WHERE referral_id = $1`, referralID).Scan(&plan); {
+		switch err := tx.QueryRow(ctx, caseRecordPlanSQL, referralID).Scan(&plan); {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:
 			return fmt.Errorf("postgres: case record: plan: %w", err)
@@ -124,8 +137,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			}
 		}
 
-		err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at, amended_at, withdrawn_at, withdrawn_reason
-			FROM contact WHERE referral_id = $1 ORDER BY at, id`, []any{referralID}, func(rows pgx.Rows) error {
+		err = queryRows(ctx, tx, caseRecordContactsSQL, []any{referralID}, func(rows pgx.Rows) error {
 			c := &linkbridge.Contact{ReferralID: referralID}
 			var mode string
 			var amended, withdrawn *time.Time
@@ -141,8 +153,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			return fmt.Errorf("postgres: case record: contacts: %w", err)
 		}
 
-		err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items::text, total, metric, taken_at, created_at, amended_at, withdrawn_at, withdrawn_reason
-			FROM measure WHERE referral_id = $1 ORDER BY taken_at, id`, []any{referralID}, func(rows pgx.Rows) error {
+		err = queryRows(ctx, tx, caseRecordMeasuresSQL, []any{referralID}, func(rows pgx.Rows) error {
 			m := &linkbridge.Measure{ReferralID: referralID}
 			var instrument, timepoint, items string
 			var amended, withdrawn *time.Time
@@ -163,8 +174,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 			return fmt.Errorf("postgres: case record: measures: %w", err)
 		}
 
-		err = queryRows(ctx, tx, `SELECT version, at, action, actor, status, occurred_at
-			FROM referral_event WHERE referral_id = $1 ORDER BY version`, []any{referralID}, func(rows pgx.Rows) error {
+		err = queryRows(ctx, tx, caseRecordEventsSQL, []any{referralID}, func(rows pgx.Rows) error {
 			e := &linkbridge.ReferralEvent{ReferralID: referralID}
 			var status string
 			var occurred *time.Time
@@ -194,36 +204,9 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 	if err := f.Validate(); err != nil {
 		return nil, 0, err
 	}
-	var conds []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	eq := func(col, v string) {
-		if v != "" {
-			conds = append(conds, col+` = `+arg(v))
-		}
-	}
-	eq("service_ods", f.ServiceODS)
-	eq("referrer_ods", f.ReferrerODS)
-	eq("link_worker_id", f.LinkWorkerID)
-	eq("person_id", f.PersonID)
-	if len(f.Statuses) > 0 {
-		ss := make([]string, len(f.Statuses))
-		for i, s := range f.Statuses {
-			ss[i] = string(s)
-		}
-		conds = append(conds, `status = ANY(`+arg(ss)+`::text[])`)
-	}
-	if !f.ReceivedFrom.IsZero() {
-		conds = append(conds, `received_at >= `+arg(ceilMicro(f.ReceivedFrom)))
-	}
-	if !f.ReceivedTo.IsZero() {
-		conds = append(conds, `received_at < `+arg(ceilMicro(f.ReceivedTo)))
-	}
+	where, args := listWhere(f)
 	var out []*linkbridge.Referral
-	total, err := db.countAndPage(ctx, sqlshared.ReferralColumns, `referral`+whereClause(conds), `received_at DESC, id DESC`, args,
+	total, err := db.countAndPage(ctx, sqlshared.ReferralColumns, `referral`+where, listOrder, args,
 		f.Limit, f.Offset, appendTo(&out, scanReferral))
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: list referrals: %w", err)
@@ -255,6 +238,43 @@ func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[stri
 		return nil, fmt.Errorf("postgres: count contacts: %w", err)
 	}
 	return counts, nil
+}
+
+// listOrder is ListReferrals's order: newest received first.
+const listOrder = `received_at DESC, id DESC`
+
+// listWhere is the WHERE clause (empty when f filters nothing) and its
+// arguments of ListReferrals.
+func listWhere(f linkbridge.ReferralFilter) (string, []any) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	eq := func(col, v string) {
+		if v != "" {
+			conds = append(conds, col+` = `+arg(v))
+		}
+	}
+	eq("service_ods", f.ServiceODS)
+	eq("referrer_ods", f.ReferrerODS)
+	eq("link_worker_id", f.LinkWorkerID)
+	eq("person_id", f.PersonID)
+	if len(f.Statuses) > 0 {
+		ss := make([]string, len(f.Statuses))
+		for i, s := range f.Statuses {
+			ss[i] = string(s)
+		}
+		conds = append(conds, `status = ANY(`+arg(ss)+`::text[])`)
+	}
+	if !f.ReceivedFrom.IsZero() {
+		conds = append(conds, `received_at >= `+arg(ceilMicro(f.ReceivedFrom)))
+	}
+	if !f.ReceivedTo.IsZero() {
+		conds = append(conds, `received_at < `+arg(ceilMicro(f.ReceivedTo)))
+	}
+	return whereClause(conds), args
 }
 
 // countAndPage counts the rows of "FROM from" (a table and its WHERE

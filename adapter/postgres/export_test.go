@@ -2,9 +2,13 @@ package postgres
 
 import (
 	"context"
+	"slices"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // ExplainSearch returns the plans, as EXPLAIN (FORMAT JSON) gives them
@@ -34,4 +38,69 @@ func (db *DB) ExplainSearch(ctx context.Context, q *linkbridge.ResourceQuery, an
 		return nil, nil, err
 	}
 	return page, count, nil
+}
+
+// Statement is one statement a case-store read runs, with its arguments.
+type Statement struct {
+	Name string
+	SQL  string
+	Args []any
+}
+
+// ListStatements returns the statements ListReferrals runs for f.
+func ListStatements(f linkbridge.ReferralFilter) []Statement {
+	where, args := listWhere(f)
+	n := len(args)
+	return []Statement{
+		{"count", `SELECT COUNT(*) FROM referral` + where, args},
+		{"page", `SELECT ` + sqlshared.ReferralColumns + ` FROM referral` + where + ` ORDER BY ` + listOrder +
+			` LIMIT $` + strconv.Itoa(n+1) + ` OFFSET $` + strconv.Itoa(n+2), append(slices.Clone(args), f.Limit, f.Offset)},
+	}
+}
+
+// ReportStatements returns the statements ReportReferrals runs for q: the
+// first page, the page after the referral (lastAt, lastID) when lastID is
+// set, and the reads of the entries of the referrals ids.
+func ReportStatements(q linkbridge.ReportQuery, lastAt time.Time, lastID string, ids []string) []Statement {
+	base, args := reportSQL(q)
+	first, firstArgs := reportPageSQL(base, args, time.Time{}, "")
+	out := []Statement{{"first page", first, firstArgs}}
+	if lastID != "" {
+		next, nextArgs := reportPageSQL(base, args, lastAt, lastID)
+		out = append(out, Statement{"next page", next, nextArgs})
+	}
+	if len(ids) > 0 {
+		out = append(out, Statement{"plans", reportPlansSQL, []any{ids}},
+			Statement{"contacts", reportContactsSQL, []any{ids}}, Statement{"measures", reportMeasuresSQL, []any{ids}})
+	}
+	return out
+}
+
+// CaseRecordStatements returns the statements GetCaseRecord runs for a
+// referral of a person.
+func CaseRecordStatements(referralID, personID string) []Statement {
+	return []Statement{
+		{"referral", `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE id = $1`, []any{referralID}},
+		{"person", `SELECT id, nhs_number, birth_date, gp_ods, created_at FROM person WHERE id = $1`, []any{personID}},
+		{"plan", caseRecordPlanSQL, []any{referralID}},
+		{"contacts", caseRecordContactsSQL, []any{referralID}},
+		{"measures", caseRecordMeasuresSQL, []any{referralID}},
+		{"events", caseRecordEventsSQL, []any{referralID}},
+	}
+}
+
+// ExplainStatement returns the plan of a statement as EXPLAIN (ANALYZE,
+// FORMAT JSON) gives it, planned with sequential scans turned off
+// (enable_seqscan): on a small store a sequential scan is the cheapest
+// plan anyway, so one that remains means no index can serve the
+// statement.
+func (db *DB) ExplainStatement(ctx context.Context, st Statement) ([]byte, error) {
+	var out []byte
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+st.SQL, st.Args...).Scan(&out)
+	})
+	return out, err
 }

@@ -114,28 +114,64 @@ func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args [
 // then, after the rollback, is the stored row looked up to name it (it is
 // committed, and rows the constraints protect are never deleted).
 func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
-	if err := in.Validate(); err != nil {
+	c, err := db.prepareCreate(in)
+	if err != nil {
 		return err
+	}
+	var op string
+	err = retryTx(ctx, func() (err error) {
+		if len(in.Events) == 0 {
+			op, err = db.runBatch(ctx, c.b, c.ops)
+			return err
+		}
+		// Topic events are recorded after the intake's rows, in its
+		// transaction.
+		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			op, err = c.inTx(ctx, tx, db.Now())
+			return err
+		})
+	})
+	if err == nil {
+		return nil
+	}
+	return db.formatError(ctx, err, op, c.subject)
+}
+
+// createWrite is an intake prepared for the server: its statements, queued
+// in one batch, and what a violated constraint is looked up by.
+type createWrite struct {
+	b       *pgx.Batch
+	ops     []string
+	ref     *linkbridge.Referral
+	events  []*linkbridge.TopicEvent
+	subject writeSubject
+}
+
+// prepareCreate validates an intake and queues its statements
+// (CreateReferral, WriteBatch).
+func (db *DB) prepareCreate(in *linkbridge.Intake) (*createWrite, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
 	}
 	ref := in.Referral
 	refArgs, err := sqlshared.ReferralArgs(ref, columns)
 	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	res, err := sqlshared.ResourceRows(in.Resources)
 	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
-	b := &pgx.Batch{}
-	ops := []string{}
+	c := &createWrite{b: &pgx.Batch{}, ref: ref, events: in.Events,
+		subject: writeSubject{messageID: in.MessageID, person: personIf(in), ref: ref, resources: res}}
 	queue := func(op, sql string, args ...any) {
-		b.Queue(sql, args...)
-		ops = append(ops, op)
+		c.b.Queue(sql, args...)
+		c.ops = append(c.ops, op)
 	}
 	if in.MessageID != "" {
 		queue("record message", insMessage, in.MessageID, db.Now())
@@ -160,35 +196,26 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	}
 	queueAudit(audit, queue)
 	queue("notify", notifyReferral, notifyArgs(ref)...)
-	var op string
-	err = retryTx(ctx, func() (err error) {
-		if len(in.Events) == 0 {
-			op, err = db.runBatch(ctx, b, ops)
-			return err
+	return c, nil
+}
+
+// inTx runs the intake's statements in tx, then records its topic events
+// (at now, by default). It returns the op that failed, with the error.
+func (c *createWrite) inTx(ctx context.Context, tx pgx.Tx, now time.Time) (string, error) {
+	br := tx.SendBatch(ctx, c.b)
+	for _, o := range c.ops {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return o, err
 		}
-		// Topic events are recorded after the intake's rows, in its
-		// transaction.
-		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			br := tx.SendBatch(ctx, b)
-			for _, o := range ops {
-				if _, err := br.Exec(); err != nil {
-					_ = br.Close()
-					op = o
-					return err
-				}
-			}
-			if err := br.Close(); err != nil {
-				op = "commit"
-				return err
-			}
-			op = "record subscription events"
-			return recordEvents(ctx, tx, ref, in.Events, sqlshared.EventTime(ref, db.Now()))
-		})
-	})
-	if err == nil {
-		return nil
 	}
-	return db.formatError(ctx, err, op, writeSubject{messageID: in.MessageID, person: personIf(in), ref: ref, resources: res})
+	if err := br.Close(); err != nil {
+		return "commit", err
+	}
+	if err := recordEvents(ctx, tx, c.ref, c.events, sqlshared.EventTime(c.ref, now)); err != nil {
+		return "record subscription events", err
+	}
+	return "", nil
 }
 
 // personIf returns the intake's person when it is new.
@@ -368,92 +395,97 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 	if err != nil {
 		return err
 	}
-	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
-
 	err = retryTx(ctx, func() error {
 		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			if ch.MessageID != "" {
-				if _, err := tx.Exec(ctx, insMessage, ch.MessageID, db.Now()); err != nil {
-					if _, ok := violation(err, uniqueViolation); ok {
-						e := linkbridge.Errorf(linkbridge.EDUPLICATE, "message %s was processed already", ch.MessageID)
-						e.Existing = "MessageHeader/" + ch.MessageID
-						return e
-					}
-					return fmt.Errorf("postgres: record message: %w", err)
-				}
-			}
-			tag, err := tx.Exec(ctx, updReferral, append(refArgs, ref.Version-1)...)
-			if err != nil {
-				if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
-					e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
-					e.Existing = "Task/" + ref.TaskID
-					return e
-				}
-				return fmt.Errorf("postgres: update referral: %w", err)
-			}
-			if tag.RowsAffected() == 0 {
-				var stored int
-				switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
-				case errors.Is(err, pgx.ErrNoRows):
-					return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
-				case err != nil:
-					return fmt.Errorf("postgres: update referral: %w", err)
-				}
-				return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
-					ref.ID, stored, stored+1, ref.Version)
-			}
-			b := &pgx.Batch{}
-			var ops []string
-			queue := func(op, sql string, args ...any) {
-				b.Queue(sql, args...)
-				ops = append(ops, op)
-			}
-			if err := queueResources(ctx, tx, res, queue); err != nil {
-				return err
-			}
-			if args, ok := accessArrays(ref, res, ""); ok {
-				queue("grant access", insAccess, args...)
-			}
-			queueCase(cr, queue)
-			queueAudit(rows.Audit, queue)
-			queue("notify", notifyReferral, notifyArgs(ref)...)
-			if err := lockOutboxKeys(ctx, tx, ob); err != nil {
-				return err
-			}
-			br := tx.SendBatch(ctx, b)
-			for _, op := range ops {
-				tag, err := br.Exec()
-				if err != nil {
-					_ = br.Close()
-					return caseError(err, op, res)
-				}
-				if strings.HasPrefix(op, correctOp) && tag.RowsAffected() == 0 {
-					_ = br.Close()
-					what, id, _ := strings.Cut(strings.TrimPrefix(op, correctOp), " ")
-					return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s has no %s %s", ref.ID, what, id)
-				}
-			}
-			if err := br.Close(); err != nil {
-				return fmt.Errorf("postgres: update referral: %w", err)
-			}
-			if err := insertOutbox(ctx, tx, ob); err != nil {
-				return err
-			}
-			if err := recordEvents(ctx, tx, ref, ch.Events, sqlshared.EventTime(ref, db.Now())); err != nil {
-				return err
-			}
-			if sqlshared.EnteredInError(ref) {
-				if _, err := tx.Exec(ctx, revokeAccess, sqlshared.RevokeAccessArgs(ref)...); err != nil {
-					return fmt.Errorf("postgres: revoke access: %w", err)
-				}
-			}
-			return nil
+			return db.updateInTx(ctx, tx, ch, rows)
 		})
 	})
 	if err != nil {
 		return err
 	}
-	ob.Stored()
+	rows.Outbox.Stored()
+	return nil
+}
+
+// updateInTx applies a change, converted to rows, in tx (UpdateReferral,
+// WriteBatch).
+func (db *DB) updateInTx(ctx context.Context, tx pgx.Tx, ch *linkbridge.ReferralChange, rows *sqlshared.ChangeRows) error {
+	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
+	if ch.MessageID != "" {
+		if _, err := tx.Exec(ctx, insMessage, ch.MessageID, db.Now()); err != nil {
+			if _, ok := violation(err, uniqueViolation); ok {
+				e := linkbridge.Errorf(linkbridge.EDUPLICATE, "message %s was processed already", ch.MessageID)
+				e.Existing = "MessageHeader/" + ch.MessageID
+				return e
+			}
+			return fmt.Errorf("postgres: record message: %w", err)
+		}
+	}
+	tag, err := tx.Exec(ctx, updReferral, append(refArgs, ref.Version-1)...)
+	if err != nil {
+		if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
+			e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
+			e.Existing = "Task/" + ref.TaskID
+			return e
+		}
+		return fmt.Errorf("postgres: update referral: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		var stored int
+		switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
+		case err != nil:
+			return fmt.Errorf("postgres: update referral: %w", err)
+		}
+		return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
+			ref.ID, stored, stored+1, ref.Version)
+	}
+	b := &pgx.Batch{}
+	var ops []string
+	queue := func(op, sql string, args ...any) {
+		b.Queue(sql, args...)
+		ops = append(ops, op)
+	}
+	if err := queueResources(ctx, tx, res, queue); err != nil {
+		return err
+	}
+	if args, ok := accessArrays(ref, res, ""); ok {
+		queue("grant access", insAccess, args...)
+	}
+	queueCase(cr, queue)
+	queueAudit(rows.Audit, queue)
+	queue("notify", notifyReferral, notifyArgs(ref)...)
+	if err := lockOutboxKeys(ctx, tx, ob); err != nil {
+		return err
+	}
+	br := tx.SendBatch(ctx, b)
+	for _, op := range ops {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return caseError(err, op, res)
+		}
+		if strings.HasPrefix(op, correctOp) && tag.RowsAffected() == 0 {
+			_ = br.Close()
+			what, id, _ := strings.Cut(strings.TrimPrefix(op, correctOp), " ")
+			return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s has no %s %s", ref.ID, what, id)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("postgres: update referral: %w", err)
+	}
+	if err := insertOutbox(ctx, tx, ob); err != nil {
+		return err
+	}
+	if err := recordEvents(ctx, tx, ref, ch.Events, sqlshared.EventTime(ref, db.Now())); err != nil {
+		return err
+	}
+	if sqlshared.EnteredInError(ref) {
+		if _, err := tx.Exec(ctx, revokeAccess, sqlshared.RevokeAccessArgs(ref)...); err != nil {
+			return fmt.Errorf("postgres: revoke access: %w", err)
+		}
+	}
 	return nil
 }
 

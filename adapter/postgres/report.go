@@ -16,42 +16,11 @@ import (
 // (linkbridge.CaseStore.ReportReferrals), keyset-paged on (received_at,
 // id) so that each page is one index range, never an offset scan.
 func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn func([]*linkbridge.ReportReferral) error) error {
-	conds := []string{`status <> 'entered-in-error'`, `request_status <> 'entered-in-error'`}
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if q.ServiceODS != "" {
-		conds = append(conds, `service_ods = `+arg(q.ServiceODS))
-	}
-	if q.LinkWorkerID != "" {
-		conds = append(conds, `link_worker_id = `+arg(q.LinkWorkerID))
-	}
-	if len(q.ReferrerODS) > 0 {
-		conds = append(conds, `referrer_ods = ANY(`+arg(q.ReferrerODS)+`::text[])`)
-	}
-	if !q.To.IsZero() {
-		conds = append(conds, `received_at < `+arg(ceilMicro(q.To)))
-	}
-	if !q.From.IsZero() {
-		from := arg(ceilMicro(q.From))
-		conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= `+from+`
-			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.withdrawn_at IS NULL AND c.at >= `+from+`)
-			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.withdrawn_at IS NULL AND m.taken_at >= `+from+`))`)
-	}
-	base := `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `)
-	n := len(args)
+	base, args := reportSQL(q)
 	var lastAt time.Time
 	var lastID string
 	for {
-		query, pageArgs := base, append([]any(nil), args...)
-		if lastID != "" {
-			a, b := "$"+strconv.Itoa(n+1), "$"+strconv.Itoa(n+2)
-			query += ` AND received_at >= ` + a + ` AND (received_at > ` + a + ` OR id > ` + b + `)`
-			pageArgs = append(pageArgs, lastAt, lastID)
-		}
-		query += ` ORDER BY received_at, id LIMIT ` + strconv.Itoa(linkbridge.ReportPageSize)
+		query, pageArgs := reportPageSQL(base, args, lastAt, lastID)
 		var page []*linkbridge.ReportReferral
 		err := db.readTx(ctx, func(tx pgx.Tx) error {
 			var err error
@@ -73,6 +42,63 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 			return nil
 		}
 	}
+}
+
+// reportSQL is the SELECT of ReportReferrals without its keyset and order
+// (reportPageSQL), and its arguments.
+func reportSQL(q linkbridge.ReportQuery) (string, []any) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	// scope selects the referrals of q's organisations.
+	var scope []string
+	if q.ServiceODS != "" {
+		scope = append(scope, `service_ods = `+arg(q.ServiceODS))
+	}
+	if q.LinkWorkerID != "" {
+		scope = append(scope, `link_worker_id = `+arg(q.LinkWorkerID))
+	}
+	if len(q.ReferrerODS) > 0 {
+		scope = append(scope, `referrer_ods = ANY(`+arg(q.ReferrerODS)+`::text[])`)
+	}
+	conds := append([]string{`status <> 'entered-in-error'`, `request_status <> 'entered-in-error'`}, scope...)
+	if !q.To.IsZero() {
+		conds = append(conds, `received_at < `+arg(ceilMicro(q.To)))
+	}
+	if q.From.IsZero() {
+		return `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `), args
+	}
+	from := arg(ceilMicro(q.From))
+	conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= `+from+`
+		OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.withdrawn_at IS NULL AND c.at >= `+from+`)
+		OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.withdrawn_at IS NULL AND m.taken_at >= `+from+`))`)
+	// The referrals that condition can match are those of the scope still
+	// open or changed since ReportActiveSince (sqlshared): found first, by
+	// the status and updated_at indexes, so that a report reads the
+	// referrals active in its period, not every one its scope ever received.
+	inScope := ""
+	if len(scope) > 0 {
+		inScope = ` AND ` + strings.Join(scope, ` AND `)
+	}
+	active := `(SELECT id AS active_id FROM referral WHERE status IN ` + sqlshared.ActiveStatuses + inScope +
+		` UNION SELECT id FROM referral WHERE updated_at >= ` + arg(ceilMicro(sqlshared.ReportActiveSince(q.From))) + inScope +
+		`) AS a JOIN referral ON referral.id = a.active_id`
+	return `SELECT ` + sqlshared.ReferralColumns + ` FROM ` + active + ` WHERE ` + strings.Join(conds, ` AND `), args
+}
+
+// reportPageSQL is the page of a report after the referral (lastAt,
+// lastID) in (received_at, id) order; the first page when lastID is "".
+func reportPageSQL(base string, args []any, lastAt time.Time, lastID string) (string, []any) {
+	n := len(args)
+	query, pageArgs := base, append([]any(nil), args...)
+	if lastID != "" {
+		a, b := "$"+strconv.Itoa(n+1), "$"+strconv.Itoa(n+2)
+		query += ` AND received_at >= ` + a + ` AND (received_at > ` + a + ` OR id > ` + b + `)`
+		pageArgs = append(pageArgs, lastAt, lastID)
+	}
+	return query + ` ORDER BY received_at, id LIMIT ` + strconv.Itoa(linkbridge.ReportPageSize), pageArgs
 }
 
 // reportPage reads one page of referrals and their review dates, contacts
@@ -97,7 +123,7 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 	for i, r := range page {
 		ids[i] = r.Referral.ID
 	}
-	err = queryRows(ctx, tx, `SELECT referral_id, body->>'reviewDate' FROM case_plan WHERE referral_id = ANY($1::text[])`, []any{ids},
+	err = queryRows(ctx, tx, reportPlansSQL, []any{ids},
 		func(rows pgx.Rows) error {
 			var id string
 			var review *string
@@ -112,8 +138,7 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 	if err != nil {
 		return nil, fmt.Errorf("plans: %w", err)
 	}
-	err = queryRows(ctx, tx, `SELECT referral_id, id, at, mode, minutes, attended FROM contact
-		WHERE referral_id = ANY($1::text[]) AND withdrawn_at IS NULL ORDER BY referral_id, at, id`, []any{ids}, func(rows pgx.Rows) error {
+	err = queryRows(ctx, tx, reportContactsSQL, []any{ids}, func(rows pgx.Rows) error {
 		c := &linkbridge.Contact{}
 		var mode string
 		if err := rows.Scan(&c.ReferralID, &c.ID, &c.At, &mode, &c.Minutes, &c.Attended); err != nil {
@@ -127,8 +152,7 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
-	err = queryRows(ctx, tx, `SELECT referral_id, id, instrument, timepoint, items::text, total, metric, taken_at FROM measure
-		WHERE referral_id = ANY($1::text[]) AND withdrawn_at IS NULL ORDER BY referral_id, taken_at, id`, []any{ids}, func(rows pgx.Rows) error {
+	err = queryRows(ctx, tx, reportMeasuresSQL, []any{ids}, func(rows pgx.Rows) error {
 		m := &linkbridge.Measure{}
 		var instrument, timepoint, items string
 		if err := rows.Scan(&m.ReferralID, &m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &m.TakenAt); err != nil {
@@ -148,3 +172,13 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 	}
 	return page, nil
 }
+
+// The statements of a report page after its referrals: their plans' review
+// dates, contacts and measures ($1: the referrals' ids).
+const (
+	reportPlansSQL    = `SELECT referral_id, body->>'reviewDate' FROM case_plan WHERE referral_id = ANY($1::text[])`
+	reportContactsSQL = `SELECT referral_id, id, at, mode, minutes, attended FROM contact
+		WHERE referral_id = ANY($1::text[]) AND withdrawn_at IS NULL ORDER BY referral_id, at, id`
+	reportMeasuresSQL = `SELECT referral_id, id, instrument, timepoint, items::text, total, metric, taken_at FROM measure
+		WHERE referral_id = ANY($1::text[]) AND withdrawn_at IS NULL ORDER BY referral_id, taken_at, id`
+)

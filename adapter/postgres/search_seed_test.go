@@ -134,12 +134,15 @@ func seedCorpus(ctx context.Context, tb testing.TB, u string, c *sqlsharedtest.C
 	return err
 }
 
-// TestMain drops the seeded schema after the tests.
+// TestMain drops the seeded schemas after the tests.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
-	if dropSeeded != nil {
-		if err := dropSeeded(context.Background()); err != nil {
+	for _, drop := range []func(context.Context) error{dropSeeded, dropJourneys} {
+		if drop == nil {
+			continue
+		}
+		if err := drop(context.Background()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}

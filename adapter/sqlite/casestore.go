@@ -65,6 +65,19 @@ func applyCase(w *writer, c *sqlshared.CaseRows) error {
 	return nil
 }
 
+// The statements of GetCaseRecord after the referral and its person (by
+// primary key): the plan, the contacts, the measures and the history of one
+// referral.
+const (
+	caseRecordPlanSQL     = `SELECT body FROM case_plan WHERE referral_id = ?`
+	caseRecordContactsSQL = `SELECT id, at, mode, minutes, attended, notes, created_at, amended_at, withdrawn_at, withdrawn_reason
+		FROM contact WHERE referral_id = ? ORDER BY at, id`
+	caseRecordMeasuresSQL = `SELECT id, instrument, timepoint, items, total, metric, taken_at, created_at, amended_at, withdrawn_at, withdrawn_reason
+		FROM measure WHERE referral_id = ? ORDER BY taken_at, id`
+	caseRecordEventsSQL = `SELECT version, at, action, actor, status, occurred_at
+		FROM referral_event WHERE referral_id = ? ORDER BY version`
+)
+
 // GetCaseRecord returns a referral's case record, read in one transaction:
 // the referral, its person, its plan (the zero Plan when none was stored),
 // its contacts by time then id, its measures by time taken then id, and its
@@ -86,7 +99,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 	}
 
 	var plan []byte
-	switch err := tx.QueryRowContext(ctx, `SELECT body FROM case_plan WHERE referral_id = ?`, referralID).Scan(&plan); {
+	switch err := tx.QueryRowContext(ctx, caseRecordPlanSQL, referralID).Scan(&plan); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return nil, fmt.Errorf("sqlite: case record: plan: %w", err)
@@ -96,8 +109,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		}
 	}
 
-	err = queryRows(ctx, tx, `SELECT id, at, mode, minutes, attended, notes, created_at, amended_at, withdrawn_at, withdrawn_reason
-		FROM contact WHERE referral_id = ? ORDER BY at, id`, []any{referralID}, func(rows *sql.Rows) error {
+	err = queryRows(ctx, tx, caseRecordContactsSQL, []any{referralID}, func(rows *sql.Rows) error {
 		c := &linkbridge.Contact{ReferralID: referralID}
 		var at, mode, createdAt string
 		var amended, withdrawn sql.NullString
@@ -117,8 +129,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		return nil, fmt.Errorf("sqlite: case record: contacts: %w", err)
 	}
 
-	err = queryRows(ctx, tx, `SELECT id, instrument, timepoint, items, total, metric, taken_at, created_at, amended_at, withdrawn_at, withdrawn_reason
-		FROM measure WHERE referral_id = ? ORDER BY taken_at, id`, []any{referralID}, func(rows *sql.Rows) error {
+	err = queryRows(ctx, tx, caseRecordMeasuresSQL, []any{referralID}, func(rows *sql.Rows) error {
 		m := &linkbridge.Measure{ReferralID: referralID}
 		var instrument, timepoint, items, takenAt, createdAt string
 		var amended, withdrawn sql.NullString
@@ -141,8 +152,7 @@ func (db *DB) GetCaseRecord(ctx context.Context, referralID string) (*linkbridge
 		return nil, fmt.Errorf("sqlite: case record: measures: %w", err)
 	}
 
-	err = queryRows(ctx, tx, `SELECT version, at, action, actor, status, occurred_at
-		FROM referral_event WHERE referral_id = ? ORDER BY version`, []any{referralID}, func(rows *sql.Rows) error {
+	err = queryRows(ctx, tx, caseRecordEventsSQL, []any{referralID}, func(rows *sql.Rows) error {
 		e := &linkbridge.ReferralEvent{ReferralID: referralID}
 		var at, status string
 		var occurred sql.NullString
@@ -170,6 +180,48 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 	if err := f.Validate(); err != nil {
 		return nil, 0, err
 	}
+	where, args := listWhere(f)
+	// The count and the page come from one read transaction, so they agree.
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list referrals: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var total int
+	if err := tx.QueryRowContext(ctx, listCountSQL+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list referrals: count: %w", err)
+	}
+	if total <= f.Offset {
+		return nil, total, nil
+	}
+	var out []*linkbridge.Referral
+	err = queryRows(ctx, tx, listPageSQL(where), append(args, f.Limit, f.Offset),
+		func(rows *sql.Rows) error {
+			r, err := scanReferral(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: list referrals: %w", err)
+	}
+	return out, total, nil
+}
+
+// The statements of ListReferrals: the count and the page of the matches
+// of a WHERE clause (listWhere), newest received first.
+const listCountSQL = `SELECT COUNT(*) FROM referral`
+
+func listPageSQL(where string) string {
+	return `SELECT ` + sqlshared.ReferralColumns + ` FROM referral` + where + ` ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`
+}
+
+// listWhere is the WHERE clause (empty when f filters nothing) and its
+// arguments of ListReferrals.
+func listWhere(f linkbridge.ReferralFilter) (string, []any) {
 	var conds []string
 	var args []any
 	eq := func(col, v string) {
@@ -200,36 +252,7 @@ func (db *DB) ListReferrals(ctx context.Context, f linkbridge.ReferralFilter) ([
 	if len(conds) > 0 {
 		where = ` WHERE ` + strings.Join(conds, ` AND `)
 	}
-
-	// The count and the page come from one read transaction, so they agree.
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: list referrals: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	var total int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM referral`+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("sqlite: list referrals: count: %w", err)
-	}
-	if total <= f.Offset {
-		return nil, total, nil
-	}
-	var out []*linkbridge.Referral
-	err = queryRows(ctx, tx, `SELECT `+sqlshared.ReferralColumns+` FROM referral`+where+
-		` ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset),
-		func(rows *sql.Rows) error {
-			r, err := scanReferral(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-			return nil
-		})
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: list referrals: %w", err)
-	}
-	return out, total, nil
+	return where, args
 }
 
 // countChunk bounds the ids of one CountContacts query, well below SQLite's

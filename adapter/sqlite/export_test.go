@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 // ExplainSearch returns the plans, as EXPLAIN QUERY PLAN gives them (one
@@ -61,4 +64,76 @@ func (db *DB) ReadSlowly(ctx context.Context) error {
 	defer func() { _ = tx.Rollback() }()
 	var n int
 	return tx.QueryRowContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c`).Scan(&n)
+}
+
+// Statement is one statement a case-store read runs, with its arguments.
+type Statement struct {
+	Name string
+	SQL  string
+	Args []any
+}
+
+// ListStatements returns the statements ListReferrals runs for f.
+func ListStatements(f linkbridge.ReferralFilter) []Statement {
+	where, args := listWhere(f)
+	return []Statement{
+		{"count", listCountSQL + where, args},
+		{"page", listPageSQL(where), append(slices.Clone(args), f.Limit, f.Offset)},
+	}
+}
+
+// ReportStatements returns the statements ReportReferrals runs for q: the
+// first page, the page after the referral (lastAt, lastID) when lastID is
+// set, and the reads of the entries of the referrals ids.
+func ReportStatements(q linkbridge.ReportQuery, lastAt time.Time, lastID string, ids []string) []Statement {
+	base, args := reportSQL(q)
+	first, firstArgs := reportPageSQL(base, args, "", "")
+	out := []Statement{{"first page", first, firstArgs}}
+	if lastID != "" {
+		next, nextArgs := reportPageSQL(base, args, formatTime(lastAt), lastID)
+		out = append(out, Statement{"next page", next, nextArgs})
+	}
+	if len(ids) > 0 {
+		in := `(` + placeholders(len(ids)) + `)`
+		idArgs := make([]any, len(ids))
+		for i, id := range ids {
+			idArgs[i] = id
+		}
+		out = append(out, Statement{"plans", reportPlansSQL(in), idArgs},
+			Statement{"contacts", reportContactsSQL(in), idArgs}, Statement{"measures", reportMeasuresSQL(in), idArgs})
+	}
+	return out
+}
+
+// CaseRecordStatements returns the statements GetCaseRecord runs for a
+// referral of a person.
+func CaseRecordStatements(referralID, personID string) []Statement {
+	return []Statement{
+		{"referral", `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE id = ?`, []any{referralID}},
+		{"person", `SELECT id, nhs_number, birth_date, gp_ods, created_at FROM person WHERE id = ?`, []any{personID}},
+		{"plan", caseRecordPlanSQL, []any{referralID}},
+		{"contacts", caseRecordContactsSQL, []any{referralID}},
+		{"measures", caseRecordMeasuresSQL, []any{referralID}},
+		{"events", caseRecordEventsSQL, []any{referralID}},
+	}
+}
+
+// ExplainStatement returns the plan of a statement, as EXPLAIN QUERY PLAN
+// gives it (one "id parent detail" line per row).
+func (db *DB) ExplainStatement(ctx context.Context, st Statement) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `EXPLAIN QUERY PLAN `+st.SQL, st.Args...)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%d %d %s", id, parent, detail))
+	}
+	return out, rows.Err()
 }

@@ -36,17 +36,38 @@ type resourceRow = sqlshared.ResourceRow
 // ReceivedAt, with the referral's status, and the intake's Audit record
 // when set (EINVALID when it has no time).
 func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
-	if err := in.Validate(); err != nil {
+	op, err := db.createOp(in)
+	if err != nil {
 		return err
+	}
+	if err := db.w.do(ctx, op.apply); err != nil {
+		return err
+	}
+	op.done()
+	return nil
+}
+
+// writeOp is one write prepared for the writer: apply runs on the writer
+// goroutine, inside the write transaction; done runs after it committed.
+type writeOp struct {
+	apply func(w *writer) error
+	done  func()
+}
+
+// createOp validates an intake and converts it to column values, and
+// returns the write that stores it (CreateReferral, WriteBatch).
+func (db *DB) createOp(in *linkbridge.Intake) (writeOp, error) {
+	if err := in.Validate(); err != nil {
+		return writeOp{}, err
 	}
 	ref := new(*in.Referral) // a copy: the writer goroutine reads it
 	refArgs, err := sqlshared.ReferralArgs(ref, columns)
 	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+		return writeOp{}, fmt.Errorf("sqlite: %w", err)
 	}
 	res, err := newResourceRows(in.Resources)
 	if err != nil {
-		return err
+		return writeOp{}, err
 	}
 	var person *linkbridge.Person
 	var personCreated string
@@ -57,7 +78,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	}
 	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
 	if err != nil {
-		return err
+		return writeOp{}, err
 	}
 	msgID := in.MessageID
 	events := in.Events
@@ -65,7 +86,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	// The referral's history starts with its receipt.
 	received := sqlshared.EventArgs(linkbridge.ReceivedEvent(ref), columns)
 
-	err = db.w.do(ctx, func(w *writer) error {
+	apply := func(w *writer) error {
 		if err := w.recordMessage(msgID); err != nil {
 			return err
 		}
@@ -90,12 +111,8 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 			return err
 		}
 		return w.insertAudit(audit)
-	})
-	if err != nil {
-		return err
 	}
-	db.feed.publish(noticeOf(ref))
-	return nil
+	return writeOp{apply: apply, done: func() { db.feed.publish(noticeOf(ref)) }}, nil
 }
 
 // revokeAccess ends the access a referral entered in error granted
@@ -119,14 +136,29 @@ var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "?" +
 // and Status. A change that names another referral or version in its
 // entries, or an event without an action, is EINVALID.
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
+	op, err := db.updateOp(ch)
 	if err != nil {
 		return err
 	}
+	if err := db.w.do(ctx, op.apply); err != nil {
+		return err
+	}
+	op.done()
+	return nil
+}
+
+// updateOp validates a change and converts it to column values, and
+// returns the write that applies it (UpdateReferral, WriteBatch).
+func (db *DB) updateOp(ch *linkbridge.ReferralChange) (writeOp, error) {
+	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
+	if err != nil {
+		return writeOp{}, err
+	}
 	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
 	msgID := ch.MessageID
+	events := ch.Events
 
-	err = db.w.do(ctx, func(w *writer) error {
+	apply := func(w *writer) error {
 		if err := w.recordMessage(msgID); err != nil {
 			return err
 		}
@@ -173,7 +205,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		if err := applyOutbox(w, ob); err != nil {
 			return err
 		}
-		if err := w.recordEvents(ref, ch.Events, sqlshared.EventTime(ref, db.Now())); err != nil {
+		if err := w.recordEvents(ref, events, sqlshared.EventTime(ref, db.Now())); err != nil {
 			return err
 		}
 		if sqlshared.EnteredInError(ref) {
@@ -182,13 +214,11 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			}
 		}
 		return w.insertAudit(rows.Audit)
-	})
-	if err != nil {
-		return err
 	}
-	ob.Stored()
-	db.feed.publish(noticeOf(ref))
-	return nil
+	return writeOp{apply: apply, done: func() {
+		ob.Stored()
+		db.feed.publish(noticeOf(ref))
+	}}, nil
 }
 
 // recordMessage records a message id, or returns EDUPLICATE if it was

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/linkbridge/linkbridge"
@@ -14,43 +15,10 @@ import (
 // (linkbridge.CaseStore.ReportReferrals), keyset-paged on (received_at,
 // id) so that each page is one index range, never an offset scan.
 func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn func([]*linkbridge.ReportReferral) error) error {
-	conds := []string{`status <> 'entered-in-error'`, `request_status <> 'entered-in-error'`}
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			conds = append(conds, col+` = ?`)
-			args = append(args, v)
-		}
-	}
-	eq("service_ods", q.ServiceODS)
-	eq("link_worker_id", q.LinkWorkerID)
-	if len(q.ReferrerODS) > 0 {
-		conds = append(conds, `referrer_ods IN (`+placeholders(len(q.ReferrerODS))+`)`)
-		for _, ods := range q.ReferrerODS {
-			args = append(args, ods)
-		}
-	}
-	if !q.To.IsZero() {
-		conds = append(conds, `received_at < ?`)
-		args = append(args, formatTime(q.To))
-	}
-	if !q.From.IsZero() {
-		from := formatTime(q.From)
-		conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= ?
-			OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.withdrawn_at IS NULL AND c.at >= ?)
-			OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.withdrawn_at IS NULL AND m.taken_at >= ?))`)
-		args = append(args, from, from, from)
-	}
-	base := `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `)
+	base, args := reportSQL(q)
 	var lastAt, lastID string
 	for {
-		query, pageArgs := base, args
-		if lastID != "" {
-			query += ` AND received_at >= ? AND (received_at > ? OR id > ?)`
-			pageArgs = append(append([]any(nil), args...), lastAt, lastAt, lastID)
-		}
-		query += ` ORDER BY received_at, id LIMIT ?`
-		pageArgs = append(pageArgs, linkbridge.ReportPageSize)
+		query, pageArgs := reportPageSQL(base, args, lastAt, lastID)
 		page, err := db.reportPage(ctx, query, pageArgs)
 		if err != nil {
 			return fmt.Errorf("sqlite: report: %w", err)
@@ -67,6 +35,68 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 			return nil
 		}
 	}
+}
+
+// reportSQL is the SELECT of ReportReferrals without its keyset and order
+// (reportPageSQL), and its arguments.
+func reportSQL(q linkbridge.ReportQuery) (string, []any) {
+	// scope and its arguments select the referrals of q's organisations.
+	var scope []string
+	var scopeArgs []any
+	eq := func(col, v string) {
+		if v != "" {
+			scope = append(scope, col+` = ?`)
+			scopeArgs = append(scopeArgs, v)
+		}
+	}
+	eq("service_ods", q.ServiceODS)
+	eq("link_worker_id", q.LinkWorkerID)
+	if len(q.ReferrerODS) > 0 {
+		scope = append(scope, `referrer_ods IN (`+placeholders(len(q.ReferrerODS))+`)`)
+		for _, ods := range q.ReferrerODS {
+			scopeArgs = append(scopeArgs, ods)
+		}
+	}
+	conds := append([]string{`status <> 'entered-in-error'`, `request_status <> 'entered-in-error'`}, scope...)
+	args := slices.Clone(scopeArgs)
+	if !q.To.IsZero() {
+		conds = append(conds, `received_at < ?`)
+		args = append(args, formatTime(q.To))
+	}
+	if q.From.IsZero() {
+		return `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE ` + strings.Join(conds, ` AND `), args
+	}
+	from := formatTime(q.From)
+	conds = append(conds, `(status NOT IN ('completed', 'failed', 'cancelled', 'rejected') OR updated_at >= ?
+		OR EXISTS (SELECT 1 FROM contact c WHERE c.referral_id = referral.id AND c.withdrawn_at IS NULL AND c.at >= ?)
+		OR EXISTS (SELECT 1 FROM measure m WHERE m.referral_id = referral.id AND m.withdrawn_at IS NULL AND m.taken_at >= ?))`)
+	args = append(args, from, from, from)
+	// The referrals that condition can match are those of the scope still
+	// open or changed since ReportActiveSince (sqlshared): found first, by
+	// the status and updated_at indexes, so that a report reads the
+	// referrals active in its period, not every one its scope ever received.
+	inScope := ""
+	if len(scope) > 0 {
+		inScope = ` AND ` + strings.Join(scope, ` AND `)
+	}
+	// CROSS JOIN makes SQLite loop over them (it keeps the order of a
+	// CROSS JOIN), reading each referral by its key.
+	active := `(SELECT id AS active_id FROM referral WHERE status IN ` + sqlshared.ActiveStatuses + inScope +
+		` UNION SELECT id FROM referral WHERE updated_at >= ?` + inScope + `) AS a CROSS JOIN referral`
+	activeArgs := slices.Concat(scopeArgs, []any{formatTime(sqlshared.ReportActiveSince(q.From))}, scopeArgs)
+	return `SELECT ` + sqlshared.ReferralColumns + ` FROM ` + active + ` WHERE referral.id = a.active_id AND ` + strings.Join(conds, ` AND `),
+		append(activeArgs, args...)
+}
+
+// reportPageSQL is the page of a report after the referral (lastAt,
+// lastID) in (received_at, id) order; the first page when lastID is "".
+func reportPageSQL(base string, args []any, lastAt, lastID string) (string, []any) {
+	query, pageArgs := base, append([]any(nil), args...)
+	if lastID != "" {
+		query += ` AND received_at >= ? AND (received_at > ? OR id > ?)`
+		pageArgs = append(pageArgs, lastAt, lastAt, lastID)
+	}
+	return query + ` ORDER BY received_at, id LIMIT ?`, append(pageArgs, linkbridge.ReportPageSize)
 }
 
 // reportPage reads one page of referrals and their review dates, contacts
@@ -97,7 +127,7 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 		ids[i] = r.Referral.ID
 	}
 	in := `(` + placeholders(len(ids)) + `)`
-	err = queryRows(ctx, tx, `SELECT referral_id, json_extract(body, '$.reviewDate') FROM case_plan WHERE referral_id IN `+in, ids,
+	err = queryRows(ctx, tx, reportPlansSQL(in), ids,
 		func(rows *sql.Rows) error {
 			var id string
 			var review sql.NullString
@@ -110,8 +140,7 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 	if err != nil {
 		return nil, fmt.Errorf("plans: %w", err)
 	}
-	err = queryRows(ctx, tx, `SELECT referral_id, id, at, mode, minutes, attended FROM contact
-		WHERE referral_id IN `+in+` AND withdrawn_at IS NULL ORDER BY referral_id, at, id`, ids, func(rows *sql.Rows) error {
+	err = queryRows(ctx, tx, reportContactsSQL(in), ids, func(rows *sql.Rows) error {
 		c := &linkbridge.Contact{}
 		var at, mode string
 		var attended int
@@ -129,8 +158,7 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
 	}
-	err = queryRows(ctx, tx, `SELECT referral_id, id, instrument, timepoint, items, total, metric, taken_at FROM measure
-		WHERE referral_id IN `+in+` AND withdrawn_at IS NULL ORDER BY referral_id, taken_at, id`, ids, func(rows *sql.Rows) error {
+	err = queryRows(ctx, tx, reportMeasuresSQL(in), ids, func(rows *sql.Rows) error {
 		m := &linkbridge.Measure{}
 		var instrument, timepoint, items, takenAt string
 		if err := rows.Scan(&m.ReferralID, &m.ID, &instrument, &timepoint, &items, &m.Total, &m.Metric, &takenAt); err != nil {
@@ -152,4 +180,21 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 		return nil, fmt.Errorf("measures: %w", err)
 	}
 	return page, nil
+}
+
+// The statements of a report page after its referrals: their plans' review
+// dates, contacts and measures; in is the parenthesised list of their ids'
+// placeholders.
+func reportPlansSQL(in string) string {
+	return `SELECT referral_id, json_extract(body, '$.reviewDate') FROM case_plan WHERE referral_id IN ` + in
+}
+
+func reportContactsSQL(in string) string {
+	return `SELECT referral_id, id, at, mode, minutes, attended FROM contact
+		WHERE referral_id IN ` + in + ` AND withdrawn_at IS NULL ORDER BY referral_id, at, id`
+}
+
+func reportMeasuresSQL(in string) string {
+	return `SELECT referral_id, id, instrument, timepoint, items, total, metric, taken_at FROM measure
+		WHERE referral_id IN ` + in + ` AND withdrawn_at IS NULL ORDER BY referral_id, taken_at, id`
 }

@@ -145,12 +145,15 @@ func seedCorpus(ctx context.Context, path string, c *sqlsharedtest.Corpus) error
 	return tx.Commit()
 }
 
-// TestMain removes the seeded database after the tests.
+// TestMain removes the seeded databases after the tests.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
-	if seedDir != "" {
-		if err := os.RemoveAll(seedDir); err != nil {
+	for _, dir := range []string{seedDir, journeysDir} {
+		if dir == "" {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 	}

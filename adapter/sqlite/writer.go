@@ -19,6 +19,10 @@ type writeReq struct {
 	ctx   context.Context
 	apply func(w *writer) error
 	done  chan error // buffered (1): the writer never blocks answering
+	// alone runs the request in a transaction of its own, without a
+	// savepoint: a bulk write (WriteBatch), whose savepoint journal would
+	// grow with it and make each statement slower than the last.
+	alone bool
 }
 
 // writer owns the single write connection. It commits requests in groups:
@@ -184,10 +188,20 @@ func (w *writer) execRows(head, tail string, width int, args []any) error {
 // has taken the request, do waits for the answer even if ctx ends, because the
 // request may already be committed; the wait is at most one batch.
 func (w *writer) do(ctx context.Context, apply func(w *writer) error) error {
+	return w.send(ctx, &writeReq{ctx: ctx, apply: apply, done: make(chan error, 1)})
+}
+
+// doAlone is do for a request that runs in a transaction of its own (see
+// writeReq.alone).
+func (w *writer) doAlone(ctx context.Context, apply func(w *writer) error) error {
+	return w.send(ctx, &writeReq{ctx: ctx, apply: apply, done: make(chan error, 1), alone: true})
+}
+
+// send hands r to the writer and waits for its outcome (see do).
+func (w *writer) send(ctx context.Context, r *writeReq) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &writeReq{ctx: ctx, apply: apply, done: make(chan error, 1)}
 	select {
 	case w.reqs <- r:
 	case <-w.quit:
@@ -203,17 +217,30 @@ func (w *writer) do(ctx context.Context, apply func(w *writer) error) error {
 func (w *writer) run() {
 	defer close(w.stopped)
 	batch := make([]*writeReq, 0, w.db.MaxBatch)
+	var next *writeReq // taken while gathering, for the next round
 	for {
-		select {
-		case r := <-w.reqs:
-			batch = append(batch[:0], r)
-		case <-w.quit:
-			return
+		if next == nil {
+			select {
+			case next = <-w.reqs:
+			case <-w.quit:
+				return
+			}
 		}
+		if next.alone {
+			w.runAlone(next)
+			next = nil
+			continue
+		}
+		batch = append(batch[:0], next)
+		next = nil
 	gather:
 		for len(batch) < w.db.MaxBatch {
 			select {
 			case r := <-w.reqs:
+				if r.alone {
+					next = r
+					break gather
+				}
 				batch = append(batch, r)
 			default:
 				break gather
@@ -221,6 +248,35 @@ func (w *writer) run() {
 		}
 		w.runBatch(batch)
 		clear(batch) // drop references to finished requests
+	}
+}
+
+// runAlone runs one request in a transaction of its own, without a
+// savepoint: all of it commits, or none.
+func (w *writer) runAlone(r *writeReq) {
+	if err := r.ctx.Err(); err != nil {
+		r.done <- err
+		return
+	}
+	w.now = formatTime(w.db.Now())
+	if _, err := w.begin.ExecContext(bg); err != nil {
+		r.done <- fmt.Errorf("sqlite: begin: %w", err)
+		return
+	}
+	if err := r.apply(w); err != nil {
+		if _, rerr := w.rollback.ExecContext(bg); rerr != nil {
+			w.log.Debug("rollback write", slog.Any("error", rerr))
+		}
+		r.done <- err
+		return
+	}
+	if _, err := w.commit.ExecContext(bg); err != nil {
+		w.abort(fmt.Errorf("sqlite: commit: %w", err), func(err error) { r.done <- err })
+		return
+	}
+	r.done <- nil
+	if w.db.wantCheckpoint.CompareAndSwap(true, false) {
+		w.resetWAL()
 	}
 }
 

@@ -19,7 +19,9 @@ type CaseStore interface {
 // RunCaseStore runs the case-record suite: the CaseStore methods and the
 // case-record parts of ReferralChange (Plan, Contacts, Measures, Event). open
 // must return a new, empty store and close it when the test ends. Subtests
-// run in parallel, each on its own store. Run the Store suite (Run) too.
+// run in parallel, each on its own store. Run the Store suite (Run) too. A
+// store that is a linkbridge.BatchStore has its WriteBatch checked against
+// the same writes made one by one.
 func RunCaseStore(t *testing.T, open func(t *testing.T) CaseStore) {
 	t.Run("ReceivedEvent", func(t *testing.T) { t.Parallel(); testReceivedEvent(t, open) })
 	t.Run("Plan", func(t *testing.T) { t.Parallel(); testPlan(t, open) })
@@ -29,6 +31,7 @@ func RunCaseStore(t *testing.T, open func(t *testing.T) CaseStore) {
 	t.Run("ListReferrals", func(t *testing.T) { t.Parallel(); testListReferrals(t, open) })
 	t.Run("CountContacts", func(t *testing.T) { t.Parallel(); testCountContacts(t, open) })
 	t.Run("Corrections", func(t *testing.T) { t.Parallel(); testCorrections(t, open) })
+	t.Run("WriteBatch", func(t *testing.T) { t.Parallel(); testWriteBatch(t, open) })
 }
 
 // mustCaseRecord reads a case record. Fatal on error.

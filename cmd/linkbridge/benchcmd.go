@@ -51,6 +51,9 @@ func (c *BenchCommand) flags(cfg *bench.Config, logLevel *string, targets *bool)
 // Run parses flags, starts whatever servers it needs, runs the load and
 // prints the report.
 func (c *BenchCommand) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "seed" {
+		return (&BenchSeedCommand{Stdout: c.Stdout, Stderr: c.Stderr}).Run(ctx, args[1:])
+	}
 	var (
 		cfg      bench.Config
 		logLevel string

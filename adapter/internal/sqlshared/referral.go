@@ -159,3 +159,29 @@ func RevokeAccessArgs(r *linkbridge.Referral) []any {
 	keys := linkbridge.ReferralAccessKeys(r)
 	return []any{keys[0], keys[1], r.ID, r.TaskID, r.Patient()}
 }
+
+// ActiveStatuses is the SQL list of the Task statuses of a referral that
+// is not closed: every valid status but the terminal ones.
+var ActiveStatuses = func() string {
+	var out []string
+	for _, s := range []linkbridge.TaskStatus{linkbridge.TaskDraft, linkbridge.TaskRequested, linkbridge.TaskReceived,
+		linkbridge.TaskAccepted, linkbridge.TaskRejected, linkbridge.TaskReady, linkbridge.TaskCancelled, linkbridge.TaskInProgress,
+		linkbridge.TaskOnHold, linkbridge.TaskFailed, linkbridge.TaskCompleted, linkbridge.TaskEnteredInError} {
+		if !s.Terminal() {
+			out = append(out, "'"+string(s)+"'")
+		}
+	}
+	return "(" + strings.Join(out, ", ") + ")"
+}()
+
+// ReportActiveSince is the earliest updated_at of a closed referral that a
+// report from from reads (linkbridge.CaseStore.ReportReferrals): one whose
+// contact or measure is dated at or after from was changed when that was
+// recorded, at most linkbridge.MaxClockSkew before its date (the domain
+// refuses a date further in the future: Referral.CheckWhen), and no change
+// makes updated_at go back. So "active or updated since ReportActiveSince"
+// is implied by the report's condition; the stores add it to that condition
+// (the same matches) so that a report reads the referrals active in its
+// period through an index, instead of every referral of its scope ever
+// received (docs/performance.md#reports).
+func ReportActiveSince(from time.Time) time.Time { return from.Add(-linkbridge.MaxClockSkew) }

@@ -92,6 +92,9 @@ func (c *Corpus) TaskID(i int) string { return fmt.Sprintf("task-%06d", i) }
 // ServiceRequestID returns the id of referral i's ServiceRequest.
 func (c *Corpus) ServiceRequestID(i int) string { return fmt.Sprintf("sr-%06d", i) }
 
+// NHSNumber returns the NHS number of referral i's Patient.
+func (c *Corpus) NHSNumber(i int) string { return fmt.Sprintf("9%09d", i) }
+
 // Updated returns the lastUpdated of referral i's resources.
 func (c *Corpus) Updated(i int) time.Time { return c.Start.Add(time.Duration(i) * time.Minute) }
 
@@ -122,7 +125,7 @@ func (c *Corpus) each(i int, withBody bool, fn func(*SeedResource)) {
 	at := c.Updated(i)
 	pid, srID, taskID := c.PatientID(i), c.ServiceRequestID(i), c.TaskID(i)
 	ref := "REF-" + strconv.Itoa(i)
-	nhs := fmt.Sprintf("9%09d", i)
+	nhs := c.NHSNumber(i)
 	keys := []string{linkbridge.ReferrerAccessKey(gp), linkbridge.ServiceAccessKey(svc)}
 	p := func(name, value string) linkbridge.SearchParam {
 		return linkbridge.SearchParam{Name: name, Value: value}
@@ -201,6 +204,21 @@ func (c *Corpus) Shapes() []Shape {
 		// An _include reads each included resource after checking that the
 		// caller may see it: a search by id under the caller's keys.
 		{"IncludeCheck", &linkbridge.ResourceQuery{Type: "ServiceRequest", Count: 1, Access: svcKey, IDs: []string{c.ServiceRequestID(0)}}},
+		// Polling for what changed since the last poll: _lastUpdated=gt,
+		// with the requester or owner filter a polling client sends.
+		{"ServicePollGt", &linkbridge.ResourceQuery{Type: "Task", Count: 20, Access: svcKey,
+			Params:      []linkbridge.ParamFilter{f("owner:identifier", odsSystem+"|"+svc)},
+			LastUpdated: []linkbridge.DateFilter{{Prefix: "gt", Time: recent}}}},
+		{"PracticePollGt", &linkbridge.ResourceQuery{Type: "Task", Count: 20, Access: gpKey,
+			Params:      []linkbridge.ParamFilter{f("requester:identifier", odsSystem+"|"+gp)},
+			LastUpdated: []linkbridge.DateFilter{{Prefix: "gt", Time: recent}}}},
+		// The chained search Task?patient.identifier=<NHS number system>|N
+		// (adapter/httpapi handleSearch): the person's Patients by NHS
+		// number, then their Tasks, under the caller's keys (an MDT's).
+		{"ChainedNHSPatients", &linkbridge.ResourceQuery{Type: "Patient", Count: 100, Access: mdt,
+			Params: []linkbridge.ParamFilter{f("identifier", nhsSystem+"|"+c.NHSNumber(1))}}},
+		{"ChainedNHSTasks", &linkbridge.ResourceQuery{Type: "Task", Count: 20, Access: mdt,
+			Params: []linkbridge.ParamFilter{f("patient", "Patient/"+c.PatientID(1))}}},
 		{"ServiceTasksAccurateTotal", &linkbridge.ResourceQuery{Type: "Task", Count: 10, Access: svcKey, AccurateTotal: true}},
 		{"ServiceTasksPage50", &linkbridge.ResourceQuery{Type: "Task", Count: 10, Offset: 500, Access: svcKey}},
 	}

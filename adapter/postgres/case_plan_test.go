@@ -1,0 +1,195 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared/sqlsharedtest"
+	"github.com/linkbridge/linkbridge/adapter/postgres"
+	"github.com/linkbridge/linkbridge/adapter/postgres/pgtest"
+	"github.com/linkbridge/linkbridge/bench"
+)
+
+// journeyReferrals is how many referrals with journeys the case plan
+// tests seed (bench.Seed). The plans are taken with sequential scans
+// turned off (ExplainStatement), so that on a store this small a
+// sequential scan that remains shows a statement no index serves.
+const journeyReferrals = 200
+
+// journeys is the schema with journeys the case plan tests share, seeded
+// once per test binary and dropped by TestMain.
+var journeys struct {
+	once sync.Once
+	url  string
+	err  error
+}
+
+// dropJourneys drops the journeys' schema; TestMain calls it.
+var dropJourneys func(context.Context) error
+
+// journeyStore returns the URL of a schema seeded with journeyReferrals
+// referrals and their journeys, seeding it on first use.
+func journeyStore(tb testing.TB) string {
+	tb.Helper()
+	base := pgtest.ServerURL(tb)
+	journeys.once.Do(func() {
+		ctx := context.Background()
+		u, drop, err := postgres.CreateSchema(ctx, base, "lb_journeys")
+		if err != nil {
+			journeys.err = err
+			return
+		}
+		dropJourneys = drop
+		db, err := postgres.Open(ctx, u, nil)
+		if err != nil {
+			journeys.err = err
+			return
+		}
+		start := time.Now()
+		st, err := bench.Seed(ctx, db, bench.SeedConfig{Referrals: journeyReferrals, Batch: 50, Writers: 2})
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = analyze(ctx, u)
+		}
+		tb.Logf("seeded %d referrals with journeys (%d changes) in %v", st.Referrals, st.Changes, time.Since(start).Round(time.Millisecond))
+		journeys.url, journeys.err = u, err
+	})
+	if journeys.err != nil {
+		tb.Fatalf("seed: %v", journeys.err)
+	}
+	return journeys.url
+}
+
+// analyze runs VACUUM ANALYZE on the schema at u, as autovacuum would
+// after a bulk of writes (each referral was updated about ten times: its
+// indexes hold the dead versions until a vacuum).
+func analyze(ctx context.Context, u string) error {
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	_, err = conn.Exec(ctx, `VACUUM ANALYZE`)
+	return err
+}
+
+// caseTables are the tables the case reads use: no plan may read them
+// sequentially.
+var caseTables = []string{"referral", "contact", "measure", "case_plan", "referral_event", "person"}
+
+// caseIndexes are the index name prefixes of the case tables.
+var caseIndexes = regexp.MustCompile(`^(referral|contact|measure|case_plan|person)_`)
+
+// checkCasePlan returns what is wrong with a case statement's plan: a
+// sequential scan of a case table, an index of one read whole (no index
+// condition), or a contact or measure index read other than by referral
+// (the whole index, filtered).
+//
+// Unlike SQLite's, PostgreSQL's plans follow the statistics, which a store
+// of a few hundred referrals does not share with a large one: which index
+// serves a report is left to the planner (on a large store it reads the
+// open and recently changed referrals through migration 020's indexes, as
+// SQLite does: see docs/performance.md#reports); that some index does is
+// checked.
+func checkCasePlan(n *planNode) []string {
+	var bad []string
+	switch {
+	case n.NodeType == "Seq Scan" && slices.Contains(caseTables, n.Relation):
+		bad = append(bad, "sequential scan of "+n.Relation)
+	case caseIndexes.MatchString(n.Index) && n.IndexCond == "":
+		bad = append(bad, "whole index read: "+n.Index)
+	case (strings.HasPrefix(n.Index, "contact_") || strings.HasPrefix(n.Index, "measure_")) && !strings.Contains(n.IndexCond, "referral_id"):
+		bad = append(bad, fmt.Sprintf("%s read whole (%s)", n.Index, n.IndexCond))
+	}
+	for i := range n.Plans {
+		bad = append(bad, checkCasePlan(&n.Plans[i])...)
+	}
+	return bad
+}
+
+// TestCasePlans runs EXPLAIN ANALYZE on the statements of the case
+// store's frequent reads (sqlsharedtest.CaseReads: a service's inbox, a
+// link worker's caseload, a month's report, a person's case view, the MDT
+// board) over a schema seeded with journeys, and fails on a plan that reads
+// a case table sequentially. It runs each read too.
+func TestCasePlans(t *testing.T) {
+	t.Parallel()
+	db := mustOpenURL(t, journeyStore(t))
+	ctx := context.Background()
+	svc := bench.Service(0)
+	done, _, err := db.ListReferrals(ctx, linkbridge.ReferralFilter{ServiceODS: svc, Statuses: []linkbridge.TaskStatus{linkbridge.TaskCompleted}, Limit: 1})
+	if err != nil || len(done) == 0 {
+		t.Fatalf("a completed referral of %s: %v, %v", svc, done, err)
+	}
+	rf := done[0]
+	practices := []string{bench.Practice(0), bench.Practice(1), bench.Practice(2)}
+	for _, read := range sqlsharedtest.CaseReads(svc, rf.LinkWorker.ID, practices, rf.ID, bench.DefaultSeedEnd) {
+		t.Run(read.Name, func(t *testing.T) {
+			var sts []postgres.Statement
+			switch {
+			case read.List != nil:
+				items, total, err := db.ListReferrals(ctx, *read.List)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%d of %d", len(items), total)
+				sts = postgres.ListStatements(*read.List)
+			case read.Report != nil:
+				var first []*linkbridge.ReportReferral
+				n := 0
+				if err := db.ReportReferrals(ctx, *read.Report, func(page []*linkbridge.ReportReferral) error {
+					if first == nil {
+						first = page
+					}
+					n += len(page)
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%d referrals", n)
+				var ids []string
+				for _, r := range first {
+					ids = append(ids, r.Referral.ID)
+				}
+				var lastAt time.Time
+				lastID := "0"
+				if len(first) > 0 {
+					lastAt, lastID = first[len(first)-1].Referral.ReceivedAt, first[len(first)-1].Referral.ID
+				}
+				sts = postgres.ReportStatements(*read.Report, lastAt, lastID, ids)
+			default:
+				cr, err := db.GetCaseRecord(ctx, read.CaseRecord)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%d contacts, %d measures, %d events", len(cr.Contacts), len(cr.Measures), len(cr.Events))
+				sts = postgres.CaseRecordStatements(cr.Referral.ID, cr.Referral.PersonID)
+			}
+			for _, st := range sts {
+				out, err := db.ExplainStatement(ctx, st)
+				if err != nil {
+					t.Fatalf("%s: %v", st.Name, err)
+				}
+				var ex []explained
+				if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
+					t.Fatalf("%s: EXPLAIN output: %v", st.Name, err)
+				}
+				t.Logf("%s plan %s", st.Name, planSummary(t, out))
+				for _, msg := range checkCasePlan(&ex[0].Plan) {
+					t.Errorf("%s: %s", st.Name, strings.TrimSpace(msg))
+				}
+			}
+		})
+	}
+}

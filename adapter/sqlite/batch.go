@@ -1,0 +1,48 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/linkbridge/linkbridge"
+)
+
+var _ linkbridge.BatchStore = (*DB)(nil)
+
+// WriteBatch applies intakes and changes in order as one request of the
+// writer, in a transaction of its own, all or nothing
+// (linkbridge.BatchStore). Each op is converted on the caller's goroutine
+// and written by the same code as CreateReferral (createOp) and
+// UpdateReferral (updateOp).
+func (db *DB) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
+	writes := make([]writeOp, len(ops))
+	for i, op := range ops {
+		var err error
+		switch {
+		case op.Intake != nil && op.Change == nil:
+			writes[i], err = db.createOp(op.Intake)
+		case op.Change != nil && op.Intake == nil:
+			writes[i], err = db.updateOp(op.Change)
+		default:
+			err = linkbridge.Errorf(linkbridge.EINVALID, "a batch op is an intake or a change")
+		}
+		if err != nil {
+			return fmt.Errorf("batch op %d: %w", i, err)
+		}
+	}
+	err := db.w.doAlone(ctx, func(w *writer) error {
+		for i := range writes {
+			if err := writes[i].apply(w); err != nil {
+				return fmt.Errorf("batch op %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := range writes {
+		writes[i].done()
+	}
+	return nil
+}

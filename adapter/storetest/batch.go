@@ -1,0 +1,97 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/linkbridge/linkbridge"
+)
+
+// batchOps are two referrals' intakes and changes, in an order a batch may
+// hold them: a's intake, b's intake, a's change (a contact, a plan, the
+// Task's next version, an event, an audit record), b's change (declined).
+func batchOps(nhs func() string) []linkbridge.BatchOp {
+	a, b := newIntake("batch-a", nhs()), newIntake("batch-b", nhs())
+	at := t0.Add(time.Hour)
+	ra := nextVersion(a.Referral, at, func(r *linkbridge.Referral) {
+		r.Status, r.AcceptedAt, r.LinkWorker = linkbridge.TaskInProgress, at, linkbridge.LinkWorker{ID: "lw-1", Name: "Sam"}
+	})
+	rb := nextVersion(b.Referral, at, func(r *linkbridge.Referral) { r.Status = linkbridge.TaskRejected })
+	return []linkbridge.BatchOp{
+		{Intake: a},
+		{Intake: b},
+		{Change: &linkbridge.ReferralChange{Referral: ra, Resources: []*linkbridge.Resource{taskResource(ra, 2, at)},
+			Contacts: []*linkbridge.Contact{contact("c-batch-1", ra.ID, at, true)}, Plan: plan("walking", 2),
+			Event: event(ra, "contact", "lw-1"),
+			Audit: &linkbridge.AuditRecord{Recorded: at, ClientID: "sp", Role: linkbridge.RoleService, ODS: ra.ServiceODS, Action: "U",
+				Operation: "sp-change", Method: "POST", Route: "/sp/v1/referrals/{id}/contacts", Entities: []string{"Task/" + ra.TaskID}, Status: 200}}},
+		{Change: &linkbridge.ReferralChange{Referral: rb, Resources: []*linkbridge.Resource{taskResource(rb, 2, at)}, Event: event(rb, "decline", "performer")}},
+	}
+}
+
+// testWriteBatch: a batch stores what the same intakes and changes made
+// one by one store (the case records and resources read back the same),
+// and a batch with a failing op stores nothing of it.
+func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
+	ctx := context.Background()
+	t.Run("SameAsOneByOne", func(t *testing.T) {
+		one, batched := open(t), open(t)
+		bs, ok := batched.(linkbridge.BatchStore)
+		if !ok {
+			t.Skip("not a linkbridge.BatchStore")
+		}
+		for _, op := range batchOps(nhsNumbers()) {
+			if op.Intake != nil {
+				mustCreate(t, one, op.Intake)
+			} else {
+				mustUpdate(t, one, op.Change)
+			}
+		}
+		ops := batchOps(nhsNumbers())
+		if err := bs.WriteBatch(ctx, ops); err != nil {
+			t.Fatalf("WriteBatch: %v", err)
+		}
+		for _, id := range []string{"sr-batch-a", "sr-batch-b"} {
+			want, got := mustCaseRecord(t, one, id), mustCaseRecord(t, batched, id)
+			if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+				t.Errorf("case record %s from a batch (-one by one +batch):\n%s", id, diff)
+			}
+			if got.Referral.Version != 2 || len(got.Events) != 2 {
+				t.Errorf("case record %s: version %d, %d events; want the change applied (2, 2)", id, got.Referral.Version, len(got.Events))
+			}
+		}
+		for _, ref := range [][2]string{{"Task", "task-batch-a"}, {"Task", "task-batch-b"}, {"Patient", "p-batch-a"}, {"ServiceRequest", "sr-batch-b"}} {
+			want, err := one.ReadResource(ctx, ref[0], ref[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := batched.ReadResource(ctx, ref[0], ref[1])
+			if err != nil {
+				t.Fatalf("ReadResource(%s/%s) after the batch: %v", ref[0], ref[1], err)
+			}
+			if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
+				t.Errorf("%s/%s from a batch (-one by one +batch):\n%s", ref[0], ref[1], diff)
+			}
+		}
+	})
+	t.Run("AllOrNothing", func(t *testing.T) {
+		s := open(t)
+		bs, ok := s.(linkbridge.BatchStore)
+		if !ok {
+			t.Skip("not a linkbridge.BatchStore")
+		}
+		ops := batchOps(nhsNumbers())
+		stale := *ops[3].Change
+		stale.Referral = nextVersion(stale.Referral, t0.Add(2*time.Hour), nil) // version 3 of a referral at 1
+		stale.Event = nil
+		ops[3].Change = &stale
+		err := bs.WriteBatch(ctx, ops)
+		checkError(t, err, linkbridge.EPRECONDITION, "")
+		for _, in := range []*linkbridge.Intake{ops[0].Intake, ops[1].Intake} {
+			checkIntakeAbsent(t, s, in)
+		}
+		checkError(t, bs.WriteBatch(ctx, []linkbridge.BatchOp{{}}), linkbridge.EINVALID, "")
+	})
+}
