@@ -808,6 +808,14 @@ func resetPeakRSS() bool {
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
 
+// IntakeServiceODS is the first of the services the load generator's
+// referrals are addressed to.
+const IntakeServiceODS = "Y02662"
+
+// ProcStatus reads the kB fields (VmHWM, VmRSS, ...) of process pid's
+// /proc status as MB; empty where there is no procfs.
+func ProcStatus(pid int) map[string]float64 { return procStatus(fmt.Sprintf("/proc/%d/status", pid)) }
+
 // procStatus reads the kB fields of a /proc/PID/status file as MB.
 func procStatus(path string) map[string]float64 {
 	out := map[string]float64{}
@@ -922,7 +930,7 @@ var (
 	}
 	benchGPODS     = []string{"B86001", "B86002", "B82005", "B83010", "B85016", "A81001"}
 	benchGPName    = []string{"Park Lane Surgery", "Chapeltown Health Centre", "Moorland Medical Practice", "Riverside Surgery", "Hillside Practice", "Example Surgery"}
-	benchServiceOD = []string{"Y02662", "Y03641", "Y05381"}
+	benchServiceOD = []string{IntakeServiceODS, "Y03641", "Y05381"}
 	benchNotes     = []string{
 		"Lives alone since bereavement last year; would like to meet people.",
 		"Struggling with debt and housing worries; low mood.",

@@ -262,6 +262,14 @@ func Seed(ctx context.Context, store linkbridge.BatchStore, cfg SeedConfig) (See
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) || err != nil && total.Referrals < cfg.Referrals {
 		return total, err
 	}
+	// Every seeded resource was indexed with the search parameter table of
+	// this build (fhirmap.SearchParams): record it, as intake.Reindex
+	// would, so that the gateway does not re-index the store at start-up.
+	if is, ok := store.(linkbridge.IndexStore); ok {
+		if err := is.SetSearchIndexVersion(ctx, fhirmap.SearchIndexVersion()); err != nil {
+			return total, err
+		}
+	}
 	return total, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -55,4 +56,26 @@ func CreateSchema(ctx context.Context, dbURL, prefix string) (string, func(conte
 		return nil
 	}
 	return u.String(), drop, nil
+}
+
+// SchemaSize returns the bytes on disk of the tables of the schema a
+// store URL's search_path names (the first, or "public"): each table's
+// pg_total_relation_size, its indexes and TOAST included.
+func SchemaSize(ctx context.Context, dbURL string) (n int64, err error) {
+	u, err := url.Parse(dbURL)
+	if err != nil || !IsURL(dbURL) {
+		return 0, errors.New("postgres: schema size: not a postgres:// URL")
+	}
+	schema, _, _ := strings.Cut(u.Query().Get("search_path"), ",")
+	if schema = strings.TrimSpace(schema); schema == "" {
+		schema = "public"
+	}
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { err = errors.Join(err, conn.Close(context.Background())) }()
+	err = conn.QueryRow(ctx, `SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+		JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = $1 AND c.relkind IN ('r', 'm', 'p')`, schema).Scan(&n)
+	return n, err
 }

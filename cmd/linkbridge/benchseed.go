@@ -89,35 +89,26 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	logger := slog.New(slog.DiscardHandler)
 
-	var (
-		store interface {
-			linkbridge.BatchStore
-			linkbridge.CaseStore
-			Close() error
-		}
-		where string
-	)
+	target := db
 	if db != "" {
 		if _, err := os.Stat(db); err == nil {
 			return fmt.Errorf("bench seed: %s exists: seed a new file (or remove it)", db)
 		} else if !errors.Is(err, iofs.ErrNotExist) {
 			return fmt.Errorf("bench seed: --db: %w", err)
 		}
-		s := sqlite.NewDB(db)
-		s.Logger, s.CacheMiB = logger, seedCacheMiB
-		if err := s.Open(ctx); err != nil {
-			return err
-		}
-		store, where = s, db
 	} else {
-		s, err := postgres.Open(ctx, pg, logger)
-		if err != nil {
-			return err
-		}
-		store, where = s, "PostgreSQL"
+		target = pg
 		if cfg.Writers == 0 {
 			cfg.Writers = 6
 		}
+	}
+	store, err := openSeedStore(ctx, target, logger)
+	if err != nil {
+		return err
+	}
+	where := db
+	if db == "" {
+		where = "PostgreSQL"
 	}
 	defer func() { _ = store.Close() }()
 	if _, n, err := store.ListReferrals(ctx, linkbridge.ReferralFilter{Limit: 1}); err != nil {
@@ -166,4 +157,25 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 	}
 	_, err = io.WriteString(c.Stdout, b.String())
 	return err
+}
+
+// seedStore is what a seed writes through.
+type seedStore interface {
+	linkbridge.BatchStore
+	linkbridge.CaseStore
+	Close() error
+}
+
+// openSeedStore opens the store a seed fills: a SQLite file (created,
+// with a page cache sized for a bulk load) or a PostgreSQL URL.
+func openSeedStore(ctx context.Context, db string, logger *slog.Logger) (seedStore, error) {
+	if postgres.IsURL(db) {
+		return postgres.Open(ctx, db, logger)
+	}
+	s := sqlite.NewDB(db)
+	s.Logger, s.CacheMiB = logger, seedCacheMiB
+	if err := s.Open(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -263,21 +263,6 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func waitReady(base string, timeout time.Duration) bool {
-	c := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := c.Get(base + "/readyz"); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
-			}
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-	return false
-}
-
 // TestWriteBackSurvivesCrashes SIGKILLs the gateway process repeatedly
 // during a burst of case changes, restarting it on the same database, and
 // checks that the GP side ends with exactly the final version of every

@@ -1,0 +1,85 @@
+package bench_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linkbridge/linkbridge/bench"
+)
+
+// TestScaleResultsSave: the scale results are saved as JSON that reads
+// back the same, a Markdown table with a column per backend and size and
+// a row per figure (each query's p50/p99 from its point), and one
+// well-formed SVG chart per figure.
+func TestScaleResultsSave(t *testing.T) {
+	q := func(p50, p99 float64) bench.Latency { return bench.Latency{P50: p50, P99: p99} }
+	res := &bench.ScaleResults{Date: "2026-12-05", Command: "linkbridge bench scale", Machine: "test", Points: []bench.ScalePoint{
+		{Backend: "sqlite", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(1.5, 4.25)}, IntakeRPS: 700, Ratio: 0.5, PeakRSSMB: 120, StartupMS: 300},
+		{Backend: "sqlite", Referrals: 100000, Queries: map[string]bench.Latency{"inbox": q(2, 9.75)}, IntakeRPS: 650, DBBytes: 4 << 30, BytesPerReferral: 42949,
+			PeakRSSMB: 140, StartupMS: 900, SeedRate: 600, DrainPending: 3000, DrainPerS: 1200},
+		{Backend: "postgres", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(3, 7)}, IntakeRPS: 500, PeakRSSMB: 100, StartupMS: 400},
+	}}
+	dir := t.TempDir()
+	if err := res.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "scale.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back bench.ScaleResults
+	if err := json.Unmarshal(b, &back); err != nil || len(back.Points) != 3 || back.Points[1].Queries["inbox"].P99 != 9.75 {
+		t.Fatalf("scale.json reads back as %+v, %v", back, err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "scale.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header, inbox, bytesRow string
+	for _, l := range strings.Split(string(md), "\n") {
+		switch {
+		case strings.HasPrefix(l, "| figure"):
+			header = l
+		case strings.HasPrefix(l, "| inbox "):
+			inbox = l
+		case strings.HasPrefix(l, "| bytes / referral"):
+			bytesRow = l
+		}
+	}
+	// Columns: postgres first (by name), then sqlite by size.
+	if !strings.Contains(header, "postgres 0") || strings.Index(header, "sqlite 0") > strings.Index(header, "sqlite 100k") {
+		t.Errorf("header %q", header)
+	}
+	if !strings.Contains(inbox, "3.0 / 7.0") || !strings.Contains(inbox, "2.0 / 9.8") || !strings.Contains(inbox, "p99 ≤ 25") {
+		t.Errorf("inbox row %q", inbox)
+	}
+	if !strings.Contains(bytesRow, "41.9 KB") {
+		t.Errorf("bytes row %q", bytesRow)
+	}
+	for _, c := range []string{"queries-p99", "intake", "bytes-per-referral", "rss", "startup"} {
+		svg, err := os.ReadFile(filepath.Join(dir, c+".svg"))
+		if err != nil {
+			t.Fatalf("chart %s: %v", c, err)
+		}
+		d := xml.NewDecoder(bytes.NewReader(svg))
+		for {
+			if _, err := d.Token(); err != nil {
+				if err.Error() != "EOF" {
+					t.Errorf("chart %s is not well-formed SVG: %v", c, err)
+				}
+				break
+			}
+		}
+		if !bytes.Contains(svg, []byte("<svg")) {
+			t.Errorf("chart %s holds no svg element", c)
+		}
+		if !strings.Contains(string(md), "("+c+".svg)") {
+			t.Errorf("scale.md does not link %s.svg", c)
+		}
+	}
+}
