@@ -83,7 +83,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 		if err := w.createResources(res); err != nil {
 			return err
 		}
-		if err := w.grantAccess(ref, res, ref.Patient(), true); err != nil {
+		if err := w.grantAccess(ref, res, ref.Patient()); err != nil {
 			return err
 		}
 		if err := w.recordEvents(ref, events, sqlshared.EventTime(ref, db.Now())); err != nil {
@@ -132,9 +132,13 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 		}
 		// SET takes every column but id; WHERE takes id and the stored version.
 		args := append(refArgs[1:len(refArgs):len(refArgs)], ref.ID, ref.Version-1)
-		var implied bool // the referral's access_implied (access.go)
-		switch err := w.updReferral.QueryRowContext(bg, args...).Scan(&implied); {
-		case errors.Is(err, sql.ErrNoRows):
+		result, err := w.updReferral.ExecContext(bg, args...)
+		if err != nil {
+			return w.formatError(err, "update referral", writeSubject{ref: ref})
+		}
+		if n, err := result.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: update referral: %w", err)
+		} else if n == 0 {
 			var stored int
 			switch err := w.selReferralVersion.QueryRowContext(bg, ref.ID).Scan(&stored); {
 			case errors.Is(err, sql.ErrNoRows):
@@ -144,8 +148,6 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 			}
 			return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
 				ref.ID, stored, stored+1, ref.Version)
-		case err != nil:
-			return w.formatError(err, "update referral", writeSubject{ref: ref})
 		}
 		for i := range res {
 			r := &res[i]
@@ -162,7 +164,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 				return err
 			}
 		}
-		if err := w.grantAccess(ref, res, "", implied); err != nil {
+		if err := w.grantAccess(ref, res, ""); err != nil {
 			return err
 		}
 		if err := applyCase(w, cr); err != nil {

@@ -174,12 +174,6 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 // all of its access key's entries (20 ms to check one _include'd resource
 // of a service with 30,000 referrals).
 //
-// The access filter of a ServiceRequest, Task or Patient search has arms
-// on referral too (impliedArms): such a resource carries the keys of the
-// referral whose row names it without resource_access rows (access.go).
-// Its entries are then the union of its arms, and its probe is true when
-// any arm holds the resource.
-//
 // adapter/postgres makes the same choice, with PostgreSQL's own means of
 // holding its planner to it.
 type search struct {
@@ -204,97 +198,6 @@ type filter struct {
 	table string // search_param or resource_access
 	cond  string
 	args  []any
-	// implied, for the access filter of a type a referral row names, are
-	// the arms that read the keys from referral rows (access.go).
-	implied []impliedArm
-}
-
-// impliedArm is one way a referral row grants the access filter's keys to
-// the resource of the searched type it names: the referral column naming
-// it (impliedColumn), and the condition on the referral (alias f) with its
-// arguments.
-type impliedArm struct {
-	column string
-	cond   string
-	args   []any
-}
-
-// entries returns the SELECT of the ids of the searched type the filter
-// holds (the access filter: also those its referral rows grant), with its
-// arguments. distinct lists each id once (the page starts from them);
-// otherwise an id may come twice, and the arms are read one after the
-// other, so that a LIMIT stops them early (choose counts them).
-func (f *filter) entries(typ string, distinct bool) (string, []any) {
-	args := append([]any{typ}, f.args...)
-	if len(f.implied) == 0 {
-		if distinct {
-			return `SELECT DISTINCT t.id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond, args
-		}
-		return `SELECT t.id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond, args
-	}
-	q := `SELECT t.id AS id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond
-	for _, a := range f.implied {
-		q += ` UNION ALL SELECT f.` + a.column + ` FROM referral f WHERE ` + a.cond
-		args = append(args, a.args...)
-	}
-	if distinct {
-		// Not UNION: SQLite merges sorted arms for it, sorting each
-		// whole first, where DISTINCT drops repeats as the rows come.
-		q = `SELECT DISTINCT e.id FROM (` + q + `) e`
-	}
-	return q, args
-}
-
-// probe returns the condition that resource r is one of the filter's
-// entries, with its arguments. The referral arms come first: they hold
-// most resources of their types, and SQLite stops at the first arm that
-// holds r.
-func (f *filter) probe() (string, []any) {
-	q := `EXISTS (SELECT 1 FROM ` + f.table + ` t WHERE t.type = r.type AND ` + f.cond + ` AND t.id = r.id)`
-	if len(f.implied) == 0 {
-		return q, f.args
-	}
-	var b strings.Builder
-	var args []any
-	b.WriteString(`(`)
-	for _, a := range f.implied {
-		b.WriteString(`EXISTS (SELECT 1 FROM referral f WHERE f.` + a.column + ` = r.id AND ` + a.cond + `) OR `)
-		args = append(args, a.args...)
-	}
-	b.WriteString(q + `)`)
-	return b.String(), append(args, f.args...)
-}
-
-// impliedArms returns the arms of the access filter of type typ with keys:
-// a referral marked access_implied and not entered in error grants
-// "referrer|<referrer_ods>" (a referral with a referrer) and
-// "service|<service_ods>" (linkbridge.ReferralAccessKeys) to the
-// ServiceRequest, Task and Patient its row names. Each arm reads one of
-// referral's indexes (referrer_ods, service_ods) when it drives the search,
-// and the row named by the column (its primary key, task_id, or
-// referral_patient) when it probes.
-func impliedArms(typ string, keys []string) []impliedArm {
-	col, ok := impliedColumn[typ]
-	if !ok {
-		return nil
-	}
-	var referrers, services []any
-	for _, k := range keys {
-		if ods, ok := strings.CutPrefix(k, "referrer|"); ok && ods != "" {
-			referrers = append(referrers, ods)
-		} else if ods, ok := strings.CutPrefix(k, "service|"); ok {
-			services = append(services, ods)
-		}
-	}
-	const granting = ` AND f.access_implied = 1 AND f.status <> 'entered-in-error' AND f.request_status <> 'entered-in-error'`
-	var arms []impliedArm
-	if len(referrers) > 0 {
-		arms = append(arms, impliedArm{col, `f.referrer_ods IN (` + placeholders(len(referrers)) + `)` + granting, referrers})
-	}
-	if len(services) > 0 {
-		arms = append(arms, impliedArm{col, `f.service_ods IN (` + placeholders(len(services)) + `)` + granting, services})
-	}
-	return arms
 }
 
 // buildSearch returns the search of q, or EINVALID (see SearchResources).
@@ -311,7 +214,7 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		for _, v := range f.Values {
 			args = append(args, v)
 		}
-		s.filters = append(s.filters, filter{table: "search_param", cond: `t.name = ? AND t.value IN (` + placeholders(len(f.Values)) + `)`, args: args})
+		s.filters = append(s.filters, filter{"search_param", `t.name = ? AND t.value IN (` + placeholders(len(f.Values)) + `)`, args})
 	}
 	if q.Access != nil {
 		// Only resources carrying one of the caller's keys; no keys
@@ -320,8 +223,7 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		for _, k := range q.Access.Keys {
 			args = append(args, k)
 		}
-		s.filters = append(s.filters, filter{table: "resource_access", cond: `t.key IN (` + placeholders(len(q.Access.Keys)) + `)`, args: args,
-			implied: impliedArms(q.Type, q.Access.Keys)})
+		s.filters = append(s.filters, filter{"resource_access", `t.key IN (` + placeholders(len(q.Access.Keys)) + `)`, args})
 	}
 	// A :missing filter reads the resource's own list of its values
 	// (resource.params), which the walk has in hand: search_param's key
@@ -360,8 +262,8 @@ func (s *search) choose(ctx context.Context, tx *sql.Tx) error {
 	}
 	counts := make([]int, len(s.filters))
 	for i, f := range s.filters {
-		entries, args := f.entries(s.q.Type, false)
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (`+entries+` LIMIT ?)`, append(args, sqlshared.DriveLimit)...).Scan(&counts[i])
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+f.table+` t WHERE t.type = ? AND `+f.cond+` LIMIT ?)`,
+			append(append([]any{s.q.Type}, f.args...), sqlshared.DriveLimit)...).Scan(&counts[i])
 		if err != nil {
 			return fmt.Errorf("count filter entries: %w", err)
 		}
@@ -386,10 +288,9 @@ func (s *search) from(drive int) (string, []any) {
 	var b strings.Builder
 	var args []any
 	if drive >= 0 {
-		f := &s.filters[drive]
-		entries, eargs := f.entries(s.q.Type, true)
-		b.WriteString(`(` + entries + `) d CROSS JOIN resource r ON r.type = ? AND r.id = d.id`)
-		args = append(append(args, eargs...), s.q.Type)
+		f := s.filters[drive]
+		b.WriteString(`(SELECT DISTINCT t.id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond + `) d CROSS JOIN resource r ON r.type = ? AND r.id = d.id`)
+		args = append(append(append(args, s.q.Type), f.args...), s.q.Type)
 	} else {
 		b.WriteString(`resource r`)
 	}
@@ -398,13 +299,12 @@ func (s *search) from(drive int) (string, []any) {
 	for _, id := range s.q.IDs {
 		args = append(args, id)
 	}
-	for i := range s.filters {
+	for i, f := range s.filters {
 		if i == drive {
 			continue
 		}
-		probe, pargs := s.filters[i].probe()
-		b.WriteString(` AND ` + probe)
-		args = append(args, pargs...)
+		b.WriteString(` AND EXISTS (SELECT 1 FROM ` + f.table + ` t WHERE t.type = r.type AND ` + f.cond + ` AND t.id = r.id)`)
+		args = append(args, f.args...)
 	}
 	b.WriteString(s.missing)
 	args = append(args, s.missingArgs...)

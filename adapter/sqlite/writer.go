@@ -108,7 +108,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 	prep(&w.insReferral, `INSERT INTO referral (`+sqlshared.ReferralColumns+`) VALUES (`+placeholders(len(sqlshared.ReferralColumnList))+`)`)
 	// SET takes every column but id; WHERE takes id and the stored version.
 	prep(&w.updReferral, `UPDATE referral SET `+strings.Join(sqlshared.ReferralColumnList[1:], ` = ?, `)+` = ?
-		WHERE id = ? AND version = ? RETURNING access_implied`)
+		WHERE id = ? AND version = ?`)
 	prep(&w.selReferralVersion, `SELECT version FROM referral WHERE id = ?`)
 	prep(&w.selReferralIDByIdentifier, `SELECT id FROM referral WHERE referrer_ods = ? AND identifier_system = ? AND identifier_value = ?`)
 	prep(&w.selReferralIDByOpenKey, `SELECT id FROM referral WHERE open_key = ?`)
