@@ -11,3 +11,11 @@ func SetMaxAddrBuckets(n int) (restore func()) {
 	maxAddrBuckets = n
 	return func() { maxAddrBuckets = old }
 }
+
+// HoldDecoder takes one of s's parse tokens (MaxDecoders), as a parse in
+// progress would, until the returned func is called.
+func HoldDecoder(s *Server) (release func()) {
+	s.decodersOnce.Do(s.initDecoders)
+	s.decoders <- struct{}{}
+	return func() { <-s.decoders }
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -132,7 +133,7 @@ func expect[T proto.Message](res proto.Message, endpoint, urlID string) (T, erro
 
 // decode parses a FHIR resource body, returning the resource proto.
 func (s *Server) decode(b []byte) (proto.Message, error) {
-	cr, err := s.Codec.Decode(b)
+	cr, err := s.parse(b)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +142,25 @@ func (s *Server) decode(b []byte) (proto.Message, error) {
 		return nil, linkbridge.Errorf(linkbridge.EINVALID, "body is not a FHIR resource")
 	}
 	return res, nil
+}
+
+// parse is Codec.Decode, at most MaxDecoders at once: a parse waits for a
+// token first. The wait is short (a parse takes about a millisecond) and
+// takes no lock the writer needs.
+func (s *Server) parse(b []byte) (*rpb.ContainedResource, error) {
+	s.decodersOnce.Do(s.initDecoders)
+	s.decoders <- struct{}{}
+	defer func() { <-s.decoders }()
+	return s.Codec.Decode(b)
+}
+
+// initDecoders makes the parse tokens: MaxDecoders, or GOMAXPROCS.
+func (s *Server) initDecoders() {
+	n := s.MaxDecoders
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	s.decoders = make(chan struct{}, n)
 }
 
 // etag renders a version as a weak ETag.

@@ -99,6 +99,12 @@ type Server struct {
 	// have in progress at once (429 with Retry-After above it); defaults to
 	// DefaultMaxInFlightPerClient.
 	MaxInFlightPerClient int
+	// MaxDecoders caps the request bodies google/fhir parses at once;
+	// defaults to GOMAXPROCS. Parsing is most of a write's CPU, and with
+	// every request in flight parsing at once the store's writer (one
+	// goroutine on SQLite) queued behind them for a core; the others wait
+	// their turn before parsing instead (see decode).
+	MaxDecoders int
 
 	// Ready, if set, is asked by /readyz before the store: an error (such
 	// as "shutting down") answers 503 with it.
@@ -125,6 +131,9 @@ type Server struct {
 
 	limitsOnce sync.Once
 	limits     *limiters
+
+	decodersOnce sync.Once
+	decoders     chan struct{} // a token per parse in progress (MaxDecoders)
 
 	capability []byte
 	// xml converts FHIR XML request bodies to JSON and JSON responses to

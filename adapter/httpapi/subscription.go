@@ -89,7 +89,7 @@ func (s *Server) subscriptionJSON(sub *linkbridge.Subscription) ([]byte, error) 
 // canonical parses FHIR JSON the gateway built and renders it with
 // jsonformat, which checks it.
 func (s *Server) canonical(raw []byte) ([]byte, error) {
-	cr, err := s.Codec.Decode(raw)
+	cr, err := s.parse(raw)
 	if err != nil {
 		return nil, linkbridge.Errorf(linkbridge.EINTERNAL, "rendered resource is not valid FHIR: %v", err)
 	}

@@ -42,7 +42,7 @@ func (db *DB) SaveDocumentDelivery(ctx context.Context, d *linkbridge.DocumentDe
 		oc = d.Outcome
 	}
 	return db.w.do(ctx, func(w *writer) error {
-		_, err := w.conn.ExecContext(bg, `INSERT INTO document_delivery (`+documentDeliveryColumns+`)
+		_, err := w.exec(`INSERT INTO document_delivery (`+documentDeliveryColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (outbox_id) DO UPDATE SET message_id = excluded.message_id, mesh_message_id = excluded.mesh_message_id,
 				chunks_sent = excluded.chunks_sent, chunks_total = excluded.chunks_total, state = excluded.state,

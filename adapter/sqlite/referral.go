@@ -209,7 +209,7 @@ func (db *DB) updateOp(ch *linkbridge.ReferralChange) (writeOp, error) {
 			return err
 		}
 		if sqlshared.EnteredInError(ref) {
-			if _, err := w.conn.ExecContext(bg, revokeAccess, sqlshared.RevokeAccessArgs(ref)...); err != nil {
+			if _, err := w.exec(revokeAccess, sqlshared.RevokeAccessArgs(ref)...); err != nil {
 				return fmt.Errorf("sqlite: revoke access: %w", err)
 			}
 		}

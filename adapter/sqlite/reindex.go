@@ -30,7 +30,7 @@ func (db *DB) SearchIndexVersion(ctx context.Context) (string, error) {
 // SetSearchIndexVersion records the version the index is now built with.
 func (db *DB) SetSearchIndexVersion(ctx context.Context, version string) error {
 	return db.w.do(ctx, func(w *writer) error {
-		if _, err := w.conn.ExecContext(bg, `INSERT INTO store_setting (name, value) VALUES (?, ?)
+		if _, err := w.exec(`INSERT INTO store_setting (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, settingSearchIndex, version); err != nil {
 			return fmt.Errorf("sqlite: record search index version: %w", err)
 		}
@@ -91,7 +91,7 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 		case stored != r.VersionID:
 			return nil
 		}
-		if _, err := w.conn.ExecContext(bg, `UPDATE resource SET params = ? WHERE type = ? AND id = ?`, encoded, r.Type, r.ID); err != nil {
+		if _, err := w.exec(`UPDATE resource SET params = ? WHERE type = ? AND id = ?`, encoded, r.Type, r.ID); err != nil {
 			return fmt.Errorf("sqlite: reindex %s/%s: %w", r.Type, r.ID, err)
 		}
 		del, had, err := sqlshared.ParamChanges(oldParams, r.Params)

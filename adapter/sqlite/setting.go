@@ -25,11 +25,11 @@ func (db *DB) Setting(ctx context.Context, name string) (string, error) {
 func (db *DB) InitSetting(ctx context.Context, name, value string) (string, error) {
 	var v string
 	err := db.w.do(ctx, func(w *writer) error {
-		if _, err := w.conn.ExecContext(bg, `INSERT INTO store_setting (name, value) VALUES (?, ?)
+		if _, err := w.exec(`INSERT INTO store_setting (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
 			return fmt.Errorf("sqlite: record setting %s: %w", name, err)
 		}
-		if err := w.conn.QueryRowContext(bg, `SELECT value FROM store_setting WHERE name = ?`, name).Scan(&v); err != nil {
+		if err := w.queryRow(`SELECT value FROM store_setting WHERE name = ?`, []any{name}, &v); err != nil {
 			return fmt.Errorf("sqlite: read setting %s: %w", name, err)
 		}
 		return nil

@@ -48,17 +48,17 @@ func (db *DB) CreateSubscription(ctx context.Context, s *linkbridge.Subscription
 	at := formatTime(now)
 	err = db.w.do(ctx, func(w *writer) error {
 		var n int
-		if err := w.conn.QueryRowContext(bg, `SELECT COUNT(*) FROM subscription WHERE id = ?`, next.ID).Scan(&n); err != nil {
+		if err := w.queryRow(`SELECT COUNT(*) FROM subscription WHERE id = ?`, []any{next.ID}, &n); err != nil {
 			return fmt.Errorf("sqlite: create subscription: %w", err)
 		}
 		if n > 0 {
 			return linkbridge.Errorf(linkbridge.ECONFLICT, "subscription %s exists already", next.ID)
 		}
-		if _, err := w.conn.ExecContext(bg, `INSERT INTO subscription (`+sqlshared.SubscriptionColumns+`) VALUES (`+
+		if _, err := w.exec(`INSERT INTO subscription (`+sqlshared.SubscriptionColumns+`) VALUES (`+
 			placeholders(sqlshared.SubscriptionColumnCount)+`)`, args...); err != nil {
 			return fmt.Errorf("sqlite: create subscription: %w", err)
 		}
-		if _, err := w.conn.ExecContext(bg, notificationInsert, next.OrderKey(), nil, next.ID, at, at,
+		if _, err := w.exec(notificationInsert, next.OrderKey(), nil, next.ID, at, at,
 			linkbridge.NotificationHandshake, 0); err != nil {
 			return fmt.Errorf("sqlite: queue handshake: %w", err)
 		}
@@ -137,10 +137,10 @@ func (db *DB) ListSubscriptions(ctx context.Context, q linkbridge.SubscriptionQu
 func (db *DB) DeleteSubscription(ctx context.Context, id string) error {
 	at := formatTime(db.Now())
 	return db.w.do(ctx, func(w *writer) error {
-		if _, err := w.conn.ExecContext(bg, `DELETE FROM subscription_event WHERE subscription_id = ?`, id); err != nil {
+		if _, err := w.exec(`DELETE FROM subscription_event WHERE subscription_id = ?`, id); err != nil {
 			return fmt.Errorf("sqlite: delete subscription events: %w", err)
 		}
-		res, err := w.conn.ExecContext(bg, `DELETE FROM subscription WHERE id = ?`, id)
+		res, err := w.exec(`DELETE FROM subscription WHERE id = ?`, id)
 		if err != nil {
 			return fmt.Errorf("sqlite: delete subscription: %w", err)
 		}
@@ -149,7 +149,7 @@ func (db *DB) DeleteSubscription(ctx context.Context, id string) error {
 		} else if n == 0 {
 			return linkbridge.Errorf(linkbridge.ENOTFOUND, "Subscription/%s not found", id)
 		}
-		if _, err := w.conn.ExecContext(bg, `UPDATE outbox SET state = 'discarded', finished_at = ?
+		if _, err := w.exec(`UPDATE outbox SET state = 'discarded', finished_at = ?
 			WHERE order_key = ? AND state = 'pending'`, at, linkbridge.SubscriptionOrderKey(id)); err != nil {
 			return fmt.Errorf("sqlite: discard subscription notifications: %w", err)
 		}
@@ -165,7 +165,7 @@ func (db *DB) SetSubscriptionStatus(ctx context.Context, id string, status linkb
 	}
 	at := formatTime(now)
 	return db.w.do(ctx, func(w *writer) error {
-		res, err := w.conn.ExecContext(bg, `UPDATE subscription SET status = ?1, error = ?2, version = version + 1, updated_at = ?3
+		res, err := w.exec(`UPDATE subscription SET status = ?1, error = ?2, version = version + 1, updated_at = ?3
 			WHERE id = ?4 AND status <> 'off' AND (status <> ?1 OR error <> ?2)`, string(status), errText, at, id)
 		if err != nil {
 			return fmt.Errorf("sqlite: set subscription status: %w", err)
@@ -176,7 +176,7 @@ func (db *DB) SetSubscriptionStatus(ctx context.Context, id string, status linkb
 			return nil
 		}
 		var found int
-		if err := w.conn.QueryRowContext(bg, `SELECT COUNT(*) FROM subscription WHERE id = ?`, id).Scan(&found); err != nil {
+		if err := w.queryRow(`SELECT COUNT(*) FROM subscription WHERE id = ?`, []any{id}, &found); err != nil {
 			return fmt.Errorf("sqlite: set subscription status: %w", err)
 		}
 		if found == 0 {
@@ -262,7 +262,7 @@ func (db *DB) QueueHeartbeats(ctx context.Context, now time.Time) (int, error) {
 	queued := 0
 	err := db.w.do(ctx, func(w *writer) error {
 		queued = 0
-		if _, err := w.conn.ExecContext(bg, `UPDATE subscription SET status = 'off', version = version + 1, updated_at = ?1,
+		if _, err := w.exec(`UPDATE subscription SET status = 'off', version = version + 1, updated_at = ?1,
 			next_heartbeat_at = NULL WHERE end_at IS NOT NULL AND end_at <= ?1 AND status <> 'off'`, at); err != nil {
 			return fmt.Errorf("sqlite: turn off ended subscriptions: %w", err)
 		}
@@ -272,7 +272,7 @@ func (db *DB) QueueHeartbeats(ctx context.Context, now time.Time) (int, error) {
 			idle   bool
 		}
 		var dues []due
-		err := queryRows(bg, w.conn, `SELECT s.id, s.heartbeat_seconds, NOT EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_queue
+		err := w.query(`SELECT s.id, s.heartbeat_seconds, NOT EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_queue
 				WHERE `+queued0+` AND q.order_key = 'Subscription/' || s.id)
 			FROM subscription s WHERE s.next_heartbeat_at IS NOT NULL AND s.next_heartbeat_at <= ?
 				AND s.status IN ('active', 'error') ORDER BY s.id`, []any{at}, func(rows *sql.Rows) error {
@@ -288,13 +288,13 @@ func (db *DB) QueueHeartbeats(ctx context.Context, now time.Time) (int, error) {
 		}
 		for _, d := range dues {
 			next := formatTime(now.Add(time.Duration(d.period) * time.Second))
-			if _, err := w.conn.ExecContext(bg, `UPDATE subscription SET next_heartbeat_at = ? WHERE id = ?`, next, d.id); err != nil {
+			if _, err := w.exec(`UPDATE subscription SET next_heartbeat_at = ? WHERE id = ?`, next, d.id); err != nil {
 				return fmt.Errorf("sqlite: schedule heartbeat: %w", err)
 			}
 			if !d.idle {
 				continue // something is queued: the subscription is not idle
 			}
-			if _, err := w.conn.ExecContext(bg, notificationInsert, linkbridge.SubscriptionOrderKey(d.id), nil, d.id, at, at,
+			if _, err := w.exec(notificationInsert, linkbridge.SubscriptionOrderKey(d.id), nil, d.id, at, at,
 				linkbridge.NotificationHeartbeat, 0); err != nil {
 				return fmt.Errorf("sqlite: queue heartbeat: %w", err)
 			}
@@ -327,7 +327,7 @@ func (w *writer) recordEvents(ref *linkbridge.Referral, evs []*linkbridge.TopicE
 		args[i] = t
 	}
 	var subs []*linkbridge.Subscription
-	err := queryRows(bg, w.conn, `SELECT `+sqlshared.SubscriptionColumns+` FROM subscription INDEXED BY subscription_topic
+	err := w.query(`SELECT `+sqlshared.SubscriptionColumns+` FROM subscription INDEXED BY subscription_topic
 		WHERE topic IN (`+placeholders(len(topics))+`) AND status <> 'off'`, args, func(rows *sql.Rows) error {
 		s, err := scanSubscription(rows)
 		if err != nil {
@@ -346,17 +346,17 @@ func (w *writer) recordEvents(ref *linkbridge.Referral, evs []*linkbridge.TopicE
 			next = formatTime(at.Add(m.Sub.HeartbeatPeriod))
 		}
 		var number int64
-		if err := w.conn.QueryRowContext(bg, `UPDATE subscription SET events = events + 1, next_heartbeat_at = ?
-			WHERE id = ? RETURNING events`, next, m.Sub.ID).Scan(&number); err != nil {
+		if err := w.queryRow(`UPDATE subscription SET events = events + 1, next_heartbeat_at = ?
+			WHERE id = ? RETURNING events`, []any{next, m.Sub.ID}, &number); err != nil {
 			return fmt.Errorf("sqlite: count subscription event: %w", err)
 		}
 		f := m.Event.Focus
-		if _, err := w.conn.ExecContext(bg, `INSERT INTO subscription_event (subscription_id, number, topic, focus_type,
+		if _, err := w.exec(`INSERT INTO subscription_event (subscription_id, number, topic, focus_type,
 			focus_id, focus_version, referral_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.Sub.ID, number, m.Event.Topic, f.Type, f.ID, f.VersionID, ref.ID, stamp); err != nil {
 			return fmt.Errorf("sqlite: record subscription event: %w", err)
 		}
-		if _, err := w.conn.ExecContext(bg, notificationInsert, m.Sub.OrderKey(), ref.ID, m.Sub.ID, stamp, stamp,
+		if _, err := w.exec(notificationInsert, m.Sub.OrderKey(), ref.ID, m.Sub.ID, stamp, stamp,
 			linkbridge.NotificationEvent, number); err != nil {
 			return fmt.Errorf("sqlite: queue notification: %w", err)
 		}

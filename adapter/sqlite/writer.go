@@ -59,8 +59,9 @@ type writer struct {
 	ob                             outboxStmts
 	stmts                          []*sql.Stmt
 
-	// multi caches the multi-row INSERT statements.
-	multi map[multiKey]*sql.Stmt
+	// cached holds the statements the writer prepared on first use, by
+	// their SQL (see stmt).
+	cached map[string]*sql.Stmt
 }
 
 // bg is the context of every statement the writer runs. A caller's context
@@ -80,7 +81,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		db:      db,
 		conn:    conn,
 		log:     db.Logger,
-		multi:   make(map[multiKey]*sql.Stmt),
+		cached:  make(map[string]*sql.Stmt),
 		reqs:    make(chan *writeReq),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -154,29 +155,81 @@ const (
 	maxRowsPerInsert = 32
 )
 
-// multiKey names a multi-row INSERT: its head and its number of rows.
-type multiKey struct {
-	head string
-	n    int
+// maxCachedStmts bounds the statements stmt keeps: past it, a statement
+// is prepared for each use and closed after it. The writer's SQL is a fixed
+// set of texts (a multi-row INSERT has at most maxRowsPerInsert variants,
+// a list of topics a handful), so the bound is never reached in practice.
+const maxCachedStmts = 256
+
+// stmt returns query prepared on the write connection, once: modernc's
+// driver compiles the SQL of every unprepared call again, which cost
+// intake more than the subscription query it ran (0.14 ms a referral).
+// done releases a statement that was not kept; call it after the
+// statement's last use.
+func (w *writer) stmt(query string) (st *sql.Stmt, done func(), err error) {
+	if st, ok := w.cached[query]; ok {
+		return st, func() {}, nil
+	}
+	if st, err = w.conn.PrepareContext(bg, query); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	if len(w.cached) >= maxCachedStmts {
+		return st, func() { _ = st.Close() }, nil
+	}
+	w.cached[query] = st
+	w.stmts = append(w.stmts, st)
+	return st, func() {}, nil
+}
+
+// exec runs query, prepared once (stmt), with args.
+func (w *writer) exec(query string, args ...any) (sql.Result, error) {
+	st, done, err := w.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return st.ExecContext(bg, args...)
+}
+
+// queryRow runs query, prepared once (stmt), with args and scans its
+// first row into dest: sql.ErrNoRows when there is none.
+func (w *writer) queryRow(query string, args []any, dest ...any) error {
+	st, done, err := w.stmt(query)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return st.QueryRowContext(bg, args...).Scan(dest...)
+}
+
+// query runs query, prepared once (stmt), with args and calls fn for each
+// row.
+func (w *writer) query(query string, args []any, fn func(*sql.Rows) error) error {
+	st, done, err := w.stmt(query)
+	if err != nil {
+		return err
+	}
+	defer done()
+	rows, err := st.QueryContext(bg, args...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // execRows runs head+rows+tail over args, width values a row, in chunks of
 // at most maxRowsPerInsert rows.
 func (w *writer) execRows(head, tail string, width int, args []any) error {
+	row := `(` + placeholders(width) + `)`
 	for len(args) > 0 {
 		n := min(len(args)/width, maxRowsPerInsert)
-		st, ok := w.multi[multiKey{head, n}]
-		if !ok {
-			row := `(` + placeholders(width) + `)`
-			q := head + strings.Repeat(row+`, `, n-1) + row + tail
-			var err error
-			if st, err = w.conn.PrepareContext(bg, q); err != nil {
-				return fmt.Errorf("sqlite: prepare: %w", err)
-			}
-			w.multi[multiKey{head, n}] = st
-			w.stmts = append(w.stmts, st)
-		}
-		if _, err := st.ExecContext(bg, args[:n*width]...); err != nil {
+		if _, err := w.exec(head+strings.Repeat(row+`, `, n-1)+row+tail, args[:n*width]...); err != nil {
 			return err
 		}
 		args = args[n*width:]
