@@ -58,19 +58,26 @@ func ListStatements(f linkbridge.ReferralFilter) []Statement {
 	}
 }
 
-// ReportStatements returns the statements ReportReferrals runs for q: the
-// first page, the page after the referral (lastAt, lastID) when lastID is
-// set, and the reads of the entries of the referrals ids.
+// ReportStatements returns the statements ReportReferrals runs for q: for
+// a report from a date, the read of its matches' ids and of a page by ids;
+// otherwise the first page and the page after the referral (lastAt,
+// lastID) when lastID is set; then the reads of the entries of the
+// referrals ids.
 func ReportStatements(q linkbridge.ReportQuery, lastAt time.Time, lastID string, ids []string) []Statement {
 	base, args := reportSQL(q)
-	first, firstArgs := reportPageSQL(base, args, time.Time{}, "")
-	out := []Statement{{"first page", first, firstArgs}}
-	if lastID != "" {
-		next, nextArgs := reportPageSQL(base, args, lastAt, lastID)
-		out = append(out, Statement{"next page", next, nextArgs})
+	var out []Statement
+	if q.From.IsZero() {
+		first, firstArgs := reportPageSQL(base, args, time.Time{}, "")
+		out = append(out, Statement{"first page", first, firstArgs})
+		if lastID != "" {
+			next, nextArgs := reportPageSQL(base, args, lastAt, lastID)
+			out = append(out, Statement{"next page", next, nextArgs})
+		}
+	} else {
+		out = append(out, Statement{"matches", reportIDsSQL(base), args})
 	}
 	if len(ids) > 0 {
-		out = append(out, Statement{"plans", reportPlansSQL, []any{ids}},
+		out = append(out, Statement{"chunk", reportChunkSQL, []any{ids}}, Statement{"plans", reportPlansSQL, []any{ids}},
 			Statement{"contacts", reportContactsSQL, []any{ids}}, Statement{"measures", reportMeasuresSQL, []any{ids}})
 	}
 	return out

@@ -82,16 +82,23 @@ func ListStatements(f linkbridge.ReferralFilter) []Statement {
 	}
 }
 
-// ReportStatements returns the statements ReportReferrals runs for q: the
-// first page, the page after the referral (lastAt, lastID) when lastID is
-// set, and the reads of the entries of the referrals ids.
+// ReportStatements returns the statements ReportReferrals runs for q: for
+// a report from a date, the read of its matches' ids and of a page by ids;
+// otherwise the first page and the page after the referral (lastAt,
+// lastID) when lastID is set; then the reads of the entries of the
+// referrals ids.
 func ReportStatements(q linkbridge.ReportQuery, lastAt time.Time, lastID string, ids []string) []Statement {
 	base, args := reportSQL(q)
-	first, firstArgs := reportPageSQL(base, args, "", "")
-	out := []Statement{{"first page", first, firstArgs}}
-	if lastID != "" {
-		next, nextArgs := reportPageSQL(base, args, formatTime(lastAt), lastID)
-		out = append(out, Statement{"next page", next, nextArgs})
+	var out []Statement
+	if q.From.IsZero() {
+		first, firstArgs := reportPageSQL(base, args, "", "")
+		out = append(out, Statement{"first page", first, firstArgs})
+		if lastID != "" {
+			next, nextArgs := reportPageSQL(base, args, formatTime(lastAt), lastID)
+			out = append(out, Statement{"next page", next, nextArgs})
+		}
+	} else {
+		out = append(out, Statement{"matches", reportIDsSQL(base), args})
 	}
 	if len(ids) > 0 {
 		in := `(` + placeholders(len(ids)) + `)`
@@ -99,7 +106,8 @@ func ReportStatements(q linkbridge.ReportQuery, lastAt time.Time, lastID string,
 		for i, id := range ids {
 			idArgs[i] = id
 		}
-		out = append(out, Statement{"plans", reportPlansSQL(in), idArgs},
+		chunk, chunkArgs := reportChunkSQL(ids)
+		out = append(out, Statement{"chunk", chunk, chunkArgs}, Statement{"plans", reportPlansSQL(in), idArgs},
 			Statement{"contacts", reportContactsSQL(in), idArgs}, Statement{"measures", reportMeasuresSQL(in), idArgs})
 	}
 	return out

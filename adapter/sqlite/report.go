@@ -12,9 +12,18 @@ import (
 )
 
 // ReportReferrals streams the referrals a report reads
-// (linkbridge.CaseStore.ReportReferrals), keyset-paged on (received_at,
-// id) so that each page is one index range, never an offset scan.
+// (linkbridge.CaseStore.ReportReferrals). A report without a From is
+// keyset-paged on (received_at, id), so that each page is one index range,
+// never an offset scan.
+//
+// A report from a date first reads the ids of all its matches, in page
+// order, in one statement (reportIDsSQL: the active referrals of its scope,
+// each tested once), then each page by key (reportChunkSQL): keyset pages
+// would test the active referrals again for every page.
 func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn func([]*linkbridge.ReportReferral) error) error {
+	if !q.From.IsZero() {
+		return db.reportByIDs(ctx, q, fn)
+	}
 	base, args := reportSQL(q)
 	var lastAt, lastID string
 	for {
@@ -35,6 +44,60 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 			return nil
 		}
 	}
+}
+
+// reportByIDs streams a report from a date: the ids of its matches in
+// (received_at, id) order from one read, then the pages by key, each
+// checked again for entered-in-error (a referral may be withdrawn between
+// the two reads). The ids are as many as the matches, which a report
+// streams anyway.
+func (db *DB) reportByIDs(ctx context.Context, q linkbridge.ReportQuery, fn func([]*linkbridge.ReportReferral) error) error {
+	base, args := reportSQL(q)
+	var ids []string
+	err := queryRows(ctx, db.read, reportIDsSQL(base), args, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: report: %w", err)
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), linkbridge.ReportPageSize)]
+		ids = ids[len(chunk):]
+		query, chunkArgs := reportChunkSQL(chunk)
+		page, err := db.reportPage(ctx, query, chunkArgs)
+		if err != nil {
+			return fmt.Errorf("sqlite: report: %w", err)
+		}
+		if len(page) == 0 {
+			continue
+		}
+		if err := fn(page); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reportIDsSQL reads the ids of a report's matches (reportSQL's base) in
+// page order.
+func reportIDsSQL(base string) string {
+	_, from, _ := strings.Cut(base, ` FROM `)
+	return `SELECT referral.id FROM ` + from + ` ORDER BY received_at, referral.id`
+}
+
+// reportChunkSQL reads a page of a report by its referrals' ids.
+func reportChunkSQL(ids []string) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return `SELECT ` + sqlshared.ReferralColumns + ` FROM referral WHERE id IN (` + placeholders(len(ids)) + `)
+		AND status <> 'entered-in-error' AND request_status <> 'entered-in-error' ORDER BY received_at, id`, args
 }
 
 // reportSQL is the SELECT of ReportReferrals without its keyset and order
