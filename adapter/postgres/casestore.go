@@ -66,9 +66,13 @@ func (db *DB) readTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	if err != nil {
 		return ctxErr(ctx, err)
 	}
+	err = fn(tx)
+	// The second to end the transaction starts now, after fn: started
+	// before it, a read that took longer than a second failed at its
+	// commit with "context already done" though it had its answer.
 	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if err := fn(tx); err != nil {
+	if err != nil {
 		_ = tx.Rollback(endCtx)
 		return statementTimedOut(ctxErr(ctx, err))
 	}

@@ -111,3 +111,13 @@ func (db *DB) ExplainStatement(ctx context.Context, st Statement) ([]byte, error
 	})
 	return out, err
 }
+
+// ReadTxSleep runs a read transaction that takes d (pg_sleep) and returns
+// its error: a read longer than the second readTx gives the transaction's
+// end must still commit.
+func (db *DB) ReadTxSleep(ctx context.Context, d time.Duration) error {
+	return db.readTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT pg_sleep($1)`, d.Seconds())
+		return err
+	})
+}
