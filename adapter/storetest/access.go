@@ -156,6 +156,26 @@ func testAccessScope(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 			t.Errorf("another service's Tasks after c's withdrawal: %v, want task-a and task-b", got)
 		}
 	})
+	t.Run("EnteredInErrorSelfReferral", func(t *testing.T) {
+		// A self-referral carries the service's key alone: entered in
+		// error, it loses it (the store panicked looking for a second key).
+		d := newIntake("d", nhs())
+		d.Referral.ReferrerODS, d.Referral.ServiceODS, d.Referral.Source = "", "Y07777", linkbridge.SourceSelf
+		mustCreate(t, s, d)
+		d2 := nextVersion(d.Referral, t0.Add(3*time.Minute), func(r *linkbridge.Referral) {
+			r.Status, r.RequestStatus = linkbridge.TaskEnteredInError, "entered-in-error"
+		})
+		mustUpdate(t, s, &linkbridge.ReferralChange{Referral: d2, Resources: []*linkbridge.Resource{taskResource(d2, 2, t0.Add(3*time.Minute))}})
+		for _, typ := range []string{"ServiceRequest", "Task", "Patient"} {
+			res, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: typ, Count: 10, Access: scope(linkbridge.ServiceAccessKey("Y07777"))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(res); len(got) != 0 {
+				t.Errorf("%s of the self-referral after entered-in-error: %v, want none", typ, got)
+			}
+		}
+	})
 	t.Run("NewVersionKeepsKeys", func(t *testing.T) {
 		a2 := nextVersion(a.Referral, t0.Add(2*time.Minute), nil)
 		a2.Version = 3

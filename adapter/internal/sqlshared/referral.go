@@ -154,10 +154,12 @@ func RevokeAccessQuery(ph func(i int) string) string {
 	)`
 }
 
-// RevokeAccessArgs are RevokeAccessQuery's arguments for a referral.
+// RevokeAccessArgs are RevokeAccessQuery's arguments for a referral. A
+// referral from no organisation has one key (the service's): it fills both
+// places.
 func RevokeAccessArgs(r *linkbridge.Referral) []any {
 	keys := linkbridge.ReferralAccessKeys(r)
-	return []any{keys[0], keys[1], r.ID, r.TaskID, r.Patient()}
+	return []any{keys[0], keys[len(keys)-1], r.ID, r.TaskID, r.Patient()}
 }
 
 // ActiveStatuses is the SQL list of the Task statuses of a referral that
