@@ -14,7 +14,6 @@ import (
 	"github.com/linkbridge/linkbridge/adapter/mesh"
 	"github.com/linkbridge/linkbridge/bench"
 	"github.com/linkbridge/linkbridge/refmesh"
-	"github.com/linkbridge/linkbridge/senddoc"
 )
 
 // killPoint is where TestSendDocumentSurvivesKill kills the gateway: at
@@ -42,18 +41,7 @@ func TestSendDocumentSurvivesKill(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	const key, spBox, gpBox = "TestKey", "Y02662OT001", "GPPRACTICEOT1"
-	srv, err := refmesh.Open(filepath.Join(dir, "mesh.db"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	srv.CatchAll = gpBox // the generated patients are registered nowhere
-	for _, b := range []string{spBox, gpBox} {
-		if err := srv.AddMailbox(b, b+"-pw"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const key, spBox, gpBox = testMESHKey, testMESHServiceBox, testMESHPracticeBox
 
 	points := []killPoint{
 		{name: "after the first chunk was stored", first: true, after: true},
@@ -62,11 +50,10 @@ func TestSendDocumentSurvivesKill(t *testing.T) {
 		{name: "before the first chunk", first: true},
 	}
 	var (
-		mu      sync.Mutex
-		cmd     *exec.Cmd
-		next    int
-		killed  = make(chan string, len(points))
-		handler = srv.Handler()
+		mu     sync.Mutex
+		cmd    *exec.Cmd
+		next   int
+		killed = make(chan string, len(points))
 	)
 	kill := func(p killPoint) {
 		if err := cmd.Process.Kill(); err != nil {
@@ -74,44 +61,37 @@ func TestSendDocumentSurvivesKill(t *testing.T) {
 		}
 		killed <- p.name
 	}
-	ms := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		var p *killPoint
-		if next < len(points) && r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/outbox") && strings.HasSuffix(r.URL.Path, "/outbox") == points[next].first {
-			if pt := points[next]; pt.first || strings.HasSuffix(r.URL.Path, "/"+pt.chunk) {
-				p = &pt
-				next++
+	m := newTestMESH(t, dir, func(handler http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			var p *killPoint
+			if next < len(points) && r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/outbox") && strings.HasSuffix(r.URL.Path, "/outbox") == points[next].first {
+				if pt := points[next]; pt.first || strings.HasSuffix(r.URL.Path, "/"+pt.chunk) {
+					p = &pt
+					next++
+				}
 			}
-		}
-		if p == nil {
-			mu.Unlock()
-			handler.ServeHTTP(w, r)
-			return
-		}
-		defer mu.Unlock()
-		if !p.after {
-			kill(*p) // MESH never sees the request
+			if p == nil {
+				mu.Unlock()
+				handler.ServeHTTP(w, r)
+				return
+			}
+			defer mu.Unlock()
+			if !p.after {
+				kill(*p) // MESH never sees the request
+				http.Error(w, "the sender is gone", http.StatusServiceUnavailable)
+				return
+			}
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, r) // MESH stores it
+			if rec.Code/100 != 2 {
+				t.Errorf("%s: MESH answered %d: %s", p.name, rec.Code, rec.Body)
+			}
+			kill(*p) // and the answer is lost with the process
 			http.Error(w, "the sender is gone", http.StatusServiceUnavailable)
-			return
-		}
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, r) // MESH stores it
-		if rec.Code/100 != 2 {
-			t.Errorf("%s: MESH answered %d: %s", p.name, rec.Code, rec.Body)
-		}
-		kill(*p) // and the answer is lost with the process
-		http.Error(w, "the sender is gone", http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(ms.Close)
-
-	gc, err := mesh.New(mesh.Config{BaseURL: ms.URL, Mailbox: gpBox, Password: gpBox + "-pw", SharedKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := srv.NewGPInbox(gc, senddoc.Party{ODS: "GPPRACTICE"})
-	if err != nil {
-		t.Fatal(err)
-	}
+		})
+	})
+	srv, inbox, ms := m.srv, m.inbox, m.server
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go inbox.Run(ctx, 20*time.Millisecond)
@@ -179,7 +159,10 @@ func TestSendDocumentSurvivesKill(t *testing.T) {
 	<-journeys
 
 	want := 2 * n // the acceptance and the discharge of each referral
-	var docs []refmesh.FiledDocument
+	var (
+		docs []refmesh.FiledDocument
+		err  error
+	)
 	delivered := 0
 	for time.Now().Before(deadline) {
 		if docs, err = inbox.Filed(ctx); err != nil {

@@ -25,28 +25,9 @@ import (
 // them; both send-document outbox messages end delivered.
 func TestWriteBackBothRoutes(t *testing.T) {
 	dir := t.TempDir()
-	const key, spBox, gpBox = "TestKey", "Y02662OT001", "GPPRACTICEOT1"
-	srv, err := refmesh.Open(filepath.Join(dir, "mesh.db"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	srv.CatchAll = gpBox // the generated patients are registered nowhere
-	for _, b := range []string{spBox, gpBox} {
-		if err := srv.AddMailbox(b, b+"-pw"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms := httptest.NewServer(srv.Handler())
-	t.Cleanup(ms.Close)
-	gc, err := mesh.New(mesh.Config{BaseURL: ms.URL, Mailbox: gpBox, Password: gpBox + "-pw", SharedKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox, err := srv.NewGPInbox(gc, senddoc.Party{ODS: "GPPRACTICE"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const key, spBox = testMESHKey, testMESHServiceBox
+	m := newTestMESH(t, dir, nil)
+	inbox, ms := m.inbox, m.server
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go inbox.Run(ctx, 20*time.Millisecond)
@@ -179,4 +160,53 @@ func titles(docs []refmesh.FiledDocument) []string {
 		out = append(out, d.Title+" (document "+d.DocumentID+", replaces "+d.Replaces+")")
 	}
 	return out
+}
+
+// The reference MESH of the send-document process tests: the service's
+// mailbox and a practice's, to which every GPPROVIDER_ address goes (the
+// generated patients are registered nowhere), with its GP document inbox.
+const (
+	testMESHKey         = "TestKey"
+	testMESHServiceBox  = "Y02662OT001"
+	testMESHPracticeBox = "GPPRACTICEOT1"
+)
+
+// testMESH is the reference MESH on loopback with the practice's inbox
+// (not yet reading: the test runs it).
+type testMESH struct {
+	srv    *refmesh.Server
+	server *httptest.Server
+	inbox  *refmesh.GPInbox
+}
+
+// newTestMESH opens the reference MESH in dir; wrap, if set, wraps its
+// handler (a test's faults).
+func newTestMESH(t *testing.T, dir string, wrap func(http.Handler) http.Handler) *testMESH {
+	t.Helper()
+	srv, err := refmesh.Open(filepath.Join(dir, "mesh.db"), testMESHKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	srv.CatchAll = testMESHPracticeBox
+	for _, b := range []string{testMESHServiceBox, testMESHPracticeBox} {
+		if err := srv.AddMailbox(b, b+"-pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := srv.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	ms := httptest.NewServer(h)
+	t.Cleanup(ms.Close)
+	gc, err := mesh.New(mesh.Config{BaseURL: ms.URL, Mailbox: testMESHPracticeBox, Password: testMESHPracticeBox + "-pw", SharedKey: testMESHKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := srv.NewGPInbox(gc, senddoc.Party{ODS: "GPPRACTICE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testMESH{srv: srv, server: ms, inbox: inbox}
 }
