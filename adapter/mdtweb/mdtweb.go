@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -369,7 +370,7 @@ func (s *Server) audit(r *http.Request, p *linkbridge.Principal, op string, stat
 }
 
 // queryNames are the query parameters the pages take.
-var queryNames = []string{"group", "linkWorker", "practice", "flagged", "from", "to"}
+var queryNames = []string{"group", "linkWorker", "practice", "flagged", "page", "from", "to"}
 
 func sourceOf(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -386,6 +387,13 @@ func (s *Server) boardPage(r *http.Request, d *pageData) error {
 	if f.Group != "" && !slices.Contains(groups, statusGroup(f.Group)) {
 		return linkbridge.Errorf(linkbridge.EINVALID, "there is no status group %q", f.Group)
 	}
+	if p := q.Get("page"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			return linkbridge.Errorf(linkbridge.EINVALID, "page must be a whole number from 1, not %q", p)
+		}
+		f.Page = n
+	}
 	v, err := s.board(r.Context(), f)
 	if err != nil {
 		return err
@@ -400,10 +408,26 @@ func (s *Server) boardPage(r *http.Request, d *pageData) error {
 		vals.Set("flagged", "yes")
 	}
 	v.Query = vals.Encode()
+	withPage := func(n int) string {
+		pv := url.Values{}
+		for k, val := range vals {
+			pv[k] = val
+		}
+		if n > 1 {
+			pv.Set("page", strconv.Itoa(n))
+		}
+		return "?" + pv.Encode()
+	}
+	if v.Page > 1 {
+		v.PrevQuery = withPage(v.Page - 1)
+	}
+	if v.Page < v.Pages {
+		v.NextQuery = withPage(v.Page + 1)
+	}
 	d.Title, d.Nav, d.View = "People referred to social prescribing", "board", v
 	d.Live = "/mdt/board"
-	if v.Query != "" {
-		d.Live += "?" + v.Query
+	if live := strings.TrimPrefix(withPage(v.Page), "?"); live != "" {
+		d.Live += "?" + live
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,9 +17,9 @@ import (
 // closed.
 const boardWindow = 90 * 24 * time.Hour
 
-// maxBoardRows bounds the board: past it the page says how many were left
-// out and asks for a filter.
-const maxBoardRows = 500
+// boardPageSize is how many people a board page lists: the page reads
+// the names of those only, in one search (docs/performance.md#the-mdt-board).
+const boardPageSize = 50
 
 // boardRow is one person on the board.
 type boardRow struct {
@@ -34,19 +33,26 @@ type boardRow struct {
 	WaitingLong bool
 	Flags       []string
 	Flagged     bool
+	// patient is the id of the Patient the referrer sent (the name).
+	patient string
 }
 
 // boardGroup is one status group of the board.
 type boardGroup struct {
 	Group statusGroup
 	Title string
+	// Count is the number of people in the group, on every page; Rows
+	// those on this page.
+	Count int
 	Rows  []*boardRow
 }
 
-// boardFilter is what the board's filter form asks for.
+// boardFilter is what the board's filter form asks for, and the page.
 type boardFilter struct {
 	Group, LinkWorker, Practice string
 	Flagged                     bool
+	// Page is the page asked for, from 1.
+	Page int
 }
 
 // option is one choice of a select.
@@ -58,19 +64,33 @@ type boardView struct {
 	Groups      []*boardGroup
 	Counts      []option // group title, count
 	Total       int
-	Shown       int
-	LeftOut     int
 	LinkWorkers []option
 	Practices   []option
-	Query       string // the filter as a query string, for the fragment URL
+	// Page and Pages number this page and the pages; First and Last are
+	// the positions (from 1) of its first and last person among Total.
+	Page, Pages, First, Last int
+	// PrevPage and NextPage are the neighbouring pages' numbers.
+	PrevPage, NextPage int
+	// Query is the filter as a query string, without the page; PrevQuery
+	// and NextQuery the filter with the previous and next page ("" at
+	// either end).
+	Query, PrevQuery, NextQuery string
 }
 
 // board reads the referrals the principal may see (its practices' for an
 // MDT viewer), open ones and those closed in the last boardWindow, with
-// what the board shows of each.
+// what the board shows of each. The practice and link worker filters go
+// to the store, which reads only those referrals (by its referrer and
+// link worker indexes); status and flags are the board's own reading of a
+// referral, so they filter here. Everyone matching is sorted, then one
+// page of boardPageSize is shown: only its people's names are read.
 func (s *Server) board(ctx context.Context, f boardFilter) (*boardView, error) {
 	now := s.now()
 	q := linkbridge.ReportQuery{From: now.Add(-boardWindow), To: now.Add(time.Minute)}
+	if f.Practice != "" {
+		q.ReferrerODS = []string{f.Practice}
+	}
+	q.LinkWorkerID = f.LinkWorker
 	var rows []*boardRow
 	lws := map[string]string{}
 	practices := map[string]bool{}
@@ -79,7 +99,9 @@ func (s *Server) board(ctx context.Context, f boardFilter) (*boardView, error) {
 			practices[ods] = true
 		}
 	}
-	total := 0
+	if f.Practice != "" {
+		practices[f.Practice] = true
+	}
 	err := s.Cases.ReportReferrals(ctx, q, func(page []*linkbridge.ReportReferral) error {
 		for _, r := range page {
 			rf := r.Referral
@@ -96,25 +118,42 @@ func (s *Server) board(ctx context.Context, f boardFilter) (*boardView, error) {
 				lws[rf.LinkWorker.ID] = linkWorkerName(rf.LinkWorker)
 			}
 			row := s.boardRow(r, now)
-			if f.Group != "" && string(row.Group) != f.Group || f.LinkWorker != "" && row.LinkWorkerID != f.LinkWorker ||
-				f.Practice != "" && row.Practice != f.Practice || f.Flagged && !row.Flagged {
+			if f.Group != "" && string(row.Group) != f.Group || f.Flagged && !row.Flagged {
 				continue
 			}
-			total++
-			if len(rows) < maxBoardRows {
-				rows = append(rows, row)
-			}
+			rows = append(rows, row)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	v := &boardView{Filter: f, Total: total, Shown: len(rows), LeftOut: total - len(rows)}
-	for _, row := range rows {
-		access.Note(ctx, "ServiceRequest/"+row.ID)
-		row.Name = s.personName(ctx, row.ID)
+	v := &boardView{Filter: f, Total: len(rows)}
+	v.Pages = max(1, (len(rows)+boardPageSize-1)/boardPageSize)
+	if f.Page > v.Pages {
+		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "the board has %d pages: there is no page %d", v.Pages, f.Page)
 	}
+	v.Page = max(f.Page, 1)
+	v.PrevPage, v.NextPage = v.Page-1, v.Page+1
+	// By group, then the longest wait first; closed ones most recent
+	// first.
+	rank := map[statusGroup]int{}
+	for i, g := range groups {
+		rank[g] = i
+	}
+	slices.SortStableFunc(rows, func(a, b *boardRow) int {
+		if c := rank[a.Group] - rank[b.Group]; c != 0 {
+			return c
+		}
+		c := a.Referred.Compare(b.Referred)
+		if a.Group == groupClosed {
+			c = -c
+		}
+		if c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	byGroup := map[statusGroup]*boardGroup{}
 	for _, g := range groups {
 		bg := &boardGroup{Group: g, Title: groupTitle(g)}
@@ -122,17 +161,20 @@ func (s *Server) board(ctx context.Context, f boardFilter) (*boardView, error) {
 		v.Groups = append(v.Groups, bg)
 	}
 	for _, row := range rows {
+		byGroup[row.Group].Count++
+	}
+	lo := (v.Page - 1) * boardPageSize
+	shown := rows[lo:min(lo+boardPageSize, len(rows))]
+	if len(shown) > 0 {
+		v.First, v.Last = lo+1, lo+len(shown)
+	}
+	s.personNames(ctx, shown)
+	for _, row := range shown {
+		access.Note(ctx, "ServiceRequest/"+row.ID)
 		byGroup[row.Group].Rows = append(byGroup[row.Group].Rows, row)
 	}
 	for _, g := range v.Groups {
-		// The longest wait first; closed ones most recent first.
-		sort.SliceStable(g.Rows, func(i, j int) bool {
-			if g.Group == groupClosed {
-				return g.Rows[i].Referred.After(g.Rows[j].Referred)
-			}
-			return g.Rows[i].Referred.Before(g.Rows[j].Referred)
-		})
-		v.Counts = append(v.Counts, option{Value: g.Title, Text: fmt.Sprint(len(g.Rows))})
+		v.Counts = append(v.Counts, option{Value: g.Title, Text: fmt.Sprint(g.Count)})
 	}
 	for id, name := range lws {
 		v.LinkWorkers = append(v.LinkWorkers, option{Value: id, Text: name})
@@ -143,6 +185,45 @@ func (s *Server) board(ctx context.Context, f boardFilter) (*boardView, error) {
 	}
 	slices.SortFunc(v.Practices, func(a, b option) int { return strings.Compare(a.Value, b.Value) })
 	return v, nil
+}
+
+// personNames sets each row's Name from the Patient its referrer sent,
+// read for all rows in one search through the authorising store (which
+// notes each for the audit record); "Name not recorded" where there is
+// none or it cannot be read.
+func (s *Server) personNames(ctx context.Context, rows []*boardRow) {
+	ids := make([]string, 0, len(rows))
+	for _, row := range rows {
+		row.Name = "Name not recorded"
+		if row.patient != "" && !slices.Contains(ids, row.patient) {
+			ids = append(ids, row.patient)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	res, err := s.Store.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Patient", IDs: ids, Count: len(ids)})
+	if err != nil {
+		if s.Logger != nil {
+			s.Logger.WarnContext(ctx, "mdt: board: reading the people's names", "err", err)
+		}
+		return
+	}
+	names := make(map[string]string, len(res.Resources))
+	for _, r := range res.Resources {
+		msg, err := s.Codec.DecodeResource(r.Body)
+		if err != nil {
+			continue
+		}
+		if pc := fhirmap.PersonContactOf(msg); pc != nil && pc.Name != "" {
+			names[r.ID] = pc.Name
+		}
+	}
+	for _, row := range rows {
+		if name, ok := names[row.patient]; ok {
+			row.Name = name
+		}
+	}
 }
 
 // linkWorkerName is a link worker's name, or their id when none is known.
@@ -160,7 +241,7 @@ func linkWorkerName(lw linkbridge.LinkWorker) string {
 func (s *Server) boardRow(r *linkbridge.ReportReferral, now time.Time) *boardRow {
 	rf := r.Referral
 	row := &boardRow{ID: rf.ID, Practice: rf.ReferrerODS, LinkWorker: linkWorkerName(rf.LinkWorker), LinkWorkerID: rf.LinkWorker.ID,
-		Status: statusWords(rf), Group: groupOf(rf), Referred: rf.Started()}
+		Status: statusWords(rf), Group: groupOf(rf), Referred: rf.Started(), patient: rf.Patient()}
 	cr := &linkbridge.CaseRecord{Referral: rf, Plan: linkbridge.Plan{ReviewDate: r.ReviewDate}, Contacts: r.Contacts}
 	for _, flag := range cr.Flags(now, s.DNAReviewAfter) {
 		if rf.Consent == linkbridge.ConsentNone && flag != linkbridge.FlagDoNotContact {
@@ -196,17 +277,6 @@ func (s *Server) dnaReviewAfter() int {
 		return s.DNAReviewAfter
 	}
 	return linkbridge.DefaultDNAReviewAfter
-}
-
-// personName reads the person's name from the Patient the referrer sent
-// (through the authorising store, which notes it for the audit record);
-// "Name not recorded" when it holds none.
-func (s *Server) personName(ctx context.Context, referralID string) string {
-	pc := s.personContact(ctx, referralID)
-	if pc == nil || pc.Name == "" {
-		return "Name not recorded"
-	}
-	return pc.Name
 }
 
 func (s *Server) personContact(ctx context.Context, referralID string) *fhirmap.PersonContact {
