@@ -10,6 +10,7 @@ import (
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/access"
+	"github.com/linkbridge/linkbridge/adapter/fhirjson"
 	"github.com/linkbridge/linkbridge/fhirmap"
 )
 
@@ -209,14 +210,13 @@ func (s *Server) personNames(ctx context.Context, rows []*boardRow) {
 		}
 		return
 	}
+	// The stored Patients were validated on the way in: their names are
+	// read from the JSON (fhirjson.PatientName, the reading of
+	// fhirmap.PersonContactOf) rather than decoded one by one.
 	names := make(map[string]string, len(res.Resources))
 	for _, r := range res.Resources {
-		msg, err := s.Codec.DecodeResource(r.Body)
-		if err != nil {
-			continue
-		}
-		if pc := fhirmap.PersonContactOf(msg); pc != nil && pc.Name != "" {
-			names[r.ID] = pc.Name
+		if name := fhirjson.PatientName(r.Body); name != "" {
+			names[r.ID] = name
 		}
 	}
 	for _, row := range rows {
