@@ -63,7 +63,7 @@ var ScaleQueries = []ScaleQuery{
 		return "/sp/v1/reports/period?service=" + s.ServiceODS + "&from=" + s.Month + "&to=" + s.Month
 	}},
 	{"case-view", func(s *ScaleSample, i int) string { return "/sp/v1/referrals/" + pick(s.ReferralIDs, i) }},
-	{"mdt-board", func(s *ScaleSample, i int) string { return "/mdt/?practice=" + s.PracticeODS }},
+	{"mdt-board", func(s *ScaleSample, i int) string { return "/mdt?practice=" + s.PracticeODS }},
 }
 
 func pick(xs []string, i int) string {
