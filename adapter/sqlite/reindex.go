@@ -54,6 +54,9 @@ func (db *DB) CurrentResources(ctx context.Context, afterType, afterID string, l
 		if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &lastUpdated, &r.Body, &params); err != nil {
 			return nil, fmt.Errorf("sqlite: list resources: %w", err)
 		}
+		if err := decodeBody(r); err != nil {
+			return nil, err
+		}
 		if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
 			return nil, err
 		}

@@ -26,6 +26,9 @@ func (db *DB) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Res
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: read resource: %w", err)
 	}
+	if err := decodeBody(r); err != nil {
+		return nil, err
+	}
 	if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
 		return nil, err
 	}
@@ -48,6 +51,9 @@ func (db *DB) ReadResourceVersion(ctx context.Context, typ, id string, version i
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s/%s version %d not found", typ, id, version)
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: read resource version: %w", err)
+	}
+	if err := decodeBody(r); err != nil {
+		return nil, err
 	}
 	if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
 		return nil, err
@@ -75,6 +81,9 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 		var lastUpdated string
 		if err := rows.Scan(&r.VersionID, &lastUpdated, &r.Body); err != nil {
 			return nil, fmt.Errorf("sqlite: resource history: %w", err)
+		}
+		if err := decodeBody(r); err != nil {
+			return nil, err
 		}
 		if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
 			return nil, err
@@ -129,6 +138,9 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 		var lastUpdated string
 		if err := rows.Scan(&r.ID, &r.VersionID, &lastUpdated, &r.Body); err != nil {
 			return nil, fmt.Errorf("sqlite: search: %w", err)
+		}
+		if err := decodeBody(r); err != nil {
+			return nil, err
 		}
 		if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
 			return nil, err
