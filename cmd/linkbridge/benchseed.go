@@ -8,6 +8,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -170,10 +171,23 @@ type seedStore interface {
 // with a page cache sized for a bulk load) or a PostgreSQL URL.
 func openSeedStore(ctx context.Context, db string, logger *slog.Logger) (seedStore, error) {
 	if postgres.IsURL(db) {
+		// synchronous_commit=off for the seed's sessions only: a commit
+		// does not wait for its WAL flush (a crash loses the last commits,
+		// never consistency), and the seed is redone after a crash.
+		if u, err := url.Parse(db); err == nil {
+			if q := u.Query(); q.Get("synchronous_commit") == "" {
+				q.Set("synchronous_commit", "off")
+				u.RawQuery = q.Encode()
+				db = u.String()
+			}
+		}
 		return postgres.Open(ctx, db, logger)
 	}
 	s := sqlite.NewDB(db)
-	s.Logger, s.CacheMiB = logger, seedCacheMiB
+	// synchronous=OFF: a seed interrupted by a crash is redone on a new
+	// file, so its commits need not wait for the disk (never the gateway's
+	// setting).
+	s.Logger, s.CacheMiB, s.BulkLoad = logger, seedCacheMiB, true
 	if err := s.Open(ctx); err != nil {
 		return nil, err
 	}
