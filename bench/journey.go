@@ -63,8 +63,10 @@ import (
 // rather than the GP record's form (of about the same size). No topic
 // events are recorded: a seeded store has no subscriptions.
 type Journeys struct {
-	cfg     SeedConfig
-	codec   *fhirjson.Codec
+	cfg   SeedConfig
+	codec *fhirjson.Codec
+	// tpl renders the resources as codec does, from templates.
+	tpl     *renderer
 	sys     fhirmap.Systems
 	step    time.Duration
 	start   time.Time
@@ -82,7 +84,7 @@ const seedReReferralShare = 8
 
 // newJourneys prepares the journeys of cfg (validated).
 func newJourneys(cfg SeedConfig, codec *fhirjson.Codec) *Journeys {
-	j := &Journeys{cfg: cfg, codec: codec, sys: seedSystems}
+	j := &Journeys{cfg: cfg, codec: codec, tpl: newRenderer(codec), sys: seedSystems}
 	j.start = cfg.End.Add(-cfg.Span)
 	j.step = cfg.Span / time.Duration(cfg.Referrals)
 	j.nhs = nhsStems(cfg.Seed)
@@ -435,7 +437,7 @@ func odsReference(ods string) *dpb.Reference {
 func (jr *journey) render(m proto.Message, version int, at time.Time) (*linkbridge.Resource, error) {
 	fhirmap.SetMeta(m, version, at)
 	params := fhirmap.SearchParams(m) // before Encode, as intake does
-	body, err := jr.j.codec.Encode(m)
+	body, err := jr.j.tpl.Encode(m)
 	if err != nil {
 		return nil, err
 	}
@@ -548,7 +550,7 @@ func (jr *journey) writeBacks(ch *linkbridge.ReferralChange, written []*linkbrid
 		ch.Outbox = append(ch.Outbox, msg(r.Type, r.ID, r.VersionID, r.Body))
 	}
 	prov := jr.j.sys.WriteBackProvenance(rf, rf.Version, written, action, actor, t)
-	body, err := jr.j.codec.Encode(prov)
+	body, err := jr.j.tpl.Encode(prov)
 	if err != nil {
 		return err
 	}
