@@ -127,7 +127,16 @@ func (r *renderer) Encode(m proto.Message) ([]byte, error) {
 // Placeholders: slot k's string is "zqx<k>xqz", its integer
 // 1900000000+k, its date or time 2700+k-01-01T00:00:00Z at its
 // precision. None of them can occur in a rendering but as themselves.
-func stringToken(k int) string { return "zqx" + strconv.Itoa(k) + "xqz" }
+func stringToken(k int) string { return stringTokens[k] }
+
+// stringTokens are the string placeholders, made once.
+var stringTokens = func() []string {
+	t := make([]string, maxSlots)
+	for k := range t {
+		t[k] = "zqx" + strconv.Itoa(k) + "xqz"
+	}
+	return t
+}()
 
 const intToken = 1_900_000_000
 
