@@ -56,7 +56,8 @@ import (
 // resource of the case view (Encounter, Observation, Goal, CarePlan,
 // Procedure) gets version 1 with the change that creates it, and a new
 // version when its content changes (the plan, the discharge). Each
-// resource is rendered by fhirmap and google/fhir (fhirjson.Codec), with
+// resource is built by fhirmap and rendered as google/fhir renders it
+// (fhirjson.Codec; from a template of its shape, see renderer), with
 // the search parameter values fhirmap.SearchParams gives it. Changes in
 // the last SeedConfig.OutboxWindow queue their write-backs (the versions,
 // then the Provenance), pending; their bodies are the stored versions
