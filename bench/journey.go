@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -55,21 +56,27 @@ import (
 // resource of the case view (Encounter, Observation, Goal, CarePlan,
 // Procedure) gets version 1 with the change that creates it, and a new
 // version when its content changes (the plan, the discharge). Each
-// resource is rendered by fhirmap and google/fhir (fhirjson.Codec), with
+// resource is built by fhirmap and rendered as google/fhir renders it
+// (fhirjson.Codec; from a template of its shape, see renderer), with
 // the search parameter values fhirmap.SearchParams gives it. Changes in
 // the last SeedConfig.OutboxWindow queue their write-backs (the versions,
 // then the Provenance), pending; their bodies are the stored versions
 // rather than the GP record's form (of about the same size). No topic
 // events are recorded: a seeded store has no subscriptions.
 type Journeys struct {
-	cfg     SeedConfig
-	codec   *fhirjson.Codec
+	cfg   SeedConfig
+	codec *fhirjson.Codec
+	// tpl renders the resources as codec does, from templates.
+	tpl     *renderer
 	sys     fhirmap.Systems
 	step    time.Duration
 	start   time.Time
 	people  int
 	nhs     []uint32 // valid 999-range NHS number stems, permuted
 	workers [][]linkbridge.LinkWorker
+	// practiceCum are the practices' cumulative referral weights (see
+	// practiceWeights); practice p belongs to service p mod Services.
+	practiceCum []float64
 }
 
 // seedReReferralShare: one referral in eight is of a person referred
@@ -78,7 +85,7 @@ const seedReReferralShare = 8
 
 // newJourneys prepares the journeys of cfg (validated).
 func newJourneys(cfg SeedConfig, codec *fhirjson.Codec) *Journeys {
-	j := &Journeys{cfg: cfg, codec: codec, sys: seedSystems}
+	j := &Journeys{cfg: cfg, codec: codec, tpl: newRenderer(codec), sys: seedSystems}
 	j.start = cfg.End.Add(-cfg.Span)
 	j.step = cfg.Span / time.Duration(cfg.Referrals)
 	j.nhs = nhsStems(cfg.Seed)
@@ -91,16 +98,52 @@ func newJourneys(cfg SeedConfig, codec *fhirjson.Codec) *Journeys {
 		j.people = p
 	}
 	j.people = min(j.people, len(j.nhs))
+	weights := practiceWeights(cfg.Practices, cfg.Seed)
+	share := make([]float64, cfg.Services) // of the referrals, by service
+	total, acc := 0.0, 0.0
+	for _, w := range weights {
+		total += w
+	}
+	j.practiceCum = make([]float64, len(weights))
+	for p, w := range weights {
+		acc += w / total
+		j.practiceCum[p] = acc
+		share[p%cfg.Services] += w / total
+	}
+	j.practiceCum[len(weights)-1] = 1
+	// Each service has the link workers its yearly referrals need at a
+	// caseload of about seedCaseloadYearly people a year.
+	yearly := perYear(cfg.Referrals, cfg.Span)
 	j.workers = make([][]linkbridge.LinkWorker, cfg.Services)
 	for s := range j.workers {
-		for w := range 6 + s%5 {
+		for w := range clamp(yearly*share[s]/seedCaseloadYearly, 1, 99) {
 			j.workers[s] = append(j.workers[s], linkbridge.LinkWorker{
-				ID:   fmt.Sprintf("lw-%02d-%02d", s+1, w+1),
+				ID:   fmt.Sprintf("lw-%03d-%02d", s+1, w+1),
 				Name: givenNames[(s*7+w)%len(givenNames)] + " " + familyNames[(s*11+w*3)%len(familyNames)],
 			})
 		}
 	}
 	return j
+}
+
+// seedPracticeSpread is the spread (log-normal sigma) of the practices'
+// referral volumes: practice list sizes vary a few times around the
+// median, so the largest of 40 practices refers about 3 times the
+// median's volume, of 1,300 about 5 times.
+const seedPracticeSpread = 0.5
+
+// practiceWeights returns n practices' relative referral volumes: the
+// quantiles of a log-normal distribution (median 1), in an order the seed
+// permutes so that a practice's index says nothing of its size.
+func practiceWeights(n int, seed uint64) []float64 {
+	w := make([]float64, n)
+	for q := range w {
+		z := math.Sqrt2 * math.Erfinv(2*(float64(q)+0.5)/float64(n)-1)
+		w[q] = math.Exp(seedPracticeSpread * z)
+	}
+	r := rand.New(rand.NewPCG(seed, 0x707261))
+	r.Shuffle(n, func(a, b int) { w[a], w[b] = w[b], w[a] })
+	return w
 }
 
 // nhsStems returns the stems s (0–999,999) whose NHS number 999 s c has a
@@ -153,39 +196,31 @@ func (j *Journeys) NHSNumber(k int) string {
 // digits, as GP practices' are).
 func Practice(p int) string { return fmt.Sprintf("Y%05d", 90001+p) }
 
-// Service returns the ODS code of social prescribing service s.
-func Service(s int) string { return fmt.Sprintf("SPS%02d", s+1) }
+// Service returns the ODS code of social prescribing service s (SPS001 to
+// SPS999: three letters and three digits, as ODS codes of organisations
+// other than practices can be).
+func Service(s int) string { return fmt.Sprintf("SPS%03d", s+1) }
 
 // person returns referral i's person index.
 func (j *Journeys) person(i int) int { return i % j.people }
 
-// PersonPractice returns the practice of person k: a few large practices
-// refer most (Zipf-like weights, fixed by k).
-func (j *Journeys) PersonPractice(k int) string {
+// personPractice returns the practice index of person k, drawn by the
+// practices' weights (fixed by k).
+func (j *Journeys) personPractice(k int) int {
 	r := rand.New(rand.NewPCG(j.cfg.Seed, uint64(k)<<1|1))
-	n := j.cfg.Practices
-	// Harmonic weights 1/(p+1), drawn by inverse transform.
-	h := 0.0
-	for p := range n {
-		h += 1 / float64(p+1)
-	}
-	x, acc := r.Float64()*h, 0.0
-	for p := range n {
-		acc += 1 / float64(p+1)
-		if x < acc {
-			return Practice(p)
-		}
-	}
-	return Practice(n - 1)
+	p, _ := slices.BinarySearch(j.practiceCum, r.Float64())
+	return min(p, len(j.practiceCum)-1)
 }
 
-// PersonService returns the service person k is referred to: the first
-// service gets two in five, the others share the rest.
+// PersonPractice returns the ODS code of person k's practice: practices
+// refer in proportion to log-normal weights (see practiceWeights).
+func (j *Journeys) PersonPractice(k int) string { return Practice(j.personPractice(k)) }
+
+// PersonService returns the service person k is referred to: the one
+// their practice belongs to (practice p's is p mod Services, so each
+// service takes the referrals of about Practices/Services practices).
 func (j *Journeys) PersonService(k int) int {
-	if j.cfg.Services == 1 || k%5 < 2 {
-		return 0
-	}
-	return 1 + k%(j.cfg.Services-1)
+	return j.personPractice(k) % j.cfg.Services
 }
 
 // Received returns when referral i was received.
@@ -403,7 +438,7 @@ func odsReference(ods string) *dpb.Reference {
 func (jr *journey) render(m proto.Message, version int, at time.Time) (*linkbridge.Resource, error) {
 	fhirmap.SetMeta(m, version, at)
 	params := fhirmap.SearchParams(m) // before Encode, as intake does
-	body, err := jr.j.codec.Encode(m)
+	body, err := jr.j.tpl.Encode(m)
 	if err != nil {
 		return nil, err
 	}
@@ -516,7 +551,7 @@ func (jr *journey) writeBacks(ch *linkbridge.ReferralChange, written []*linkbrid
 		ch.Outbox = append(ch.Outbox, msg(r.Type, r.ID, r.VersionID, r.Body))
 	}
 	prov := jr.j.sys.WriteBackProvenance(rf, rf.Version, written, action, actor, t)
-	body, err := jr.j.codec.Encode(prov)
+	body, err := jr.j.tpl.Encode(prov)
 	if err != nil {
 		return err
 	}

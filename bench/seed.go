@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -23,7 +24,49 @@ const (
 	maxSeedReferrals = 909_091 * seedReReferralShare / (seedReReferralShare - 1)
 	maxSeedBatch     = 10_000
 	maxSeedWriters   = 16
+	maxSeedPractices = 9999 // Practice renders Y90001 to Y99999
+	maxSeedServices  = 999  // Service renders SPS001 to SPS999
 )
+
+// The organisation model of a seed (docs/performance.md, "Seeding"): a GP
+// practice refers about seedPracticeYearly people a year to social
+// prescribing, and a service (a primary care network's link workers, about
+// six practices) receives about seedServiceYearly; a link worker holds
+// about seedCaseloadYearly people a year (NHS England's 200–250).
+const (
+	seedPracticeYearly = 250
+	seedServiceYearly  = 1500
+	seedCaseloadYearly = 225
+	// The smallest defaults, those of a small seed: 40 practices, 4
+	// services.
+	minSeedPractices = 40
+	minSeedServices  = 4
+)
+
+// DefaultPractices is the number of referring practices a seed of
+// referrals over span has by default: enough that a practice refers about
+// 250 people a year, and at least 40.
+func DefaultPractices(referrals int, span time.Duration) int {
+	return clamp(perYear(referrals, span)/seedPracticeYearly, minSeedPractices, maxSeedPractices)
+}
+
+// DefaultServices is the number of social prescribing services a seed of
+// referrals over span has by default: enough that a service receives
+// about 1,500 referrals a year (six practices' worth), and at least 4.
+func DefaultServices(referrals int, span time.Duration) int {
+	return clamp(perYear(referrals, span)/seedServiceYearly, minSeedServices, maxSeedServices)
+}
+
+// perYear is the yearly rate of referrals received evenly over span.
+func perYear(referrals int, span time.Duration) float64 {
+	years := max(span.Hours()/(365*24), 1.0/365)
+	return float64(referrals) / years
+}
+
+// clamp rounds x and bounds it to [lo, hi].
+func clamp(x float64, lo, hi int) int {
+	return min(max(int(math.Round(x)), lo), hi)
+}
 
 // SeedConfig configures Seed. The zero value of every field but Referrals
 // takes the default its comment names.
@@ -49,7 +92,10 @@ type SeedConfig struct {
 	// received, evenly (default three years).
 	Span time.Duration
 	// Practices and Services are the numbers of referring GP practices
-	// and of social prescribing services (defaults 40 and 4).
+	// and of social prescribing services. By default they grow with
+	// Referrals so that each organisation's yearly volume stays that of a
+	// real one (see DefaultPractices and DefaultServices); a service takes
+	// the referrals of its practices, so Services is at most Practices.
 	Practices, Services int
 	// OutboxWindow is how far back from End changes still have their
 	// write-backs in the outbox, pending, as the write path queues them
@@ -78,8 +124,10 @@ func (c *SeedConfig) Validate() error {
 		return fmt.Errorf("--writers must be between 1 and %d", maxSeedWriters)
 	case c.Workers < 0 || c.Workers > 4*runtime.GOMAXPROCS(0)+4:
 		return fmt.Errorf("--workers must be between 1 and %d", 4*runtime.GOMAXPROCS(0)+4)
-	case c.Practices < 0 || c.Practices > 9999, c.Services < 0 || c.Services > 99:
-		return errors.New("--practices must be between 1 and 9999, --services between 1 and 99")
+	case c.Practices < 0 || c.Practices > maxSeedPractices, c.Services < 0 || c.Services > maxSeedServices:
+		return fmt.Errorf("--practices must be between 1 and %d, --services between 1 and %d", maxSeedPractices, maxSeedServices)
+	case c.Practices > 0 && c.Services > c.Practices:
+		return errors.New("--services must not exceed --practices: a service takes the referrals of its practices")
 	case c.Span < 0:
 		return errors.New("the span must be positive")
 	}
@@ -91,8 +139,6 @@ func (c *SeedConfig) Validate() error {
 	def(&c.Batch, 250)
 	def(&c.Workers, runtime.GOMAXPROCS(0))
 	def(&c.Writers, 1)
-	def(&c.Practices, 40)
-	def(&c.Services, 4)
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
@@ -103,6 +149,8 @@ func (c *SeedConfig) Validate() error {
 	if c.Span == 0 {
 		c.Span = 3 * 365 * 24 * time.Hour
 	}
+	def(&c.Practices, DefaultPractices(c.Referrals, c.Span))
+	def(&c.Services, min(DefaultServices(c.Referrals, c.Span), c.Practices))
 	if c.OutboxWindow == 0 {
 		c.OutboxWindow = 7 * 24 * time.Hour
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,5 +105,76 @@ func TestSeedNHSNumbers(t *testing.T) {
 			t.Fatalf("person %d: NHS number %s given twice", k, n)
 		}
 		seen[n] = true
+	}
+}
+
+// TestSeedOrganisations: the default numbers of practices and services
+// grow with the seed so that each organisation's yearly volume stays
+// realistic, practice volumes are mildly skewed, each service takes its
+// own practices' referrals, and explicit numbers are kept.
+func TestSeedOrganisations(t *testing.T) {
+	for _, tc := range []struct {
+		referrals, practices, services int
+	}{
+		{1000, 40, 4},
+		{100_000, 133, 22},
+		{1_000_000, 1333, 222},
+	} {
+		cfg := SeedConfig{Referrals: tc.referrals}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Practices != tc.practices || cfg.Services != tc.services {
+			t.Errorf("%d referrals: %d practices, %d services; want %d, %d", tc.referrals, cfg.Practices, cfg.Services, tc.practices, tc.services)
+		}
+	}
+	cfg := SeedConfig{Referrals: 5, Practices: 7, Services: 3}
+	if err := cfg.Validate(); err != nil || cfg.Practices != 7 || cfg.Services != 3 {
+		t.Errorf("explicit 7 practices, 3 services: got %d, %d (%v)", cfg.Practices, cfg.Services, err)
+	}
+	if err := (&SeedConfig{Referrals: 5, Practices: 3, Services: 4}).Validate(); err == nil {
+		t.Error("more services than practices: no error")
+	}
+	if got := Service(221); got != "SPS222" {
+		t.Errorf("Service(221) = %s", got)
+	}
+
+	// 300,000 referrals: 400 practices, 67 services. Draw 60,000 people.
+	cfg = SeedConfig{Referrals: 300_000}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	j := newJourneys(cfg, nil)
+	byPractice := map[string]int{}
+	byService := make([]int, cfg.Services)
+	practiceService := map[string]int{}
+	const people = 60_000
+	for k := range people {
+		p, s := j.PersonPractice(k), j.PersonService(k)
+		byPractice[p]++
+		byService[s]++
+		if was, ok := practiceService[p]; ok && was != s {
+			t.Fatalf("practice %s refers to services %d and %d", p, was, s)
+		}
+		practiceService[p] = s
+	}
+	counts := make([]int, 0, len(byPractice))
+	for _, n := range byPractice {
+		counts = append(counts, n)
+	}
+	slices.Sort(counts)
+	median, largest := counts[len(counts)/2], counts[len(counts)-1]
+	if len(counts) < cfg.Practices*95/100 || largest > 8*median || largest < 2*median {
+		t.Errorf("%d of %d practices refer; largest %d, median %d: want a mild skew", len(counts), cfg.Practices, largest, median)
+	}
+	slices.Sort(byService)
+	if byService[0] == 0 || byService[len(byService)-1] > 3*byService[0] {
+		t.Errorf("service volumes from %d to %d: want every service a similar share", byService[0], byService[len(byService)-1])
+	}
+	// A year's referrals of a service over its link workers: a caseload
+	// of about 225 a year.
+	yearly := float64(cfg.Referrals) / 3 / float64(cfg.Services)
+	if lw := len(j.workers[0]); yearly/float64(lw) < 150 || yearly/float64(lw) > 300 {
+		t.Errorf("service SPS001: %d link workers for %.0f referrals a year", lw, yearly)
 	}
 }

@@ -80,11 +80,12 @@ type checkpointer struct {
 }
 
 // startCheckpointer opens the checkpointer's connection and starts it.
-func startCheckpointer(ctx context.Context, path string, every time.Duration, want *atomic.Bool, log *slog.Logger) (*checkpointer, error) {
-	// synchronous=FULL: the checkpoint fsyncs the database file before the
-	// WAL may be restarted over the frames it copied.
+func startCheckpointer(ctx context.Context, path string, every time.Duration, syncPragma string, want *atomic.Bool, log *slog.Logger) (*checkpointer, error) {
+	// synchronous=FULL (syncPragma, but for a bulk load): the checkpoint fsyncs
+	// the database file before the WAL may be restarted over the frames it
+	// copied.
 	db, err := sql.Open("sqlite", dsn(path, url.Values{
-		"_pragma": {"busy_timeout(5000)", "synchronous(FULL)"},
+		"_pragma": {"busy_timeout(5000)", syncPragma},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: start checkpointer: %w", err)

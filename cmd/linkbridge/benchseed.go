@@ -8,6 +8,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -53,8 +54,8 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 	fs.integer(&cfg.Writers, "writers", "", 0, "batches written at once (default 1 on SQLite, 6 on PostgreSQL)")
 	fs.integer(&cfg.Workers, "workers", "", 0, "goroutines building journeys (default GOMAXPROCS)")
 	fs.int64(&seed, "seed", "", 1, "seed of the journeys: the same seed and --referrals make the same store")
-	fs.integer(&cfg.Practices, "practices", "", 40, "referring GP practices")
-	fs.integer(&cfg.Services, "services", "", 4, "social prescribing services")
+	fs.integer(&cfg.Practices, "practices", "", 0, "referring GP practices (default: about 250 referrals a practice a year, at least 40)")
+	fs.integer(&cfg.Services, "services", "", 0, "social prescribing services, each taking its practices' referrals (default: about 1,500 a service a year, at least 4)")
 	fs.duration(&cfg.Span, "span", "", 3*365*24*time.Hour, "period before --end over which the referrals were received")
 	fs.str(&end, "end", "", bench.DefaultSeedEnd.Format(time.RFC3339), "the seeded store's now (RFC 3339): journeys are cut there")
 	fs.duration(&cfg.OutboxWindow, "outbox-window", "", 7*24*time.Hour, "changes this recent keep their write-backs queued (pending); 0 queues none")
@@ -170,10 +171,23 @@ type seedStore interface {
 // with a page cache sized for a bulk load) or a PostgreSQL URL.
 func openSeedStore(ctx context.Context, db string, logger *slog.Logger) (seedStore, error) {
 	if postgres.IsURL(db) {
+		// synchronous_commit=off for the seed's sessions only: a commit
+		// does not wait for its WAL flush (a crash loses the last commits,
+		// never consistency), and the seed is redone after a crash.
+		if u, err := url.Parse(db); err == nil {
+			if q := u.Query(); q.Get("synchronous_commit") == "" {
+				q.Set("synchronous_commit", "off")
+				u.RawQuery = q.Encode()
+				db = u.String()
+			}
+		}
 		return postgres.Open(ctx, db, logger)
 	}
 	s := sqlite.NewDB(db)
-	s.Logger, s.CacheMiB = logger, seedCacheMiB
+	// synchronous=OFF: a seed interrupted by a crash is redone on a new
+	// file, so its commits need not wait for the disk (never the gateway's
+	// setting).
+	s.Logger, s.CacheMiB, s.BulkLoad = logger, seedCacheMiB, true
 	if err := s.Open(ctx); err != nil {
 		return nil, err
 	}
