@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -323,6 +324,50 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// LoadScaleResults reads the scale.json that Save wrote into dir; nil and no
+// error when there is none.
+func LoadScaleResults(dir string) (*ScaleResults, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "scale.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r ScaleResults
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "scale.json"), err)
+	}
+	return &r, nil
+}
+
+// Merged returns r with the points of earlier that r did not measure (a
+// backend and size of its own replaces earlier's), ordered by backend then
+// size; the commands of both, earlier's first, one a line. r's date and
+// machine are kept.
+func (r *ScaleResults) Merged(earlier *ScaleResults) *ScaleResults {
+	if earlier == nil {
+		return r
+	}
+	out := *r
+	out.Points = slices.Clone(r.Points)
+	for _, p := range earlier.Points {
+		if !slices.ContainsFunc(r.Points, func(q ScalePoint) bool { return q.Backend == p.Backend && q.Referrals == p.Referrals }) {
+			out.Points = append(out.Points, p)
+		}
+	}
+	slices.SortStableFunc(out.Points, func(a, b ScalePoint) int {
+		if c := strings.Compare(a.Backend, b.Backend); c != 0 {
+			return c
+		}
+		return a.Referrals - b.Referrals
+	})
+	if earlier.Command != "" && earlier.Command != r.Command {
+		out.Command = earlier.Command + "\n" + r.Command
+	}
+	return &out
+}
+
 // Save writes the results as JSON, the Markdown table and the charts into
 // dir.
 func (r *ScaleResults) Save(dir string) error {
@@ -337,7 +382,10 @@ func (r *ScaleResults) Save(dir string) error {
 		return err
 	}
 	var md strings.Builder
-	fmt.Fprintf(&md, "# Scale benchmark results\n\n%s, %s.\n\n`%s`\n\n", r.Date, r.Machine, r.Command)
+	fmt.Fprintf(&md, "# Scale benchmark results\n\n%s, %s.\n\n", r.Date, r.Machine)
+	for _, c := range strings.Split(r.Command, "\n") {
+		fmt.Fprintf(&md, "`%s`\n\n", c)
+	}
 	if err := r.WriteTable(&md); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +82,46 @@ func TestScaleResultsSave(t *testing.T) {
 		if !strings.Contains(string(md), "("+c+".svg)") {
 			t.Errorf("scale.md does not link %s.svg", c)
 		}
+	}
+}
+
+// TestScaleResultsMerged: a run's points replace an earlier run's at the
+// same backend and size and keep the others, ordered by backend then size,
+// with both commands; the merged results save and load back.
+func TestScaleResultsMerged(t *testing.T) {
+	earlier := &bench.ScaleResults{Command: "linkbridge bench scale --sizes 0,10000", Points: []bench.ScalePoint{
+		{Backend: "sqlite", Referrals: 0, IntakeRPS: 1}, {Backend: "sqlite", Referrals: 10000, IntakeRPS: 2}, {Backend: "postgres", Referrals: 0, IntakeRPS: 3},
+	}}
+	now := &bench.ScaleResults{Date: "2026-12-05", Command: "linkbridge bench scale --sizes 10000,100000 --backends sqlite", Points: []bench.ScalePoint{
+		{Backend: "sqlite", Referrals: 10000, IntakeRPS: 20}, {Backend: "sqlite", Referrals: 100000, IntakeRPS: 30},
+	}}
+	m := now.Merged(earlier)
+	var got []string
+	for _, p := range m.Points {
+		got = append(got, fmt.Sprintf("%s/%d/%g", p.Backend, p.Referrals, p.IntakeRPS))
+	}
+	if want := "postgres/0/3 sqlite/0/1 sqlite/10000/20 sqlite/100000/30"; strings.Join(got, " ") != want {
+		t.Errorf("merged points %v, want %s", got, want)
+	}
+	if m.Command != earlier.Command+"\n"+now.Command || len(now.Points) != 2 {
+		t.Errorf("merged command %q (or the run's own points changed: %d)", m.Command, len(now.Points))
+	}
+	if now.Merged(nil) != now {
+		t.Error("merging nothing changed the results")
+	}
+	dir := t.TempDir()
+	if back, err := bench.LoadScaleResults(dir); back != nil || err != nil {
+		t.Fatalf("LoadScaleResults of an empty directory = %v, %v", back, err)
+	}
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := bench.LoadScaleResults(dir)
+	if err != nil || len(back.Points) != 4 || back.Command != m.Command {
+		t.Fatalf("LoadScaleResults = %+v, %v", back, err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "scale.md"))
+	if !strings.Contains(string(md), "`"+earlier.Command+"`") || !strings.Contains(string(md), "`"+now.Command+"`") {
+		t.Errorf("scale.md does not name both commands:\n%s", md)
 	}
 }

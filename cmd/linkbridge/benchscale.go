@@ -41,6 +41,7 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 		sizesArg, backendsArg, pgURL, out, dir string
 		intake, drainCap                       time.Duration
 		queryRuns, concurrency                 int
+		appendOut                              bool
 	)
 	fs := newFlags("bench scale", nil, c.Stderr)
 	fs.synopsis = "bench scale [--sizes 0,100000,1000000] [--backends sqlite,postgres] [--out bench/results] [flags]"
@@ -53,6 +54,7 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 	fs.integer(&concurrency, "concurrency", "", 32, "intake requests in flight")
 	fs.integer(&queryRuns, "query-runs", "", 200, "measured requests of each read")
 	fs.duration(&drainCap, "drain-for", "", time.Minute, "longest wait for the relay to drain the store's outbox")
+	fs.boolean(&appendOut, "append", "", false, "keep the points already in --out's scale.json that this run does not measure (a backend and size measured again is replaced)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,6 +87,12 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 	}
 	res := &bench.ScaleResults{Date: time.Now().UTC().Format("2006-01-02"), Command: "linkbridge bench scale " + strings.Join(args, " "),
 		Machine: fmt.Sprintf("%d cores (GOMAXPROCS %d), %s/%s", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)}
+	var earlier *bench.ScaleResults
+	if appendOut {
+		if earlier, err = bench.LoadScaleResults(out); err != nil {
+			return fmt.Errorf("bench scale: --append: %w", err)
+		}
+	}
 	s := &scaleRun{bin: bin, dir: dir, stderr: c.Stderr, intake: intake, concurrency: concurrency, queryRuns: queryRuns, drainCap: drainCap}
 	for _, backend := range backends {
 		for _, size := range sizes {
@@ -95,12 +103,12 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 			res.Points = append(res.Points, *p)
 			// Each point is saved as it comes: a long run stopped later
 			// keeps what it measured.
-			if err := res.Save(out); err != nil {
+			if err := res.Merged(earlier).Save(out); err != nil {
 				return err
 			}
 		}
 	}
-	return res.WriteTable(c.Stdout)
+	return res.Merged(earlier).WriteTable(c.Stdout)
 }
 
 func (c *BenchScaleCommand) logf(format string, args ...any) {
