@@ -84,7 +84,7 @@ func startCheckpointer(ctx context.Context, path string, every time.Duration, wa
 	// synchronous=FULL: the checkpoint fsyncs the database file before the
 	// WAL may be restarted over the frames it copied.
 	db, err := sql.Open("sqlite", dsn(path, url.Values{
-		"_pragma": {"busy_timeout(5000)", "synchronous(FULL)"},
+		"_pragma": {"busy_timeout(5000)", "synchronous(FULL)", cachePragma(checkpointCacheKiB), mmapPragma},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: start checkpointer: %w", err)
