@@ -85,7 +85,7 @@ func startCheckpointer(ctx context.Context, path string, every time.Duration, sy
 	// the database file before the WAL may be restarted over the frames it
 	// copied.
 	db, err := sql.Open("sqlite", dsn(path, url.Values{
-		"_pragma": {"busy_timeout(5000)", syncPragma},
+		"_pragma": {"busy_timeout(5000)", syncPragma, cachePragma(checkpointCacheKiB), mmapPragma},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: start checkpointer: %w", err)

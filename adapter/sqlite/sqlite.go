@@ -55,6 +55,32 @@ var migrationFS embed.FS
 // DefaultMaxBatch is the default number of write requests committed together.
 const DefaultMaxBatch = 128
 
+// Page caches. Every connection has its own, so the store's memory is
+// the writer's cache plus each reader's, and nothing else grows with the
+// store (mmap is off: a mapped file's pages would count in the process's
+// resident set as the store grows). A cache costs more than its nominal
+// size: SQLite allocates each 4 KiB page with its header (about 4.3 KB),
+// which modernc.org/libc's allocator rounds up to an 8 KiB slot, so a
+// 16 MiB cache takes 37 MB once full (measured; docs/performance.md#memory).
+const (
+	// DefaultWriteCacheMiB is the write connection's page cache: 19 MB
+	// once full (16 MiB took 37 MB of the gateway's 150 MB budget).
+	DefaultWriteCacheMiB = 8
+	// DefaultReadCacheMiB is each read connection's page cache. Reads
+	// find the pages the writer wrote in the operating system's file
+	// cache; a small cache per reader keeps the read pool's memory
+	// bounded whatever the store's size.
+	DefaultReadCacheMiB = 1
+	// checkpointCacheKiB is the checkpointer's page cache: a checkpoint
+	// copies WAL frames into the database file without caching them.
+	checkpointCacheKiB = 256
+	// mmapPragma turns memory-mapped I/O off on every connection.
+	mmapPragma = "mmap_size(0)"
+)
+
+// cachePragma is the cache_size pragma of a cache of kib KiB.
+func cachePragma(kib int) string { return "cache_size(-" + strconv.Itoa(kib) + ")" }
+
 // ErrClosed is returned by writes to a DB that is closed or closing.
 var ErrClosed = errors.New("sqlite: database is closed")
 
@@ -88,7 +114,8 @@ type DB struct {
 	// interval leaves checkpoints to SQLite, inside the writer's commits.
 	CheckpointInterval time.Duration
 	// CacheMiB is the write connection's page cache in MiB. Defaults to
-	// 16 (see Open); a bulk load (bench seed) gains from more.
+	// DefaultWriteCacheMiB (see Open); a bulk load (bench seed) gains
+	// from more.
 	CacheMiB int
 	// BulkLoad opens the file with synchronous=OFF: commits and
 	// checkpoints do not wait for the disk, so a crash of the machine (not
@@ -96,6 +123,9 @@ type DB struct {
 	// load that is redone from the start after a crash (bench seed); never
 	// for the gateway.
 	BulkLoad bool
+	// ReadCacheMiB is the page cache of each read connection in MiB.
+	// Defaults to DefaultReadCacheMiB.
+	ReadCacheMiB int
 
 	read  *sql.DB // pool of query_only connections
 	write *sql.DB // exactly one connection, owned by the writer
@@ -177,25 +207,27 @@ func (db *DB) Open(ctx context.Context) (err error) {
 	// processes, and synchronous=FULL so that a commit is durable when it
 	// returns. temp_store=MEMORY keeps the sub-journal that every SAVEPOINT
 	// of a group commit writes in memory instead of a temporary file (it was
-	// 40% of the writer's time). A 16 MiB page cache holds the pages that
-	// intake writes at random keys (ids, NHS numbers, search values) for
-	// longer, which saves reading them back; 64 MiB was measured no faster
-	// under `bench` and took the gateway to 230 MB RSS (16 MiB: 135 MB,
-	// against a 150 MB budget). wal_autocheckpoint=0 leaves
+	// 40% of the writer's time). The page cache (DefaultWriteCacheMiB)
+	// holds the pages that intake writes at random keys (ids, NHS numbers,
+	// search values) for longer, which saves reading them back; 64 MiB was
+	// measured no faster under `bench` than 16 MiB and took the gateway to
+	// 230 MB RSS; 16 MiB takes 37 MB once full, 8 MiB 19 MB, against a
+	// 150 MB budget for the whole process (docs/performance.md#memory).
+	// wal_autocheckpoint=0 leaves
 	// checkpoints to the checkpointer; journal_size_limit truncates the WAL
 	// file when it restarts (see checkpoint.go). _txlock=immediate makes BeginTx (used
 	// by migrations) take the write lock at once instead of failing to
 	// upgrade later.
 	cacheMiB := db.CacheMiB
 	if cacheMiB <= 0 {
-		cacheMiB = 16
+		cacheMiB = DefaultWriteCacheMiB
 	}
 	syncPragma := "synchronous(FULL)"
 	if db.BulkLoad {
 		syncPragma = "synchronous(OFF)"
 	}
 	pragmas := []string{"busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")", "foreign_keys(1)", "journal_mode(WAL)", syncPragma,
-		"temp_store(MEMORY)", "cache_size(-" + strconv.Itoa(cacheMiB*1024) + ")", "journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"}
+		"temp_store(MEMORY)", cachePragma(cacheMiB * 1024), mmapPragma, "journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"}
 	if db.CheckpointInterval > 0 {
 		pragmas = append(pragmas, "wal_autocheckpoint(0)")
 	}
@@ -227,9 +259,14 @@ func (db *DB) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	// Readers: query_only guards against a write slipping into the pool.
+	// Readers: query_only guards against a write slipping into the pool;
+	// each has a small page cache of its own (DefaultReadCacheMiB).
+	readCacheMiB := db.ReadCacheMiB
+	if readCacheMiB <= 0 {
+		readCacheMiB = DefaultReadCacheMiB
+	}
 	db.read, err = sql.Open("sqlite", dsn(path, url.Values{
-		"_pragma": {"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)"},
+		"_pragma": {"busy_timeout(5000)", "foreign_keys(1)", "query_only(1)", cachePragma(readCacheMiB * 1024), mmapPragma},
 	}))
 	if err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)

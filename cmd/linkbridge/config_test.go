@@ -41,6 +41,7 @@ func TestBadConfigurationStopsStartUp(t *testing.T) {
 		{"EnvOutboxRetentionDays", map[string]string{"LINKBRIDGE_OUTBOX_RETENTION": "30d"}, nil, []string{"LINKBRIDGE_OUTBOX_RETENTION", "720h"}},
 		{"EnvShutdownTimeout", map[string]string{"LINKBRIDGE_SHUTDOWN_TIMEOUT": "soon"}, nil, []string{"LINKBRIDGE_SHUTDOWN_TIMEOUT", "duration"}},
 		{"EnvMaxBodyWithUnit", map[string]string{"LINKBRIDGE_MAX_BODY": "4MB"}, nil, []string{"LINKBRIDGE_MAX_BODY", "whole number"}},
+		{"EnvMemoryLimitMB", map[string]string{"LINKBRIDGE_MEMORY_LIMIT": "80MB"}, nil, []string{"LINKBRIDGE_MEMORY_LIMIT", "KiB, MiB, GiB"}},
 		{"EnvMaxConnections", map[string]string{"LINKBRIDGE_MAX_CONNECTIONS": "lots"}, nil, []string{"LINKBRIDGE_MAX_CONNECTIONS", "whole number"}},
 		{"EnvMaxHeaderBytes", map[string]string{"LINKBRIDGE_MAX_HEADER_BYTES": "64k"}, nil, []string{"LINKBRIDGE_MAX_HEADER_BYTES"}},
 		{"EnvGPBaseNoScheme", map[string]string{"LINKBRIDGE_GP_BASE": "gp.example.nhs.uk/fhir"}, nil, []string{"LINKBRIDGE_GP_BASE", "absolute http:// or https:// URL"}},

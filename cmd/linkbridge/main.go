@@ -28,12 +28,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// serve sets this process's memory limit; tests running serve in
+	// their own process leave theirs alone.
+	ctx = withMemoryLimit(ctx, debug.SetMemoryLimit)
 	err := runEnviron(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))

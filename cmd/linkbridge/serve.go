@@ -98,6 +98,9 @@ type ServeConfig struct {
 	// HeartbeatInterval is how often idle subscriptions are checked for a
 	// heartbeat due.
 	HeartbeatInterval time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit in bytes (0:
+	// none); see defaultMemoryLimit.
+	MemoryLimit int64
 	// Security is authentication, rate limits and TLS (security.go).
 	Security SecurityConfig
 	// Mesh is the send-document route (meshwiring.go).
@@ -178,6 +181,21 @@ type ServeCommand struct {
 	// each reload's outcome (tests).
 	Reload   <-chan struct{}
 	Reloaded chan<- error
+	// SetMemoryLimit sets the runtime's soft memory limit
+	// (debug.SetMemoryLimit) from --memory-limit; nil takes the one
+	// withMemoryLimit put in the context, and without one the limit is
+	// left alone, as tests that run several gateways in one process do.
+	SetMemoryLimit func(int64) int64
+}
+
+// memoryLimitKey is the context key of the memory limit setter threaded
+// through run() from main.
+type memoryLimitKey struct{}
+
+// withMemoryLimit returns a context under which "serve" sets the
+// process's soft memory limit with set (main passes debug.SetMemoryLimit).
+func withMemoryLimit(ctx context.Context, set func(int64) int64) context.Context {
+	return context.WithValue(ctx, memoryLimitKey{}, set)
 }
 
 // readyKey is the context key of the Ready channel threaded through run().
@@ -205,6 +223,8 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *commandFlags {
 	fs.integer(&cfg.MaxInFlightPerClient, "max-in-flight-per-client", "MAX_IN_FLIGHT_PER_CLIENT", httpapi.DefaultMaxInFlightPerClient, "requests one authenticated client may have in progress; 429 above")
 	fs.boolean(&cfg.AnyNHSNumberRange, "nhs-number-any-range", "NHS_NUMBER_ANY_RANGE", false, "accept NHS numbers in every range (Modulus 11 alone); by default a number where none is issued, such as 000 000 0000, is refused")
 	fs.integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", defaultMaxConnections, "open connections the listener accepts, idle keep-alives included; more wait to be accepted")
+	bind(fs, &cfg.MemoryLimit, "memory-limit", "MEMORY_LIMIT", defaultMemoryLimit, memoryForm,
+		"soft memory limit of the Go runtime (heap, stacks, runtime data), e.g. 64MiB or 1GiB, or off; the resident set adds about 40 MB of code and SQLite's page caches. Left at its default, GOMEMLIMIT wins when set")
 	fs.integer(&cfg.DNAReviewAfter, "dna-review-after", "DNA_REVIEW_AFTER", linkbridge.DefaultDNAReviewAfter, "flag a case for review after this many contacts in a row not attended")
 	fs.str(&cfg.DefaultServiceODS, "service-ods", "SERVICE_ODS", "", "ODS code of the social prescribing service for referrals that name none")
 	fs.url(&cfg.SystemBase, "system-base", "SYSTEM_BASE", "", "base URL of the identifier systems, code systems and extensions linkbridge writes into GP records, e.g. https://sp.example-ics.nhs.uk/linkbridge; recorded in the store on first start and never changed after (the write-back key is under it); empty: the recorded one, or "+fhirmap.DefaultSystemBase)
@@ -242,7 +262,8 @@ func (c *ServeCommand) flags(cfg *ServeConfig) *commandFlags {
 // down in order: stop accepting, finish in-flight requests, close the store.
 func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	var cfg ServeConfig
-	if err := c.flags(&cfg).Parse(args); err != nil {
+	fs := c.flags(&cfg)
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -251,6 +272,14 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) (err error) {
 	logger, err := newLogger(c.Stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
+	}
+	setLimit := c.SetMemoryLimit
+	if setLimit == nil {
+		setLimit, _ = ctx.Value(memoryLimitKey{}).(func(int64) int64)
+	}
+	if setLimit != nil {
+		limit, from := applyMemoryLimit(setLimit, cfg.MemoryLimit, fs.source["memory-limit"], c.Getenv)
+		logger.Info("memory limit", slog.String("limit", describeMemoryLimit(limit)), slog.String("from", from))
 	}
 	if err := cfg.Security.Validate(); err != nil {
 		return err
