@@ -30,6 +30,9 @@ type ScaleQuery struct {
 	Name string
 	// Path builds the i-th request's path.
 	Path func(s *ScaleSample, i int) string
+	// Target is issue 18's target for the read ("p99 ≤ 25"), "—" where
+	// it sets none (the reports: measured, not targeted).
+	Target string
 }
 
 // ScaleSample is what the queries are built from: referrals, people and
@@ -46,25 +49,27 @@ type ScaleSample struct {
 	Month string
 }
 
-// ScaleQueries are the reads issue 18 sets a target for: p99 ≤ 25 ms on a
-// million referrals, and within 2× of the empty store's figure.
+// ScaleQueries are the reads issue 18 measures. It sets a target for the
+// searches, the inbox, the case view and the board: p99 ≤ 25 ms on a
+// million referrals, and within 2× of the empty store's figure; the
+// caseload and the month's report are measured without one.
 var ScaleQueries = []ScaleQuery{
 	{"task-by-nhs", func(s *ScaleSample, i int) string {
 		return "/fhir/Task?patient.identifier=" + url.QueryEscape("https://fhir.nhs.uk/Id/nhs-number|"+pick(s.NHSNumbers, i))
-	}},
+	}, "p99 ≤ 25"},
 	{"task-poll", func(s *ScaleSample, i int) string {
 		return "/fhir/Task?owner:identifier=" + url.QueryEscape("https://fhir.nhs.uk/Id/ods-organization-code|"+s.ServiceODS) +
 			"&_lastUpdated=gt" + url.QueryEscape(s.Since.UTC().Format(time.RFC3339))
-	}},
+	}, "p99 ≤ 25"},
 	{"inbox", func(s *ScaleSample, i int) string {
 		return "/sp/v1/referrals?service=" + s.ServiceODS + "&status=requested&limit=20"
-	}},
-	{"caseload", func(s *ScaleSample, i int) string { return "/sp/v1/reports/caseload?service=" + s.ServiceODS }},
+	}, "p99 ≤ 25"},
+	{"caseload", func(s *ScaleSample, i int) string { return "/sp/v1/reports/caseload?service=" + s.ServiceODS }, "—"},
 	{"report-month", func(s *ScaleSample, i int) string {
 		return "/sp/v1/reports/period?service=" + s.ServiceODS + "&from=" + s.Month + "&to=" + s.Month
-	}},
-	{"case-view", func(s *ScaleSample, i int) string { return "/sp/v1/referrals/" + pick(s.ReferralIDs, i) }},
-	{"mdt-board", func(s *ScaleSample, i int) string { return "/mdt?practice=" + s.PracticeODS }},
+	}, "—"},
+	{"case-view", func(s *ScaleSample, i int) string { return "/sp/v1/referrals/" + pick(s.ReferralIDs, i) }, "p99 ≤ 25"},
+	{"mdt-board", func(s *ScaleSample, i int) string { return "/mdt?practice=" + s.PracticeODS }, "p99 ≤ 25"},
 }
 
 func pick(xs []string, i int) string {
@@ -264,7 +269,7 @@ func (r *ScaleResults) WriteTable(w io.Writer) error {
 		b.WriteString(line + "\t\n")
 	}
 	for _, q := range ScaleQueries {
-		row(q.Name+" p50 / p99 ms", "p99 ≤ 25", func(p ScalePoint) string {
+		row(q.Name+" p50 / p99 ms", q.Target, func(p ScalePoint) string {
 			l, ok := p.Queries[q.Name]
 			if !ok {
 				return "–"
