@@ -194,10 +194,9 @@ type search struct {
 	// drive is the index in filters of the filter the page starts from,
 	// or -1 to walk the page order; countDrive the same for the count.
 	drive, countDrive int
-	// idsClause, dates and dateArgs are the conditions on r's id and
-	// lastUpdated, and the dates' arguments; missing and missingArgs the
-	// :missing conditions on r's params and their arguments.
-	idsClause   string
+	// dates and dateArgs are the conditions on r's lastUpdated and their
+	// arguments (ids drive the search: see from); missing and missingArgs
+	// the :missing conditions on r's params and their arguments.
 	dates       string
 	dateArgs    []any
 	missing     string
@@ -218,9 +217,6 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		return nil, err
 	}
 	s := &search{q: q, drive: -1, countDrive: -1}
-	if len(q.IDs) > 0 {
-		s.idsClause = ` AND r.id IN (` + placeholders(len(q.IDs)) + `)`
-	}
 	for _, f := range q.Params {
 		args := []any{f.Name}
 		for _, v := range f.Values {
@@ -299,18 +295,27 @@ func (s *search) choose(ctx context.Context, tx *sql.Tx) error {
 func (s *search) from(drive int) (string, []any) {
 	var b strings.Builder
 	var args []any
-	if drive >= 0 {
+	switch {
+	case drive >= 0:
 		f := s.filters[drive]
 		b.WriteString(`(SELECT DISTINCT t.id FROM ` + f.table + ` t WHERE t.type = ? AND ` + f.cond + `) d CROSS JOIN resource r ON r.type = ? AND r.id = d.id`)
 		args = append(append(append(args, s.q.Type), f.args...), s.q.Type)
-	} else {
+	case len(s.q.IDs) > 0:
+		// A search by ids starts from them, each looked up by key (CROSS
+		// JOIN keeps that order): with "r.id IN (…)" SQLite preferred to
+		// walk every resource of the type in resource_last_updated order,
+		// testing each id (36 ms for the 50 Patients of an MDT board page
+		// on a 100,000-referral store, against under 1 ms).
+		b.WriteString(`(SELECT DISTINCT column1 AS id FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(`(?),`, len(s.q.IDs)), ",") + `)) d CROSS JOIN resource r ON r.type = ? AND r.id = d.id`)
+		for _, id := range s.q.IDs {
+			args = append(args, id)
+		}
+		args = append(args, s.q.Type)
+	default:
 		b.WriteString(`resource r`)
 	}
-	b.WriteString(` WHERE r.type = ?` + s.idsClause)
+	b.WriteString(` WHERE r.type = ?`)
 	args = append(args, s.q.Type)
-	for _, id := range s.q.IDs {
-		args = append(args, id)
-	}
 	for i, f := range s.filters {
 		if i == drive {
 			continue

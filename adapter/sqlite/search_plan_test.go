@@ -3,9 +3,12 @@ package sqlite_test
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/linkbridge/linkbridge"
 )
 
 // Plan lines that make a search's cost grow with the tables rather than
@@ -97,6 +100,46 @@ func TestSearchPlans(t *testing.T) {
 			for _, msg := range checkPlan(count, true) {
 				t.Errorf("count: %s", msg)
 			}
+			// A search by ids looks each one up: reading resource by any
+			// other key walks every resource of the type.
+			for _, l := range append(slices.Clone(page), count...) {
+				if len(sh.Query.IDs) > 0 && strings.Contains(l, " SEARCH r ") && !strings.Contains(l, "id=?") {
+					t.Errorf("a search by ids walks the resources of the type: %s", l)
+				}
+			}
 		})
+	}
+}
+
+// TestSearchByManyIDsPlan: a search by 50 ids (an MDT board page's
+// Patients) looks each up by key, whatever the planner thinks of the
+// type's other resources; with "r.id IN (…)" SQLite walked every Patient
+// in resource_last_updated order instead.
+func TestSearchByManyIDsPlan(t *testing.T) {
+	t.Parallel()
+	path, _ := seededStore(t)
+	db := mustOpenPath(t, path)
+	ctx := context.Background()
+	some, err := db.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Patient", Count: 50})
+	if err != nil || len(some.Resources) < 50 {
+		t.Fatalf("50 Patients of the seeded store: %v, %v", some, err)
+	}
+	q := &linkbridge.ResourceQuery{Type: "Patient", Count: 50, Access: &linkbridge.Access{Keys: []string{linkbridge.ReferrerAccessKey("A81001")}}}
+	for _, r := range some.Resources {
+		q.IDs = append(q.IDs, r.ID)
+	}
+	page, count, err := db.ExplainSearch(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range append(slices.Clone(page), count...) {
+		if strings.Contains(l, " SEARCH r ") && !strings.Contains(l, "id=?") {
+			t.Errorf("a search by 50 ids walks the Patients: %s\npage:\n  %s", l, strings.Join(page, "\n  "))
+		}
+	}
+	q.Access = nil
+	got, err := db.SearchResources(ctx, q)
+	if err != nil || len(got.Resources) != 50 {
+		t.Fatalf("the search by the 50 ids found %d, %v", len(got.Resources), err)
 	}
 }
