@@ -119,3 +119,26 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 	})
 	return done, err
 }
+
+// Analyze refreshes the planner's statistics of the store's tables
+// (ANALYZE), as PostgreSQL's documentation asks after a bulk load: until
+// autovacuum gets to a freshly filled table, the planner guesses its row
+// counts, and on a seeded store it probed a filter's resources through
+// resource_last_updated's whole date range instead of by key (a poll of a
+// service's Tasks 39 ms instead of 13 on 3,000 referrals).
+// Only the tables of the store's schema are analyzed, not the whole
+// database.
+func (db *DB) Analyze(ctx context.Context) error {
+	var tables string
+	if err := db.pool.QueryRow(ctx, `SELECT coalesce(string_agg(format('%I.%I', schemaname, tablename), ', '), '')
+		FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
+		return fmt.Errorf("postgres: analyze: %w", err)
+	}
+	if tables == "" {
+		return nil
+	}
+	if _, err := db.pool.Exec(ctx, `ANALYZE `+tables); err != nil {
+		return fmt.Errorf("postgres: analyze: %w", err)
+	}
+	return nil
+}
