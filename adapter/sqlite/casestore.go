@@ -292,6 +292,12 @@ func (db *DB) CountContacts(ctx context.Context, referralIDs []string) (map[stri
 // queryRows runs a query through q and calls fn for each row.
 func queryRows(ctx context.Context, q querier, query string, args []any, fn func(*sql.Rows) error) error {
 	rows, err := q.QueryContext(ctx, query, args...)
+	return eachRow(rows, err, fn)
+}
+
+// eachRow calls fn for each row of a query's result (rows and err as the
+// query returned them) and closes it.
+func eachRow(rows *sql.Rows, err error, fn func(*sql.Rows) error) error {
 	if err != nil {
 		return err
 	}

@@ -211,16 +211,7 @@ func (w *writer) query(query string, args []any, fn func(*sql.Rows) error) error
 	}
 	defer done()
 	rows, err := st.QueryContext(bg, args...)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rows.Close() }()
-	for rows.Next() {
-		if err := fn(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachRow(rows, err, fn)
 }
 
 // execRows runs head+rows+tail over args, width values a row, in chunks of
