@@ -283,6 +283,33 @@ func Seed(ctx context.Context, store linkbridge.BatchStore, cfg SeedConfig) (See
 		builders.Wait()
 		close(built)
 	}()
+	// A store that keeps planner statistics (PostgreSQL) is analyzed as
+	// it grows, each time it has doubled: autovacuum would do so on a
+	// production server (at every 10%), but it may be off, and without it
+	// the plans chosen on the first, nearly empty batches (a sequential
+	// scan of resource for each change) stay cached for the whole seed
+	// (docs/performance.md#seeding-a-store-bench-seed).
+	analyzer, _ := store.(interface{ Analyze(context.Context) error })
+	var (
+		analyzeMu   sync.Mutex
+		analyzedAt  int
+		analyzeNext = cfg.Batch
+	)
+	analyzeIfDoubled := func(n int) error {
+		if analyzer == nil || !analyzeMu.TryLock() {
+			return nil
+		}
+		defer analyzeMu.Unlock()
+		if n < analyzeNext || n == cfg.Referrals {
+			return nil
+		}
+		if err := analyzer.Analyze(ctx); err != nil {
+			return err
+		}
+		analyzedAt = n
+		analyzeNext = 2 * analyzedAt
+		return nil
+	}
 	start := time.Now()
 	bar := newProgressBar(cfg.Progress, cfg.Referrals, cfg.ProgressEvery, start)
 	for range cfg.Writers {
@@ -300,7 +327,11 @@ func Seed(ctx context.Context, store linkbridge.BatchStore, cfg SeedConfig) (See
 				mu.Lock()
 				total.add(&b.stats)
 				mu.Unlock()
-				bar.set(int(done.Add(int64(b.stats.Referrals))))
+				n := int(done.Add(int64(b.stats.Referrals)))
+				bar.set(n)
+				if err := analyzeIfDoubled(n); err != nil {
+					cancel(err)
+				}
 			}
 		}()
 	}
@@ -313,8 +344,8 @@ func Seed(ctx context.Context, store linkbridge.BatchStore, cfg SeedConfig) (See
 	// A bulk load ends with fresh planner statistics where the store keeps
 	// them itself (PostgreSQL's ANALYZE), so that the store is measured
 	// with the plans it would have once autovacuum had run.
-	if a, ok := store.(interface{ Analyze(context.Context) error }); ok {
-		if err := a.Analyze(ctx); err != nil {
+	if analyzer != nil {
+		if err := analyzer.Analyze(ctx); err != nil {
 			return total, err
 		}
 	}

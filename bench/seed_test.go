@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/linkbridge/linkbridge"
@@ -176,5 +177,56 @@ func TestSeedOrganisations(t *testing.T) {
 	yearly := float64(cfg.Referrals) / 3 / float64(cfg.Services)
 	if lw := len(j.workers[0]); yearly/float64(lw) < 150 || yearly/float64(lw) > 300 {
 		t.Errorf("service SPS001: %d link workers for %.0f referrals a year", lw, yearly)
+	}
+}
+
+// analyzingStore is a SQLite store that records the number of referrals
+// stored at each Analyze, as PostgreSQL's DB.Analyze would be called.
+type analyzingStore struct {
+	*sqlite.DB
+	mu     sync.Mutex
+	stored int
+	at     []int
+}
+
+func (s *analyzingStore) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
+	if err := s.DB.WriteBatch(ctx, ops); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		if op.Intake != nil {
+			s.stored++
+		}
+	}
+	return nil
+}
+
+func (s *analyzingStore) Analyze(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at = append(s.at, s.stored)
+	return nil
+}
+
+// TestSeedAnalyzesAsItGrows: a store that keeps planner statistics is
+// analyzed each time it has doubled since the last time (from the first
+// batch on) and once at the end, so that the plans cached on a nearly empty
+// store do not last the whole seed.
+func TestSeedAnalyzesAsItGrows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "seed.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	s := &analyzingStore{DB: db}
+	if _, err := Seed(ctx, s, SeedConfig{Referrals: 100, Batch: 10, Writers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{10, 20, 40, 80, 100}; !slices.Equal(s.at, want) {
+		t.Errorf("analyzed with %v referrals stored, want %v", s.at, want)
 	}
 }
