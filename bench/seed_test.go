@@ -26,8 +26,9 @@ func TestSeedRate(t *testing.T) {
 		t.Skip("run with -seedrate N")
 	}
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "seed.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
+	// Opened as bench seed opens it (cmd/linkbridge benchseed.go).
+	db := &sqlite.DB{Path: filepath.Join(t.TempDir(), "seed.db"), Logger: slog.New(slog.DiscardHandler), CacheMiB: 512, BulkLoad: true}
+	if err := db.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
