@@ -162,6 +162,7 @@ func (db *DB) prepareCreate(in *linkbridge.Intake) (*createWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	compressBodies(res)
 	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
 	if err != nil {
 		return nil, err
@@ -391,7 +392,7 @@ var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "$" +
 // messages are enqueued under their order keys' enqueue locks (see
 // outbox.go).
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
+	rows, err := db.newChangeRows(ch)
 	if err != nil {
 		return err
 	}
