@@ -30,7 +30,7 @@ func (db *DB) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
 			ps[i].create, err = db.prepareCreate(op.Intake)
 		case op.Change != nil && op.Intake == nil:
 			ps[i].change = op.Change
-			ps[i].rows, err = sqlshared.NewChangeRows(op.Change, db.Now(), columns)
+			ps[i].rows, err = db.newChangeRows(op.Change)
 		default:
 			err = linkbridge.Errorf(linkbridge.EINVALID, "a batch op is an intake or a change")
 		}

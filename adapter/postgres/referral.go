@@ -121,7 +121,7 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	var op string
 	err = retryTx(ctx, func() (err error) {
 		if len(in.Events) == 0 {
-			op, err = db.runBatch(ctx, c.b, c.ops)
+			op, err = db.runBatch(ctx, c.batch(), c.ops)
 			return err
 		}
 		// Topic events are recorded after the intake's rows, in its
@@ -137,10 +137,10 @@ func (db *DB) CreateReferral(ctx context.Context, in *linkbridge.Intake) error {
 	return db.formatError(ctx, err, op, c.subject)
 }
 
-// createWrite is an intake prepared for the server: its statements, queued
+// createWrite is an intake prepared for the server: its statements, sent
 // in one batch, and what a violated constraint is looked up by.
 type createWrite struct {
-	b       *pgx.Batch
+	stmts   []createStmt
 	ops     []string
 	ref     *linkbridge.Referral
 	events  []*linkbridge.TopicEvent
@@ -162,15 +162,16 @@ func (db *DB) prepareCreate(in *linkbridge.Intake) (*createWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	compressBodies(res)
 	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
 	if err != nil {
 		return nil, err
 	}
 
-	c := &createWrite{b: &pgx.Batch{}, ref: ref, events: in.Events,
+	c := &createWrite{ref: ref, events: in.Events,
 		subject: writeSubject{messageID: in.MessageID, person: personIf(in), ref: ref, resources: res}}
 	queue := func(op, sql string, args ...any) {
-		c.b.Queue(sql, args...)
+		c.stmts = append(c.stmts, createStmt{sql, args})
 		c.ops = append(c.ops, op)
 	}
 	if in.MessageID != "" {
@@ -199,10 +200,29 @@ func (db *DB) prepareCreate(in *linkbridge.Intake) (*createWrite, error) {
 	return c, nil
 }
 
+// createStmt is one statement of a createWrite, with its arguments.
+type createStmt struct {
+	sql  string
+	args []any
+}
+
+// batch returns the intake's statements as a new batch, for one attempt.
+// A pgx.Batch cannot be sent twice: sending it records on each statement
+// the prepared statement of the connection it went to, and a retry on
+// another connection of the pool would then name a statement that
+// connection never prepared (SQLSTATE 26000).
+func (c *createWrite) batch() *pgx.Batch {
+	b := &pgx.Batch{}
+	for _, s := range c.stmts {
+		b.Queue(s.sql, s.args...)
+	}
+	return b
+}
+
 // inTx runs the intake's statements in tx, then records its topic events
 // (at now, by default). It returns the op that failed, with the error.
 func (c *createWrite) inTx(ctx context.Context, tx pgx.Tx, now time.Time) (string, error) {
-	br := tx.SendBatch(ctx, c.b)
+	br := tx.SendBatch(ctx, c.batch())
 	for _, o := range c.ops {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
@@ -391,7 +411,7 @@ var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "$" +
 // messages are enqueued under their order keys' enqueue locks (see
 // outbox.go).
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
+	rows, err := db.newChangeRows(ch)
 	if err != nil {
 		return err
 	}

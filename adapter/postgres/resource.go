@@ -27,6 +27,9 @@ func (db *DB) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Res
 		return nil, fmt.Errorf("postgres: read resource: %w", err)
 	}
 	r.LastUpdated = utc(r.LastUpdated)
+	if err := decodeBody(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -47,6 +50,9 @@ func (db *DB) ReadResourceVersion(ctx context.Context, typ, id string, version i
 		return nil, fmt.Errorf("postgres: read resource version: %w", err)
 	}
 	r.LastUpdated = utc(r.LastUpdated)
+	if err := decodeBody(r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -73,6 +79,11 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 	}
 	if len(out) == 0 {
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s/%s not found", typ, id)
+	}
+	for _, r := range out {
+		if err := decodeBody(r); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -136,6 +147,12 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: search: %w", err)
+	}
+	// Decoded after the read transaction, which need not stay open for it.
+	for _, r := range res.Resources {
+		if err := decodeBody(r); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
