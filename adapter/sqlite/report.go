@@ -172,8 +172,9 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any, measures
 	defer func() { _ = tx.Rollback() }()
 	var page []*linkbridge.ReportReferral
 	byID := map[string]*linkbridge.ReportReferral{}
+	reasons := sqlshared.ReasonsMemo{}
 	err = queryRows(ctx, tx, query, args, func(rows *sql.Rows) error {
-		r, err := scanReferral(rows)
+		r, err := scanReferralMemo(rows, reasons)
 		if err != nil {
 			return err
 		}
