@@ -31,6 +31,11 @@ type ReportScope struct {
 type ReportQuery struct {
 	ReportScope
 	From, To time.Time
+	// NoMeasures leaves every ReportReferral's Measures nil, for a reader
+	// that uses none (the MDT board): the store does not read them. The
+	// referrals streamed are the same (a measure dated at or after From
+	// still brings its referral in).
+	NoMeasures bool
 }
 
 // ReportReferral is a referral with what reports read of its case record.

@@ -351,7 +351,8 @@ type CaseStore interface {
 	// ReportReferrals calls fn with the referrals in q's scope that may
 	// count in its period, page by page (at most ReportPageSize each),
 	// oldest received first (then by id), each with its plan's review date,
-	// contacts and measures (none withdrawn as entered in error): those
+	// contacts and measures (none withdrawn as entered in error; no
+	// measures with q.NoMeasures): those
 	// received before q.To that are not yet closed (any status but
 	// completed, failed, cancelled, rejected), or changed, or have a
 	// contact or measure dated at or after q.From.

@@ -87,7 +87,8 @@ type boardView struct {
 // page of boardPageSize is shown: only its people's names are read.
 func (s *Server) board(ctx context.Context, f boardFilter) (*boardView, error) {
 	now := s.now()
-	q := linkbridge.ReportQuery{From: now.Add(-boardWindow), To: now.Add(time.Minute)}
+	// The board shows no outcome measure: the store skips reading them.
+	q := linkbridge.ReportQuery{From: now.Add(-boardWindow), To: now.Add(time.Minute), NoMeasures: true}
 	if f.Practice != "" {
 		q.ReferrerODS = []string{f.Practice}
 	}

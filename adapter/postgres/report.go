@@ -33,7 +33,7 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 		var page []*linkbridge.ReportReferral
 		err := db.readTx(ctx, func(tx pgx.Tx) error {
 			var err error
-			page, err = reportPage(ctx, tx, query, pageArgs)
+			page, err = reportPage(ctx, tx, query, pageArgs, !q.NoMeasures)
 			return err
 		})
 		if err != nil {
@@ -80,7 +80,7 @@ func (db *DB) reportByIDs(ctx context.Context, q linkbridge.ReportQuery, fn func
 		var page []*linkbridge.ReportReferral
 		err := db.readTx(ctx, func(tx pgx.Tx) error {
 			var err error
-			page, err = reportPage(ctx, tx, reportChunkSQL, []any{chunk})
+			page, err = reportPage(ctx, tx, reportChunkSQL, []any{chunk}, !q.NoMeasures)
 			return err
 		})
 		if err != nil {
@@ -165,8 +165,8 @@ func reportPageSQL(base string, args []any, lastAt time.Time, lastID string) (st
 }
 
 // reportPage reads one page of referrals and their review dates, contacts
-// and measures, through tx.
-func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*linkbridge.ReportReferral, error) {
+// and (with measures) measures, through tx.
+func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any, measures bool) ([]*linkbridge.ReportReferral, error) {
 	var page []*linkbridge.ReportReferral
 	byID := map[string]*linkbridge.ReportReferral{}
 	err := queryRows(ctx, tx, query, args, func(rows pgx.Rows) error {
@@ -214,6 +214,9 @@ func reportPage(ctx context.Context, tx pgx.Tx, query string, args []any) ([]*li
 	})
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	if !measures {
+		return page, nil
 	}
 	err = queryRows(ctx, tx, reportMeasuresSQL, []any{ids}, func(rows pgx.Rows) error {
 		m := &linkbridge.Measure{}

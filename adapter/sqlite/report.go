@@ -28,7 +28,7 @@ func (db *DB) ReportReferrals(ctx context.Context, q linkbridge.ReportQuery, fn 
 	var lastAt, lastID string
 	for {
 		query, pageArgs := reportPageSQL(base, args, lastAt, lastID)
-		page, err := db.reportPage(ctx, query, pageArgs)
+		page, err := db.reportPage(ctx, query, pageArgs, !q.NoMeasures)
 		if err != nil {
 			return fmt.Errorf("sqlite: report: %w", err)
 		}
@@ -69,7 +69,7 @@ func (db *DB) reportByIDs(ctx context.Context, q linkbridge.ReportQuery, fn func
 		chunk := ids[:min(len(ids), linkbridge.ReportPageSize)]
 		ids = ids[len(chunk):]
 		query, chunkArgs := reportChunkSQL(chunk)
-		page, err := db.reportPage(ctx, query, chunkArgs)
+		page, err := db.reportPage(ctx, query, chunkArgs, !q.NoMeasures)
 		if err != nil {
 			return fmt.Errorf("sqlite: report: %w", err)
 		}
@@ -163,8 +163,8 @@ func reportPageSQL(base string, args []any, lastAt, lastID string) (string, []an
 }
 
 // reportPage reads one page of referrals and their review dates, contacts
-// and measures, in one read transaction.
-func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*linkbridge.ReportReferral, error) {
+// and (with measures) measures, in one read transaction.
+func (db *DB) reportPage(ctx context.Context, query string, args []any, measures bool) ([]*linkbridge.ReportReferral, error) {
 	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -172,8 +172,9 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 	defer func() { _ = tx.Rollback() }()
 	var page []*linkbridge.ReportReferral
 	byID := map[string]*linkbridge.ReportReferral{}
+	reasons := sqlshared.ReasonsMemo{}
 	err = queryRows(ctx, tx, query, args, func(rows *sql.Rows) error {
-		r, err := scanReferral(rows)
+		r, err := scanReferralMemo(rows, reasons)
 		if err != nil {
 			return err
 		}
@@ -220,6 +221,9 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any) ([]*link
 	})
 	if err != nil {
 		return nil, fmt.Errorf("contacts: %w", err)
+	}
+	if !measures {
+		return page, nil
 	}
 	err = queryRows(ctx, tx, reportMeasuresSQL(in), ids, func(rows *sql.Rows) error {
 		m := &linkbridge.Measure{}

@@ -304,6 +304,29 @@ func testReportFigures(t *testing.T, open func(t *testing.T) CaseStore) {
 		}
 	})
 
+	// NoMeasures streams the same referrals, review dates and contacts,
+	// without measures: from a date (r12 still comes in by its measure's
+	// date) and without one.
+	t.Run("NoMeasures", func(t *testing.T) {
+		for _, q := range []linkbridge.ReportQuery{linkbridge.PeriodQuery(svc, repFrom, repTo), {ReportScope: svc}} {
+			var want, got []*linkbridge.ReportReferral
+			measures := 0
+			streamReport(t, s, q, func(r *linkbridge.ReportReferral) {
+				measures += len(r.Measures)
+				r.Measures = nil
+				want = append(want, r)
+			})
+			if measures == 0 {
+				t.Fatalf("query %+v streamed no measures to leave out", q)
+			}
+			q.NoMeasures = true
+			streamReport(t, s, q, func(r *linkbridge.ReportReferral) { got = append(got, r) })
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("from %s, with NoMeasures (-want +got):\n%s", q.From, diff)
+			}
+		}
+	})
+
 	t.Run("LinkWorker", func(t *testing.T) {
 		scope := linkbridge.ReportScope{ServiceODS: "RAT01", LinkWorkerID: "lw-b"}
 		c := linkbridge.NewCaseload(repNow)
