@@ -489,12 +489,6 @@ type scanner interface {
 
 // scanReferral reads a row of sqlshared.ReferralColumns.
 func scanReferral(row scanner) (*linkbridge.Referral, error) {
-	return scanReferralMemo(row, nil)
-}
-
-// scanReferralMemo is scanReferral decoding the reasons through memo (nil:
-// each on its own).
-func scanReferralMemo(row scanner, memo sqlshared.ReasonsMemo) (*linkbridge.Referral, error) {
 	var (
 		r                                 linkbridge.Referral
 		status, reasons, consent, source  string
@@ -520,12 +514,7 @@ func scanReferralMemo(row scanner, memo sqlshared.ReasonsMemo) (*linkbridge.Refe
 	r.Consent = linkbridge.ConsentLevel(consent)
 	r.DoNotContact = doNotContact != 0
 	var err error
-	if memo != nil {
-		r.Reasons, err = memo.Decode([]byte(reasons))
-	} else {
-		r.Reasons, err = sqlshared.DecodeReasons([]byte(reasons))
-	}
-	if err != nil {
+	if r.Reasons, err = sqlshared.DecodeReasons([]byte(reasons)); err != nil {
 		return nil, err
 	}
 	if err := parseTimes(storedTime{&r.AuthoredOn, authoredOn}, storedTime{&r.ReceivedAt, receivedAt},

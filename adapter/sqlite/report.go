@@ -172,9 +172,8 @@ func (db *DB) reportPage(ctx context.Context, query string, args []any, measures
 	defer func() { _ = tx.Rollback() }()
 	var page []*linkbridge.ReportReferral
 	byID := map[string]*linkbridge.ReportReferral{}
-	reasons := sqlshared.ReasonsMemo{}
 	err = queryRows(ctx, tx, query, args, func(rows *sql.Rows) error {
-		r, err := scanReferralMemo(rows, reasons)
+		r, err := scanReferral(rows)
 		if err != nil {
 			return err
 		}

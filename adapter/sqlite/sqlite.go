@@ -541,53 +541,13 @@ var columns = sqlshared.Columns{
 	},
 }
 
-// parseTime reads a stored time. Every stored time has timeLayout's
-// fixed width, read digit by digit (parseStoredTime) at about a third of
-// time.Parse's cost: a report page reads seven a referral and one a
-// contact (docs/performance.md#the-mdt-board). Anything else goes to
-// time.Parse, which accepts and refuses as it always did.
+// parseTime reads a stored time.
 func parseTime(s string) (time.Time, error) {
-	if t, ok := parseStoredTime(s); ok {
-		return t, nil
-	}
 	t, err := time.Parse(timeLayout, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("sqlite: bad stored time: %w", err)
 	}
 	return t, nil
-}
-
-// parseStoredTime reads s in timeLayout (2006-01-02T15:04:05.000000000Z)
-// as time.Parse does; ok is false for anything else (another width, a
-// non-digit, a day that month has not), which parseTime leaves to
-// time.Parse.
-func parseStoredTime(s string) (t time.Time, ok bool) {
-	if len(s) != len(timeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[29] != 'Z' {
-		return t, false
-	}
-	num := func(from, to int) int {
-		n := 0
-		for i := from; i < to; i++ {
-			c := s[i]
-			if c < '0' || c > '9' {
-				ok = false
-				return 0
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	ok = true
-	year, month, day := num(0, 4), num(5, 7), num(8, 10)
-	hour, minute, sec, nsec := num(11, 13), num(14, 16), num(17, 19), num(20, 29)
-	if !ok || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
-		return t, false
-	}
-	// time.Date normalises 31 April to 1 May; time.Parse refuses it.
-	if day > 28 && time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Day() != day {
-		return t, false
-	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
 }
 
 // constraint describes a failed SQLite constraint.

@@ -3,7 +3,6 @@ package sqlshared
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -64,24 +63,6 @@ func DecodeReasons(b []byte) ([]linkbridge.Coding, error) {
 		return nil, fmt.Errorf("bad stored reasons: %w", err)
 	}
 	return reasons, nil
-}
-
-// ReasonsMemo decodes reasons columns (DecodeReasons) of many referrals,
-// each distinct text once: the referrals of a report page share a few
-// reasons. Every Decode returns a slice of its own.
-type ReasonsMemo map[string][]linkbridge.Coding
-
-// Decode is DecodeReasons(b), remembered.
-func (m ReasonsMemo) Decode(b []byte) ([]linkbridge.Coding, error) {
-	reasons, ok := m[string(b)]
-	if !ok {
-		var err error
-		if reasons, err = DecodeReasons(b); err != nil {
-			return nil, err
-		}
-		m[string(b)] = reasons
-	}
-	return slices.Clone(reasons), nil
 }
 
 // EventArgs returns a history event's referral_event column values:

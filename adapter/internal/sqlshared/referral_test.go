@@ -116,34 +116,3 @@ func TestResourceRows(t *testing.T) {
 		t.Errorf("AccessRows of nothing = %v, want none", got)
 	}
 }
-
-// TestReasonsMemo: a memo decodes as DecodeReasons does, errors included,
-// and every referral gets a slice of its own, so that changing one
-// referral's reasons changes no other's.
-func TestReasonsMemo(t *testing.T) {
-	memo := sqlshared.ReasonsMemo{}
-	text := []byte(`[{"system":"http://snomed.info/sct","code":"267076002","display":"Feeling lonely"}]`)
-	for _, b := range [][]byte{text, []byte("[]"), nil} {
-		want, err := sqlshared.DecodeReasons(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 2 {
-			got, err := memo.Decode(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("Decode(%s) (-want +got):\n%s", b, diff)
-			}
-		}
-	}
-	first, _ := memo.Decode(text)
-	first[0].Code = "changed"
-	if again, _ := memo.Decode(text); again[0].Code != "267076002" {
-		t.Errorf("after a change to one decoded slice, the next reads %q", again[0].Code)
-	}
-	if _, err := memo.Decode([]byte(`[{`)); err == nil {
-		t.Error("Decode of malformed reasons: no error")
-	}
-}
