@@ -110,6 +110,9 @@ type ScalePoint struct {
 	// Migrations is the time of each migration run at this size, by
 	// name (only where the command measured them).
 	Migrations map[string]float64 `json:"migrations_ms,omitempty"`
+	// Command is the command that measured this point ("" in results
+	// saved before points recorded it).
+	Command string `json:"command,omitempty"`
 }
 
 // ScaleResults is a scale benchmark's output (bench/results/scale.json).
@@ -348,8 +351,10 @@ func LoadScaleResults(dir string) (*ScaleResults, error) {
 
 // Merged returns r with the points of earlier that r did not measure (a
 // backend and size of its own replaces earlier's), ordered by backend then
-// size; the commands of both, earlier's first, one a line. r's date and
-// machine are kept.
+// size. Its Command is the commands behind the points it keeps, one a line,
+// earlier's first: a command whose points were all measured again is
+// dropped (earlier's whole Command is kept when one of its points does
+// not record its own). r's date and machine are kept.
 func (r *ScaleResults) Merged(earlier *ScaleResults) *ScaleResults {
 	if earlier == nil {
 		return r
@@ -367,9 +372,25 @@ func (r *ScaleResults) Merged(earlier *ScaleResults) *ScaleResults {
 		}
 		return a.Referrals - b.Referrals
 	})
-	if earlier.Command != "" && earlier.Command != r.Command {
-		out.Command = earlier.Command + "\n" + r.Command
+	var cmds []string
+	add := func(c string) {
+		for _, line := range strings.Split(c, "\n") {
+			if line != "" && !slices.Contains(cmds, line) {
+				cmds = append(cmds, line)
+			}
+		}
 	}
+	for _, p := range out.Points {
+		if !slices.ContainsFunc(r.Points, func(q ScalePoint) bool { return q.Backend == p.Backend && q.Referrals == p.Referrals }) {
+			if p.Command == "" {
+				add(earlier.Command)
+			} else {
+				add(p.Command)
+			}
+		}
+	}
+	add(r.Command)
+	out.Command = strings.Join(cmds, "\n")
 	return &out
 }
 

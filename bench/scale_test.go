@@ -106,6 +106,14 @@ func TestScaleResultsMerged(t *testing.T) {
 	if m.Command != earlier.Command+"\n"+now.Command || len(now.Points) != 2 {
 		t.Errorf("merged command %q (or the run's own points changed: %d)", m.Command, len(now.Points))
 	}
+	// Points that record their command: one whose points were all
+	// measured again is dropped from the merged Command.
+	a := &bench.ScaleResults{Command: "A", Points: []bench.ScalePoint{{Backend: "sqlite", Referrals: 0, Command: "A"}}}
+	b := (&bench.ScaleResults{Command: "B", Points: []bench.ScalePoint{{Backend: "postgres", Referrals: 0, Command: "B"}}}).Merged(a)
+	c := (&bench.ScaleResults{Command: "C", Points: []bench.ScalePoint{{Backend: "sqlite", Referrals: 0, Command: "C"}}}).Merged(b)
+	if b.Command != "A\nB" || c.Command != "B\nC" {
+		t.Errorf("merged commands %q then %q, want \"A\\nB\" then \"B\\nC\"", b.Command, c.Command)
+	}
 	if now.Merged(nil) != now {
 		t.Error("merging nothing changed the results")
 	}

@@ -100,6 +100,7 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 			if err != nil {
 				return fmt.Errorf("bench scale: %s at %d referrals: %w", backend, size, err)
 			}
+			p.Command = res.Command
 			res.Points = append(res.Points, *p)
 			// Each point is saved as it comes: a long run stopped later
 			// keeps what it measured.
