@@ -307,6 +307,7 @@ var otherVariables = []string{
 	"LINKBRIDGE_REFMESH_GP_MAILBOX", "LINKBRIDGE_REFMESH_GP_ODS", "LINKBRIDGE_REFMESH_GP_CATCH_ALL",
 	"LINKBRIDGE_TEST_POSTGRES_URL", "LINKBRIDGE_FHIR_SCHEMA", "LINKBRIDGE_CACHE_DIR",
 	"LINKBRIDGE_TEST_ARTIFACTS", "LINKBRIDGE_CHROMIUM", "LINKBRIDGE_AXE_JS", // the browser test (.ci/run)
+	"LINKBRIDGE_BENCH_BOARD_DB", // BenchmarkMDTBoard's seeded store
 }
 
 // unknownVariables returns the LINKBRIDGE_* variables in environ that
