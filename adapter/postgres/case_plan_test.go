@@ -118,6 +118,36 @@ func checkCasePlan(n *planNode) []string {
 	return bad
 }
 
+// checkGenericStatusPlan fails when the generic plan of a list by one
+// status (the inbox's "requested") does not look the status up in an
+// index: pgx's prepared statements run on generic plans after five
+// executions, and one that reads a service's referrals by date and filters
+// on status reads every referral the service ever received.
+func checkGenericStatusPlan(t *testing.T, db *postgres.DB, sts []postgres.Statement) {
+	t.Helper()
+	for _, st := range sts {
+		out, err := db.ExplainGeneric(context.Background(), st)
+		if err != nil {
+			t.Fatalf("%s: generic plan: %v", st.Name, err)
+		}
+		var ex []explained
+		if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
+			t.Fatalf("%s: EXPLAIN output: %v", st.Name, err)
+		}
+		t.Logf("%s generic plan %s", st.Name, planSummary(t, out))
+		var byStatus func(n *planNode) bool
+		byStatus = func(n *planNode) bool {
+			if (n.Relation == "referral" || strings.HasPrefix(n.Index, "referral_")) && strings.Contains(n.IndexCond, "status") {
+				return true
+			}
+			return slices.ContainsFunc(n.Plans, func(c planNode) bool { return byStatus(&c) })
+		}
+		if !byStatus(&ex[0].Plan) {
+			t.Errorf("%s: the generic plan does not look the status up in an index", st.Name)
+		}
+	}
+}
+
 // TestCasePlans runs EXPLAIN ANALYZE on the statements of the case
 // store's frequent reads (sqlsharedtest.CaseReads: a service's inbox, a
 // link worker's caseload, a month's report, a person's case view, the MDT
@@ -145,6 +175,9 @@ func TestCasePlans(t *testing.T) {
 				}
 				t.Logf("%d of %d", len(items), total)
 				sts = postgres.ListStatements(*read.List)
+				if len(read.List.Statuses) == 1 {
+					checkGenericStatusPlan(t, db, sts)
+				}
 			case read.Report != nil:
 				var first []*linkbridge.ReportReferral
 				n := 0

@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -108,6 +110,43 @@ func (db *DB) ExplainStatement(ctx context.Context, st Statement) ([]byte, error
 			return err
 		}
 		return tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+st.SQL, st.Args...).Scan(&out)
+	})
+	return out, err
+}
+
+// ExplainGeneric is ExplainStatement of the generic plan: the plan that a
+// prepared statement (pgx's statement cache) uses once PostgreSQL stops
+// planning it for each execution's values, which is made without them.
+func (db *DB) ExplainGeneric(ctx context.Context, st Statement) ([]byte, error) {
+	var out []byte
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `PREPARE lb_generic AS `+st.SQL); err != nil {
+			return err
+		}
+		defer func() { _, _ = tx.Exec(ctx, `DEALLOCATE lb_generic`) }()
+		// EXECUTE takes its values as SQL literals, not bound parameters.
+		lit := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+		values := make([]string, len(st.Args))
+		for i, a := range st.Args {
+			switch a := a.(type) {
+			case string:
+				values[i] = lit(a)
+			case int:
+				values[i] = strconv.Itoa(a)
+			case []string:
+				quoted := make([]string, len(a))
+				for j, s := range a {
+					quoted[j] = lit(s)
+				}
+				values[i] = "ARRAY[" + strings.Join(quoted, ", ") + "]::text[]"
+			default:
+				return fmt.Errorf("ExplainGeneric: argument %d: %T has no literal form here", i+1, a)
+			}
+		}
+		return tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE lb_generic (`+strings.Join(values, ", ")+`)`).Scan(&out)
 	})
 	return out, err
 }
