@@ -162,7 +162,7 @@ func (db *DB) prepareCreate(in *linkbridge.Intake) (*createWrite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	compressBodies(res)
+	sqlshared.CompressBodies(res)
 	audit, err := sqlshared.WriteAuditRow(in.Audit, columns)
 	if err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ func (db *DB) CurrentResources(ctx context.Context, afterType, afterID string, l
 		if r.Params, err = sqlshared.DecodeParams(params); err != nil {
 			return nil, fmt.Errorf("postgres: %s/%s: %w", r.Type, r.ID, err)
 		}
-		if err := decodeBody(r); err != nil {
+		if err := sqlshared.DecodeBody(r); err != nil {
 			return nil, err
 		}
 		out = append(out, r)

@@ -27,7 +27,7 @@ func (db *DB) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Res
 		return nil, fmt.Errorf("postgres: read resource: %w", err)
 	}
 	r.LastUpdated = utc(r.LastUpdated)
-	if err := decodeBody(r); err != nil {
+	if err := sqlshared.DecodeBody(r); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -50,7 +50,7 @@ func (db *DB) ReadResourceVersion(ctx context.Context, typ, id string, version i
 		return nil, fmt.Errorf("postgres: read resource version: %w", err)
 	}
 	r.LastUpdated = utc(r.LastUpdated)
-	if err := decodeBody(r); err != nil {
+	if err := sqlshared.DecodeBody(r); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -81,7 +81,7 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 		return nil, linkbridge.Errorf(linkbridge.ENOTFOUND, "%s/%s not found", typ, id)
 	}
 	for _, r := range out {
-		if err := decodeBody(r); err != nil {
+		if err := sqlshared.DecodeBody(r); err != nil {
 			return nil, err
 		}
 	}
@@ -150,7 +150,7 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 	}
 	// Decoded after the read transaction, which need not stay open for it.
 	for _, r := range res.Resources {
-		if err := decodeBody(r); err != nil {
+		if err := sqlshared.DecodeBody(r); err != nil {
 			return nil, err
 		}
 	}

@@ -69,7 +69,7 @@ func (db *DB) createOp(in *linkbridge.Intake) (writeOp, error) {
 	if err != nil {
 		return writeOp{}, err
 	}
-	compressBodies(res)
+	sqlshared.CompressBodies(res)
 	var person *linkbridge.Person
 	var personCreated string
 	if in.NewPerson {
@@ -156,7 +156,7 @@ func (db *DB) updateOp(ch *linkbridge.ReferralChange) (writeOp, error) {
 		return writeOp{}, err
 	}
 	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
-	compressBodies(res)
+	sqlshared.CompressBodies(res)
 	msgID := ch.MessageID
 	events := ch.Events
 

@@ -54,7 +54,7 @@ func (db *DB) CurrentResources(ctx context.Context, afterType, afterID string, l
 		if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &lastUpdated, &r.Body, &params); err != nil {
 			return nil, fmt.Errorf("sqlite: list resources: %w", err)
 		}
-		if err := decodeBody(r); err != nil {
+		if err := sqlshared.DecodeBody(r); err != nil {
 			return nil, err
 		}
 		if r.LastUpdated, err = parseTime(lastUpdated); err != nil {

@@ -26,7 +26,7 @@ func (db *DB) ReadResource(ctx context.Context, typ, id string) (*linkbridge.Res
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: read resource: %w", err)
 	}
-	if err := decodeBody(r); err != nil {
+	if err := sqlshared.DecodeBody(r); err != nil {
 		return nil, err
 	}
 	if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
@@ -52,7 +52,7 @@ func (db *DB) ReadResourceVersion(ctx context.Context, typ, id string, version i
 	} else if err != nil {
 		return nil, fmt.Errorf("sqlite: read resource version: %w", err)
 	}
-	if err := decodeBody(r); err != nil {
+	if err := sqlshared.DecodeBody(r); err != nil {
 		return nil, err
 	}
 	if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
@@ -82,7 +82,7 @@ func (db *DB) ResourceHistory(ctx context.Context, typ, id string) ([]*linkbridg
 		if err := rows.Scan(&r.VersionID, &lastUpdated, &r.Body); err != nil {
 			return nil, fmt.Errorf("sqlite: resource history: %w", err)
 		}
-		if err := decodeBody(r); err != nil {
+		if err := sqlshared.DecodeBody(r); err != nil {
 			return nil, err
 		}
 		if r.LastUpdated, err = parseTime(lastUpdated); err != nil {
@@ -139,7 +139,7 @@ func (db *DB) SearchResources(ctx context.Context, q *linkbridge.ResourceQuery) 
 		if err := rows.Scan(&r.ID, &r.VersionID, &lastUpdated, &r.Body); err != nil {
 			return nil, fmt.Errorf("sqlite: search: %w", err)
 		}
-		if err := decodeBody(r); err != nil {
+		if err := sqlshared.DecodeBody(r); err != nil {
 			return nil, err
 		}
 		if r.LastUpdated, err = parseTime(lastUpdated); err != nil {

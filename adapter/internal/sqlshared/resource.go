@@ -1,6 +1,11 @@
 package sqlshared
 
-import "github.com/linkbridge/linkbridge"
+import (
+	"fmt"
+
+	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/bodyzip"
+)
 
 // dateOps maps FHIR search prefixes to SQL comparisons.
 var dateOps = map[string]string{"": "=", "eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
@@ -57,4 +62,32 @@ func Driver(counts []int) int {
 		}
 	}
 	return at
+}
+
+// Resource bodies are stored compressed (bodyzip: zstd against a built-in
+// dictionary of FHIR JSON) by both adapters, in resource.body and, copied
+// by SQL as they are, in resource_history.body. Rows written before hold
+// plain JSON, which bodyzip.Decode returns as it is, so no migration
+// rewrites them. No SQL reads a body's JSON: search uses search_param and
+// resource.params (docs/performance.md#storage-where-a-referrals-bytes-go).
+
+// CompressBodies replaces the bodies of rows with their stored form. The
+// adapters call it where a write's rows are built, outside the SQLite
+// writer goroutine and before a PostgreSQL transaction that retryTx may
+// run again (a body compressed inside it would be compressed twice).
+func CompressBodies(rows []ResourceRow) {
+	for i := range rows {
+		rows[i].Body = bodyzip.Encode(rows[i].Body)
+	}
+}
+
+// DecodeBody replaces r.Body, as scanned from resource or
+// resource_history, with the JSON it holds.
+func DecodeBody(r *linkbridge.Resource) error {
+	body, err := bodyzip.Decode(r.Body)
+	if err != nil {
+		return fmt.Errorf("stored body of %s/%s version %d: %w", r.Type, r.ID, r.VersionID, err)
+	}
+	r.Body = body
+	return nil
 }
