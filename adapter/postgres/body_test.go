@@ -163,33 +163,27 @@ func TestBodiesCompressedOnceOnRetry(t *testing.T) {
 	}
 
 	in := fullIntake(1)
-	if err := db.CreateReferral(ctx, in); err != nil {
-		t.Fatal(err)
+	ch, ch3 := taskChange(in, 2), taskChange(in, 3)
+	for _, w := range []struct {
+		name  string
+		write func() error
+		// stored are the resources the write stored, as written.
+		stored []*linkbridge.Resource
+	}{
+		{"CreateReferral", func() error { return db.CreateReferral(ctx, in) }, in.Resources},
+		{"UpdateReferral", func() error { return db.UpdateReferral(ctx, ch) }, ch.Resources[:1]},
+		{"WriteBatch", func() error { return db.WriteBatch(ctx, []linkbridge.BatchOp{{Change: ch3}}) }, ch3.Resources[:1]},
+	} {
+		if err := w.write(); err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		if n := attempts(); n < 2 {
+			t.Fatalf("%s: the trigger ran %d times; want a failed attempt and a retry", w.name, n)
+		}
+		for _, r := range w.stored {
+			checkStored(t, conn, db, r.Type, r.ID, r.VersionID, r.Body)
+		}
 	}
-	if n := attempts(); n < 2 {
-		t.Fatalf("CreateReferral: the trigger ran %d times; want a failed attempt and a retry", n)
-	}
-	for _, r := range in.Resources {
-		checkStored(t, conn, db, r.Type, r.ID, 1, r.Body)
-	}
-
-	ch := taskChange(in, 2)
-	if err := db.UpdateReferral(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
-	if n := attempts(); n < 2 {
-		t.Fatalf("UpdateReferral: the trigger ran %d times; want a failed attempt and a retry", n)
-	}
-	checkStored(t, conn, db, "Task", in.Referral.TaskID, 2, ch.Resources[0].Body)
-
-	ch3 := taskChange(in, 3)
-	if err := db.WriteBatch(ctx, []linkbridge.BatchOp{{Change: ch3}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := attempts(); n < 2 {
-		t.Fatalf("WriteBatch: the trigger ran %d times; want a failed attempt and a retry", n)
-	}
-	checkStored(t, conn, db, "Task", in.Referral.TaskID, 3, ch3.Resources[0].Body)
 }
 
 // TestPlainBodies checks that bodies stored as plain JSON, as every store
