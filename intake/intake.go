@@ -434,17 +434,27 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 			refs[from] = to.typ + "/" + to.id
 		}
 	}
+	// idents are the identifiers references to the referral's
+	// organisations are given (orgs, below), as JSON for the received
+	// bytes (fhirjson.StampIdentified).
+	idents := map[string][]byte{}
 	// render gives a resource its id and meta and the bytes to store. A
 	// resource received as JSON and changed only in its references is
 	// stored as received (Stamp); one the gateway built or changed
 	// otherwise is marshalled.
-	render := func(res proto.Message, id string, raw []byte, rewrote int) (*linkbridge.Resource, error) {
+	// identified is the number of references IdentifyReferences gave an
+	// identifier, which the stamped bytes must carry too (idents).
+	render := func(res proto.Message, id string, raw []byte, rewrote, identified int) (*linkbridge.Resource, error) {
 		fhirmap.SetID(res, id)
 		fhirmap.SetMeta(res, 1, now)
 		params := fhirmap.SearchParams(res) // before Encode, which denormalises references in place
 		var body []byte
 		if raw != nil && !s.MarshalAll {
-			if b, n, err := fhirjson.Stamp(raw, id, 1, now, refs); err == nil && n == rewrote {
+			var with map[string][]byte
+			if identified > 0 {
+				with = idents
+			}
+			if b, n, m, err := fhirjson.StampIdentified(raw, id, 1, now, refs, with); err == nil && n == rewrote && m == identified {
 				body = b
 			}
 		}
@@ -471,7 +481,9 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		}
 		for _, id := range o.GetIdentifier() {
 			if id.GetSystem().GetValue() == linkbridge.ODSSystem && id.GetValue().GetValue() != "" {
-				orgs["Organization/"+ids.entry[e]] = &dpb.Identifier{System: id.GetSystem(), Value: id.GetValue()}
+				key := "Organization/" + ids.entry[e]
+				orgs[key] = &dpb.Identifier{System: id.GetSystem(), Value: id.GetValue()}
+				idents[key] = fhirjson.IdentifierJSON(id.GetSystem().GetValue(), id.GetValue().GetValue())
 				break
 			}
 		}
@@ -485,9 +497,10 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		rewrote := fhirmap.RewriteReferences(e.Resource, resolve)
 		identified := fhirmap.IdentifyReferences(e.Resource, orgs)
 		// raw stays set only while the received bytes still say what the
-		// resource now says, apart from id, meta and references.
+		// resource now says, apart from id, meta, references and the
+		// identifiers given to them.
 		raw := e.Raw
-		if fhirmap.DropContained(e.Resource, dropContained) || e.Normalised || e.Contained || lookup || identified > 0 {
+		if fhirmap.DropContained(e.Resource, dropContained) || e.Normalised || e.Contained || lookup {
 			raw = nil // changed beyond references, possibly by an earlier attempt
 		}
 		if e == ref.ServiceRequest {
@@ -517,7 +530,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		case ref.Patient:
 			id = patientID
 		}
-		r, err := render(e.Resource, id, raw, rewrote)
+		r, err := render(e.Resource, id, raw, rewrote, identified)
 		if err != nil {
 			return nil, err
 		}
@@ -539,7 +552,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 		p := &patpb.Patient{Identifier: []*dpb.Identifier{{
 			System: &dpb.Uri{Value: linkbridge.NHSNumberSystem}, Value: &dpb.String{Value: person.NHSNumber},
 		}}}
-		r, err := render(p, patientID, nil, 0)
+		r, err := render(p, patientID, nil, 0, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -549,7 +562,7 @@ func (s *Service) store(ctx context.Context, ref *fhirmap.Referral, messageID st
 	if ref.Task == nil {
 		rf.TaskID = s.get(&ids.task)
 		t := fhirmap.NewReferralTask(&rf, srRequester, now)
-		r, err := render(t, rf.TaskID, nil, 0)
+		r, err := render(t, rf.TaskID, nil, 0, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -1,8 +1,10 @@
 package fhirjson
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -27,20 +29,35 @@ const InstantLayout = "2006-01-02T15:04:05.000000Z"
 // Encode when they differ (a reference spelt with JSON escapes, or a
 // matching string outside a reference).
 func Stamp(raw []byte, id string, versionID int, lastUpdated time.Time, refs map[string]string) (out []byte, replaced int, err error) {
+	out, replaced, _, err = StampIdentified(raw, id, versionID, lastUpdated, refs, nil)
+	return out, replaced, err
+}
+
+// StampIdentified is Stamp that also gives a reference the business
+// identifier of the resource it now points at, as
+// fhirmap.IdentifyReferences does to the parsed resource: an object whose
+// "reference" is rewritten to a key of idents, and which has no
+// "identifier" member, gets "identifier" (the key's value, a JSON
+// Identifier) after its "reference" (FHIR R4 references.html#Reference).
+// The objects it walks are written without the whitespace between their
+// members. identified counts the identifiers added; the caller compares it
+// with IdentifyReferences' count, as it does replaced, and falls back to
+// Encode when they differ. With no idents it is Stamp.
+func StampIdentified(raw []byte, id string, versionID int, lastUpdated time.Time, refs map[string]string, idents map[string][]byte) (out []byte, replaced, identified int, err error) {
 	if !gjson.ValidBytes(raw) {
-		return nil, 0, errors.New("fhirjson: Stamp: resource is not valid JSON")
+		return nil, 0, 0, errors.New("fhirjson: Stamp: resource is not valid JSON")
 	}
 	doc := gjson.ParseBytes(raw)
 	if !doc.IsObject() {
-		return nil, 0, errors.New("fhirjson: Stamp: resource is not a JSON object")
+		return nil, 0, 0, errors.New("fhirjson: Stamp: resource is not a JSON object")
 	}
 	rt := doc.Get("resourceType")
 	if rt.Type != gjson.String {
-		return nil, 0, errors.New("fhirjson: Stamp: resource has no resourceType")
+		return nil, 0, 0, errors.New("fhirjson: Stamp: resource has no resourceType")
 	}
 	meta := doc.Get("meta")
 	if meta.Exists() && !meta.IsObject() {
-		return nil, 0, errors.New("fhirjson: Stamp: meta is not a JSON object")
+		return nil, 0, 0, errors.New("fhirjson: Stamp: meta is not a JSON object")
 	}
 	out = make([]byte, 0, len(raw)+96)
 	out = append(out, `{"resourceType":`...)
@@ -72,13 +89,98 @@ func Stamp(raw []byte, id string, versionID int, lastUpdated time.Time, refs map
 		out = append(out, ',')
 		out = append(out, k.Raw...)
 		out = append(out, ':')
-		var n int
-		out, n = appendReplacingStrings(out, v.Raw, refs)
-		replaced += n
+		if len(idents) == 0 {
+			var n int
+			out, n = appendReplacingStrings(out, v.Raw, refs)
+			replaced += n
+		} else {
+			out = appendIdentifying(out, v, refs, idents, &replaced, &identified)
+		}
 		return true
 	})
 	out = append(out, '}')
-	return out, replaced, nil
+	return out, replaced, identified, nil
+}
+
+// appendIdentifying appends the JSON value v to out as appendReplacingStrings
+// does, walking its objects and arrays to add an identifier to each
+// reference StampIdentified names (an object with a rewritten "reference"
+// and no "identifier"). It counts the strings replaced and the identifiers
+// added.
+func appendIdentifying(out []byte, v gjson.Result, refs map[string]string, idents map[string][]byte, replaced, identified *int) []byte {
+	switch {
+	case v.IsObject():
+		var ident []byte
+		if r := v.Get("reference"); r.Type == gjson.String && !v.Get("identifier").Exists() {
+			if from, ok := unescaped(r.Raw); ok {
+				if to, ok := refs[from]; ok {
+					ident = idents[to]
+				}
+			}
+		}
+		out = append(out, '{')
+		first := true
+		v.ForEach(func(k, m gjson.Result) bool {
+			if !first {
+				out = append(out, ',')
+			}
+			first = false
+			out = append(out, k.Raw...)
+			out = append(out, ':')
+			out = appendIdentifying(out, m, refs, idents, replaced, identified)
+			if ident != nil && k.Str == "reference" {
+				out = append(out, `,"identifier":`...)
+				out = append(out, ident...)
+				*identified++
+				ident = nil // once, should "reference" repeat
+			}
+			return true
+		})
+		return append(out, '}')
+	case v.IsArray():
+		out = append(out, '[')
+		first := true
+		v.ForEach(func(_, m gjson.Result) bool {
+			if !first {
+				out = append(out, ',')
+			}
+			first = false
+			out = appendIdentifying(out, m, refs, idents, replaced, identified)
+			return true
+		})
+		return append(out, ']')
+	case v.Type == gjson.String:
+		if from, ok := unescaped(v.Raw); ok {
+			if to, ok := refs[from]; ok {
+				*replaced++
+				return strconv.AppendQuote(out, to)
+			}
+		}
+	}
+	return append(out, v.Raw...)
+}
+
+// IdentifierJSON renders an Identifier of system and value as FHIR JSON,
+// for StampIdentified's idents.
+func IdentifierJSON(system, value string) []byte {
+	b, err := json.Marshal(struct {
+		System string `json:"system,omitempty"`
+		Value  string `json:"value,omitempty"`
+	}{system, value})
+	if err != nil {
+		panic(err) // two strings always marshal
+	}
+	return b
+}
+
+// unescaped returns the text of a JSON string token spelt without escapes;
+// false for one with escapes, which, as in appendReplacingStrings, matches
+// no reference.
+func unescaped(raw string) (string, bool) {
+	if len(raw) < 2 || strings.IndexByte(raw, '\\') >= 0 {
+		return "", false
+	}
+	return raw[1 : len(raw)-1], true
 }
 
 // appendReplacingStrings appends the JSON text val to out with every string

@@ -68,6 +68,70 @@ func TestStamp(t *testing.T) {
 	}
 }
 
+// TestStampIdentified: a reference rewritten to a resource of idents gains
+// that resource's identifier after its "reference", unless it carries one
+// already; everything else is as Stamp writes it, and the counts tell the
+// caller what was done.
+func TestStampIdentified(t *testing.T) {
+	refs := map[string]string{
+		"urn:uuid:org":     "Organization/o1",
+		"urn:uuid:patient": "Patient/p1",
+	}
+	idents := map[string][]byte{"Organization/o1": fhirjson.IdentifierJSON("https://fhir.nhs.uk/Id/ods-organization-code", "A81001")}
+	const head = `{"resourceType":"ServiceRequest","id":"new","meta":{"versionId":"3","lastUpdated":"2026-11-20T10:00:00.123456Z"},`
+	tests := []struct {
+		name                 string
+		in, want             string
+		replaced, identified int
+	}{
+		{
+			name:       "identifier added after the rewritten reference",
+			in:         `{"resourceType":"ServiceRequest","requester":{"reference":"urn:uuid:org","display":"The Surgery"},"subject":{"reference":"urn:uuid:patient"}}`,
+			want:       head + `"requester":{"reference":"Organization/o1","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"},"display":"The Surgery"},"subject":{"reference":"Patient/p1"}}`,
+			replaced:   2,
+			identified: 1,
+		},
+		{
+			name:     "an identifier the sender gave is kept",
+			in:       `{"resourceType":"ServiceRequest","requester":{"identifier":{"value":"X"},"reference":"urn:uuid:org"}}`,
+			want:     head + `"requester":{"identifier":{"value":"X"},"reference":"Organization/o1"}}`,
+			replaced: 1,
+		},
+		{
+			name:       "references in arrays and nested elements, whitespace dropped there",
+			in:         `{"resourceType":"ServiceRequest", "performer": [ {"reference": "urn:uuid:org"}, {"display":"x"} ], "note":[{"authorReference":{"reference":"urn:uuid:org"}}], "status": "active"}`,
+			want:       head + `"performer":[{"reference":"Organization/o1","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}},{"display":"x"}],"note":[{"authorReference":{"reference":"Organization/o1","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}}}],"status":"active"}`,
+			replaced:   2,
+			identified: 2,
+		},
+		{
+			name: "a reference spelt with escapes is neither rewritten nor identified",
+			in:   `{"resourceType":"ServiceRequest","requester":{"reference":"urn:uuid:or\u0067"}}`,
+			want: head + `"requester":{"reference":"urn:uuid:or\u0067"}}`,
+		},
+		{
+			name:     "a string equal to a reference outside a Reference is counted, not identified",
+			in:       `{"resourceType":"ServiceRequest","note":[{"text":"urn:uuid:org"}]}`,
+			want:     head + `"note":[{"text":"Organization/o1"}]}`,
+			replaced: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n, m, err := fhirjson.StampIdentified([]byte(tt.in), "new", 3, stampAt, refs, idents)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("StampIdentified() =\n%s\nwant\n%s", got, tt.want)
+			}
+			if n != tt.replaced || m != tt.identified {
+				t.Errorf("replaced %d, identified %d; want %d, %d", n, m, tt.replaced, tt.identified)
+			}
+		})
+	}
+}
+
 func TestStampRefusesNonResources(t *testing.T) {
 	for _, in := range []string{``, `[]`, `"x"`, `{"id":"a"}`, `{"resourceType":"Patient"} {}`, `{"resourceType":"Patient","meta":[]}`, `{"resourceType":"Patient"`} {
 		if out, _, err := fhirjson.Stamp([]byte(in), "x", 1, stampAt, nil); err == nil {
@@ -87,7 +151,20 @@ func FuzzStamp(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	refs := map[string]string{"urn:uuid:org": "Organization/o1"}
+	idents := map[string][]byte{"Organization/o1": fhirjson.IdentifierJSON("https://fhir.nhs.uk/Id/ods-organization-code", "A81001")}
+	f.Add([]byte(`{"resourceType":"Task","owner":{"reference":"urn:uuid:org"},"input":[{"valueReference":{"reference":"urn:uuid:org","identifier":{}}}]}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// With identifiers to add: one JSON object, counts no larger than
+		// the strings it could have replaced.
+		if out, n, m, err := fhirjson.StampIdentified(in, "id-1", 2, stampAt, refs, idents); err == nil {
+			if !json.Valid(out) {
+				t.Fatalf("StampIdentified(%q) = %q, not JSON", in, out)
+			}
+			if m > n || bytes.Count(out, []byte(`"Organization/o1"`)) < n {
+				t.Errorf("StampIdentified(%q) = %q: replaced %d, identified %d", in, out, n, m)
+			}
+		}
 		out, _, err := fhirjson.Stamp(in, "id-1", 2, stampAt, nil)
 		if err != nil {
 			return

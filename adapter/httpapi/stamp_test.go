@@ -24,7 +24,8 @@ import (
 // with the same ids and clock: one stores received bytes stamped with id
 // and meta, the other marshals every resource with jsonformat. Every stored
 // resource must mean the same on both; and the received-bytes path must
-// actually be taken for the plain transaction.
+// actually be taken for the plain transaction, and for resources whose
+// references gained an identifier.
 func TestIntakeStoresReceivedBytes(t *testing.T) {
 	t.Parallel()
 	fixtures := []struct {
@@ -53,6 +54,11 @@ func TestIntakeStoresReceivedBytes(t *testing.T) {
 	}
 	ctx := context.Background()
 	verbatim := 0
+	// The fixture's PractitionerRole and HealthcareService refer to an
+	// Organization entry: their references gain its identifier
+	// (fhirmap.IdentifyReferences), which fhirjson.StampIdentified writes
+	// into the received bytes.
+	identifiedRefs := map[string]bool{"PractitionerRole": true, "HealthcareService": true}
 	for _, typ := range []string{"Patient", "ServiceRequest", "Task", "Organization", "Practitioner", "PractitionerRole", "HealthcareService", "Condition", "Consent"} {
 		q := &linkbridge.ResourceQuery{Type: typ, Count: 100}
 		got, err := stamped.Store.SearchResources(ctx, q)
@@ -76,6 +82,8 @@ func TestIntakeStoresReceivedBytes(t *testing.T) {
 			}
 			if !bytes.Equal(r.Body, w.Body) {
 				verbatim++
+			} else if identifiedRefs[typ] {
+				t.Errorf("%s/%s was re-marshalled: its references to the message's Organization take the ODS code in the received bytes too", typ, r.ID)
 			}
 		}
 	}
