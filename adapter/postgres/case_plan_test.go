@@ -226,3 +226,45 @@ func TestCasePlans(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxHeadsPlan checks the plans (custom and generic) of the relay
+// claim's search for due heads (migration 021): the queued messages walked
+// in id order, so that it stops at its limit, and no aggregate or sort of
+// the whole queue, as when it grouped every queued message by order key
+// (docs/performance.md#the-relays-claim).
+func TestOutboxHeadsPlan(t *testing.T) {
+	t.Parallel()
+	db := mustOpenURL(t, journeyStore(t))
+	st := postgres.HeadsStatement(linkbridge.ChannelWriteBack, bench.DefaultSeedEnd, 32)
+	for _, explain := range []struct {
+		name string
+		fn   func(context.Context, postgres.Statement) ([]byte, error)
+	}{{"custom", db.ExplainStatement}, {"generic", db.ExplainGeneric}} {
+		out, err := explain.fn(context.Background(), st)
+		if err != nil {
+			t.Fatalf("%s plan: %v", explain.name, err)
+		}
+		t.Logf("%s plan %s", explain.name, planSummary(t, out))
+		var ex []explained
+		if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
+			t.Fatalf("EXPLAIN output: %v", err)
+		}
+		walked := false
+		var check func(n *planNode)
+		check = func(n *planNode) {
+			switch {
+			case strings.Contains(n.NodeType, "Aggregate") || n.NodeType == "Sort":
+				t.Errorf("%s plan: %s over the queue", explain.name, n.NodeType)
+			case n.Relation == "outbox" && n.Parent == "" || n.Index == "outbox_queue_id":
+				walked = walked || n.Index == "outbox_queue_id" || n.Index == "outbox_pkey"
+			}
+			for i := range n.Plans {
+				check(&n.Plans[i])
+			}
+		}
+		check(&ex[0].Plan)
+		if !walked {
+			t.Errorf("%s plan does not walk the queue in id order (outbox_queue_id)", explain.name)
+		}
+	}
+}

@@ -98,6 +98,12 @@ func CaseRecordStatements(referralID, personID string) []Statement {
 	}
 }
 
+// HeadsStatement is the relay claim's search for the heads of the
+// channel's order keys due at now, for a claim of limit (headsQuery).
+func HeadsStatement(channel linkbridge.OutboxChannel, now time.Time, limit int) Statement {
+	return Statement{Name: "heads", SQL: headsQuery, Args: []any{now, 2 * limit, string(channel)}}
+}
+
 // ExplainStatement returns the plan of a statement as EXPLAIN (ANALYZE,
 // FORMAT JSON) gives it, planned with sequential scans turned off
 // (enable_seqscan): on a small store a sequential scan is the cheapest
@@ -136,6 +142,8 @@ func (db *DB) ExplainGeneric(ctx context.Context, st Statement) ([]byte, error) 
 				values[i] = lit(a)
 			case int:
 				values[i] = strconv.Itoa(a)
+			case time.Time:
+				values[i] = lit(a.UTC().Format(time.RFC3339Nano)) + "::timestamptz"
 			case []string:
 				quoted := make([]string, len(a))
 				for j, s := range a {

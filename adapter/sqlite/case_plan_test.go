@@ -169,3 +169,27 @@ func TestCasePlans(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxHeadsPlan checks the plan of the relay claim's search for due
+// heads (migration 021): it walks the partial index of queued messages in
+// id order, so it can stop at its limit, instead of grouping every queued
+// message by order key and sorting the heads (which read the whole queue:
+// docs/performance.md#the-relays-claim).
+func TestOutboxHeadsPlan(t *testing.T) {
+	t.Parallel()
+	db := mustOpenPath(t, journeyStore(t))
+	plan, err := db.ExplainStatement(context.Background(), sqlite.HeadsStatement(linkbridge.ChannelWriteBack, bench.DefaultSeedEnd, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heads:\n  %s", strings.Join(plan, "\n  "))
+	text := strings.Join(plan, "\n")
+	for _, bad := range []string{"TEMP B-TREE", "GROUP BY", "SCAN outbox\n", "SCAN o\n"} {
+		if strings.Contains(text+"\n", bad) {
+			t.Errorf("plan has %q", strings.TrimSpace(bad))
+		}
+	}
+	if !strings.Contains(text, "outbox_queue_id") {
+		t.Error("plan does not walk outbox_queue_id")
+	}
+}

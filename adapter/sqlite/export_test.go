@@ -126,6 +126,12 @@ func CaseRecordStatements(referralID, personID string) []Statement {
 	}
 }
 
+// HeadsStatement is the relay claim's search for the heads of the
+// channel's order keys due at at, limit of them (headsQuery).
+func HeadsStatement(channel linkbridge.OutboxChannel, at time.Time, limit int) Statement {
+	return Statement{"heads", headsQuery, []any{string(channel), formatTime(at), limit}}
+}
+
 // ExplainStatement returns the plan of a statement, as EXPLAIN QUERY PLAN
 // gives it (one "id parent detail" line per row).
 func (db *DB) ExplainStatement(ctx context.Context, st Statement) ([]string, error) {

@@ -180,31 +180,33 @@ func applyOutbox(w *writer, o *sqlshared.OutboxRows) error {
 }
 
 // headsQuery lists the ids of the due heads of keys without an inflight
-// message, oldest first, at most limit of them. The inner query yields one
-// row per key with queued rows: MIN(id) is the head, and the bare
-// available_at is the head's (SQLite takes bare columns from the row of the
-// only min() or max() aggregate); busy counts the key's inflight rows, and
-// when it is 0 the head is pending. It reads only the partial index
-// outbox_queue, in order_key order (INDEXED BY: without statistics the
-// planner prefers outbox_state_created, which reads the table for every
-// queued row and sorts them).
-//
-// An order key belongs to one channel, so the channel (the first
-// parameter) is read off the index rows like state.
-const headsQuery = `SELECT id FROM (
-		SELECT MIN(id) AS id, available_at, SUM(state = 'inflight') AS busy
-		FROM outbox INDEXED BY outbox_queue WHERE ` + queued + ` AND channel = ? GROUP BY order_key
-	) WHERE busy = 0 AND available_at <= ? ORDER BY id LIMIT ?`
+// message, oldest first, at most limit of them: the due pending messages
+// of the channel (the first parameter) with no earlier queued message of
+// their order key and no inflight one. It walks the queued messages in id
+// order (the partial index outbox_queue_id, migration 021, which holds
+// every column the walk tests) and stops at limit heads, probing
+// outbox_queue for each candidate's key: its cost follows the messages it
+// passes, not the length of the queue. Before, it grouped every queued
+// message by key (docs/performance.md#the-relays-claim). INDEXED BY: without
+// statistics SQLite's planner does not know which index is the short one.
+const headsQuery = `SELECT o.id FROM outbox o INDEXED BY outbox_queue_id
+	WHERE o.` + queued + ` AND o.state = 'pending' AND o.channel = ? AND o.available_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_queue
+			WHERE q.` + queued + ` AND q.order_key = o.order_key AND q.id < o.id)
+		AND NOT EXISTS (SELECT 1 FROM outbox q INDEXED BY outbox_queue
+			WHERE q.` + queued + ` AND q.order_key = o.order_key AND q.state = 'inflight')
+	ORDER BY o.id LIMIT ?`
 
 // ClaimOutbox marks up to limit deliverable messages inflight for worker, at
 // now, and returns them, oldest first, with their bodies. It supersedes
 // earlier versions first (see the top of this file). It returns EINVALID for
 // an empty worker or a limit below 1.
 //
-// Finding the heads reads every queued row (of the index), which takes
-// milliseconds once tens of thousands are queued (a long outage of the GP
-// endpoint), so it runs on the read pool, beside the writer, and a claim
-// that finds nothing never reaches the writer. The heads it finds are then
+// Finding the heads reads the queued rows up to the limit'th head (of the
+// index), which can still take milliseconds when the oldest keys hold long
+// queues (a long outage of the GP endpoint), so it runs on the read pool,
+// beside the writer, and a claim that finds nothing never reaches the
+// writer. The heads it finds are then
 // checked again, one cheap lookup each, and claimed in one write request:
 // claims are serialised, and never share a message or an order key however
 // old the list of heads they start from. A head taken meanwhile by another
