@@ -206,8 +206,18 @@ func (s *scaleRun) measure(ctx context.Context, backend, db string, size int) (*
 	// this process, lenient: the seeded history's earlier write-backs count
 	// as delivered, so the resources they wrote are not on this new record
 	// for a strict endpoint's references to resolve.
-	pending, err := pendingOutbox(ctx, db)
+	outbox, err := openStore(ctx, db, nil)
 	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = outbox.Close() }()
+	pending, err := queuedOutbox(ctx, outbox)
+	if err != nil {
+		return nil, err
+	}
+	// What the seed wrote is on disk before the gateway starts, so that the
+	// drain, intake and reads do not share the disk with its write-out.
+	if err := settleStore(ctx, outbox); err != nil {
 		return nil, err
 	}
 	gp, err := refgp.Open(ctx, filepath.Join(s.dir, fmt.Sprintf("gp-%s-%d.db", backend, size)), refgp.Options{AllowClientIDs: true, Logger: slog.New(slog.DiscardHandler)})
@@ -253,7 +263,7 @@ func (s *scaleRun) measure(ctx context.Context, backend, db string, size int) (*
 	// week, as the seed queues them).
 	if pending > 0 {
 		for start := time.Now(); ; time.Sleep(250 * time.Millisecond) {
-			left, err := pendingOutbox(ctx, db)
+			left, err := queuedOutbox(ctx, outbox)
 			if err != nil {
 				return nil, err
 			}
@@ -314,16 +324,29 @@ func freeLoopbackAddr() (string, error) {
 	return addr, l.Close()
 }
 
-// pendingOutbox counts the write-backs waiting in the store's outbox.
-func pendingOutbox(ctx context.Context, db string) (int, error) {
-	store, err := openStore(ctx, db, nil)
+// queuedOutbox counts the messages waiting in the store's outbox (pending
+// or inflight; the seeded store's are its write-backs), from its counts
+// per state: the drain is polled with it, so it reads no message.
+func queuedOutbox(ctx context.Context, store appStore) (int, error) {
+	st, err := store.OutboxStats(ctx)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = store.Close() }()
-	msgs, err := store.ListOutbox(ctx, linkbridge.OutboxFilter{States: []linkbridge.OutboxState{linkbridge.OutboxPending, linkbridge.OutboxInflight},
-		Channel: linkbridge.ChannelWriteBack, Limit: 1_000_000})
-	return len(msgs), err
+	return st.Counts[linkbridge.OutboxPending] + st.Counts[linkbridge.OutboxInflight], nil
+}
+
+// settleStore writes out what seeding left to write: the kernel's dirty
+// pages (the SQLite file) and, on PostgreSQL, a checkpoint of the server's
+// buffers. Without it the first measurements ran while gigabytes of the
+// seed were still being written.
+func settleStore(ctx context.Context, store appStore) error {
+	if c, ok := store.(interface{ Checkpoint(context.Context) error }); ok {
+		if err := c.Checkpoint(ctx); err != nil {
+			return err
+		}
+	}
+	syncFiles()
+	return nil
 }
 
 // analyzeStore refreshes the planner statistics of a store that keeps
