@@ -206,11 +206,16 @@ func (s *scaleRun) measure(ctx context.Context, backend, db string, size int) (*
 	// this process, lenient: the seeded history's earlier write-backs count
 	// as delivered, so the resources they wrote are not on this new record
 	// for a strict endpoint's references to resolve.
+	// outbox is this process's handle on the store, for the drain's counts;
+	// it is closed before intake (closeOutbox), so that nothing of this
+	// process (a SQLite checkpointer) runs beside the measured requests.
 	outbox, err := openStore(ctx, db, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = outbox.Close() }()
+	var closeOnce sync.Once
+	closeOutbox := func() { closeOnce.Do(func() { _ = outbox.Close() }) }
+	defer closeOutbox()
 	pending, err := queuedOutbox(ctx, outbox)
 	if err != nil {
 		return nil, err
@@ -274,6 +279,8 @@ func (s *scaleRun) measure(ctx context.Context, backend, db string, size int) (*
 			}
 		}
 	}
+
+	closeOutbox()
 
 	client := &http.Client{Timeout: 30 * time.Second}
 	// Intake first: on the empty store it is what the reads then find.
