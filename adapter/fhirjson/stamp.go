@@ -109,24 +109,31 @@ func StampIdentified(raw []byte, id string, versionID int, lastUpdated time.Time
 // added.
 func appendIdentifying(out []byte, v gjson.Result, refs map[string]string, idents map[string][]byte, replaced, identified *int) []byte {
 	switch {
-	case v.IsObject():
+	case v.IsObject() || v.IsArray():
+		obj := v.IsObject()
 		var ident []byte
-		if r := v.Get("reference"); r.Type == gjson.String && !v.Get("identifier").Exists() {
+		if r := v.Get("reference"); obj && r.Type == gjson.String && !v.Get("identifier").Exists() {
 			if from, ok := unescaped(r.Raw); ok {
 				if to, ok := refs[from]; ok {
 					ident = idents[to]
 				}
 			}
 		}
-		out = append(out, '{')
+		open, end := byte('['), byte(']')
+		if obj {
+			open, end = '{', '}'
+		}
+		out = append(out, open)
 		first := true
 		v.ForEach(func(k, m gjson.Result) bool {
 			if !first {
 				out = append(out, ',')
 			}
 			first = false
-			out = append(out, k.Raw...)
-			out = append(out, ':')
+			if obj {
+				out = append(out, k.Raw...)
+				out = append(out, ':')
+			}
 			out = appendIdentifying(out, m, refs, idents, replaced, identified)
 			if ident != nil && k.Str == "reference" {
 				out = append(out, `,"identifier":`...)
@@ -136,19 +143,7 @@ func appendIdentifying(out []byte, v gjson.Result, refs map[string]string, ident
 			}
 			return true
 		})
-		return append(out, '}')
-	case v.IsArray():
-		out = append(out, '[')
-		first := true
-		v.ForEach(func(_, m gjson.Result) bool {
-			if !first {
-				out = append(out, ',')
-			}
-			first = false
-			out = appendIdentifying(out, m, refs, idents, replaced, identified)
-			return true
-		})
-		return append(out, ']')
+		return append(out, end)
 	case v.Type == gjson.String:
 		if from, ok := unescaped(v.Raw); ok {
 			if to, ok := refs[from]; ok {

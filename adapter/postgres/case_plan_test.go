@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -130,11 +129,7 @@ func checkGenericStatusPlan(t *testing.T, db *postgres.DB, sts []postgres.Statem
 		if err != nil {
 			t.Fatalf("%s: generic plan: %v", st.Name, err)
 		}
-		var ex []explained
-		if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
-			t.Fatalf("%s: EXPLAIN output: %v", st.Name, err)
-		}
-		t.Logf("%s generic plan %s", st.Name, planSummary(t, out))
+		plan := loggedPlan(t, st.Name+" generic", out)
 		var byStatus func(n *planNode) bool
 		byStatus = func(n *planNode) bool {
 			if (n.Relation == "referral" || strings.HasPrefix(n.Index, "referral_")) && strings.Contains(n.IndexCond, "status") {
@@ -142,7 +137,7 @@ func checkGenericStatusPlan(t *testing.T, db *postgres.DB, sts []postgres.Statem
 			}
 			return slices.ContainsFunc(n.Plans, func(c planNode) bool { return byStatus(&c) })
 		}
-		if !byStatus(&ex[0].Plan) {
+		if !byStatus(plan) {
 			t.Errorf("%s: the generic plan does not look the status up in an index", st.Name)
 		}
 	}
@@ -214,12 +209,7 @@ func TestCasePlans(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", st.Name, err)
 				}
-				var ex []explained
-				if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
-					t.Fatalf("%s: EXPLAIN output: %v", st.Name, err)
-				}
-				t.Logf("%s plan %s", st.Name, planSummary(t, out))
-				for _, msg := range checkCasePlan(&ex[0].Plan) {
+				for _, msg := range checkCasePlan(loggedPlan(t, st.Name, out)) {
 					t.Errorf("%s: %s", st.Name, strings.TrimSpace(msg))
 				}
 			}
@@ -244,11 +234,7 @@ func TestOutboxHeadsPlan(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s plan: %v", explain.name, err)
 		}
-		t.Logf("%s plan %s", explain.name, planSummary(t, out))
-		var ex []explained
-		if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
-			t.Fatalf("EXPLAIN output: %v", err)
-		}
+		plan := loggedPlan(t, explain.name, out)
 		walked := false
 		var check func(n *planNode)
 		check = func(n *planNode) {
@@ -262,7 +248,7 @@ func TestOutboxHeadsPlan(t *testing.T) {
 				check(&n.Plans[i])
 			}
 		}
-		check(&ex[0].Plan)
+		check(plan)
 		if !walked {
 			t.Errorf("%s plan does not walk the queue in id order (outbox_queue_id)", explain.name)
 		}

@@ -117,12 +117,7 @@ func TestSearchPlans(t *testing.T) {
 				out     []byte
 				bounded bool
 			}{{"page", page, true}, {"count", count, !sh.Query.AccurateTotal}} {
-				var ex []explained
-				if err := json.Unmarshal(st.out, &ex); err != nil || len(ex) != 1 {
-					t.Fatalf("%s: EXPLAIN output: %v", st.name, err)
-				}
-				t.Logf("%s plan %s", st.name, planSummary(t, st.out))
-				for _, msg := range checkPlan(&ex[0].Plan, false, st.bounded) {
+				for _, msg := range checkPlan(loggedPlan(t, st.name, st.out), false, st.bounded) {
 					t.Errorf("%s: %s", st.name, msg)
 				}
 			}
@@ -130,15 +125,31 @@ func TestSearchPlans(t *testing.T) {
 	}
 }
 
-// planSummary renders EXPLAIN (ANALYZE, FORMAT JSON) output for a log.
-func planSummary(tb testing.TB, out []byte) string {
+// parsePlan reads EXPLAIN (ANALYZE, FORMAT JSON) output; label names the
+// statement in a failure.
+func parsePlan(tb testing.TB, label string, out []byte) *explained {
 	tb.Helper()
 	var ex []explained
 	if err := json.Unmarshal(out, &ex); err != nil || len(ex) != 1 {
-		tb.Fatalf("EXPLAIN output: %v", err)
+		tb.Fatalf("%s: EXPLAIN output: %v", label, err)
 	}
+	return &ex[0]
+}
+
+// planSummary renders EXPLAIN (ANALYZE, FORMAT JSON) output for a log.
+func planSummary(tb testing.TB, out []byte) string {
+	tb.Helper()
+	ex := parsePlan(tb, "plan", out)
 	var b strings.Builder
-	fmt.Fprintf(&b, "(%.2f ms):\n", ex[0].ExecutionTime)
-	summary(&ex[0].Plan, 1, &b)
+	fmt.Fprintf(&b, "(%.2f ms):\n", ex.ExecutionTime)
+	summary(&ex.Plan, 1, &b)
 	return b.String()
+}
+
+// loggedPlan parses EXPLAIN (ANALYZE, FORMAT JSON) output, logs it as
+// "<label> plan" with its summary, and returns its top node.
+func loggedPlan(tb testing.TB, label string, out []byte) *planNode {
+	tb.Helper()
+	tb.Logf("%s plan %s", label, planSummary(tb, out))
+	return &parsePlan(tb, label, out).Plan
 }
