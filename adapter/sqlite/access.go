@@ -10,7 +10,7 @@ import (
 // accessInsert adds access keys to resources; a key a resource carries
 // already is kept once.
 const (
-	accessInsert     = `INSERT INTO resource_access (type, key, id) VALUES `
+	accessInsert     = `INSERT OR FAIL INTO resource_access (type, key, id) VALUES `
 	accessInsertTail = ` ON CONFLICT DO NOTHING`
 )
 

@@ -14,8 +14,8 @@ import (
 var _ linkbridge.AuditStore = (*DB)(nil)
 
 const (
-	auditInsert       = `INSERT INTO audit_event (` + auditColumns + `) VALUES `
-	auditEntityInsert = `INSERT INTO audit_entity (entity, audit_id) VALUES `
+	auditInsert       = `INSERT OR FAIL INTO audit_event (` + auditColumns + `) VALUES `
+	auditEntityInsert = `INSERT OR FAIL INTO audit_entity (entity, audit_id) VALUES `
 	auditColumns      = `id, recorded, client_id, role, ods, action, operation, method, route, entities, query, status, outcome, request_id, source`
 )
 

@@ -145,9 +145,18 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 // Multi-row INSERTs: one statement per table and request instead of one per
 // row. Each statement is a head, n copies of a row of placeholders, and a
 // tail; the writer prepares each n it meets once.
+//
+// OR FAIL (search_param, resource_access, audit_event, audit_entity): on a
+// constraint error the statement keeps the rows it inserted before it
+// instead of undoing them, so SQLite keeps no statement journal for it (a
+// multi-row INSERT that may abort copies every page it changes into one:
+// 7% of a seed's CPU, docs/performance.md#the-writers-cost-is-per-row).
+// Every such error fails its request, whose savepoint (or the batch's
+// transaction) is rolled back whole. The resource INSERT keeps ABORT:
+// after a conflict, existingResource looks up which row was there before.
 const (
 	resourceInsert = `INSERT INTO resource (type, id, version_id, last_updated, body, params) VALUES `
-	paramInsert    = `INSERT INTO search_param (type, id, name, value) VALUES `
+	paramInsert    = `INSERT OR FAIL INTO search_param (type, id, name, value) VALUES `
 	// A resource may carry the same value twice; the index keeps one.
 	paramInsertTail = ` ON CONFLICT DO NOTHING`
 	// maxRowsPerInsert bounds the statements (and so the cache): longer
