@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/fhirjson"
@@ -50,20 +53,52 @@ func Reindex(ctx context.Context, store linkbridge.IndexStore, codec *fhirjson.C
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger.Info("search index: rebuilding for a changed search parameter table", "from", have, "to", want)
+	st, err = scanIndex(ctx, store, codec, 0, true)
+	if err != nil {
+		return st, err
+	}
+	if err := store.SetSearchIndexVersion(ctx, want); err != nil {
+		return st, err
+	}
+	logger.Info("search index: rebuilt", "scanned", st.Scanned, "reindexed", st.Reindexed, "skipped", st.Skipped, "version", want)
+	return st, nil
+}
+
+// ScanIndex reads up to limit current resources (all when limit is 0), in
+// the order and pages of Reindex, parses each and computes its search
+// parameter values, and counts in Reindexed those whose index would change.
+// It writes nothing: it measures what a re-index costs on a store (bench
+// migrations) and whether a store's index is up to date.
+func ScanIndex(ctx context.Context, store linkbridge.IndexStore, codec *fhirjson.Codec, limit int) (ReindexStats, error) {
+	return scanIndex(ctx, store, codec, limit, false)
+}
+
+// scanIndex is Reindex's walk over the current resources: up to limit (0:
+// all), replacing the index rows that differ when apply is set.
+func scanIndex(ctx context.Context, store linkbridge.IndexStore, codec *fhirjson.Codec, limit int, apply bool) (ReindexStats, error) {
+	var st ReindexStats
 	var afterType, afterID string
 	for {
-		page, err := store.CurrentResources(ctx, afterType, afterID, reindexPage)
+		n := reindexPage
+		if limit > 0 {
+			n = min(n, limit-st.Scanned)
+		}
+		page, err := store.CurrentResources(ctx, afterType, afterID, n)
 		if err != nil {
 			return st, err
 		}
-		for _, r := range page {
+		computed, err := pageParams(codec, page)
+		if err != nil {
+			return st, err
+		}
+		for i, r := range page {
 			st.Scanned++
-			msg, err := codec.DecodeResource(r.Body)
-			if err != nil {
-				return st, fmt.Errorf("reindex %s/%s: stored body does not parse: %w", r.Type, r.ID, err)
-			}
-			params := fhirmap.SearchParams(msg)
+			params := computed[i]
 			if sameParams(r.Params, params) {
+				continue
+			}
+			if !apply {
+				st.Reindexed++
 				continue
 			}
 			r.Params = params
@@ -77,17 +112,46 @@ func Reindex(ctx context.Context, store linkbridge.IndexStore, codec *fhirjson.C
 				st.Skipped++
 			}
 		}
-		if len(page) < reindexPage {
-			break
+		if len(page) < n || (limit > 0 && st.Scanned >= limit) {
+			return st, nil
 		}
 		last := page[len(page)-1]
 		afterType, afterID = last.Type, last.ID
 	}
-	if err := store.SetSearchIndexVersion(ctx, want); err != nil {
-		return st, err
+}
+
+// pageParams parses each resource of page and computes its search
+// parameter values, on GOMAXPROCS goroutines: parsing is nearly all of a
+// re-index's time (docs/performance.md#migrations-on-a-large-store), and
+// the codec is safe for concurrent use. The first body in page order that
+// does not parse is the error.
+func pageParams(codec *fhirjson.Codec, page []*linkbridge.Resource) ([][]linkbridge.SearchParam, error) {
+	out := make([][]linkbridge.SearchParam, len(page))
+	errs := make([]error, len(page))
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), len(page)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(page); i = int(next.Add(1) - 1) {
+				r := page[i]
+				msg, err := codec.DecodeResource(r.Body)
+				if err != nil {
+					errs[i] = fmt.Errorf("reindex %s/%s: stored body does not parse: %w", r.Type, r.ID, err)
+					continue
+				}
+				out[i] = fhirmap.SearchParams(msg)
+			}
+		})
 	}
-	logger.Info("search index: rebuilt", "scanned", st.Scanned, "reindexed", st.Reindexed, "skipped", st.Skipped, "version", want)
-	return st, nil
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // sameParams reports whether two lists hold the same set of values.

@@ -161,6 +161,21 @@ func TestReindexAddsNewParameters(t *testing.T) {
 	if got := e.goals(t, "active"); len(got) != 0 {
 		t.Fatalf("older index: lifecycle-status=active found %v", got)
 	}
+	// ScanIndex finds the two Goals that would change and writes nothing;
+	// with a limit it stops there.
+	all, err := intake.ScanIndex(ctx, e.store, e.codec, 0)
+	if err != nil || all.Scanned < 8 || all.Reindexed != 2 {
+		t.Fatalf("ScanIndex = %+v, %v; want every resource scanned and the 2 Goals counted", all, err)
+	}
+	if got := e.goals(t, "active"); len(got) != 0 {
+		t.Fatalf("ScanIndex wrote the index: lifecycle-status=active found %v", got)
+	}
+	if v, _ := e.store.SearchIndexVersion(ctx); v != "older-table" {
+		t.Fatalf("ScanIndex recorded index version %q", v)
+	}
+	if some, err := intake.ScanIndex(ctx, e.store, e.codec, 3); err != nil || some.Scanned != 3 {
+		t.Fatalf("ScanIndex with limit 3 = %+v, %v; want 3 scanned", some, err)
+	}
 	st, err := intake.Reindex(ctx, e.store, e.codec, nil)
 	if err != nil {
 		t.Fatal(err)

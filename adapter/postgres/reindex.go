@@ -156,3 +156,13 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	}
 	return nil
 }
+
+// CountResources returns the number of current resource versions the store
+// holds: what a re-index parses (intake.Reindex).
+func (db *DB) CountResources(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM resource`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count resources: %w", err)
+	}
+	return n, nil
+}

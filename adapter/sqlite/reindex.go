@@ -114,3 +114,13 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 	})
 	return done, err
 }
+
+// CountResources returns the number of current resource versions the store
+// holds: what a re-index parses (intake.Reindex).
+func (db *DB) CountResources(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM resource`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count resources: %w", err)
+	}
+	return n, nil
+}

@@ -54,6 +54,9 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "seed" {
 		return (&BenchSeedCommand{Stdout: c.Stdout, Stderr: c.Stderr}).Run(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "migrations" {
+		return (&BenchMigrationsCommand{Stdout: c.Stdout, Stderr: c.Stderr}).Run(ctx, args[1:])
+	}
 	if len(args) > 0 && args[0] == "scale" {
 		return (&BenchScaleCommand{Stdout: c.Stdout, Stderr: c.Stderr}).Run(ctx, args[1:])
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 		end      string
 		jsonOut  bool
 		progress time.Duration
+		cpuProf  string
 	)
 	fs := newFlags("bench seed", nil, c.Stderr)
 	fs.synopsis = "bench seed --referrals N [--db FILE | --postgres URL] [flags]"
@@ -61,6 +63,7 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 	fs.duration(&cfg.OutboxWindow, "outbox-window", "", 7*24*time.Hour, "changes this recent keep their write-backs queued (pending); 0 queues none")
 	fs.duration(&progress, "progress", "", 5*time.Second, "progress line interval when stderr is not a terminal")
 	fs.boolean(&jsonOut, "json", "", false, "print the summary as JSON")
+	fs.str(&cpuProf, "cpuprofile", "", "", "write a CPU profile of the seed to this file (go tool pprof reads it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,7 +120,20 @@ func (c *BenchSeedCommand) Run(ctx context.Context, args []string) error {
 	} else if n > 0 {
 		return fmt.Errorf("bench seed: the store holds %d referrals already: seed an empty one", n)
 	}
+	if cpuProf != "" {
+		f, err := os.Create(cpuProf)
+		if err != nil {
+			return fmt.Errorf("bench seed: --cpuprofile: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench seed: --cpuprofile: %w", err)
+		}
+	}
 	st, err := bench.Seed(ctx, store, cfg)
+	if cpuProf != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fmt.Errorf("bench seed: %w (%d referrals stored before it)", err, st.Referrals)
 	}

@@ -11,6 +11,8 @@
 //	linkbridge report [flags]    an organisation's period report or caseload (JSON or CSV)
 //	linkbridge bench [flags]     load-test a gateway with referral Bundles
 //	linkbridge bench seed ...    fill a store with referrals and their journeys
+//	linkbridge bench scale ...   measure both stores at several sizes
+//	linkbridge bench migrations  time the migrations and the re-index on a store
 //	linkbridge demo              the whole loop locally, in seconds
 //	linkbridge conform [flags]   the conformance kit
 //	linkbridge reference-gp      the reference GP record endpoint
@@ -133,7 +135,7 @@ Commands:
   outbox  list, show, retry (one or in bulk) or discard write-backs to the GP record
   migrate apply the store's pending migrations (serve also does at start-up) and list them
   report  an organisation's period report (referrals, waiting times, contacts, DNAs, discharges, outcomes) or caseload, as JSON or CSV
-  bench   load-test a gateway with referral transaction Bundles; bench seed fills a store with N referrals and their journeys
+  bench   load-test a gateway with referral transaction Bundles; bench seed fills a store with N referrals and their journeys; bench scale measures stores of several sizes; bench migrations times the migrations on a populated store
   demo    run the whole loop locally in seconds: gateway, reference GP record, a referral worked end to end
   conform run the conformance kit against a receiver or a GP-side endpoint (JUnit/JSON reports)
   reference-gp  run the reference GP record endpoint (FHIR R4 on SQLite, HTML page per patient)
