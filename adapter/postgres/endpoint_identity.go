@@ -35,6 +35,13 @@ const upsertEndpointIdentity = `INSERT INTO endpoint_identity (` + sqlshared.End
 // sqlshared.EndpointIdentityChunk keys a query, passed as two arrays and
 // joined to the primary key (a key given twice reads its row twice, into
 // the same entry).
+//
+// The query is planned for each call (searchMode), not from a cached
+// generic plan: the relay starts on an empty table and fills it, one row a
+// delivered resource, and a generic plan made while it was empty hashes the
+// whole table at every call (10 ms a call with 15,000 rows, most of the
+// relay's time in a drain of a 100k store;
+// docs/performance.md#the-relays-claim).
 func (db *DB) EndpointIdentities(ctx context.Context, endpoint string, keys []linkbridge.ResourceKey) (map[linkbridge.ResourceKey]linkbridge.EndpointIdentity, error) {
 	out := make(map[linkbridge.ResourceKey]linkbridge.EndpointIdentity)
 	for len(keys) > 0 {
@@ -48,7 +55,7 @@ func (db *DB) EndpointIdentities(ctx context.Context, endpoint string, keys []li
 				e.endpoint_version, e.version, e.updated_at
 			FROM endpoint_identity e
 			JOIN unnest($2::text[], $3::text[]) AS k (type, id) ON e.resource_type = k.type AND e.resource_id = k.id
-			WHERE e.endpoint = $1`, []any{endpoint, types, ids}, func(rows pgx.Rows) error {
+			WHERE e.endpoint = $1`, []any{searchMode, endpoint, types, ids}, func(rows pgx.Rows) error {
 			id, err := scanEndpointIdentity(rows)
 			if err != nil {
 				return err

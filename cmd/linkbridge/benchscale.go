@@ -267,7 +267,7 @@ func (s *scaleRun) measure(ctx context.Context, backend, db string, size int) (*
 	// The relay drains the outbox the store held (changes of the last
 	// week, as the seed queues them).
 	if pending > 0 {
-		for start := time.Now(); ; time.Sleep(250 * time.Millisecond) {
+		for start := time.Now(); ; time.Sleep(time.Second) {
 			left, err := queuedOutbox(ctx, outbox)
 			if err != nil {
 				return nil, err
