@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,9 +15,6 @@ import (
 // MigrationReplay is what ReplayMigrations measured of one migration: each
 // statement, its time on the store, or why it was not replayed.
 type MigrationReplay = sqlshared.MigrationReplay
-
-// StatementReplay is one statement of a MigrationReplay.
-type StatementReplay = sqlshared.StatementReplay
 
 // ReplayMigrations times every embedded migration on the populated store
 // at url, as an upgrade of a store of that size would run it: each
@@ -44,43 +39,28 @@ func ReplayMigrations(ctx context.Context, url string, timeout time.Duration, do
 		return nil, fmt.Errorf("postgres: replay migrations: %w", err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	names, err := sqlshared.MigrationFiles(migrationFS)
-	if err != nil {
-		return nil, err
+	applied := func(ctx context.Context, name string) (bool, error) {
+		var ok bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&ok)
+		return ok, err
 	}
-	for _, name := range names {
-		var applied bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, path.Base(name)).Scan(&applied); err != nil || !applied {
-			return nil, fmt.Errorf("postgres: replay migrations: %s is not applied to this store: open it with this version first", path.Base(name))
-		}
-	}
-	var out []MigrationReplay
-	for _, name := range names {
-		script, err := fs.ReadFile(migrationFS, name)
-		if err != nil {
-			return out, err
-		}
-		var m MigrationReplay
+	begin := func(ctx context.Context) (sqlshared.ReplayTx, error) {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
-			return out, fmt.Errorf("postgres: replay %s: %w", path.Base(name), err)
+			return sqlshared.ReplayTx{}, err
 		}
-		if _, err = tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeout.Milliseconds())); err == nil {
-			m, err = sqlshared.ReplayMigration(ctx, path.Base(name), string(script), func(ctx context.Context, stmt string, _ bool) error {
-				_, err := tx.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol)
-				return err
-			})
+		rollback := func() error { return tx.Rollback(context.WithoutCancel(ctx)) }
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", timeout.Milliseconds())); err != nil {
+			return sqlshared.ReplayTx{}, errors.Join(err, rollback())
 		}
-		if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		if err != nil {
-			return out, fmt.Errorf("postgres: replay migrations: %w", err)
-		}
-		out = append(out, m)
-		if done != nil {
-			done(m)
-		}
+		return sqlshared.ReplayTx{Rollback: rollback, Exec: func(ctx context.Context, stmt string, _ bool) error {
+			_, err := tx.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol)
+			return err
+		}}, nil
+	}
+	out, err := sqlshared.ReplayMigrations(ctx, migrationFS, applied, begin, done)
+	if err != nil {
+		return out, fmt.Errorf("postgres: replay migrations: %w", err)
 	}
 	return out, nil
 }

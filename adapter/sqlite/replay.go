@@ -3,9 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,9 +17,6 @@ import (
 // MigrationReplay is what ReplayMigrations measured of one migration: each
 // statement, its time on the store, or why it was not replayed.
 type MigrationReplay = sqlshared.MigrationReplay
-
-// StatementReplay is one statement of a MigrationReplay.
-type StatementReplay = sqlshared.StatementReplay
 
 // ReplayMigrations times every embedded migration on the populated SQLite
 // store at path, as an upgrade of a store of that size would run it: each
@@ -59,15 +54,10 @@ func ReplayMigrations(ctx context.Context, path string, timeout time.Duration, d
 		return nil, fmt.Errorf("sqlite: replay migrations: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
-	names, err := sqlshared.MigrationFiles(migrationFS)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range names {
+	applied := func(ctx context.Context, name string) (bool, error) {
 		var n int
-		if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM migrations WHERE name = ?`, filepath.Base(name)).Scan(&n); err != nil || n == 0 {
-			return nil, fmt.Errorf("sqlite: replay migrations: %s is not applied to %s: open it with this version first", filepath.Base(name), path)
-		}
+		err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM migrations WHERE name = ?`, name).Scan(&n)
+		return n > 0, err
 	}
 	exec := func(ctx context.Context, stmt string, measured bool) error {
 		if measured && timeout > 0 {
@@ -81,28 +71,21 @@ func ReplayMigrations(ctx context.Context, path string, timeout time.Duration, d
 		}
 		return err
 	}
-	var out []MigrationReplay
-	for _, name := range names {
-		script, err := fs.ReadFile(migrationFS, name)
-		if err != nil {
-			return out, err
-		}
-		if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-			return out, fmt.Errorf("sqlite: replay %s: %w", filepath.Base(name), err)
-		}
-		m, err := sqlshared.ReplayMigration(ctx, filepath.Base(name), string(script), exec)
-		// An interrupted statement may have rolled the transaction back
-		// already; nothing else may.
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil && !strings.Contains(rerr.Error(), "no transaction is active") {
-			err = errors.Join(err, fmt.Errorf("sqlite: replay %s: rollback: %w", filepath.Base(name), rerr))
-		}
-		if err != nil {
-			return out, fmt.Errorf("sqlite: replay migrations: %w", err)
-		}
-		out = append(out, m)
-		if done != nil {
-			done(m)
-		}
+	begin := func(ctx context.Context) (sqlshared.ReplayTx, error) {
+		_, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`)
+		return sqlshared.ReplayTx{Exec: exec, Rollback: func() error {
+			// An interrupted statement may have rolled the transaction
+			// back already; nothing else may.
+			_, err := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+			if err != nil && strings.Contains(err.Error(), "no transaction is active") {
+				return nil
+			}
+			return err
+		}}, err
+	}
+	out, err := sqlshared.ReplayMigrations(ctx, migrationFS, applied, begin, done)
+	if err != nil {
+		return out, fmt.Errorf("sqlite: replay migrations: %w", err)
 	}
 	return out, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -203,4 +205,55 @@ func oneLine(s string) string {
 		s = s[:157] + "..."
 	}
 	return s
+}
+
+// ReplayTx is the transaction a migration is replayed in: Exec runs a
+// statement in it, Rollback ends it (a no-op when the transaction is gone
+// already).
+type ReplayTx struct {
+	Exec     ReplayExec
+	Rollback func() error
+}
+
+// ReplayMigrations replays every migration of fsys (MigrationFiles) on a
+// populated store, in name order, each in a transaction that begin opens
+// and that is rolled back after it (ReplayMigration), and calls done, if
+// set, after each. applied reports whether the store holds a migration (by
+// its file name): every one must be, or the replay would time statements
+// against an older schema than the migrations that follow expect.
+func ReplayMigrations(ctx context.Context, fsys fs.FS, applied func(ctx context.Context, name string) (bool, error),
+	begin func(ctx context.Context) (ReplayTx, error), done func(MigrationReplay)) ([]MigrationReplay, error) {
+	names, err := MigrationFiles(fsys)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if ok, err := applied(ctx, path.Base(name)); err != nil || !ok {
+			return nil, errors.Join(fmt.Errorf("%s is not applied to this store: open it with this version first", path.Base(name)), err)
+		}
+	}
+	var out []MigrationReplay
+	for _, name := range names {
+		base := path.Base(name)
+		script, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return out, err
+		}
+		tx, err := begin(ctx)
+		if err != nil {
+			return out, fmt.Errorf("replay %s: %w", base, err)
+		}
+		m, err := ReplayMigration(ctx, base, string(script), tx.Exec)
+		if rerr := tx.Rollback(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("replay %s: rollback: %w", base, rerr))
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+		if done != nil {
+			done(m)
+		}
+	}
+	return out, nil
 }
