@@ -104,6 +104,12 @@ func HeadsStatement(channel linkbridge.OutboxChannel, now time.Time, limit int) 
 	return Statement{Name: "heads", SQL: headsQuery, Args: []any{now, 2 * limit, string(channel)}}
 }
 
+// HeadStatement is the relay's read of the outbox row id as a head to
+// settle (headQuery).
+func HeadStatement(id int64) Statement {
+	return Statement{Name: "head", SQL: headQuery, Args: []any{id}}
+}
+
 // ExplainStatement returns the plan of a statement as EXPLAIN (ANALYZE,
 // FORMAT JSON) gives it, planned with sequential scans turned off
 // (enable_seqscan): on a small store a sequential scan is the cheapest
@@ -142,6 +148,8 @@ func (db *DB) ExplainGeneric(ctx context.Context, st Statement) ([]byte, error) 
 				values[i] = lit(a)
 			case int:
 				values[i] = strconv.Itoa(a)
+			case int64:
+				values[i] = strconv.FormatInt(a, 10)
 			case time.Time:
 				values[i] = lit(a.UTC().Format(time.RFC3339Nano)) + "::timestamptz"
 			case []string:
