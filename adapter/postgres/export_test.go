@@ -110,6 +110,22 @@ func HeadStatement(id int64) Statement {
 	return Statement{Name: "head", SQL: headQuery, Args: []any{id}}
 }
 
+// PreparedStatements returns the SQL of the named prepared statements of
+// one of the pool's sessions (pg_prepared_statements): with a pool of one
+// connection, every statement the store has prepared.
+func (db *DB) PreparedStatements(ctx context.Context) ([]string, error) {
+	var out []string
+	err := queryRows(ctx, db.pool, `SELECT statement FROM pg_prepared_statements WHERE NOT from_sql`, nil, func(rows pgx.Rows) error {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return err
+		}
+		out = append(out, s)
+		return nil
+	})
+	return out, err
+}
+
 // ExplainStatement returns the plan of a statement as EXPLAIN (ANALYZE,
 // FORMAT JSON) gives it, planned with sequential scans turned off
 // (enable_seqscan): on a small store a sequential scan is the cheapest
