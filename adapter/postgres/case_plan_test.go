@@ -226,32 +226,51 @@ func TestOutboxHeadsPlan(t *testing.T) {
 	t.Parallel()
 	db := mustOpenURL(t, journeyStore(t))
 	st := postgres.HeadsStatement(linkbridge.ChannelWriteBack, bench.DefaultSeedEnd, 32)
+	for _, p := range customAndGeneric(t, db, st) {
+		walked := false
+		visit(p.plan, func(n *planNode) {
+			switch {
+			case strings.Contains(n.NodeType, "Aggregate") || n.NodeType == "Sort":
+				t.Errorf("%s plan: %s over the queue", p.name, n.NodeType)
+			case n.Relation == "outbox" && n.Parent == "" || n.Index == "outbox_queue_id":
+				walked = walked || n.Index == "outbox_queue_id" || n.Index == "outbox_pkey"
+			}
+		})
+		if !walked {
+			t.Errorf("%s plan does not walk the queue in id order (outbox_queue_id)", p.name)
+		}
+	}
+}
+
+// namedPlan is one of a statement's plans: custom or generic.
+type namedPlan struct {
+	name string
+	plan *planNode
+}
+
+// customAndGeneric returns st's custom plan (ExplainStatement, sequential
+// scans off) and its generic plan (ExplainGeneric), each logged.
+func customAndGeneric(t *testing.T, db *postgres.DB, st postgres.Statement) []namedPlan {
+	t.Helper()
+	var out []namedPlan
 	for _, explain := range []struct {
 		name string
 		fn   func(context.Context, postgres.Statement) ([]byte, error)
 	}{{"custom", db.ExplainStatement}, {"generic", db.ExplainGeneric}} {
-		out, err := explain.fn(context.Background(), st)
+		b, err := explain.fn(context.Background(), st)
 		if err != nil {
 			t.Fatalf("%s plan: %v", explain.name, err)
 		}
-		plan := loggedPlan(t, explain.name, out)
-		walked := false
-		var check func(n *planNode)
-		check = func(n *planNode) {
-			switch {
-			case strings.Contains(n.NodeType, "Aggregate") || n.NodeType == "Sort":
-				t.Errorf("%s plan: %s over the queue", explain.name, n.NodeType)
-			case n.Relation == "outbox" && n.Parent == "" || n.Index == "outbox_queue_id":
-				walked = walked || n.Index == "outbox_queue_id" || n.Index == "outbox_pkey"
-			}
-			for i := range n.Plans {
-				check(&n.Plans[i])
-			}
-		}
-		check(plan)
-		if !walked {
-			t.Errorf("%s plan does not walk the queue in id order (outbox_queue_id)", explain.name)
-		}
+		out = append(out, namedPlan{explain.name, loggedPlan(t, explain.name, b)})
+	}
+	return out
+}
+
+// visit calls fn on n and on every node below it.
+func visit(n *planNode, fn func(*planNode)) {
+	fn(n)
+	for i := range n.Plans {
+		visit(&n.Plans[i], fn)
 	}
 }
 
@@ -289,36 +308,23 @@ func TestOutboxHeadPlan(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT min(id) FROM outbox WHERE state = 'pending'`).Scan(&head); err != nil {
 		t.Fatal(err)
 	}
-	for _, explain := range []struct {
-		name string
-		fn   func(context.Context, postgres.Statement) ([]byte, error)
-	}{{"custom", db.ExplainStatement}, {"generic", db.ExplainGeneric}} {
-		out, err := explain.fn(ctx, postgres.HeadStatement(head))
-		if err != nil {
-			t.Fatalf("%s plan: %v", explain.name, err)
-		}
-		plan := loggedPlan(t, explain.name, out)
+	for _, p := range customAndGeneric(t, db, postgres.HeadStatement(head)) {
 		byKey := false
-		var check func(n *planNode)
-		check = func(n *planNode) {
+		visit(p.plan, func(n *planNode) {
 			if n.Index == "outbox_state_created" {
-				t.Errorf("%s plan reads outbox_state_created (%s): every delivered row, not the head's key", explain.name, n.IndexCond)
+				t.Errorf("%s plan reads outbox_state_created (%s): every delivered row, not the head's key", p.name, n.IndexCond)
 			}
 			switch {
-			case n.NodeType == "Seq Scan" && explain.name == "custom":
+			case n.NodeType == "Seq Scan" && p.name == "custom":
 				t.Errorf("custom plan reads outbox %s sequentially", n.Alias)
 			case n.Index == "outbox_order_key" && strings.Contains(n.IndexCond, "order_key = o.order_key"):
 				byKey = true
 			case strings.HasPrefix(n.Index, "outbox") && !strings.Contains(n.IndexCond, "order_key") && !strings.HasPrefix(n.IndexCond, "(id = "):
-				t.Errorf("%s plan walks %s by %s alone: the rows of every key, not the head's", explain.name, n.Index, n.IndexCond)
+				t.Errorf("%s plan walks %s by %s alone: the rows of every key, not the head's", p.name, n.Index, n.IndexCond)
 			}
-			for i := range n.Plans {
-				check(&n.Plans[i])
-			}
-		}
-		check(plan)
+		})
 		if !byKey {
-			t.Errorf("%s plan: the delivered check does not walk the head's key", explain.name)
+			t.Errorf("%s plan: the delivered check does not walk the head's key", p.name)
 		}
 	}
 }
