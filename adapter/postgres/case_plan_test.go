@@ -286,11 +286,7 @@ func TestOutboxHeadPlan(t *testing.T) {
 	ctx := context.Background()
 	u := newSchema(t)
 	db := mustOpenURL(t, u)
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	conn := rawConn(t, u)
 	// 40 keys of 10 versions of one resource each, queued, analyzed; then
 	// every version but each key's last delivered.
 	for _, sql := range []string{

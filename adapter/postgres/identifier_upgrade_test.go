@@ -88,11 +88,7 @@ func TestUpgradeReferralIdentifier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	u := newSchema(t)
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	conn := rawConn(t, u)
 	const at = "'2025-03-14T09:30:00Z'"
 	stmts := []string{`CREATE TABLE schema_migrations (name text COLLATE "C" NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL)`}
 	for _, name := range []string{"001_initial.sql", "002_case_record.sql", "003_write_path.sql", "004_outbox.sql",
