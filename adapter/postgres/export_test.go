@@ -126,6 +126,29 @@ func (db *DB) PreparedStatements(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
+// PreparedPlan is a named prepared statement of a session with the number
+// of generic and custom plans PostgreSQL made for it.
+type PreparedPlan struct {
+	SQL             string
+	Generic, Custom int64
+}
+
+// PreparedPlans returns the named prepared statements of one of the pool's
+// sessions with their plan counts (pg_prepared_statements, PostgreSQL 14
+// and later).
+func (db *DB) PreparedPlans(ctx context.Context) ([]PreparedPlan, error) {
+	var out []PreparedPlan
+	err := queryRows(ctx, db.pool, `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements WHERE NOT from_sql`, nil, func(rows pgx.Rows) error {
+		var p PreparedPlan
+		if err := rows.Scan(&p.SQL, &p.Generic, &p.Custom); err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
 // ExplainStatement returns the plan of a statement as EXPLAIN (ANALYZE,
 // FORMAT JSON) gives it, planned with sequential scans turned off
 // (enable_seqscan): on a small store a sequential scan is the cheapest

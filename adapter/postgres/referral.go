@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,9 +55,13 @@ var (
 	insParams = `INSERT INTO search_param (type, id, name, value)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
 		ON CONFLICT DO NOTHING`
-	delParams = `DELETE FROM search_param p USING unnest($2::text[], $3::text[]) AS d (name, value)
-		WHERE p.type = $1 AND p.name = d.name AND p.value = d.value AND p.id = $4`
-	insMessage = `INSERT INTO message (request_id, received_at) VALUES ($1, $2)`
+	// A value a new version no longer has goes by its key, one statement
+	// a value, and a resource to replace is read and locked by its key:
+	// point statements that PostgreSQL plans once a session
+	// (docs/performance.md#statements-planned-once).
+	delParam     = `DELETE FROM search_param WHERE type = $1 AND name = $2 AND value = $3 AND id = $4`
+	lockResource = `SELECT version_id, params::text FROM resource WHERE type = $1 AND id = $2 FOR UPDATE`
+	insMessage   = `INSERT INTO message (request_id, received_at) VALUES ($1, $2)`
 )
 
 // resourceRow is a resource version converted to column values.
@@ -517,34 +522,42 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 	if len(res) == 0 {
 		return nil
 	}
-	types, ids := make([]string, len(res)), make([]string, len(res))
-	for i := range res {
-		types[i], ids[i] = res[i].Type, res[i].ID
-	}
 	type stored struct {
 		version int
 		params  string
 	}
-	current := make(map[[2]string]stored, len(res))
 	// Locked in key order, so that two changes touching the same resources
-	// cannot deadlock.
-	rows, err := tx.Query(ctx, `SELECT r.type, r.id, r.version_id, r.params::text FROM resource r
-		JOIN unnest($1::text[], $2::text[]) AS k (type, id) ON r.type = k.type AND r.id = k.id
-		ORDER BY r.type, r.id FOR UPDATE OF r`, types, ids)
-	if err != nil {
-		return fmt.Errorf("postgres: update resources: %w", err)
+	// cannot deadlock: one point read a resource, in one round trip. (A
+	// single join with unnest over arrays of keys was planned again at
+	// every call: PostgreSQL's generic plan reckons an unnest of a
+	// parameter at ten rows, so it never looked cheaper than a custom
+	// plan; docs/performance.md#statements-planned-once.)
+	keys := make([][2]string, len(res))
+	for i := range res {
+		keys[i] = [2]string{res[i].Type, res[i].ID}
 	}
-	for rows.Next() {
-		var typ, id string
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	keys = slices.Compact(keys)
+	lb := &pgx.Batch{}
+	for _, k := range keys {
+		lb.Queue(lockResource, k[0], k[1])
+	}
+	current := make(map[[2]string]stored, len(res))
+	br := tx.SendBatch(ctx, lb)
+	for _, k := range keys {
 		var s stored
-		if err := rows.Scan(&typ, &id, &s.version, &s.params); err != nil {
-			rows.Close()
+		switch err := br.QueryRow().Scan(&s.version, &s.params); {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			_ = br.Close()
 			return fmt.Errorf("postgres: update resources: %w", err)
+		default:
+			current[k] = s
 		}
-		current[[2]string{typ, id}] = s
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := br.Close(); err != nil {
 		return fmt.Errorf("postgres: update resources: %w", err)
 	}
 
@@ -571,12 +584,8 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 		if err != nil {
 			return fmt.Errorf("postgres: update resource %s/%s: %w", r.Type, r.ID, err)
 		}
-		delNames, delValues := make([]string, len(del)), make([]string, len(del))
-		for i, p := range del {
-			delNames[i], delValues[i] = p.Name, p.Value
-		}
-		if len(delNames) > 0 {
-			queue("update resource: delete params", delParams, r.Type, delNames, delValues, r.ID)
+		for _, p := range del {
+			queue("update resource: delete params", delParam, r.Type, p.Name, p.Value, r.ID)
 		}
 		if args, ok := paramArrays([]resourceRow{*r}, had); ok {
 			queue("index search parameters", insParams, args...)

@@ -85,7 +85,7 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 				stored    int
 				oldParams string
 			)
-			err := tx.QueryRow(ctx, `SELECT version_id, params::text FROM resource WHERE type = $1 AND id = $2 FOR UPDATE`, r.Type, r.ID).
+			err := tx.QueryRow(ctx, lockResource, r.Type, r.ID).
 				Scan(&stored, &oldParams)
 			switch {
 			case errors.Is(err, pgx.ErrNoRows):
@@ -102,12 +102,8 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 			if err != nil {
 				return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
 			}
-			if len(del) > 0 {
-				names, values := make([]string, len(del)), make([]string, len(del))
-				for i, p := range del {
-					names[i], values[i] = p.Name, p.Value
-				}
-				if _, err := tx.Exec(ctx, delParams, r.Type, names, values, r.ID); err != nil {
+			for _, p := range del {
+				if _, err := tx.Exec(ctx, delParam, r.Type, p.Name, p.Value, r.ID); err != nil {
 					return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
 				}
 			}
