@@ -28,14 +28,23 @@ func (r *Resource) Reference() string { return r.Type + "/" + r.ID }
 
 // SearchParam is one indexed value of a FHIR search parameter, e.g.
 // {Name: "patient", Value: "Patient/123"} or {Name: "identifier",
-// Value: "https://fhir.nhs.uk/Id/nhs-number|9434765919"}.
+// Value: "9434765919", System: "https://fhir.nhs.uk/Id/nhs-number"}. A
+// token (an identifier, a Coding, a reference's logical identifier) is one
+// value with its system, which a search finds with or without the system
+// (see ParamFilter); other values have no System. A Value written as
+// "system|value" with no System is taken as that token
+// (docs/referral-exchange.md#search-parameters).
 type SearchParam struct {
-	Name  string
-	Value string
+	Name   string
+	Value  string
+	System string
 }
 
 // ParamFilter matches resources that have parameter Name equal to any of
-// Values (FHIR comma = OR). Several filters are ANDed.
+// Values (FHIR comma = OR). Several filters are ANDed. A value is in
+// FHIR's token syntax: "system|value" matches value in that system,
+// "|value" value without a system, and a value with no "|" (a code, or a
+// reference "Type/id") matches it whatever its system.
 type ParamFilter struct {
 	Name   string
 	Values []string

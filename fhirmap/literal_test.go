@@ -100,7 +100,7 @@ func TestIdentifyReferences(t *testing.T) {
 			var got []string
 			for _, p := range fhirmap.SearchParams(res) {
 				if p.Name == "requester:identifier" {
-					got = append(got, p.Value)
+					got = append(got, p.System+"|"+p.Value)
 				}
 			}
 			want := []string{}

@@ -155,10 +155,10 @@ var searchTable = map[string][]SearchParameter{
 
 // The kinds of indexed element, in the order SearchParams emits them.
 const (
-	kindIdentifier      = iota // Identifier: "system|value" and "value"
+	kindIdentifier      = iota // Identifier: a token, value with system
 	kindCode                   // a code (google/fhir: a message with an enum value)
-	kindCodeableConcept        // CodeableConcept: each Coding as "system|code" and "code"
-	kindReference              // Reference: "Type/id", "<name>:identifier" "system|value"
+	kindCodeableConcept        // CodeableConcept: each Coding a token, code with system
+	kindReference              // Reference: "Type/id"; "<name>:identifier" a token
 )
 
 // indexedParam is a table row SearchParams indexes, resolved against its
@@ -353,10 +353,12 @@ func IndexNames(typ, name string) []string {
 
 // SearchParams computes the search parameter values the store indexes for a
 // resource, for every parameter of its type in the search table
-// (SearchParameters) but _id and _lastUpdated: identifiers (as
-// "system|value" and bare "value"), codes, CodeableConcepts (each Coding as
-// "system|code" and bare "code") and references (as "Type/id", or
-// "system|value" under "<param>:identifier" for logical references). A
+// (SearchParameters) but _id and _lastUpdated: identifiers (each a token:
+// its value, with its system in System), codes, CodeableConcepts (each
+// Coding a token: its code with its system) and references (as "Type/id",
+// and a logical reference's identifier as a token under
+// "<param>:identifier"). A token is indexed once; a search finds it with or
+// without its system (linkbridge.ParamFilter). A
 // subject that is a Patient is indexed once, as patient. Values come
 // grouped by element kind (identifiers, codes, CodeableConcepts,
 // references), each group in table order. A type outside the table has
@@ -372,6 +374,11 @@ func SearchParams(res proto.Message) []linkbridge.SearchParam {
 			out = append(out, linkbridge.SearchParam{Name: name, Value: value})
 		}
 	}
+	token := func(name, system, value string) {
+		if value != "" {
+			out = append(out, linkbridge.SearchParam{Name: name, Value: value, System: system})
+		}
+	}
 	m := res.ProtoReflect()
 	for i := range ts.indexed {
 		ip := &ts.indexed[i]
@@ -385,10 +392,7 @@ func SearchParams(res proto.Message) []linkbridge.SearchParam {
 		switch ip.kind {
 		case kindIdentifier:
 			for _, id := range messages[*dpb.Identifier](m, fd) {
-				if v := id.GetValue().GetValue(); v != "" {
-					add(ip.Name, id.GetSystem().GetValue()+"|"+v)
-					add(ip.Name, v)
-				}
+				token(ip.Name, id.GetSystem().GetValue(), id.GetValue().GetValue())
 			}
 		case kindCode:
 			if m.Has(fd) {
@@ -397,8 +401,7 @@ func SearchParams(res proto.Message) []linkbridge.SearchParam {
 		case kindCodeableConcept:
 			for _, cc := range messages[*dpb.CodeableConcept](m, fd) {
 				for _, c := range cc.GetCoding() {
-					add(ip.Name, c.GetSystem().GetValue()+"|"+c.GetCode().GetValue())
-					add(ip.Name, c.GetCode().GetValue())
+					token(ip.Name, c.GetSystem().GetValue(), c.GetCode().GetValue())
 				}
 			}
 		case kindReference:
@@ -413,8 +416,8 @@ func SearchParams(res proto.Message) []linkbridge.SearchParam {
 				default:
 					add(ip.Name, typ+"/"+id)
 				}
-				if lid := ref.GetIdentifier(); lid.GetValue().GetValue() != "" {
-					add(ip.Name+":identifier", lid.GetSystem().GetValue()+"|"+lid.GetValue().GetValue())
+				if lid := ref.GetIdentifier(); lid != nil {
+					token(ip.Name+":identifier", lid.GetSystem().GetValue(), lid.GetValue().GetValue())
 				}
 			}
 		}

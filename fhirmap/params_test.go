@@ -99,7 +99,7 @@ func TestSearchParamsFollowTable(t *testing.T) {
 	t.Parallel()
 	role := decodeResource(t, `{"resourceType":"PractitionerRole","identifier":[{"system":"s","value":"v"}],
 		"code":[{"coding":[{"system":"s","code":"c"}]}]}`).(proto.Message)
-	want := []linkbridge.SearchParam{{Name: "identifier", Value: "s|v"}, {Name: "identifier", Value: "v"}}
+	want := []linkbridge.SearchParam{{Name: "identifier", Value: "v", System: "s"}}
 	if diff := cmp.Diff(want, fhirmap.SearchParams(role)); diff != "" {
 		t.Errorf("SearchParams(PractitionerRole) mismatch (-want +got):\n%s", diff)
 	}

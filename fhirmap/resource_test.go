@@ -216,17 +216,16 @@ func TestSearchParams(t *testing.T) {
 		"owner":{"type":"Organization","identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y02662"}}}`).(*taskpb.Task)
 	got := fhirmap.SearchParams(task)
 	want := []linkbridge.SearchParam{
-		{Name: "identifier", Value: "https://example.org/task|T-1"},
-		{Name: "identifier", Value: "T-1"},
+		// A token once, with its system.
+		{Name: "identifier", Value: "T-1", System: "https://example.org/task"},
 		{Name: "status", Value: "requested"},
 		{Name: "intent", Value: "order"},
-		{Name: "code", Value: "http://hl7.org/fhir/CodeSystem/task-code|fulfill"},
-		{Name: "code", Value: "fulfill"},
+		{Name: "code", Value: "fulfill", System: "http://hl7.org/fhir/CodeSystem/task-code"},
 		// References are indexed as Type/id only (the API expands bare ids),
 		// and a Patient subject once, under patient.
 		{Name: "patient", Value: "Patient/p1"},
 		{Name: "focus", Value: "ServiceRequest/sr1"},
-		{Name: "owner:identifier", Value: "https://fhir.nhs.uk/Id/ods-organization-code|Y02662"},
+		{Name: "owner:identifier", Value: "Y02662", System: "https://fhir.nhs.uk/Id/ods-organization-code"},
 		{Name: "requester", Value: "Organization/o1"},
 	}
 	sortParams := func(p []linkbridge.SearchParam) {

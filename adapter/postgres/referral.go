@@ -52,14 +52,14 @@ var (
 		FROM unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[], $5::bytea[], $6::text[]) AS u (t, i, v, lu, b, p)`
 	// A resource may carry the same value twice; the key keeps one (DO
 	// NOTHING also absorbs duplicates within the one statement).
-	insParams = `INSERT INTO search_param (type, id, name, value)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+	insParams = `INSERT INTO search_param (type, id, name, value, system)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
 		ON CONFLICT DO NOTHING`
 	// A value a new version no longer has goes by its key, one statement
 	// a value, and a resource to replace is read and locked by its key:
 	// point statements that PostgreSQL plans once a session
 	// (docs/performance.md#statements-planned-once).
-	delParam     = `DELETE FROM search_param WHERE type = $1 AND name = $2 AND value = $3 AND id = $4`
+	delParam     = `DELETE FROM search_param WHERE type = $1 AND name = $2 AND value = $3 AND id = $4 AND system = $5`
 	lockResource = `SELECT version_id, params::text FROM resource WHERE type = $1 AND id = $2 FOR UPDATE`
 	insMessage   = `INSERT INTO message (request_id, received_at) VALUES ($1, $2)`
 )
@@ -87,17 +87,17 @@ func resourceArrays(rs []resourceRow) []any {
 // skip (indexed already), as the column arrays of insParams; ok is false
 // when there are none.
 func paramArrays(rs []resourceRow, skip map[linkbridge.SearchParam]bool) (args []any, ok bool) {
-	var types, ids, names, values []string
+	var types, ids, names, values, systems []string
 	for i := range rs {
 		r := &rs[i]
 		for _, p := range r.Params {
 			if !skip[p] {
 				types, ids = append(types, r.Type), append(ids, r.ID)
-				names, values = append(names, p.Name), append(values, p.Value)
+				names, values, systems = append(names, p.Name), append(values, p.Value), append(systems, p.System)
 			}
 		}
 	}
-	return []any{types, ids, names, values}, len(types) > 0
+	return []any{types, ids, names, values, systems}, len(types) > 0
 }
 
 // CreateReferral stores an intake atomically: all or nothing. It returns
@@ -585,7 +585,7 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 			return fmt.Errorf("postgres: update resource %s/%s: %w", r.Type, r.ID, err)
 		}
 		for _, p := range del {
-			queue("update resource: delete params", delParam, r.Type, p.Name, p.Value, r.ID)
+			queue("update resource: delete params", delParam, r.Type, p.Name, p.Value, r.ID, p.System)
 		}
 		if args, ok := paramArrays([]resourceRow{*r}, had); ok {
 			queue("index search parameters", insParams, args...)

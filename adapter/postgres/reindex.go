@@ -103,11 +103,11 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 				return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
 			}
 			for _, p := range del {
-				if _, err := tx.Exec(ctx, delParam, r.Type, p.Name, p.Value, r.ID); err != nil {
+				if _, err := tx.Exec(ctx, delParam, r.Type, p.Name, p.Value, r.ID, p.System); err != nil {
 					return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
 				}
 			}
-			if args, ok := paramArrays([]resourceRow{{Type: r.Type, ID: r.ID, Params: r.Params}}, had); ok {
+			if args, ok := paramArrays([]resourceRow{{Type: r.Type, ID: r.ID, Params: sqlshared.NormalizeParams(r.Params)}}, had); ok {
 				if _, err := tx.Exec(ctx, insParams, args...); err != nil {
 					return fmt.Errorf("postgres: reindex %s/%s: %w", r.Type, r.ID, err)
 				}

@@ -200,6 +200,10 @@ type filter struct {
 	column string // the column of the values: value or key
 	name   string // the parameter name (search_param)
 	values []string
+	// tokens are values's values with their systems, when a value names
+	// its system ("system|value", or "|value" for none: see
+	// linkbridge.ParamFilter); values then holds the values alone.
+	tokens []sqlshared.TokenValue
 }
 
 // cond returns f's condition on its table under alias t, with its
@@ -209,10 +213,27 @@ func (f filter) cond(t string, arg func(any) string) string {
 	if f.name != "" {
 		c = t + `.name = ` + arg(f.name) + ` AND `
 	}
-	if len(f.values) == 1 {
-		return c + t + `.` + f.column + ` = ` + arg(f.values[0])
+	if len(f.tokens) == 1 {
+		return c + t + `.value = ` + arg(f.tokens[0].Value) + ` AND ` + t + `.system = ` + arg(f.tokens[0].System)
 	}
-	return c + t + `.` + f.column + ` = ANY(` + arg(f.values) + `::text[])`
+	if len(f.values) == 1 {
+		c += t + `.` + f.column + ` = ` + arg(f.values[0])
+	} else {
+		c += t + `.` + f.column + ` = ANY(` + arg(f.values) + `::text[])`
+	}
+	if len(f.tokens) == 0 {
+		return c
+	}
+	// The values are looked up in the key; each entry found is then
+	// checked against its value's system, if it names one.
+	terms := make([]string, len(f.tokens))
+	for i, tv := range f.tokens {
+		terms[i] = t + `.value = ` + arg(tv.Value)
+		if tv.BySystem {
+			terms[i] += ` AND ` + t + `.system = ` + arg(tv.System)
+		}
+	}
+	return c + ` AND (` + strings.Join(terms, ` OR `) + `)`
 }
 
 // buildSearch returns the search of q, or EINVALID (see SearchResources).
@@ -231,7 +252,15 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		if values == nil {
 			values = []string{} // matches nothing
 		}
-		s.filters = append(s.filters, filter{table: "search_param", column: "value", name: f.Name, values: values})
+		pf := filter{table: "search_param", column: "value", name: f.Name, values: values}
+		if toks, bySystem := sqlshared.TokenValues(values); bySystem {
+			pf.tokens = toks
+			pf.values = make([]string, len(toks))
+			for i, tv := range toks {
+				pf.values[i] = tv.Value
+			}
+		}
+		s.filters = append(s.filters, pf)
 	}
 	if q.Access != nil {
 		// Only resources carrying one of the caller's keys; no keys

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared/sqlsharedtest"
 	"github.com/linkbridge/linkbridge/adapter/postgres"
 	"github.com/linkbridge/linkbridge/adapter/postgres/pgtest"
@@ -103,14 +104,14 @@ func seedCorpus(ctx context.Context, tb testing.TB, u string, c *sqlsharedtest.C
 			})); err != nil {
 			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"search_param"}, []string{"type", "id", "name", "value"},
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"search_param"}, []string{"type", "id", "name", "value", "system"},
 			each(func(r *sqlsharedtest.SeedResource) [][]any {
 				rows := make([][]any, 0, len(r.Params))
-				seen := map[[2]string]bool{}
+				seen := map[linkbridge.SearchParam]bool{}
 				for _, p := range r.Params {
-					if k := [2]string{p.Name, p.Value}; !seen[k] {
-						seen[k] = true
-						rows = append(rows, []any{r.Type, r.ID, p.Name, p.Value})
+					if !seen[p] {
+						seen[p] = true
+						rows = append(rows, []any{r.Type, r.ID, p.Name, p.Value, p.System})
 					}
 				}
 				return rows

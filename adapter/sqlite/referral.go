@@ -303,7 +303,7 @@ func (w *writer) updateResource(r *resourceRow) error {
 		return fmt.Errorf("sqlite: update resource %s/%s: %w", r.Type, r.ID, err)
 	}
 	for _, p := range del {
-		if _, err := w.delParam.ExecContext(bg, r.Type, p.Name, p.Value, r.ID); err != nil {
+		if _, err := w.delParam.ExecContext(bg, r.Type, p.Name, p.Value, r.ID, p.System); err != nil {
 			return fmt.Errorf("sqlite: update resource: delete params: %w", err)
 		}
 	}
@@ -320,16 +320,16 @@ func (w *writer) insertParams(rs []resourceRow, skip map[linkbridge.SearchParam]
 	if n == 0 {
 		return nil
 	}
-	args := make([]any, 0, 4*n)
+	args := make([]any, 0, 5*n)
 	for i := range rs {
 		r := &rs[i]
 		for _, p := range r.Params {
 			if !skip[p] {
-				args = append(args, r.Type, r.ID, p.Name, p.Value)
+				args = append(args, r.Type, r.ID, p.Name, p.Value, p.System)
 			}
 		}
 	}
-	if err := w.execRows(paramInsert, paramInsertTail, 4, args); err != nil {
+	if err := w.execRows(paramInsert, paramInsertTail, 5, args); err != nil {
 		return fmt.Errorf("sqlite: index search parameters: %w", err)
 	}
 	return nil

@@ -79,7 +79,7 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 	if err != nil {
 		return false, fmt.Errorf("sqlite: %w", err)
 	}
-	row := resourceRow{Type: r.Type, ID: r.ID, VersionID: r.VersionID, Params: r.Params, ParamsJSON: encoded}
+	row := resourceRow{Type: r.Type, ID: r.ID, VersionID: r.VersionID, Params: sqlshared.NormalizeParams(r.Params), ParamsJSON: encoded}
 	done := false
 	err = db.w.do(ctx, func(w *writer) error {
 		var (
@@ -102,7 +102,7 @@ func (db *DB) ReindexResource(ctx context.Context, r *linkbridge.Resource) (bool
 			return fmt.Errorf("sqlite: reindex %s/%s: %w", r.Type, r.ID, err)
 		}
 		for _, p := range del {
-			if _, err := w.delParam.ExecContext(bg, r.Type, p.Name, p.Value, r.ID); err != nil {
+			if _, err := w.delParam.ExecContext(bg, r.Type, p.Name, p.Value, r.ID, p.System); err != nil {
 				return fmt.Errorf("sqlite: reindex %s/%s: %w", r.Type, r.ID, err)
 			}
 		}

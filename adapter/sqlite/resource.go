@@ -218,11 +218,7 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 	}
 	s := &search{q: q, drive: -1, countDrive: -1}
 	for _, f := range q.Params {
-		args := []any{f.Name}
-		for _, v := range f.Values {
-			args = append(args, v)
-		}
-		s.filters = append(s.filters, filter{"search_param", `t.name = ? AND t.value IN (` + placeholders(len(f.Values)) + `)`, args})
+		s.filters = append(s.filters, paramFilter(f))
 	}
 	if q.Access != nil {
 		// Only resources carrying one of the caller's keys; no keys
@@ -259,6 +255,36 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 	}
 	s.dates = dates.String()
 	return s, nil
+}
+
+// paramFilter is the condition of a parameter filter on search_param: the
+// values are looked up in the key (type, name, value, id), and a value
+// given with its system ("system|value", or "|value" for none) checks the
+// system of the entries found (linkbridge.ParamFilter).
+func paramFilter(f linkbridge.ParamFilter) filter {
+	toks, bySystem := sqlshared.TokenValues(f.Values)
+	if len(toks) == 1 && bySystem {
+		return filter{"search_param", `t.name = ? AND t.value = ? AND t.system = ?`, []any{f.Name, toks[0].Value, toks[0].System}}
+	}
+	args := []any{f.Name}
+	for _, tv := range toks {
+		args = append(args, tv.Value)
+	}
+	cond := `t.name = ? AND t.value IN (` + placeholders(len(toks)) + `)`
+	if bySystem {
+		terms := make([]string, len(toks))
+		for i, tv := range toks {
+			if tv.BySystem {
+				terms[i] = `t.value = ? AND t.system = ?`
+				args = append(args, tv.Value, tv.System)
+			} else {
+				terms[i] = `t.value = ?`
+				args = append(args, tv.Value)
+			}
+		}
+		cond += ` AND (` + strings.Join(terms, ` OR `) + `)`
+	}
+	return filter{"search_param", cond, args}
 }
 
 // choose counts each filter's entries, up to sqlshared.DriveLimit, and

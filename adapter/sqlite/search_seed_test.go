@@ -111,7 +111,7 @@ func seedCorpus(ctx context.Context, path string, c *sqlsharedtest.Corpus) error
 			resources = append(resources, row{r.Type + "\x00" + r.ID,
 				[]any{r.Type, r.ID, 1, r.LastUpdated.UTC().Format("2006-01-02T15:04:05.000000000Z"), r.Body, r.ParamsColumn}})
 			for _, p := range r.Params {
-				params = append(params, row{r.Type + "\x00" + p.Name + "\x00" + p.Value + "\x00" + r.ID, []any{r.Type, r.ID, p.Name, p.Value}})
+				params = append(params, row{r.Type + "\x00" + p.Name + "\x00" + p.Value + "\x00" + r.ID + "\x00" + p.System, []any{r.Type, r.ID, p.Name, p.Value, p.System}})
 			}
 			for _, k := range r.Keys {
 				access = append(access, row{r.Type + "\x00" + k + "\x00" + r.ID, []any{r.Type, k, r.ID}})
@@ -124,7 +124,7 @@ func seedCorpus(ctx context.Context, path string, c *sqlsharedtest.Corpus) error
 		rows   []row
 	}{
 		{`INSERT INTO resource (type, id, version_id, last_updated, body, params) VALUES `, resources},
-		{`INSERT OR IGNORE INTO search_param (type, id, name, value) VALUES `, params},
+		{`INSERT OR IGNORE INTO search_param (type, id, name, value, system) VALUES `, params},
 		{`INSERT INTO resource_access (type, key, id) VALUES `, access},
 	} {
 		slices.SortFunc(t.rows, func(a, b row) int { return strings.Compare(a.key, b.key) })

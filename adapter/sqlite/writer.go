@@ -121,7 +121,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 		SELECT type, id, version_id, last_updated, body FROM resource WHERE type = ? AND id = ?`)
 	prep(&w.updResource, `UPDATE resource SET version_id = ?, last_updated = ?, body = ?, params = ?
 		WHERE type = ? AND id = ?`)
-	prep(&w.delParam, `DELETE FROM search_param WHERE type = ? AND name = ? AND value = ? AND id = ?`)
+	prep(&w.delParam, `DELETE FROM search_param WHERE type = ? AND name = ? AND value = ? AND id = ? AND system = ?`)
 	prep(&w.selResourceExists, `SELECT COUNT(*) FROM resource WHERE type = ? AND id = ?`)
 	prep(&w.upsertPlan, `INSERT INTO case_plan (referral_id, body) VALUES (?, ?)
 		ON CONFLICT (referral_id) DO UPDATE SET body = excluded.body`)
@@ -156,7 +156,7 @@ func startWriter(ctx context.Context, db *DB) (*writer, error) {
 // after a conflict, existingResource looks up which row was there before.
 const (
 	resourceInsert = `INSERT INTO resource (type, id, version_id, last_updated, body, params) VALUES `
-	paramInsert    = `INSERT OR FAIL INTO search_param (type, id, name, value) VALUES `
+	paramInsert    = `INSERT OR FAIL INTO search_param (type, id, name, value, system) VALUES `
 	// A resource may carry the same value twice; the index keeps one.
 	paramInsertTail = ` ON CONFLICT DO NOTHING`
 	// maxRowsPerInsert bounds the statements (and so the cache): longer

@@ -20,8 +20,9 @@ func TestParamsRoundTrip(t *testing.T) {
 		{"None", nil, `[]`},
 		{"Empty", []sp{}, `[]`},
 		{"One", []sp{{Name: "patient", Value: "Patient/1"}}, `[["patient","Patient/1"]]`},
-		{"Escaped", []sp{{Name: "identifier", Value: `https://x|"9"`}, {Name: "status", Value: "ready"}},
-			`[["identifier","https://x|\"9\""],["status","ready"]]`},
+		{"Escaped", []sp{{Name: "identifier", Value: `"9"`, System: "https://x"}, {Name: "status", Value: "ready"}},
+			`[["identifier","\"9\"","https://x"],["status","ready"]]`},
+		{"TokenWithoutSystem", []sp{{Name: "identifier", Value: "9"}}, `[["identifier","9"]]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,5 +100,83 @@ func TestParamChanges(t *testing.T) {
 	}
 	if _, _, err := sqlshared.ParamChanges("{", nil); err == nil {
 		t.Error("ParamChanges of a bad stored column returned no error")
+	}
+}
+
+// TestParamsNormalized: a value written as "system|value" is stored as the
+// token, split at its first "|".
+func TestParamsNormalized(t *testing.T) {
+	t.Parallel()
+	got, err := sqlshared.EncodeParams([]sp{{Name: "identifier", Value: "https://x|9|a"}, {Name: "identifier", Value: "|8"}})
+	if want := `[["identifier","9|a","https://x"],["identifier","8"]]`; err != nil || got != want {
+		t.Fatalf("EncodeParams = %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestDecodeParamsBeforeMigration023 reads columns written when a token was
+// stored twice, as "system|value" and "value": as migration 023 rewrites
+// the index rows, the first is the token and the second goes; a bare value
+// that is no token's (a code, a reference) stays, and "|value" (no
+// system) is one token without a system.
+func TestDecodeParamsBeforeMigration023(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, stored string
+		want         []sp
+	}{
+		{"Identifier", `[["identifier","https://x|9"],["identifier","9"],["status","ready"]]`,
+			[]sp{{Name: "identifier", Value: "9", System: "https://x"}, {Name: "status", Value: "ready"}}},
+		{"NoSystem", `[["identifier","|9"],["identifier","9"]]`, []sp{{Name: "identifier", Value: "9"}}},
+		// The same value under another name is not the token's second row.
+		{"OtherName", `[["code","http://snomed.info/sct|1"],["category","1"]]`,
+			[]sp{{Name: "code", Value: "1", System: "http://snomed.info/sct"}, {Name: "category", Value: "1"}}},
+		{"ReferenceIdentifier", `[["owner:identifier","https://ods|Y1"],["patient","Patient/1"]]`,
+			[]sp{{Name: "owner:identifier", Value: "Y1", System: "https://ods"}, {Name: "patient", Value: "Patient/1"}}},
+		// Written since: a token is one entry, a bare value stays.
+		{"Current", `[["identifier","9","https://x"],["identifier","9"]]`,
+			[]sp{{Name: "identifier", Value: "9", System: "https://x"}, {Name: "identifier", Value: "9"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := sqlshared.DecodeParams(tt.stored)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("DecodeParams(%s) mismatch (-want +got):\n%s", tt.stored, diff)
+			}
+		})
+	}
+	if _, err := sqlshared.DecodeParams(`[["a","b","c","d"]]`); err == nil {
+		t.Error("DecodeParams of an entry of four strings: no error")
+	}
+}
+
+// TestTokensMatch: FHIR's token forms (search.html#token) against indexed
+// values.
+func TestTokensMatch(t *testing.T) {
+	t.Parallel()
+	nhs := sp{Name: "identifier", Value: "9434765919", System: "https://fhir.nhs.uk/Id/nhs-number"}
+	bare := sp{Name: "identifier", Value: "9434765919"}
+	tests := []struct {
+		values []string
+		p      sp
+		want   bool
+	}{
+		{[]string{"https://fhir.nhs.uk/Id/nhs-number|9434765919"}, nhs, true},
+		{[]string{"9434765919"}, nhs, true},
+		{[]string{"9434765919"}, bare, true},
+		{[]string{"|9434765919"}, nhs, false},
+		{[]string{"|9434765919"}, bare, true},
+		{[]string{"https://other|9434765919"}, nhs, false},
+		{[]string{"https://other|1", "https://fhir.nhs.uk/Id/nhs-number|9434765919"}, nhs, true},
+		{[]string{"https://fhir.nhs.uk/Id/nhs-number|"}, nhs, false},
+		{[]string{"Patient/1"}, sp{Name: "patient", Value: "Patient/1"}, true},
+	}
+	for _, tt := range tests {
+		if got := sqlshared.TokensMatch(tt.values, tt.p); got != tt.want {
+			t.Errorf("TokensMatch(%q, %+v) = %v, want %v", tt.values, tt.p, got, tt.want)
+		}
 	}
 }

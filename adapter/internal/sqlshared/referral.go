@@ -79,8 +79,9 @@ type ResourceRow struct {
 	LastUpdated time.Time
 	// Body is never nil: the column is NOT NULL.
 	Body []byte
-	// Params are the version's search parameter values, ParamsJSON the
-	// same as the resource.params column stores them (EncodeParams).
+	// Params are the version's search parameter values, normalized
+	// (NormalizeParams), ParamsJSON the same as the resource.params column
+	// stores them (EncodeParams).
 	Params     []linkbridge.SearchParam
 	ParamsJSON string
 }
@@ -91,7 +92,7 @@ func ResourceRows(rs []*linkbridge.Resource) ([]ResourceRow, error) {
 	rows := make([]ResourceRow, len(rs))
 	for i, r := range rs {
 		rows[i] = ResourceRow{Type: r.Type, ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated,
-			Body: r.Body, Params: r.Params}
+			Body: r.Body, Params: NormalizeParams(r.Params)}
 		if rows[i].Body == nil {
 			rows[i].Body = []byte{}
 		}
