@@ -24,13 +24,7 @@ import (
 func TestEndpointIdentityPlannedPerCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := postgres.NewDB(newSchema(t))
-	db.Logger = sqlsharedtest.NewLogger(t)
-	db.MaxConns = 1
-	if err := db.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := oneConnStore(t)
 	const endpoint = "https://gp.example/fhir"
 	if err := db.RecordEndpointIdentity(ctx, linkbridge.EndpointIdentity{Endpoint: endpoint, ResourceType: "Task",
 		ResourceID: "t1", EndpointID: "gp-1", Version: 1}); err != nil {
@@ -77,13 +71,7 @@ func TestEndpointIdentityPlannedPerCall(t *testing.T) {
 func TestWriteStatementsPlannedOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := postgres.NewDB(newSchema(t))
-	db.Logger = sqlsharedtest.NewLogger(t)
-	db.MaxConns = 1
-	if err := db.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := oneConnStore(t)
 	in := fullIntake(1)
 	if err := db.CreateReferral(ctx, in); err != nil {
 		t.Fatal(err)
@@ -112,4 +100,19 @@ func TestWriteStatementsPlannedOnce(t *testing.T) {
 	if !lock || !del {
 		t.Errorf("the lock of the replaced resources (%v) or the delete of their search values (%v) is not among the session's prepared statements", lock, del)
 	}
+}
+
+// oneConnStore opens a store on a new schema with a pool of one
+// connection, so that the prepared statements of its one session are all
+// the store has prepared.
+func oneConnStore(t *testing.T) *postgres.DB {
+	t.Helper()
+	db := postgres.NewDB(newSchema(t))
+	db.Logger = sqlsharedtest.NewLogger(t)
+	db.MaxConns = 1
+	if err := db.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared/sqlsharedtest"
@@ -69,25 +67,24 @@ func TestUpgradeTokenOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = raw.Close() })
-	rows := func() []string {
+	rows := func() [][5]string {
 		t.Helper()
 		rs, err := raw.QueryContext(ctx, `SELECT type, id, name, value, system FROM search_param`)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer func() { _ = rs.Close() }()
-		var out []string
+		var out [][5]string
 		for rs.Next() {
 			var c [5]string
 			if err := rs.Scan(&c[0], &c[1], &c[2], &c[3], &c[4]); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, strings.Join(c[:], " "))
+			out = append(out, c)
 		}
 		if err := rs.Err(); err != nil {
 			t.Fatal(err)
 		}
-		slices.Sort(out)
 		return out
 	}
 	sqlsharedtest.CheckTokenUpgrade(t, db, rows)

@@ -3,6 +3,7 @@ package sqlsharedtest
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/linkbridge/linkbridge"
@@ -56,13 +57,22 @@ type UpgradedIndex interface {
 }
 
 // CheckTokenUpgrade checks a store built from TokenUpgradeResources and
-// migrated: its rows (read by rows) are TokenUpgradeRows; each token form
+// migrated: its search_param rows (type, id, name, value, system, as read
+// by rows) are TokenUpgradeRows; each token form
 // (search.html#token) finds what it should; the stored params read back as
 // the rows; and a new version of Patient P without its local identifier
 // deletes that row and leaves the others, on the old params column.
-func CheckTokenUpgrade(t *testing.T, store UpgradedIndex, rows func() []string) {
+func CheckTokenUpgrade(t *testing.T, store UpgradedIndex, read func() [][5]string) {
 	t.Helper()
 	ctx := context.Background()
+	rows := func() []string {
+		var out []string
+		for _, r := range read() {
+			out = append(out, strings.Join(r[:], " "))
+		}
+		slices.Sort(out)
+		return out
+	}
 	if got := rows(); !slices.Equal(got, TokenUpgradeRows) {
 		t.Errorf("search_param after migration 023:\n%q\nwant\n%q", got, TokenUpgradeRows)
 	}
