@@ -14,8 +14,9 @@ var _ linkbridge.BatchStore = (*DB)(nil)
 // WriteBatch applies intakes and changes in order in one transaction, all
 // or nothing (linkbridge.BatchStore), each by the same code as
 // CreateReferral (prepareCreate, createWrite.inTx) and UpdateReferral
-// (updateInTx). An intake's statements go in one round trip, as
-// CreateReferral sends them.
+// (updateInTx), except that the referral row of consecutive changes of one
+// referral is written once (sqlshared.BatchRowWrites). An intake's
+// statements go in one round trip, as CreateReferral sends them.
 func (db *DB) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
 	type prepared struct {
 		create *createWrite
@@ -23,6 +24,7 @@ func (db *DB) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
 		rows   *sqlshared.ChangeRows
 	}
 	ps := make([]prepared, len(ops))
+	rws := sqlshared.BatchRowWrites(ops)
 	for i, op := range ops {
 		var err error
 		switch {
@@ -57,7 +59,7 @@ func (db *DB) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
 					}
 					continue
 				}
-				if err := db.updateInTx(ctx, tx, p.change, p.rows); err != nil {
+				if err := db.updateInTx(ctx, tx, p.change, p.rows, rws[i]); err != nil {
 					return fmt.Errorf("batch op %d: %w", i, err)
 				}
 			}

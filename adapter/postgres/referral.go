@@ -422,7 +422,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 	}
 	err = retryTx(ctx, func() error {
 		return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			return db.updateInTx(ctx, tx, ch, rows)
+			return db.updateInTx(ctx, tx, ch, rows, sqlshared.OwnRowWrite(ch))
 		})
 	})
 	if err != nil {
@@ -433,8 +433,8 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 }
 
 // updateInTx applies a change, converted to rows, in tx (UpdateReferral,
-// WriteBatch).
-func (db *DB) updateInTx(ctx context.Context, tx pgx.Tx, ch *linkbridge.ReferralChange, rows *sqlshared.ChangeRows) error {
+// WriteBatch), writing its referral row as rw says.
+func (db *DB) updateInTx(ctx context.Context, tx pgx.Tx, ch *linkbridge.ReferralChange, rows *sqlshared.ChangeRows, rw sqlshared.RowWrite) error {
 	ref, refArgs, res, cr, ob := rows.Referral, rows.ReferralArgs, rows.Resources, rows.Case, rows.Outbox
 	if ch.MessageID != "" {
 		if _, err := tx.Exec(ctx, insMessage, ch.MessageID, db.Now()); err != nil {
@@ -446,25 +446,8 @@ func (db *DB) updateInTx(ctx context.Context, tx pgx.Tx, ch *linkbridge.Referral
 			return fmt.Errorf("postgres: record message: %w", err)
 		}
 	}
-	tag, err := tx.Exec(ctx, updReferral, append(refArgs, ref.Version-1)...)
-	if err != nil {
-		if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
-			e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
-			e.Existing = "Task/" + ref.TaskID
-			return e
-		}
-		return fmt.Errorf("postgres: update referral: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		var stored int
-		switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
-		case errors.Is(err, pgx.ErrNoRows):
-			return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
-		case err != nil:
-			return fmt.Errorf("postgres: update referral: %w", err)
-		}
-		return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
-			ref.ID, stored, stored+1, ref.Version)
+	if err := updateReferral(ctx, tx, ref, refArgs, rw); err != nil {
+		return err
 	}
 	b := &pgx.Batch{}
 	var ops []string
@@ -512,6 +495,37 @@ func (db *DB) updateInTx(ctx context.Context, tx pgx.Tx, ch *linkbridge.Referral
 		}
 	}
 	return nil
+}
+
+// updateReferral writes a change's referral row as rw says: not at all when
+// a later change of the batch writes it (rw.Skip), otherwise over the
+// stored row at version rw.Expect, or ENOTFOUND, EPRECONDITION or (the
+// Task tracks another referral) ECONFLICT.
+func updateReferral(ctx context.Context, tx pgx.Tx, ref *linkbridge.Referral, refArgs []any, rw sqlshared.RowWrite) error {
+	if rw.Skip {
+		return nil
+	}
+	tag, err := tx.Exec(ctx, updReferral, append(refArgs, rw.Expect)...)
+	if err != nil {
+		if name, ok := violation(err, uniqueViolation); ok && name == "referral_task_id_key" {
+			e := linkbridge.Errorf(linkbridge.ECONFLICT, "Task %s already tracks another referral", ref.TaskID)
+			e.Existing = "Task/" + ref.TaskID
+			return e
+		}
+		return fmt.Errorf("postgres: update referral: %w", err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var stored int
+	switch err := tx.QueryRow(ctx, `SELECT version FROM referral WHERE id = $1`, ref.ID).Scan(&stored); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
+	case err != nil:
+		return fmt.Errorf("postgres: update referral: %w", err)
+	}
+	return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
+		ref.ID, stored, stored+1, rw.Expect+1)
 }
 
 // queueResources locks the stored resources that res replaces, checks their

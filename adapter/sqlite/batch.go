@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/linkbridge/linkbridge"
+	"github.com/linkbridge/linkbridge/adapter/internal/sqlshared"
 )
 
 var _ linkbridge.BatchStore = (*DB)(nil)
@@ -13,16 +14,18 @@ var _ linkbridge.BatchStore = (*DB)(nil)
 // writer, in a transaction of its own, all or nothing
 // (linkbridge.BatchStore). Each op is converted on the caller's goroutine
 // and written by the same code as CreateReferral (createOp) and
-// UpdateReferral (updateOp).
+// UpdateReferral (updateOp), except that the referral row of consecutive
+// changes of one referral is written once (sqlshared.BatchRowWrites).
 func (db *DB) WriteBatch(ctx context.Context, ops []linkbridge.BatchOp) error {
 	writes := make([]writeOp, len(ops))
+	rows := sqlshared.BatchRowWrites(ops)
 	for i, op := range ops {
 		var err error
 		switch {
 		case op.Intake != nil && op.Change == nil:
 			writes[i], err = db.createOp(op.Intake)
 		case op.Change != nil && op.Intake == nil:
-			writes[i], err = db.updateOp(op.Change)
+			writes[i], err = db.updateOp(op.Change, rows[i])
 		default:
 			err = linkbridge.Errorf(linkbridge.EINVALID, "a batch op is an intake or a change")
 		}

@@ -137,7 +137,7 @@ var revokeAccess = sqlshared.RevokeAccessQuery(func(i int) string { return "?" +
 // and Status. A change that names another referral or version in its
 // entries, or an event without an action, is EINVALID.
 func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange) error {
-	op, err := db.updateOp(ch)
+	op, err := db.updateOp(ch, sqlshared.OwnRowWrite(ch))
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (db *DB) UpdateReferral(ctx context.Context, ch *linkbridge.ReferralChange)
 
 // updateOp validates a change and converts it to column values, and
 // returns the write that applies it (UpdateReferral, WriteBatch).
-func (db *DB) updateOp(ch *linkbridge.ReferralChange) (writeOp, error) {
+func (db *DB) updateOp(ch *linkbridge.ReferralChange, rw sqlshared.RowWrite) (writeOp, error) {
 	rows, err := sqlshared.NewChangeRows(ch, db.Now(), columns)
 	if err != nil {
 		return writeOp{}, err
@@ -164,24 +164,8 @@ func (db *DB) updateOp(ch *linkbridge.ReferralChange) (writeOp, error) {
 		if err := w.recordMessage(msgID); err != nil {
 			return err
 		}
-		// SET takes every column but id; WHERE takes id and the stored version.
-		args := append(refArgs[1:len(refArgs):len(refArgs)], ref.ID, ref.Version-1)
-		result, err := w.updReferral.ExecContext(bg, args...)
-		if err != nil {
-			return w.formatError(err, "update referral", writeSubject{ref: ref})
-		}
-		if n, err := result.RowsAffected(); err != nil {
-			return fmt.Errorf("sqlite: update referral: %w", err)
-		} else if n == 0 {
-			var stored int
-			switch err := w.selReferralVersion.QueryRowContext(bg, ref.ID).Scan(&stored); {
-			case errors.Is(err, sql.ErrNoRows):
-				return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
-			case err != nil:
-				return fmt.Errorf("sqlite: update referral: %w", err)
-			}
-			return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
-				ref.ID, stored, stored+1, ref.Version)
+		if err := w.updateReferral(ref, refArgs, rw); err != nil {
+			return err
 		}
 		for i := range res {
 			r := &res[i]
@@ -221,6 +205,35 @@ func (db *DB) updateOp(ch *linkbridge.ReferralChange) (writeOp, error) {
 		ob.Stored()
 		db.feed.publish(noticeOf(ref))
 	}}, nil
+}
+
+// updateReferral writes a change's referral row as rw says: not at all
+// when a later change of the batch writes it (rw.Skip), otherwise over the
+// stored row at version rw.Expect, or ENOTFOUND or EPRECONDITION.
+func (w *writer) updateReferral(ref *linkbridge.Referral, refArgs []any, rw sqlshared.RowWrite) error {
+	if rw.Skip {
+		return nil
+	}
+	// SET takes every column but id; WHERE takes id and the stored version.
+	args := append(refArgs[1:len(refArgs):len(refArgs)], ref.ID, rw.Expect)
+	result, err := w.updReferral.ExecContext(bg, args...)
+	if err != nil {
+		return w.formatError(err, "update referral", writeSubject{ref: ref})
+	}
+	if n, err := result.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: update referral: %w", err)
+	} else if n > 0 {
+		return nil
+	}
+	var stored int
+	switch err := w.selReferralVersion.QueryRowContext(bg, ref.ID).Scan(&stored); {
+	case errors.Is(err, sql.ErrNoRows):
+		return linkbridge.Errorf(linkbridge.ENOTFOUND, "referral %s not found", ref.ID)
+	case err != nil:
+		return fmt.Errorf("sqlite: update referral: %w", err)
+	}
+	return linkbridge.Errorf(linkbridge.EPRECONDITION, "referral %s is at version %d, so the next version is %d, not %d",
+		ref.ID, stored, stored+1, rw.Expect+1)
 }
 
 // recordMessage records a message id, or returns EDUPLICATE if it was

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 
 // batchOps are two referrals' intakes and changes, in an order a batch may
 // hold them: a's intake, b's intake, a's change (a contact, a plan, the
-// Task's next version, an event, an audit record), b's change (declined).
+// Task's next version, an event, an audit record), b's change (declined),
+// a's next change (closed, with the Task's next version), which a store
+// may write a's row for once (sqlshared.BatchRowWrites).
 func batchOps(nhs func() string) []linkbridge.BatchOp {
 	a, b := newIntake("batch-a", nhs()), newIntake("batch-b", nhs())
 	at := t0.Add(time.Hour)
@@ -19,6 +22,8 @@ func batchOps(nhs func() string) []linkbridge.BatchOp {
 		r.Status, r.AcceptedAt, r.LinkWorker = linkbridge.TaskInProgress, at, linkbridge.LinkWorker{ID: "lw-1", Name: "Sam"}
 	})
 	rb := nextVersion(b.Referral, at, func(r *linkbridge.Referral) { r.Status = linkbridge.TaskRejected })
+	later := at.Add(time.Hour)
+	ra3 := nextVersion(ra, later, func(r *linkbridge.Referral) { r.Status, r.BusinessStatus = linkbridge.TaskCompleted, "closed" })
 	return []linkbridge.BatchOp{
 		{Intake: a},
 		{Intake: b},
@@ -28,6 +33,7 @@ func batchOps(nhs func() string) []linkbridge.BatchOp {
 			Audit: &linkbridge.AuditRecord{Recorded: at, ClientID: "sp", Role: linkbridge.RoleService, ODS: ra.ServiceODS, Action: "U",
 				Operation: "sp-change", Method: "POST", Route: "/sp/v1/referrals/{id}/contacts", Entities: []string{"Task/" + ra.TaskID}, Status: 200}}},
 		{Change: &linkbridge.ReferralChange{Referral: rb, Resources: []*linkbridge.Resource{taskResource(rb, 2, at)}, Event: event(rb, "decline", "performer")}},
+		{Change: &linkbridge.ReferralChange{Referral: ra3, Resources: []*linkbridge.Resource{taskResource(ra3, 3, later)}, Event: event(ra3, "close", "lw-1")}},
 	}
 }
 
@@ -58,8 +64,8 @@ func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
 			if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
 				t.Errorf("case record %s from a batch (-one by one +batch):\n%s", id, diff)
 			}
-			if got.Referral.Version != 2 || len(got.Events) != 2 {
-				t.Errorf("case record %s: version %d, %d events; want the change applied (2, 2)", id, got.Referral.Version, len(got.Events))
+			if want := map[string]int{"sr-batch-a": 3, "sr-batch-b": 2}[id]; got.Referral.Version != want || len(got.Events) != want {
+				t.Errorf("case record %s: version %d, %d events; want the changes applied (%d, %d)", id, got.Referral.Version, len(got.Events), want, want)
 			}
 		}
 		for _, ref := range [][2]string{{"Task", "task-batch-a"}, {"Task", "task-batch-b"}, {"Patient", "p-batch-a"}, {"ServiceRequest", "sr-batch-b"}} {
@@ -93,5 +99,28 @@ func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
 			checkIntakeAbsent(t, s, in)
 		}
 		checkError(t, bs.WriteBatch(ctx, []linkbridge.BatchOp{{}}), linkbridge.EINVALID, "")
+	})
+	// Two consecutive changes of a referral that is a version behind
+	// them: the batch fails as the first change would alone, naming its
+	// version, and stores nothing.
+	t.Run("StaleRun", func(t *testing.T) {
+		s := open(t)
+		bs, ok := s.(linkbridge.BatchStore)
+		if !ok {
+			t.Skip("not a linkbridge.BatchStore")
+		}
+		ops := batchOps(nhsNumbers())
+		mustCreate(t, s, ops[0].Intake)
+		v3, v4 := *ops[4].Change, *ops[4].Change
+		v4.Referral = nextVersion(v3.Referral, t0.Add(3*time.Hour), nil)
+		v3.Resources, v4.Resources, v3.Event, v4.Event = nil, nil, nil, nil
+		err := bs.WriteBatch(ctx, []linkbridge.BatchOp{{Change: &v3}, {Change: &v4}})
+		checkError(t, err, linkbridge.EPRECONDITION, "")
+		if !strings.Contains(err.Error(), "not 3") {
+			t.Errorf("error %q does not name the first change's version 3", err)
+		}
+		if got := mustCaseRecord(t, s, ops[0].Intake.Referral.ID); got.Referral.Version != 1 {
+			t.Errorf("after a failed batch, the referral is at version %d, want 1", got.Referral.Version)
+		}
 	})
 }
