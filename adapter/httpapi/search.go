@@ -464,6 +464,10 @@ func parseSearch(typ string, vals url.Values, lenient bool) (*searchRequest, err
 					continue
 				}
 				name, values := k, splitComma(v)
+				if (p.Type == fhirmap.SearchToken || modifier == "identifier") && slices.ContainsFunc(values, anyInSystem) {
+					refuse(k, "system| (any value in a system) is not supported")
+					continue
+				}
 				if modifier == "" && p.Type == fhirmap.SearchReference {
 					values = expandRefs(p, values)
 					if t := targetType(values); t != "" {
@@ -483,6 +487,14 @@ func parseSearch(typ string, vals url.Values, lenient bool) (*searchRequest, err
 		q.Count, q.Offset = 1, 0
 	}
 	return sr, nil
+}
+
+// anyInSystem reports whether a token value is "system|": any value in a
+// system (FHIR R4 search.html#token), which the index cannot find by its
+// key (it starts with the value: docs/referral-exchange.md#search-parameters).
+func anyInSystem(v string) bool {
+	sys, val, ok := strings.Cut(v, "|")
+	return ok && sys != "" && val == ""
 }
 
 // subsettedTag is the meta.tag of a resource returned without some of its

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkbridge/linkbridge"
 	"github.com/linkbridge/linkbridge/fhirmap"
 
 	rpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
@@ -59,6 +60,10 @@ func TestSearchStrictAndLenient(t *testing.T) {
 		{"RevIncludeProvenance", "Task", "_revinclude=Provenance:target", []string{"_revinclude"}, f.task[:]},
 		{"RevIncludeNotPointingHere", "Task", "_revinclude=Task:focus", []string{"_revinclude"}, f.task[:]},
 		{"ChainWithoutPatient", "Organization", "patient.identifier=x", []string{"patient.identifier"}, nil},
+		// Any value in a system (search.html#token) cannot be read off the
+		// index, whose key starts with the value.
+		{"AnyValueInSystem", "Task", "identifier=" + url.QueryEscape("https://example.org/task|"), []string{"identifier"}, f.task[:]},
+		{"AnyValueInSystemByReference", "Task", "owner:identifier=" + url.QueryEscape(linkbridge.ODSSystem+"|"), []string{"owner:identifier"}, f.task[:]},
 		{"KeepsTheRest", "Task", "made-up=x&_id=" + idOf(f.task[0]), []string{"made-up"}, f.task[:1]},
 	}
 	for _, tt := range tests {
