@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -28,15 +26,7 @@ func TestUpgradeAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	const at = "'2025-03-14T09:30:00Z'"
-	stmts := []string{`CREATE TABLE schema_migrations (name text COLLATE "C" NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL)`}
-	for _, name := range []string{"001_initial.sql", "002_case_record.sql", "003_write_path.sql", "004_outbox.sql"} {
-		script, err := os.ReadFile(filepath.Join("migration", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stmts = append(stmts, string(script), `INSERT INTO schema_migrations VALUES ('`+name+`', `+at+`)`)
-	}
-	stmts = append(stmts,
+	stmts := append(migrationsBefore(t, "005"),
 		`INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES
 			('P', '9434765919', '1956-07-21', 'A81001', `+at+`), ('Q', '9434765870', '1960-01-01', 'A81001', `+at+`)`,
 		`INSERT INTO referral (id, task_id, person_id, identifier_system, identifier_value, status, request_status,

@@ -76,6 +76,31 @@ func migrationsAfter(t *testing.T, name string) []string {
 	return out
 }
 
+// migrationsBefore returns the statements that build a schema as the
+// migrations before next left it: the migrations table, then each
+// migration's script and its row.
+func migrationsBefore(t *testing.T, next string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join("migration", "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(all)
+	stmts := []string{`CREATE TABLE schema_migrations (name text COLLATE "C" NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL)`}
+	for _, p := range all {
+		name := filepath.Base(p)
+		if name >= next {
+			break
+		}
+		script, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, string(script), `INSERT INTO schema_migrations VALUES ('`+name+`', '2025-03-14T09:30:00Z')`)
+	}
+	return stmts
+}
+
 // TestUpgradeReferralIdentifier opens a schema that migrations 001–007
 // built and that holds rows in referral and in every table referencing
 // it: migration 008 replaces the identifier's unique constraint with one
@@ -90,15 +115,7 @@ func TestUpgradeReferralIdentifier(t *testing.T) {
 	u := newSchema(t)
 	conn := rawConn(t, u)
 	const at = "'2025-03-14T09:30:00Z'"
-	stmts := []string{`CREATE TABLE schema_migrations (name text COLLATE "C" NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL)`}
-	for _, name := range []string{"001_initial.sql", "002_case_record.sql", "003_write_path.sql", "004_outbox.sql",
-		"005_access_audit.sql", "006_outbox_retention.sql", "007_referral_patient.sql"} {
-		script, err := os.ReadFile(filepath.Join("migration", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stmts = append(stmts, string(script), `INSERT INTO schema_migrations VALUES ('`+name+`', `+at+`)`)
-	}
+	stmts := migrationsBefore(t, "008")
 	stmts = append(stmts,
 		`INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES
 			('P', '9434765919', '1956-07-21', 'A81001', `+at+`), ('Q', '9434765870', '1960-01-01', 'A81001', `+at+`)`,

@@ -3,8 +3,6 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,21 +18,7 @@ func TestUpgradeTokenOnce(t *testing.T) {
 	ctx := context.Background()
 	u := newSchema(t)
 	conn := rawConn(t, u)
-	entries, err := os.ReadDir("migration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := []string{`CREATE TABLE schema_migrations (name text COLLATE "C" NOT NULL PRIMARY KEY, applied_at timestamptz NOT NULL)`}
-	for _, e := range entries {
-		if name := e.Name(); name < "023" {
-			script, err := os.ReadFile(filepath.Join("migration", name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			stmts = append(stmts, string(script), `INSERT INTO schema_migrations VALUES ('`+name+`', '2025-03-14T09:30:00Z')`)
-		}
-	}
-	for _, q := range stmts {
+	for _, q := range migrationsBefore(t, "023") {
 		if _, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err != nil {
 			t.Fatalf("building a 022 schema: %v", err)
 		}

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -59,15 +58,7 @@ func TestUpgradeAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stmts := []string{`CREATE TABLE migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`}
-	for _, name := range []string{"001_initial.sql", "002_case_record.sql", "003_write_path.sql", "004_outbox.sql"} {
-		script, err := os.ReadFile(filepath.Join("migration", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stmts = append(stmts, string(script), `INSERT INTO migrations VALUES ('`+name+`', '2025-03-14T09:30:00.000000000Z')`)
-	}
-	stmts = append(stmts, accessUpgradeRows...)
+	stmts := append(migrationsBefore(t, "005"), accessUpgradeRows...)
 	stmts = append(stmts, `INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, state,
 		available_at, created_at) VALUES ('P', 'r1', 'Encounter', 'e1', 1, X'7B7D', 'delivered',
 		'2025-03-14T09:30:00.000000000Z', '2025-03-14T09:30:00.000000000Z')`)

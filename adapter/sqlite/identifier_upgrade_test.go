@@ -161,6 +161,31 @@ func migrationsAfter(t *testing.T, name string) []string {
 	return out
 }
 
+// migrationsBefore returns the statements that build a database as the
+// migrations before next left it: the migrations table, then each
+// migration's script and its row.
+func migrationsBefore(t *testing.T, next string) []string {
+	t.Helper()
+	all, err := filepath.Glob(filepath.Join("migration", "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(all)
+	stmts := []string{`CREATE TABLE migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`}
+	for _, p := range all {
+		name := filepath.Base(p)
+		if name >= next {
+			break
+		}
+		script, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, string(script), `INSERT INTO migrations VALUES ('`+name+`', '2025-03-14T09:30:00.000000000Z')`)
+	}
+	return stmts
+}
+
 // TestUpgradeReferralIdentifier opens a database that migrations 001–007
 // built and that holds rows in referral and in every table referencing
 // it: migration 008 rebuilds referral with its identifier unique per
@@ -178,15 +203,7 @@ func TestUpgradeReferralIdentifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stmts := []string{`CREATE TABLE migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`}
-	for _, name := range []string{"001_initial.sql", "002_case_record.sql", "003_write_path.sql", "004_outbox.sql",
-		"005_access_audit.sql", "006_outbox_retention.sql", "007_referral_patient.sql"} {
-		script, err := os.ReadFile(filepath.Join("migration", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stmts = append(stmts, string(script), `INSERT INTO migrations VALUES ('`+name+`', '2025-03-14T09:30:00.000000000Z')`)
-	}
+	stmts := migrationsBefore(t, "008")
 	for _, q := range append(stmts, identifierUpgradeRows...) {
 		if _, err := old.ExecContext(ctx, q); err != nil {
 			t.Fatalf("building a 007 database: %v", err)

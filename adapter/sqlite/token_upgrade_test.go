@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -23,21 +22,7 @@ func TestUpgradeTokenOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir("migration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := []string{`CREATE TABLE migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`}
-	for _, e := range entries {
-		if name := e.Name(); name < "023" {
-			script, err := os.ReadFile(filepath.Join("migration", name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			stmts = append(stmts, string(script), `INSERT INTO migrations VALUES ('`+name+`', '2025-03-14T09:30:00.000000000Z')`)
-		}
-	}
-	for _, q := range stmts {
+	for _, q := range migrationsBefore(t, "023") {
 		if _, err := old.ExecContext(ctx, q); err != nil {
 			t.Fatalf("building a 022 database: %v", err)
 		}
