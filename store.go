@@ -383,12 +383,16 @@ type BatchOp struct {
 // seed fills a store with a million referrals this way). Each op runs the
 // statements its per-request method runs, from the same code, so a batch
 // stores exactly what CreateReferral and UpdateReferral calls in the same
-// order would; only the transactions differ. Both backends implement it.
+// order would; only the transactions differ, and a referral's row, which
+// consecutive changes of it in the batch write once, at the last
+// (docs/performance.md#a-referral-row-a-batch). Both backends implement it.
 type BatchStore interface {
 	// WriteBatch applies ops in order, all or nothing. An op fails as its
 	// per-request method would (the same error codes); the whole batch is
 	// then rolled back and the error, naming the op's index, returned
-	// (ErrorCode still reads its code). An op with neither or both of
-	// Intake and Change is EINVALID.
+	// (ErrorCode still reads its code). A run of consecutive changes of a
+	// referral whose first is stale fails at the run's last op, with the
+	// first's message. An op with neither or both of Intake and Change is
+	// EINVALID.
 	WriteBatch(ctx context.Context, ops []BatchOp) error
 }
