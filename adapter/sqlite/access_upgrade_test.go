@@ -2,7 +2,6 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -54,19 +53,9 @@ func TestUpgradeAccess(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "linkbridge.db")
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := append(migrationsBefore(t, "005"), accessUpgradeRows...)
-	stmts = append(stmts, `INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, state,
+	old := oldDatabase(t, path, "005", append(accessUpgradeRows, `INSERT INTO outbox (order_key, referral_id, resource_type, resource_id, version, body, state,
 		available_at, created_at) VALUES ('P', 'r1', 'Encounter', 'e1', 1, X'7B7D', 'delivered',
-		'2025-03-14T09:30:00.000000000Z', '2025-03-14T09:30:00.000000000Z')`)
-	for _, q := range stmts {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("building a 004 database: %v", err)
-		}
-	}
+		'2025-03-14T09:30:00.000000000Z', '2025-03-14T09:30:00.000000000Z')`)...)
 	for _, r := range accessUpgradeResources {
 		if _, err := old.ExecContext(ctx, `INSERT INTO resource (type, id, version_id, last_updated, body) VALUES (?, ?, 1, '2025-03-14T09:30:00.000000000Z', X'7B7D')`, r.typ, r.id); err != nil {
 			t.Fatalf("building a 004 database: %v", err)

@@ -186,6 +186,24 @@ func migrationsBefore(t *testing.T, next string) []string {
 	return stmts
 }
 
+// oldDatabase creates the database at path as the migrations before next
+// left it (migrationsBefore), with rows inserted after them, and returns
+// it open for more; the caller closes it before opening the store.
+func oldDatabase(t *testing.T, path, next string, rows ...string) *sql.DB {
+	t.Helper()
+	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range append(migrationsBefore(t, next), rows...) {
+		if _, err := old.ExecContext(context.Background(), q); err != nil {
+			_ = old.Close()
+			t.Fatalf("building a database before %s: %v", next, err)
+		}
+	}
+	return old
+}
+
 // TestUpgradeReferralIdentifier opens a database that migrations 001–007
 // built and that holds rows in referral and in every table referencing
 // it: migration 008 rebuilds referral with its identifier unique per
@@ -199,16 +217,7 @@ func TestUpgradeReferralIdentifier(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "linkbridge.db")
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := migrationsBefore(t, "008")
-	for _, q := range append(stmts, identifierUpgradeRows...) {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("building a 007 database: %v", err)
-		}
-	}
+	old := oldDatabase(t, path, "008", identifierUpgradeRows...)
 	tx, err := old.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

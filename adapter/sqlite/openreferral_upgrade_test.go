@@ -2,9 +2,7 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -22,28 +20,8 @@ func TestUpgradeOpenReferral(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "linkbridge.db")
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stmts := []string{`CREATE TABLE migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`}
-	names, err := filepath.Glob(filepath.Join("migration", "*.sql"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range names {
-		name := filepath.Base(p)
-		if name >= "015" {
-			continue
-		}
-		script, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stmts = append(stmts, string(script), `INSERT INTO migrations VALUES ('`+name+`', '2025-03-14T09:30:00.000000000Z')`)
-	}
 	const t0, t1 = "2025-03-14T09:30:00.000000000Z", "2025-03-15T09:30:00.000000000Z"
-	stmts = append(stmts,
+	old := oldDatabase(t, path, "015",
 		`INSERT INTO person (id, nhs_number, birth_date, gp_ods, created_at) VALUES ('P', '9434765919', '1956-07-21', 'A81001', '`+t0+`')`,
 		`INSERT INTO referral (id, task_id, person_id, identifier_system, identifier_value, status, request_status,
 			referrer_ods, service_ods, authored_on, received_at, updated_at, version) VALUES
@@ -51,11 +29,6 @@ func TestUpgradeOpenReferral(t *testing.T) {
 			('r1', 't1', 'P', 'urn:a', '1', 'requested', 'active', 'A81001', 'Y02662', '`+t0+`', '`+t0+`', '`+t0+`', 1),
 			('r3', 't3', 'P', 'urn:a', '3', 'completed', 'active', 'A81001', 'Y02662', '`+t0+`', '`+t0+`', '`+t0+`', 3),
 			('r4', 't4', 'P', 'urn:a', '4', 'requested', 'active', 'A81001', 'Y09999', '`+t1+`', '`+t1+`', '`+t1+`', 1)`)
-	for _, q := range stmts {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("building a 014 database: %v", err)
-		}
-	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}

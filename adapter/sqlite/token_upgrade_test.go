@@ -18,15 +18,7 @@ func TestUpgradeTokenOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "linkbridge.db")
-	old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range migrationsBefore(t, "023") {
-		if _, err := old.ExecContext(ctx, q); err != nil {
-			t.Fatalf("building a 022 database: %v", err)
-		}
-	}
+	old := oldDatabase(t, path, "023")
 	for _, r := range sqlsharedtest.TokenUpgradeResources {
 		params, err := json.Marshal(r.Params)
 		if err != nil {
