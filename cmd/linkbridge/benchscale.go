@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 		sizesArg, backendsArg, pgURL, out, dir string
 		intake, drainCap                       time.Duration
 		queryRuns, concurrency                 int
-		appendOut                              bool
+		appendOut, keep                        bool
 	)
 	fs := newFlags("bench scale", nil, c.Stderr)
 	fs.synopsis = "bench scale [--sizes 0,100000,1000000] [--backends sqlite,postgres] [--out bench/results] [flags]"
@@ -55,6 +56,7 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 	fs.integer(&queryRuns, "query-runs", "", 200, "measured requests of each read")
 	fs.duration(&drainCap, "drain-for", "", time.Minute, "longest wait for the relay to drain the store's outbox")
 	fs.boolean(&appendOut, "append", "", false, "keep the points already in --out's scale.json that this run does not measure (a backend and size measured again is replaced)")
+	fs.boolean(&keep, "keep", "", false, "keep each seeded store at the end (the PostgreSQL schema; the SQLite file needs --dir) and print its --db value, for bench migrations")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -93,7 +95,7 @@ func (c *BenchScaleCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("bench scale: --append: %w", err)
 		}
 	}
-	s := &scaleRun{bin: bin, dir: dir, stderr: c.Stderr, intake: intake, concurrency: concurrency, queryRuns: queryRuns, drainCap: drainCap}
+	s := &scaleRun{bin: bin, dir: dir, stderr: c.Stderr, intake: intake, concurrency: concurrency, queryRuns: queryRuns, drainCap: drainCap, keep: keep}
 	for _, backend := range backends {
 		for _, size := range sizes {
 			p, err := s.point(ctx, backend, pgURL, size, c.logf)
@@ -122,6 +124,8 @@ type scaleRun struct {
 	stderr                 io.Writer
 	intake, drainCap       time.Duration
 	concurrency, queryRuns int
+	// keep leaves each point's store in place at the end.
+	keep bool
 }
 
 // store makes the backend's empty store: a new SQLite file, or a new
@@ -174,7 +178,17 @@ func (s *scaleRun) point(ctx context.Context, backend, pgURL string, size int, l
 	if err != nil {
 		return nil, err
 	}
-	defer drop()
+	if s.keep {
+		// The store's URL names its schema (search_path); a password is
+		// shown as xxxxx.
+		shown := db
+		if u, err := url.Parse(db); err == nil && postgres.IsURL(db) {
+			shown = u.Redacted()
+		}
+		logf("%s %d: the store is kept: --db %s", backend, size, shown)
+	} else {
+		defer drop()
+	}
 	var rate float64
 	if size > 0 {
 		logf("%s: seeding %d referrals", backend, size)
