@@ -1,9 +1,6 @@
 package linkbridge
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // Social prescribing SNOMED CT concepts (docs/domain.md#snomed-ct-codes).
 const (
@@ -36,12 +33,11 @@ type Identifier struct {
 // String renders the identifier as a FHIR token "system|value".
 func (i Identifier) String() string { return i.System + "|" + i.Value }
 
-// ParseToken splits a FHIR search token "system|value" (or a bare value).
+// ParseToken splits a FHIR search token "system|value" (or a bare value)
+// at its first unescaped "|" and reads the escapes of each part (CutToken).
 func ParseToken(s string) Identifier {
-	if sys, val, ok := strings.Cut(s, "|"); ok {
-		return Identifier{System: sys, Value: val}
-	}
-	return Identifier{Value: s}
+	sys, val, _ := CutToken(s)
+	return Identifier{System: sys, Value: val}
 }
 
 // Person is someone referred to social prescribing. Its ID is also the id of

@@ -117,8 +117,9 @@ func (o SubscriptionOwner) CanRead(rf *Referral) bool {
 // parameter Name, one of Values. A filter naming a ResourceType applies
 // only to events whose focus is of that type; without, to every event.
 // Several filters are ANDed. Name and Values are as the store indexes
-// them (a reference as "Type/id", a token as "code" or "system|code");
-// "_id" matches the focus's id.
+// them (a reference as "Type/id"); a token value is read as a search
+// reads it ("code", "system|code" or "|code", FHIR escapes included:
+// SearchParam.MatchesAny); "_id" matches the focus's id.
 type SubscriptionFilter struct {
 	ResourceType string   `json:"resourceType,omitempty"`
 	Name         string   `json:"name"`
@@ -134,7 +135,7 @@ func (f SubscriptionFilter) Matches(res *Resource) bool {
 		return slices.Contains(f.Values, res.ID)
 	}
 	for _, p := range res.Params {
-		if p.Name == f.Name && slices.Contains(f.Values, p.Value) {
+		if p.Name == f.Name && p.MatchesAny(f.Values) {
 			return true
 		}
 	}

@@ -188,8 +188,7 @@ func ParseFilterCriteria(t Topic, criteria string) ([]linkbridge.SubscriptionFil
 		}
 		for _, v := range vals[name] {
 			var values []string
-			for _, part := range strings.Split(v, ",") {
-				part = strings.TrimSpace(part)
+			for _, part := range linkbridge.SplitSearchValues(v) { // escapes kept: SubscriptionFilter.Matches reads them
 				if part == "" {
 					return nil, bad("parameter %q has an empty value", name)
 				}

@@ -448,7 +448,7 @@ func parseSearch(typ string, vals url.Values, lenient bool) (*searchRequest, err
 			}
 		case "patient.identifier":
 			for _, v := range vs {
-				sr.chain = append(sr.chain, splitComma(v)...)
+				sr.chain = append(sr.chain, searchValues(v)...)
 				use(k, v)
 			}
 		default:
@@ -463,7 +463,7 @@ func parseSearch(typ string, vals url.Values, lenient bool) (*searchRequest, err
 					use(k, v)
 					continue
 				}
-				name, values := k, splitComma(v)
+				name, values := k, searchValues(v)
 				if (p.Type == fhirmap.SearchToken || modifier == "identifier") && slices.ContainsFunc(values, anyInSystem) {
 					refuse(k, "system| (any value in a system) is not supported")
 					continue
@@ -489,11 +489,18 @@ func parseSearch(typ string, vals url.Values, lenient bool) (*searchRequest, err
 	return sr, nil
 }
 
+// searchValues splits a parameter's value at its unescaped commas (FHIR
+// comma = OR), dropping empty values; each keeps its escapes, which the
+// store reads (linkbridge.CutToken).
+func searchValues(v string) []string {
+	return slices.DeleteFunc(linkbridge.SplitSearchValues(v), func(s string) bool { return s == "" })
+}
+
 // anyInSystem reports whether a token value is "system|": any value in a
 // system (FHIR R4 search.html#token), which the index cannot find by its
 // key (it starts with the value: docs/referral-exchange.md#search-parameters).
 func anyInSystem(v string) bool {
-	sys, val, ok := strings.Cut(v, "|")
+	sys, val, ok := linkbridge.CutToken(v)
 	return ok && sys != "" && val == ""
 }
 

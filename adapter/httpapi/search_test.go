@@ -102,6 +102,10 @@ func TestSearch(t *testing.T) {
 		{"TaskStatusNone", "Task", vals("status", "completed"), nil},
 		{"TaskOwnerIdentifier", "Task", vals("owner:identifier", ods+"Y02662"), f.task[:1]},
 		{"TaskOwnerIdentifierContainedCase", "Task", vals("owner:identifier", ods+"Y03010"), f.task[2:3]},
+		{"TaskOwnerIdentifierOr", "Task", vals("owner:identifier", ods+"Y02662,"+ods+"Y03010"), []string{f.task[0], f.task[2]}},
+		// An escaped comma is part of the value (search.html#escaping): one
+		// value, which no Task has.
+		{"TaskOwnerIdentifierEscapedComma", "Task", vals("owner:identifier", ods+`Y02662\,`+ods+"Y03010"), nil},
 		{"TaskRequesterReference", "Task", vals("requester", f.roleRef), f.task[1:2]},
 		{"TaskRequesterIdentifier", "Task", vals("requester:identifier", ods+"A81001"), f.task[:1]},
 		{"TaskFocus", "Task", vals("focus", f.sr[1]), f.task[1:2]},
@@ -119,6 +123,9 @@ func TestSearch(t *testing.T) {
 		{"ServiceRequestIdentifier", "ServiceRequest", vals("identifier", referralIDSys+"|"+referralTxnID), f.sr[:1]},
 		{"ServiceRequestIdentifierValueOnly", "ServiceRequest", vals("identifier", msgNewReferral), f.sr[3:4]},
 		{"ServiceRequestIdentifierWrongSystem", "ServiceRequest", vals("identifier", "https://other.example/Id|"+referralTxnID), nil},
+		// An escaped "|" is not the system's separator: a value "system|",
+		// not "any value in the system" (which is refused).
+		{"ServiceRequestIdentifierEscapedBar", "ServiceRequest", vals("identifier", referralIDSys+`\|`), nil},
 		{"ServiceRequestPatient", "ServiceRequest", vals("patient", f.patient[1]), f.sr[1:2]},
 		{"ServiceRequestStatus", "ServiceRequest", vals("status", "active"), f.sr[:]},
 		{"ServiceRequestCode", "ServiceRequest", vals("code", linkbridge.SNOMEDSystem+"|"+linkbridge.SCTReferralToSocialPrescribing), f.sr[:]},

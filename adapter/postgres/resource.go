@@ -252,13 +252,14 @@ func buildSearch(q *linkbridge.ResourceQuery) (*search, error) {
 		if values == nil {
 			values = []string{} // matches nothing
 		}
-		pf := filter{table: "search_param", column: "value", name: f.Name, values: values}
-		if toks, bySystem := sqlshared.TokenValues(values); bySystem {
+		// The stored values: escapes read, a token's system cut off.
+		toks, bySystem := sqlshared.TokenValues(values)
+		pf := filter{table: "search_param", column: "value", name: f.Name, values: make([]string, len(toks))}
+		for i, tv := range toks {
+			pf.values[i] = tv.Value
+		}
+		if bySystem {
 			pf.tokens = toks
-			pf.values = make([]string, len(toks))
-			for i, tv := range toks {
-				pf.values[i] = tv.Value
-			}
 		}
 		s.filters = append(s.filters, pf)
 	}

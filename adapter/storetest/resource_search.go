@@ -294,5 +294,46 @@ func testSearchResources(t *testing.T, open func(t *testing.T) linkbridge.Store)
 	})
 }
 
+// testSearchEscapes: a token whose value holds "|", "," or "\\" is found by
+// its value escaped as FHIR escapes it (search.html#escaping), with or
+// without its system, and not by the unescaped form (read as another
+// system, or as two values).
+func testSearchEscapes(t *testing.T, open func(t *testing.T) linkbridge.Store) {
+	ctx := context.Background()
+	s := open(t)
+	in := newIntake("esc", nhsNumbers()())
+	const sys = "https://example.org/refs"
+	in.Resources = append(in.Resources,
+		resource("Observation", "e1", 1, t0, `,"status":"final"`, linkbridge.SearchParam{Name: "identifier", Value: `REF|7,8\x`, System: sys}),
+		resource("Observation", "e2", 1, t0, `,"status":"final"`, linkbridge.SearchParam{Name: "identifier", Value: "REF", System: sys}),
+		resource("Observation", "e3", 1, t0, `,"status":"final"`, linkbridge.SearchParam{Name: "identifier", Value: "7", System: "REF"}))
+	mustCreate(t, s, in)
+	for _, tc := range []struct {
+		values []string
+		want   []string
+	}{
+		{[]string{`REF\|7\,8\\x`}, []string{"e1"}},
+		{[]string{sys + `|REF\|7\,8\\x`}, []string{"e1"}},
+		{[]string{`|REF\|7\,8\\x`}, nil},
+		{[]string{`REF|7`}, []string{"e3"}},
+		{[]string{`REF\|7`}, nil},
+		{[]string{`REF`, `REF\|7\,8\\x`}, []string{"e1", "e2"}},
+	} {
+		got, err := s.SearchResources(ctx, &linkbridge.ResourceQuery{Type: "Observation", Count: 10,
+			Params: []linkbridge.ParamFilter{{Name: "identifier", Values: tc.values}}})
+		if err != nil {
+			t.Fatalf("identifier=%q: %v", tc.values, err)
+		}
+		var ids []string
+		for _, r := range got.Resources {
+			ids = append(ids, r.ID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("identifier=%q: found %q, want %q", tc.values, ids, tc.want)
+		}
+	}
+}
+
 // concurrency is how many goroutines the concurrent tests run.
 const concurrency = 32

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) linkbridge.Store) {
 	t.Run("Find", func(t *testing.T) { t.Parallel(); testFind(t, open) })
 	t.Run("ResourceHistory", func(t *testing.T) { t.Parallel(); testResourceHistory(t, open) })
 	t.Run("SearchResources", func(t *testing.T) { t.Parallel(); testSearchResources(t, open) })
+	t.Run("SearchEscapes", func(t *testing.T) { t.Parallel(); testSearchEscapes(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { t.Parallel(); testConcurrent(t, open) })
 	t.Run("MessageProcessed", func(t *testing.T) { t.Parallel(); testMessageProcessed(t, open) })
 	t.Run("EpisodeFields", func(t *testing.T) { t.Parallel(); testEpisodeFields(t, open) })

@@ -86,7 +86,9 @@ func TestBenchScaleKeep(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = kept.Close(ctx)
-		t.Cleanup(func() { _, _ = conn.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`) })
+		t.Cleanup(func() {
+			_, _ = conn.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+		})
 		if n < size {
 			t.Errorf("kept store %s: %d referrals; want the %d seeded (and the intake run's)", schema, n, size)
 		}

@@ -148,30 +148,16 @@ type TokenValue struct {
 }
 
 // TokenValues reads a filter's values: "system|value", "|value" (no
-// system) or a value alone (any system). bySystem tells whether any value
-// names a system (or its absence), so that the system must be checked.
+// system) or a value alone (any system), with FHIR's escapes read
+// (linkbridge.CutToken: `\|` is a "|" of the value). bySystem tells
+// whether any value names a system (or its absence), so that the system
+// must be checked.
 func TokenValues(values []string) (out []TokenValue, bySystem bool) {
 	out = make([]TokenValue, len(values))
 	for i, v := range values {
-		if sys, val, ok := strings.Cut(v, "|"); ok {
-			out[i] = TokenValue{Value: val, System: sys, BySystem: true}
-			bySystem = true
-			continue
-		}
-		out[i] = TokenValue{Value: v}
+		sys, val, ok := linkbridge.CutToken(v)
+		out[i] = TokenValue{Value: val, System: sys, BySystem: ok}
+		bySystem = bySystem || ok
 	}
 	return out, bySystem
-}
-
-// TokensMatch tells whether the indexed value p (normalized) matches any of
-// a filter's values, as the stores' searches match them
-// (linkbridge.ParamFilter).
-func TokensMatch(values []string, p linkbridge.SearchParam) bool {
-	toks, _ := TokenValues(values)
-	for _, tv := range toks {
-		if tv.Value == p.Value && (!tv.BySystem || tv.System == p.System) {
-			return true
-		}
-	}
-	return false
 }

@@ -152,31 +152,3 @@ func TestDecodeParamsBeforeMigration023(t *testing.T) {
 		t.Error("DecodeParams of an entry of four strings: no error")
 	}
 }
-
-// TestTokensMatch: FHIR's token forms (search.html#token) against indexed
-// values.
-func TestTokensMatch(t *testing.T) {
-	t.Parallel()
-	nhs := sp{Name: "identifier", Value: "9434765919", System: "https://fhir.nhs.uk/Id/nhs-number"}
-	bare := sp{Name: "identifier", Value: "9434765919"}
-	tests := []struct {
-		values []string
-		p      sp
-		want   bool
-	}{
-		{[]string{"https://fhir.nhs.uk/Id/nhs-number|9434765919"}, nhs, true},
-		{[]string{"9434765919"}, nhs, true},
-		{[]string{"9434765919"}, bare, true},
-		{[]string{"|9434765919"}, nhs, false},
-		{[]string{"|9434765919"}, bare, true},
-		{[]string{"https://other|9434765919"}, nhs, false},
-		{[]string{"https://other|1", "https://fhir.nhs.uk/Id/nhs-number|9434765919"}, nhs, true},
-		{[]string{"https://fhir.nhs.uk/Id/nhs-number|"}, nhs, false},
-		{[]string{"Patient/1"}, sp{Name: "patient", Value: "Patient/1"}, true},
-	}
-	for _, tt := range tests {
-		if got := sqlshared.TokensMatch(tt.values, tt.p); got != tt.want {
-			t.Errorf("TokensMatch(%q, %+v) = %v, want %v", tt.values, tt.p, got, tt.want)
-		}
-	}
-}

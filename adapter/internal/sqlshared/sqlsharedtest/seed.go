@@ -318,7 +318,7 @@ func (c *Corpus) Expect(q *linkbridge.ResourceQuery) (page []string, total int) 
 			}
 			for _, f := range q.Params {
 				if !slices.ContainsFunc(r.Params, func(p linkbridge.SearchParam) bool {
-					return p.Name == f.Name && sqlshared.TokensMatch(f.Values, p)
+					return p.Name == f.Name && p.MatchesAny(f.Values)
 				}) {
 					return
 				}
