@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,30 @@ func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
 			}
 			if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
 				t.Errorf("%s/%s from a batch (-one by one +batch):\n%s", ref[0], ref[1], diff)
+			}
+		}
+		// Each organisation sees the same resources (the access rows a
+		// later change of the batch grants again are written once).
+		var keys []string
+		for _, op := range ops {
+			if op.Intake != nil {
+				keys = append(keys, linkbridge.ReferralAccessKeys(op.Intake.Referral)...)
+			}
+		}
+		for _, key := range keys {
+			for _, typ := range []string{"Task", "ServiceRequest", "Patient"} {
+				q := &linkbridge.ResourceQuery{Type: typ, Count: 50, Access: &linkbridge.Access{Keys: []string{key}}}
+				want, err := one.SearchResources(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := batched.SearchResources(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w, g := ids(want), ids(got); len(w) == 0 || !slices.Equal(w, g) {
+					t.Errorf("%s seen with key %s: one by one %q, from a batch %q; want the same, not none", typ, key, w, g)
+				}
 			}
 		}
 	})
