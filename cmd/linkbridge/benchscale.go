@@ -179,8 +179,8 @@ func (s *scaleRun) point(ctx context.Context, backend, pgURL string, size int, l
 		return nil, err
 	}
 	if s.keep {
-		// The store's URL names its schema (search_path); a password is
-		// shown as xxxxx.
+		// The store's URL names its schema (search_path); a password in
+		// it is redacted (url.URL.Redacted).
 		shown := db
 		if u, err := url.Parse(db); err == nil && postgres.IsURL(db) {
 			shown = u.Redacted()
