@@ -202,9 +202,12 @@ type ReferralChange struct {
 //
 // Access: CreateReferral and UpdateReferral attach the referral's
 // ReferralAccessKeys to every resource they write, and CreateReferral to
-// the referred person's Patient even when it is only linked. Keys are never
-// removed. SearchResources with ResourceQuery.Access returns only resources
-// carrying one of its keys.
+// the referred person's Patient even when it is only linked. Keys are
+// removed only when a change leaves the referral entered in error: its keys
+// come off the resources it gave them to, and off its Patient unless
+// another referral gives the same key (docs/referral-exchange.md#disclosure).
+// SearchResources with ResourceQuery.Access returns only resources carrying
+// one of its keys.
 type Store interface {
 	// CreateReferral stores an intake atomically: all or nothing. It returns
 	// EDUPLICATE (with Error.Existing naming the stored resource) when the
