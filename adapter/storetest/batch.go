@@ -38,17 +38,26 @@ func batchOps(nhs func() string) []linkbridge.BatchOp {
 	}
 }
 
+// openBatchStore opens a new store and returns it as a BatchStore too;
+// the test is skipped for a store that is not one.
+func openBatchStore(t *testing.T, open func(t *testing.T) CaseStore) (CaseStore, linkbridge.BatchStore) {
+	t.Helper()
+	s := open(t)
+	bs, ok := s.(linkbridge.BatchStore)
+	if !ok {
+		t.Skip("not a linkbridge.BatchStore")
+	}
+	return s, bs
+}
+
 // testWriteBatch: a batch stores what the same intakes and changes made
 // one by one store (the case records and resources read back the same),
 // and a batch with a failing op stores nothing of it.
 func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
 	ctx := context.Background()
 	t.Run("SameAsOneByOne", func(t *testing.T) {
-		one, batched := open(t), open(t)
-		bs, ok := batched.(linkbridge.BatchStore)
-		if !ok {
-			t.Skip("not a linkbridge.BatchStore")
-		}
+		one := open(t)
+		batched, bs := openBatchStore(t, open)
 		for _, op := range batchOps(nhsNumbers()) {
 			if op.Intake != nil {
 				mustCreate(t, one, op.Intake)
@@ -108,11 +117,7 @@ func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
 		}
 	})
 	t.Run("AllOrNothing", func(t *testing.T) {
-		s := open(t)
-		bs, ok := s.(linkbridge.BatchStore)
-		if !ok {
-			t.Skip("not a linkbridge.BatchStore")
-		}
+		s, bs := openBatchStore(t, open)
 		ops := batchOps(nhsNumbers())
 		stale := *ops[3].Change
 		stale.Referral = nextVersion(stale.Referral, t0.Add(2*time.Hour), nil) // version 3 of a referral at 1
@@ -129,11 +134,7 @@ func testWriteBatch(t *testing.T, open func(t *testing.T) CaseStore) {
 	// them: the batch fails as the first change would alone, naming its
 	// version, and stores nothing.
 	t.Run("StaleRun", func(t *testing.T) {
-		s := open(t)
-		bs, ok := s.(linkbridge.BatchStore)
-		if !ok {
-			t.Skip("not a linkbridge.BatchStore")
-		}
+		s, bs := openBatchStore(t, open)
 		ops := batchOps(nhsNumbers())
 		mustCreate(t, s, ops[0].Intake)
 		v3, v4 := *ops[4].Change, *ops[4].Change
