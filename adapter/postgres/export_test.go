@@ -215,3 +215,7 @@ func (db *DB) ReadTxSleep(ctx context.Context, d time.Duration) error {
 		return err
 	})
 }
+
+// BatchFallbacks is how many batches WriteBatch wrote op by op after its
+// folded write failed.
+func (db *DB) BatchFallbacks() int64 { return db.batchFallbacks.Load() }

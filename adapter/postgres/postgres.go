@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,6 +115,9 @@ type DB struct {
 	pool *pgxpool.Pool
 
 	closeOnce sync.Once
+	// batchFallbacks counts the batches whose folded write failed and
+	// that WriteBatch wrote again op by op (tests read it).
+	batchFallbacks atomic.Int64
 }
 
 // NewDB returns a DB for the database at url; call Open before using it.

@@ -150,6 +150,11 @@ type createWrite struct {
 	ref     *linkbridge.Referral
 	events  []*linkbridge.TopicEvent
 	subject writeSubject
+	// in, refArgs and audit are the intake and its rows, for a batch
+	// that writes them folded with others (batchfold.go).
+	in      *linkbridge.Intake
+	refArgs []any
+	audit   *sqlshared.AuditRow
 }
 
 // prepareCreate validates an intake and queues its statements
@@ -173,7 +178,7 @@ func (db *DB) prepareCreate(in *linkbridge.Intake) (*createWrite, error) {
 		return nil, err
 	}
 
-	c := &createWrite{ref: ref, events: in.Events,
+	c := &createWrite{ref: ref, events: in.Events, in: in, refArgs: refArgs, audit: audit,
 		subject: writeSubject{messageID: in.MessageID, person: personIf(in), ref: ref, resources: res}}
 	queue := func(op, sql string, args ...any) {
 		c.stmts = append(c.stmts, createStmt{sql, args})
