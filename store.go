@@ -383,12 +383,14 @@ type BatchOp struct {
 }
 
 // BatchStore writes many referrals in one transaction: a bulk load (bench
-// seed fills a store with a million referrals this way). Each op runs the
-// statements its per-request method runs, from the same code, so a batch
-// stores exactly what CreateReferral and UpdateReferral calls in the same
-// order would; only the transactions differ, and a referral's row, which
-// consecutive changes of it in the batch write once, at the last
-// (docs/performance.md#a-referral-row-a-batch). Both backends implement it.
+// seed fills a store with a million referrals this way). A batch stores
+// exactly what CreateReferral and UpdateReferral calls in the same order
+// would; only the transactions differ, and how the rows are written:
+// SQLite runs each op's statements from its per-request method's code,
+// but writes a referral's row once for consecutive changes of it
+// (docs/performance.md#a-referral-row-a-batch); PostgreSQL writes the
+// batch table by table and falls back to op by op when that fails
+// (docs/performance.md#a-batch-folded). Both backends implement it.
 type BatchStore interface {
 	// WriteBatch applies ops in order, all or nothing. An op fails as its
 	// per-request method would (the same error codes); the whole batch is
