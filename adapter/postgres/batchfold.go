@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -204,14 +202,8 @@ func (f *fold) chainResources(ctx context.Context, tx pgx.Tx, res []resourceRow)
 		}
 	}
 	if len(lock) > 0 {
-		slices.SortFunc(lock, func(a, b [2]string) int {
-			return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
-		})
-		lock = slices.Compact(lock)
-		b := &pgx.Batch{}
-		for _, k := range lock {
-			b.Queue(lockResource, k[0], k[1])
-		}
+		var b *pgx.Batch
+		lock, b = lockResources(lock)
 		br := tx.SendBatch(ctx, b)
 		for _, k := range lock {
 			var version int

@@ -555,14 +555,7 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 	for i := range res {
 		keys[i] = [2]string{res[i].Type, res[i].ID}
 	}
-	slices.SortFunc(keys, func(a, b [2]string) int {
-		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
-	})
-	keys = slices.Compact(keys)
-	lb := &pgx.Batch{}
-	for _, k := range keys {
-		lb.Queue(lockResource, k[0], k[1])
-	}
+	keys, lb := lockResources(keys)
 	current := make(map[[2]string]stored, len(res))
 	br := tx.SendBatch(ctx, lb)
 	for _, k := range keys {
@@ -617,6 +610,22 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 		}
 	}
 	return nil
+}
+
+// lockResources returns keys (type, id) sorted and once each, and a batch
+// that reads and locks each stored resource by its key in that order
+// (lockResource), so that two writes locking the same resources cannot
+// deadlock.
+func lockResources(keys [][2]string) ([][2]string, *pgx.Batch) {
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	keys = slices.Compact(keys)
+	b := &pgx.Batch{}
+	for _, k := range keys {
+		b.Queue(lockResource, k[0], k[1])
+	}
+	return keys, b
 }
 
 // caseError translates the failure of a queued write of UpdateReferral.
