@@ -113,6 +113,10 @@ type ScalePoint struct {
 	// Command is the command that measured this point ("" in results
 	// saved before points recorded it).
 	Command string `json:"command,omitempty"`
+	// Server is the database server's version and the settings that bear
+	// on the figures (PostgreSQL's; "" for SQLite and in results saved
+	// before points recorded it).
+	Server string `json:"server,omitempty"`
 }
 
 // ScaleResults is a scale benchmark's output (bench/results/scale.json).
@@ -414,6 +418,11 @@ func (r *ScaleResults) Save(dir string) error {
 	}
 	if err := r.WriteTable(&md); err != nil {
 		return err
+	}
+	for _, p := range r.Points {
+		if p.Server != "" {
+			fmt.Fprintf(&md, "\n%s %s: %s.\n", p.Backend, humanCount(p.Referrals), p.Server)
+		}
 	}
 	md.WriteString("\nCharts: ")
 	for i, c := range scaleCharts {

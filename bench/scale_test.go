@@ -23,7 +23,8 @@ func TestScaleResultsSave(t *testing.T) {
 		{Backend: "sqlite", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(1.5, 4.25)}, IntakeRPS: 700, Ratio: 0.5, PeakRSSMB: 120, StartupMS: 300},
 		{Backend: "sqlite", Referrals: 100000, Queries: map[string]bench.Latency{"inbox": q(2, 9.75)}, IntakeRPS: 650, DBBytes: 4 << 30, BytesPerReferral: 42949,
 			PeakRSSMB: 140, StartupMS: 900, SeedRate: 600, DrainPending: 3000, DrainPerS: 1200},
-		{Backend: "postgres", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(3, 7)}, IntakeRPS: 500, PeakRSSMB: 100, StartupMS: 400},
+		{Backend: "postgres", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(3, 7)}, IntakeRPS: 500, PeakRSSMB: 100, StartupMS: 400,
+			Server: "PostgreSQL 15.5, shared_buffers 4GB"},
 	}}
 	dir := t.TempDir()
 	if err := res.Save(dir); err != nil {
@@ -61,6 +62,10 @@ func TestScaleResultsSave(t *testing.T) {
 	}
 	if !strings.Contains(bytesRow, "41.9 KB") {
 		t.Errorf("bytes row %q", bytesRow)
+	}
+	// A point's server settings are said beside the table, once.
+	if n := strings.Count(string(md), "postgres 0: PostgreSQL 15.5, shared_buffers 4GB."); n != 1 || back.Points[2].Server == "" {
+		t.Errorf("scale.md states the postgres point's server %d times (want once), scale.json %q", n, back.Points[2].Server)
 	}
 	for _, c := range []string{"queries-p99", "intake", "bytes-per-referral", "rss", "startup"} {
 		svg, err := os.ReadFile(filepath.Join(dir, c+".svg"))

@@ -14,8 +14,8 @@ import (
 
 // A folded batch (docs/performance.md#a-batch-folded) writes what its ops
 // write, table by table, in a few statements for the whole batch instead
-// of a dozen for each op: on this machine a statement costs the server
-// about 100 µs whatever its rows, a row 10–20 µs, and a seeded referral
+// of a dozen for each op: on this machine a statement costs about 100 µs
+// end to end whatever its rows, a row 10–20 µs, and a seeded referral
 // took 119 statements. The referral rows (inserts, and the updates that
 // check each change's version) go in one pipeline; resources, history,
 // events, contacts, measures and audit records by COPY; search values,
@@ -76,9 +76,11 @@ func (f *fold) empty() bool {
 		len(f.outbox) == 0 && len(f.notify) == 0
 }
 
-// errFoldVersion is a resource version the fold cannot chain: the batch is
-// run again op by op, which names it.
-var errFoldVersion = errors.New("postgres: batch fold: a resource version does not follow the one before it")
+// errFoldVersion is a version the fold found out of line: a resource
+// version that does not follow the one before it, or a referral row that
+// is not at the version a change expects (its update changed no row). The
+// batch is written again op by op, which names it.
+var errFoldVersion = errors.New("postgres: batch fold: a version does not follow the one before it")
 
 // foldable reports whether an op can be folded: it reads nothing the
 // batch writes before it.

@@ -177,3 +177,27 @@ func (db *DB) CountResources(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// Settings returns the server's version and the settings that bear on a
+// bulk load's and a benchmark's figures, for reports beside them:
+// "PostgreSQL 15.5, shared_buffers 128MB, max_wal_size 1GB,
+// checkpoint_timeout 5min, autovacuum on" (docs/performance.md, the runs at
+// a million).
+func (db *DB) Settings(ctx context.Context) (string, error) {
+	names := []string{"shared_buffers", "max_wal_size", "checkpoint_timeout", "autovacuum"}
+	var version string
+	vals := make([]string, len(names))
+	dest := []any{&version}
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	if err := db.pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting($1), current_setting($2),
+		current_setting($3), current_setting($4)`, names[0], names[1], names[2], names[3]).Scan(dest...); err != nil {
+		return "", fmt.Errorf("postgres: settings: %w", err)
+	}
+	out := "PostgreSQL " + version
+	for i, n := range names {
+		out += ", " + n + " " + vals[i]
+	}
+	return out, nil
+}

@@ -202,7 +202,27 @@ func (s *scaleRun) point(ctx context.Context, backend, pgURL string, size int, l
 		return nil, err
 	}
 	p.SeedRate = rate
+	if p.Server, err = storeServer(ctx, db); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// storeServer is the database server's version and settings that bear on
+// a point's figures: PostgreSQL's (postgres.DB.Settings); "" for SQLite,
+// which has no server.
+func storeServer(ctx context.Context, db string) (string, error) {
+	store, err := openStore(ctx, db, nil)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = store.Close() }()
+	if s, ok := store.(interface {
+		Settings(context.Context) (string, error)
+	}); ok {
+		return s.Settings(ctx)
+	}
+	return "", nil
 }
 
 // measure starts the gateway on the store and takes one point's figures.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,10 @@ func TestBenchScaleKeep(t *testing.T) {
 		}
 		if len(res.Points) != 1 || res.Points[0].Referrals != size || res.Points[0].IntakeRPS <= 0 || res.Points[0].DBBytes <= 0 {
 			t.Fatalf("keep %v: points %+v; want one at %d referrals with intake and a size", keep, res.Points, size)
+		}
+		// The point says the server settings it was measured with.
+		if srv := res.Points[0].Server; !strings.HasPrefix(srv, "PostgreSQL ") || !strings.Contains(srv, "shared_buffers ") {
+			t.Errorf("keep %v: the point's server is %q; want PostgreSQL's version and settings", keep, srv)
 		}
 		m := keptRe.FindStringSubmatch(stderr.String())
 		if !keep {
