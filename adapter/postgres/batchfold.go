@@ -273,8 +273,8 @@ func (f *fold) flush(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	var (
-		created, history, params [][]any
-		stored                   pgx.Batch
+		created, params [][]any
+		stored          pgx.Batch
 	)
 	for _, k := range f.order {
 		fr := f.resources[k]
@@ -290,10 +290,8 @@ func (f *fold) flush(ctx context.Context, tx pgx.Tx) error {
 		// Replaced: the stored version goes to the history and its
 		// values that the last version no longer has go, as
 		// queueResources writes them.
-		stored.Queue(`INSERT INTO resource_history (type, id, version_id, last_updated, body)
-			SELECT type, id, version_id, last_updated, body FROM resource WHERE type = $1 AND id = $2`, r.Type, r.ID)
-		stored.Queue(`UPDATE resource SET version_id = $1, last_updated = $2, body = $3, params = $4::jsonb
-			WHERE type = $5 AND id = $6`, r.VersionID, r.LastUpdated, r.Body, r.ParamsJSON, r.Type, r.ID)
+		stored.Queue(copyHistory, r.Type, r.ID)
+		stored.Queue(updResource, r.VersionID, r.LastUpdated, r.Body, r.ParamsJSON, r.Type, r.ID)
 		del, had, err := sqlshared.ParamChanges(fr.storedParams, r.Params)
 		if err != nil {
 			return fmt.Errorf("postgres: update resource %s/%s: %w", r.Type, r.ID, err)
@@ -305,7 +303,6 @@ func (f *fold) flush(ctx context.Context, tx pgx.Tx) error {
 			stored.Queue(insParams, args...)
 		}
 	}
-	history = f.history
 	if stored.Len() > 0 {
 		if err := tx.SendBatch(ctx, &stored).Close(); err != nil {
 			return fmt.Errorf("postgres: update resources: %w", err)
@@ -317,7 +314,7 @@ func (f *fold) flush(ctx context.Context, tx pgx.Tx) error {
 		rows  [][]any
 	}{
 		{"resource", []string{"type", "id", "version_id", "last_updated", "body", "params"}, created},
-		{"resource_history", []string{"type", "id", "version_id", "last_updated", "body"}, history},
+		{"resource_history", []string{"type", "id", "version_id", "last_updated", "body"}, f.history},
 		{"search_param", []string{"type", "id", "name", "value", "system"}, params},
 		{"referral_event", []string{"referral_id", "version", "at", "action", "actor", "status", "occurred_at"}, f.events},
 		{"contact", []string{"id", "referral_id", "at", "mode", "minutes", "attended", "notes", "created_at",
@@ -336,7 +333,7 @@ func (f *fold) flush(ctx context.Context, tx pgx.Tx) error {
 		}
 	}
 	var b pgx.Batch
-	if args, ok := foldAccessArrays(f.access); ok {
+	if args, ok := accessRowArrays(f.access); ok {
 		b.Queue(insAccess, args...)
 	}
 	if len(f.planOrder) > 0 {
@@ -370,18 +367,6 @@ func appendParams(rows [][]any, r resourceRow, skip map[linkbridge.SearchParam]b
 		rows = append(rows, []any{r.Type, r.ID, p.Name, p.Value, p.System})
 	}
 	return rows
-}
-
-// foldAccessArrays returns rows, once each and in key order (see
-// accessArrays), as the column arrays of insAccess.
-func foldAccessArrays(rows [][3]string) (args []any, ok bool) {
-	slices.SortFunc(rows, func(a, b [3]string) int { return slices.Compare(a[:], b[:]) })
-	rows = slices.Compact(rows)
-	types, keys, ids := make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
-	for i, r := range rows {
-		types[i], keys[i], ids[i] = r[0], r[1], r[2]
-	}
-	return []any{types, keys, ids}, len(rows) > 0
 }
 
 // flushOutbox enqueues the fold's write-backs as the changes one by one

@@ -62,6 +62,12 @@ var (
 	delParam     = `DELETE FROM search_param WHERE type = $1 AND name = $2 AND value = $3 AND id = $4 AND system = $5`
 	lockResource = `SELECT version_id, params::text FROM resource WHERE type = $1 AND id = $2 FOR UPDATE`
 	insMessage   = `INSERT INTO message (request_id, received_at) VALUES ($1, $2)`
+	// A stored resource replaced: its stored version is copied to the
+	// history, then its row rewritten.
+	copyHistory = `INSERT INTO resource_history (type, id, version_id, last_updated, body)
+		SELECT type, id, version_id, last_updated, body FROM resource WHERE type = $1 AND id = $2`
+	updResource = `UPDATE resource SET version_id = $1, last_updated = $2, body = $3, params = $4::jsonb
+		WHERE type = $5 AND id = $6`
 )
 
 // resourceRow is a resource version converted to column values.
@@ -588,10 +594,8 @@ func queueResources(ctx context.Context, tx pgx.Tx, res []resourceRow, queue fun
 		case s.version != r.VersionID-1:
 			return linkbridge.Errorf(linkbridge.EPRECONDITION, "%s/%s is at version %d, not %d", r.Type, r.ID, s.version, r.VersionID-1)
 		}
-		queue("update resource history", `INSERT INTO resource_history (type, id, version_id, last_updated, body)
-			SELECT type, id, version_id, last_updated, body FROM resource WHERE type = $1 AND id = $2`, r.Type, r.ID)
-		queue("update resource", `UPDATE resource SET version_id = $1, last_updated = $2, body = $3, params = $4::jsonb
-			WHERE type = $5 AND id = $6`, r.VersionID, r.LastUpdated, r.Body, r.ParamsJSON, r.Type, r.ID)
+		queue("update resource history", copyHistory, r.Type, r.ID)
+		queue("update resource", updResource, r.VersionID, r.LastUpdated, r.Body, r.ParamsJSON, r.Type, r.ID)
 		del, had, err := sqlshared.ParamChanges(s.params, r.Params)
 		if err != nil {
 			return fmt.Errorf("postgres: update resource %s/%s: %w", r.Type, r.ID, err)
