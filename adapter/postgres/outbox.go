@@ -119,17 +119,21 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, o *sqlshared.OutboxRows) error
 // messages of the channel ($3) with no earlier queued (pending or
 // inflight) message of their order key and no inflight one, which is a
 // key's lowest queued id when none of the key is inflight. It walks the
-// queued messages in id order (the partial index outbox_queue_id, migration
-// 021) and stops at $2 heads, probing outbox_queue and
-// outbox_one_inflight for each candidate's key: its cost follows the messages it passes, not the length of the
-// queue. (Before, it grouped every queued message by key: 10 ms a claim
-// with 16,000 queued, against 1.5; docs/performance.md#the-relays-claim.)
+// queued messages in id order (the partial index outbox_claim_walk,
+// migration 024, keyed by id + 0 so that the primary key, which passes the
+// delivered rows too, cannot give the order) and stops at $2 heads,
+// probing outbox_queue and outbox_one_inflight for each candidate's key:
+// its cost follows the messages it passes, not the length of the queue.
+// (Before, it grouped every queued message by key: 10 ms a claim with
+// 16,000 queued, against 1.5; then it walked the primary key on stale
+// statistics: 269 ms after 30,035 delivered;
+// docs/performance.md#the-relays-claim.)
 const headsQuery = `SELECT o.id, o.order_key FROM outbox o
 	WHERE o.state IN ('pending', 'inflight') AND o.state = 'pending' AND o.channel = $3 AND o.available_at <= $1
 		AND NOT EXISTS (SELECT 1 FROM outbox q WHERE q.state IN ('pending', 'inflight')
 			AND q.order_key = o.order_key AND q.id < o.id)
 		AND NOT EXISTS (SELECT 1 FROM outbox q WHERE q.state = 'inflight' AND q.order_key = o.order_key)
-	ORDER BY o.id LIMIT $2`
+	ORDER BY o.id + 0 LIMIT $2`
 
 // headQuery reads, in one statement, what settling a head needs: the row,
 // whether its key holds an earlier queued row or an inflight one, the row
@@ -145,10 +149,11 @@ const headsQuery = `SELECT o.id, o.order_key FROM outbox o
 // analyzed with few rows delivered (a drain delivers thousands between two
 // analyzes) and read every delivered row for each head (4.8 ms a head at
 // 15,884 delivered, growing with the drain). The next queued row is
-// ordered by id + 0, which no index gives, so the planner finds the key's
-// few queued rows through outbox_queue and sorts them, instead of walking
-// the primary key from the head onwards across every key, to the end of
-// the outbox when the key has no next row.
+// ordered by id * 1, which no index gives (the claim's outbox_claim_walk
+// is keyed by id + 0), so the planner finds the key's few queued rows
+// through outbox_queue and sorts them, instead of walking the primary key
+// (or the claim's index) from the head onwards across every key, to the
+// end of the outbox when the key has no next row.
 const headQuery = `SELECT o.order_key, o.resource_type, o.resource_id, o.version, o.state, o.available_at,
 		EXISTS (SELECT 1 FROM outbox q WHERE q.state IN ('pending', 'inflight')
 			AND q.order_key = o.order_key AND (q.id < o.id OR q.state = 'inflight')),
@@ -160,7 +165,7 @@ const headQuery = `SELECT o.order_key, o.resource_type, o.resource_id, o.version
 	LEFT JOIN LATERAL (
 		SELECT q.id, q.resource_type, q.resource_id, q.version FROM outbox q
 		WHERE q.state IN ('pending', 'inflight') AND q.order_key = o.order_key AND q.id > o.id
-		ORDER BY q.id + 0 LIMIT 1
+		ORDER BY q.id * 1 LIMIT 1
 	) n ON true
 	WHERE o.id = $1`
 
