@@ -101,6 +101,11 @@ type ScalePoint struct {
 	// the outbox the store held at start-up (0 when it held none).
 	DrainPerS    float64 `json:"drain_per_s,omitempty"`
 	DrainPending int     `json:"drain_pending,omitempty"`
+	// DrainLeft is how many of DrainPending were still queued when the
+	// wait for the drain ended (bench scale --drain-for): the relay then
+	// went on writing back beside intake and the reads, which were not
+	// measured alone.
+	DrainLeft int `json:"drain_left,omitempty"`
 	// DBBytes is the store's size on disk; BytesPerReferral that over
 	// Referrals.
 	DBBytes          int64   `json:"db_bytes"`
@@ -289,6 +294,9 @@ func (r *ScaleResults) WriteTable(w io.Writer) error {
 	row("relay drain /s", "", func(p ScalePoint) string {
 		if p.DrainPending == 0 {
 			return "–"
+		}
+		if p.DrainLeft > 0 {
+			return fmt.Sprintf("%.0f (%d, %d left)", p.DrainPerS, p.DrainPending, p.DrainLeft)
 		}
 		return fmt.Sprintf("%.0f (%d)", p.DrainPerS, p.DrainPending)
 	})

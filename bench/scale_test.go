@@ -22,7 +22,7 @@ func TestScaleResultsSave(t *testing.T) {
 	res := &bench.ScaleResults{Date: "2026-12-05", Command: "linkbridge bench scale", Machine: "test", Points: []bench.ScalePoint{
 		{Backend: "sqlite", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(1.5, 4.25)}, IntakeRPS: 700, Ratio: 0.5, PeakRSSMB: 120, StartupMS: 300},
 		{Backend: "sqlite", Referrals: 100000, Queries: map[string]bench.Latency{"inbox": q(2, 9.75)}, IntakeRPS: 650, DBBytes: 4 << 30, BytesPerReferral: 42949,
-			PeakRSSMB: 140, StartupMS: 900, SeedRate: 600, DrainPending: 3000, DrainPerS: 1200},
+			PeakRSSMB: 140, StartupMS: 900, SeedRate: 600, DrainPending: 3000, DrainPerS: 1200, DrainLeft: 500},
 		{Backend: "postgres", Referrals: 0, Queries: map[string]bench.Latency{"inbox": q(3, 7)}, IntakeRPS: 500, PeakRSSMB: 100, StartupMS: 400,
 			Server: "PostgreSQL 15.5, shared_buffers 4GB"},
 	}}
@@ -42,7 +42,7 @@ func TestScaleResultsSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var header, inbox, bytesRow string
+	var header, inbox, bytesRow, drain string
 	for _, l := range strings.Split(string(md), "\n") {
 		switch {
 		case strings.HasPrefix(l, "| figure"):
@@ -51,6 +51,8 @@ func TestScaleResultsSave(t *testing.T) {
 			inbox = l
 		case strings.HasPrefix(l, "| bytes / referral"):
 			bytesRow = l
+		case strings.HasPrefix(l, "| relay drain"):
+			drain = l
 		}
 	}
 	// Columns: postgres first (by name), then sqlite by size.
@@ -62,6 +64,10 @@ func TestScaleResultsSave(t *testing.T) {
 	}
 	if !strings.Contains(bytesRow, "41.9 KB") {
 		t.Errorf("bytes row %q", bytesRow)
+	}
+	// A drain the wait ended before it was done says what it left queued.
+	if !strings.Contains(drain, "1200 (3000, 500 left)") || back.Points[1].DrainLeft != 500 {
+		t.Errorf("drain row %q, scale.json drain_left %d", drain, back.Points[1].DrainLeft)
 	}
 	// A point's server settings are said beside the table, once.
 	if n := strings.Count(string(md), "postgres 0: PostgreSQL 15.5, shared_buffers 4GB."); n != 1 || back.Points[2].Server == "" {

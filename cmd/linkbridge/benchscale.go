@@ -307,7 +307,7 @@ func (s *scaleRun) measure(ctx context.Context, backend, db string, size int) (*
 				return nil, err
 			}
 			if el := time.Since(start); left == 0 || el > s.drainCap {
-				p.DrainPending = pending
+				p.DrainPending, p.DrainLeft = pending, left
 				p.DrainPerS = float64(pending-left) / time.Since(t0).Seconds()
 				break
 			}
